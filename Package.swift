@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Celeris",
+    products: [
+        .executable(name: "celeris-frontend", targets: ["Frontend"]),
+        .executable(name: "celeris-worker", targets: ["Worker"]),
+        .library(name: "FastCore", targets: ["FastCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .target(
+            name: "CEventShim",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [
+                .linkedLibrary("event"), .linkedLibrary("hiredis"), .linkedLibrary("http_parser"),
+            ]
+        ),
+        .target(
+            name: "FastCore",
+            dependencies: ["CEventShim", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "Frontend",
+            dependencies: [
+                "FastCore", "CEventShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "Worker",
+            dependencies: [
+                "FastCore", "CEventShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "CelerisTests",
+            dependencies: ["FastCore", "CEventShim"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

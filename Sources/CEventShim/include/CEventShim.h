@@ -1,0 +1,241 @@
+/* CEventShim: the thin C layer under Celeris.
+ *
+ * Mechanisms only: an event loop, an HTTP/1.1 + WebSocket server, RFC 6455
+ * framing, async and blocking Redis connections. Every decision (routes,
+ * status codes, close codes, limits, reconnect policy) is made in Swift.
+ *
+ * This header exposes opaque handles and plain types only; libevent, hiredis
+ * and http_parser headers stay inside the .c files (see notes/toolchain.md:
+ * the fd_set clash). <stdio.h> comes first for the same reason. */
+#ifndef CEVENTSHIM_H
+#define CEVENTSHIM_H
+
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- event loop ------------------------------------------------------ */
+
+typedef struct ce_loop ce_loop;
+typedef struct ce_timer ce_timer;
+typedef void (*ce_timer_cb)(void *ctx);
+typedef void (*ce_signal_cb)(int signo, void *ctx);
+
+/* Create an event loop (one per thread). */
+ce_loop *ce_loop_new(void);
+/* Free a loop that no longer runs. */
+void ce_loop_free(ce_loop *loop);
+/* Run until ce_loop_break; returns 0 on a clean stop. */
+int ce_loop_run(ce_loop *loop);
+/* Ask a running loop to stop after the current callbacks. */
+void ce_loop_break(ce_loop *loop);
+/* Create a stopped timer that calls cb(ctx) on the loop. */
+ce_timer *ce_timer_new(ce_loop *loop, ce_timer_cb cb, void *ctx);
+/* Arm a timer for ms milliseconds, repeating when repeat != 0. */
+void ce_timer_start(ce_timer *t, uint64_t ms, int repeat);
+/* Disarm a timer. */
+void ce_timer_stop(ce_timer *t);
+/* Disarm and free a timer. */
+void ce_timer_free(ce_timer *t);
+/* Call cb(signo, ctx) on the loop when signo arrives (persistent). */
+int ce_loop_on_signal(ce_loop *loop, int signo, ce_signal_cb cb, void *ctx);
+
+/* ---- HTTP/1.1 + WebSocket server ------------------------------------- */
+
+typedef struct ce_server ce_server;
+typedef struct ce_conn ce_conn;
+typedef struct ce_frame ce_frame;
+
+#define CE_MAX_HEADERS 64
+
+typedef struct ce_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} ce_header;
+
+/* One parsed request; valid only during the on_request callback. */
+typedef struct ce_http_request {
+    const char *method;
+    const char *url;
+    size_t url_len;
+    const char *body;
+    size_t body_len;
+    int keep_alive;   /* 1 when the connection may serve another request */
+    int http_minor;   /* HTTP/1.x */
+    int upgrade;      /* http_parser saw Connection: upgrade + Upgrade */
+    size_t header_count;
+    ce_header headers[CE_MAX_HEADERS];
+} ce_http_request;
+
+/* What went wrong while reading a request. */
+enum ce_http_error {
+    CE_HTTP_ERR_PARSE = 1,          /* not HTTP/1.x */
+    CE_HTTP_ERR_HEADERS_TOO_LARGE,  /* header bytes or count over the limit */
+    CE_HTTP_ERR_BODY_TOO_LARGE,     /* Content-Length or chunks over the limit */
+};
+
+/* What went wrong while reading WebSocket frames. */
+enum ce_ws_error {
+    CE_WS_ERR_UNMASKED = 1,      /* client frame without mask */
+    CE_WS_ERR_RESERVED_BITS,     /* RSV1-3 set without an extension */
+    CE_WS_ERR_BAD_OPCODE,        /* unknown opcode */
+    CE_WS_ERR_BAD_CONTROL,       /* fragmented or > 125 byte control frame */
+    CE_WS_ERR_BAD_CONTINUATION,  /* continuation without start, or new start mid-message */
+    CE_WS_ERR_TOO_BIG,           /* message over max_ws_message */
+    CE_WS_ERR_BAD_CLOSE,         /* close payload of 1 byte or a bad code */
+    CE_WS_ERR_BAD_LENGTH,        /* non-minimal or 64-bit length with the top bit set */
+};
+
+enum ce_ws_opcode {
+    CE_WS_CONT = 0x0, CE_WS_TEXT = 0x1, CE_WS_BINARY = 0x2,
+    CE_WS_CLOSE = 0x8, CE_WS_PING = 0x9, CE_WS_PONG = 0xA,
+};
+
+typedef struct ce_server_limits {
+    size_t max_header_bytes;  /* request line + headers */
+    size_t max_body_bytes;
+    size_t max_ws_message;    /* reassembled message */
+} ce_server_limits;
+
+typedef struct ce_server_callbacks {
+    void (*on_request)(ce_conn *c, const ce_http_request *req, void *ctx);
+    void (*on_http_error)(ce_conn *c, int kind, void *ctx);
+    void (*on_ws_message)(ce_conn *c, int opcode, const char *data, size_t len, void *ctx);
+    void (*on_ws_error)(ce_conn *c, int kind, void *ctx);
+    void (*on_ws_close)(ce_conn *c, int code, void *ctx);
+    void (*on_close)(ce_conn *c, void *ctx);
+} ce_server_callbacks;
+
+/* Listen on host:port (port 0 picks a free one). NULL on failure. */
+ce_server *ce_server_new(ce_loop *loop, const char *host, int port, const ce_server_limits *limits,
+                         const ce_server_callbacks *cbs, void *ctx);
+/* The bound port. */
+int ce_server_port(const ce_server *s);
+/* Stop listening; open connections stay until closed. */
+void ce_server_free(ce_server *s);
+
+/* Keep a connection handle alive past the callback that handed it out. */
+void ce_conn_retain(ce_conn *c);
+/* Drop a handle taken with ce_conn_retain. */
+void ce_conn_release(ce_conn *c);
+/* 1 while the socket is open. */
+int ce_conn_is_open(const ce_conn *c);
+/* A process-unique id for the connection. */
+uint64_t ce_conn_id(const ce_conn *c);
+
+/* Write one HTTP response and resume reading the next pipelined request.
+ * extra_headers is "Name: value\r\n..." or NULL. close != 0 ends the
+ * connection after the write. Returns -1 when the connection is gone. */
+int ce_http_respond(ce_conn *c, int status, const char *reason, const char *content_type,
+                    const char *body, size_t body_len, const char *extra_headers, int close);
+/* Answer the current request with 101 Switching Protocols using the
+ * client's Sec-WebSocket-Key, and read WebSocket frames from now on. */
+int ce_ws_accept(ce_conn *c, const char *key, size_t key_len);
+/* Send one unfragmented frame. */
+int ce_ws_send(ce_conn *c, int opcode, const char *data, size_t len);
+/* Send a close frame with code and reason; the socket closes once the peer
+ * answers or after the write drains with a short grace time. */
+int ce_ws_close(ce_conn *c, int code, const char *reason);
+
+/* A server frame built once and shared by many connections (refcounted). */
+ce_frame *ce_frame_new(int opcode, const char *data, size_t len);
+/* Queue a shared frame on a connection without copying its bytes. */
+int ce_ws_send_frame(ce_conn *c, ce_frame *f);
+/* Drop the caller's reference. */
+void ce_frame_release(ce_frame *f);
+
+/* ---- WebSocket framing (pure, no I/O) -------------------------------- */
+
+typedef struct ce_ws_frame_info {
+    int fin;
+    int opcode;
+    int masked;
+    int rsv;              /* RSV1-3 bits */
+    uint64_t payload_len;
+    size_t header_len;    /* bytes before the payload */
+    uint8_t mask[4];
+} ce_ws_frame_info;
+
+/* Parse a frame header: 1 done, 0 need more bytes, -1 malformed length. */
+int ce_ws_parse_header(const uint8_t *buf, size_t len, ce_ws_frame_info *out);
+/* XOR payload bytes with the mask, starting at payload offset `offset`. */
+void ce_ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset);
+/* Write a server (unmasked) frame header; returns its length (2..10). */
+size_t ce_ws_write_header(uint8_t out[10], int fin, int opcode, uint64_t len);
+/* Sec-WebSocket-Accept for a key: writes 28 chars + NUL into out[29]. */
+void ce_ws_accept_key(const char *key, size_t key_len, char out[29]);
+/* 1 when bytes are valid UTF-8 (RFC 3629: no overlongs, no surrogates). */
+int ce_utf8_valid(const uint8_t *s, size_t len);
+
+/* ---- Redis replies (read-only view of a hiredis reply) --------------- */
+
+typedef struct ce_reply ce_reply;
+
+enum ce_reply_type {
+    CE_REPLY_STRING = 1, CE_REPLY_ARRAY = 2, CE_REPLY_INTEGER = 3,
+    CE_REPLY_NIL = 4, CE_REPLY_STATUS = 5, CE_REPLY_ERROR = 6,
+};
+
+/* The reply's kind (enum ce_reply_type). */
+int ce_reply_type(const ce_reply *r);
+/* Integer value of an INTEGER reply. */
+long long ce_reply_integer(const ce_reply *r);
+/* Bytes of a STRING, STATUS or ERROR reply. */
+const char *ce_reply_str(const ce_reply *r, size_t *len);
+/* Element count of an ARRAY reply. */
+size_t ce_reply_elements(const ce_reply *r);
+/* Element i of an ARRAY reply. */
+const ce_reply *ce_reply_element(const ce_reply *r, size_t i);
+/* Free a reply obtained from ce_redis_sync_read. */
+void ce_reply_free(ce_reply *r);
+
+/* ---- async Redis on the loop (hiredis async + libevent adapter) ------ */
+
+typedef struct ce_redis ce_redis;
+
+enum ce_redis_state { CE_REDIS_CONNECTED = 1, CE_REDIS_FAILED = 2, CE_REDIS_DISCONNECTED = 3 };
+
+/* Called on connect, failed connect and disconnect. */
+typedef void (*ce_redis_state_cb)(ce_redis *r, int state, const char *err, void *ctx);
+/* Called with each reply; reply is NULL when the connection went away. */
+typedef void (*ce_redis_reply_cb)(ce_redis *r, const ce_reply *reply, void *privdata);
+
+/* Start connecting to host:port on the loop. NULL when it cannot even start. */
+ce_redis *ce_redis_connect(ce_loop *loop, const char *host, int port, ce_redis_state_cb cb, void *ctx);
+/* Send one command; cb runs once (or per message for SUBSCRIBE). -1 when down. */
+int ce_redis_command(ce_redis *r, int argc, const char **argv, const size_t *lens, ce_redis_reply_cb cb,
+                     void *privdata);
+/* Replies still awaited on this connection. */
+int ce_redis_pending(const ce_redis *r);
+/* 1 while connected. */
+int ce_redis_is_connected(const ce_redis *r);
+/* Close (if open) and free the handle; pending callbacks get NULL first. */
+void ce_redis_free(ce_redis *r);
+
+/* ---- blocking Redis (one thread, pipelined) -------------------------- */
+
+typedef struct ce_redis_sync ce_redis_sync;
+
+/* Connect with a timeout; NULL with a message in err on failure. */
+ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms, char *err, size_t err_len);
+/* Queue one command in the output buffer (no I/O). */
+int ce_redis_sync_append(ce_redis_sync *r, int argc, const char **argv, const size_t *lens);
+/* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */
+int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out);
+/* Set the read timeout for blocking commands. */
+int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms);
+/* The last error message. */
+const char *ce_redis_sync_error(const ce_redis_sync *r);
+/* Close and free. */
+void ce_redis_sync_free(ce_redis_sync *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,111 @@
+/* redis_async.c: hiredis' async API attached to a ce_loop through the
+ * libevent adapter. The handle outlives the hiredis context so Swift can
+ * hold it across disconnects. */
+#include "CEventShim.h"
+#include "shim_internal.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+#include <stdlib.h>
+#include <strings.h>
+
+struct ce_redis {
+    redisAsyncContext *ac; /* NULL once the connection is gone */
+    int connected;
+    int pending;
+    ce_redis_state_cb state_cb;
+    void *ctx;
+};
+
+/* One command's callback and its owner. */
+typedef struct command {
+    ce_redis *r;
+    ce_redis_reply_cb cb;
+    void *privdata;
+    int persistent; /* SUBSCRIBE: called per message */
+} command;
+
+/* hiredis connect callback. */
+static void on_connect(const redisAsyncContext *ac, int status) {
+    ce_redis *r = ac->data;
+    if (status == REDIS_OK) {
+        r->connected = 1;
+        r->state_cb(r, CE_REDIS_CONNECTED, NULL, r->ctx);
+    } else {
+        r->ac = NULL; /* hiredis frees the context after this returns */
+        r->state_cb(r, CE_REDIS_FAILED, ac->errstr, r->ctx);
+    }
+}
+
+/* hiredis disconnect callback. */
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    (void)status;
+    ce_redis *r = ac->data;
+    r->ac = NULL;
+    r->connected = 0;
+    r->state_cb(r, CE_REDIS_DISCONNECTED, ac->errstr, r->ctx);
+}
+
+/* Start connecting to host:port on the loop. */
+ce_redis *ce_redis_connect(ce_loop *loop, const char *host, int port, ce_redis_state_cb cb, void *ctx) {
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    if (!ac) return NULL;
+    if (ac->err) { redisAsyncFree(ac); return NULL; }
+    ce_redis *r = calloc(1, sizeof(*r));
+    if (!r) { redisAsyncFree(ac); return NULL; }
+    r->ac = ac;
+    r->state_cb = cb;
+    r->ctx = ctx;
+    ac->data = r;
+    redisLibeventAttach(ac, ce_loop_base(loop));
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return r;
+}
+
+/* hiredis reply callback: hand the reply to Swift. */
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    command *cmd = privdata;
+    if (!cmd->persistent || reply == NULL) cmd->r->pending--;
+    cmd->cb(cmd->r, reply, cmd->privdata);
+    if (!cmd->persistent || reply == NULL) free(cmd);
+}
+
+/* Send one command; cb runs once (or per message for SUBSCRIBE). */
+int ce_redis_command(ce_redis *r, int argc, const char **argv, const size_t *lens, ce_redis_reply_cb cb,
+                     void *privdata) {
+    if (!r->ac || !r->connected) return -1;
+    command *cmd = calloc(1, sizeof(*cmd));
+    if (!cmd) return -1;
+    cmd->r = r;
+    cmd->cb = cb;
+    cmd->privdata = privdata;
+    cmd->persistent = argc > 0 && lens[0] >= 9 && (strncasecmp(argv[0], "subscribe", 9) == 0 ||
+                                                   strncasecmp(argv[0], "psubscribe", 10) == 0);
+    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, lens) != REDIS_OK) {
+        free(cmd);
+        return -1;
+    }
+    r->pending++;
+    return 0;
+}
+
+/* Replies still awaited on this connection. */
+int ce_redis_pending(const ce_redis *r) { return r->pending; }
+
+/* 1 while connected. */
+int ce_redis_is_connected(const ce_redis *r) { return r->connected; }
+
+/* Close (if open) and free the handle; pending callbacks get NULL first. */
+void ce_redis_free(ce_redis *r) {
+    if (!r) return;
+    if (r->ac) {
+        redisAsyncContext *ac = r->ac;
+        ac->onDisconnect = NULL;
+        ac->onConnect = NULL;
+        redisAsyncFree(ac);
+    }
+    free(r);
+}

@@ -1,0 +1,57 @@
+/* redis_sync.c: a blocking hiredis connection for one thread; commands are
+ * appended to the output buffer and their replies read in order (pipelining). */
+#include "CEventShim.h"
+
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+struct ce_redis_sync {
+    redisContext *ctx;
+};
+
+/* Connect with a timeout; NULL with a message in err on failure. */
+ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms, char *err, size_t err_len) {
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    redisContext *ctx = redisConnectWithTimeout(host, port, tv);
+    if (!ctx || ctx->err) {
+        snprintf(err, err_len, "%s", ctx ? ctx->errstr : "out of memory");
+        if (ctx) redisFree(ctx);
+        return NULL;
+    }
+    redisEnableKeepAlive(ctx);
+    ce_redis_sync *r = calloc(1, sizeof(*r));
+    if (!r) { redisFree(ctx); return NULL; }
+    r->ctx = ctx;
+    return r;
+}
+
+/* Queue one command in the output buffer (no I/O). */
+int ce_redis_sync_append(ce_redis_sync *r, int argc, const char **argv, const size_t *lens) {
+    return redisAppendCommandArgv(r->ctx, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+/* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */
+int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out) {
+    void *reply = NULL;
+    if (redisGetReply(r->ctx, &reply) != REDIS_OK) return -1;
+    *out = reply;
+    return 0;
+}
+
+/* Set the read timeout for blocking commands. */
+int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms) {
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    return redisSetTimeout(r->ctx, tv) == REDIS_OK ? 0 : -1;
+}
+
+/* The last error message. */
+const char *ce_redis_sync_error(const ce_redis_sync *r) { return r->ctx->errstr; }
+
+/* Close and free. */
+void ce_redis_sync_free(ce_redis_sync *r) {
+    if (!r) return;
+    redisFree(r->ctx);
+    free(r);
+}

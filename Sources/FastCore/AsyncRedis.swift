@@ -1,0 +1,133 @@
+import CEventShim
+import Logging
+
+/// A Redis connection on an `EventLoop` (hiredis async), reconnecting by
+/// itself: while it is down, `send` returns false and callers answer 503.
+///
+///     let redis = AsyncRedis(loop: loop, endpoint: ep, logger: log)
+///     redis.send(["LPUSH", "celery", envelope]) { reply in ... }
+public final class AsyncRedis {
+    public let endpoint: RedisEndpoint
+    private let loop: EventLoop
+    private let logger: Logger
+    private var handle: OpaquePointer?
+    private var retired: [OpaquePointer] = []
+    private var reconnectTimer: LoopTimer?
+    private var subscriptions: [(channel: String, onMessage: (String) -> Void)] = []
+    /// Delay between reconnect attempts.
+    public var reconnectDelayMs: UInt64 = 500
+    /// Called with true on (re)connect and false when the link drops.
+    public var onStateChange: ((Bool) -> Void)?
+    public private(set) var isConnected = false
+
+    public init(loop: EventLoop, endpoint: RedisEndpoint, logger: Logger) {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.logger = logger
+    }
+
+    /// Begin connecting; returns at once.
+    public func start() { connect() }
+
+    /// Replies still awaited.
+    public var pending: Int { handle.map { Int(ce_redis_pending($0)) } ?? 0 }
+
+    /// Send a command; `callback` gets the reply, or nil if the link dropped first.
+    /// Returns false (and never calls back) when not connected.
+    @discardableResult
+    public func send(_ args: [String], _ callback: @escaping (RedisValue?) -> Void) -> Bool {
+        guard isConnected, let h = handle else { return false }
+        let box = Unmanaged.passRetained(ReplyBox(callback, persistent: false)).toOpaque()
+        let rc = withArgv(args) { argc, argv, lens in ce_redis_command(h, argc, argv, lens, replyTrampoline, box) }
+        if rc != 0 {
+            Unmanaged<ReplyBox>.fromOpaque(box).release()
+            return false
+        }
+        return true
+    }
+
+    /// Receive every message published on `channel`, across reconnects.
+    public func subscribe(channel: String, onMessage: @escaping (String) -> Void) {
+        subscriptions.append((channel, onMessage))
+        if isConnected { issueSubscribe(channel: channel, onMessage: onMessage) }
+    }
+
+    private func issueSubscribe(channel: String, onMessage: @escaping (String) -> Void) {
+        guard let h = handle else { return }
+        let box = Unmanaged.passRetained(
+            ReplyBox(
+                { reply in
+                    // ["message", channel, payload] per publish; ["subscribe", channel, n] once.
+                    guard let parts = reply?.elements, parts.count == 3, parts[0].text == "message",
+                        let payload = parts[2].text
+                    else { return }
+                    onMessage(payload)
+                }, persistent: true)
+        ).toOpaque()
+        let rc = withArgv(["SUBSCRIBE", channel]) { argc, argv, lens in
+            ce_redis_command(h, argc, argv, lens, replyTrampoline, box)
+        }
+        if rc != 0 { Unmanaged<ReplyBox>.fromOpaque(box).release() }
+    }
+
+    private func connect() {
+        for r in retired { ce_redis_free(r) }
+        retired.removeAll()
+        handle = ce_redis_connect(
+            loop.handle, endpoint.host, Int32(endpoint.port), stateTrampoline, Unmanaged.passUnretained(self).toOpaque())
+        if handle == nil { scheduleReconnect() }
+    }
+
+    private func scheduleReconnect() {
+        reconnectTimer = loop.timer(after: reconnectDelayMs) { [weak self] in self?.connect() }
+    }
+
+    fileprivate func stateChanged(_ state: Int32, _ error: String?) {
+        switch UInt32(state) {
+        case CE_REDIS_CONNECTED.rawValue:
+            isConnected = true
+            for cmd in endpoint.handshake {
+                send(cmd) { [logger] r in
+                    if let e = r?.errorMessage { logger.error("Redis handshake failed: \(e)") }
+                }
+            }
+            for s in subscriptions { issueSubscribe(channel: s.channel, onMessage: s.onMessage) }
+            logger.info("connected to \(endpoint)")
+            onStateChange?(true)
+        default:
+            let wasConnected = isConnected
+            isConnected = false
+            if let h = handle { retired.append(h) }
+            handle = nil
+            if wasConnected {
+                logger.warning("lost Redis at \(endpoint): \(error ?? "closed"); reconnecting")
+                onStateChange?(false)
+            } else {
+                logger.debug("Redis at \(endpoint) unreachable: \(error ?? "?"); retrying")
+            }
+            scheduleReconnect()
+        }
+    }
+}
+
+final class ReplyBox {
+    let callback: (RedisValue?) -> Void
+    let persistent: Bool
+    init(_ callback: @escaping (RedisValue?) -> Void, persistent: Bool) {
+        self.callback = callback
+        self.persistent = persistent
+    }
+}
+
+private func replyTrampoline(_ r: OpaquePointer?, _ reply: OpaquePointer?, _ privdata: UnsafeMutableRawPointer?) {
+    let um = Unmanaged<ReplyBox>.fromOpaque(privdata!)
+    let box = um.takeUnretainedValue()
+    box.callback(reply.map { RedisValue(reply: $0) })
+    if !box.persistent || reply == nil { um.release() }
+}
+
+private func stateTrampoline(
+    _ r: OpaquePointer?, _ state: Int32, _ err: UnsafePointer<CChar>?, _ ctx: UnsafeMutableRawPointer?
+) {
+    Unmanaged<AsyncRedis>.fromOpaque(ctx!).takeUnretainedValue().stateChanged(state, err.map { String(cString: $0) })
+}

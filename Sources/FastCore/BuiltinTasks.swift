@@ -1,0 +1,46 @@
+/// The tasks every Celeris worker knows: the tutorial's `create_task`, and
+/// `add` / `noop` for interop tests and benchmarks.
+public enum BuiltinTasks {
+    /// Register `create_task`, `add` and `noop` into `registry`.
+    public static func register(into registry: inout TaskRegistry) {
+        registry.register("create_task", createTask)
+        registry.register("add", add)
+        registry.register("noop") { ctx in ctx.argument(0, "x") ?? .null }
+    }
+
+    /// `create_task(task_length)`: per step, store PROGRESS `{"progress": i}`,
+    /// publish it on `task_status`, sleep; returns `{"status": "Task completed"}`.
+    @Sendable static func createTask(_ ctx: TaskContext) throws -> JSON {
+        let n = try ctx.int(0, "task_length")
+        guard n >= 0, n <= 1_000_000 else {
+            throw TaskFailure(type: "ValueError", message: "task_length must be between 0 and 1000000, got \(n)")
+        }
+        for i in 0..<n {
+            ctx.updateState(.progress, meta: ["progress": .int(i)])
+            ctx.publishStatus(["state": "PROGRESS", "progress": .int(i), "total": .int(n)])
+            ctx.sleep(seconds: ctx.stepSeconds)
+        }
+        ctx.publishOnCompletion(["progress": .int(n), "total": .int(n)])
+        return ["status": "Task completed"]
+    }
+
+    /// `add(x, y)`: Python's `x + y` for numbers, strings and lists.
+    @Sendable static func add(_ ctx: TaskContext) throws -> JSON {
+        guard let x = ctx.argument(0, "x"), let y = ctx.argument(1, "y") else {
+            throw TaskFailure(type: "TypeError", message: "add() missing required positional arguments: 'x' and 'y'")
+        }
+        switch (x, y) {
+        case (.int(let a), .int(let b)):
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? .double(Double(a) + Double(b)) : .int(sum)
+        case (.string(let a), .string(let b)): return .string(a + b)
+        case (.array(let a), .array(let b)): return .array(a + b)
+        default:
+            if let a = x.doubleValue, let b = y.doubleValue, !isBool(x), !isBool(y) { return .double(a + b) }
+            throw TaskFailure(
+                type: "TypeError", message: "unsupported operand type(s) for +: \(PythonRepr.repr(x)) and \(PythonRepr.repr(y))")
+        }
+    }
+
+    private static func isBool(_ v: JSON) -> Bool { if case .bool = v { return true } else { return false } }
+}

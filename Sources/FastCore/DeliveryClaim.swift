@@ -1,0 +1,99 @@
+/// Claiming messages from queue lists into kombu's `unacked` bookkeeping in
+/// one atomic step (a Lua script), so no crash can lose a popped message:
+/// the message is either still in its list or recorded in `unacked` /
+/// `unacked_index`, in the very format kombu's own QoS writes and restores
+/// (`[<envelope>, <exchange>, <routing_key>]`, scored by claim time).
+///
+///     let claim = DeliveryClaim()
+///     let deliveries = try claim.claim(on: redis, queues: ["celery"], max: 8)
+public struct DeliveryClaim: Sendable {
+    /// kombu's unacked hash and its index zset.
+    public static let unackedKey = "unacked"
+    public static let unackedIndexKey = "unacked_index"
+
+    /// One claimed message.
+    public struct Delivery: Sendable {
+        public let tag: String
+        public let listKey: String
+        public let raw: [UInt8]
+        public var queue: String { QueueKeys.queueName(ofListKey: listKey) }
+    }
+
+    /// KEYS: unacked, unacked_index, then lists in consume order. ARGV: max.
+    /// Returns a flat array: tag, list key, message, tag, list key, …
+    public static let script = """
+        local max = tonumber(ARGV[1])
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+        local out = {}
+        local n = 0
+        for i = 3, #KEYS do
+          local key = KEYS[i]
+          local queue = string.gsub(key, '\\6\\22%d$', '')
+          while n < max do
+            local m = redis.call('RPOP', key)
+            if not m then break end
+            local tag = string.match(m, '"delivery_tag"%s*:%s*"([^"]+)"')
+            local record
+            if tag then
+              local ex = string.match(m, '"exchange"%s*:%s*"([^"]*)"') or ''
+              local rk = string.match(m, '"routing_key"%s*:%s*"([^"]*)"') or queue
+              record = '[' .. m .. ', "' .. ex .. '", "' .. rk .. '"]'
+            else
+              tag = 'celeris-undecodable-' .. t[1] .. '.' .. t[2] .. '-' .. n
+              record = cjson.encode({m, '', queue})
+            end
+            redis.call('ZADD', KEYS[2], now, tag)
+            redis.call('HSET', KEYS[1], tag, record)
+            n = n + 1
+            out[#out + 1] = tag
+            out[#out + 1] = key
+            out[#out + 1] = m
+          end
+          if n >= max then break end
+        end
+        return out
+        """
+
+    private static let sha1 = LockedBox<String?>(nil)
+
+    public init() {}
+
+    /// Claim up to `max` messages from `queues` (kombu's priority order).
+    public func claim(on redis: RedisConnection, queues: [String], max: Int) throws(RedisError) -> [Delivery] {
+        let keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
+        let reply = try evaluate(on: redis, keys: keys, args: [String(max)])
+        guard let flat = reply.elements else { throw .reply("claim script returned \(reply)") }
+        var out: [Delivery] = []
+        out.reserveCapacity(flat.count / 3)
+        var i = 0
+        while i + 2 < flat.count {
+            out.append(Delivery(tag: flat[i].text ?? "", listKey: flat[i + 1].text ?? "", raw: flat[i + 2].bytes ?? []))
+            i += 3
+        }
+        return out
+    }
+
+    private func evaluate(on redis: RedisConnection, keys: [String], args: [String]) throws(RedisError) -> RedisValue {
+        if let sha = DeliveryClaim.sha1.get() {
+            try redis.append(["EVALSHA", sha, String(keys.count)] + keys + args)
+            let r = try redis.read()
+            if let e = r.errorMessage {
+                if !e.hasPrefix("NOSCRIPT") { throw .reply(e) }
+            } else {
+                return r
+            }
+        }
+        let loaded = try redis.command("SCRIPT", "LOAD", DeliveryClaim.script)
+        DeliveryClaim.sha1.set(loaded.text)
+        try redis.append(["EVALSHA", loaded.text ?? "", String(keys.count)] + keys + args)
+        let r = try redis.read()
+        if let e = r.errorMessage { throw .reply(e) }
+        return r
+    }
+
+    /// Commands that acknowledge a delivery (kombu's ack: ZREM + HDEL).
+    public static func ackCommands(tag: String) -> [[String]] {
+        [["ZREM", unackedIndexKey, tag], ["HDEL", unackedKey, tag]]
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// Redis writes that executor threads hand to the consumer's connection:
+/// progress updates, and completions (result + ack). The consumer drains the
+/// whole box into one pipelined write.
+///
+///     outbox.post(Outbox.Entry(commands: cmds, completes: true))
+///     let batch = outbox.take(waitingUpTo: 0.01)
+public final class Outbox: @unchecked Sendable {
+    /// One group of commands; `completes` marks a delivery that left the pool.
+    public struct Entry: Sendable {
+        public var commands: [[String]]
+        public var completes: Bool
+        public init(commands: [[String]], completes: Bool) {
+            self.commands = commands
+            self.completes = completes
+        }
+    }
+
+    private let condition = NSCondition()
+    private var entries: [Entry] = []
+    private var woken = false
+
+    public init() {}
+
+    /// Add an entry and wake the consumer.
+    public func post(_ entry: Entry) {
+        condition.lock()
+        entries.append(entry)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Wake a waiting consumer without posting (shutdown).
+    public func wake() {
+        condition.lock()
+        woken = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Everything posted so far; waits up to `seconds` while empty.
+    public func take(waitingUpTo seconds: Double) -> [Entry] {
+        condition.lock()
+        defer { condition.unlock() }
+        if entries.isEmpty && !woken && seconds > 0 {
+            _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+        }
+        woken = false
+        let out = entries
+        entries.removeAll(keepingCapacity: true)
+        return out
+    }
+
+    /// Put entries back at the front (their write failed).
+    public func requeue(_ failed: [Entry]) {
+        condition.lock()
+        entries.insert(contentsOf: failed, at: 0)
+        condition.unlock()
+    }
+}

@@ -1,0 +1,73 @@
+import CEventShim
+
+/// A Redis failure: the connection broke, or Redis answered with an error.
+public enum RedisError: Error, CustomStringConvertible, Sendable {
+    case connection(String)
+    case reply(String)
+    public var description: String {
+        switch self {
+        case .connection(let m): return "Redis connection: \(m)"
+        case .reply(let m): return "Redis error: \(m)"
+        }
+    }
+}
+
+/// A blocking Redis connection owned by one thread; commands are pipelined:
+/// many are written at once and their replies read in order.
+///
+///     let redis = try RedisConnection(endpoint: ep)
+///     let replies = try redis.pipeline([["SET", "k", "v"], ["GET", "k"]])
+public final class RedisConnection {
+    private let handle: OpaquePointer
+    public let endpoint: RedisEndpoint
+
+    /// Connect and run the endpoint's AUTH/SELECT.
+    public init(endpoint: RedisEndpoint, timeoutMs: Int = 2000) throws(RedisError) {
+        var err = [CChar](repeating: 0, count: 256)
+        guard let h = ce_redis_sync_connect(endpoint.host, Int32(endpoint.port), Int32(timeoutMs), &err, err.count)
+        else {
+            throw .connection(String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        handle = h
+        self.endpoint = endpoint
+        for reply in try pipeline(endpoint.handshake) {
+            if let e = reply.errorMessage { throw .reply(e) }
+        }
+    }
+
+    deinit { ce_redis_sync_free(handle) }
+
+    /// Queue a command without waiting.
+    public func append(_ args: [String]) throws(RedisError) {
+        let rc = withArgv(args) { argc, argv, lens in ce_redis_sync_append(handle, argc, argv, lens) }
+        if rc != 0 { throw .connection(errorText) }
+    }
+
+    /// Read the next reply (flushes queued commands first).
+    public func read() throws(RedisError) -> RedisValue {
+        var reply: OpaquePointer?
+        guard ce_redis_sync_read(handle, &reply) == 0, let r = reply else { throw .connection(errorText) }
+        defer { ce_reply_free(r) }
+        return RedisValue(reply: r)
+    }
+
+    /// Send all commands in one write and read all replies.
+    public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisValue] {
+        for c in commands { try append(c) }
+        var out: [RedisValue] = []
+        out.reserveCapacity(commands.count)
+        for _ in commands { out.append(try read()) }
+        return out
+    }
+
+    /// Send one command and return its reply; a Redis error reply throws.
+    @discardableResult
+    public func command(_ args: String...) throws(RedisError) -> RedisValue {
+        try append(args)
+        let r = try read()
+        if let e = r.errorMessage { throw .reply(e) }
+        return r
+    }
+
+    private var errorText: String { String(cString: ce_redis_sync_error(handle)) }
+}

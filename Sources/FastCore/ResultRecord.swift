@@ -1,0 +1,84 @@
+/// Celery's task states as stored by the result backend.
+public enum TaskState: String, Sendable {
+    case pending = "PENDING", received = "RECEIVED", started = "STARTED", progress = "PROGRESS"
+    case success = "SUCCESS", failure = "FAILURE", retry = "RETRY", revoked = "REVOKED"
+}
+
+/// An error a task ends with, shaped like a Python exception so a Python
+/// client's `AsyncResult.get()` re-raises it.
+///
+///     throw TaskFailure(type: "ValueError", message: "boom")
+public struct TaskFailure: Error, Sendable, CustomStringConvertible {
+    public var type: String
+    public var module: String
+    public var arguments: [JSON]
+    public init(type: String, message: String, module: String = "builtins") {
+        self.init(type: type, arguments: [.string(message)], module: module)
+    }
+    public init(type: String, arguments: [JSON], module: String = "builtins") {
+        self.type = type
+        self.arguments = arguments
+        self.module = module
+    }
+    public var description: String {
+        "\(type)(\(arguments.map(PythonRepr.repr).joined(separator: ", ")))"
+    }
+    /// `{"exc_type", "exc_message", "exc_module"}` as the Redis backend stores it.
+    public var resultJSON: JSON {
+        ["exc_type": .string(type), "exc_message": .array(arguments), "exc_module": .string(module)]
+    }
+}
+
+/// The Redis result backend's records: key `celery-task-meta-<id>`, value
+/// `{"status", "result", "traceback", "children", "date_done", "task_id"}`.
+///
+///     let json = ResultRecord(taskId: id, state: .success, result: 5).serialized()
+public struct ResultRecord: Sendable {
+    public static let keyPrefix = "celery-task-meta-"
+    /// How long a record lives (Celery's `result_expires`, 1 day).
+    public static let expirySeconds = 86400
+
+    public var taskId: String
+    public var state: TaskState
+    public var result: JSON
+    public var traceback: String?
+    public var dateDone: Double?
+    public var groupId: String?
+    public var parentId: String?
+
+    public init(
+        taskId: String, state: TaskState, result: JSON, traceback: String? = nil, dateDone: Double? = nil,
+        groupId: String? = nil, parentId: String? = nil
+    ) {
+        self.taskId = taskId
+        self.state = state
+        self.result = result
+        self.traceback = traceback
+        self.dateDone = dateDone
+        self.groupId = groupId
+        self.parentId = parentId
+    }
+
+    /// The Redis key (and pub/sub channel) of a task's record.
+    public static func key(_ taskId: String) -> String { keyPrefix + taskId }
+
+    /// The stored JSON, fields in Celery 5.7's order.
+    public func serialized() -> String {
+        var pairs: [(key: String, value: JSON)] = [
+            ("status", .string(state.rawValue)), ("result", result),
+            ("traceback", traceback.map(JSON.string) ?? .null), ("children", []),
+            ("date_done", dateDone.map { .string(CeleryTime.isoformat($0)) } ?? .null),
+        ]
+        if let groupId { pairs.append(("group_id", .string(groupId))) }
+        if let parentId { pairs.append(("parent_id", .string(parentId))) }
+        pairs.append(("task_id", .string(taskId)))
+        return JSON.object(pairs).serialized()
+    }
+
+    /// The commands that store and announce the record: SETEX + PUBLISH.
+    public func storeCommands() -> [[String]] {
+        let key = ResultRecord.key(taskId)
+        let value = serialized()
+        return [["SETEX", key, String(ResultRecord.expirySeconds), value], ["PUBLISH", key, value]]
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// What a running task sees: its message, its arguments, and ways to report
+/// progress (`updateState`) and to publish updates for WebSocket clients.
+///
+///     let n = try ctx.int(0, "task_length")
+///     ctx.updateState(.progress, meta: ["progress": 1])
+public final class TaskContext: Sendable {
+    public let message: TaskMessage
+    /// Seconds `create_task` sleeps per step (worker's `--step-seconds`).
+    public let stepSeconds: Double
+    /// The pub/sub channel WebSocket frontends fan out (`task_status`).
+    public let statusChannel: String
+    private let outbox: Outbox
+    private let completion = LockedBox<JSON?>(nil)
+
+    public init(message: TaskMessage, outbox: Outbox, stepSeconds: Double, statusChannel: String = "task_status") {
+        self.message = message
+        self.outbox = outbox
+        self.stepSeconds = stepSeconds
+        self.statusChannel = statusChannel
+    }
+
+    public var taskId: String { message.id }
+
+    /// Positional argument `index`, or keyword `name`.
+    public func argument(_ index: Int, _ name: String) -> JSON? {
+        if index < message.args.count { return message.args[index] }
+        return message.kwargs.first(where: { $0.key == name })?.value
+    }
+
+    /// An integer argument; a missing or mistyped one is a Python-style TypeError.
+    public func int(_ index: Int, _ name: String) throws(TaskFailure) -> Int64 {
+        guard let v = argument(index, name) else {
+            throw TaskFailure(type: "TypeError", message: "\(message.task)() missing required argument: '\(name)'")
+        }
+        guard let i = v.intValue else {
+            throw TaskFailure(type: "TypeError", message: "'\(name)' must be an integer, not \(PythonRepr.repr(v))")
+        }
+        return i
+    }
+
+    /// Store a state with its meta and announce it (Celery's `update_state`).
+    public func updateState(_ state: TaskState, meta: JSON) {
+        let record = ResultRecord(taskId: message.id, state: state, result: meta)
+        outbox.post(.init(commands: [["MULTI"]] + record.storeCommands() + [["EXEC"]], completes: false))
+    }
+
+    /// Publish a JSON update on the status channel for WebSocket clients.
+    public func publishStatus(_ fields: JSON) {
+        outbox.post(.init(commands: [["PUBLISH", statusChannel, statusUpdate(fields).serialized()]], completes: false))
+    }
+
+    /// Fields to publish on the status channel once the result is stored;
+    /// the runtime adds `task_id`, `state` and `ts`.
+    public func publishOnCompletion(_ fields: JSON) { completion.set(fields) }
+
+    /// The completion fields set by the task, if any.
+    public var completionFields: JSON? { completion.get() }
+
+    /// `{"task_id", "state"?, …fields, "ts"}` as the tutorial's clients expect.
+    public func statusUpdate(_ fields: JSON, state: TaskState? = nil) -> JSON {
+        var pairs: [(key: String, value: JSON)] = [("task_id", .string(message.id))]
+        if let state { pairs.append(("state", .string(state.rawValue))) }
+        pairs += fields.objectPairs ?? []
+        pairs.append(("ts", .double(CeleryTime.now())))
+        return .object(pairs)
+    }
+
+    /// Sleep the executor thread.
+    public func sleep(seconds: Double) {
+        if seconds > 0 { Thread.sleep(forTimeInterval: seconds) }
+    }
+}
+
+/// A value guarded by a lock, shared between threads.
+public final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    public init(_ value: Value) { self.value = value }
+    public func get() -> Value { lock.withLock { value } }
+    public func set(_ v: Value) { lock.withLock { value = v } }
+}

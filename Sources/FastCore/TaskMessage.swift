@@ -1,0 +1,203 @@
+import Foundation
+
+/// Why a queued message cannot be run; such a message goes to the dead-letter list.
+public struct PoisonMessage: Error, CustomStringConvertible, Sendable {
+    public let reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// A task message in Celery's protocol v2, carried in a kombu envelope.
+///
+/// Build one to send, or decode one a producer (Python Celery or Celeris) queued:
+///
+///     var m = TaskMessage(task: "add", args: [2, 3])
+///     let text = m.envelope()               // what LPUSH stores
+///     let back = try TaskMessage.decode(Array(text.utf8))
+public struct TaskMessage: Sendable {
+    public var id: String
+    public var task: String
+    public var args: [JSON]
+    public var kwargs: [(key: String, value: JSON)]
+    /// `{"callbacks", "errbacks", "chain", "chord"}` from the body.
+    public var embed: JSON
+    public var queue: String
+    public var exchange: String
+    public var routingKey: String
+    public var priority: Int
+    public var eta: String?
+    public var expires: String?
+    public var retries: Int
+    public var timeLimit: (soft: Double?, hard: Double?)
+    public var rootId: String?
+    public var parentId: String?
+    public var group: String?
+    public var groupIndex: Int?
+    public var ignoreResult: Bool
+    public var replyTo: String
+    public var deliveryTag: String
+    public var origin: String
+    /// Every header as received, so nothing a producer wrote is lost on re-send.
+    public var headers: JSON
+
+    /// A new message with fresh ids, for the default exchange.
+    public init(
+        task: String, args: [JSON] = [], kwargs: [(key: String, value: JSON)] = [], queue: String = "celery",
+        priority: Int = 0, id: String = TaskMessage.newId(), origin: String = TaskMessage.defaultOrigin
+    ) {
+        self.id = id
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.embed = ["callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil]
+        self.queue = queue
+        self.exchange = ""
+        self.routingKey = queue
+        self.priority = priority
+        self.eta = nil
+        self.expires = nil
+        self.retries = 0
+        self.timeLimit = (nil, nil)
+        self.rootId = id
+        self.parentId = nil
+        self.group = nil
+        self.groupIndex = nil
+        self.ignoreResult = false
+        self.replyTo = TaskMessage.newId()
+        self.deliveryTag = TaskMessage.newId()
+        self.origin = origin
+        self.headers = .null
+    }
+
+    /// A lower-case uuid4, as Celery makes task ids and delivery tags.
+    public static func newId() -> String { UUID().uuidString.lowercased() }
+
+    /// `pid@host`, as Celery fills `origin`.
+    public static let defaultOrigin: String = {
+        "\(ProcessInfo.processInfo.processIdentifier)@\(ProcessInfo.processInfo.hostName)"
+    }()
+
+    /// Python's repr of the positional arguments, e.g. `(2, 3)`.
+    public var argsRepr: String {
+        let inner = args.map(PythonRepr.repr).joined(separator: ", ")
+        return args.count == 1 ? "(\(inner),)" : "(\(inner))"
+    }
+
+    /// Python's repr of the keyword arguments, e.g. `{'y': 3}`.
+    public var kwargsRepr: String {
+        "{" + kwargs.map { "'\($0.key)': \(PythonRepr.repr($0.value))" }.joined(separator: ", ") + "}"
+    }
+
+    /// The protocol-v2 headers, in Celery 5.7's order.
+    public func protocolHeaders() -> JSON {
+        let optString: (String?) -> JSON = { $0.map(JSON.string) ?? .null }
+        return [
+            "lang": "py", "task": .string(task), "id": .string(id), "shadow": nil,
+            "eta": optString(eta), "expires": optString(expires), "group": optString(group),
+            "group_index": groupIndex.map { .int(Int64($0)) } ?? .null, "retries": .int(Int64(retries)),
+            "timelimit": [timeLimit.soft.map(JSON.double) ?? .null, timeLimit.hard.map(JSON.double) ?? .null],
+            "root_id": optString(rootId), "parent_id": optString(parentId), "argsrepr": .string(argsRepr),
+            "kwargsrepr": .string(kwargsRepr), "origin": .string(origin), "ignore_result": .bool(ignoreResult),
+            "replaced_task_nesting": 0, "stamped_headers": nil, "stamps": [:],
+        ]
+    }
+
+    /// The body `[args, kwargs, embed]` as JSON text.
+    public func bodyJSON() -> String {
+        JSON.array([.array(args), .object(kwargs), embed]).serialized()
+    }
+
+    /// The kombu envelope as stored in the queue list.
+    public func envelope() -> String {
+        let body = Data(bodyJSON().utf8).base64EncodedString()
+        let env: JSON = [
+            "body": .string(body), "content-encoding": "utf-8", "content-type": "application/json",
+            "headers": headers.isNull ? protocolHeaders() : headers,
+            "properties": [
+                "correlation_id": .string(id), "reply_to": .string(replyTo), "delivery_mode": 2,
+                "delivery_info": ["exchange": .string(exchange), "routing_key": .string(routingKey)],
+                "priority": .int(Int64(priority)), "body_encoding": "base64", "delivery_tag": .string(deliveryTag),
+            ],
+        ]
+        return env.serialized()
+    }
+
+    /// Decode an envelope as a worker receives it; `queue` is the list it came from.
+    public static func decode(_ bytes: [UInt8], queue: String = "celery") throws(PoisonMessage) -> TaskMessage {
+        let env: JSON
+        do {
+            env = try JSONParser.parse(bytes)
+        } catch {
+            throw PoisonMessage("envelope is not JSON: \(error)")
+        }
+        guard case .object = env else { throw PoisonMessage("envelope is not a JSON object") }
+        guard let headers = env["headers"], case .object = headers else {
+            throw PoisonMessage("envelope has no headers object")
+        }
+        guard let task = headers["task"]?.stringValue, !task.isEmpty else {
+            throw PoisonMessage("headers carry no task name (protocol v1 or not a Celery message)")
+        }
+        guard let id = headers["id"]?.stringValue, !id.isEmpty else { throw PoisonMessage("headers carry no task id") }
+        let properties = env["properties"] ?? [:]
+        if let ct = env["content-type"]?.stringValue, ct != "application/json" {
+            throw PoisonMessage("unsupported content-type \(ct)")
+        }
+        guard let bodyText = env["body"]?.stringValue else { throw PoisonMessage("envelope has no body") }
+        let bodyBytes: [UInt8]
+        if (properties["body_encoding"]?.stringValue ?? "base64") == "base64" {
+            guard let data = Data(base64Encoded: bodyText) else { throw PoisonMessage("body is not base64") }
+            bodyBytes = Array(data)
+        } else {
+            bodyBytes = Array(bodyText.utf8)
+        }
+        let body: JSON
+        do {
+            body = try JSONParser.parse(bodyBytes)
+        } catch {
+            throw PoisonMessage("body is not JSON: \(error)")
+        }
+        guard case .array(let parts) = body, parts.count == 3, case .array(let args) = parts[0],
+            case .object(let kwargs) = parts[1]
+        else {
+            throw PoisonMessage("body is not [args, kwargs, embed]")
+        }
+        var m = TaskMessage(task: task, args: args, kwargs: kwargs, queue: queue, id: id)
+        m.embed = parts[2].isNull ? m.embed : parts[2]
+        m.headers = headers
+        m.eta = headers["eta"]?.stringValue
+        m.expires = headers["expires"]?.stringValue
+        m.retries = Int(headers["retries"]?.intValue ?? 0)
+        if let tl = headers["timelimit"]?.arrayValue, tl.count == 2 {
+            m.timeLimit = (tl[0].doubleValue, tl[1].doubleValue)
+        }
+        m.rootId = headers["root_id"]?.stringValue
+        m.parentId = headers["parent_id"]?.stringValue
+        m.group = headers["group"]?.stringValue
+        m.groupIndex = headers["group_index"]?.intValue.map { Int($0) }
+        if case .bool(let ig) = headers["ignore_result"] ?? .null { m.ignoreResult = ig }
+        m.origin = headers["origin"]?.stringValue ?? ""
+        m.replyTo = properties["reply_to"]?.stringValue ?? ""
+        m.deliveryTag = properties["delivery_tag"]?.stringValue ?? ""
+        m.priority = Int(properties["priority"]?.intValue ?? 0)
+        let info = properties["delivery_info"] ?? [:]
+        m.exchange = info["exchange"]?.stringValue ?? ""
+        m.routingKey = info["routing_key"]?.stringValue ?? queue
+        return m
+    }
+}
+
+/// Python's `repr` for JSON values, used in `argsrepr`/`kwargsrepr`.
+public enum PythonRepr {
+    public static func repr(_ v: JSON) -> String {
+        switch v {
+        case .null: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .double(let d): return "\(d)"
+        case .string(let s):
+            return "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        case .array(let a): return "[" + a.map(repr).joined(separator: ", ") + "]"
+        case .object(let o): return "{" + o.map { "'\($0.key)': \(repr($0.value))" }.joined(separator: ", ") + "}"
+        }
+    }
+}

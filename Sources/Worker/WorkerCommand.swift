@@ -1,0 +1,96 @@
+import ArgumentParser
+import FastCore
+import Foundation
+
+/// `celeris-worker`: consumes Celery queues on Redis and runs registered Swift tasks.
+@main
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "celeris-worker",
+        abstract: "Run Celery-compatible tasks from Redis queues.",
+        discussion: "Example: celeris-worker -b redis://127.0.0.1:6379/0 -Q celery,extract_queue -c 4")
+
+    @Option(name: [.short, .long], help: "Broker URL (default: $CELERIS_BROKER_URL or redis://127.0.0.1:6379/0).")
+    var broker: String?
+
+    @Option(name: [.customShort("Q"), .long], help: "Comma-separated queues to consume.")
+    var queues: String = "celery"
+
+    @Option(name: [.short, .long], help: "Task slots (threads running tasks at once).")
+    var concurrency: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .long, help: "Messages claimed per slot ahead of execution.")
+    var prefetchMultiplier: Int = 4
+
+    @Option(name: [.short, .long], help: "Node name (default celeris@<host>).")
+    var hostname: String?
+
+    @Option(name: [.short, .long], help: "debug, info, warning, error, critical.")
+    var loglevel: String = "info"
+
+    @Option(name: .long, help: "Seconds create_task sleeps per step (default: $CELERIS_STEP_SECONDS or 1).")
+    var stepSeconds: Double?
+
+    func validate() throws {
+        guard concurrency >= 1, concurrency <= 4096 else { throw ValidationError("--concurrency must be 1...4096") }
+        guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
+        guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
+        guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
+    }
+
+    var queueList: [String] { queues.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let url = broker ?? env["CELERIS_BROKER_URL"] ?? "redis://127.0.0.1:6379/0"
+        let endpoint: RedisEndpoint
+        do { endpoint = try RedisEndpoint(url: url) } catch { throw ValidationError("\(error)") }
+        let step = stepSeconds ?? env["CELERIS_STEP_SECONDS"].flatMap(Double.init) ?? 1
+        let node = hostname ?? "celeris@\(ProcessInfo.processInfo.hostName)"
+        let logger = CelerisLogging.bootstrap(label: node, level: CelerisLogging.level(loglevel)!)
+
+        var registry = TaskRegistry()
+        BuiltinTasks.register(into: &registry)
+        let config = WorkerConfiguration(
+            endpoint: endpoint, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
+            hostname: node, stepSeconds: step)
+        let consumer = Consumer(configuration: config, registry: registry, logger: logger)
+
+        let signals = ShutdownSignals { signo, count in
+            if count == 1 {
+                logger.info("signal \(signo): warm shutdown, finishing tasks in flight (again to quit now)")
+                consumer.stop()
+            } else {
+                logger.warning("signal \(signo) again: cold shutdown; unacknowledged messages stay in 'unacked'")
+                Foundation.exit(1)
+            }
+        }
+        logger.info(
+            "\(node) ready: broker \(endpoint), queues \(queueList.joined(separator: ",")), concurrency \(concurrency), tasks \(registry.names.joined(separator: ", "))"
+        )
+        consumer.run()
+        withExtendedLifetime(signals) {}
+    }
+}
+
+/// SIGINT/SIGTERM delivered on a dispatch queue with a running count.
+final class ShutdownSignals {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable (Int32, Int) -> Void) {
+        let count = LockedBox(0)
+        var made: [any DispatchSourceSignal] = []
+        for signo in [SIGINT, SIGTERM] {
+            signal(signo, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            src.setEventHandler {
+                let n = count.get() + 1
+                count.set(n)
+                handler(signo, n)
+            }
+            src.resume()
+            made.append(src)
+        }
+        sources = made
+    }
+}

@@ -1,0 +1,216 @@
+import CEventShim
+import FastCore
+import Logging
+
+/// The frontend's routes and WebSocket fan-out; everything runs on one loop.
+///
+///     let app = FrontendApp(loop: loop, redis: redis, subscriber: sub, settings: settings, logger: log)
+///     try app.listen(host: "0.0.0.0", port: 8000)
+final class FrontendApp: HTTPServerDelegate {
+    struct Settings {
+        var defaultTaskLength = 5
+        var statusChannel = "task_status"
+        var limits = ce_server_limits(max_header_bytes: 16 * 1024, max_body_bytes: 1 << 20, max_ws_message: 1 << 20)
+    }
+
+    private let loop: EventLoop
+    private let redis: AsyncRedis
+    private let subscriber: AsyncRedis
+    private let settings: Settings
+    private let logger: Logger
+    private var server: HTTPServer?
+    private var producer = TaskProducer()
+    private var sockets: [UInt64: Connection] = [:]
+
+    /// `redis` carries commands; `subscriber` is a second connection for pub/sub.
+    init(loop: EventLoop, redis: AsyncRedis, subscriber: AsyncRedis, settings: Settings, logger: Logger) {
+        self.loop = loop
+        self.redis = redis
+        self.subscriber = subscriber
+        self.settings = settings
+        self.logger = logger
+        redis.onStateChange = { [weak self] up in if up { self?.producer.reset() } }
+        subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.broadcast(payload) }
+    }
+
+    /// Bind the listener; returns the bound port.
+    @discardableResult
+    func listen(host: String, port: Int) throws -> Int {
+        server = try HTTPServer(loop: loop, host: host, port: port, limits: settings.limits, delegate: self)
+        return server!.port
+    }
+
+    /// Close every WebSocket with 1001 (going away).
+    func closeWebSockets() {
+        for c in sockets.values { c.closeWebSocket(code: 1001, reason: "server shutting down") }
+    }
+
+    // MARK: - routing
+
+    func handle(_ request: HTTPRequest, on connection: Connection) {
+        let path = request.path
+        switch path {
+        case "/tasks":
+            guard request.method == "POST" else { return methodNotAllowed(connection, allow: "POST") }
+            submitTask(request, connection)
+        case "/health":
+            guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
+            let up = redis.isConnected
+            connection.respond(
+                status: up ? 200 : 503,
+                json: ["status": up ? "ok" : "degraded", "broker": up ? "connected" : "unreachable",
+                       "websockets": .int(Int64(sockets.count))])
+        case "/ws":
+            guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
+            upgrade(request, connection)
+        default:
+            if path.hasPrefix("/status/") {
+                guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
+                status(taskId: String(path.dropFirst("/status/".count)), connection)
+            } else {
+                error(connection, 404, "not_found", "no route for \(request.method) \(path)")
+            }
+        }
+    }
+
+    private func error(_ c: Connection, _ status: Int, _ code: String, _ detail: String, headers: [String: String] = [:],
+                       close: Bool = false) {
+        c.respond(status: status, json: ["error": .string(code), "detail": .string(detail)], headers: headers, close: close)
+    }
+
+    private func methodNotAllowed(_ c: Connection, allow: String) {
+        error(c, 405, "method_not_allowed", "use \(allow)", headers: ["Allow": allow])
+    }
+
+    private func brokerUnavailable(_ c: Connection) {
+        error(c, 503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
+              headers: ["Retry-After": "1"])
+    }
+
+    // MARK: - tasks
+
+    private func submitTask(_ request: HTTPRequest, _ connection: Connection) {
+        let submission: TaskSubmission
+        do {
+            submission = try TaskSubmission(request: request, defaultTaskLength: settings.defaultTaskLength)
+        } catch {
+            return self.error(connection, error.status, error.status == 400 ? "bad_request" : "invalid_task", error.detail)
+        }
+        let message = submission.message()
+        let commands = producer.sendCommands(for: message)
+        guard redis.isConnected else {
+            producer.reset()
+            return brokerUnavailable(connection)
+        }
+        for cmd in commands.dropLast() { redis.send(cmd) { _ in } }
+        let sent = redis.send(commands.last!) { [weak self, logger] reply in
+            guard let reply else {
+                self?.brokerUnavailable(connection)
+                return
+            }
+            if let e = reply.errorMessage {
+                logger.error("LPUSH failed: \(e)")
+                self?.error(connection, 503, "broker_error", e, headers: ["Retry-After": "1"])
+                return
+            }
+            connection.respond(status: 200, json: ["task_id": .string(message.id)])
+        }
+        if !sent {
+            producer.reset()
+            brokerUnavailable(connection)
+        }
+    }
+
+    private func status(taskId: String, _ connection: Connection) {
+        guard !taskId.isEmpty, taskId.utf8.count <= 255, !taskId.contains("/") else {
+            return error(connection, 404, "not_found", "no such task id")
+        }
+        let sent = redis.send(["GET", ResultRecord.key(taskId)]) { [weak self] reply in
+            guard let reply else {
+                self?.brokerUnavailable(connection)
+                return
+            }
+            if let e = reply.errorMessage {
+                self?.error(connection, 503, "broker_error", e, headers: ["Retry-After": "1"])
+                return
+            }
+            connection.respond(status: 200, json: TaskStatusView.render(record: reply.text))
+        }
+        if !sent { brokerUnavailable(connection) }
+    }
+
+    // MARK: - HTTP errors
+
+    func requestFailed(_ kind: Int32, on connection: Connection) {
+        switch UInt32(kind) {
+        case CE_HTTP_ERR_HEADERS_TOO_LARGE.rawValue:
+            error(connection, 431, "headers_too_large", "request headers exceed \(settings.limits.max_header_bytes) bytes",
+                  close: true)
+        case CE_HTTP_ERR_BODY_TOO_LARGE.rawValue:
+            error(connection, 413, "body_too_large", "request body exceeds \(settings.limits.max_body_bytes) bytes",
+                  close: true)
+        default:
+            error(connection, 400, "bad_request", "malformed HTTP request", close: true)
+        }
+    }
+
+    // MARK: - WebSocket
+
+    private func upgrade(_ request: HTTPRequest, _ connection: Connection) {
+        let connectionTokens = (request.header("Connection") ?? "").lowercased().split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        guard request.header("Upgrade")?.lowercased() == "websocket", connectionTokens.contains("upgrade") else {
+            return error(connection, 400, "bad_handshake", "expected a WebSocket upgrade (Upgrade: websocket)")
+        }
+        guard request.header("Sec-WebSocket-Version") == "13" else {
+            return error(connection, 400, "bad_handshake", "Sec-WebSocket-Version must be 13",
+                         headers: ["Sec-WebSocket-Version": "13"])
+        }
+        guard let key = request.header("Sec-WebSocket-Key")?.trimmingCharacters(in: .whitespaces),
+            key.utf8.count == 24, key.hasSuffix("==")
+        else {
+            return error(connection, 400, "bad_handshake", "Sec-WebSocket-Key must be 16 base64-encoded bytes")
+        }
+        connection.acceptWebSocket(key: key)
+        sockets[connection.id] = connection
+        logger.debug("WebSocket \(connection.id) connected (\(sockets.count) open)")
+    }
+
+    func webSocketMessage(_ opcode: Int32, _ bytes: UnsafeRawBufferPointer, on connection: Connection) {
+        if opcode == Int32(CE_WS_TEXT.rawValue) {
+            guard ce_utf8_valid(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) != 0 else {
+                connection.closeWebSocket(code: 1007, reason: "text frame is not valid UTF-8")
+                return
+            }
+            logger.info("Received WebSocket data: \(String(decoding: bytes, as: UTF8.self))")
+        } else {
+            logger.info("Received WebSocket binary message of \(bytes.count) bytes")
+        }
+    }
+
+    func webSocketFailed(_ kind: Int32, on connection: Connection) {
+        let tooBig = UInt32(kind) == CE_WS_ERR_TOO_BIG.rawValue
+        logger.info("WebSocket \(connection.id) protocol error \(kind); closing")
+        connection.closeWebSocket(code: tooBig ? 1009 : 1002, reason: tooBig ? "message too big" : "protocol error")
+    }
+
+    func webSocketClosed(code: Int, on connection: Connection) {
+        logger.debug("WebSocket \(connection.id) closed by client with \(code)")
+    }
+
+    func connectionClosed(_ id: UInt64) {
+        sockets.removeValue(forKey: id)
+    }
+
+    /// Frame a `task_status` message once and queue the same bytes on every socket.
+    private func broadcast(_ payload: String) {
+        guard !sockets.isEmpty else { return }
+        var payload = payload
+        guard let frame = payload.withUTF8({ b in
+            ce_frame_new(Int32(CE_WS_TEXT.rawValue), UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self), b.count)
+        }) else { return }
+        for c in sockets.values { c.send(frame: frame) }
+        ce_frame_release(frame)
+    }
+}

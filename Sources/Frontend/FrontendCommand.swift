@@ -1,0 +1,77 @@
+import ArgumentParser
+import FastCore
+import Foundation
+
+/// `celeris-frontend`: HTTP/1.1 + WebSocket front door that enqueues Celery tasks.
+@main
+struct FrontendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "celeris-frontend",
+        abstract: "Serve POST /tasks, GET /status/{id}, /ws and /health over a Celery Redis broker.",
+        discussion: "Example: celeris-frontend -b redis://127.0.0.1:6379/0 --port 8000")
+
+    @Option(name: [.short, .long], help: "Broker URL (default: $CELERIS_BROKER_URL or redis://127.0.0.1:6379/0).")
+    var broker: String?
+
+    @Option(name: .long, help: "Address to listen on.")
+    var host: String = "0.0.0.0"
+
+    @Option(name: .long, help: "Port to listen on (0 picks a free one).")
+    var port: Int = 8000
+
+    @Option(name: [.short, .long], help: "debug, info, warning, error, critical.")
+    var loglevel: String = "info"
+
+    @Option(name: .long, help: "Steps of create_task when POST /tasks names none.")
+    var defaultTaskLength: Int = 5
+
+    @Option(name: .long, help: "Largest request body in bytes (413 above).")
+    var maxBodyBytes: Int = 1 << 20
+
+    @Option(name: .long, help: "Largest request head in bytes (431 above).")
+    var maxHeaderBytes: Int = 16 * 1024
+
+    @Option(name: .long, help: "Largest WebSocket message in bytes (close 1009 above).")
+    var maxWsMessageBytes: Int = 1 << 20
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
+        guard defaultTaskLength >= 0 else { throw ValidationError("--default-task-length must be >= 0") }
+    }
+
+    func run() throws {
+        let url = broker ?? ProcessInfo.processInfo.environment["CELERIS_BROKER_URL"] ?? "redis://127.0.0.1:6379/0"
+        let endpoint: RedisEndpoint
+        do { endpoint = try RedisEndpoint(url: url) } catch { throw ValidationError("\(error)") }
+        let logger = CelerisLogging.bootstrap(label: "celeris-frontend", level: CelerisLogging.level(loglevel)!)
+        signal(SIGPIPE, SIG_IGN)
+
+        let loop = EventLoop()
+        let redis = AsyncRedis(loop: loop, endpoint: endpoint, logger: logger)
+        let subscriber = AsyncRedis(loop: loop, endpoint: endpoint, logger: logger)
+        var settings = FrontendApp.Settings()
+        settings.defaultTaskLength = defaultTaskLength
+        settings.limits.max_body_bytes = maxBodyBytes
+        settings.limits.max_header_bytes = maxHeaderBytes
+        settings.limits.max_ws_message = maxWsMessageBytes
+        let app = FrontendApp(loop: loop, redis: redis, subscriber: subscriber, settings: settings, logger: logger)
+        let bound = try app.listen(host: host, port: port)
+        redis.start()
+        subscriber.start()
+
+        var stopTimer: LoopTimer?
+        for signo in [SIGINT, SIGTERM] {
+            loop.onSignal(signo) { _ in
+                guard stopTimer == nil else { return loop.stop() }
+                logger.info("shutting down: closing WebSockets with 1001")
+                app.closeWebSockets()
+                stopTimer = loop.timer(after: 300) { loop.stop() }
+            }
+        }
+        logger.info("celeris-frontend listening on http://\(host):\(bound) (broker \(endpoint))")
+        FileHandle.standardOutput.write(Data("LISTENING \(bound)\n".utf8))
+        loop.run()
+        withExtendedLifetime((app, redis, subscriber)) {}
+    }
+}

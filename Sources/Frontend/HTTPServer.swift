@@ -1,0 +1,206 @@
+import CEventShim
+import FastCore
+
+/// One parsed HTTP request, copied out of the C parser.
+struct HTTPRequest {
+    var method: String
+    var path: String
+    var query: [String: String]
+    var headers: [(name: String, value: String)]
+    var body: [UInt8]
+    var keepAlive: Bool
+    var upgrade: Bool
+
+    /// The first header named `name` (case-insensitive).
+    func header(_ name: String) -> String? {
+        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+    }
+
+    init(_ r: UnsafePointer<ce_http_request>) {
+        let req = r.pointee
+        method = String(cString: req.method)
+        let url = String(decoding: UnsafeRawBufferPointer(start: req.url, count: req.url_len), as: UTF8.self)
+        let parts = url.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        path = HTTPRequest.percentDecode(String(parts.first ?? ""))
+        query = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let key = HTTPRequest.percentDecode(String(kv[0]))
+                query[key] = kv.count > 1 ? HTTPRequest.percentDecode(String(kv[1])) : ""
+            }
+        }
+        headers = withUnsafeBytes(of: req.headers) { raw in
+            let hs = raw.bindMemory(to: ce_header.self)
+            return (0..<req.header_count).map { i in
+                (
+                    String(decoding: UnsafeRawBufferPointer(start: hs[i].name, count: hs[i].name_len), as: UTF8.self),
+                    String(decoding: UnsafeRawBufferPointer(start: hs[i].value, count: hs[i].value_len), as: UTF8.self)
+                )
+            }
+        }
+        body = req.body_len > 0 ? Array(UnsafeRawBufferPointer(start: req.body, count: req.body_len)) : []
+        keepAlive = req.keep_alive != 0
+        upgrade = req.upgrade != 0
+    }
+
+    /// `%xx` and `+` decoding for paths and query strings.
+    static func percentDecode(_ s: String) -> String {
+        guard s.contains("%") || s.contains("+") else { return s }
+        var out: [UInt8] = []
+        var bytes = Array(s.utf8)[...]
+        while let c = bytes.popFirst() {
+            if c == UInt8(ascii: "%"), bytes.count >= 2,
+                let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16)
+            {
+                out.append(v)
+                bytes = bytes.dropFirst(2)
+            } else {
+                out.append(c == UInt8(ascii: "+") ? UInt8(ascii: " ") : c)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// A client connection; holds a C reference until released with the object.
+final class Connection {
+    let handle: OpaquePointer
+    let id: UInt64
+
+    init(_ handle: OpaquePointer) {
+        self.handle = handle
+        ce_conn_retain(handle)
+        id = ce_conn_id(handle)
+    }
+
+    deinit { ce_conn_release(handle) }
+
+    var isOpen: Bool { ce_conn_is_open(handle) != 0 }
+
+    /// Write a response; `close` ends the connection after it.
+    func respond(
+        status: Int, body: String, contentType: String = "application/json", headers: [String: String] = [:],
+        close: Bool = false
+    ) {
+        let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+        var body = body
+        body.withUTF8 { b in
+            _ = ce_http_respond(
+                handle, Int32(status), HTTPStatus.reason(status), contentType,
+                UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self), b.count,
+                extra.isEmpty ? nil : extra, close ? 1 : 0)
+        }
+    }
+
+    /// Write `value` as a JSON response.
+    func respond(status: Int, json value: JSON, headers: [String: String] = [:], close: Bool = false) {
+        respond(status: status, body: value.serialized(), headers: headers, close: close)
+    }
+
+    /// Accept a WebSocket upgrade with the client's key.
+    func acceptWebSocket(key: String) { _ = ce_ws_accept(handle, key, key.utf8.count) }
+
+    /// Queue a frame shared with other connections.
+    func send(frame: OpaquePointer) { _ = ce_ws_send_frame(handle, frame) }
+
+    /// Start the close handshake.
+    func closeWebSocket(code: Int, reason: String) { _ = ce_ws_close(handle, Int32(code), reason) }
+}
+
+/// Reason phrases for the statuses Celeris answers with.
+enum HTTPStatus {
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 101: return "Switching Protocols"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 413: return "Content Too Large"
+        case 422: return "Unprocessable Content"
+        case 426: return "Upgrade Required"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        default: return "Status"
+        }
+    }
+}
+
+/// What the server reports; every method runs on the loop thread.
+protocol HTTPServerDelegate: AnyObject {
+    func handle(_ request: HTTPRequest, on connection: Connection)
+    func requestFailed(_ kind: Int32, on connection: Connection)
+    func webSocketMessage(_ opcode: Int32, _ bytes: UnsafeRawBufferPointer, on connection: Connection)
+    func webSocketFailed(_ kind: Int32, on connection: Connection)
+    func webSocketClosed(code: Int, on connection: Connection)
+    func connectionClosed(_ id: UInt64)
+}
+
+/// The C HTTP/WebSocket server bound to a Swift delegate.
+///
+///     let server = try HTTPServer(loop: loop, host: "0.0.0.0", port: 8000, limits: limits, delegate: app)
+final class HTTPServer {
+    struct BindError: Error, CustomStringConvertible {
+        let host: String
+        let port: Int
+        var description: String { "cannot listen on \(host):\(port) (in use, or not a local address)" }
+    }
+
+    private var handle: OpaquePointer?
+    private let box: DelegateBox
+    var port: Int { handle.map { Int(ce_server_port($0)) } ?? 0 }
+
+    init(loop: EventLoop, host: String, port: Int, limits: ce_server_limits, delegate: HTTPServerDelegate) throws {
+        box = DelegateBox(delegate)
+        var limits = limits
+        var callbacks = ce_server_callbacks(
+            on_request: onRequest, on_http_error: onHTTPError, on_ws_message: onWSMessage, on_ws_error: onWSError,
+            on_ws_close: onWSClose, on_close: onClose)
+        handle = ce_server_new(
+            loop.handle, host, Int32(port), &limits, &callbacks, Unmanaged.passUnretained(box).toOpaque())
+        if handle == nil { throw BindError(host: host, port: port) }
+    }
+
+    deinit { ce_server_free(handle) }
+}
+
+final class DelegateBox {
+    weak var delegate: HTTPServerDelegate?
+    init(_ d: HTTPServerDelegate) { delegate = d }
+}
+
+private func delegate(_ ctx: UnsafeMutableRawPointer?) -> HTTPServerDelegate? {
+    Unmanaged<DelegateBox>.fromOpaque(ctx!).takeUnretainedValue().delegate
+}
+
+private func onRequest(_ c: OpaquePointer?, _ req: UnsafePointer<ce_http_request>?, _ ctx: UnsafeMutableRawPointer?) {
+    delegate(ctx)?.handle(HTTPRequest(req!), on: Connection(c!))
+}
+
+private func onHTTPError(_ c: OpaquePointer?, _ kind: Int32, _ ctx: UnsafeMutableRawPointer?) {
+    delegate(ctx)?.requestFailed(kind, on: Connection(c!))
+}
+
+private func onWSMessage(
+    _ c: OpaquePointer?, _ opcode: Int32, _ data: UnsafePointer<CChar>?, _ len: Int, _ ctx: UnsafeMutableRawPointer?
+) {
+    delegate(ctx)?.webSocketMessage(opcode, UnsafeRawBufferPointer(start: data, count: len), on: Connection(c!))
+}
+
+private func onWSError(_ c: OpaquePointer?, _ kind: Int32, _ ctx: UnsafeMutableRawPointer?) {
+    delegate(ctx)?.webSocketFailed(kind, on: Connection(c!))
+}
+
+private func onWSClose(_ c: OpaquePointer?, _ code: Int32, _ ctx: UnsafeMutableRawPointer?) {
+    delegate(ctx)?.webSocketClosed(code: Int(code), on: Connection(c!))
+}
+
+private func onClose(_ c: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?) {
+    delegate(ctx)?.connectionClosed(ce_conn_id(c!))
+}

@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(
             name: "CelerisTests",
             dependencies: ["FastCore", "CEventShim"],
-            resources: [.copy("Fixtures")]
+            exclude: ["Fixtures"]
         ),
     ]
 )

@@ -15,7 +15,11 @@ public enum CeleryTime {
     /// `2026-11-21T07:30:17.699307+00:00`.
     public static func isoformat(_ epoch: Double) -> String {
         var secs = time_t(epoch.rounded(.down))
-        let micros = Int((epoch - Double(secs)) * 1_000_000)
+        var micros = Int(((epoch - Double(secs)) * 1_000_000).rounded())
+        if micros >= 1_000_000 {
+            secs += 1
+            micros -= 1_000_000
+        }
         var tm = Glibc.tm()
         gmtime_r(&secs, &tm)
         func pad(_ v: Int, _ w: Int) -> String {
@@ -24,6 +28,6 @@ public enum CeleryTime {
         }
         return "\(pad(Int(tm.tm_year) + 1900, 4))-\(pad(Int(tm.tm_mon) + 1, 2))-\(pad(Int(tm.tm_mday), 2))T"
             + "\(pad(Int(tm.tm_hour), 2)):\(pad(Int(tm.tm_min), 2)):\(pad(Int(tm.tm_sec), 2))."
-            + "\(pad(min(micros, 999_999), 6))+00:00"
+            + "\(pad(micros, 6))+00:00"
     }
 }

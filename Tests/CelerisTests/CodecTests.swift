@@ -1,0 +1,128 @@
+import CEventShim
+import FastCore
+import Foundation
+import XCTest
+
+/// The wire formats against Celery 5.7's captured traffic (../shared/celery-wire).
+final class CodecTests: XCTestCase {
+    func fixture(_ name: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: TestPaths.fixtures.appendingPathComponent(name)))
+    }
+
+    func testJSONRoundTripKeepsOrderAndPythonSeparators() throws {
+        let text = #"{"b": [1, -2.5, "x\"y\n", true, null], "a": {"é": 1e3}}"#
+        let v = try JSONParser.parse(text)
+        XCTAssertEqual(v.serialized(), #"{"b": [1, -2.5, "x\"y\n", true, null], "a": {"é": 1000.0}}"#)
+        XCTAssertEqual(try JSONParser.parse(#""\ud83d\ude00""#), .string("😀"))
+        for bad in ["{", "[1,]", "01", "\"abc", "{\"a\" 1}", "nul", "1 2", "[\u{01}]"] {
+            XCTAssertThrowsError(try JSONParser.parse(bad), "accepted \(bad)")
+        }
+    }
+
+    func testDecodesCapturedCeleryEnvelope() throws {
+        let m = try TaskMessage.decode(try fixture("celery57_noop_envelope.json"))
+        XCTAssertEqual(m.task, "noop")
+        XCTAssertEqual(m.id, "16c18fe1-c3fb-4ffd-a690-9513b30b78e0")
+        XCTAssertEqual(m.args, [1])
+        XCTAssertTrue(m.kwargs.isEmpty)
+        XCTAssertEqual(m.priority, 1)
+        XCTAssertEqual(m.deliveryTag, "71a5a25d-a60f-41c4-9d38-347b2789a25f")
+        XCTAssertEqual(m.routingKey, "celery")
+
+        let chordHeader = try TaskMessage.decode(try fixture("celery57_chord_header_envelope.json"))
+        XCTAssertEqual(chordHeader.group, "9269088f-09e8-4db8-9f93-5b6fc60d132b")
+        XCTAssertNotNil(chordHeader.groupIndex)
+        XCTAssertEqual(chordHeader.embed["chord"]?["task"], "tsum")
+    }
+
+    func testEncodedEnvelopeHasEveryHeaderAndPropertyCeleryWrites() throws {
+        var m = TaskMessage(task: "add", args: [2], kwargs: [("y", 3)], queue: "fetch_queue", priority: 5)
+        m.origin = "1@test"
+        let env = try JSONParser.parse(m.envelope())
+        let captured = try JSONParser.parse(try fixture("celery57_noop_envelope.json"))
+        XCTAssertEqual(env.objectPairs?.map(\.key), captured.objectPairs?.map(\.key))
+        XCTAssertEqual(env["headers"]?.objectPairs?.map(\.key), captured["headers"]?.objectPairs?.map(\.key))
+        XCTAssertEqual(env["properties"]?.objectPairs?.map(\.key), captured["properties"]?.objectPairs?.map(\.key))
+        XCTAssertEqual(env["headers"]?["argsrepr"], "(2,)")
+        XCTAssertEqual(env["headers"]?["kwargsrepr"], "{'y': 3}")
+        XCTAssertEqual(env["properties"]?["delivery_info"]?["routing_key"], "fetch_queue")
+        let body = Data(base64Encoded: env["body"]!.stringValue!)!
+        XCTAssertEqual(
+            String(decoding: body, as: UTF8.self),
+            #"[[2], {"y": 3}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#)
+        let back = try TaskMessage.decode(Array(m.envelope().utf8), queue: "fetch_queue")
+        XCTAssertEqual(back.id, m.id)
+        XCTAssertEqual(back.kwargs.first?.value, 3)
+    }
+
+    func testPoisonMessagesAreNamed() {
+        let cases = [
+            "garbage": "not JSON", #"{"headers": {}}"#: "no task name",
+            #"{"headers": {"task": "add", "id": "1"}, "body": "!!!"}"#: "not base64",
+            #"{"headers": {"task": "add", "id": "1"}, "body": "WzEsIDJd"}"#: "[args, kwargs, embed]",
+        ]
+        for (raw, reason) in cases {
+            XCTAssertThrowsError(try TaskMessage.decode(Array(raw.utf8))) { e in
+                XCTAssertTrue("\(e)".contains(reason), "\(raw): \(e)")
+            }
+        }
+    }
+
+    func testResultRecordMatchesCeleryByteForByte() {
+        // SETEX value captured from a Celery 5.7 worker running add(2, 3).
+        let captured =
+            #"{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], "date_done": "2026-11-21T07:30:17.699307+00:00", "task_id": "27998f93-23dc-42c3-92aa-c73e8969a75c"}"#
+        let r = ResultRecord(
+            taskId: "27998f93-23dc-42c3-92aa-c73e8969a75c", state: .success, result: 5, dateDone: 1_795_246_217.699307)
+        XCTAssertEqual(r.serialized(), captured)
+        let progress = ResultRecord(taskId: "t", state: .progress, result: ["progress": 0])
+        XCTAssertEqual(
+            progress.serialized(),
+            #"{"status": "PROGRESS", "result": {"progress": 0}, "traceback": null, "children": [], "date_done": null, "task_id": "t"}"#)
+        XCTAssertEqual(
+            TaskFailure(type: "ValueError", message: "boom").resultJSON.serialized(),
+            #"{"exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"}"#)
+    }
+
+    func testQueueKeysFollowKombu() {
+        XCTAssertEqual(QueueKeys.listKey(queue: "celery", priority: 1), "celery")
+        XCTAssertEqual(QueueKeys.listKey(queue: "celery", priority: 5), "celery\u{06}\u{16}3")
+        XCTAssertEqual(QueueKeys.listKey(queue: "celery", priority: 9), "celery\u{06}\u{16}9")
+        XCTAssertEqual(
+            QueueKeys.consumeOrder(queues: ["a", "b"]),
+            ["a", "b", "a\u{06}\u{16}3", "b\u{06}\u{16}3", "a\u{06}\u{16}6", "b\u{06}\u{16}6", "a\u{06}\u{16}9", "b\u{06}\u{16}9"])
+        XCTAssertEqual(QueueKeys.queueName(ofListKey: "fetch_queue\u{06}\u{16}6"), "fetch_queue")
+        XCTAssertEqual(QueueKeys.bindingMember(routingKey: "celery", queue: "celery"), "celery\u{06}\u{16}\u{06}\u{16}celery")
+    }
+
+    func testRedisURLs() throws {
+        XCTAssertEqual(try RedisEndpoint(url: "redis://10.0.0.5:6380/2"), RedisEndpoint(host: "10.0.0.5", port: 6380, db: 2))
+        XCTAssertEqual(try RedisEndpoint(url: "redis://:pw@h/0").password, "pw")
+        XCTAssertEqual(try RedisEndpoint(url: "redis://localhost").port, 6379)
+        XCTAssertThrowsError(try RedisEndpoint(url: "http://x"))
+        XCTAssertThrowsError(try RedisEndpoint(url: "redis://h:99999/0"))
+    }
+
+    func testWebSocketAcceptKeyAndFraming() {
+        var out = [CChar](repeating: 0, count: 29)
+        ce_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, &out)
+        XCTAssertEqual(String(cString: out), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")  // RFC 6455 section 1.3
+
+        var info = ce_ws_frame_info()
+        let frame: [UInt8] = [0x81, 0xFE, 0x01, 0x00, 1, 2, 3, 4]
+        XCTAssertEqual(ce_ws_parse_header(frame, frame.count, &info), 1)
+        XCTAssertEqual(info.payload_len, 256)
+        XCTAssertEqual(info.header_len, 8)
+        XCTAssertEqual(info.masked, 1)
+        XCTAssertEqual(ce_ws_parse_header(frame, 3, &info), 0)
+        let nonMinimal: [UInt8] = [0x81, 0xFE, 0x00, 0x05]
+        XCTAssertEqual(ce_ws_parse_header(nonMinimal, 4, &info), -1)
+    }
+
+    func testUTF8Validation() {
+        let valid: [[UInt8]] = [Array("héllo €𝄞".utf8), []]
+        let invalid: [[UInt8]] = [[0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0xFF]]
+        for v in valid { XCTAssertEqual(ce_utf8_valid(v, v.count), 1) }
+        for v in invalid { XCTAssertEqual(ce_utf8_valid(v, v.count), 0, "\(v)") }
+    }
+}

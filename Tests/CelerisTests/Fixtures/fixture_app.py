@@ -1,0 +1,29 @@
+"""A Python Celery 5.7 app for interop tests: the tutorial's tasks, run by a
+real `celery worker` consuming what a Celeris frontend enqueues."""
+import os
+import time
+
+from celery import Celery
+
+broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+app = Celery("fixture_app", broker=broker, backend=broker)
+app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
+STEP = float(os.environ.get("FIXTURE_STEP_SECONDS", "0.05"))
+
+
+@app.task(name="create_task", bind=True)
+def create_task(self, task_length):
+    for i in range(task_length):
+        self.update_state(state="PROGRESS", meta={"progress": i})
+        time.sleep(STEP)
+    return {"status": "Task completed"}
+
+
+@app.task(name="add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="noop")
+def noop(x):
+    return x

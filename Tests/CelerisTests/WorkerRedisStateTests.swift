@@ -1,0 +1,146 @@
+import FastCore
+import Foundation
+import Logging
+import XCTest
+
+/// The worker's broker bookkeeping on a real redis-server, asserting the whole
+/// keyspace before and after.
+final class WorkerRedisStateTests: XCTestCase {
+    var redis: RedisServer!
+    var client: RedisConnection!
+
+    override func setUpWithError() throws {
+        redis = try RedisServer()
+        client = try redis.client()
+    }
+
+    override func tearDown() {
+        client = nil
+        redis.stop()
+    }
+
+    func keys() throws -> Set<String> {
+        Set(try client.command("KEYS", "*").elements?.compactMap(\.text) ?? [])
+    }
+
+    func enqueue(_ m: TaskMessage) throws {
+        var producer = TaskProducer()
+        for reply in try client.pipeline(producer.sendCommands(for: m)) { XCTAssertNil(reply.errorMessage) }
+    }
+
+    /// Run an in-process consumer until `done` holds, then stop it and wait for it.
+    func consume(until done: () throws -> Bool, timeout: Double = 15) throws {
+        var registry = TaskRegistry()
+        BuiltinTasks.register(into: &registry)
+        registry.register("fail") { _ in throw TaskFailure(type: "ValueError", message: "boom") }
+        var logger = Logger(label: "test-worker")
+        logger.logLevel = .critical
+        let consumer = Consumer(
+            configuration: WorkerConfiguration(endpoint: redis.endpoint, concurrency: 2, hostname: "celeris@test", stepSeconds: 0),
+            registry: registry, logger: logger)
+        let finished = DispatchSemaphore(value: 0)
+        Thread { consumer.run(); finished.signal() }.start()
+        let ok = try eventually(timeout: timeout, done)
+        consumer.stop()
+        XCTAssertEqual(finished.wait(timeout: .now() + 10), .success, "consumer did not stop")
+        XCTAssertTrue(ok, "condition not reached")
+    }
+
+    func testClaimMovesMessageIntoKombuUnackedAtomically() throws {
+        let m = TaskMessage(task: "add", args: [2, 3])
+        try enqueue(m)
+        XCTAssertEqual(try keys(), ["celery", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+
+        let before = CeleryTime.now()
+        let claimed = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10)
+        XCTAssertEqual(claimed.count, 1)
+        XCTAssertEqual(claimed[0].tag, m.deliveryTag)
+        XCTAssertEqual(claimed[0].queue, "celery")
+
+        // The list is gone and the message sits in unacked exactly as kombu's QoS records it.
+        XCTAssertEqual(try keys(), ["unacked", "unacked_index", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+        let record = try JSONParser.parse(try client.command("HGET", "unacked", m.deliveryTag).bytes ?? [])
+        XCTAssertEqual(record[0], try JSONParser.parse(m.envelope()))
+        XCTAssertEqual(record[1], "")
+        XCTAssertEqual(record[2], "celery")
+        let score = Double(try client.command("ZSCORE", "unacked_index", m.deliveryTag).text ?? "") ?? 0
+        XCTAssertEqual(score, before, accuracy: 5)
+        XCTAssertEqual(try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10).count, 0)
+    }
+
+    func testTaskRunLeavesOnlyItsResult() throws {
+        let m = TaskMessage(task: "add", args: [2, 3])
+        try enqueue(m)
+        try consume(until: { try self.client.command("EXISTS", ResultRecord.key(m.id)).integer == 1 })
+
+        XCTAssertEqual(try keys(), [ResultRecord.key(m.id), "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+        let ttl = try client.command("TTL", ResultRecord.key(m.id)).integer ?? 0
+        XCTAssertTrue((86390...86400).contains(ttl), "ttl \(ttl)")
+        let result = try JSONParser.parse(try client.command("GET", ResultRecord.key(m.id)).bytes ?? [])
+        XCTAssertEqual(result.objectPairs?.map(\.key), ["status", "result", "traceback", "children", "date_done", "task_id"])
+        XCTAssertEqual(result["status"], "SUCCESS")
+        XCTAssertEqual(result["result"], 5)
+        XCTAssertEqual(result["task_id"], .string(m.id))
+    }
+
+    func testFailuresAndUnknownTasksEndAsFailureRecords() throws {
+        let failing = TaskMessage(task: "fail")
+        let unknown = TaskMessage(task: "not_registered_anywhere", args: [1])
+        let wrongArgs = TaskMessage(task: "add", args: ["a", 1])
+        for m in [failing, unknown, wrongArgs] { try enqueue(m) }
+        let ids = [failing.id, unknown.id, wrongArgs.id]
+        try consume(until: { try ids.allSatisfy { try self.client.command("EXISTS", ResultRecord.key($0)).integer == 1 } })
+
+        func result(_ id: String) throws -> JSON {
+            try JSONParser.parse(try client.command("GET", ResultRecord.key(id)).bytes ?? [])
+        }
+        XCTAssertEqual(try result(failing.id)["result"], ["exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"])
+        XCTAssertEqual(try result(unknown.id)["status"], "FAILURE")
+        XCTAssertEqual(
+            try result(unknown.id)["result"],
+            ["exc_type": "NotRegistered", "exc_message": ["not_registered_anywhere"], "exc_module": "celery.exceptions"])
+        XCTAssertEqual(try result(wrongArgs.id)["result"]?["exc_type"], "TypeError")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 0)
+    }
+
+    func testPoisonMessagesGoToDeadLetterOnceAndTheNextTaskRuns() throws {
+        try client.command("LPUSH", "celery", "this is not a celery message")
+        let badBody = #"{"body": "WzEsIDJd", "headers": {"task": "add", "id": "x1"}, "properties": {"delivery_tag": "tag-bad-body", "body_encoding": "base64"}}"#
+        try client.command("LPUSH", "celery", badBody)
+        let good = TaskMessage(task: "add", args: [20, 22])
+        try enqueue(good)
+        try consume(until: { try self.client.command("EXISTS", ResultRecord.key(good.id)).integer == 1 })
+
+        XCTAssertEqual(
+            try keys(),
+            [ResultRecord.key(good.id), "celeris.dead_letter", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+        let dead = try client.command("LRANGE", "celeris.dead_letter", "0", "-1").elements?.compactMap(\.bytes) ?? []
+        XCTAssertEqual(dead.count, 2)
+        let entries = try dead.map { try JSONParser.parse($0) }
+        let byMessage = Dictionary(uniqueKeysWithValues: entries.map { ($0["message"]?.stringValue ?? "", $0) })
+        XCTAssertTrue(byMessage["this is not a celery message"]?["reason"]?.stringValue?.contains("not JSON") ?? false)
+        XCTAssertTrue(byMessage[badBody]?["reason"]?.stringValue?.contains("[args, kwargs, embed]") ?? false)
+        XCTAssertEqual(byMessage[badBody]?["queue"], "celery")
+        let result = try JSONParser.parse(try client.command("GET", ResultRecord.key(good.id)).bytes ?? [])
+        XCTAssertEqual(result["result"], 42)
+    }
+
+    func testProgressIsStoredAndPublished() throws {
+        let sub = try redis.client()
+        try sub.command("SUBSCRIBE", "task_status")
+        let m = TaskMessage(task: "create_task", args: [2])
+        try enqueue(m)
+        try consume(until: { try self.client.command("EXISTS", ResultRecord.key(m.id)).integer == 1 })
+        var updates: [JSON] = []
+        while updates.count < 3 {
+            let msg = try sub.read()
+            if let payload = msg.elements?.last?.bytes { updates.append(try JSONParser.parse(payload)) }
+        }
+        XCTAssertEqual(updates.map { $0["state"] }, ["PROGRESS", "PROGRESS", "SUCCESS"])
+        XCTAssertEqual(updates.map { $0["progress"] }, [0, 1, 2])
+        XCTAssertTrue(updates.allSatisfy { $0["task_id"] == .string(m.id) && $0["total"] == 2 })
+        let result = try JSONParser.parse(try client.command("GET", ResultRecord.key(m.id)).bytes ?? [])
+        XCTAssertEqual(result["result"], ["status": "Task completed"])
+    }
+}

@@ -57,6 +57,7 @@ struct ce_conn {
     int in_message;
     int ws_failed;
     int close_sent;
+    int lingering;         /* write side shut; discarding input until EOF */
     struct event *close_timer;
 };
 
@@ -394,14 +395,41 @@ static void process_input(ce_conn *c) {
 
 /* ---- bufferevent callbacks ---- */
 
+/* Close the socket when the peer never answers our close frame or FIN. */
+static void close_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    close_conn(arg);
+}
+
+/* Arm (or re-arm) the timer that closes the socket after `secs`. */
+static void close_after(ce_conn *c, int secs) {
+    if (!c->close_timer) c->close_timer = evtimer_new(ce_loop_base(c->srv->loop), close_timeout, c);
+    struct timeval tv = { secs, 0 };
+    evtimer_add(c->close_timer, &tv);
+}
+
+/* Our last bytes are out: send FIN, and discard what the peer still sends
+ * (closing with unread input would RST away the response) until its EOF. */
+static void linger(ce_conn *c) {
+    c->lingering = 1;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    bufferevent_enable(c->bev, EV_READ);
+    close_after(c, 2);
+}
+
 static void conn_read(struct bufferevent *bev, void *arg) {
-    (void)bev;
-    process_input(arg);
+    ce_conn *c = arg;
+    if (c->lingering) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    process_input(c);
 }
 
 static void conn_write(struct bufferevent *bev, void *arg) {
     ce_conn *c = arg;
-    if (c->close_after_write && evbuffer_get_length(bufferevent_get_output(bev)) == 0) close_conn(c);
+    if (c->close_after_write && !c->lingering && evbuffer_get_length(bufferevent_get_output(bev)) == 0) linger(c);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg) {
@@ -544,12 +572,6 @@ int ce_ws_send(ce_conn *c, int opcode, const char *data, size_t len) {
     return 0;
 }
 
-/* Close the socket when the peer never answers our close frame. */
-static void close_timeout(evutil_socket_t fd, short what, void *arg) {
-    (void)fd; (void)what;
-    close_conn(arg);
-}
-
 /* Send a close frame; the socket closes on the peer's answer or after 2 s. */
 int ce_ws_close(ce_conn *c, int code, const char *reason) {
     if (!c->open || c->mode != MODE_WS || c->close_sent) return -1;
@@ -566,9 +588,7 @@ int ce_ws_close(ce_conn *c, int code, const char *reason) {
         bufferevent_disable(c->bev, EV_READ);
         return 0;
     }
-    c->close_timer = evtimer_new(ce_loop_base(c->srv->loop), close_timeout, c);
-    struct timeval tv = { 2, 0 };
-    evtimer_add(c->close_timer, &tv);
+    close_after(c, 2);
     return 0;
 }
 

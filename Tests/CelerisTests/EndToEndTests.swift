@@ -1,0 +1,48 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// The tutorial's whole path with Celeris alone: POST /tasks, live updates on
+/// /ws to a real WebSocket client, final status over HTTP.
+final class EndToEndTests: XCTestCase {
+    func testWebSocketClientSeesEveryProgressUpdateInOrder() throws {
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let worker = try Celeris.worker(redis: redis, step: "0.05")
+        let out = try runPython("ws_client.py", ["\(port)", "4"])
+        guard let line = out.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {
+            return XCTFail("no result:\n\(out)")
+        }
+        let r = try JSONParser.parse(String(line.dropFirst(7)))
+        let updates = r["updates"]?.arrayValue ?? []
+        XCTAssertEqual(updates.map { $0["state"] }, ["PROGRESS", "PROGRESS", "PROGRESS", "PROGRESS", "SUCCESS"])
+        XCTAssertEqual(updates.map { $0["progress"] }, [0, 1, 2, 3, 4])
+        XCTAssertEqual(r["status"], ["status": "Completed", "state": "SUCCESS", "result": ["status": "Task completed"]])
+        XCTAssertTrue(frontend.log.contains("Received WebSocket data: hello from the test client"), frontend.log)
+        XCTAssertTrue(worker.isRunning)
+    }
+
+    func testStatusShowsProgressWhileRunningAndPendingForUnknownIds() throws {
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let worker = try Celeris.worker(redis: redis, step: "0.3")
+        XCTAssertEqual(
+            try HTTPClient.request("GET", port: port, path: "/status/does-not-exist").json,
+            ["status": "Pending...", "state": "PENDING"])
+        let id = try XCTUnwrap(
+            try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "create_task", "args": [3]}"#)
+                .json?["task_id"]?.stringValue)
+        var progress: JSON?
+        XCTAssertTrue(
+            try eventually(timeout: 10) {
+                let s = try HTTPClient.request("GET", port: port, path: "/status/\(id)").json
+                if s?["state"] == "PROGRESS" { progress = s }
+                return s?["state"] == "SUCCESS"
+            })
+        XCTAssertEqual(progress?["status"], "PROGRESS")
+        XCTAssertNotNil(progress?["meta"]?["progress"]?.intValue)
+        XCTAssertTrue(frontend.isRunning && worker.isRunning)
+    }
+}

@@ -1,0 +1,74 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// Real Python Celery 5.7 on both sides of Celeris.
+final class InteropTests: XCTestCase {
+    func lastResultLine(_ output: String) throws -> JSON {
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {
+            throw TestFailure("no RESULT line in:\n\(output)")
+        }
+        return try JSONParser.parse(String(line.dropFirst("RESULT ".count)))
+    }
+
+    /// Python's `send_task` → Celeris worker → Python's `AsyncResult.get()`.
+    func testPythonClientGetsResultsFromCelerisWorker() throws {
+        let redis = try RedisServer()
+        let worker = try Celeris.worker(redis: redis, step: "0")
+        let out = try runPython("interop_send.py", [redis.url])
+        let r = try lastResultLine(out)
+        XCTAssertEqual(r["add"], 5)
+        XCTAssertEqual(r["add_state"], "SUCCESS")
+        XCTAssertEqual(r["create_task"], ["status": "Task completed"])
+        let states = r["create_task_states"]?.arrayValue ?? []
+        XCTAssertEqual(
+            states.filter { $0[0] == "PROGRESS" }.map { $0[1]?["progress"] }, [0, 1, 2], "PROGRESS seen by Python: \(states)")
+        XCTAssertEqual(states.last?[0], "SUCCESS")
+        XCTAssertEqual(r["unknown"], ["NotRegistered", "'no_such_task'"])
+        XCTAssertTrue(worker.isRunning)
+        let client = try redis.client()
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+    }
+
+    /// Celeris frontend → Python Celery worker → GET /status on the frontend.
+    func testCelerisFrontendFeedsPythonWorker() throws {
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let python = try Spawned(
+            try TestPaths.python(),
+            ["-m", "celery", "-A", "fixture_app", "worker", "-P", "solo", "-c", "1", "--loglevel=info", "-n", "py@test",
+             "--without-mingle", "--without-gossip"],
+            env: ["CELERY_BROKER_URL": redis.url, "FIXTURE_STEP_SECONDS": "0.05"], cwd: TestPaths.fixtures, name: "pyworker")
+        XCTAssertTrue(eventually(timeout: 30) { python.log.contains("ready.") }, "python worker not ready:\n\(python.log)")
+
+        let add = try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [2, 3]}"#)
+        XCTAssertEqual(add.status, 200, add.text)
+        let addId = try XCTUnwrap(add.json?["task_id"]?.stringValue)
+        let create = try HTTPClient.request("POST", port: port, path: "/tasks?task_length=3")
+        XCTAssertEqual(create.status, 200, create.text)
+        let createId = try XCTUnwrap(create.json?["task_id"]?.stringValue)
+
+        var seenStates: Set<String> = []
+        let done = try eventually(timeout: 30, interval: 0.01) {
+            let a = try HTTPClient.request("GET", port: port, path: "/status/\(addId)").json
+            let c = try HTTPClient.request("GET", port: port, path: "/status/\(createId)").json
+            if let s = c?["state"]?.stringValue { seenStates.insert(s) }
+            return a?["status"] == "Completed" && c?["status"] == "Completed"
+        }
+        XCTAssertTrue(done, "not completed; python worker log:\n\(python.log)")
+        XCTAssertEqual(
+            try HTTPClient.request("GET", port: port, path: "/status/\(addId)").json,
+            ["status": "Completed", "state": "SUCCESS", "result": 5])
+        XCTAssertEqual(
+            try HTTPClient.request("GET", port: port, path: "/status/\(createId)").json?["result"], ["status": "Task completed"])
+        XCTAssertTrue(seenStates.contains("PROGRESS"), "states seen: \(seenStates)")
+        let log = python.log
+        for bad in ["Traceback", "decode", "ERROR", "Received and deleted unknown message", "WARNING"] {
+            XCTAssertFalse(log.contains(bad), "python worker logged '\(bad)':\n\(log)")
+        }
+        XCTAssertTrue(log.contains("succeeded"), log)
+        python.stop()
+        frontend.stop()
+    }
+}

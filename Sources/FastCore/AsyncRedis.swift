@@ -8,6 +8,8 @@ import Logging
 ///     redis.send(["LPUSH", "celery", envelope]) { reply in ... }
 public final class AsyncRedis {
     public let endpoint: RedisEndpoint
+    /// What this connection is for, in log lines ("commands", "pub/sub").
+    public let role: String
     private let loop: EventLoop
     private let logger: Logger
     private var handle: OpaquePointer?
@@ -20,9 +22,10 @@ public final class AsyncRedis {
     public var onStateChange: ((Bool) -> Void)?
     public private(set) var isConnected = false
 
-    public init(loop: EventLoop, endpoint: RedisEndpoint, logger: Logger) {
+    public init(loop: EventLoop, endpoint: RedisEndpoint, role: String = "commands", logger: Logger) {
         self.loop = loop
         self.endpoint = endpoint
+        self.role = role
         self.logger = logger
     }
 
@@ -92,7 +95,7 @@ public final class AsyncRedis {
                 }
             }
             for s in subscriptions { issueSubscribe(channel: s.channel, onMessage: s.onMessage) }
-            logger.info("connected to \(endpoint)")
+            logger.info("connected to \(endpoint) (\(role))")
             onStateChange?(true)
         default:
             let wasConnected = isConnected
@@ -100,7 +103,7 @@ public final class AsyncRedis {
             if let h = handle { retired.append(h) }
             handle = nil
             if wasConnected {
-                logger.warning("lost Redis at \(endpoint): \(error ?? "closed"); reconnecting")
+                logger.warning("lost Redis at \(endpoint) (\(role)): \(error ?? "closed"); reconnecting")
                 onStateChange?(false)
             } else {
                 logger.debug("Redis at \(endpoint) unreachable: \(error ?? "?"); retrying")

@@ -48,8 +48,8 @@ struct FrontendCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         let loop = EventLoop()
-        let redis = AsyncRedis(loop: loop, endpoint: endpoint, logger: logger)
-        let subscriber = AsyncRedis(loop: loop, endpoint: endpoint, logger: logger)
+        let redis = AsyncRedis(loop: loop, endpoint: endpoint, role: "commands", logger: logger)
+        let subscriber = AsyncRedis(loop: loop, endpoint: endpoint, role: "pub/sub", logger: logger)
         var settings = FrontendApp.Settings()
         settings.defaultTaskLength = defaultTaskLength
         settings.limits.max_body_bytes = maxBodyBytes
@@ -70,7 +70,6 @@ struct FrontendCommand: ParsableCommand {
             }
         }
         logger.info("celeris-frontend listening on http://\(host):\(bound) (broker \(endpoint))")
-        FileHandle.standardOutput.write(Data("LISTENING \(bound)\n".utf8))
         loop.run()
         withExtendedLifetime((app, redis, subscriber)) {}
     }

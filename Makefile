@@ -1,0 +1,37 @@
+# Celeris: `make run` starts the system, `make test` runs the tests.
+# Both install what they need on Debian 12 (as root, or with sudo).
+SHELL := /bin/bash
+APT_PKGS := libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev redis-server python3 python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PY := .venv/bin/python
+export PATH := $(if $(wildcard /opt/swift/usr/bin),/opt/swift/usr/bin:,)$(PATH)
+
+.PHONY: run test deps venv build release clean
+
+deps:
+	@command -v swift >/dev/null || { echo "Swift 6 toolchain not found (expected /opt/swift or on PATH)"; exit 1; }
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv:
+	@test -x $(PY) || python3 -m venv .venv
+	@$(PY) -c 'import celery, websockets' 2>/dev/null || $(PY) -m pip install -q -r Tests/requirements.txt
+
+build: deps
+	swift build
+
+release: deps
+	swift build -c release
+
+run: release venv
+	@bash scripts/run.sh
+
+test: deps venv
+	swift build --build-tests
+	CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing
+
+clean:
+	rm -rf .build

@@ -77,7 +77,8 @@ public final class AsyncRedis {
         for r in retired { ce_redis_free(r) }
         retired.removeAll()
         handle = ce_redis_connect(
-            loop.handle, endpoint.host, Int32(endpoint.port), stateTrampoline, Unmanaged.passUnretained(self).toOpaque())
+            loop.handle, endpoint.host, Int32(endpoint.port), stateTrampoline, Unmanaged.passUnretained(self).toOpaque()
+        )
         if handle == nil { scheduleReconnect() }
     }
 

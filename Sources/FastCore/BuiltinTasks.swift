@@ -38,7 +38,8 @@ public enum BuiltinTasks {
         default:
             if let a = x.doubleValue, let b = y.doubleValue, !isBool(x), !isBool(y) { return .double(a + b) }
             throw TaskFailure(
-                type: "TypeError", message: "unsupported operand type(s) for +: \(PythonRepr.repr(x)) and \(PythonRepr.repr(y))")
+                type: "TypeError",
+                message: "unsupported operand type(s) for +: \(PythonRepr.repr(x)) and \(PythonRepr.repr(y))")
         }
     }
 

@@ -107,7 +107,8 @@ public final class Consumer: @unchecked Sendable {
             }
             _ = try r.pipeline(cmds)
             redis = r
-            logger.info("connected to \(configuration.endpoint), consuming \(configuration.queues.joined(separator: ","))")
+            logger.info(
+                "connected to \(configuration.endpoint), consuming \(configuration.queues.joined(separator: ","))")
             return true
         } catch {
             logger.warning("Redis at \(configuration.endpoint) unreachable (\(error)); retrying")
@@ -181,16 +182,19 @@ public final class Consumer: @unchecked Sendable {
         message.deliveryTag = d.tag
         guard let function = registry.function(named: message.task) else {
             logger.error("Received unregistered task of type '\(message.task)' (id \(message.id)); stored as FAILURE")
-            let failure = TaskFailure(type: "NotRegistered", arguments: [.string(message.task)], module: "celery.exceptions")
+            let failure = TaskFailure(
+                type: "NotRegistered", arguments: [.string(message.task)], module: "celery.exceptions")
             let record = ResultRecord(
-                taskId: message.id, state: .failure, result: failure.resultJSON, traceback: nil, dateDone: CeleryTime.now(),
+                taskId: message.id, state: .failure, result: failure.resultJSON, traceback: nil,
+                dateDone: CeleryTime.now(),
                 parentId: message.parentId)
             ownWrites += [["MULTI"]] + record.storeCommands() + DeliveryClaim.ackCommands(tag: d.tag) + [["EXEC"]]
             return
         }
         inFlight += 1
         let runner = TaskRunner(
-            message: message, function: function, outbox: outbox, stepSeconds: configuration.stepSeconds, logger: logger)
+            message: message, function: function, outbox: outbox, stepSeconds: configuration.stepSeconds, logger: logger
+        )
         pool.submit { runner.run() }
     }
 
@@ -201,7 +205,8 @@ public final class Consumer: @unchecked Sendable {
             "worker": .string(configuration.hostname), "date": .string(CeleryTime.isoformat(CeleryTime.now())),
             "message": .string(String(decoding: d.raw, as: UTF8.self)),
         ]
-        ownWrites += [["MULTI"], ["LPUSH", configuration.deadLetterKey, entry.serialized()]]
+        ownWrites +=
+            [["MULTI"], ["LPUSH", configuration.deadLetterKey, entry.serialized()]]
             + DeliveryClaim.ackCommands(tag: d.tag) + [["EXEC"]]
     }
 }
@@ -231,7 +236,8 @@ struct TaskRunner: Sendable {
             let failure = (error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)")
             record = ResultRecord(
                 taskId: message.id, state: .failure, result: failure.resultJSON,
-                traceback: "Traceback (most recent call last):\n  Celeris task \(message.task)\n\(failure.type): \(failure.arguments.first.map { $0.stringValue ?? $0.serialized() } ?? "")\n",
+                traceback:
+                    "Traceback (most recent call last):\n  Celeris task \(message.task)\n\(failure.type): \(failure.arguments.first.map { $0.stringValue ?? $0.serialized() } ?? "")\n",
                 dateDone: CeleryTime.now(), groupId: message.group, parentId: message.parentId)
             statusFields = (ctx.completionFields ?? [:]).setting("error", .string(failure.description))
             logger.error("Task \(message.task)[\(message.id)] raised unexpected: \(failure)")

@@ -26,7 +26,8 @@ public final class RedisConnection {
         var err = [CChar](repeating: 0, count: 256)
         guard let h = ce_redis_sync_connect(endpoint.host, Int32(endpoint.port), Int32(timeoutMs), &err, err.count)
         else {
-            throw .connection(String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw .connection(
+                String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         handle = h
         self.endpoint = endpoint

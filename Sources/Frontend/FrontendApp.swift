@@ -58,8 +58,10 @@ final class FrontendApp: HTTPServerDelegate {
             let up = redis.isConnected
             connection.respond(
                 status: up ? 200 : 503,
-                json: ["status": up ? "ok" : "degraded", "broker": up ? "connected" : "unreachable",
-                       "websockets": .int(Int64(sockets.count))])
+                json: [
+                    "status": up ? "ok" : "degraded", "broker": up ? "connected" : "unreachable",
+                    "websockets": .int(Int64(sockets.count)),
+                ])
         case "/ws":
             guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
             upgrade(request, connection)
@@ -73,9 +75,12 @@ final class FrontendApp: HTTPServerDelegate {
         }
     }
 
-    private func error(_ c: Connection, _ status: Int, _ code: String, _ detail: String, headers: [String: String] = [:],
-                       close: Bool = false) {
-        c.respond(status: status, json: ["error": .string(code), "detail": .string(detail)], headers: headers, close: close)
+    private func error(
+        _ c: Connection, _ status: Int, _ code: String, _ detail: String, headers: [String: String] = [:],
+        close: Bool = false
+    ) {
+        c.respond(
+            status: status, json: ["error": .string(code), "detail": .string(detail)], headers: headers, close: close)
     }
 
     private func methodNotAllowed(_ c: Connection, allow: String) {
@@ -83,8 +88,9 @@ final class FrontendApp: HTTPServerDelegate {
     }
 
     private func brokerUnavailable(_ c: Connection) {
-        error(c, 503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
-              headers: ["Retry-After": "1"])
+        error(
+            c, 503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
+            headers: ["Retry-After": "1"])
     }
 
     // MARK: - tasks
@@ -94,7 +100,8 @@ final class FrontendApp: HTTPServerDelegate {
         do {
             submission = try TaskSubmission(request: request, defaultTaskLength: settings.defaultTaskLength)
         } catch {
-            return self.error(connection, error.status, error.status == 400 ? "bad_request" : "invalid_task", error.detail)
+            return self.error(
+                connection, error.status, error.status == 400 ? "bad_request" : "invalid_task", error.detail)
         }
         let message = submission.message()
         let commands = producer.sendCommands(for: message)
@@ -144,11 +151,14 @@ final class FrontendApp: HTTPServerDelegate {
     func requestFailed(_ kind: Int32, on connection: Connection) {
         switch UInt32(kind) {
         case CE_HTTP_ERR_HEADERS_TOO_LARGE.rawValue:
-            error(connection, 431, "headers_too_large", "request headers exceed \(settings.limits.max_header_bytes) bytes",
-                  close: true)
+            error(
+                connection, 431, "headers_too_large",
+                "request headers exceed \(settings.limits.max_header_bytes) bytes",
+                close: true)
         case CE_HTTP_ERR_BODY_TOO_LARGE.rawValue:
-            error(connection, 413, "body_too_large", "request body exceeds \(settings.limits.max_body_bytes) bytes",
-                  close: true)
+            error(
+                connection, 413, "body_too_large", "request body exceeds \(settings.limits.max_body_bytes) bytes",
+                close: true)
         default:
             error(connection, 400, "bad_request", "malformed HTTP request", close: true)
         }
@@ -164,8 +174,9 @@ final class FrontendApp: HTTPServerDelegate {
             return error(connection, 400, "bad_handshake", "expected a WebSocket upgrade (Upgrade: websocket)")
         }
         guard request.header("Sec-WebSocket-Version") == "13" else {
-            return error(connection, 400, "bad_handshake", "Sec-WebSocket-Version must be 13",
-                         headers: ["Sec-WebSocket-Version": "13"])
+            return error(
+                connection, 400, "bad_handshake", "Sec-WebSocket-Version must be 13",
+                headers: ["Sec-WebSocket-Version": "13"])
         }
         guard let key = request.header("Sec-WebSocket-Key")?.trimmingCharacters(in: .whitespaces),
             key.utf8.count == 24, key.hasSuffix("==")
@@ -207,9 +218,13 @@ final class FrontendApp: HTTPServerDelegate {
     private func broadcast(_ payload: String) {
         guard !sockets.isEmpty else { return }
         var payload = payload
-        guard let frame = payload.withUTF8({ b in
-            ce_frame_new(Int32(CE_WS_TEXT.rawValue), UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self), b.count)
-        }) else { return }
+        guard
+            let frame = payload.withUTF8({ b in
+                ce_frame_new(
+                    Int32(CE_WS_TEXT.rawValue), UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self),
+                    b.count)
+            })
+        else { return }
         for c in sockets.values { c.send(frame: frame) }
         ce_frame_release(frame)
     }

@@ -41,9 +41,9 @@ struct FrontendCommand: ParsableCommand {
     }
 
     func run() throws {
-        let url = broker ?? ProcessInfo.processInfo.environment["CELERIS_BROKER_URL"] ?? "redis://127.0.0.1:6379/0"
         let endpoint: RedisEndpoint
-        do { endpoint = try RedisEndpoint(url: url) } catch { throw ValidationError("\(error)") }
+        do { endpoint = try RedisEndpoint.broker(flag: broker, environment: ProcessInfo.processInfo.environment) } catch
+        { throw ValidationError("\(error)") }
         let logger = CelerisLogging.bootstrap(label: "celeris-frontend", level: CelerisLogging.level(loglevel)!)
         signal(SIGPIPE, SIG_IGN)
 

@@ -33,7 +33,9 @@ struct TaskSubmission {
             } catch {
                 throw Invalid(status: 400, detail: "malformed JSON body: \(error)")
             }
-            guard case .object(let fields) = json else { throw Invalid(status: 422, detail: "body must be a JSON object") }
+            guard case .object(let fields) = json else {
+                throw Invalid(status: 422, detail: "body must be a JSON object")
+            }
             for (key, value) in fields {
                 switch key {
                 case "task":
@@ -42,10 +44,14 @@ struct TaskSubmission {
                     }
                     task = s
                 case "args":
-                    guard let a = value.arrayValue else { throw Invalid(status: 422, detail: "'args' must be an array") }
+                    guard let a = value.arrayValue else {
+                        throw Invalid(status: 422, detail: "'args' must be an array")
+                    }
                     args = a
                 case "kwargs":
-                    guard let o = value.objectPairs else { throw Invalid(status: 422, detail: "'kwargs' must be an object") }
+                    guard let o = value.objectPairs else {
+                        throw Invalid(status: 422, detail: "'kwargs' must be an object")
+                    }
                     kwargs = o
                 case "queue":
                     guard let s = value.stringValue, !s.isEmpty, s.utf8.count <= 200, !s.contains("\u{06}\u{16}") else {
@@ -101,7 +107,9 @@ enum TaskStatusView {
         let list = args.arrayValue ?? [args]
         let text: String
         if list.count == 1 {
-            text = list[0].stringValue.map { type == "NotRegistered" || type == "KeyError" ? "'\($0)'" : $0 } ?? PythonRepr.repr(list[0])
+            text =
+                list[0].stringValue.map { type == "NotRegistered" || type == "KeyError" ? "'\($0)'" : $0 }
+                ?? PythonRepr.repr(list[0])
         } else {
             text = "(" + list.map(PythonRepr.repr).joined(separator: ", ") + ")"
         }

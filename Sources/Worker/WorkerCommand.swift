@@ -38,13 +38,15 @@ struct WorkerCommand: ParsableCommand {
         guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
     }
 
-    var queueList: [String] { queues.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    var queueList: [String] {
+        queues.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
-        let url = broker ?? env["CELERIS_BROKER_URL"] ?? "redis://127.0.0.1:6379/0"
         let endpoint: RedisEndpoint
-        do { endpoint = try RedisEndpoint(url: url) } catch { throw ValidationError("\(error)") }
+        do { endpoint = try RedisEndpoint.broker(flag: broker, environment: ProcessInfo.processInfo.environment) } catch
+        { throw ValidationError("\(error)") }
         let step = stepSeconds ?? env["CELERIS_STEP_SECONDS"].flatMap(Double.init) ?? 1
         let node = hostname ?? "celeris@\(ProcessInfo.processInfo.hostName)"
         let logger = CelerisLogging.bootstrap(label: node, level: CelerisLogging.level(loglevel)!)

@@ -29,7 +29,8 @@ final class BadInputTests: XCTestCase {
     }
 
     func testMalformedJSONIs400AndNothingIsQueued() throws {
-        assertJSONError(try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [1,"#), 400)
+        assertJSONError(
+            try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [1,"#), 400)
         assertJSONError(try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"args": 5}"#), 422)
         assertJSONError(try HTTPClient.request("POST", port: port, path: "/tasks?task_length=-3"), 422)
         XCTAssertEqual(try redis.client().command("LLEN", "celery").integer, 0)
@@ -57,7 +58,8 @@ final class BadInputTests: XCTestCase {
     }
 
     func testOversizeHeadersAre431() throws {
-        let r = try HTTPClient.request("GET", port: port, path: "/health", headers: ["X-Big": String(repeating: "h", count: 8000)])
+        let r = try HTTPClient.request(
+            "GET", port: port, path: "/health", headers: ["X-Big": String(repeating: "h", count: 8000)])
         assertJSONError(r, 431)
         XCTAssertEqual(r.headers["connection"], "close")
     }
@@ -71,7 +73,8 @@ final class BadInputTests: XCTestCase {
     func testKeepAliveAndPipelinedRequestsAnswerInOrder() throws {
         let s = try RawSocket(port: port)
         try s.send(
-            "GET /status/a HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            "GET /status/a HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         XCTAssertEqual(try s.readResponse().json?["status"], "Pending...")
         XCTAssertEqual(try s.readResponse().status, 404)
         let health = try s.readResponse()
@@ -82,7 +85,9 @@ final class BadInputTests: XCTestCase {
 
     func testBadWebSocketHandshakeIs400() throws {
         let s = try RawSocket(port: port)
-        try s.send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try s.send(
+            "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         assertJSONError(try s.readResponse(), 400)
         assertJSONError(try HTTPClient.request("GET", port: port, path: "/ws"), 400)
     }
@@ -138,7 +143,8 @@ final class BadInputTests: XCTestCase {
         redis.stop()
         XCTAssertTrue(
             eventually(timeout: 10) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 503 })
-        let refused = try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [1, 2]}"#)
+        let refused = try HTTPClient.request(
+            "POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [1, 2]}"#)
         assertJSONError(refused, 503)
         XCTAssertEqual(refused.headers["retry-after"], "1")
         assertJSONError(try HTTPClient.request("GET", port: port, path: "/status/x"), 503)
@@ -147,7 +153,8 @@ final class BadInputTests: XCTestCase {
         var accepted: HTTPResponse?
         XCTAssertTrue(
             try eventually(timeout: 15, interval: 0.1) {
-                accepted = try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [1, 2]}"#)
+                accepted = try HTTPClient.request(
+                    "POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [1, 2]}"#)
                 return accepted?.status == 200
             })
         let id = try XCTUnwrap(accepted?.json?["task_id"]?.stringValue)

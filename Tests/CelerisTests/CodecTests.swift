@@ -78,7 +78,8 @@ final class CodecTests: XCTestCase {
         let progress = ResultRecord(taskId: "t", state: .progress, result: ["progress": 0])
         XCTAssertEqual(
             progress.serialized(),
-            #"{"status": "PROGRESS", "result": {"progress": 0}, "traceback": null, "children": [], "date_done": null, "task_id": "t"}"#)
+            #"{"status": "PROGRESS", "result": {"progress": 0}, "traceback": null, "children": [], "date_done": null, "task_id": "t"}"#
+        )
         XCTAssertEqual(
             TaskFailure(type: "ValueError", message: "boom").resultJSON.serialized(),
             #"{"exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"}"#)
@@ -90,13 +91,18 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(QueueKeys.listKey(queue: "celery", priority: 9), "celery\u{06}\u{16}9")
         XCTAssertEqual(
             QueueKeys.consumeOrder(queues: ["a", "b"]),
-            ["a", "b", "a\u{06}\u{16}3", "b\u{06}\u{16}3", "a\u{06}\u{16}6", "b\u{06}\u{16}6", "a\u{06}\u{16}9", "b\u{06}\u{16}9"])
+            [
+                "a", "b", "a\u{06}\u{16}3", "b\u{06}\u{16}3", "a\u{06}\u{16}6", "b\u{06}\u{16}6", "a\u{06}\u{16}9",
+                "b\u{06}\u{16}9",
+            ])
         XCTAssertEqual(QueueKeys.queueName(ofListKey: "fetch_queue\u{06}\u{16}6"), "fetch_queue")
-        XCTAssertEqual(QueueKeys.bindingMember(routingKey: "celery", queue: "celery"), "celery\u{06}\u{16}\u{06}\u{16}celery")
+        XCTAssertEqual(
+            QueueKeys.bindingMember(routingKey: "celery", queue: "celery"), "celery\u{06}\u{16}\u{06}\u{16}celery")
     }
 
     func testRedisURLs() throws {
-        XCTAssertEqual(try RedisEndpoint(url: "redis://10.0.0.5:6380/2"), RedisEndpoint(host: "10.0.0.5", port: 6380, db: 2))
+        XCTAssertEqual(
+            try RedisEndpoint(url: "redis://10.0.0.5:6380/2"), RedisEndpoint(host: "10.0.0.5", port: 6380, db: 2))
         XCTAssertEqual(try RedisEndpoint(url: "redis://:pw@h/0").password, "pw")
         XCTAssertEqual(try RedisEndpoint(url: "redis://localhost").port, 6379)
         XCTAssertThrowsError(try RedisEndpoint(url: "http://x"))

@@ -18,7 +18,8 @@ final class EndToEndTests: XCTestCase {
         let updates = r["updates"]?.arrayValue ?? []
         XCTAssertEqual(updates.map { $0["state"] }, ["PROGRESS", "PROGRESS", "PROGRESS", "PROGRESS", "SUCCESS"])
         XCTAssertEqual(updates.map { $0["progress"] }, [0, 1, 2, 3, 4])
-        XCTAssertEqual(r["status"], ["status": "Completed", "state": "SUCCESS", "result": ["status": "Task completed"]])
+        XCTAssertEqual(
+            r["status"], ["status": "Completed", "state": "SUCCESS", "result": ["status": "Task completed"]])
         XCTAssertTrue(frontend.log.contains("Received WebSocket data: hello from the test client"), frontend.log)
         XCTAssertTrue(worker.isRunning)
     }

@@ -22,7 +22,8 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(r["create_task"], ["status": "Task completed"])
         let states = r["create_task_states"]?.arrayValue ?? []
         XCTAssertEqual(
-            states.filter { $0[0] == "PROGRESS" }.map { $0[1]?["progress"] }, [0, 1, 2], "PROGRESS seen by Python: \(states)")
+            states.filter { $0[0] == "PROGRESS" }.map { $0[1]?["progress"] }, [0, 1, 2],
+            "PROGRESS seen by Python: \(states)")
         XCTAssertEqual(states.last?[0], "SUCCESS")
         XCTAssertEqual(r["unknown"], ["NotRegistered", "'no_such_task'"])
         XCTAssertTrue(worker.isRunning)
@@ -37,10 +38,15 @@ final class InteropTests: XCTestCase {
         let frontend = try Celeris.frontend(redis: redis, port: port)
         let python = try Spawned(
             try TestPaths.python(),
-            ["-m", "celery", "-A", "fixture_app", "worker", "-P", "solo", "-c", "1", "--loglevel=info", "-n", "py@test",
-             "--without-mingle", "--without-gossip"],
-            env: ["CELERY_BROKER_URL": redis.url, "FIXTURE_STEP_SECONDS": "0.05"], cwd: TestPaths.fixtures, name: "pyworker")
-        XCTAssertTrue(eventually(timeout: 30) { python.log.contains("ready.") }, "python worker not ready:\n\(python.log)")
+            [
+                "-m", "celery", "-A", "fixture_app", "worker", "-P", "solo", "-c", "1", "--loglevel=info", "-n",
+                "py@test",
+                "--without-mingle", "--without-gossip",
+            ],
+            env: ["CELERY_BROKER_URL": redis.url, "FIXTURE_STEP_SECONDS": "0.05"], cwd: TestPaths.fixtures,
+            name: "pyworker")
+        XCTAssertTrue(
+            eventually(timeout: 30) { python.log.contains("ready.") }, "python worker not ready:\n\(python.log)")
 
         let add = try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [2, 3]}"#)
         XCTAssertEqual(add.status, 200, add.text)
@@ -61,7 +67,8 @@ final class InteropTests: XCTestCase {
             try HTTPClient.request("GET", port: port, path: "/status/\(addId)").json,
             ["status": "Completed", "state": "SUCCESS", "result": 5])
         XCTAssertEqual(
-            try HTTPClient.request("GET", port: port, path: "/status/\(createId)").json?["result"], ["status": "Task completed"])
+            try HTTPClient.request("GET", port: port, path: "/status/\(createId)").json?["result"],
+            ["status": "Task completed"])
         XCTAssertTrue(seenStates.contains("PROGRESS"), "states seen: \(seenStates)")
         let log = python.log
         for bad in ["Traceback", "decode", "ERROR", "Received and deleted unknown message", "WARNING"] {

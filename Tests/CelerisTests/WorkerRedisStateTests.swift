@@ -36,10 +36,13 @@ final class WorkerRedisStateTests: XCTestCase {
         var logger = Logger(label: "test-worker")
         logger.logLevel = .critical
         let consumer = Consumer(
-            configuration: WorkerConfiguration(endpoint: redis.endpoint, concurrency: 2, hostname: "celeris@test", stepSeconds: 0),
+            configuration: WorkerConfiguration(
+                endpoint: redis.endpoint, concurrency: 2, hostname: "celeris@test", stepSeconds: 0),
             registry: registry, logger: logger)
         let finished = DispatchSemaphore(value: 0)
-        Thread { consumer.run(); finished.signal() }.start()
+        Thread {
+            consumer.run(); finished.signal()
+        }.start()
         let ok = try eventually(timeout: timeout, done)
         consumer.stop()
         XCTAssertEqual(finished.wait(timeout: .now() + 10), .success, "consumer did not stop")
@@ -58,7 +61,8 @@ final class WorkerRedisStateTests: XCTestCase {
         XCTAssertEqual(claimed[0].queue, "celery")
 
         // The list is gone and the message sits in unacked exactly as kombu's QoS records it.
-        XCTAssertEqual(try keys(), ["unacked", "unacked_index", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+        XCTAssertEqual(
+            try keys(), ["unacked", "unacked_index", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
         let record = try JSONParser.parse(try client.command("HGET", "unacked", m.deliveryTag).bytes ?? [])
         XCTAssertEqual(record[0], try JSONParser.parse(m.envelope()))
         XCTAssertEqual(record[1], "")
@@ -73,11 +77,13 @@ final class WorkerRedisStateTests: XCTestCase {
         try enqueue(m)
         try consume(until: { try self.client.command("EXISTS", ResultRecord.key(m.id)).integer == 1 })
 
-        XCTAssertEqual(try keys(), [ResultRecord.key(m.id), "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+        XCTAssertEqual(
+            try keys(), [ResultRecord.key(m.id), "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
         let ttl = try client.command("TTL", ResultRecord.key(m.id)).integer ?? 0
         XCTAssertTrue((86390...86400).contains(ttl), "ttl \(ttl)")
         let result = try JSONParser.parse(try client.command("GET", ResultRecord.key(m.id)).bytes ?? [])
-        XCTAssertEqual(result.objectPairs?.map(\.key), ["status", "result", "traceback", "children", "date_done", "task_id"])
+        XCTAssertEqual(
+            result.objectPairs?.map(\.key), ["status", "result", "traceback", "children", "date_done", "task_id"])
         XCTAssertEqual(result["status"], "SUCCESS")
         XCTAssertEqual(result["result"], 5)
         XCTAssertEqual(result["task_id"], .string(m.id))
@@ -89,16 +95,23 @@ final class WorkerRedisStateTests: XCTestCase {
         let wrongArgs = TaskMessage(task: "add", args: ["a", 1])
         for m in [failing, unknown, wrongArgs] { try enqueue(m) }
         let ids = [failing.id, unknown.id, wrongArgs.id]
-        try consume(until: { try ids.allSatisfy { try self.client.command("EXISTS", ResultRecord.key($0)).integer == 1 } })
+        try consume(until: {
+            try ids.allSatisfy { try self.client.command("EXISTS", ResultRecord.key($0)).integer == 1 }
+        })
 
         func result(_ id: String) throws -> JSON {
             try JSONParser.parse(try client.command("GET", ResultRecord.key(id)).bytes ?? [])
         }
-        XCTAssertEqual(try result(failing.id)["result"], ["exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"])
+        XCTAssertEqual(
+            try result(failing.id)["result"],
+            ["exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"])
         XCTAssertEqual(try result(unknown.id)["status"], "FAILURE")
         XCTAssertEqual(
             try result(unknown.id)["result"],
-            ["exc_type": "NotRegistered", "exc_message": ["not_registered_anywhere"], "exc_module": "celery.exceptions"])
+            [
+                "exc_type": "NotRegistered", "exc_message": ["not_registered_anywhere"],
+                "exc_module": "celery.exceptions",
+            ])
         XCTAssertEqual(try result(wrongArgs.id)["result"]?["exc_type"], "TypeError")
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
         XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 0)
@@ -106,7 +119,8 @@ final class WorkerRedisStateTests: XCTestCase {
 
     func testPoisonMessagesGoToDeadLetterOnceAndTheNextTaskRuns() throws {
         try client.command("LPUSH", "celery", "this is not a celery message")
-        let badBody = #"{"body": "WzEsIDJd", "headers": {"task": "add", "id": "x1"}, "properties": {"delivery_tag": "tag-bad-body", "body_encoding": "base64"}}"#
+        let badBody =
+            #"{"body": "WzEsIDJd", "headers": {"task": "add", "id": "x1"}, "properties": {"delivery_tag": "tag-bad-body", "body_encoding": "base64"}}"#
         try client.command("LPUSH", "celery", badBody)
         let good = TaskMessage(task: "add", args: [20, 22])
         try enqueue(good)
@@ -114,7 +128,10 @@ final class WorkerRedisStateTests: XCTestCase {
 
         XCTAssertEqual(
             try keys(),
-            [ResultRecord.key(good.id), "celeris.dead_letter", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+            [
+                ResultRecord.key(good.id), "celeris.dead_letter", "_kombu.binding.celery",
+                "_kombu.binding_permanent.celery",
+            ])
         let dead = try client.command("LRANGE", "celeris.dead_letter", "0", "-1").elements?.compactMap(\.bytes) ?? []
         XCTAssertEqual(dead.count, 2)
         let entries = try dead.map { try JSONParser.parse($0) }

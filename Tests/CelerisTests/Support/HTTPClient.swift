@@ -12,7 +12,9 @@ final class RawSocket {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = UInt16(port).bigEndian
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         if rc != 0 {
             close(fd)
@@ -62,7 +64,9 @@ final class RawSocket {
                 buffer.removeFirst(r)
                 return out
             }
-            if !fill() { throw TestFailure("connection ended before delimiter; got \(String(decoding: buffer, as: UTF8.self))") }
+            if !fill() {
+                throw TestFailure("connection ended before delimiter; got \(String(decoding: buffer, as: UTF8.self))")
+            }
         }
     }
 
@@ -166,5 +170,7 @@ enum WSFrame {
     }
 
     /// The close code in a close frame's payload.
-    static func closeCode(_ payload: [UInt8]) -> Int { payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : 1005 }
+    static func closeCode(_ payload: [UInt8]) -> Int {
+        payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : 1005
+    }
 }

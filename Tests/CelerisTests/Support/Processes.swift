@@ -12,7 +12,9 @@ enum TestPaths {
     static var binDir: URL {
         if let dir = ProcessInfo.processInfo.environment["CELERIS_BIN_DIR"] { return URL(fileURLWithPath: dir) }
         var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("celeris-worker").path) {
+        while url.path != "/"
+            && !FileManager.default.fileExists(atPath: url.appendingPathComponent("celeris-worker").path)
+        {
             url = url.deletingLastPathComponent()
         }
         return url
@@ -28,7 +30,8 @@ enum TestPaths {
 
     /// The Python with celery 5.7 and websockets (the venv `make test` sets up).
     static func python() throws -> String {
-        let path = ProcessInfo.processInfo.environment["CELERIS_PYTHON"]
+        let path =
+            ProcessInfo.processInfo.environment["CELERIS_PYTHON"]
             ?? repoRoot.appendingPathComponent(".venv/bin/python").path
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw TestFailure("no Python venv at \(path): run `make test` (it creates .venv with celery)")
@@ -50,7 +53,8 @@ final class Spawned {
 
     init(_ executable: String, _ args: [String], env: [String: String] = [:], cwd: URL? = nil, name: String) throws {
         self.name = name
-        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("celeris-\(name)-\(UUID().uuidString).log")
+        logURL = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "celeris-\(name)-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = URL(fileURLWithPath: executable)
@@ -97,9 +101,13 @@ func freePort() -> Int {
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     addr.sin_port = 0
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
@@ -152,7 +160,8 @@ enum Celeris {
     static func frontend(redis: RedisServer, port: Int, extra: [String] = []) throws -> Spawned {
         let p = try Spawned(
             try TestPaths.executable("celeris-frontend"),
-            ["-b", redis.url, "--host", "127.0.0.1", "--port", "\(port)", "--loglevel", "debug"] + extra, name: "frontend")
+            ["-b", redis.url, "--host", "127.0.0.1", "--port", "\(port)", "--loglevel", "debug"] + extra,
+            name: "frontend")
         let up = eventually(timeout: 10) {
             (try? HTTPClient.request("GET", port: port, path: "/health").status) == 200
         }

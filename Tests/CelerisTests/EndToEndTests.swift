@@ -46,4 +46,21 @@ final class EndToEndTests: XCTestCase {
         XCTAssertNotNil(progress?["meta"]?["progress"]?.intValue)
         XCTAssertTrue(frontend.isRunning && worker.isRunning)
     }
+
+    /// A garbage queue entry is logged once, dead-lettered, and the worker goes on.
+    func testWorkerBinaryDeadLettersGarbageAndKeepsRunning() throws {
+        let redis = try RedisServer()
+        let worker = try Celeris.worker(redis: redis)
+        let client = try redis.client()
+        try client.command("LPUSH", "celery", "\u{01}garbage\u{ff}")
+        var producer = TaskProducer()
+        let good = TaskMessage(task: "add", args: [40, 2])
+        _ = try client.pipeline(producer.sendCommands(for: good))
+        XCTAssertTrue(
+            try eventually(timeout: 10) { try client.command("EXISTS", ResultRecord.key(good.id)).integer == 1 })
+        XCTAssertEqual(try client.command("LLEN", "celeris.dead_letter").integer, 1)
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertEqual(worker.log.components(separatedBy: "poison message").count - 1, 1, worker.log)
+        XCTAssertTrue(worker.isRunning)
+    }
 }

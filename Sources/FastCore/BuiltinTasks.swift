@@ -18,7 +18,7 @@ public enum BuiltinTasks {
         for i in 0..<n {
             ctx.updateState(.progress, meta: ["progress": .int(i)])
             ctx.publishStatus(["state": "PROGRESS", "progress": .int(i), "total": .int(n)])
-            ctx.sleep(seconds: ctx.stepSeconds)
+            try ctx.sleep(seconds: ctx.stepSeconds)
         }
         ctx.publishOnCompletion(["progress": .int(n), "total": .int(n)])
         return ["status": "Task completed"]

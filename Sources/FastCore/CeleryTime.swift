@@ -30,4 +30,52 @@ public enum CeleryTime {
             + "\(pad(Int(tm.tm_hour), 2)):\(pad(Int(tm.tm_min), 2)):\(pad(Int(tm.tm_sec), 2))."
             + "\(pad(micros, 6))+00:00"
     }
+
+    /// Parse Celery's ISO-8601 times (`2026-11-21T07:31:05.219234+00:00`, `Z`,
+    /// or no zone meaning UTC) into epoch seconds.
+    public static func parse(_ text: String) -> Double? {
+        let b = Array(text.utf8)
+        func num(_ from: Int, _ len: Int) -> Int? {
+            guard from + len <= b.count else { return nil }
+            var v = 0
+            for c in b[from..<(from + len)] {
+                guard c >= 0x30, c <= 0x39 else { return nil }
+                v = v * 10 + Int(c - 0x30)
+            }
+            return v
+        }
+        guard let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2),
+            let s = num(17, 2), b.count >= 19
+        else { return nil }
+        var i = 19
+        var frac = 0.0
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            var scale = 0.1
+            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+                frac += Double(b[i] - 0x30) * scale
+                scale /= 10
+                i += 1
+            }
+        }
+        var offset = 0
+        if i < b.count {
+            if b[i] == UInt8(ascii: "Z") {
+                i += 1
+            } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+                guard let oh = num(i + 1, 2), let om = num(i + 4, 2) else { return nil }
+                offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "+") ? 1 : -1)
+            } else {
+                return nil
+            }
+        }
+        var tm = Glibc.tm()
+        tm.tm_year = Int32(y - 1900)
+        tm.tm_mon = Int32(mo - 1)
+        tm.tm_mday = Int32(d)
+        tm.tm_hour = Int32(h)
+        tm.tm_min = Int32(mi)
+        tm.tm_sec = Int32(s)
+        return Double(timegm(&tm) - offset) + frac
+    }
 }

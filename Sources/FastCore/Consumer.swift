@@ -15,11 +15,17 @@ public struct WorkerConfiguration: Sendable {
     public var deadLetterKey: String
     /// Longest pause between claims while the queues are empty.
     public var maxIdleSeconds: Double
+    /// A delivery whose lease is older than this is returned to its queue by any live worker (kombu's default: 1 h).
+    public var visibilityTimeout: Double
+    /// ETA/rate-limited deliveries held beyond the prefetch window before they count against it.
+    public var maxScheduledBeyondPrefetch: Int
+    public var clock: any WallClock
 
     public init(
         endpoint: RedisEndpoint, queues: [String] = ["celery"], concurrency: Int = 1, prefetchMultiplier: Int = 4,
         hostname: String, stepSeconds: Double = 1, deadLetterKey: String = "celeris.dead_letter",
-        maxIdleSeconds: Double = 0.02
+        maxIdleSeconds: Double = 0.02, visibilityTimeout: Double = 3600, maxScheduledBeyondPrefetch: Int = 1000,
+        clock: any WallClock = SystemClock()
     ) {
         self.endpoint = endpoint
         self.queues = queues
@@ -29,73 +35,137 @@ public struct WorkerConfiguration: Sendable {
         self.stepSeconds = stepSeconds
         self.deadLetterKey = deadLetterKey
         self.maxIdleSeconds = maxIdleSeconds
+        self.visibilityTimeout = visibilityTimeout
+        self.maxScheduledBeyondPrefetch = maxScheduledBeyondPrefetch
+        self.clock = clock
     }
+
+    /// How often held deliveries get their lease renewed.
+    var leaseInterval: Double { max(0.2, visibilityTimeout / 4) }
+    /// How often a recovery pass looks for stale leases.
+    var recoveryInterval: Double { min(max(0.5, visibilityTimeout / 2), 10) }
 }
 
-/// The worker's broker loop: claims deliveries atomically, hands them to the
-/// executor pool, and writes results, progress and acks in pipelined batches.
-/// Runs on the calling thread until `stop()`; survives Redis restarts.
+/// The worker's broker loop. It claims deliveries atomically into kombu's
+/// `unacked` bookkeeping, keeps a lease on everything it holds (so only a dead
+/// worker's deliveries ever go stale), runs due tasks on the executor pool,
+/// writes results + acks in pipelined batches, and returns what it did not
+/// start when it stops. Runs on the calling thread until stopped; survives
+/// Redis restarts.
 ///
 ///     let consumer = Consumer(configuration: cfg, registry: registry, logger: log)
 ///     consumer.run()
 public final class Consumer: @unchecked Sendable {
+    public enum Phase: Sendable { case consuming, warm, cold }
+
+    /// One claimed delivery; `due` is set while it waits for its ETA or rate limit.
+    final class Held {
+        let runner: TaskRunner
+        var due: Double?
+        init(_ runner: TaskRunner) { self.runner = runner }
+    }
+
     public let configuration: WorkerConfiguration
     private let registry: TaskRegistry
     private let logger: Logger
     private let outbox = Outbox()
-    private let pool: ExecutorPool
+    public let pool: ExecutorPool
     private let claim = DeliveryClaim()
-    private let stopping = LockedBox(false)
+    private let restore = DeliveryRestore()
+    private let phase = LockedBox(Phase.consuming)
+    private let runnerSettings: TaskRunner.Settings
+    private var clock: any WallClock { configuration.clock }
     private var redis: RedisConnection?
     private var queueOrder: [String]
-    private var inFlight = 0
+    private var held: [String: Held] = [:]
+    private var scheduled: [(due: Double, tag: String)] = []
+    private var limiter = RateLimiter()
     private var ownWrites: [[String]] = []
+    private var unstartedReturned = false
+    private var nextLease = 0.0
+    private var nextRecovery = 0.0
 
     public init(configuration: WorkerConfiguration, registry: TaskRegistry, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
         self.queueOrder = configuration.queues
-        self.pool = ExecutorPool(size: configuration.concurrency, name: "celeris-task")
+        self.pool = ExecutorPool(size: configuration.concurrency)
+        self.runnerSettings = TaskRunner.Settings(
+            stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger)
+        for name in registry.names { limiter.set(name, registry.task(named: name)?.options.rateLimit) }
     }
 
-    /// Deliveries claimed and not yet acknowledged.
-    public var capacity: Int { max(1, configuration.concurrency * max(1, configuration.prefetchMultiplier)) }
+    /// Deliveries held ahead of execution at most (prefetch window).
+    public var capacity: Int { max(1, pool.size * max(1, configuration.prefetchMultiplier)) }
 
-    /// Ask the loop to stop claiming, finish what it holds, and return (thread-safe).
-    public func stop() {
-        stopping.set(true)
+    /// Warm stop: claim nothing more, return what has not started, finish what runs (thread-safe).
+    public func stop() { request(.warm) }
+
+    /// Cold stop: also return the running tasks' messages and leave at once (thread-safe).
+    public func stopNow() { request(.cold) }
+
+    private func request(_ p: Phase) {
+        phase.set(p)
         outbox.wake()
     }
 
-    /// Consume until `stop()`.
+    /// Consume until stopped.
     public func run() {
         var idle = 0.001
-        var claimedLast = 0
+        var claimed = 0
         while true {
-            let stop = stopping.get()
-            if stop && inFlight == 0 && ownWrites.isEmpty {
+            let phase = self.phase.get()
+            if phase == .cold {
+                leave(returning: Array(held.keys))
+                break
+            }
+            if phase == .warm && !unstartedReturned { returnUnstarted() }
+            if phase == .warm && unstartedReturned && held.isEmpty && ownWrites.isEmpty {
                 let rest = outbox.take(waitingUpTo: 0)
                 if rest.isEmpty { break }
                 write(rest)
                 continue
             }
-            let wait = claimedLast > 0 ? 0 : (inFlight >= capacity || stop ? 0.1 : idle)
-            let entries = outbox.take(waitingUpTo: wait)
+            let entries = outbox.take(
+                waitingUpTo: claimed > 0 ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1))
             if !entries.isEmpty || !ownWrites.isEmpty { write(entries) }
-            claimedLast = 0
-            if !stop && inFlight < capacity && ensureConnected() {
-                claimedLast = claimAndDispatch(max: capacity - inFlight)
+            let now = clock.now()
+            startDue(now)
+            enforceHardLimits(now)
+            claimed = 0
+            if phase == .consuming && ensureConnected() {
+                renewLeases(now)
+                recoverStale(now)
+                if hasRoom { claimed = claimAndDispatch(max: capacity - active) }
             }
-            idle = claimedLast > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds)
+            idle = claimed > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds)
         }
         pool.shutdown()
         logger.info("consumer stopped")
     }
 
+    /// Deliveries counted against the prefetch window.
+    private var active: Int {
+        held.count - scheduled.count + max(0, scheduled.count - configuration.maxScheduledBeyondPrefetch)
+    }
+    private var hasRoom: Bool { active < capacity }
+
+    /// Seconds until the next timer (ETA, lease, recovery, hard limit), at most `idle`.
+    private func wait(idle: Double) -> Double {
+        let now = clock.now()
+        var next = now + idle
+        if let first = scheduled.first { next = min(next, first.due) }
+        if phase.get() == .consuming { next = min(next, nextLease, nextRecovery) }
+        for h in held.values {
+            if let started = h.runner.started, let hard = h.runner.limits.hard { next = min(next, started + hard) }
+        }
+        return max(0, next - now)
+    }
+
     // MARK: - connection
 
-    /// Connect (once per call) if needed, declaring our queues' bindings.
+    /// Connect if needed, declaring our queues' bindings; false while Redis is unreachable.
     private func ensureConnected() -> Bool {
         if redis != nil { return true }
         do {
@@ -125,27 +195,30 @@ public final class Consumer: @unchecked Sendable {
     // MARK: - writes
 
     /// Pipeline our own commands plus the outbox entries; on failure keep them for later.
+    /// Completions of deliveries no longer held (abandoned past their hard limit) are dropped.
     private func write(_ entries: [Outbox.Entry]) {
+        let live = entries.filter { $0.completes.map { held[$0] != nil } ?? true }
+        guard !live.isEmpty || !ownWrites.isEmpty else { return }
         guard ensureConnected(), let r = redis else {
-            outbox.requeue(entries)
+            outbox.requeue(live)
             return
         }
         var cmds = ownWrites
-        for e in entries { cmds += e.commands }
+        for e in live { cmds += e.commands }
         do {
             let replies = try r.pipeline(cmds)
             for (cmd, reply) in zip(cmds, replies) {
                 if let e = reply.errorMessage { logger.error("\(cmd.first ?? "?") failed: \(e)") }
             }
             ownWrites.removeAll()
-            inFlight -= entries.filter(\.completes).count
+            for e in live { if let tag = e.completes { held[tag] = nil } }
         } catch {
             dropConnection(error)
-            outbox.requeue(entries)
+            outbox.requeue(live)
         }
     }
 
-    // MARK: - claiming
+    // MARK: - claiming and starting
 
     private func claimAndDispatch(max: Int) -> Int {
         guard let r = redis else { return 0 }
@@ -161,7 +234,8 @@ public final class Consumer: @unchecked Sendable {
             }
             return 0
         }
-        for d in deliveries { dispatch(d) }
+        let now = clock.now()
+        for d in deliveries { dispatch(d, now: now) }
         if let last = deliveries.last, queueOrder.count > 1 {
             // kombu rotates the queue that just delivered to the back.
             let q = last.queue
@@ -171,7 +245,7 @@ public final class Consumer: @unchecked Sendable {
         return deliveries.count
     }
 
-    private func dispatch(_ d: DeliveryClaim.Delivery) {
+    private func dispatch(_ d: DeliveryClaim.Delivery, now: Double) {
         var message: TaskMessage
         do {
             message = try TaskMessage.decode(d.raw, queue: d.queue)
@@ -180,75 +254,163 @@ public final class Consumer: @unchecked Sendable {
             return
         }
         message.deliveryTag = d.tag
-        guard let function = registry.function(named: message.task) else {
+        guard let task = registry.task(named: message.task) else {
             logger.error("Received unregistered task of type '\(message.task)' (id \(message.id)); stored as FAILURE")
             let failure = TaskFailure(
                 type: "NotRegistered", arguments: [.string(message.task)], module: "celery.exceptions")
-            let record = ResultRecord(
-                taskId: message.id, state: .failure, result: failure.resultJSON, traceback: nil,
-                dateDone: CeleryTime.now(),
-                parentId: message.parentId)
-            ownWrites += [["MULTI"]] + record.storeCommands() + DeliveryClaim.ackCommands(tag: d.tag) + [["EXEC"]]
+            finishWithoutRunning(message, .failure, failure)
             return
         }
-        inFlight += 1
-        let runner = TaskRunner(
-            message: message, function: function, outbox: outbox, stepSeconds: configuration.stepSeconds, logger: logger
-        )
-        pool.submit { runner.run() }
+        let h = Held(TaskRunner(message: message, task: task, outbox: outbox, settings: runnerSettings))
+        held[d.tag] = h
+        if let eta = message.eta.flatMap(CeleryTime.parse), eta > now {
+            schedule(h, at: eta)
+        } else {
+            start(h, now: now)
+        }
+    }
+
+    /// Run now, or schedule for when the task's rate limit allows; expired tasks end REVOKED.
+    private func start(_ h: Held, now: Double) {
+        let m = h.runner.message
+        if let expires = m.expires.flatMap(CeleryTime.parse), expires <= now {
+            logger.info("Task \(m.task)[\(m.id)] expired at \(m.expires ?? ""); not run, stored as REVOKED")
+            held[m.deliveryTag] = nil
+            finishWithoutRunning(
+                m, .revoked, TaskFailure(type: "TaskRevokedError", message: "expired", module: "celery.exceptions"))
+            return
+        }
+        let wait = limiter.reserve(m.task, now: now)
+        if wait > 0 {
+            schedule(h, at: now + wait)
+        } else {
+            pool.submit(h.runner)
+        }
+    }
+
+    private func schedule(_ h: Held, at due: Double) {
+        h.due = due
+        let tag = h.runner.message.deliveryTag
+        let i = scheduled.firstIndex { $0.due > due } ?? scheduled.count
+        scheduled.insert((due, tag), at: i)
+    }
+
+    /// Start every scheduled delivery whose time has come.
+    private func startDue(_ now: Double) {
+        while let first = scheduled.first, first.due <= now {
+            scheduled.removeFirst()
+            guard let h = held[first.tag] else { continue }
+            h.due = nil
+            start(h, now: now)
+        }
+    }
+
+    /// Store a final state for a task that will not run, and acknowledge it.
+    private func finishWithoutRunning(_ m: TaskMessage, _ state: TaskState, _ failure: TaskFailure) {
+        let record = ResultRecord(
+            taskId: m.id, state: state, result: failure.resultJSON, dateDone: clock.now(), groupId: m.group,
+            parentId: m.parentId)
+        ownWrites += [["MULTI"]] + record.storeCommands() + DeliveryClaim.ackCommands(tag: m.deliveryTag) + [["EXEC"]]
     }
 
     private func deadLetter(_ d: DeliveryClaim.Delivery, reason: String) {
         logger.error("poison message from \(d.queue) (tag \(d.tag)) moved to \(configuration.deadLetterKey): \(reason)")
         let entry: JSON = [
             "reason": .string(reason), "queue": .string(d.queue), "delivery_tag": .string(d.tag),
-            "worker": .string(configuration.hostname), "date": .string(CeleryTime.isoformat(CeleryTime.now())),
+            "worker": .string(configuration.hostname), "date": .string(CeleryTime.isoformat(clock.now())),
             "message": .string(String(decoding: d.raw, as: UTF8.self)),
         ]
         ownWrites +=
             [["MULTI"], ["LPUSH", configuration.deadLetterKey, entry.serialized()]]
             + DeliveryClaim.ackCommands(tag: d.tag) + [["EXEC"]]
     }
-}
 
-/// Runs one task on an executor thread and posts its result and ack.
-struct TaskRunner: Sendable {
-    let message: TaskMessage
-    let function: TaskFunction
-    let outbox: Outbox
-    let stepSeconds: Double
-    let logger: Logger
+    // MARK: - time limits, leases, recovery
 
-    func run() {
-        let ctx = TaskContext(message: message, outbox: outbox, stepSeconds: stepSeconds)
-        let started = CeleryTime.now()
-        var record: ResultRecord
-        var statusFields = ctx.completionFields
+    /// Abandon tasks past their hard time limit: FAILURE `TimeLimitExceeded`, slot replaced.
+    private func enforceHardLimits(_ now: Double) {
+        for (tag, h) in held {
+            guard let started = h.runner.started, let hard = h.runner.limits.hard, now >= started + hard else {
+                continue
+            }
+            guard !h.runner.isAbandoned else { continue }
+            pool.abandon(h.runner)
+            guard h.runner.isAbandoned else { continue }
+            let m = h.runner.message
+            logger.error("Hard time limit (\(hard)s) exceeded for \(m.task)[\(m.id)]; slot replaced")
+            held[tag] = nil
+            finishWithoutRunning(
+                m, .failure,
+                TaskFailure(type: "TimeLimitExceeded", arguments: [.double(hard)], module: "billiard.exceptions"))
+        }
+    }
+
+    /// Re-stamp the lease (`unacked_index` score) of everything held, so no live delivery looks stale.
+    private func renewLeases(_ now: Double) {
+        guard now >= nextLease else { return }
+        nextLease = now + configuration.leaseInterval
+        let tags = Array(held.keys)
+        let stamp = String(now)
+        for chunk in stride(from: 0, to: tags.count, by: 500) {
+            var cmd = ["ZADD", DeliveryClaim.unackedIndexKey, "XX"]
+            for tag in tags[chunk..<min(chunk + 500, tags.count)] { cmd += [stamp, tag] }
+            ownWrites.append(cmd)
+        }
+    }
+
+    /// Return deliveries whose lease went stale (their worker died) to their queues.
+    private func recoverStale(_ now: Double) {
+        guard now >= nextRecovery, let r = redis else { return }
+        nextRecovery = now + configuration.recoveryInterval
         do {
-            let result = try function(ctx)
-            record = ResultRecord(
-                taskId: message.id, state: .success, result: result, dateDone: CeleryTime.now(), groupId: message.group,
-                parentId: message.parentId)
-            statusFields = ctx.completionFields
-            let runtime = String(format: "%.6f", CeleryTime.now() - started)
-            logger.info("Task \(message.task)[\(message.id)] succeeded in \(runtime)s: \(result.serialized())")
+            let n = try restore.recoverStale(on: r, visibilityTimeout: configuration.visibilityTimeout, now: now)
+            if n > 0 { logger.warning("restored \(n) unacknowledged message(s) past the visibility timeout") }
         } catch {
-            let failure = (error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)")
-            record = ResultRecord(
-                taskId: message.id, state: .failure, result: failure.resultJSON,
-                traceback:
-                    "Traceback (most recent call last):\n  Celeris task \(message.task)\n\(failure.type): \(failure.arguments.first.map { $0.stringValue ?? $0.serialized() } ?? "")\n",
-                dateDone: CeleryTime.now(), groupId: message.group, parentId: message.parentId)
-            statusFields = (ctx.completionFields ?? [:]).setting("error", .string(failure.description))
-            logger.error("Task \(message.task)[\(message.id)] raised unexpected: \(failure)")
+            dropConnection(error)
         }
-        var cmds: [[String]] = [["MULTI"]]
-        if !message.ignoreResult { cmds += record.storeCommands() }
-        if let fields = statusFields {
-            cmds.append(["PUBLISH", ctx.statusChannel, ctx.statusUpdate(fields, state: record.state).serialized()])
+    }
+
+    // MARK: - stopping
+
+    /// Warm stop: give back everything claimed but not started.
+    private func returnUnstarted() {
+        let queued = pool.takeQueued().map(\.message.deliveryTag)
+        let waiting = scheduled.map(\.tag)
+        scheduled.removeAll()
+        let tags = queued + waiting
+        guard giveBack(tags) else {
+            for tag in queued { if let h = held[tag] { schedule(h, at: 0) } }
+            for tag in waiting { if let h = held[tag] { schedule(h, at: h.due ?? 0) } }
+            Thread.sleep(forTimeInterval: 0.2)
+            return
         }
-        cmds += DeliveryClaim.ackCommands(tag: message.deliveryTag)
-        cmds.append(["EXEC"])
-        outbox.post(.init(commands: cmds, completes: true))
+        unstartedReturned = true
+        if !tags.isEmpty { logger.info("warm shutdown: returned \(tags.count) unstarted message(s) to their queues") }
+    }
+
+    /// Cold stop: give back everything held, running tasks included.
+    private func leave(returning tags: [String]) {
+        _ = pool.takeQueued()
+        write(outbox.take(waitingUpTo: 0))
+        let pending = tags.filter { held[$0] != nil }
+        if giveBack(pending), !pending.isEmpty {
+            logger.warning(
+                "cold shutdown: returned \(pending.count) message(s), running ones included, to their queues")
+        }
+    }
+
+    /// Restore tags to their queues; true on success (or nothing to do).
+    private func giveBack(_ tags: [String]) -> Bool {
+        guard !tags.isEmpty else { return true }
+        write([])
+        guard ensureConnected(), let r = redis else { return false }
+        do {
+            try restore.returnDeliveries(tags, on: r)
+            for tag in tags { held[tag] = nil }
+            return true
+        } catch {
+            dropConnection(error)
+            return false
+        }
     }
 }

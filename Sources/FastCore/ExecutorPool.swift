@@ -1,68 +1,121 @@
 import Foundation
 
-/// A fixed set of threads running task jobs in arrival order, so a task that
-/// blocks (sleep, file I/O) holds one slot and never the consumer.
+/// Threads running tasks in arrival order, so a task that blocks (sleep, file
+/// I/O) holds one slot and never the consumer. The pool can hand back what
+/// has not started (shutdown), grow and shrink (autoscale), and replace a
+/// thread stuck in a task past its hard time limit.
 ///
-///     let pool = ExecutorPool(size: 4, name: "task")
-///     pool.submit { runTask() }
-///     pool.shutdown()  // finishes queued jobs, then the threads exit
+///     let pool = ExecutorPool(size: 4)
+///     pool.submit(runner)
+///     let unstarted = pool.takeQueued()
 public final class ExecutorPool: @unchecked Sendable {
     private let condition = NSCondition()
-    private var jobs: [@Sendable () -> Void] = []
+    private var queue: [TaskRunner] = []
     private var head = 0
+    private var target: Int
+    private var alive = 0
+    private var abandoned = 0
+    private var busy = 0
     private var closed = false
-    private var running = 0
-    private var threads: [Thread] = []
+    private let name: String
 
-    public init(size: Int, name: String) {
-        for i in 0..<max(1, size) {
+    public init(size: Int, name: String = "celeris-task") {
+        self.name = name
+        target = max(1, size)
+        condition.lock()
+        spawnMissing()
+        condition.unlock()
+    }
+
+    /// Queue a task.
+    public func submit(_ runner: TaskRunner) {
+        condition.withLock {
+            queue.append(runner)
+            condition.signal()
+        }
+    }
+
+    /// Slots (threads not abandoned).
+    public var size: Int { condition.withLock { target } }
+    /// Tasks running now.
+    public var running: Int { condition.withLock { busy } }
+    /// Tasks queued and not started.
+    public var queued: Int { condition.withLock { queue.count - head } }
+
+    /// Remove and return every task not yet started.
+    public func takeQueued() -> [TaskRunner] {
+        condition.withLock {
+            let out = Array(queue[head...])
+            queue.removeAll()
+            head = 0
+            return out
+        }
+    }
+
+    /// Grow or shrink to `size` slots; surplus threads leave when idle.
+    public func resize(to size: Int) {
+        condition.withLock {
+            target = max(1, size)
+            spawnMissing()
+            condition.broadcast()
+        }
+    }
+
+    /// A runner passed its hard time limit: give up on its thread and start another.
+    public func abandon(_ runner: TaskRunner) {
+        condition.withLock {
+            guard runner.markAbandoned() else { return }
+            abandoned += 1
+            busy -= 1
+            spawnMissing()
+        }
+    }
+
+    /// Stop: threads exit once the queue is empty.
+    public func shutdown() {
+        condition.withLock {
+            closed = true
+            condition.broadcast()
+        }
+    }
+
+    /// Start threads until the live, non-abandoned ones reach the target (lock held).
+    private func spawnMissing() {
+        while alive - abandoned < target {
+            alive += 1
             let t = Thread { [unowned self] in self.work() }
-            t.name = "\(name)-\(i)"
+            t.name = "\(name)-\(alive)"
             t.stackSize = 1 << 20
-            threads.append(t)
             t.start()
         }
     }
 
-    /// Queue a job.
-    public func submit(_ job: @escaping @Sendable () -> Void) {
-        condition.lock()
-        jobs.append(job)
-        condition.signal()
-        condition.unlock()
-    }
-
-    /// Jobs queued and not yet started.
-    public var queued: Int { condition.withLock { jobs.count - head } }
-
-    /// Stop accepting work; threads exit once the queue is empty.
-    public func shutdown() {
-        condition.lock()
-        closed = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
     private func work() {
+        condition.lock()
         while true {
-            condition.lock()
-            while head == jobs.count && !closed { condition.wait() }
-            if head == jobs.count {
+            while head == queue.count && !closed && alive - abandoned <= target { condition.wait() }
+            if alive - abandoned > target || (head == queue.count && closed) {
+                alive -= 1
                 condition.unlock()
                 return
             }
-            let job = jobs[head]
+            let runner = queue[head]
             head += 1
-            if head > 1024 && head * 2 > jobs.count {
-                jobs.removeFirst(head)
+            if head > 1024 && head * 2 > queue.count {
+                queue.removeFirst(head)
                 head = 0
             }
-            running += 1
+            busy += 1
             condition.unlock()
-            job()
+            runner.run()
             condition.lock()
-            running -= 1
-            condition.unlock()
+            if runner.isAbandoned {
+                abandoned -= 1
+                alive -= 1
+                condition.unlock()
+                return
+            }
+            busy -= 1
         }
     }
 }

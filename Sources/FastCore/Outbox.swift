@@ -4,14 +4,14 @@ import Foundation
 /// progress updates, and completions (result + ack). The consumer drains the
 /// whole box into one pipelined write.
 ///
-///     outbox.post(Outbox.Entry(commands: cmds, completes: true))
+///     outbox.post(Outbox.Entry(commands: cmds, completes: tag))
 ///     let batch = outbox.take(waitingUpTo: 0.01)
 public final class Outbox: @unchecked Sendable {
-    /// One group of commands; `completes` marks a delivery that left the pool.
+    /// One group of commands; `completes` names the delivery (tag) it finishes.
     public struct Entry: Sendable {
         public var commands: [[String]]
-        public var completes: Bool
-        public init(commands: [[String]], completes: Bool) {
+        public var completes: String?
+        public init(commands: [[String]], completes: String? = nil) {
             self.commands = commands
             self.completes = completes
         }

@@ -23,6 +23,11 @@ public struct TaskFailure: Error, Sendable, CustomStringConvertible {
     public var description: String {
         "\(type)(\(arguments.map(PythonRepr.repr).joined(separator: ", ")))"
     }
+    /// A short Python-style traceback naming the task.
+    public func traceback(task: String) -> String {
+        "Traceback (most recent call last):\n  Celeris task \(task)\n\(type): \(TaskFailureText.text(resultJSON, type: type))\n"
+    }
+
     /// `{"exc_type", "exc_message", "exc_module"}` as the Redis backend stores it.
     public var resultJSON: JSON {
         ["exc_type": .string(type), "exc_message": .array(arguments), "exc_module": .string(module)]

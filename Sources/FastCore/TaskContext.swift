@@ -11,14 +11,22 @@ public final class TaskContext: Sendable {
     public let stepSeconds: Double
     /// The pub/sub channel WebSocket frontends fan out (`task_status`).
     public let statusChannel: String
+    /// When the soft time limit passes, if the task has one.
+    public let softDeadline: Double?
+    private let clock: any WallClock
     private let outbox: Outbox
     private let completion = LockedBox<JSON?>(nil)
 
-    public init(message: TaskMessage, outbox: Outbox, stepSeconds: Double, statusChannel: String = "task_status") {
+    public init(
+        message: TaskMessage, outbox: Outbox, stepSeconds: Double, statusChannel: String = "task_status",
+        softDeadline: Double? = nil, clock: any WallClock = SystemClock()
+    ) {
         self.message = message
         self.outbox = outbox
         self.stepSeconds = stepSeconds
         self.statusChannel = statusChannel
+        self.softDeadline = softDeadline
+        self.clock = clock
     }
 
     public var taskId: String { message.id }
@@ -43,12 +51,12 @@ public final class TaskContext: Sendable {
     /// Store a state with its meta and announce it (Celery's `update_state`).
     public func updateState(_ state: TaskState, meta: JSON) {
         let record = ResultRecord(taskId: message.id, state: state, result: meta)
-        outbox.post(.init(commands: [["MULTI"]] + record.storeCommands() + [["EXEC"]], completes: false))
+        outbox.post(.init(commands: [["MULTI"]] + record.storeCommands() + [["EXEC"]]))
     }
 
     /// Publish a JSON update on the status channel for WebSocket clients.
     public func publishStatus(_ fields: JSON) {
-        outbox.post(.init(commands: [["PUBLISH", statusChannel, statusUpdate(fields).serialized()]], completes: false))
+        outbox.post(.init(commands: [["PUBLISH", statusChannel, statusUpdate(fields).serialized()]]))
     }
 
     /// Fields to publish on the status channel once the result is stored;
@@ -67,10 +75,34 @@ public final class TaskContext: Sendable {
         return .object(pairs)
     }
 
-    /// Sleep the executor thread.
-    public func sleep(seconds: Double) {
-        if seconds > 0 { Thread.sleep(forTimeInterval: seconds) }
+    /// Throws `SoftTimeLimitExceeded` once the soft time limit has passed; long tasks call it between steps.
+    public func checkSoftTimeLimit() throws(TaskFailure) {
+        if let softDeadline, clock.now() >= softDeadline {
+            throw TaskFailure(type: "SoftTimeLimitExceeded", arguments: [], module: "billiard.exceptions")
+        }
     }
+
+    /// Sleep the executor thread; interrupted by the soft time limit.
+    public func sleep(seconds: Double) throws(TaskFailure) {
+        var left = seconds
+        while left > 0 {
+            try checkSoftTimeLimit()
+            let slice = min(left, 0.05)
+            Thread.sleep(forTimeInterval: slice)
+            left -= slice
+        }
+        try checkSoftTimeLimit()
+    }
+
+    /// The error to throw to run again later (Celery's `self.retry`).
+    ///
+    ///     throw ctx.retry(after: 2, because: TaskFailure(type: "IOError", message: "busy"))
+    public func retry(after countdown: Double? = nil, because cause: TaskFailure? = nil) -> TaskRetry {
+        TaskRetry(countdown: countdown, cause: cause)
+    }
+
+    /// How many times this task id was retried before.
+    public var retries: Int { message.retries }
 }
 
 /// A value guarded by a lock, shared between threads.

@@ -102,6 +102,20 @@ public struct TaskMessage: Sendable {
         ]
     }
 
+    /// Received headers (every key a producer wrote) updated with this
+    /// message's fields; fresh protocol headers for a new message.
+    func envelopeHeaders() -> JSON {
+        let fresh = protocolHeaders()
+        guard case .object = headers else { return fresh }
+        var merged = headers
+        for key in [
+            "task", "id", "eta", "expires", "retries", "timelimit", "group", "group_index", "root_id", "parent_id",
+        ] {
+            if let v = fresh[key] { merged = merged.setting(key, v) }
+        }
+        return merged
+    }
+
     /// The body `[args, kwargs, embed]` as JSON text.
     public func bodyJSON() -> String {
         JSON.array([.array(args), .object(kwargs), embed]).serialized()
@@ -112,7 +126,7 @@ public struct TaskMessage: Sendable {
         let body = Data(bodyJSON().utf8).base64EncodedString()
         let env: JSON = [
             "body": .string(body), "content-encoding": "utf-8", "content-type": "application/json",
-            "headers": headers.isNull ? protocolHeaders() : headers,
+            "headers": envelopeHeaders(),
             "properties": [
                 "correlation_id": .string(id), "reply_to": .string(replyTo), "delivery_mode": 2,
                 "delivery_info": ["exchange": .string(exchange), "routing_key": .string(routingKey)],

@@ -2,22 +2,31 @@
 /// progress through it, and returns a JSON result or throws.
 public typealias TaskFunction = @Sendable (TaskContext) throws -> JSON
 
-/// Task names a worker can run, with their functions.
+/// A registered task: its function and its options.
+public struct RegisteredTask: Sendable {
+    public let name: String
+    public let options: TaskOptions
+    public let function: TaskFunction
+}
+
+/// Task names a worker can run, with their functions and options.
 ///
 ///     var registry = TaskRegistry()
 ///     registry.register("add") { ctx in .int(try ctx.int(0, "x") + ctx.int(1, "y")) }
 public struct TaskRegistry: Sendable {
-    private var tasks: [String: TaskFunction] = [:]
+    private var tasks: [String: RegisteredTask] = [:]
 
     public init() {}
 
     /// Register (or replace) a task under `name`.
-    public mutating func register(_ name: String, _ function: @escaping TaskFunction) {
-        tasks[name] = function
+    public mutating func register(
+        _ name: String, options: TaskOptions = TaskOptions(), _ function: @escaping TaskFunction
+    ) {
+        tasks[name] = RegisteredTask(name: name, options: options, function: function)
     }
 
-    /// The function for `name`, or nil when not registered.
-    public func function(named name: String) -> TaskFunction? { tasks[name] }
+    /// The task registered as `name`, or nil.
+    public func task(named name: String) -> RegisteredTask? { tasks[name] }
 
     /// Every registered name, sorted.
     public var names: [String] { tasks.keys.sorted() }

@@ -92,27 +92,11 @@ enum TaskStatusView {
         case "SUCCESS":
             return ["status": "Completed", "state": "SUCCESS", "result": result]
         case "FAILURE":
-            return ["status": "Failed", "state": "FAILURE", "result": .string(failureText(result))]
+            return ["status": "Failed", "state": "FAILURE", "result": .string(TaskFailureText.text(result))]
         case "PENDING":
             return ["status": "Pending...", "state": "PENDING"]
         default:
             return ["status": .string(state), "state": .string(state), "meta": result]
         }
-    }
-
-    /// Python's `str(exc)` for a stored `{"exc_type", "exc_message", "exc_module"}`.
-    static func failureText(_ result: JSON) -> String {
-        guard let args = result["exc_message"] else { return result.stringValue ?? result.serialized() }
-        let type = result["exc_type"]?.stringValue ?? "Exception"
-        let list = args.arrayValue ?? [args]
-        let text: String
-        if list.count == 1 {
-            text =
-                list[0].stringValue.map { type == "NotRegistered" || type == "KeyError" ? "'\($0)'" : $0 }
-                ?? PythonRepr.repr(list[0])
-        } else {
-            text = "(" + list.map(PythonRepr.repr).joined(separator: ", ") + ")"
-        }
-        return text
     }
 }

@@ -31,11 +31,16 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds create_task sleeps per step (default: $CELERIS_STEP_SECONDS or 1).")
     var stepSeconds: Double?
 
+    @Option(
+        name: .long, help: "Seconds before a dead worker's deliveries return to their queues (kombu's default 3600).")
+    var visibilityTimeout: Double = 3600
+
     func validate() throws {
         guard concurrency >= 1, concurrency <= 4096 else { throw ValidationError("--concurrency must be 1...4096") }
         guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
         guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
         guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
+        guard visibilityTimeout >= 1 else { throw ValidationError("--visibility-timeout must be at least 1 second") }
     }
 
     var queueList: [String] {
@@ -55,16 +60,16 @@ struct WorkerCommand: ParsableCommand {
         BuiltinTasks.register(into: &registry)
         let config = WorkerConfiguration(
             endpoint: endpoint, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
-            hostname: node, stepSeconds: step)
+            hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout)
         let consumer = Consumer(configuration: config, registry: registry, logger: logger)
 
         let signals = ShutdownSignals { signo, count in
-            if count == 1 {
-                logger.info("signal \(signo): warm shutdown, finishing tasks in flight (again to quit now)")
+            if count == 1 && signo != SIGQUIT {
+                logger.info("signal \(signo): warm shutdown, finishing running tasks (again to quit now)")
                 consumer.stop()
             } else {
-                logger.warning("signal \(signo) again: cold shutdown; unacknowledged messages stay in 'unacked'")
-                Foundation.exit(1)
+                logger.warning("signal \(signo): cold shutdown, returning every held message to its queue")
+                consumer.stopNow()
             }
         }
         logger.info(
@@ -72,6 +77,8 @@ struct WorkerCommand: ParsableCommand {
         )
         consumer.run()
         withExtendedLifetime(signals) {}
+        // Threads still inside abandoned or cold-stopped tasks are not waited for.
+        Foundation.exit(0)
     }
 }
 
@@ -82,7 +89,7 @@ final class ShutdownSignals {
     init(_ handler: @escaping @Sendable (Int32, Int) -> Void) {
         let count = LockedBox(0)
         var made: [any DispatchSourceSignal] = []
-        for signo in [SIGINT, SIGTERM] {
+        for signo in [SIGINT, SIGTERM, SIGQUIT] {
             signal(signo, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             src.setEventHandler {

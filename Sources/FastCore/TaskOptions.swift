@@ -1,0 +1,78 @@
+/// What a task declares about itself, as Celery's task attributes do.
+///
+///     registry.register("fetch", options: TaskOptions(maxRetries: 5, rateLimit: RateLimit("10/s"))) { ctx in … }
+public struct TaskOptions: Sendable {
+    /// Retries allowed before the task's error becomes its FAILURE.
+    public var maxRetries: Int
+    /// Backoff factor in seconds: retry n waits up to `retryBackoff * 2^n`.
+    public var retryBackoff: Double
+    /// Longest backoff.
+    public var retryBackoffMax: Double
+    /// Full jitter: wait a random time up to the backoff (Celery's default).
+    public var retryJitter: Bool
+    /// Seconds after which the task is told to stop (`SoftTimeLimitExceeded`).
+    public var softTimeLimit: Double?
+    /// Seconds after which the task is abandoned and fails with `TimeLimitExceeded`.
+    public var timeLimit: Double?
+    public var rateLimit: RateLimit?
+    public var ignoreResult: Bool
+
+    public init(
+        maxRetries: Int = 3, retryBackoff: Double = 1, retryBackoffMax: Double = 600, retryJitter: Bool = true,
+        softTimeLimit: Double? = nil, timeLimit: Double? = nil, rateLimit: RateLimit? = nil, ignoreResult: Bool = false
+    ) {
+        self.maxRetries = maxRetries
+        self.retryBackoff = retryBackoff
+        self.retryBackoffMax = retryBackoffMax
+        self.retryJitter = retryJitter
+        self.softTimeLimit = softTimeLimit
+        self.timeLimit = timeLimit
+        self.rateLimit = rateLimit
+        self.ignoreResult = ignoreResult
+    }
+
+    /// Seconds before retry number `retries` (0-based), Celery's
+    /// `get_exponential_backoff_interval` with full jitter.
+    public func backoff(retries: Int, random: Double = Double.random(in: 0...1)) -> Double {
+        let ceiling = min(retryBackoffMax, retryBackoff * pow2(retries))
+        return retryJitter ? ceiling * random : ceiling
+    }
+
+    private func pow2(_ n: Int) -> Double { n >= 60 ? .greatestFiniteMagnitude : Double(1 << n) }
+}
+
+/// A task rate in Celery's notation: `"10/s"`, `"100/m"`, `"1000/h"`, or a bare number per second.
+public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
+    public let perSecond: Double
+    public let text: String
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/")
+        guard let n = Double(parts.first ?? ""), n >= 0, parts.count <= 2 else { return nil }
+        let unit = parts.count == 2 ? String(parts[1]) : "s"
+        let seconds: Double
+        switch unit {
+        case "s": seconds = 1
+        case "m": seconds = 60
+        case "h": seconds = 3600
+        default: return nil
+        }
+        perSecond = n / seconds
+        self.text = text
+    }
+
+    public var description: String { text }
+}
+
+/// A task asking to run again later: `throw ctx.retry(after: 5, because: error)`.
+public struct TaskRetry: Error, Sendable {
+    /// Seconds to wait; nil uses the task's exponential backoff.
+    public var countdown: Double?
+    /// The error behind the retry; it becomes the FAILURE once retries run out.
+    public var cause: TaskFailure?
+
+    public init(countdown: Double? = nil, cause: TaskFailure? = nil) {
+        self.countdown = countdown
+        self.cause = cause
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Logging
+
+/// One claimed task on its way through an executor thread: runs the
+/// function, then posts the result, any status update and the ack as one
+/// MULTI, so the result is stored if and only if the delivery is acknowledged.
+public final class TaskRunner: @unchecked Sendable {
+    public let message: TaskMessage
+    let task: RegisteredTask
+    let outbox: Outbox
+    let settings: Settings
+    private let lock = NSLock()
+    private var startedAt: Double?
+    private var finished = false
+    private var abandoned = false
+
+    /// What every runner of a worker shares.
+    struct Settings: Sendable {
+        var stepSeconds: Double
+        var statusChannel = "task_status"
+        var clock: any WallClock
+        var logger: Logger
+    }
+
+    init(message: TaskMessage, task: RegisteredTask, outbox: Outbox, settings: Settings) {
+        self.message = message
+        self.task = task
+        self.outbox = outbox
+        self.settings = settings
+    }
+
+    /// Soft and hard limits: the message's `timelimit` header wins over the task's options.
+    var limits: (soft: Double?, hard: Double?) {
+        (message.timeLimit.soft ?? task.options.softTimeLimit, message.timeLimit.hard ?? task.options.timeLimit)
+    }
+
+    /// When the thread picked it up, or nil while queued.
+    var started: Double? { lock.withLock { startedAt } }
+    var isAbandoned: Bool { lock.withLock { abandoned } }
+
+    /// Mark as abandoned if it is running; false if it already finished or never started.
+    func markAbandoned() -> Bool {
+        lock.withLock {
+            guard startedAt != nil, !finished, !abandoned else { return false }
+            abandoned = true
+            return true
+        }
+    }
+
+    func run() {
+        let now = settings.clock.now()
+        lock.withLock { startedAt = now }
+        let soft = limits.soft.map { now + $0 }
+        let ctx = TaskContext(
+            message: message, outbox: outbox, stepSeconds: settings.stepSeconds, statusChannel: settings.statusChannel,
+            softDeadline: soft, clock: settings.clock)
+        var cmds: [[String]] = [["MULTI"]]
+        do {
+            let result = try task.function(ctx)
+            let record = ResultRecord(
+                taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
+                groupId: message.group, parentId: message.parentId)
+            cmds += store(record, ctx: ctx)
+            let runtime = String(format: "%.6f", settings.clock.now() - now)
+            settings.logger.info("Task \(message.task)[\(message.id)] succeeded in \(runtime)s: \(result.serialized())")
+        } catch let retry as TaskRetry {
+            cmds += retryOrFail(retry, ctx: ctx)
+        } catch {
+            cmds += fail((error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)"), ctx: ctx)
+        }
+        cmds += DeliveryClaim.ackCommands(tag: message.deliveryTag)
+        cmds.append(["EXEC"])
+        let post = lock.withLock { () -> Bool in
+            finished = true
+            return !abandoned
+        }
+        if post { outbox.post(.init(commands: cmds, completes: message.deliveryTag)) }
+    }
+
+    /// SETEX + PUBLISH of the record (unless results are ignored), then the status update.
+    private func store(_ record: ResultRecord, ctx: TaskContext) -> [[String]] {
+        var cmds = message.ignoreResult || task.options.ignoreResult ? [] : record.storeCommands()
+        var fields = ctx.completionFields
+        if record.state == .failure, let failure = record.result["exc_type"]?.stringValue {
+            fields = (fields ?? [:]).setting("error", .string(TaskFailureText.text(record.result, type: failure)))
+        }
+        if let fields {
+            cmds.append(["PUBLISH", ctx.statusChannel, ctx.statusUpdate(fields, state: record.state).serialized()])
+        }
+        return cmds
+    }
+
+    private func fail(_ failure: TaskFailure, ctx: TaskContext) -> [[String]] {
+        settings.logger.error("Task \(message.task)[\(message.id)] raised unexpected: \(failure)")
+        let record = ResultRecord(
+            taskId: message.id, state: .failure, result: failure.resultJSON,
+            traceback: failure.traceback(task: message.task),
+            dateDone: settings.clock.now(), groupId: message.group, parentId: message.parentId)
+        return store(record, ctx: ctx)
+    }
+
+    /// Celery's `Task.retry`: the same task id goes back on its queue with
+    /// `retries + 1` and an ETA, the result shows RETRY; past `max_retries` the cause is the FAILURE.
+    private func retryOrFail(_ retry: TaskRetry, ctx: TaskContext) -> [[String]] {
+        let cause = retry.cause ?? TaskFailure(type: "Retry", message: "Retry requested", module: "celery.exceptions")
+        guard message.retries < task.options.maxRetries else {
+            let exhausted =
+                retry.cause
+                ?? TaskFailure(
+                    type: "MaxRetriesExceededError",
+                    message:
+                        "Can't retry \(message.task)[\(message.id)] args:\(message.argsRepr) kwargs:\(message.kwargsRepr)",
+                    module: "celery.exceptions")
+            return fail(exhausted, ctx: ctx)
+        }
+        let delay = retry.countdown ?? task.options.backoff(retries: message.retries)
+        var next = message
+        next.retries += 1
+        next.eta = CeleryTime.isoformat(settings.clock.now() + delay)
+        next.deliveryTag = TaskMessage.newId()
+        settings.logger.info(
+            "Task \(message.task)[\(message.id)] retry \(next.retries)/\(task.options.maxRetries) in \(String(format: "%.3f", delay))s: \(cause)"
+        )
+        let record = ResultRecord(
+            taskId: message.id, state: .retry, result: cause.resultJSON, traceback: cause.traceback(task: message.task),
+            groupId: message.group, parentId: message.parentId)
+        var producer = TaskProducer()
+        return producer.sendCommands(for: next).filter { $0.first == "LPUSH" } + store(record, ctx: ctx)
+    }
+}
+
+/// Python's `str(exc)` for a stored `{"exc_type", "exc_message", "exc_module"}`.
+public enum TaskFailureText {
+    public static func text(_ result: JSON, type: String? = nil) -> String {
+        guard let args = result["exc_message"] else { return result.stringValue ?? result.serialized() }
+        let type = type ?? result["exc_type"]?.stringValue ?? "Exception"
+        let list = args.arrayValue ?? [args]
+        guard list.count == 1 else { return "(" + list.map(PythonRepr.repr).joined(separator: ", ") + ")" }
+        guard let s = list[0].stringValue else { return PythonRepr.repr(list[0]) }
+        return type == "NotRegistered" || type == "KeyError" ? "'\(s)'" : s
+    }
+}

@@ -22,7 +22,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Messages claimed per slot ahead of execution.")
     var prefetchMultiplier: Int = 4
 
-    @Option(name: [.short, .long], help: "Node name (default celeris@<host>).")
+    @Option(name: [.customShort("n"), .long], help: "Node name (default celeris@<host>).")
     var hostname: String?
 
     @Option(name: [.short, .long], help: "debug, info, warning, error, critical.")

@@ -1,6 +1,5 @@
 import FastCore
 import Foundation
-import Logging
 import XCTest
 
 /// The worker's broker bookkeeping on a real redis-server, asserting the whole
@@ -30,22 +29,11 @@ final class WorkerRedisStateTests: XCTestCase {
 
     /// Run an in-process consumer until `done` holds, then stop it and wait for it.
     func consume(until done: () throws -> Bool, timeout: Double = 15) throws {
-        var registry = TaskRegistry()
-        BuiltinTasks.register(into: &registry)
-        registry.register("fail") { _ in throw TaskFailure(type: "ValueError", message: "boom") }
-        var logger = Logger(label: "test-worker")
-        logger.logLevel = .critical
-        let consumer = Consumer(
-            configuration: WorkerConfiguration(
-                endpoint: redis.endpoint, concurrency: 2, hostname: "celeris@test", stepSeconds: 0),
-            registry: registry, logger: logger)
-        let finished = DispatchSemaphore(value: 0)
-        Thread {
-            consumer.run(); finished.signal()
-        }.start()
+        let worker = InProcessWorker(redis: redis) { registry in
+            registry.register("fail") { _ in throw TaskFailure(type: "ValueError", message: "boom") }
+        }
         let ok = try eventually(timeout: timeout, done)
-        consumer.stop()
-        XCTAssertEqual(finished.wait(timeout: .now() + 10), .success, "consumer did not stop")
+        worker.stop()
         XCTAssertTrue(ok, "condition not reached")
     }
 

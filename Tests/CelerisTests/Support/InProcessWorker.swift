@@ -1,0 +1,37 @@
+import FastCore
+import Foundation
+import Logging
+import XCTest
+
+/// A consumer on a background thread of the test process, with test-only tasks registered.
+final class InProcessWorker {
+    let consumer: Consumer
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(redis: RedisServer, concurrency: Int = 2, prefetch: Int = 4, register: (inout TaskRegistry) -> Void = { _ in })
+    {
+        var registry = TaskRegistry()
+        BuiltinTasks.register(into: &registry)
+        register(&registry)
+        var logger = Logger(label: "test-worker")
+        logger.logLevel = .critical
+        consumer = Consumer(
+            configuration: WorkerConfiguration(
+                endpoint: redis.endpoint, concurrency: concurrency, prefetchMultiplier: prefetch,
+                hostname: "celeris@test",
+                stepSeconds: 0),
+            registry: registry, logger: logger)
+        let c = consumer
+        let done = finished
+        Thread {
+            c.run()
+            done.signal()
+        }.start()
+    }
+
+    /// Warm-stop and wait for the loop to end.
+    func stop() {
+        consumer.stop()
+        XCTAssertEqual(finished.wait(timeout: .now() + 10), .success, "consumer did not stop")
+    }
+}

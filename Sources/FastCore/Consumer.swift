@@ -19,12 +19,19 @@ public struct WorkerConfiguration: Sendable {
     public var visibilityTimeout: Double
     /// ETA/rate-limited deliveries held beyond the prefetch window before they count against it.
     public var maxScheduledBeyondPrefetch: Int
+    /// Send Celery events (`-E`): worker heartbeats and task events, for Flower.
+    public var events: Bool
+    /// `--autoscale=MAX,MIN`; nil keeps `concurrency` slots.
+    public var autoscale: (max: Int, min: Int)?
+    /// Seconds of lower demand before autoscale shrinks the pool.
+    public var autoscaleKeepalive: Double
     public var clock: any WallClock
 
     public init(
         endpoint: RedisEndpoint, queues: [String] = ["celery"], concurrency: Int = 1, prefetchMultiplier: Int = 4,
         hostname: String, stepSeconds: Double = 1, deadLetterKey: String = "celeris.dead_letter",
         maxIdleSeconds: Double = 0.02, visibilityTimeout: Double = 3600, maxScheduledBeyondPrefetch: Int = 1000,
+        events: Bool = false, autoscale: (max: Int, min: Int)? = nil, autoscaleKeepalive: Double = 30,
         clock: any WallClock = SystemClock()
     ) {
         self.endpoint = endpoint
@@ -37,6 +44,9 @@ public struct WorkerConfiguration: Sendable {
         self.maxIdleSeconds = maxIdleSeconds
         self.visibilityTimeout = visibilityTimeout
         self.maxScheduledBeyondPrefetch = maxScheduledBeyondPrefetch
+        self.events = events
+        self.autoscale = autoscale
+        self.autoscaleKeepalive = autoscaleKeepalive
         self.clock = clock
     }
 
@@ -66,33 +76,55 @@ public final class Consumer: @unchecked Sendable {
     }
 
     public let configuration: WorkerConfiguration
-    private let registry: TaskRegistry
-    private let logger: Logger
-    private let outbox = Outbox()
+    let registry: TaskRegistry
+    let logger: Logger
+    let outbox = Outbox()
     public let pool: ExecutorPool
     private let claim = DeliveryClaim()
     private let restore = DeliveryRestore()
-    private let phase = LockedBox(Phase.consuming)
-    private let runnerSettings: TaskRunner.Settings
-    private var clock: any WallClock { configuration.clock }
-    private var redis: RedisConnection?
+    let phase = LockedBox(Phase.consuming)
+    let runnerSettings: TaskRunner.Settings
+    var clock: any WallClock { configuration.clock }
+    var redis: RedisConnection?
+    /// Queues consumed now (remote control may add or cancel).
+    var queues: [String]
     private var queueOrder: [String]
-    private var held: [String: Held] = [:]
-    private var scheduled: [(due: Double, tag: String)] = []
-    private var limiter = RateLimiter()
-    private var ownWrites: [[String]] = []
+
+    /// Consume from `queues` from the next claim on.
+    func resetQueueOrder(_ queues: [String]) { queueOrder = queues }
+    var held: [String: Held] = [:]
+    var scheduled: [(due: Double, tag: String)] = []
+    var limiter = RateLimiter()
+    var ownWrites: [[String]] = []
     private var unstartedReturned = false
     private var nextLease = 0.0
     private var nextRecovery = 0.0
+    /// Task ids revoked by remote control (kept for the worker's lifetime, bounded).
+    var revoked: [String] = []
+    var revokedSet: Set<String> = []
+    /// Tasks finished, by name (for `stats` and heartbeats).
+    var processed: [String: Int] = [:]
+    let started: Double
+    /// Remote-control commands waiting for the loop.
+    let controlInbox = LockedBox<[ControlRequest]>([])
+    var events = WorkerEvents()
+    var autoscaler: Autoscaler?
+    var nextAutoscale = 0.0
 
     public init(configuration: WorkerConfiguration, registry: TaskRegistry, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
+        self.queues = configuration.queues
         self.queueOrder = configuration.queues
-        self.pool = ExecutorPool(size: configuration.concurrency)
+        self.pool = ExecutorPool(size: configuration.autoscale?.min ?? configuration.concurrency)
         self.runnerSettings = TaskRunner.Settings(
-            stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger)
+            stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
+            events: LockedBox(configuration.events))
+        self.started = configuration.clock.now()
+        self.autoscaler = configuration.autoscale.map {
+            Autoscaler(max: $0.max, min: $0.min, keepalive: configuration.autoscaleKeepalive)
+        }
         for name in registry.names { limiter.set(name, registry.task(named: name)?.options.rateLimit) }
     }
 
@@ -118,12 +150,16 @@ public final class Consumer: @unchecked Sendable {
             let phase = self.phase.get()
             if phase == .cold {
                 leave(returning: Array(held.keys))
+                sayGoodbye()
                 break
             }
             if phase == .warm && !unstartedReturned { returnUnstarted() }
             if phase == .warm && unstartedReturned && held.isEmpty && ownWrites.isEmpty {
                 let rest = outbox.take(waitingUpTo: 0)
-                if rest.isEmpty { break }
+                if rest.isEmpty {
+                    sayGoodbye()
+                    break
+                }
                 write(rest)
                 continue
             }
@@ -134,9 +170,14 @@ public final class Consumer: @unchecked Sendable {
             startDue(now)
             enforceHardLimits(now)
             claimed = 0
+            if ensureConnected() {
+                answerControlRequests()
+                sendEvents(now)
+            }
             if phase == .consuming && ensureConnected() {
                 renewLeases(now)
                 recoverStale(now)
+                autoscale(now)
                 if hasRoom { claimed = claimAndDispatch(max: capacity - active) }
             }
             idle = claimed > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds)
@@ -157,6 +198,8 @@ public final class Consumer: @unchecked Sendable {
         var next = now + idle
         if let first = scheduled.first { next = min(next, first.due) }
         if phase.get() == .consuming { next = min(next, nextLease, nextRecovery) }
+        if runnerSettings.events.get() { next = min(next, events.nextHeartbeat) }
+        if autoscaler != nil { next = min(next, nextAutoscale) }
         for h in held.values {
             if let started = h.runner.started, let hard = h.runner.limits.hard { next = min(next, started + hard) }
         }
@@ -171,7 +214,7 @@ public final class Consumer: @unchecked Sendable {
         do {
             let r = try RedisConnection(endpoint: configuration.endpoint)
             var cmds: [[String]] = []
-            for q in configuration.queues {
+            for q in queues {
                 let member = QueueKeys.bindingMember(routingKey: q, queue: q)
                 cmds.append(["SADD", QueueKeys.bindingKey(exchange: q), member])
             }
@@ -198,20 +241,28 @@ public final class Consumer: @unchecked Sendable {
     /// Completions of deliveries no longer held (abandoned past their hard limit) are dropped.
     private func write(_ entries: [Outbox.Entry]) {
         let live = entries.filter { $0.completes.map { held[$0] != nil } ?? true }
+        for e in live { if let ev = e.event { events.pending.append(ev) } }
         guard !live.isEmpty || !ownWrites.isEmpty else { return }
         guard ensureConnected(), let r = redis else {
             outbox.requeue(live)
             return
         }
-        var cmds = ownWrites
+        // The consumer's own writes go last: a REVOKED or TimeLimitExceeded record
+        // must land after any progress its abandoned task had already posted.
+        var cmds: [[String]] = []
         for e in live { cmds += e.commands }
+        cmds += ownWrites
         do {
             let replies = try r.pipeline(cmds)
             for (cmd, reply) in zip(cmds, replies) {
                 if let e = reply.errorMessage { logger.error("\(cmd.first ?? "?") failed: \(e)") }
             }
             ownWrites.removeAll()
-            for e in live { if let tag = e.completes { held[tag] = nil } }
+            for e in live {
+                guard let tag = e.completes else { continue }
+                if let name = held[tag]?.runner.message.task { processed[name, default: 0] += 1 }
+                held[tag] = nil
+            }
         } catch {
             dropConnection(error)
             outbox.requeue(live)
@@ -262,6 +313,17 @@ public final class Consumer: @unchecked Sendable {
             return
         }
         let h = Held(TaskRunner(message: message, task: task, outbox: outbox, settings: runnerSettings))
+        if runnerSettings.events.get() {
+            events.pending.append(
+                h.runner.event(
+                    "task-received",
+                    [
+                        "name": .string(message.task), "args": .string(message.argsRepr),
+                        "kwargs": .string(message.kwargsRepr), "root_id": message.rootId.map(JSON.string) ?? nil,
+                        "parent_id": message.parentId.map(JSON.string) ?? nil, "retries": .int(Int64(message.retries)),
+                        "eta": message.eta.map(JSON.string) ?? nil, "expires": message.expires.map(JSON.string) ?? nil,
+                    ]))
+        }
         held[d.tag] = h
         if let eta = message.eta.flatMap(CeleryTime.parse), eta > now {
             schedule(h, at: eta)
@@ -273,6 +335,11 @@ public final class Consumer: @unchecked Sendable {
     /// Run now, or schedule for when the task's rate limit allows; expired tasks end REVOKED.
     private func start(_ h: Held, now: Double) {
         let m = h.runner.message
+        if revokedSet.contains(m.id) {
+            held[m.deliveryTag] = nil
+            finishRevoked(h.runner, terminated: false)
+            return
+        }
         if let expires = m.expires.flatMap(CeleryTime.parse), expires <= now {
             logger.info("Task \(m.task)[\(m.id)] expired at \(m.expires ?? ""); not run, stored as REVOKED")
             held[m.deliveryTag] = nil
@@ -288,7 +355,7 @@ public final class Consumer: @unchecked Sendable {
         }
     }
 
-    private func schedule(_ h: Held, at due: Double) {
+    func schedule(_ h: Held, at due: Double) {
         h.due = due
         let tag = h.runner.message.deliveryTag
         let i = scheduled.firstIndex { $0.due > due } ?? scheduled.count
@@ -306,7 +373,7 @@ public final class Consumer: @unchecked Sendable {
     }
 
     /// Store a final state for a task that will not run, and acknowledge it.
-    private func finishWithoutRunning(_ m: TaskMessage, _ state: TaskState, _ failure: TaskFailure) {
+    func finishWithoutRunning(_ m: TaskMessage, _ state: TaskState, _ failure: TaskFailure) {
         let record = ResultRecord(
             taskId: m.id, state: state, result: failure.resultJSON, dateDone: clock.now(), groupId: m.group,
             parentId: m.parentId)

@@ -52,6 +52,14 @@ public final class ExecutorPool: @unchecked Sendable {
         }
     }
 
+    /// Remove one queued task by delivery tag (revoked before it started).
+    public func cancel(tag: String) -> TaskRunner? {
+        condition.withLock {
+            guard let i = queue[head...].firstIndex(where: { $0.message.deliveryTag == tag }) else { return nil }
+            return queue.remove(at: i)
+        }
+    }
+
     /// Grow or shrink to `size` slots; surplus threads leave when idle.
     public func resize(to size: Int) {
         condition.withLock {

@@ -7,13 +7,16 @@ import Foundation
 ///     outbox.post(Outbox.Entry(commands: cmds, completes: tag))
 ///     let batch = outbox.take(waitingUpTo: 0.01)
 public final class Outbox: @unchecked Sendable {
-    /// One group of commands; `completes` names the delivery (tag) it finishes.
+    /// One group of commands; `completes` names the delivery (tag) it finishes;
+    /// `event` is a Celery task event to publish (when events are on).
     public struct Entry: Sendable {
         public var commands: [[String]]
         public var completes: String?
-        public init(commands: [[String]], completes: String? = nil) {
+        public var event: JSON?
+        public init(commands: [[String]], completes: String? = nil, event: JSON? = nil) {
             self.commands = commands
             self.completes = completes
+            self.event = event
         }
     }
 

@@ -16,11 +16,14 @@ public final class TaskContext: Sendable {
     private let clock: any WallClock
     private let outbox: Outbox
     private let completion = LockedBox<JSON?>(nil)
+    /// Set when the worker gave up on this task (revoked with terminate, or past its hard time limit).
+    private let cancelled: LockedBox<Bool>
 
     public init(
         message: TaskMessage, outbox: Outbox, stepSeconds: Double, statusChannel: String = "task_status",
-        softDeadline: Double? = nil, clock: any WallClock = SystemClock()
+        softDeadline: Double? = nil, clock: any WallClock = SystemClock(), cancelled: LockedBox<Bool> = LockedBox(false)
     ) {
+        self.cancelled = cancelled
         self.message = message
         self.outbox = outbox
         self.stepSeconds = stepSeconds
@@ -50,12 +53,14 @@ public final class TaskContext: Sendable {
 
     /// Store a state with its meta and announce it (Celery's `update_state`).
     public func updateState(_ state: TaskState, meta: JSON) {
+        guard !isCancelled else { return }
         let record = ResultRecord(taskId: message.id, state: state, result: meta)
         outbox.post(.init(commands: [["MULTI"]] + record.storeCommands() + [["EXEC"]]))
     }
 
     /// Publish a JSON update on the status channel for WebSocket clients.
     public func publishStatus(_ fields: JSON) {
+        guard !isCancelled else { return }
         outbox.post(.init(commands: [["PUBLISH", statusChannel, statusUpdate(fields).serialized()]]))
     }
 
@@ -75,8 +80,15 @@ public final class TaskContext: Sendable {
         return .object(pairs)
     }
 
-    /// Throws `SoftTimeLimitExceeded` once the soft time limit has passed; long tasks call it between steps.
+    /// True once the worker has given up on this task; its writes are dropped from then on.
+    public var isCancelled: Bool { cancelled.get() }
+
+    /// Throws `SoftTimeLimitExceeded` once the soft time limit has passed, or
+    /// `TaskRevokedError` once the task was terminated; long tasks call it between steps.
     public func checkSoftTimeLimit() throws(TaskFailure) {
+        if isCancelled {
+            throw TaskFailure(type: "TaskRevokedError", message: "terminated", module: "celery.exceptions")
+        }
         if let softDeadline, clock.now() >= softDeadline {
             throw TaskFailure(type: "SoftTimeLimitExceeded", arguments: [], module: "billiard.exceptions")
         }

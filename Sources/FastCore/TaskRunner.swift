@@ -13,6 +13,8 @@ public final class TaskRunner: @unchecked Sendable {
     private var startedAt: Double?
     private var finished = false
     private var abandoned = false
+    /// Shared with the task's context: set when abandoned, so the task stops writing and sleeping.
+    let cancelled = LockedBox(false)
 
     /// What every runner of a worker shares.
     struct Settings: Sendable {
@@ -20,6 +22,8 @@ public final class TaskRunner: @unchecked Sendable {
         var statusChannel = "task_status"
         var clock: any WallClock
         var logger: Logger
+        /// Whether task events go out (`-E`, or `enable_events` from remote control).
+        var events: LockedBox<Bool>
     }
 
     init(message: TaskMessage, task: RegisteredTask, outbox: Outbox, settings: Settings) {
@@ -43,30 +47,49 @@ public final class TaskRunner: @unchecked Sendable {
         lock.withLock {
             guard startedAt != nil, !finished, !abandoned else { return false }
             abandoned = true
+            cancelled.set(true)
             return true
         }
+    }
+
+    /// A task event body as Celery sends it (the consumer adds hostname, pid, clock).
+    func event(_ type: String, _ fields: JSON = [:]) -> JSON {
+        var pairs: [(key: String, value: JSON)] = [("uuid", .string(message.id))]
+        pairs += fields.objectPairs ?? []
+        pairs += [("timestamp", .double(settings.clock.now())), ("type", .string(type))]
+        return .object(pairs)
     }
 
     func run() {
         let now = settings.clock.now()
         lock.withLock { startedAt = now }
+        let events = settings.events.get()
+        if events { outbox.post(.init(commands: [], event: event("task-started"))) }
         let soft = limits.soft.map { now + $0 }
         let ctx = TaskContext(
             message: message, outbox: outbox, stepSeconds: settings.stepSeconds, statusChannel: settings.statusChannel,
-            softDeadline: soft, clock: settings.clock)
+            softDeadline: soft, clock: settings.clock, cancelled: cancelled)
         var cmds: [[String]] = [["MULTI"]]
+        var done: JSON
         do {
             let result = try task.function(ctx)
             let record = ResultRecord(
                 taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
                 groupId: message.group, parentId: message.parentId)
             cmds += store(record, ctx: ctx)
-            let runtime = String(format: "%.6f", settings.clock.now() - now)
-            settings.logger.info("Task \(message.task)[\(message.id)] succeeded in \(runtime)s: \(result.serialized())")
+            let runtime = settings.clock.now() - now
+            settings.logger.info(
+                "Task \(message.task)[\(message.id)] succeeded in \(String(format: "%.6f", runtime))s: \(result.serialized())"
+            )
+            done = event("task-succeeded", ["result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
         } catch let retry as TaskRetry {
-            cmds += retryOrFail(retry, ctx: ctx)
+            let (retryCmds, retried) = retryOrFail(retry, ctx: ctx)
+            cmds += retryCmds
+            done = retried
         } catch {
-            cmds += fail((error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)"), ctx: ctx)
+            let failure = (error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)")
+            cmds += fail(failure, ctx: ctx)
+            done = failedEvent(failure)
         }
         cmds += DeliveryClaim.ackCommands(tag: message.deliveryTag)
         cmds.append(["EXEC"])
@@ -74,7 +97,7 @@ public final class TaskRunner: @unchecked Sendable {
             finished = true
             return !abandoned
         }
-        if post { outbox.post(.init(commands: cmds, completes: message.deliveryTag)) }
+        if post { outbox.post(.init(commands: cmds, completes: message.deliveryTag, event: events ? done : nil)) }
     }
 
     /// SETEX + PUBLISH of the record (unless results are ignored), then the status update.
@@ -90,6 +113,12 @@ public final class TaskRunner: @unchecked Sendable {
         return cmds
     }
 
+    func failedEvent(_ failure: TaskFailure, type: String = "task-failed") -> JSON {
+        event(
+            type,
+            ["exception": .string(failure.description), "traceback": .string(failure.traceback(task: message.task))])
+    }
+
     private func fail(_ failure: TaskFailure, ctx: TaskContext) -> [[String]] {
         settings.logger.error("Task \(message.task)[\(message.id)] raised unexpected: \(failure)")
         let record = ResultRecord(
@@ -101,7 +130,7 @@ public final class TaskRunner: @unchecked Sendable {
 
     /// Celery's `Task.retry`: the same task id goes back on its queue with
     /// `retries + 1` and an ETA, the result shows RETRY; past `max_retries` the cause is the FAILURE.
-    private func retryOrFail(_ retry: TaskRetry, ctx: TaskContext) -> [[String]] {
+    private func retryOrFail(_ retry: TaskRetry, ctx: TaskContext) -> (commands: [[String]], event: JSON) {
         let cause = retry.cause ?? TaskFailure(type: "Retry", message: "Retry requested", module: "celery.exceptions")
         guard message.retries < task.options.maxRetries else {
             let exhausted =
@@ -111,7 +140,7 @@ public final class TaskRunner: @unchecked Sendable {
                     message:
                         "Can't retry \(message.task)[\(message.id)] args:\(message.argsRepr) kwargs:\(message.kwargsRepr)",
                     module: "celery.exceptions")
-            return fail(exhausted, ctx: ctx)
+            return (fail(exhausted, ctx: ctx), failedEvent(exhausted))
         }
         let delay = retry.countdown ?? task.options.backoff(retries: message.retries)
         var next = message
@@ -125,7 +154,8 @@ public final class TaskRunner: @unchecked Sendable {
             taskId: message.id, state: .retry, result: cause.resultJSON, traceback: cause.traceback(task: message.task),
             groupId: message.group, parentId: message.parentId)
         var producer = TaskProducer()
-        return producer.sendCommands(for: next).filter { $0.first == "LPUSH" } + store(record, ctx: ctx)
+        let cmds = producer.sendCommands(for: next).filter { $0.first == "LPUSH" } + store(record, ctx: ctx)
+        return (cmds, failedEvent(cause, type: "task-retried"))
     }
 }
 

@@ -22,8 +22,19 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Messages claimed per slot ahead of execution.")
     var prefetchMultiplier: Int = 4
 
-    @Option(name: [.customShort("n"), .long], help: "Node name (default celeris@<host>).")
+    @Option(
+        name: [.customShort("n"), .long],
+        help: "Node name; %h host, %n short host, %d domain, %p pid (default celeris-%p@%h: unique per process).")
     var hostname: String?
+
+    @Flag(name: [.customShort("E"), .customLong("task-events")], help: "Send task and worker events (for Flower).")
+    var taskEvents = false
+
+    @Option(name: .long, help: "Grow and shrink the pool between MAX,MIN slots with the load, e.g. 10,3.")
+    var autoscale: String?
+
+    @Option(name: .long, help: "Seconds of lower load before autoscale shrinks the pool.")
+    var autoscaleKeepalive: Double = 30
 
     @Option(name: [.short, .long], help: "debug, info, warning, error, critical.")
     var loglevel: String = "info"
@@ -41,6 +52,28 @@ struct WorkerCommand: ParsableCommand {
         guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
         guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
         guard visibilityTimeout >= 1 else { throw ValidationError("--visibility-timeout must be at least 1 second") }
+        if autoscale != nil && autoscaleRange == nil { throw ValidationError("--autoscale takes MAX,MIN, e.g. 10,3") }
+    }
+
+    /// `MAX,MIN` (or a single MAX, with MIN 1).
+    var autoscaleRange: (max: Int, min: Int)? {
+        guard let autoscale else { return nil }
+        let parts = autoscale.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard let max = parts.first ?? nil, max >= 1, parts.count <= 2 else { return nil }
+        let min = parts.count == 2 ? parts[1] : 1
+        guard let min, min >= 1, min <= max else { return nil }
+        return (max, min)
+    }
+
+    /// The node name with Celery's %-substitutions.
+    func nodeName() -> String {
+        let host = ProcessInfo.processInfo.hostName
+        let short = String(host.split(separator: ".").first ?? Substring(host))
+        let domain = host.split(separator: ".").dropFirst().joined(separator: ".")
+        let pid = String(ProcessInfo.processInfo.processIdentifier)
+        return (hostname ?? "celeris-%p@%h").replacingOccurrences(of: "%h", with: host)
+            .replacingOccurrences(of: "%n", with: short).replacingOccurrences(of: "%d", with: domain)
+            .replacingOccurrences(of: "%p", with: pid)
     }
 
     var queueList: [String] {
@@ -53,15 +86,17 @@ struct WorkerCommand: ParsableCommand {
         do { endpoint = try RedisEndpoint.broker(flag: broker, environment: ProcessInfo.processInfo.environment) } catch
         { throw ValidationError("\(error)") }
         let step = stepSeconds ?? env["CELERIS_STEP_SECONDS"].flatMap(Double.init) ?? 1
-        let node = hostname ?? "celeris@\(ProcessInfo.processInfo.hostName)"
+        let node = nodeName()
         let logger = CelerisLogging.bootstrap(label: node, level: CelerisLogging.level(loglevel)!)
 
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)
         let config = WorkerConfiguration(
             endpoint: endpoint, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
-            hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout)
+            hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout, events: taskEvents,
+            autoscale: autoscaleRange, autoscaleKeepalive: autoscaleKeepalive)
         let consumer = Consumer(configuration: config, registry: registry, logger: logger)
+        RemoteControlListener(endpoint: endpoint, logger: logger) { consumer.control($0) }.start()
 
         let signals = ShutdownSignals { signo, count in
             if count == 1 && signo != SIGQUIT {
@@ -73,7 +108,7 @@ struct WorkerCommand: ParsableCommand {
             }
         }
         logger.info(
-            "\(node) ready: broker \(endpoint), queues \(queueList.joined(separator: ",")), concurrency \(concurrency), tasks \(registry.names.joined(separator: ", "))"
+            "\(node) ready: broker \(endpoint), queues \(queueList.joined(separator: ",")), \(autoscaleRange.map { "autoscale \($0.max),\($0.min)" } ?? "concurrency \(concurrency)"), events \(taskEvents ? "on" : "off"), tasks \(registry.names.joined(separator: ", "))"
         )
         consumer.run()
         withExtendedLifetime(signals) {}

@@ -1,0 +1,310 @@
+import Foundation
+
+/// Celery's remote-control commands and events, answered on the consumer
+/// thread, which owns the worker's state.
+extension Consumer {
+    /// Hand a remote-control command to the loop (thread-safe).
+    public func control(_ request: ControlRequest) {
+        controlInbox.set(controlInbox.get() + [request])
+        outbox.wake()
+    }
+
+    func answerControlRequests() {
+        let requests = controlInbox.get()
+        guard !requests.isEmpty else { return }
+        controlInbox.set([])
+        for request in requests where request.isFor(configuration.hostname) {
+            let reply = answer(request)
+            if let reply, let to = request.replyTo { sendReply(reply, to: to, ticket: request.ticket) }
+        }
+    }
+
+    /// LPUSH `{node: reply}` to the queue bound to the reply routing key.
+    private func sendReply(_ reply: JSON, to: (exchange: String, routingKey: String), ticket: String?) {
+        guard let r = redis,
+            let members = try? r.command("SMEMBERS", QueueKeys.bindingKey(exchange: to.exchange)).elements
+        else { return }
+        let prefix = to.routingKey + QueueKeys.separator
+        guard let member = members.compactMap(\.text).first(where: { $0.hasPrefix(prefix) }),
+            let queue = member.components(separatedBy: QueueKeys.separator).last
+        else { return }
+        events.clock += 1
+        let envelope = KombuEnvelope.make(
+            body: .object([(configuration.hostname, reply)]),
+            headers: ["ticket": ticket.map(JSON.string) ?? nil, "clock": .int(Int64(events.clock))],
+            exchange: to.exchange,
+            routingKey: to.routingKey)
+        ownWrites.append(["LPUSH", queue, envelope])
+    }
+
+    /// The answer to one command; nil sends no reply (as Celery does for shutdown and mingle).
+    func answer(_ request: ControlRequest) -> JSON? {
+        let args = request.arguments
+        switch request.method {
+        case "ping": return ["ok": "pong"]
+        case "stats": return stats()
+        case "registered": return .array(registry.names.map(JSON.string))
+        case "active_queues": return .array(queues.map(queueInfo))
+        case "active":
+            return .array(held.values.filter { $0.runner.started != nil }.map { requestInfo($0.runner) })
+        case "reserved":
+            return .array(
+                held.values.filter { $0.runner.started == nil && $0.due == nil }.map { requestInfo($0.runner) })
+        case "scheduled":
+            return .array(
+                held.values.compactMap { h -> JSON? in
+                    guard let due = h.due else { return nil }
+                    return [
+                        "eta": .string(CeleryTime.isoformat(due)), "priority": .int(Int64(h.runner.message.priority)),
+                        "request": requestInfo(h.runner),
+                    ]
+                })
+        case "revoked": return .array(revoked.map(JSON.string))
+        case "revoke": return revoke(args)
+        case "query_task":
+            let ids = Set(args["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            return .object(
+                held.values.filter { ids.contains($0.runner.message.id) }.map {
+                    ($0.runner.message.id, [$0.runner.started == nil ? "reserved" : "active", requestInfo($0.runner)])
+                })
+        case "rate_limit":
+            guard let name = args["task_name"]?.stringValue, registry.task(named: name) != nil else {
+                return ["error": "unknown task"]
+            }
+            let text = args["rate_limit"]?.stringValue ?? args["rate_limit"]?.serialized() ?? ""
+            guard text == "0" || text == "null" || RateLimit(text) != nil else {
+                return ["error": "invalid rate limit string"]
+            }
+            limiter.set(name, RateLimit(text))
+            logger.info("rate limit for \(name) set to \(text)")
+            return ["ok": "new rate limit set successfully"]
+        case "enable_events":
+            runnerSettings.events.set(true)
+            return ["ok": "task events enabled"]
+        case "disable_events":
+            runnerSettings.events.set(false)
+            return ["ok": "task events disabled"]
+        case "pool_grow", "pool_shrink":
+            let n = Int(args["n"]?.intValue ?? 1)
+            pool.resize(to: pool.size + (request.method == "pool_grow" ? n : -n))
+            return ["ok": .string("pool will \(request.method == "pool_grow" ? "grow" : "shrink")")]
+        case "autoscale":
+            guard let max = args["max"]?.intValue, let min = args["min"]?.intValue else {
+                return ["error": "max and min required"]
+            }
+            autoscaler = Autoscaler(max: Int(max), min: Int(min), keepalive: configuration.autoscaleKeepalive)
+            return ["ok": .string("autoscale now max=\(max) min=\(min)")]
+        case "add_consumer":
+            guard let q = args["queue"]?.stringValue, !q.isEmpty else { return ["error": "queue required"] }
+            if !queues.contains(q) { queues.append(q) }
+            setQueues(queues)
+            return ["ok": .string("add consumer \(q)")]
+        case "cancel_consumer":
+            guard let q = args["queue"]?.stringValue else { return ["error": "queue required"] }
+            setQueues(queues.filter { $0 != q })
+            return ["ok": .string("no longer consuming from \(q)")]
+        case "shutdown":
+            logger.warning("Got shutdown from remote")
+            stop()
+            return nil
+        case "hello", "heartbeat", "clock":
+            return nil
+        default:
+            return ["error": .string("No such command: \(request.method)")]
+        }
+    }
+
+    /// Celery's `revoke`: remember the ids; with `terminate`, abandon a running task.
+    private func revoke(_ args: JSON) -> JSON {
+        let ids =
+            args["task_id"]?.arrayValue?.compactMap(\.stringValue) ?? [args["task_id"]?.stringValue].compactMap { $0 }
+        let terminate = args["terminate"] == true
+        for id in ids where !revokedSet.contains(id) {
+            revokedSet.insert(id)
+            revoked.append(id)
+        }
+        if revoked.count > 50_000 {
+            for id in revoked.prefix(revoked.count - 50_000) { revokedSet.remove(id) }
+            revoked.removeFirst(revoked.count - 50_000)
+        }
+        for (tag, h) in held where ids.contains(h.runner.message.id) {
+            if h.runner.started == nil {
+                if let runner = pool.cancel(tag: tag) ?? (h.due != nil ? h.runner : nil) {
+                    scheduled.removeAll { $0.tag == tag }
+                    held[tag] = nil
+                    finishRevoked(runner, terminated: false)
+                }
+            } else if terminate {
+                pool.abandon(h.runner)
+                held[tag] = nil
+                finishRevoked(h.runner, terminated: true)
+            }
+        }
+        logger.info("tasks \(ids.joined(separator: ", ")) flagged as revoked\(terminate ? " (terminate)" : "")")
+        return ["ok": .string("tasks \(ids.joined(separator: ", ")) flagged as revoked")]
+    }
+
+    /// REVOKED result + ack + task-revoked event for a task that will not run (or was terminated).
+    func finishRevoked(_ runner: TaskRunner, terminated: Bool) {
+        let m = runner.message
+        finishWithoutRunning(
+            m, .revoked, TaskFailure(type: "TaskRevokedError", message: "revoked", module: "celery.exceptions"))
+        if runnerSettings.events.get() {
+            events.pending.append(
+                runner.event(
+                    "task-revoked",
+                    ["terminated": .bool(terminated), "signum": terminated ? 15 : nil, "expired": false]))
+        }
+    }
+
+    private func setQueues(_ new: [String]) {
+        queues = new.isEmpty ? queues : new
+        redis = nil  // reconnect declares bindings for the new set
+        resetQueueOrder(queues)
+    }
+
+    /// `active` / `reserved` entries as Celery's inspect shows them.
+    private func requestInfo(_ runner: TaskRunner) -> JSON {
+        let m = runner.message
+        return [
+            "id": .string(m.id), "name": .string(m.task), "args": .array(m.args), "kwargs": .object(m.kwargs),
+            "type": .string(m.task), "hostname": .string(configuration.hostname),
+            "time_start": runner.started.map(JSON.double) ?? nil, "acknowledged": false,
+            "delivery_info": [
+                "exchange": .string(m.exchange), "routing_key": .string(m.routingKey),
+                "priority": .int(Int64(m.priority)),
+                "redelivered": m.headers["redelivered"] ?? false,
+            ],
+            "worker_pid": .int(Int64(ProcessInfo.processInfo.processIdentifier)),
+        ]
+    }
+
+    /// A queue as `inspect active_queues` describes it (kombu's Queue fields).
+    private func queueInfo(_ name: String) -> JSON {
+        [
+            "name": .string(name),
+            "exchange": [
+                "name": .string(name), "type": "direct", "arguments": nil, "durable": true, "passive": false,
+                "auto_delete": false, "delivery_mode": nil, "no_declare": false,
+            ],
+            "routing_key": .string(name), "queue_arguments": nil, "binding_arguments": nil, "consumer_arguments": nil,
+            "durable": true, "exclusive": false, "auto_delete": false, "no_ack": false, "alias": nil, "bindings": [],
+            "no_declare": nil, "expires": nil, "message_ttl": nil, "max_length": nil, "max_length_bytes": nil,
+            "max_priority": nil,
+        ]
+    }
+
+    /// `inspect stats`: the fields Celery and Flower read.
+    func stats() -> JSON {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let size = pool.size
+        var poolInfo: [(key: String, value: JSON)] = [
+            ("max-concurrency", .int(Int64(size))),
+            ("processes", .array((0..<size).map { _ in .int(Int64(ProcessInfo.processInfo.processIdentifier)) })),
+            ("max-tasks-per-child", "N/A"), ("put-guarded-by-semaphore", false), ("timeouts", [0, 0]),
+            ("implementation", "celeris:threads"), ("running", .int(Int64(pool.running))),
+            ("queued", .int(Int64(pool.queued))),
+        ]
+        if let a = autoscaler {
+            poolInfo.append(
+                ("autoscaler", ["max": .int(Int64(a.max)), "min": .int(Int64(a.min)), "qty": .int(Int64(size))]))
+        }
+        return [
+            "total": .object(processed.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) }),
+            "pid": .int(Int64(ProcessInfo.processInfo.processIdentifier)), "clock": .string(String(events.clock)),
+            "uptime": .int(Int64(clock.now() - started)), "pool": .object(poolInfo),
+            "broker": [
+                "hostname": .string(configuration.endpoint.host), "userid": nil,
+                "virtual_host": .string(String(configuration.endpoint.db)),
+                "port": .int(Int64(configuration.endpoint.port)),
+                "insist": false, "ssl": false, "transport": "redis", "connect_timeout": 4, "transport_options": [:],
+                "login_method": nil, "uri_prefix": nil, "heartbeat": 120.0, "failover_strategy": "round-robin",
+                "alternates": [],
+            ],
+            "prefetch_count": .int(Int64(capacity)),
+            "rusage": [
+                "utime": .double(Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6),
+                "stime": .double(Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6),
+                "maxrss": .int(Int64(usage.ru_maxrss)),
+            ],
+            "held": ["reserved": .int(Int64(held.count - scheduled.count)), "scheduled": .int(Int64(scheduled.count))],
+            "sw_ident": "celeris", "sw_ver": .string(Celeris.version), "sw_sys": "Linux",
+        ]
+    }
+
+    // MARK: - events
+
+    /// Publish pending task events as one `task.multi`, worker-online once, heartbeats every 2 s.
+    func sendEvents(_ now: Double) {
+        guard runnerSettings.events.get() else {
+            events.pending.removeAll()
+            return
+        }
+        let node = configuration.hostname
+        let db = configuration.endpoint.db
+        if !events.online {
+            events.online = true
+            ownWrites.append(
+                WorkerEvents.publish(
+                    events.stamp(workerEvent("worker-online"), hostname: node), routingKey: "worker.online",
+                    hostname: node, db: db))
+        }
+        if !events.pending.isEmpty {
+            let batch = events.pending.map { events.stamp($0, hostname: node) }
+            events.pending.removeAll()
+            ownWrites.append(WorkerEvents.publish(.array(batch), routingKey: "task.multi", hostname: node, db: db))
+        }
+        if now >= events.nextHeartbeat {
+            events.nextHeartbeat = now + WorkerEvents.heartbeatSeconds
+            ownWrites.append(
+                WorkerEvents.publish(
+                    events.stamp(workerEvent("worker-heartbeat"), hostname: node), routingKey: "worker.heartbeat",
+                    hostname: node,
+                    db: db))
+        }
+    }
+
+    /// worker-offline on the way out.
+    func sayGoodbye() {
+        guard runnerSettings.events.get(), events.online, let r = redis else { return }
+        let node = configuration.hostname
+        let ev = events.stamp(workerEvent("worker-offline"), hostname: node)
+        _ = try? r.pipeline([
+            WorkerEvents.publish(ev, routingKey: "worker.offline", hostname: node, db: configuration.endpoint.db)
+        ])
+    }
+
+    private func workerEvent(_ type: String) -> JSON {
+        [
+            "freq": .double(WorkerEvents.heartbeatSeconds), "active": .int(Int64(pool.running)),
+            "processed": .int(Int64(processed.values.reduce(0, +))), "loadavg": WorkerEvents.loadAverage(),
+            "sw_ident": "celeris", "sw_ver": .string(Celeris.version), "sw_sys": "Linux",
+            "timestamp": .double(clock.now()), "type": .string(type),
+        ]
+    }
+
+    // MARK: - autoscale
+
+    /// Once a second: size the pool to running + waiting work, including the Redis backlog.
+    func autoscale(_ now: Double) {
+        guard var scaler = autoscaler, now >= nextAutoscale, let r = redis else { return }
+        nextAutoscale = now + 1
+        let keys = QueueKeys.consumeOrder(queues: queues)
+        let backlog = ((try? r.pipeline(keys.map { ["LLEN", $0] })) ?? []).reduce(0) { $0 + Int($1.integer ?? 0) }
+        let size = pool.size
+        let demand = pool.running + pool.queued + backlog
+        if let n = scaler.decide(now: now, size: size, demand: demand), n != size {
+            pool.resize(to: n)
+            logger.info(
+                "autoscale: \(size) -> \(n) slots (running \(pool.running), waiting \(pool.queued), backlog \(backlog))"
+            )
+        }
+        autoscaler = scaler
+    }
+}
+
+/// The package version reported in events and stats.
+public enum Celeris {
+    public static let version = "0.1.0"
+}

@@ -1,0 +1,110 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// Celery's inspect/control commands and event receiver against a Celeris worker.
+final class RemoteControlTests: XCTestCase {
+    var redis: RedisServer!
+    var client: RedisConnection!
+
+    override func setUpWithError() throws {
+        redis = try RedisServer()
+        client = try redis.client()
+    }
+
+    override func tearDown() {
+        client = nil
+        redis.stop()
+    }
+
+    func probe(_ args: [String]) throws -> JSON {
+        let out = try runPython("control_probe.py", [redis.url] + args)
+        guard let line = out.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {
+            throw TestFailure("no RESULT:\n\(out)")
+        }
+        return try JSONParser.parse(String(line.dropFirst(7)))
+    }
+
+    func enqueue(_ messages: [TaskMessage]) throws {
+        var producer = TaskProducer()
+        _ = try client.pipeline(messages.flatMap { producer.sendCommands(for: $0) })
+    }
+
+    func testInspectPingActiveQueuesRegisteredAndStats() throws {
+        let worker = try Celeris.worker(
+            redis: redis, extra: ["-n", "w1@test", "-Q", "celery,extract_queue", "-c", "3"])
+        let r = try probe(["inspect"])
+        XCTAssertEqual(r["ping"], ["w1@test": ["ok": "pong"]])
+        XCTAssertEqual(
+            r["active_queues"]?["w1@test"]?.arrayValue?.compactMap { $0["name"] }, ["celery", "extract_queue"])
+        XCTAssertEqual(r["registered"]?["w1@test"], ["add", "create_task", "noop"])
+        XCTAssertEqual(r["stats"]?["w1@test"]?["pool"]?["max-concurrency"], 3)
+        XCTAssertEqual(r["stats"]?["w1@test"]?["broker"]?["transport"], "redis")
+        XCTAssertTrue(worker.isRunning)
+    }
+
+    func testRevokeBeforeAndDuringExecution() throws {
+        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-c", "1"], step: "0.2")
+        let running = TaskMessage(task: "create_task", args: [50])
+        let waiting = TaskMessage(task: "add", args: [1, 2])
+        try enqueue([running, waiting])
+        XCTAssertTrue(
+            try eventually(timeout: 10) { try self.client.command("GET", ResultRecord.key(running.id)).bytes != nil })
+        let r1 = try probe(["revoke", waiting.id])
+        XCTAssertEqual(r1[0]?["w1@test"]?["ok"], .string("tasks \(waiting.id) flagged as revoked"))
+        let r2 = try probe(["revoke", running.id, "terminate"])
+        XCTAssertNotNil(r2[0]?["w1@test"]?["ok"])
+        func state(_ id: String) throws -> JSON? {
+            try client.command("GET", ResultRecord.key(id)).bytes.flatMap { try JSONParser.parse($0) }?["status"]
+        }
+        XCTAssertTrue(
+            try eventually(timeout: 5) { try state(running.id) == "REVOKED" && state(waiting.id) == "REVOKED" })
+        XCTAssertFalse(worker.log.contains("[\(waiting.id)] succeeded"))
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+    }
+
+    /// With -E, Celery's event receiver (Flower's State model) sees the worker
+    /// alive and a task go from received to SUCCESS.
+    func testEventsFeedFlowersStateModel() throws {
+        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-E"])
+        let m = TaskMessage(task: "add", args: [2, 3])
+        let capture = try Spawned(
+            try TestPaths.python(),
+            [TestPaths.fixtures.appendingPathComponent("control_probe.py").path, redis.url, "events", "5", m.id],
+            cwd: TestPaths.fixtures, name: "events")
+        Thread.sleep(forTimeInterval: 1.5)  // receiver subscribed
+        try enqueue([m])
+        XCTAssertTrue(eventually(timeout: 20) { !capture.isRunning }, capture.log)
+        guard let line = capture.log.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {
+            return XCTFail(capture.log)
+        }
+        let r = try JSONParser.parse(String(line.dropFirst(7)))
+        for t in ["task-received", "task-started", "task-succeeded", "worker-heartbeat"] {
+            XCTAssertTrue(r["types"]?.arrayValue?.contains(.string(t)) ?? false, "missing \(t): \(r)")
+        }
+        XCTAssertEqual(r["workers"]?["w1@test"]?["alive"], true)
+        XCTAssertEqual(r["workers"]?["w1@test"]?["freq"], 2.0)
+        XCTAssertEqual(r["task"]?["state"], "SUCCESS")
+        XCTAssertEqual(r["task"]?["name"], "add")
+        XCTAssertEqual(r["task"]?["result"], "5")
+        XCTAssertEqual(r["task"]?["worker"], "w1@test")
+        XCTAssertEqual(r["received"]?[0]?["args"], "(2, 3)")
+        XCTAssertTrue(worker.isRunning)
+    }
+
+    /// Autoscale grows from MIN to MAX under a burst and returns to MIN after idling.
+    func testAutoscaleFollowsABurstUpAndBackDown() throws {
+        let worker = try Celeris.worker(
+            redis: redis, extra: ["-n", "w1@test", "--autoscale", "4,1", "--autoscale-keepalive", "1"], step: "0.3")
+        func size() throws -> Int64? { try probe(["stats"])["w1@test"]?["pool"]?["autoscaler"]?["qty"]?.intValue }
+        XCTAssertEqual(try size(), 1)
+        try enqueue((0..<12).map { _ in TaskMessage(task: "create_task", args: [3]) })
+        XCTAssertTrue(try eventually(timeout: 15, interval: 0.3) { try size() == 4 }, worker.log)
+        XCTAssertTrue(
+            try eventually(timeout: 30, interval: 0.5) {
+                try self.client.command("LLEN", "celery").integer == 0 && size() == 1
+            },
+            worker.log)
+        XCTAssertTrue(worker.log.contains("autoscale: 1 -> 4"), worker.log)
+    }
+}

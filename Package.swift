@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .target(
@@ -22,7 +24,10 @@ let package = Package(
         ),
         .target(
             name: "FastCore",
-            dependencies: ["CEventShim", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CEventShim", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         .executableTarget(
             name: "Frontend",
@@ -35,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "Worker",
             dependencies: [
-                "FastCore", "CEventShim",
+                "FastCore", "CEventShim", .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

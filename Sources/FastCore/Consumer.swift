@@ -25,6 +25,8 @@ public struct WorkerConfiguration: Sendable {
     public var autoscale: (max: Int, min: Int)?
     /// Seconds of lower demand before autoscale shrinks the pool.
     public var autoscaleKeepalive: Double
+    /// Sample pool and queue-depth gauges every second (`--metrics-port`).
+    public var metrics: Bool
     public var clock: any WallClock
 
     public init(
@@ -32,7 +34,7 @@ public struct WorkerConfiguration: Sendable {
         hostname: String, stepSeconds: Double = 1, deadLetterKey: String = "celeris.dead_letter",
         maxIdleSeconds: Double = 0.02, visibilityTimeout: Double = 3600, maxScheduledBeyondPrefetch: Int = 1000,
         events: Bool = false, autoscale: (max: Int, min: Int)? = nil, autoscaleKeepalive: Double = 30,
-        clock: any WallClock = SystemClock()
+        metrics: Bool = false, clock: any WallClock = SystemClock()
     ) {
         self.endpoint = endpoint
         self.queues = queues
@@ -47,6 +49,7 @@ public struct WorkerConfiguration: Sendable {
         self.events = events
         self.autoscale = autoscale
         self.autoscaleKeepalive = autoscaleKeepalive
+        self.metrics = metrics
         self.clock = clock
     }
 
@@ -110,6 +113,7 @@ public final class Consumer: @unchecked Sendable {
     var events = WorkerEvents()
     var autoscaler: Autoscaler?
     var nextAutoscale = 0.0
+    let metrics = WorkerMetrics()
 
     public init(configuration: WorkerConfiguration, registry: TaskRegistry, logger: Logger) {
         self.configuration = configuration
@@ -199,7 +203,7 @@ public final class Consumer: @unchecked Sendable {
         if let first = scheduled.first { next = min(next, first.due) }
         if phase.get() == .consuming { next = min(next, nextLease, nextRecovery) }
         if runnerSettings.events.get() { next = min(next, events.nextHeartbeat) }
-        if autoscaler != nil { next = min(next, nextAutoscale) }
+        if autoscaler != nil || configuration.metrics { next = min(next, nextAutoscale) }
         for h in held.values {
             if let started = h.runner.started, let hard = h.runner.limits.hard { next = min(next, started + hard) }
         }
@@ -305,6 +309,7 @@ public final class Consumer: @unchecked Sendable {
             return
         }
         message.deliveryTag = d.tag
+        metrics.received(message.task)
         guard let task = registry.task(named: message.task) else {
             logger.error("Received unregistered task of type '\(message.task)' (id \(message.id)); stored as FAILURE")
             let failure = TaskFailure(
@@ -374,6 +379,7 @@ public final class Consumer: @unchecked Sendable {
 
     /// Store a final state for a task that will not run, and acknowledge it.
     func finishWithoutRunning(_ m: TaskMessage, _ state: TaskState, _ failure: TaskFailure) {
+        metrics.finished(m.task, outcome: state == .revoked ? "revoked" : "failed", seconds: nil)
         let record = ResultRecord(
             taskId: m.id, state: state, result: failure.resultJSON, dateDone: clock.now(), groupId: m.group,
             parentId: m.parentId)

@@ -286,12 +286,24 @@ extension Consumer {
 
     // MARK: - autoscale
 
-    /// Once a second: size the pool to running + waiting work, including the Redis backlog.
+    /// Once a second: sample the gauges, and size the pool to running + waiting
+    /// work, the Redis backlog included.
     func autoscale(_ now: Double) {
-        guard var scaler = autoscaler, now >= nextAutoscale, let r = redis else { return }
+        guard autoscaler != nil || configuration.metrics, now >= nextAutoscale, let r = redis else { return }
         nextAutoscale = now + 1
         let keys = QueueKeys.consumeOrder(queues: queues)
-        let backlog = ((try? r.pipeline(keys.map { ["LLEN", $0] })) ?? []).reduce(0) { $0 + Int($1.integer ?? 0) }
+        let depths = (try? r.pipeline(keys.map { ["LLEN", $0] })) ?? []
+        var perQueue: [String: Int] = [:]
+        for (key, n) in zip(keys, depths) {
+            perQueue[QueueKeys.queueName(ofListKey: key), default: 0] += Int(n.integer ?? 0)
+        }
+        let backlog = perQueue.values.reduce(0, +)
+        if configuration.metrics {
+            metrics.sample(
+                poolSize: pool.size, running: pool.running, prefetched: pool.queued,
+                scheduled: scheduled.count, queueDepths: perQueue)
+        }
+        guard var scaler = autoscaler else { return }
         let size = pool.size
         let demand = pool.running + pool.queued + backlog
         if let n = scaler.decide(now: now, size: size, demand: demand), n != size {

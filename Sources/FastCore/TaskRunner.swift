@@ -98,6 +98,8 @@ public final class TaskRunner: @unchecked Sendable {
             return !abandoned
         }
         if post { outbox.post(.init(commands: cmds, completes: message.deliveryTag, event: events ? done : nil)) }
+        let outcome = (done["type"]?.stringValue ?? "task-failed").dropFirst("task-".count)
+        WorkerMetrics().finished(message.task, outcome: String(outcome), seconds: settings.clock.now() - now)
     }
 
     /// SETEX + PUBLISH of the record (unless results are ignored), then the status update.

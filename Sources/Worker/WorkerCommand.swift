@@ -1,6 +1,8 @@
 import ArgumentParser
 import FastCore
 import Foundation
+import Metrics
+import Prometheus
 
 /// `celeris-worker`: consumes Celery queues on Redis and runs registered Swift tasks.
 @main
@@ -35,6 +37,12 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(name: .long, help: "Seconds of lower load before autoscale shrinks the pool.")
     var autoscaleKeepalive: Double = 30
+
+    @Option(name: .long, help: "Serve Prometheus metrics on this port (GET /metrics).")
+    var metricsPort: Int?
+
+    @Option(name: .long, help: "Address for --metrics-port.")
+    var metricsHost: String = "0.0.0.0"
 
     @Option(name: [.short, .long], help: "debug, info, warning, error, critical.")
     var loglevel: String = "info"
@@ -94,7 +102,13 @@ struct WorkerCommand: ParsableCommand {
         let config = WorkerConfiguration(
             endpoint: endpoint, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout, events: taskEvents,
-            autoscale: autoscaleRange, autoscaleKeepalive: autoscaleKeepalive)
+            autoscale: autoscaleRange, autoscaleKeepalive: autoscaleKeepalive, metrics: metricsPort != nil)
+        if let metricsPort {
+            let prometheus = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+            let bound = try MetricsServer.start(host: metricsHost, port: metricsPort) { prometheus.emitToString() }
+            logger.info("metrics on http://\(metricsHost):\(bound)/metrics")
+        }
         let consumer = Consumer(configuration: config, registry: registry, logger: logger)
         RemoteControlListener(endpoint: endpoint, logger: logger) { consumer.control($0) }.start()
 

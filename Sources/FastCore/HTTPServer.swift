@@ -1,22 +1,21 @@
 import CEventShim
-import FastCore
 
 /// One parsed HTTP request, copied out of the C parser.
-struct HTTPRequest {
-    var method: String
-    var path: String
-    var query: [String: String]
-    var headers: [(name: String, value: String)]
-    var body: [UInt8]
-    var keepAlive: Bool
-    var upgrade: Bool
+public struct HTTPRequest {
+    public var method: String
+    public var path: String
+    public var query: [String: String]
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+    public var keepAlive: Bool
+    public var upgrade: Bool
 
     /// The first header named `name` (case-insensitive).
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
     }
 
-    init(_ r: UnsafePointer<ce_http_request>) {
+    public init(_ r: UnsafePointer<ce_http_request>) {
         let req = r.pointee
         method = String(cString: req.method)
         let url = String(decoding: UnsafeRawBufferPointer(start: req.url, count: req.url_len), as: UTF8.self)
@@ -64,11 +63,11 @@ struct HTTPRequest {
 }
 
 /// A client connection; holds a C reference until released with the object.
-final class Connection {
-    let handle: OpaquePointer
-    let id: UInt64
+public final class Connection {
+    public let handle: OpaquePointer
+    public let id: UInt64
 
-    init(_ handle: OpaquePointer) {
+    public init(_ handle: OpaquePointer) {
         self.handle = handle
         ce_conn_retain(handle)
         id = ce_conn_id(handle)
@@ -76,10 +75,10 @@ final class Connection {
 
     deinit { ce_conn_release(handle) }
 
-    var isOpen: Bool { ce_conn_is_open(handle) != 0 }
+    public var isOpen: Bool { ce_conn_is_open(handle) != 0 }
 
     /// Write a response; `close` ends the connection after it.
-    func respond(
+    public func respond(
         status: Int, body: String, contentType: String = "application/json", headers: [String: String] = [:],
         close: Bool = false
     ) {
@@ -94,23 +93,23 @@ final class Connection {
     }
 
     /// Write `value` as a JSON response.
-    func respond(status: Int, json value: JSON, headers: [String: String] = [:], close: Bool = false) {
+    public func respond(status: Int, json value: JSON, headers: [String: String] = [:], close: Bool = false) {
         respond(status: status, body: value.serialized(), headers: headers, close: close)
     }
 
     /// Accept a WebSocket upgrade with the client's key.
-    func acceptWebSocket(key: String) { _ = ce_ws_accept(handle, key, key.utf8.count) }
+    public func acceptWebSocket(key: String) { _ = ce_ws_accept(handle, key, key.utf8.count) }
 
     /// Queue a frame shared with other connections.
-    func send(frame: OpaquePointer) { _ = ce_ws_send_frame(handle, frame) }
+    public func send(frame: OpaquePointer) { _ = ce_ws_send_frame(handle, frame) }
 
     /// Start the close handshake.
-    func closeWebSocket(code: Int, reason: String) { _ = ce_ws_close(handle, Int32(code), reason) }
+    public func closeWebSocket(code: Int, reason: String) { _ = ce_ws_close(handle, Int32(code), reason) }
 }
 
 /// Reason phrases for the statuses Celeris answers with.
-enum HTTPStatus {
-    static func reason(_ status: Int) -> String {
+public enum HTTPStatus {
+    public static func reason(_ status: Int) -> String {
         switch status {
         case 200: return "OK"
         case 101: return "Switching Protocols"
@@ -133,7 +132,7 @@ enum HTTPStatus {
 }
 
 /// What the server reports; every method runs on the loop thread.
-protocol HTTPServerDelegate: AnyObject {
+public protocol HTTPServerDelegate: AnyObject {
     func handle(_ request: HTTPRequest, on connection: Connection)
     func requestFailed(_ kind: Int32, on connection: Connection)
     func webSocketMessage(_ opcode: Int32, _ bytes: UnsafeRawBufferPointer, on connection: Connection)
@@ -145,18 +144,19 @@ protocol HTTPServerDelegate: AnyObject {
 /// The C HTTP/WebSocket server bound to a Swift delegate.
 ///
 ///     let server = try HTTPServer(loop: loop, host: "0.0.0.0", port: 8000, limits: limits, delegate: app)
-final class HTTPServer {
-    struct BindError: Error, CustomStringConvertible {
-        let host: String
-        let port: Int
-        var description: String { "cannot listen on \(host):\(port) (in use, or not a local address)" }
+public final class HTTPServer {
+    public struct BindError: Error, CustomStringConvertible {
+        public let host: String
+        public let port: Int
+        public var description: String { "cannot listen on \(host):\(port) (in use, or not a local address)" }
     }
 
     private var handle: OpaquePointer?
     private let box: DelegateBox
-    var port: Int { handle.map { Int(ce_server_port($0)) } ?? 0 }
+    public var port: Int { handle.map { Int(ce_server_port($0)) } ?? 0 }
 
-    init(loop: EventLoop, host: String, port: Int, limits: ce_server_limits, delegate: HTTPServerDelegate) throws {
+    public init(loop: EventLoop, host: String, port: Int, limits: ce_server_limits, delegate: HTTPServerDelegate) throws
+    {
         box = DelegateBox(delegate)
         var limits = limits
         var callbacks = ce_server_callbacks(

@@ -1,0 +1,58 @@
+import CEventShim
+import Foundation
+
+/// A tiny HTTP endpoint on its own thread and event loop: `GET /metrics`
+/// answers `render()` in Prometheus text format, everything else 404.
+///
+///     try MetricsServer.start(host: "127.0.0.1", port: 9808) { registry.emitToString() }
+public final class MetricsServer: HTTPServerDelegate, @unchecked Sendable {
+    private let render: @Sendable () -> String
+    private var server: HTTPServer?
+
+    private init(render: @escaping @Sendable () -> String) { self.render = render }
+
+    /// Bind and serve on a background thread; returns the bound port.
+    @discardableResult
+    public static func start(host: String, port: Int, render: @escaping @Sendable () -> String) throws -> Int {
+        let ready = DispatchSemaphore(value: 0)
+        let outcome = LockedBox<Result<Int, HTTPServer.BindError>?>(nil)
+        let thread = Thread {
+            let loop = EventLoop()
+            let app = MetricsServer(render: render)
+            do {
+                let limits = ce_server_limits(max_header_bytes: 8192, max_body_bytes: 0, max_ws_message: 0)
+                app.server = try HTTPServer(loop: loop, host: host, port: port, limits: limits, delegate: app)
+                outcome.set(.success(app.server!.port))
+                ready.signal()
+                loop.run()
+            } catch {
+                outcome.set(.failure(HTTPServer.BindError(host: host, port: port)))
+                ready.signal()
+            }
+        }
+        thread.name = "celeris-metrics"
+        thread.start()
+        ready.wait()
+        return try outcome.get()!.get()
+    }
+
+    public func handle(_ request: HTTPRequest, on connection: Connection) {
+        guard request.path == "/metrics" else {
+            return connection.respond(status: 404, json: ["error": "not_found", "detail": "try GET /metrics"])
+        }
+        guard request.method == "GET" else {
+            return connection.respond(
+                status: 405, json: ["error": "method_not_allowed", "detail": "use GET"], headers: ["Allow": "GET"])
+        }
+        connection.respond(status: 200, body: render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+    }
+
+    public func requestFailed(_ kind: Int32, on connection: Connection) {
+        connection.respond(status: 400, json: ["error": "bad_request", "detail": "malformed request"], close: true)
+    }
+
+    public func webSocketMessage(_ opcode: Int32, _ bytes: UnsafeRawBufferPointer, on connection: Connection) {}
+    public func webSocketFailed(_ kind: Int32, on connection: Connection) {}
+    public func webSocketClosed(code: Int, on connection: Connection) {}
+    public func connectionClosed(_ id: UInt64) {}
+}

@@ -1,0 +1,32 @@
+import Metrics
+
+/// The worker's numbers through swift-metrics (Prometheus when the executable
+/// bootstraps it): tasks by name and outcome, runtimes, pool and queue gauges.
+///
+///     let metrics = WorkerMetrics()
+///     metrics.received("add")
+public struct WorkerMetrics: Sendable {
+    public init() {}
+
+    public func received(_ task: String) {
+        Counter(label: "celeris_tasks_received_total", dimensions: [("task", task)]).increment()
+    }
+
+    /// A task ended: outcome is `succeeded`, `failed`, `retried` or `revoked`.
+    public func finished(_ task: String, outcome: String, seconds: Double?) {
+        Counter(label: "celeris_tasks_\(outcome)_total", dimensions: [("task", task)]).increment()
+        if let seconds {
+            Timer(label: "celeris_task_runtime_seconds", dimensions: [("task", task)]).recordNanoseconds(
+                Int64(seconds * 1e9))
+        }
+    }
+
+    /// Pool and queue gauges, sampled by the consumer about once a second.
+    public func sample(poolSize: Int, running: Int, prefetched: Int, scheduled: Int, queueDepths: [String: Int]) {
+        Gauge(label: "celeris_pool_size").record(poolSize)
+        Gauge(label: "celeris_tasks_in_flight").record(running)
+        Gauge(label: "celeris_tasks_prefetched").record(prefetched)
+        Gauge(label: "celeris_tasks_scheduled").record(scheduled)
+        for (q, n) in queueDepths { Gauge(label: "celeris_queue_depth", dimensions: [("queue", q)]).record(n) }
+    }
+}

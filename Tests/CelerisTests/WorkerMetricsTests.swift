@@ -1,0 +1,45 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// `--metrics-port`: Prometheus text from a real worker process.
+final class WorkerMetricsTests: XCTestCase {
+    func testPrometheusMetricsCountTasksAndSampleGauges() throws {
+        let redis = try RedisServer()
+        let client = try redis.client()
+        let port = freePort()
+        let worker = try Celeris.worker(
+            redis: redis, extra: ["--metrics-port", "\(port)", "--metrics-host", "127.0.0.1", "-c", "3"])
+        var producer = TaskProducer()
+        let ok = (0..<5).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
+        let bad = [TaskMessage(task: "add", args: ["x", 1]), TaskMessage(task: "nope")]
+        _ = try client.pipeline((ok + bad).flatMap { producer.sendCommands(for: $0) })
+        _ = try client.command("LPUSH", "other_queue", "not consumed")
+
+        func scrape() throws -> [String: Double] {
+            let r = try HTTPClient.request("GET", port: port, path: "/metrics")
+            XCTAssertEqual(r.status, 200)
+            XCTAssertTrue(r.headers["content-type"]?.hasPrefix("text/plain") ?? false)
+            var values: [String: Double] = [:]
+            for line in r.text.split(separator: "\n") where !line.hasPrefix("#") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
+            }
+            return values
+        }
+        var m: [String: Double] = [:]
+        XCTAssertTrue(
+            try eventually(timeout: 10, interval: 0.2) {
+                m = try scrape()
+                return m[#"celeris_tasks_succeeded_total{task="add"}"#] == 5 && m["celeris_pool_size"] == 3
+            }, "\(m)\n\(worker.log)")
+        XCTAssertEqual(m[#"celeris_tasks_received_total{task="add"}"#], 6)
+        XCTAssertEqual(m[#"celeris_tasks_failed_total{task="add"}"#], 1)
+        XCTAssertEqual(m[#"celeris_tasks_failed_total{task="nope"}"#], 1)
+        XCTAssertEqual(m[#"celeris_task_runtime_seconds_count{task="add"}"#], 6)
+        XCTAssertEqual(m[#"celeris_queue_depth{queue="celery"}"#], 0)
+        XCTAssertEqual(m["celeris_tasks_in_flight"], 0)
+        XCTAssertNotNil(m["celeris_tasks_prefetched"])
+        XCTAssertEqual(try HTTPClient.request("GET", port: port, path: "/other").status, 404)
+    }
+}

@@ -27,6 +27,8 @@ public struct WorkerConfiguration: Sendable {
     public var autoscaleKeepalive: Double
     /// Sample pool and queue-depth gauges every second (`--metrics-port`).
     public var metrics: Bool
+    /// Where tasks sent by tasks go.
+    public var routes: TaskRoutes
     public var clock: any WallClock
 
     public init(
@@ -34,7 +36,7 @@ public struct WorkerConfiguration: Sendable {
         hostname: String, stepSeconds: Double = 1, deadLetterKey: String = "celeris.dead_letter",
         maxIdleSeconds: Double = 0.02, visibilityTimeout: Double = 3600, maxScheduledBeyondPrefetch: Int = 1000,
         events: Bool = false, autoscale: (max: Int, min: Int)? = nil, autoscaleKeepalive: Double = 30,
-        metrics: Bool = false, clock: any WallClock = SystemClock()
+        metrics: Bool = false, routes: TaskRoutes = .defaults, clock: any WallClock = SystemClock()
     ) {
         self.endpoint = endpoint
         self.queues = queues
@@ -50,6 +52,7 @@ public struct WorkerConfiguration: Sendable {
         self.autoscale = autoscale
         self.autoscaleKeepalive = autoscaleKeepalive
         self.metrics = metrics
+        self.routes = routes
         self.clock = clock
     }
 
@@ -124,7 +127,7 @@ public final class Consumer: @unchecked Sendable {
         self.pool = ExecutorPool(size: configuration.autoscale?.min ?? configuration.concurrency)
         self.runnerSettings = TaskRunner.Settings(
             stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
-            events: LockedBox(configuration.events))
+            events: LockedBox(configuration.events), routes: configuration.routes)
         self.started = configuration.clock.now()
         self.autoscaler = configuration.autoscale.map {
             Autoscaler(max: $0.max, min: $0.min, keepalive: configuration.autoscaleKeepalive)

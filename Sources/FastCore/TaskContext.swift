@@ -18,12 +18,17 @@ public final class TaskContext: Sendable {
     private let completion = LockedBox<JSON?>(nil)
     /// Set when the worker gave up on this task (revoked with terminate, or past its hard time limit).
     private let cancelled: LockedBox<Bool>
+    /// Where tasks this task sends are routed.
+    public let routes: TaskRoutes
 
     public init(
         message: TaskMessage, outbox: Outbox, stepSeconds: Double, statusChannel: String = "task_status",
-        softDeadline: Double? = nil, clock: any WallClock = SystemClock(), cancelled: LockedBox<Bool> = LockedBox(false)
+        softDeadline: Double? = nil, clock: any WallClock = SystemClock(),
+        cancelled: LockedBox<Bool> = LockedBox(false),
+        routes: TaskRoutes = .defaults
     ) {
         self.cancelled = cancelled
+        self.routes = routes
         self.message = message
         self.outbox = outbox
         self.stepSeconds = stepSeconds
@@ -111,6 +116,24 @@ public final class TaskContext: Sendable {
     ///     throw ctx.retry(after: 2, because: TaskFailure(type: "IOError", message: "busy"))
     public func retry(after countdown: Double? = nil, because cause: TaskFailure? = nil) -> TaskRetry {
         TaskRetry(countdown: countdown, cause: cause)
+    }
+
+    /// Send another task, routed by `routes` unless `queue` is given; it
+    /// records this task as its parent. Returns the new task id.
+    ///
+    ///     let id = ctx.send("extract_data_task", args: ["/docs/a.txt"])
+    @discardableResult
+    public func send(
+        _ task: String, args: [JSON] = [], kwargs: [(key: String, value: JSON)] = [], queue: String? = nil,
+        countdown: Double? = nil
+    ) -> String {
+        var m = TaskMessage(task: task, args: args, kwargs: kwargs, queue: queue ?? routes.queue(for: task) ?? "celery")
+        m.parentId = message.id
+        m.rootId = message.rootId ?? message.id
+        if let countdown { m.eta = CeleryTime.isoformat(clock.now() + countdown) }
+        var producer = TaskProducer()
+        outbox.post(.init(commands: producer.sendCommands(for: m)))
+        return m.id
     }
 
     /// How many times this task id was retried before.

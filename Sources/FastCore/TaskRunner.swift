@@ -24,6 +24,7 @@ public final class TaskRunner: @unchecked Sendable {
         var logger: Logger
         /// Whether task events go out (`-E`, or `enable_events` from remote control).
         var events: LockedBox<Bool>
+        var routes: TaskRoutes = .defaults
     }
 
     init(message: TaskMessage, task: RegisteredTask, outbox: Outbox, settings: Settings) {
@@ -68,7 +69,7 @@ public final class TaskRunner: @unchecked Sendable {
         let soft = limits.soft.map { now + $0 }
         let ctx = TaskContext(
             message: message, outbox: outbox, stepSeconds: settings.stepSeconds, statusChannel: settings.statusChannel,
-            softDeadline: soft, clock: settings.clock, cancelled: cancelled)
+            softDeadline: soft, clock: settings.clock, cancelled: cancelled, routes: settings.routes)
         var cmds: [[String]] = [["MULTI"]]
         var done: JSON
         do {

@@ -10,6 +10,7 @@ final class FrontendApp: HTTPServerDelegate {
     struct Settings {
         var defaultTaskLength = 5
         var statusChannel = "task_status"
+        var routes = TaskRoutes.defaults
         var limits = ce_server_limits(max_header_bytes: 16 * 1024, max_body_bytes: 1 << 20, max_ws_message: 1 << 20)
     }
 
@@ -103,7 +104,7 @@ final class FrontendApp: HTTPServerDelegate {
             return self.error(
                 connection, error.status, error.status == 400 ? "bad_request" : "invalid_task", error.detail)
         }
-        let message = submission.message()
+        let message = submission.message(routes: settings.routes)
         let commands = producer.sendCommands(for: message)
         guard redis.isConnected else {
             producer.reset()

@@ -34,6 +34,12 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Largest WebSocket message in bytes (close 1009 above).")
     var maxWsMessageBytes: Int = 1 << 20
 
+    @Option(name: .long, help: "Route tasks with no queue in the request: PATTERN=QUEUE (repeatable; globs allowed).")
+    var route: [String] = []
+
+    @Option(name: .long, help: "JSON file of routes: {\"task_routes\": {\"pattern\": \"queue\"}}.")
+    var routes: String?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
@@ -55,6 +61,9 @@ struct FrontendCommand: ParsableCommand {
         settings.limits.max_body_bytes = maxBodyBytes
         settings.limits.max_header_bytes = maxHeaderBytes
         settings.limits.max_ws_message = maxWsMessageBytes
+        do { settings.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes) } catch {
+            throw ValidationError("\(error)")
+        }
         let app = FrontendApp(loop: loop, redis: redis, subscriber: subscriber, settings: settings, logger: logger)
         let bound = try app.listen(host: host, port: port)
         redis.start()

@@ -7,7 +7,8 @@ struct TaskSubmission {
     var task = "create_task"
     var args: [JSON] = []
     var kwargs: [(key: String, value: JSON)] = []
-    var queue = "celery"
+    /// The queue the client named; nil lets the routes decide.
+    var queue: String?
     var priority = 0
 
     /// A request the client must fix: the HTTP status and the reason.
@@ -73,9 +74,11 @@ struct TaskSubmission {
         }
     }
 
-    /// The Celery message to queue.
-    func message() -> TaskMessage {
-        TaskMessage(task: task, args: args, kwargs: kwargs, queue: queue, priority: priority)
+    /// The Celery message to queue: the client's queue, else the routed one, else `celery`.
+    func message(routes: TaskRoutes) -> TaskMessage {
+        TaskMessage(
+            task: task, args: args, kwargs: kwargs, queue: queue ?? routes.queue(for: task) ?? "celery",
+            priority: priority)
     }
 }
 

@@ -44,6 +44,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Address for --metrics-port.")
     var metricsHost: String = "0.0.0.0"
 
+    @Option(name: .long, help: "Route tasks sent by tasks: PATTERN=QUEUE (repeatable; globs allowed).")
+    var route: [String] = []
+
+    @Option(name: .long, help: "JSON file of routes: {\"task_routes\": {\"pattern\": \"queue\"}}.")
+    var routes: String?
+
     @Option(name: [.short, .long], help: "debug, info, warning, error, critical.")
     var loglevel: String = "info"
 
@@ -99,7 +105,7 @@ struct WorkerCommand: ParsableCommand {
 
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)
-        let config = WorkerConfiguration(
+        var config = WorkerConfiguration(
             endpoint: endpoint, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout, events: taskEvents,
             autoscale: autoscaleRange, autoscaleKeepalive: autoscaleKeepalive, metrics: metricsPort != nil)
@@ -108,6 +114,9 @@ struct WorkerCommand: ParsableCommand {
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
             let bound = try MetricsServer.start(host: metricsHost, port: metricsPort) { prometheus.emitToString() }
             logger.info("metrics on http://\(metricsHost):\(bound)/metrics")
+        }
+        do { config.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes) } catch {
+            throw ValidationError("\(error)")
         }
         let consumer = Consumer(configuration: config, registry: registry, logger: logger)
         RemoteControlListener(endpoint: endpoint, logger: logger) { consumer.control($0) }.start()

@@ -8,8 +8,10 @@ final class InProcessWorker {
     let consumer: Consumer
     private let finished = DispatchSemaphore(value: 0)
 
-    init(redis: RedisServer, concurrency: Int = 2, prefetch: Int = 4, register: (inout TaskRegistry) -> Void = { _ in })
-    {
+    init(
+        redis: RedisServer, queues: [String] = ["celery"], concurrency: Int = 2, prefetch: Int = 4,
+        register: (inout TaskRegistry) -> Void = { _ in }
+    ) {
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)
         register(&registry)
@@ -17,7 +19,7 @@ final class InProcessWorker {
         logger.logLevel = .critical
         consumer = Consumer(
             configuration: WorkerConfiguration(
-                endpoint: redis.endpoint, concurrency: concurrency, prefetchMultiplier: prefetch,
+                endpoint: redis.endpoint, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetch,
                 hostname: "celeris@test",
                 stepSeconds: 0),
             registry: registry, logger: logger)

@@ -103,6 +103,22 @@ extension Consumer {
             guard let q = args["queue"]?.stringValue else { return ["error": "queue required"] }
             setQueues(queues.filter { $0 != q })
             return ["ok": .string("no longer consuming from \(q)")]
+        case "conf":
+            return [
+                "broker_url": .string(configuration.endpoint.description),
+                "result_backend": .string(configuration.endpoint.description),
+                "task_default_queue": "celery", "worker_concurrency": .int(Int64(pool.size)),
+                "worker_prefetch_multiplier": .int(Int64(configuration.prefetchMultiplier)),
+                "worker_send_task_events": .bool(runnerSettings.events.get()),
+                "broker_transport_options": ["visibility_timeout": .double(configuration.visibilityTimeout)],
+                "task_routes": .object(configuration.routes.rules.map { ($0.pattern, ["queue": .string($0.queue)]) }),
+            ]
+        case "report":
+            return [
+                "ok": .string(
+                    "celeris \(Celeris.version): \(held.count) held, \(pool.running) running, queues \(queues.joined(separator: ","))"
+                )
+            ]
         case "shutdown":
             logger.warning("Got shutdown from remote")
             stop()

@@ -40,6 +40,7 @@ final class RemoteControlTests: XCTestCase {
         XCTAssertEqual(r["registered"]?["w1@test"], ["add", "create_task", "noop"])
         XCTAssertEqual(r["stats"]?["w1@test"]?["pool"]?["max-concurrency"], 3)
         XCTAssertEqual(r["stats"]?["w1@test"]?["broker"]?["transport"], "redis")
+        XCTAssertEqual(r["conf"]?["w1@test"]?["broker_url"], .string(redis.endpoint.description))
         XCTAssertTrue(worker.isRunning)
     }
 

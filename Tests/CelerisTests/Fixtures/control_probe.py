@@ -15,12 +15,12 @@ broker, mode = sys.argv[1], sys.argv[2]
 app = Celery("probe", broker=broker, backend=broker)
 out = {}
 if mode == "inspect":
-    i = app.control.inspect(timeout=2)
-    out = {"ping": i.ping(), "active_queues": i.active_queues(), "registered": i.registered(), "stats": i.stats()}
+    i = app.control.inspect(timeout=5, limit=1)
+    out = {"ping": i.ping(), "active_queues": i.active_queues(), "registered": i.registered(), "stats": i.stats(), "conf": i.conf()}
 elif mode == "stats":
-    out = app.control.inspect(timeout=1).stats() or {}
+    out = app.control.inspect(timeout=2, limit=1).stats() or {}
 elif mode == "revoke":
-    out = app.control.revoke(sys.argv[3], terminate=len(sys.argv) > 4, reply=True, timeout=2)
+    out = app.control.revoke(sys.argv[3], terminate=len(sys.argv) > 4, reply=True, timeout=5, limit=1)
 elif mode == "events":
     from celery.events.state import State
 

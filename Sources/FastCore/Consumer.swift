@@ -82,7 +82,7 @@ public final class Consumer: @unchecked Sendable {
     }
 
     public let configuration: WorkerConfiguration
-    let registry: TaskRegistry
+    var registry: TaskRegistry
     let logger: Logger
     let outbox = Outbox()
     public let pool: ExecutorPool

@@ -78,6 +78,15 @@ extension Consumer {
             limiter.set(name, RateLimit(text))
             logger.info("rate limit for \(name) set to \(text)")
             return ["ok": "new rate limit set successfully"]
+        case "time_limit":
+            guard let name = args["task_name"]?.stringValue else { return ["error": "task_name required"] }
+            let updated = registry.update(name) { o in
+                o.softTimeLimit = args["soft"]?.doubleValue
+                o.timeLimit = args["hard"]?.doubleValue
+            }
+            guard updated else { return ["error": "unknown task"] }
+            logger.info("time limits for \(name): soft \(args["soft"] ?? nil), hard \(args["hard"] ?? nil)")
+            return ["ok": "time limits set successfully"]
         case "enable_events":
             runnerSettings.events.set(true)
             return ["ok": "task events enabled"]

@@ -28,6 +28,15 @@ public struct TaskRegistry: Sendable {
     /// The task registered as `name`, or nil.
     public func task(named name: String) -> RegisteredTask? { tasks[name] }
 
+    /// Change a registered task's options (remote control: `time_limit`, `rate_limit`).
+    public mutating func update(_ name: String, _ change: (inout TaskOptions) -> Void) -> Bool {
+        guard let t = tasks[name] else { return false }
+        var options = t.options
+        change(&options)
+        tasks[name] = RegisteredTask(name: name, options: options, function: t.function)
+        return true
+    }
+
     /// Every registered name, sorted.
     public var names: [String] { tasks.keys.sorted() }
 }

@@ -44,6 +44,21 @@ final class RemoteControlTests: XCTestCase {
         XCTAssertTrue(worker.isRunning)
     }
 
+    /// `celery control time_limit create_task --soft 0.3 --hard 5`: the next run is stopped by its soft limit.
+    func testTimeLimitSetRemotely() throws {
+        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test"], step: "0.1")
+        let r = try probe(["time_limit", "create_task", "0.3", "5"])
+        XCTAssertEqual(r[0]?["w1@test"], ["ok": "time limits set successfully"])
+        let m = TaskMessage(task: "create_task", args: [30])
+        try enqueue([m])
+        XCTAssertTrue(
+            try eventually(timeout: 10) {
+                try self.client.command("GET", ResultRecord.key(m.id)).bytes.flatMap { try JSONParser.parse($0) }?[
+                    "result"]?[
+                        "exc_type"] == "SoftTimeLimitExceeded"
+            }, worker.log)
+    }
+
     func testRevokeBeforeAndDuringExecution() throws {
         let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-c", "1"], step: "0.2")
         let running = TaskMessage(task: "create_task", args: [50])

@@ -19,6 +19,8 @@ if mode == "inspect":
     out = {"ping": i.ping(), "active_queues": i.active_queues(), "registered": i.registered(), "stats": i.stats(), "conf": i.conf()}
 elif mode == "stats":
     out = app.control.inspect(timeout=2, limit=1).stats() or {}
+elif mode == "time_limit":
+    out = app.control.time_limit(sys.argv[3], soft=float(sys.argv[4]), hard=float(sys.argv[5]), reply=True, timeout=5, limit=1)
 elif mode == "revoke":
     out = app.control.revoke(sys.argv[3], terminate=len(sys.argv) > 4, reply=True, timeout=5, limit=1)
 elif mode == "events":

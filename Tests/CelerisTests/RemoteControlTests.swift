@@ -123,4 +123,32 @@ final class RemoteControlTests: XCTestCase {
             worker.log)
         XCTAssertTrue(worker.log.contains("autoscale: 1 -> 4"), worker.log)
     }
+
+    /// inspect active / reserved / scheduled, control rate_limit, then control shutdown (warm).
+    func testInspectQueuesRateLimitAndRemoteShutdown() throws {
+        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-c", "1"], step: "0.2")
+        let running = TaskMessage(task: "create_task", args: [20])
+        let waiting = TaskMessage(task: "add", args: [1, 1])
+        var later = TaskMessage(task: "add", args: [2, 2])
+        later.eta = CeleryTime.isoformat(CeleryTime.now() + 60)
+        try enqueue([running, waiting, later])
+        XCTAssertTrue(
+            try eventually(timeout: 10) { try self.client.command("GET", ResultRecord.key(running.id)).bytes != nil })
+        let q = try probe(["queues"])
+        XCTAssertEqual(q["active"]?["w1@test"]?.arrayValue?.map { $0["id"] }, [.string(running.id)])
+        XCTAssertEqual(q["active"]?["w1@test"]?[0]?["args"], [20])
+        XCTAssertEqual(q["reserved"]?["w1@test"]?.arrayValue?.map { $0["id"] }, [.string(waiting.id)])
+        XCTAssertEqual(q["scheduled"]?["w1@test"]?[0]?["request"]?["id"], .string(later.id))
+        XCTAssertEqual(
+            try probe(["rate_limit", "add", "10/m"])[0]?["w1@test"], ["ok": "new rate limit set successfully"])
+        XCTAssertEqual(try probe(["rate_limit", "nope", "10/m"])[0]?["w1@test"], ["error": "unknown task"])
+        _ = try probe(["shutdown"])
+        XCTAssertTrue(eventually(timeout: 15) { !worker.isRunning }, worker.log)
+        XCTAssertTrue(worker.log.contains("Got shutdown from remote"))
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 2, "the reserved and the ETA task went back")
+        XCTAssertEqual(
+            try client.command("GET", ResultRecord.key(running.id)).bytes.flatMap { try JSONParser.parse($0) }?[
+                "status"], "SUCCESS")
+    }
 }

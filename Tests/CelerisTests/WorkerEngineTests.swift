@@ -158,4 +158,57 @@ final class WorkerEngineTests: XCTestCase {
         XCTAssertEqual(runs(m.id, in: [a, b]), 1)
         XCTAssertFalse(a.log.contains("restored") || b.log.contains("restored"))
     }
+
+    /// A second SIGTERM is a cold shutdown: every held message, the running one included, goes back.
+    func testColdShutdownReturnsEveryHeldMessage() throws {
+        let a = try Celeris.worker(redis: redis, extra: ["-c", "1"], step: "1")
+        let messages = (0..<3).map { _ in TaskMessage(task: "create_task", args: [30]) }
+        try enqueue(messages)
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(messages[0].id)?["status"] == "PROGRESS" })
+        kill(a.process.processIdentifier, SIGTERM)
+        Thread.sleep(forTimeInterval: 0.3)
+        kill(a.process.processIdentifier, SIGTERM)
+        a.process.waitUntilExit()
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 3)
+        XCTAssertTrue(a.log.contains("cold shutdown: returned 1 message"), a.log)
+    }
+
+    /// "And vice versa": a Python worker (acks_late) killed mid-task; a Celeris worker restores and runs it.
+    func testCelerisRecoversMessageFromKilledPythonWorker() throws {
+        let python = try Spawned(
+            try TestPaths.python(),
+            [
+                "-m", "celery", "-A", "fixture_app", "worker", "-P", "solo", "-c", "1", "--loglevel=info", "-n",
+                "py@test",
+                "--without-mingle", "--without-gossip",
+            ],
+            env: [
+                "CELERY_BROKER_URL": redis.url, "FIXTURE_STEP_SECONDS": "1", "FIXTURE_ACKS_LATE": "1",
+                "FIXTURE_VISIBILITY_TIMEOUT": "2",
+            ], cwd: TestPaths.fixtures, name: "pyworker")
+        XCTAssertTrue(eventually(timeout: 30) { python.log.contains("ready.") }, python.log)
+        let m = TaskMessage(task: "create_task", args: [10])
+        try enqueue([m])
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" }, python.log)
+        kill(python.process.processIdentifier, SIGKILL)
+        python.process.waitUntilExit()
+        XCTAssertEqual(try client.command("HEXISTS", "unacked", m.deliveryTag).integer, 1)
+        let b = try Celeris.worker(redis: redis, extra: ["--visibility-timeout", "2"], step: "0")
+        XCTAssertTrue(try eventually(timeout: 15) { try self.result(m.id)?["status"] == "SUCCESS" }, b.log)
+        XCTAssertTrue(b.log.contains("restored 1 unacknowledged message"), b.log)
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+    }
+
+    /// A task that blocks (sleep) holds one slot; the others keep running and publishing.
+    func testBlockingTaskDoesNotStallTheOthers() throws {
+        let worker = try Celeris.worker(redis: redis, extra: ["-c", "2"], step: "5")
+        let slow = TaskMessage(task: "create_task", args: [2])
+        let quick = (0..<20).map { TaskMessage(task: "add", args: [.int(Int64($0)), 0]) }
+        try enqueue([slow] + quick)
+        XCTAssertTrue(
+            try eventually(timeout: 4) { try quick.allSatisfy { try self.result($0.id)?["status"] == "SUCCESS" } })
+        XCTAssertEqual(try result(slow.id)?["status"], "PROGRESS")
+        XCTAssertTrue(worker.isRunning)
+    }
 }

@@ -19,6 +19,13 @@ if mode == "inspect":
     out = {"ping": i.ping(), "active_queues": i.active_queues(), "registered": i.registered(), "stats": i.stats(), "conf": i.conf()}
 elif mode == "stats":
     out = app.control.inspect(timeout=2, limit=1).stats() or {}
+elif mode == "queues":
+    i = app.control.inspect(timeout=5, limit=1)
+    out = {"active": i.active(), "reserved": i.reserved(), "scheduled": i.scheduled()}
+elif mode == "rate_limit":
+    out = app.control.rate_limit(sys.argv[3], sys.argv[4], reply=True, timeout=5, limit=1)
+elif mode == "shutdown":
+    app.control.shutdown()
 elif mode == "time_limit":
     out = app.control.time_limit(sys.argv[3], soft=float(sys.argv[4]), hard=float(sys.argv[5]), reply=True, timeout=5, limit=1)
 elif mode == "revoke":

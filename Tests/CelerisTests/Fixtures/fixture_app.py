@@ -8,6 +8,8 @@ from celery import Celery
 broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 app = Celery("fixture_app", broker=broker, backend=broker)
 app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
+if os.environ.get("FIXTURE_ACKS_LATE"):
+    app.conf.task_acks_late = True
 if os.environ.get("FIXTURE_VISIBILITY_TIMEOUT"):
     app.conf.broker_transport_options = {"visibility_timeout": float(os.environ["FIXTURE_VISIBILITY_TIMEOUT"])}
 STEP = float(os.environ.get("FIXTURE_STEP_SECONDS", "0.05"))

@@ -88,7 +88,9 @@ final class RemoteControlTests: XCTestCase {
             try TestPaths.python(),
             [TestPaths.fixtures.appendingPathComponent("control_probe.py").path, redis.url, "events", "5", m.id],
             cwd: TestPaths.fixtures, name: "events")
-        Thread.sleep(forTimeInterval: 1.5)  // receiver subscribed
+        // kombu's event receiver PSUBSCRIBEs to the celeryev channels: wait until it has.
+        XCTAssertTrue(
+            try eventually(timeout: 15) { try self.client.command("PUBSUB", "NUMPAT").integer ?? 0 >= 1 }, capture.log)
         try enqueue([m])
         XCTAssertTrue(eventually(timeout: 20) { !capture.isRunning }, capture.log)
         guard let line = capture.log.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {

@@ -6,6 +6,7 @@ public enum BuiltinTasks {
         registry.register("create_task", createTask)
         registry.register("add", add)
         registry.register("noop") { ctx in ctx.argument(0, "x") ?? .null }
+        registry.register("tsum", tsum)
     }
 
     /// `create_task(task_length)`: per step, store PROGRESS `{"progress": i}`,
@@ -41,6 +42,20 @@ public enum BuiltinTasks {
                 type: "TypeError",
                 message: "unsupported operand type(s) for +: \(PythonRepr.repr(x)) and \(PythonRepr.repr(y))")
         }
+    }
+
+    /// `tsum(numbers)`: the sum of a list (a chord body).
+    @Sendable static func tsum(_ ctx: TaskContext) throws -> JSON {
+        guard let items = ctx.argument(0, "numbers")?.arrayValue else {
+            throw TaskFailure(type: "TypeError", message: "tsum() takes a list of numbers")
+        }
+        if items.allSatisfy({ if case .int = $0 { return true } else { return false } }) {
+            return .int(items.reduce(0) { $0 &+ ($1.intValue ?? 0) })
+        }
+        guard items.allSatisfy({ $0.doubleValue != nil }) else {
+            throw TaskFailure(type: "TypeError", message: "tsum() takes a list of numbers")
+        }
+        return .double(items.reduce(0) { $0 + ($1.doubleValue ?? 0) })
     }
 
     private static func isBool(_ v: JSON) -> Bool { if case .bool = v { return true } else { return false } }

@@ -265,6 +265,7 @@ public final class Consumer: @unchecked Sendable {
                 if let e = reply.errorMessage { logger.error("\(cmd.first ?? "?") failed: \(e)") }
             }
             ownWrites.removeAll()
+            for e in live { if let part = e.chord { joinChord(part, tag: e.completes) } }
             for e in live {
                 guard let tag = e.completes else { continue }
                 if let name = held[tag]?.runner.message.task { processed[name, default: 0] += 1 }
@@ -273,6 +274,19 @@ public final class Consumer: @unchecked Sendable {
         } catch {
             dropConnection(error)
             outbox.requeue(live)
+        }
+    }
+
+    /// Count a finished header task into its chord, then acknowledge it.
+    /// Until the ack, a crash means a rerun, which the chord's dedupe set absorbs.
+    private func joinChord(_ part: ChordPart, tag: String?) {
+        guard let r = redis else { return }
+        do {
+            try ChordJoin.partReturn(part, on: r, routes: configuration.routes, logger: logger)
+            if let tag { ownWrites += DeliveryClaim.ackCommands(tag: tag) }
+        } catch {
+            logger.error(
+                "chord \(part.groupId): counting \(part.taskId) failed (\(error)); the delivery stays unacknowledged")
         }
     }
 

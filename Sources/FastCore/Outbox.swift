@@ -13,6 +13,8 @@ public final class Outbox: @unchecked Sendable {
         public var commands: [[String]]
         public var completes: String?
         public var event: JSON?
+        /// A chord header task's result to count into its chord before the ack.
+        var chord: ChordPart?
         public init(commands: [[String]], completes: String? = nil, event: JSON? = nil) {
             self.commands = commands
             self.completes = completes

@@ -136,6 +136,10 @@ public final class TaskContext: Sendable {
         return m.id
     }
 
+    /// The error to throw to hand this task over to a workflow whose result
+    /// task inherits this task's id (Celery's `self.replace(sig)`).
+    public func replace(with canvas: Canvas) -> TaskReplaced { TaskReplaced(canvas: canvas) }
+
     /// How many times this task id was retried before.
     public var retries: Int { message.retries }
 }

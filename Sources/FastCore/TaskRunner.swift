@@ -72,35 +72,88 @@ public final class TaskRunner: @unchecked Sendable {
             softDeadline: soft, clock: settings.clock, cancelled: cancelled, routes: settings.routes)
         var cmds: [[String]] = [["MULTI"]]
         var done: JSON
+        var final: (state: TaskState, result: JSON)?
         do {
             let result = try task.function(ctx)
             let record = ResultRecord(
                 taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
                 groupId: message.group, parentId: message.parentId)
             cmds += store(record, ctx: ctx)
+            cmds += followUps(after: result)
+            final = (.success, result)
             let runtime = settings.clock.now() - now
             settings.logger.info(
                 "Task \(message.task)[\(message.id)] succeeded in \(String(format: "%.6f", runtime))s: \(result.serialized())"
             )
             done = event("task-succeeded", ["result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
         } catch let retry as TaskRetry {
-            let (retryCmds, retried) = retryOrFail(retry, ctx: ctx)
-            cmds += retryCmds
-            done = retried
+            let outcome = retryOrFail(retry, ctx: ctx)
+            cmds += outcome.commands
+            done = outcome.event
+            if let failure = outcome.failure { final = (.failure, failure.resultJSON) }
+        } catch let replaced as TaskReplaced {
+            // The workflow's result task takes this task's id and remaining chain.
+            var producer = TaskProducer()
+            let chain = message.embed["chain"]?.arrayValue ?? []
+            _ = replaced.canvas.withResultId(message.id).emit(
+                into: &cmds, producer: &producer, routes: settings.routes, parent: message, partial: nil, chain: chain,
+                group: nil)
+            settings.logger.info("Task \(message.task)[\(message.id)] replaced by a workflow")
+            done = event("task-succeeded", ["result": "replaced", "runtime": .double(settings.clock.now() - now)])
         } catch {
             let failure = (error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)")
             cmds += fail(failure, ctx: ctx)
             done = failedEvent(failure)
+            final = (.failure, failure.resultJSON)
         }
-        cmds += DeliveryClaim.ackCommands(tag: message.deliveryTag)
+        var part: ChordPart? = nil
+        if let final { part = chordPart(state: final.state, result: final.result) }
+        if part == nil { cmds += DeliveryClaim.ackCommands(tag: message.deliveryTag) }
         cmds.append(["EXEC"])
         let post = lock.withLock { () -> Bool in
             finished = true
             return !abandoned
         }
-        if post { outbox.post(.init(commands: cmds, completes: message.deliveryTag, event: events ? done : nil)) }
+        if post {
+            var entry = Outbox.Entry(commands: cmds, completes: message.deliveryTag, event: events ? done : nil)
+            entry.chord = part
+            outbox.post(entry)
+        }
         let outcome = (done["type"]?.stringValue ?? "task-failed").dropFirst("task-".count)
         WorkerMetrics().finished(message.task, outcome: String(outcome), seconds: settings.clock.now() - now)
+    }
+
+    /// After success: the next step of the chain (`embed.chain`, last first) and
+    /// link callbacks (`embed.callbacks`), each given the result.
+    private func followUps(after result: JSON) -> [[String]] {
+        var out: [[String]] = []
+        var producer = TaskProducer()
+        if var chain = message.embed["chain"]?.arrayValue, let next = chain.popLast(),
+            let canvas = Canvas(signature: next)
+        {
+            _ = canvas.emit(
+                into: &out, producer: &producer, routes: settings.routes, parent: message, partial: result,
+                chain: chain,
+                group: nil)
+        }
+        for link in message.embed["callbacks"]?.arrayValue ?? [] {
+            guard let canvas = Canvas(signature: link) else { continue }
+            _ = canvas.emit(
+                into: &out, producer: &producer, routes: settings.routes, parent: message, partial: result, chain: [],
+                group: nil)
+        }
+        return out
+    }
+
+    /// A chord header's final state, to count into its chord (the ack waits for it).
+    private func chordPart(state: TaskState, result: JSON) -> ChordPart? {
+        guard let gid = message.group, let chord = message.embed["chord"], let callback = Signature(json: chord) else {
+            return nil
+        }
+        let encoded = JSON.array([1, .string(message.id), .string(state.rawValue), result]).serialized()
+        return ChordPart(
+            groupId: gid, taskId: message.id, groupIndex: message.groupIndex, encoded: encoded, callback: callback,
+            header: message)
     }
 
     /// SETEX + PUBLISH of the record (unless results are ignored), then the status update.
@@ -133,7 +186,9 @@ public final class TaskRunner: @unchecked Sendable {
 
     /// Celery's `Task.retry`: the same task id goes back on its queue with
     /// `retries + 1` and an ETA, the result shows RETRY; past `max_retries` the cause is the FAILURE.
-    private func retryOrFail(_ retry: TaskRetry, ctx: TaskContext) -> (commands: [[String]], event: JSON) {
+    private func retryOrFail(_ retry: TaskRetry, ctx: TaskContext) -> (
+        commands: [[String]], event: JSON, failure: TaskFailure?
+    ) {
         let cause = retry.cause ?? TaskFailure(type: "Retry", message: "Retry requested", module: "celery.exceptions")
         guard message.retries < task.options.maxRetries else {
             let exhausted =
@@ -143,7 +198,7 @@ public final class TaskRunner: @unchecked Sendable {
                     message:
                         "Can't retry \(message.task)[\(message.id)] args:\(message.argsRepr) kwargs:\(message.kwargsRepr)",
                     module: "celery.exceptions")
-            return (fail(exhausted, ctx: ctx), failedEvent(exhausted))
+            return (fail(exhausted, ctx: ctx), failedEvent(exhausted), exhausted)
         }
         let delay = retry.countdown ?? task.options.backoff(retries: message.retries)
         var next = message
@@ -158,7 +213,7 @@ public final class TaskRunner: @unchecked Sendable {
             groupId: message.group, parentId: message.parentId)
         var producer = TaskProducer()
         let cmds = producer.sendCommands(for: next).filter { $0.first == "LPUSH" } + store(record, ctx: ctx)
-        return (cmds, failedEvent(cause, type: "task-retried"))
+        return (cmds, failedEvent(cause, type: "task-retried"), nil)
     }
 }
 

@@ -28,6 +28,11 @@ def add(x, y):
     return x + y
 
 
+@app.task(name="tsum")
+def tsum(numbers):
+    return sum(numbers)
+
+
 @app.task(name="noop")
 def noop(x):
     return x

@@ -1,0 +1,224 @@
+/// A Celery signature as it travels in `embed.chain`, `embed.chord` and
+/// `embed.callbacks`: `{"task", "args", "kwargs", "options", "subtask_type", "immutable"}`.
+public struct Signature: Sendable {
+    public var task: String
+    public var args: [JSON]
+    public var kwargs: [(key: String, value: JSON)]
+    /// `task_id`, `group_id`, `queue`, `reply_to`, …
+    public var options: JSON
+    public var subtaskType: String?
+    public var immutable: Bool
+
+    public init(
+        _ task: String, args: [JSON] = [], kwargs: [(key: String, value: JSON)] = [], options: JSON = [:],
+        immutable: Bool = false
+    ) {
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.options = options
+        self.subtaskType = nil
+        self.immutable = immutable
+    }
+
+    public init?(json: JSON) {
+        guard let task = json["task"]?.stringValue else { return nil }
+        self.task = task
+        args = json["args"]?.arrayValue ?? []
+        kwargs = json["kwargs"]?.objectPairs ?? []
+        options = json["options"] ?? [:]
+        subtaskType = json["subtask_type"]?.stringValue
+        immutable = json["immutable"] == true
+    }
+
+    public var json: JSON {
+        [
+            "task": .string(task), "args": .array(args), "kwargs": .object(kwargs), "options": options,
+            "subtask_type": subtaskType.map(JSON.string) ?? nil, "immutable": .bool(immutable),
+        ]
+    }
+
+    /// The task id it was frozen with.
+    public var id: String? { options["task_id"]?.stringValue }
+
+    /// The arguments it runs with after a parent returned `result` (partial application, as Celery does).
+    public func arguments(after result: JSON?) -> [JSON] {
+        guard let result, !immutable else { return args }
+        return [result] + args
+    }
+}
+
+/// Workflows to send: Celery's canvas, encoded exactly as Celery 5.7 encodes it.
+///
+///     let flow = Canvas.chain([.task(Signature("fetch", args: ["/docs"])),
+///                              .chord([.task(Signature("extract", args: ["a"]))], Signature("compare"))])
+///     let (commands, finalId) = flow.sendCommands()
+public indirect enum Canvas: Sendable {
+    case task(Signature)
+    case chain([Canvas])
+    case group([Canvas])
+    case chord([Canvas], Signature)
+
+    public static let setPrefix = "celery-taskset-meta-"
+
+    /// The Redis commands that start the workflow, and the id whose result is the workflow's result.
+    public func sendCommands(
+        routes: TaskRoutes = .defaults, parent: TaskMessage? = nil, partial: JSON? = nil
+    ) -> (commands: [[String]], resultId: String) {
+        var producer = TaskProducer()
+        var out: [[String]] = []
+        let id = emit(
+            into: &out, producer: &producer, routes: routes, parent: parent, partial: partial, chain: [], group: nil)
+        return (out, id)
+    }
+
+    /// Append the commands; returns the id of the last task (the workflow's result).
+    func emit(
+        into out: inout [[String]], producer: inout TaskProducer, routes: TaskRoutes, parent: TaskMessage?,
+        partial: JSON?,
+        chain rest: [JSON], group: (id: String, index: Int, chord: JSON?)?
+    ) -> String {
+        switch self {
+        case .task(var sig):
+            if sig.id == nil { sig.options = sig.options.setting("task_id", .string(TaskMessage.newId())) }
+            var m = TaskMessage(
+                task: sig.task, args: sig.arguments(after: partial), kwargs: sig.kwargs,
+                queue: sig.options["queue"]?.stringValue ?? routes.queue(for: sig.task) ?? "celery",
+                id: sig.id!)
+            if let parent {
+                m.parentId = parent.id
+                m.rootId = parent.rootId ?? parent.id
+            }
+            m.embed = m.embed.setting("chain", rest.isEmpty ? nil : .array(rest))
+            if let group {
+                m.group = group.id
+                m.groupIndex = group.index
+                if let chord = group.chord { m.embed = m.embed.setting("chord", chord) }
+            } else {
+                m.group = sig.options["group_id"]?.stringValue  // a chord body carries its chord's group id
+            }
+            out += producer.sendCommands(for: m)
+            return m.id
+        case .chain(let items):
+            guard let first = items.first else { return "" }
+            // Remaining steps travel last-first in embed.chain, each frozen with its task id.
+            var frozen: [JSON] = []
+            var lastId = ""
+            for item in items.dropFirst().reversed() {
+                let (json, id) = item.frozenSignature(routes: routes)
+                frozen.append(json)
+                if lastId.isEmpty { lastId = id }
+            }
+            let firstId = first.emit(
+                into: &out, producer: &producer, routes: routes, parent: parent, partial: partial, chain: frozen + rest,
+                group: group)
+            return lastId.isEmpty ? firstId : lastId
+        case .group(let items):
+            let gid = TaskMessage.newId()
+            var last = ""
+            for (i, item) in items.enumerated() {
+                last = item.emit(
+                    into: &out, producer: &producer, routes: routes, parent: parent, partial: partial, chain: [],
+                    group: (gid, i, nil))
+            }
+            return last
+        case .chord(let header, var body):
+            let gid = TaskMessage.newId()
+            let bodyId = body.id ?? TaskMessage.newId()
+            body.options = body.options.setting("task_id", .string(bodyId)).setting("group_id", .string(gid))
+            if !rest.isEmpty { body.options = body.options.setting("chain", .array(rest)) }
+            out.append(["DEL", Canvas.setPrefix + gid + ".c"])
+            out.append([
+                "SET", Canvas.setPrefix + gid + ".s", String(header.count), "EX", String(ResultRecord.expirySeconds),
+            ])
+            for (i, item) in header.enumerated() {
+                _ = item.emit(
+                    into: &out, producer: &producer, routes: routes, parent: parent, partial: partial, chain: [],
+                    group: (gid, i, body.json))
+            }
+            return bodyId
+        }
+    }
+
+    /// The signature of a chain step (tasks, groups and chords as Celery serialises them), frozen with ids.
+    func frozenSignature(routes: TaskRoutes) -> (json: JSON, id: String) {
+        switch self {
+        case .task(var sig):
+            let id = sig.id ?? TaskMessage.newId()
+            sig.options = sig.options.setting("task_id", .string(id))
+            return (sig.json, id)
+        case .chain(let items):
+            let parts = items.map { $0.frozenSignature(routes: routes) }
+            return (
+                [
+                    "task": "celery.chain", "args": [], "kwargs": ["tasks": .array(parts.map(\.json))], "options": [:],
+                    "subtask_type": "chain", "immutable": false,
+                ], parts.last?.id ?? ""
+            )
+        case .group(let items):
+            let parts = items.map { $0.frozenSignature(routes: routes) }
+            return (
+                [
+                    "task": "celery.group", "args": [], "kwargs": ["tasks": .array(parts.map(\.json))], "options": [:],
+                    "subtask_type": "group", "immutable": false,
+                ], parts.last?.id ?? ""
+            )
+        case .chord(let header, var body):
+            let id = body.id ?? TaskMessage.newId()
+            body.options = body.options.setting("task_id", .string(id))
+            let parts = header.map { $0.frozenSignature(routes: routes).json }
+            let group: JSON = [
+                "task": "celery.group", "args": [], "kwargs": ["tasks": .array(parts)], "options": [:],
+                "subtask_type": "group", "immutable": false,
+            ]
+            return (
+                [
+                    "task": "celery.chord", "args": [], "kwargs": ["header": group, "body": body.json, "kwargs": [:]],
+                    "options": [:], "subtask_type": "chord", "immutable": false,
+                ], id
+            )
+        }
+    }
+
+    /// The same workflow with its result task (last task, or chord body) given `id`.
+    public func withResultId(_ id: String) -> Canvas {
+        switch self {
+        case .task(var sig):
+            sig.options = sig.options.setting("task_id", .string(id))
+            return .task(sig)
+        case .chain(var items):
+            if let last = items.popLast() { items.append(last.withResultId(id)) }
+            return .chain(items)
+        case .group:
+            return self
+        case .chord(let header, var body):
+            body.options = body.options.setting("task_id", .string(id))
+            return .chord(header, body)
+        }
+    }
+
+    /// Rebuild a canvas from a signature found in a message's embed.
+    public init?(signature json: JSON) {
+        guard let sig = Signature(json: json) else { return nil }
+        switch sig.subtaskType {
+        case "chain":
+            self = .chain(
+                (sig.kwargs.first { $0.key == "tasks" }?.value.arrayValue ?? []).compactMap(Canvas.init(signature:)))
+        case "group":
+            self = .group(
+                (sig.kwargs.first { $0.key == "tasks" }?.value.arrayValue ?? []).compactMap(Canvas.init(signature:)))
+        case "chord":
+            let kw = JSON.object(sig.kwargs)
+            let header: [Canvas]
+            if let h = kw["header"], let c = Canvas(signature: h), case .group(let items) = c {
+                header = items
+            } else {
+                header = (kw["header"]?.arrayValue ?? []).compactMap(Canvas.init(signature:))
+            }
+            guard let body = kw["body"].flatMap(Signature.init(json:)) else { return nil }
+            self = .chord(header, body)
+        default:
+            self = .task(sig)
+        }
+    }
+}

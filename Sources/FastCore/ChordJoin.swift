@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+
+/// A finished chord header task, waiting to be counted into its chord.
+struct ChordPart: Sendable {
+    let groupId: String
+    let taskId: String
+    let groupIndex: Int?
+    /// `[1, tid, state, result]` as Celery's Redis backend stores it in `.j`.
+    let encoded: String
+    let callback: Signature
+    /// The header task's message (parent and root of the callback).
+    let header: TaskMessage
+}
+
+/// Celery 5.7's Redis chord join, with its own Lua scripts: every header
+/// task adds its result to `<gid>.j` (deduplicated by `.d`); the finisher that
+/// sees the count reach `.s` (+ `.t`) wins the claim `.c`, reads the results,
+/// sends the body with them, and cleans up, leaving `.c` = "done". Python and
+/// Celeris workers can finish parts of the same chord.
+enum ChordJoin {
+    static let partReturnScript = """
+        local jkey, tkey, skey, dkey, gkey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+        local tid, value, ordered, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+        local expires, group_expires = tonumber(ARGV[5]), tonumber(ARGV[6])
+        local claim_expires = tonumber(ARGV[7])
+        local claim_token = ARGV[8]
+
+        -- Prevent late duplicates from recreating chord state after successful cleanup.
+        local done_marker = redis.call('GET', ckey)
+        if done_marker == 'done' then
+            return {-1, 0, 0, 0}
+        end
+
+        -- Key the check on the task id and header index, so it doesn't merge two
+        -- header entries that share the task id of a reused frozen signature.
+        local member = tid .. ':' .. score
+        if redis.call('SISMEMBER', dkey, member) == 0 then
+            if ordered == '1' then
+                redis.call('ZADD', jkey, score, value)
+            else
+                redis.call('RPUSH', jkey, value)
+            end
+            redis.call('SADD', dkey, member)
+        end
+        local readycount
+        if ordered == '1' then
+            readycount = redis.call('ZCOUNT', jkey, '-inf', '+inf')
+        else
+            readycount = redis.call('LLEN', jkey)
+        end
+        if expires > 0 then
+            for _, key in ipairs({jkey, tkey, skey, dkey}) do
+                redis.call('EXPIRE', key, expires)
+            end
+            if group_expires > 0 then
+                redis.call('EXPIRE', gkey, group_expires)
+            end
+        end
+
+        local totaldiff = redis.call('GET', tkey)
+        local size = redis.call('GET', skey)
+        local claimed = 0
+        if size and readycount == tonumber(size) + tonumber(totaldiff or 0) then
+            if redis.call('SET', ckey, claim_token, 'NX', 'EX', claim_expires) then
+                claimed = 1
+            end
+        end
+
+        return {readycount, totaldiff, size, claimed}
+        """
+    static let cleanupScript = """
+        local ckey = KEYS[1]
+        local jkey = KEYS[2]
+        local tkey = KEYS[3]
+        local skey = KEYS[4]
+        local dkey = KEYS[5]
+        local token = ARGV[1]
+        local done_expires = tonumber(ARGV[2])
+
+        if redis.call('GET', ckey) == token then
+            redis.call('DEL', jkey, tkey, skey, dkey)
+            if done_expires and done_expires > 0 then
+                redis.call('SET', ckey, 'done', 'EX', done_expires)
+            end
+            return 1
+        end
+        return 0
+        """
+    static let claimExtendScript = """
+        local ckey, skey = KEYS[1], KEYS[2]
+        local token = ARGV[1]
+        local expires = tonumber(ARGV[2])
+        if redis.call('GET', ckey) == token then
+            return redis.call('EXPIRE', ckey, expires)
+        end
+        if not redis.call('GET', ckey) and redis.call('EXISTS', skey) == 1 then
+            return redis.call('SET', ckey, token, 'EX', expires, 'NX') and 1 or 0
+        end
+        return 0
+        """
+    static let claimSeconds = 10
+    static let doneSeconds = 300
+
+    static func key(_ gid: String, _ suffix: String = "") -> String { Canvas.setPrefix + gid + suffix }
+
+    /// Count one part in; if it completes the chord and we win the claim, send
+    /// the body (or fail it with ChordError). Returns (ready, size) for progress.
+    @discardableResult
+    static func partReturn(_ p: ChordPart, on redis: RedisConnection, routes: TaskRoutes, logger: Logger)
+        throws(RedisError)
+        -> (ready: Int, size: Int)
+    {
+        let g = p.groupId
+        let token = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let reply = try redis.command(
+            "EVAL", partReturnScript, "6", key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d"), key(g), key(g, ".c"),
+            p.taskId, p.encoded, "1", p.groupIndex.map(String.init) ?? "+inf", String(ResultRecord.expirySeconds),
+            String(ResultRecord.expirySeconds), String(claimSeconds), token)
+        let parts = reply.elements ?? []
+        let ready = Int(parts.first?.integer ?? -1)
+        guard ready >= 0 else { return (0, 0) }
+        let size = Int(parts.count > 2 ? parts[2].text ?? "0" : "0") ?? 0
+        guard parts.count > 3, parts[3].integer == 1 else { return (ready, size) }
+        // We won the claim: gather the header's results in group order.
+        let stored = try redis.command("ZRANGE", key(g, ".j"), "0", "-1").elements ?? []
+        var results: [JSON] = []
+        for entry in stored {
+            guard let row = entry.bytes.flatMap({ try? JSONParser.parse($0) })?.arrayValue, row.count == 4 else {
+                continue
+            }
+            let state = row[2].stringValue ?? ""
+            if state == TaskState.failure.rawValue || state == TaskState.revoked.rawValue {
+                let cause = TaskFailure(
+                    type: row[3]["exc_type"]?.stringValue ?? "Exception",
+                    arguments: row[3]["exc_message"]?.arrayValue ?? [],
+                    module: row[3]["exc_module"]?.stringValue ?? "builtins")
+                let message = "Dependency \(row[1].stringValue ?? "?") raised \(cause)"
+                logger.error("chord \(g) failed: \(message)")
+                let record = ResultRecord(
+                    taskId: p.callback.id ?? TaskMessage.newId(), state: .failure,
+                    result: TaskFailure(type: "ChordError", message: message, module: "celery.exceptions").resultJSON,
+                    dateDone: CeleryTime.now(), groupId: g)
+                _ = try redis.pipeline(record.storeCommands() + [["DEL", key(g, ".s")]])
+                return (ready, size)
+            }
+            results.append(row[3])
+        }
+        let extended = try redis.command(
+            "EVAL", claimExtendScript, "2", key(g, ".c"), key(g, ".s"), token, String(claimSeconds))
+        guard extended.integer == 1 else {
+            logger.warning("chord \(g): dispatch claim lost; callback not sent by this worker")
+            return (ready, size)
+        }
+        var body = p.callback
+        let rest = body.options["chain"]?.arrayValue ?? []
+        body.options = body.options.setting("chain", nil)
+        var producer = TaskProducer()
+        var out: [[String]] = []
+        _ = Canvas.task(body).emit(
+            into: &out, producer: &producer, routes: routes, parent: p.header, partial: .array(results), chain: rest,
+            group: nil)
+        _ = try redis.pipeline(out)
+        _ = try redis.command(
+            "EVAL", cleanupScript, "5", key(g, ".c"), key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d"), token,
+            String(doneSeconds))
+        logger.info("chord \(g) complete (\(ready) parts): sent \(body.task)[\(body.id ?? "?")]")
+        return (ready, size)
+    }
+}

@@ -1,7 +1,7 @@
 # Celeris: `make run` starts the system, `make test` runs the tests.
 # Both install what they need on Debian 12 (as root, or with sudo).
 SHELL := /bin/bash
-APT_PKGS := libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev redis-server python3 python3-venv
+APT_PKGS := libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev redis-server python3 python3-venv poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PY := .venv/bin/python
 export PATH := $(if $(wildcard /opt/swift/usr/bin),/opt/swift/usr/bin:,)$(PATH)

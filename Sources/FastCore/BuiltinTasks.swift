@@ -7,6 +7,7 @@ public enum BuiltinTasks {
         registry.register("add", add)
         registry.register("noop") { ctx in ctx.argument(0, "x") ?? .null }
         registry.register("tsum", tsum)
+        DocumentTasks.register(into: &registry)
     }
 
     /// `create_task(task_length)`: per step, store PROGRESS `{"progress": i}`,

@@ -104,6 +104,27 @@ enum ChordJoin {
 
     static func key(_ gid: String, _ suffix: String = "") -> String { Canvas.setPrefix + gid + suffix }
 
+    /// KEYS: the body's result key. ARGV: record, status update. Stores PROGRESS unless the body already finished.
+    static let progressScript = """
+        local cur = redis.call('GET', KEYS[1])
+        if cur and not string.find(cur, '"status": "PROGRESS"', 1, true) then return 0 end
+        redis.call('SETEX', KEYS[1], 86400, ARGV[1])
+        redis.call('PUBLISH', KEYS[1], ARGV[1])
+        redis.call('PUBLISH', 'task_status', ARGV[2])
+        return 1
+        """
+
+    /// "extracted k of N" on a workflow's result (a chord body that asked for it with `celeris_progress`).
+    static func progress(_ id: String, ready: Int, size: Int, on redis: RedisConnection) throws(RedisError) {
+        let meta: JSON = ["stage": "extracting", "documents": .int(Int64(size)), "extracted": .int(Int64(ready))]
+        let record = ResultRecord(taskId: id, state: .progress, result: meta).serialized()
+        let update: JSON = [
+            "task_id": .string(id), "state": "PROGRESS", "stage": "extracting", "extracted": .int(Int64(ready)),
+            "documents": .int(Int64(size)), "ts": .double(CeleryTime.now()),
+        ]
+        _ = try redis.command("EVAL", progressScript, "1", ResultRecord.key(id), record, update.serialized())
+    }
+
     /// Count one part in; if it completes the chord and we win the claim, send
     /// the body (or fail it with ChordError). Returns (ready, size) for progress.
     @discardableResult
@@ -121,6 +142,9 @@ enum ChordJoin {
         let ready = Int(parts.first?.integer ?? -1)
         guard ready >= 0 else { return (0, 0) }
         let size = Int(parts.count > 2 ? parts[2].text ?? "0" : "0") ?? 0
+        if p.callback.options["celeris_progress"] == true, let id = p.callback.id {
+            try progress(id, ready: ready, size: size, on: redis)
+        }
         guard parts.count > 3, parts[3].integer == 1 else { return (ready, size) }
         // We won the claim: gather the header's results in group order.
         let stored = try redis.command("ZRANGE", key(g, ".j"), "0", "-1").elements ?? []

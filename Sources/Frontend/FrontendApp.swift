@@ -54,6 +54,9 @@ final class FrontendApp: HTTPServerDelegate {
         case "/tasks":
             guard request.method == "POST" else { return methodNotAllowed(connection, allow: "POST") }
             submitTask(request, connection)
+        case "/process", "/process/":
+            guard request.method == "POST" else { return methodNotAllowed(connection, allow: "POST") }
+            process(request, connection)
         case "/health":
             guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
             let up = redis.isConnected
@@ -104,7 +107,24 @@ final class FrontendApp: HTTPServerDelegate {
             return self.error(
                 connection, error.status, error.status == 400 ? "bad_request" : "invalid_task", error.detail)
         }
-        let message = submission.message(routes: settings.routes)
+        enqueue(submission.message(routes: settings.routes), connection)
+    }
+
+    /// `POST /process?blob_path=…` (or `{"blob_path": …, "threshold": …}`): the
+    /// document workflow, whose task id `GET /status` follows to the comparison.
+    private func process(_ request: HTTPRequest, _ connection: Connection) {
+        let workflow: TaskSubmission
+        do {
+            workflow = try TaskSubmission(processRequest: request)
+        } catch {
+            return self.error(
+                connection, error.status, error.status == 400 ? "bad_request" : "invalid_workflow", error.detail)
+        }
+        enqueue(workflow.message(routes: settings.routes), connection)
+    }
+
+    /// LPUSH a message (declaring its queue once) and answer `{"task_id": …}` once Redis has it.
+    private func enqueue(_ message: TaskMessage, _ connection: Connection) {
         let commands = producer.sendCommands(for: message)
         guard redis.isConnected else {
             producer.reset()

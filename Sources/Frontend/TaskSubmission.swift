@@ -5,6 +5,8 @@ import FastCore
 /// With no body it is the tutorial's `create_task(task_length)`.
 struct TaskSubmission {
     var task = "create_task"
+
+    init() {}
     var args: [JSON] = []
     var kwargs: [(key: String, value: JSON)] = []
     /// The queue the client named; nil lets the routes decide.
@@ -72,6 +74,37 @@ struct TaskSubmission {
         if task == "create_task" && args.isEmpty && !kwargs.contains(where: { $0.key == "task_length" }) {
             args = [.int(Int64(taskLength))]
         }
+    }
+
+    /// `/process`: `blob_path` from the query or a JSON body, optional `threshold` (0...1).
+    init(processRequest request: HTTPRequest) throws(Invalid) {
+        var path = request.query["blob_path"]
+        var threshold = request.query["threshold"].flatMap(Double.init)
+        if request.query["threshold"] != nil && threshold == nil {
+            throw Invalid(status: 422, detail: "threshold must be a number from 0 to 1")
+        }
+        if !request.body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            let json: JSON
+            do { json = try JSONParser.parse(request.body) } catch {
+                throw Invalid(status: 400, detail: "malformed JSON body: \(error)")
+            }
+            guard case .object = json else { throw Invalid(status: 422, detail: "body must be a JSON object") }
+            if let p = json["blob_path"] {
+                guard let s = p.stringValue else { throw Invalid(status: 422, detail: "'blob_path' must be a string") }
+                path = s
+            }
+            if let t = json["threshold"] {
+                guard let v = t.doubleValue else { throw Invalid(status: 422, detail: "'threshold' must be a number") }
+                threshold = v
+            }
+        }
+        guard let path, !path.isEmpty else { throw Invalid(status: 422, detail: "blob_path is required") }
+        if let threshold, !(0...1).contains(threshold) {
+            throw Invalid(status: 422, detail: "threshold must be from 0 to 1")
+        }
+        task = "fetch_documents_task"
+        args = [.string(path)]
+        kwargs = [("process", true), ("threshold", .double(threshold ?? 0.5))]
     }
 
     /// The Celery message to queue: the client's queue, else the routed one, else `celery`.

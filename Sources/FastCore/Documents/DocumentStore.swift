@@ -1,0 +1,69 @@
+import Foundation
+
+/// Where documents live: list a location, read a document. The embedded
+/// store is a local directory; object stores implement the same two calls.
+///
+///     let store = try DocumentStores.store(for: "file:///data/docs")
+///     for doc in try store.list() { let bytes = try store.read(doc) }
+public protocol DocumentStore: Sendable {
+    /// Every document under the location, sorted.
+    func list() throws(DocumentError) -> [String]
+    /// One document's bytes.
+    func read(_ document: String) throws(DocumentError) -> [UInt8]
+}
+
+/// A per-document failure, reported next to the results instead of failing the run.
+public struct DocumentError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A directory on the local filesystem (`/path` or `file:///path`), walked recursively.
+public struct LocalDirectoryStore: DocumentStore {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public func list() throws(DocumentError) -> [String] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
+            throw DocumentError("blob location \(root) is not a directory")
+        }
+        guard let walker = FileManager.default.enumerator(atPath: root) else {
+            throw DocumentError("cannot list \(root)")
+        }
+        var out: [String] = []
+        while let rel = walker.nextObject() as? String {
+            let path = (root as NSString).appendingPathComponent(rel)
+            var dir: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &dir)
+            if exists && dir.boolValue { continue }
+            if (rel as NSString).lastPathComponent.hasPrefix(".") { continue }
+            out.append(path)  // dangling links and unreadable files too: their read reports the error
+        }
+        return out.sorted()
+    }
+
+    public func read(_ document: String) throws(DocumentError) -> [UInt8] {
+        guard let handle = FileHandle(forReadingAtPath: document) else {
+            throw DocumentError("cannot open \(document): \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        do {
+            return Array(try handle.readToEnd() ?? Data())
+        } catch {
+            throw DocumentError("cannot read \(document): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// Stores by location syntax.
+public enum DocumentStores {
+    public static func store(for location: String) throws(DocumentError) -> any DocumentStore {
+        if location.hasPrefix("file://") {
+            return LocalDirectoryStore(root: String(location.dropFirst("file://".count)))
+        }
+        if location.hasPrefix("/") { return LocalDirectoryStore(root: location) }
+        throw DocumentError("unsupported blob location '\(location)': use /path or file:///path")
+    }
+}

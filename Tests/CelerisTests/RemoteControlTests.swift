@@ -37,7 +37,9 @@ final class RemoteControlTests: XCTestCase {
         XCTAssertEqual(r["ping"], ["w1@test": ["ok": "pong"]])
         XCTAssertEqual(
             r["active_queues"]?["w1@test"]?.arrayValue?.compactMap { $0["name"] }, ["celery", "extract_queue"])
-        XCTAssertEqual(r["registered"]?["w1@test"], ["add", "create_task", "noop"])
+        XCTAssertEqual(
+            r["registered"]?["w1@test"],
+            ["add", "compare_data_task", "create_task", "extract_data_task", "fetch_documents_task", "noop", "tsum"])
         XCTAssertEqual(r["stats"]?["w1@test"]?["pool"]?["max-concurrency"], 3)
         XCTAssertEqual(r["stats"]?["w1@test"]?["broker"]?["transport"], "redis")
         XCTAssertEqual(r["conf"]?["w1@test"]?["broker_url"], .string(redis.endpoint.description))

@@ -19,14 +19,14 @@ public enum TextExtraction {
     }
 
     /// Markdown without its markup: headings, emphasis, code fences, link targets.
-    static func markdown(_ s: String) -> String {
+    public static func markdown(_ s: String) -> String {
         var out = s.replacingOccurrences(of: #"\[([^\]]*)\]\([^)]*\)"#, with: "$1", options: .regularExpression)
         out = out.replacingOccurrences(of: #"[#*_`>~|-]+"#, with: " ", options: .regularExpression)
         return out
     }
 
     /// HTML without script/style, tags and comments; entities decoded.
-    static func html(_ s: String) -> String {
+    public static func html(_ s: String) -> String {
         var out = s.replacingOccurrences(
             of: #"(?is)<(script|style)[^>]*>.*?</\1>"#, with: " ", options: .regularExpression)
         out = out.replacingOccurrences(of: #"(?s)<!--.*?-->"#, with: " ", options: .regularExpression)

@@ -36,3 +36,23 @@ def tsum(numbers):
 @app.task(name="noop")
 def noop(x):
     return x
+
+
+@app.task(name="compare_data_task")
+def compare_data_task(results, threshold=0.5):
+    """Python reference of the compare stage: exact Jaccard on the extracted shingles."""
+    docs, errors = [], []
+    for r in results:
+        if "error" in r:
+            errors.append({"document": r.get("document"), "error": r["error"]})
+        else:
+            docs.append((r["document"], set(r["shingles"])))
+    pairs = []
+    for i in range(len(docs)):
+        for j in range(i + 1, len(docs)):
+            a, b = docs[i][1], docs[j][1]
+            s = len(a & b) / len(a | b) if (a or b) else 0.0
+            if s >= threshold:
+                pairs.append({"a": docs[i][0], "b": docs[j][0], "similarity": round(s, 4)})
+    pairs.sort(key=lambda p: -p["similarity"])
+    return {"documents": len(results), "compared": len(docs), "method": "python-exact", "pairs": pairs, "errors": errors}

@@ -182,7 +182,7 @@ enum Celeris {
 /// Run a Python fixture script to completion; returns stdout, fails on non-zero exit.
 func runPython(_ script: String, _ args: [String], env: [String: String] = [:], timeout: Double = 60) throws -> String {
     let p = try Spawned(
-        try TestPaths.python(), [TestPaths.fixtures.appendingPathComponent(script).path] + args, env: env,
+        try TestPaths.python(), [TestPaths.fixtures.appendingPathComponent(script).standardized.path] + args, env: env,
         cwd: TestPaths.fixtures, name: "py")
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { usleep(20_000) }

@@ -1,0 +1,119 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// The scaling guide's document pipeline on dedicated queues.
+final class DocumentWorkflowTests: XCTestCase {
+    /// Generate a corpus with scripts/make_corpus.py; returns (dir, planted pair names, broken names).
+    func corpus(_ n: Int, pairs: Int) throws -> (dir: String, pairs: Set<[String]>, broken: Set<String>) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(UUID().uuidString)").path
+        _ = try runPython(
+            "../../../scripts/make_corpus.py", [dir, "\(n)", "--pairs", "\(pairs)", "--broken"])
+        let manifest = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: dir + ".planted.json"))))
+        let planted = Set((manifest["pairs"]?.arrayValue ?? []).map { $0.arrayValue?.compactMap(\.stringValue) ?? [] })
+        let broken = Set(manifest["broken"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        return (dir, planted, broken)
+    }
+
+    func name(_ path: JSON?) -> String { ((path?.stringValue ?? "") as NSString).lastPathComponent }
+
+    func runWorkflow(port: Int, dir: String) throws -> JSON {
+        let r = try HTTPClient.request("POST", port: port, path: "/process?blob_path=\(dir)")
+        XCTAssertEqual(r.status, 200, r.text)
+        let id = try XCTUnwrap(r.json?["task_id"]?.stringValue)
+        var final: JSON?
+        XCTAssertTrue(
+            try eventually(timeout: 60, interval: 0.05) {
+                let s = try HTTPClient.request("GET", port: port, path: "/status/\(id)").json
+                if s?["status"] == "Completed" || s?["status"] == "Failed" { final = s }
+                return final != nil
+            })
+        return try XCTUnwrap(final)
+    }
+
+    func testWorkflowFindsEveryPlantedPairAndReportsBrokenDocuments() throws {
+        let (dir, planted, broken) = try corpus(50, pairs: 5)
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let fetch = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue", "-c", "1", "-n", "fetch@test"])
+        let extract = try Celeris.worker(redis: redis, extra: ["-Q", "extract_queue", "-c", "2", "-n", "extract@test"])
+        let compare = try Celeris.worker(redis: redis, extra: ["-Q", "compare_queue", "-c", "1", "-n", "compare@test"])
+        let s = try runWorkflow(port: port, dir: dir)
+        XCTAssertEqual(s["status"], "Completed", "\(s)")
+        let result = try XCTUnwrap(s["result"])
+        XCTAssertEqual(result["documents"], 52)
+        XCTAssertEqual(result["compared"], 50)
+        let found = Set((result["pairs"]?.arrayValue ?? []).map { [name($0["a"]), name($0["b"])].sorted() })
+        XCTAssertEqual(found, planted, "every planted pair and no other above the threshold")
+        XCTAssertEqual(Set((result["errors"]?.arrayValue ?? []).map { name($0["document"]) }), broken)
+        XCTAssertEqual(result["clusters"]?.arrayValue?.count, 5)
+        // Each stage ran on its own queue's worker.
+        XCTAssertTrue(fetch.log.contains("Task fetch_documents_task["))
+        XCTAssertTrue(extract.log.contains("Task extract_data_task["))
+        XCTAssertFalse(extract.log.contains("Task compare_data_task["))
+        XCTAssertTrue(compare.log.contains("Task compare_data_task["))
+        XCTAssertTrue(frontend.isRunning)
+    }
+
+    /// Celeris fetches and extracts; a Python Celery worker serves compare_queue.
+    func testWorkflowCompletesWithPythonWorkersOnCompareQueue() throws {
+        let (dir, planted, _) = try corpus(20, pairs: 3)
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let worker = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,extract_queue"])
+        let python = try Spawned(
+            try TestPaths.python(),
+            [
+                "-m", "celery", "-A", "fixture_app", "worker", "-P", "solo", "-c", "1", "-Q", "compare_queue",
+                "--loglevel=info", "-n", "py@test", "--without-mingle", "--without-gossip",
+            ],
+            env: ["CELERY_BROKER_URL": redis.url], cwd: TestPaths.fixtures, name: "pyworker")
+        XCTAssertTrue(eventually(timeout: 30) { python.log.contains("ready.") }, python.log)
+        let s = try runWorkflow(port: port, dir: dir)
+        XCTAssertEqual(s["result"]?["method"], "python-exact", "\(s)\n\(python.log)")
+        let found = Set((s["result"]?["pairs"]?.arrayValue ?? []).map { [name($0["a"]), name($0["b"])].sorted() })
+        XCTAssertEqual(found, planted)
+        XCTAssertTrue(frontend.isRunning && worker.isRunning)
+    }
+
+    func testBadBlobPathFailsTheWorkflowWithTheCause() throws {
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let worker = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"])
+        XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/process").status, 422)
+        XCTAssertEqual(
+            try HTTPClient.request("POST", port: port, path: "/process?blob_path=/x&threshold=2").status, 422)
+        let s = try runWorkflow(port: port, dir: "/nonexistent/celeris")
+        XCTAssertEqual(s["status"], "Failed")
+        XCTAssertTrue(s["result"]?.stringValue?.contains("not a directory") ?? false, "\(s)")
+        XCTAssertTrue(frontend.isRunning && worker.isRunning)
+    }
+
+    func testExtractionAndComparisonUnits() throws {
+        XCTAssertEqual(
+            DocumentFeatures.normalisedWords(
+                TextExtraction.html("<p>Caf&eacute; &amp; <b>Bar</b><script>x()</script> &#65;&#x42;</p>")),
+            ["café", "bar", "ab"])
+        XCTAssertEqual(
+            DocumentFeatures.normalisedWords(TextExtraction.markdown("# Title\n*very* [link](http://x)")),
+            ["title", "very", "link"])
+        // LSH finds the same near-duplicates as exact Jaccard on a larger set.
+        var rng = SystemRandomNumberGenerator()
+        let vocab = (0..<5000).map { "w\($0)" }
+        var docs = (0..<400).map { _ in (0..<300).map { _ in vocab.randomElement(using: &rng)! } }
+        for k in 0..<5 {
+            var copy = docs[k * 10]
+            for _ in 0..<15 { copy[Int.random(in: 0..<copy.count)] = vocab.randomElement()! }
+            docs.append(copy)
+        }
+        let features = docs.map { DocumentFeatures(text: $0.joined(separator: " ")) }
+        let exact = DocumentComparison.similarPairs(features, threshold: 0.5).pairs.map { [$0.a, $0.b] }
+        let lsh = DocumentComparison.similarPairs(features, threshold: 0.5, forceLSH: true)
+        XCTAssertEqual(lsh.method, "minhash-lsh")
+        XCTAssertEqual(Set(lsh.pairs.map { [$0.a, $0.b] }), Set(exact))
+        XCTAssertEqual(exact.count, 5)
+    }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate a document corpus with planted near-duplicate pairs.
 
-  make_corpus.py OUTDIR N [--pairs K] [--seed S] [--broken]
+  make_corpus.py OUTDIR N [--pairs K] [--seed S] [--broken] [--words W]
 
 Writes N documents (.txt, .md, .html) of random text over a synthetic
 vocabulary; K of them are near-copies (about 5% of words changed, another
@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--broken", action="store_true")
+    ap.add_argument("--words", type=int, default=0, help="words per document (default 250-450)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(8000)]
@@ -43,7 +44,7 @@ def main():
     originals = a.n - a.pairs
     docs = []
     for i in range(originals):
-        ws = words(rng, vocab, rng.randint(250, 450))
+        ws = words(rng, vocab, a.words or rng.randint(250, 450))
         name = f"doc{i:05d}.{formats[i % 3]}"
         docs.append((name, ws))
     pairs = []

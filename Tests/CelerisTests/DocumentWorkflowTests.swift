@@ -5,10 +5,10 @@ import XCTest
 /// The scaling guide's document pipeline on dedicated queues.
 final class DocumentWorkflowTests: XCTestCase {
     /// Generate a corpus with scripts/make_corpus.py; returns (dir, planted pair names, broken names).
-    func corpus(_ n: Int, pairs: Int) throws -> (dir: String, pairs: Set<[String]>, broken: Set<String>) {
+    func corpus(_ n: Int, pairs: Int, words: Int = 0) throws -> (dir: String, pairs: Set<[String]>, broken: Set<String>) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(UUID().uuidString)").path
         _ = try runPython(
-            "../../../scripts/make_corpus.py", [dir, "\(n)", "--pairs", "\(pairs)", "--broken"])
+            "../../../scripts/make_corpus.py", [dir, "\(n)", "--pairs", "\(pairs)", "--broken", "--words", "\(words)"])
         let manifest = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: dir + ".planted.json"))))
         let planted = Set((manifest["pairs"]?.arrayValue ?? []).map { $0.arrayValue?.compactMap(\.stringValue) ?? [] })
         let broken = Set(manifest["broken"]?.arrayValue?.compactMap(\.stringValue) ?? [])
@@ -115,5 +115,41 @@ final class DocumentWorkflowTests: XCTestCase {
         XCTAssertEqual(lsh.method, "minhash-lsh")
         XCTAssertEqual(Set(lsh.pairs.map { [$0.a, $0.b] }), Set(exact))
         XCTAssertEqual(exact.count, 5)
+    }
+
+    /// SIGKILL the extract worker mid-run: once a worker is back, the workflow
+    /// completes with every document extracted and compare run exactly once.
+    func testKilledExtractWorkerStillCompletesTheWorkflowOnce() throws {
+        let (dir, planted, _) = try corpus(12, pairs: 2, words: 150_000)
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let others = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,compare_queue", "-n", "others@test"])
+        let first = try Celeris.worker(
+            redis: redis,
+            extra: ["-Q", "extract_queue", "-c", "1", "--prefetch-multiplier", "1", "--visibility-timeout", "2", "-n", "x1@test"])
+        let r = try HTTPClient.request("POST", port: port, path: "/process?blob_path=\(dir)")
+        let id = try XCTUnwrap(r.json?["task_id"]?.stringValue)
+        XCTAssertTrue(
+            eventually(timeout: 60) { first.log.components(separatedBy: "Task extract_data_task[").count - 1 >= 3 }, first.log)
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        let client = try redis.client()
+        XCTAssertGreaterThan(try client.command("HLEN", "unacked").integer ?? 0, 0, "the killed worker held deliveries")
+        let second = try Celeris.worker(
+            redis: redis, extra: ["-Q", "extract_queue", "-c", "2", "--visibility-timeout", "2", "-n", "x2@test"])
+        var final: JSON?
+        XCTAssertTrue(
+            try eventually(timeout: 120, interval: 0.1) {
+                final = try HTTPClient.request("GET", port: port, path: "/status/\(id)").json
+                return final?["status"] == "Completed"
+            }, "\(String(describing: final))\n\(second.log)")
+        XCTAssertEqual(final?["result"]?["documents"], 14)
+        let found = Set((final?["result"]?["pairs"]?.arrayValue ?? []).map { [name($0["a"]), name($0["b"])].sorted() })
+        XCTAssertEqual(found, planted)
+        XCTAssertTrue(second.log.contains("restored"), second.log)
+        XCTAssertEqual(others.log.components(separatedBy: "Task compare_data_task[").count - 1, 1, "compare ran once")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertTrue(frontend.isRunning)
     }
 }

@@ -33,11 +33,18 @@ public struct DeliveryClaim: Sendable {
           while n < max do
             local m = redis.call('RPOP', key)
             if not m then break end
-            local tag = string.match(m, '"delivery_tag"%s*:%s*"([^"]+)"')
+            -- kombu writes "properties" last: look in the tail first, so a
+            -- many-megabyte body (a chord's results) is not scanned three times.
+            local props = #m > 4096 and string.sub(m, -4096) or m
+            local tag = string.match(props, '"delivery_tag"%s*:%s*"([^"]+)"')
+            if not tag and props ~= m then
+              props = m
+              tag = string.match(m, '"delivery_tag"%s*:%s*"([^"]+)"')
+            end
             local record
             if tag then
-              local ex = string.match(m, '"exchange"%s*:%s*"([^"]*)"') or ''
-              local rk = string.match(m, '"routing_key"%s*:%s*"([^"]*)"') or queue
+              local ex = string.match(props, '"exchange"%s*:%s*"([^"]*)"') or ''
+              local rk = string.match(props, '"routing_key"%s*:%s*"([^"]*)"') or queue
               record = '[' .. m .. ', "' .. ex .. '", "' .. rk .. '"]'
             else
               tag = 'celeris-undecodable-' .. t[1] .. '.' .. t[2] .. '-' .. n

@@ -5,7 +5,8 @@ import XCTest
 /// The scaling guide's document pipeline on dedicated queues.
 final class DocumentWorkflowTests: XCTestCase {
     /// Generate a corpus with scripts/make_corpus.py; returns (dir, planted pair names, broken names).
-    func corpus(_ n: Int, pairs: Int, words: Int = 0) throws -> (dir: String, pairs: Set<[String]>, broken: Set<String>) {
+    func corpus(_ n: Int, pairs: Int, words: Int = 0) throws -> (dir: String, pairs: Set<[String]>, broken: Set<String>)
+    {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(UUID().uuidString)").path
         _ = try runPython(
             "../../../scripts/make_corpus.py", [dir, "\(n)", "--pairs", "\(pairs)", "--broken", "--words", "\(words)"])
@@ -127,11 +128,15 @@ final class DocumentWorkflowTests: XCTestCase {
         let others = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,compare_queue", "-n", "others@test"])
         let first = try Celeris.worker(
             redis: redis,
-            extra: ["-Q", "extract_queue", "-c", "1", "--prefetch-multiplier", "1", "--visibility-timeout", "2", "-n", "x1@test"])
+            extra: [
+                "-Q", "extract_queue", "-c", "1", "--prefetch-multiplier", "1", "--visibility-timeout", "2", "-n",
+                "x1@test",
+            ])
         let r = try HTTPClient.request("POST", port: port, path: "/process?blob_path=\(dir)")
         let id = try XCTUnwrap(r.json?["task_id"]?.stringValue)
         XCTAssertTrue(
-            eventually(timeout: 60) { first.log.components(separatedBy: "Task extract_data_task[").count - 1 >= 3 }, first.log)
+            eventually(timeout: 60) { first.log.components(separatedBy: "Task extract_data_task[").count - 1 >= 3 },
+            first.log)
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()
         let client = try redis.client()

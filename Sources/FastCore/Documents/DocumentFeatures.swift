@@ -1,3 +1,5 @@
+import Foundation
+
 /// What extraction keeps of a document: normalised words, counts, 3-word
 /// shingles (32-bit FNV-1a hashes) and a MinHash signature over them.
 ///
@@ -11,32 +13,62 @@ public struct DocumentFeatures: Sendable {
     public let minhash: [UInt32]
 
     public init(text: String) {
-        let words = DocumentFeatures.normalisedWords(text)
+        var bytes = Array(text.utf8)
+        let words = DocumentFeatures.wordRanges(&bytes)
         self.words = words.count
-        uniqueWords = Set(words).count
+        var unique = Set<UInt32>()
         var set = Set<UInt32>()
-        if words.count >= 3 {
-            for i in 0...(words.count - 3) { set.insert(fnv1a(words[i] + " " + words[i + 1] + " " + words[i + 2])) }
-        } else if !words.isEmpty {
-            set.insert(fnv1a(words.joined(separator: " ")))
+        set.reserveCapacity(words.count)
+        bytes.withUnsafeBufferPointer { b in
+            for w in words { unique.insert(fnv1a(b, w)) }
+            if words.count >= 3 {
+                for i in 0...(words.count - 3) { set.insert(fnv1a(b, words[i].lowerBound..<words[i + 2].upperBound)) }
+            } else if let first = words.first, let last = words.last {
+                set.insert(fnv1a(b, first.lowerBound..<last.upperBound))
+            }
         }
+        uniqueWords = unique.count
         shingles = set.sorted()
         minhash = DocumentFeatures.signature(shingles)
     }
 
-    /// Lower-cased letter/digit runs.
+    /// Lower-cased letter/digit runs as text (tests, display).
     public static func normalisedWords(_ text: String) -> [String] {
-        var out: [String] = []
-        var current = ""
-        for ch in text.lowercased().unicodeScalars {
-            if ch.properties.isAlphabetic || ch.properties.numericType != nil {
-                current.unicodeScalars.append(ch)
-            } else if !current.isEmpty {
-                out.append(current)
-                current = ""
+        var bytes = Array(text.utf8)
+        return wordRanges(&bytes).map { String(decoding: bytes[$0], as: UTF8.self) }
+    }
+
+    /// Word byte ranges: ASCII letters and digits (lower-cased in place) and
+    /// any non-ASCII bytes; everything else separates. Each word is followed in
+    /// the buffer by exactly one space, so a 3-word shingle is the contiguous
+    /// range from the first word's start to the third word's end.
+    static func wordRanges(_ bytes: inout [UInt8]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        out.reserveCapacity(bytes.count / 5)
+        var write = 0
+        var start = -1
+        for read in 0..<bytes.count {
+            var c = bytes[read]
+            let isWordByte: Bool
+            switch c {
+            case 0x41...0x5A:
+                c |= 0x20
+                isWordByte = true
+            case 0x61...0x7A, 0x30...0x39, 0x80...0xFF: isWordByte = true
+            default: isWordByte = false
+            }
+            if isWordByte {
+                if start < 0 { start = write }
+                bytes[write] = c
+                write += 1
+            } else if start >= 0 {
+                out.append(start..<write)
+                bytes[write] = 0x20
+                write += 1
+                start = -1
             }
         }
-        if !current.isEmpty { out.append(current) }
+        if start >= 0 { out.append(start..<write) }
         return out
     }
 
@@ -61,14 +93,36 @@ public struct DocumentFeatures: Sendable {
     }
 }
 
-/// 32-bit FNV-1a of a string's UTF-8.
-func fnv1a(_ s: String) -> UInt32 {
+/// 32-bit FNV-1a of a byte range.
+func fnv1a(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> UInt32 {
     var h: UInt32 = 0x811C_9DC5
-    for b in s.utf8 {
-        h ^= UInt32(b)
+    for i in r {
+        h ^= UInt32(b[i])
         h = h &* 0x0100_0193
     }
     return h
+}
+
+/// Little-endian u32 arrays as base64 text, the compact form results travel in.
+public enum PackedU32 {
+    public static func encode(_ values: [UInt32]) -> String {
+        var bytes = [UInt8](repeating: 0, count: values.count * 4)
+        for (i, v) in values.enumerated() {
+            bytes[4 * i] = UInt8(truncatingIfNeeded: v)
+            bytes[4 * i + 1] = UInt8(truncatingIfNeeded: v >> 8)
+            bytes[4 * i + 2] = UInt8(truncatingIfNeeded: v >> 16)
+            bytes[4 * i + 3] = UInt8(truncatingIfNeeded: v >> 24)
+        }
+        return Data(bytes).base64EncodedString()
+    }
+
+    public static func decode(_ text: String) -> [UInt32]? {
+        guard let data = Data(base64Encoded: text), data.count % 4 == 0 else { return nil }
+        let b = [UInt8](data)
+        return stride(from: 0, to: b.count, by: 4).map {
+            UInt32(b[$0]) | UInt32(b[$0 + 1]) << 8 | UInt32(b[$0 + 2]) << 16 | UInt32(b[$0 + 3]) << 24
+        }
+    }
 }
 
 /// Pairwise similarity of extracted documents: exact Jaccard on shingles for

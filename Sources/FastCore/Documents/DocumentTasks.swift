@@ -38,7 +38,8 @@ public enum DocumentTasks {
             with: .chord(documents.map { .task(Signature("extract_data_task", args: [.string($0)])) }, body))
     }
 
-    /// `extract_data_task(document)`: text, counts, shingles and MinHash; a
+    /// `extract_data_task(document)`: text, counts, shingles and MinHash (as
+    /// base64 little-endian u32 arrays, `PackedU32`); a
     /// document that cannot be read comes back as `{"document", "error"}`.
     @Sendable static func extract(_ ctx: TaskContext) throws -> JSON {
         guard let path = ctx.argument(0, "document")?.stringValue else {
@@ -51,8 +52,7 @@ public enum DocumentTasks {
             return [
                 "document": .string(path), "format": .string((path as NSString).pathExtension.lowercased()),
                 "words": .int(Int64(f.words)), "unique_words": .int(Int64(f.uniqueWords)),
-                "shingles": .array(f.shingles.map { .int(Int64($0)) }),
-                "minhash": .array(f.minhash.map { .int(Int64($0)) }),
+                "shingles": .string(PackedU32.encode(f.shingles)), "minhash": .string(PackedU32.encode(f.minhash)),
             ]
         } catch {
             return ["document": .string(path), "error": .string(error.description)]
@@ -77,16 +77,15 @@ public enum DocumentTasks {
                 errors.append(["document": .string(name), "error": error])
                 continue
             }
-            guard let shingles = r["shingles"]?.arrayValue, let minhash = r["minhash"]?.arrayValue else {
+            guard let shingles = r["shingles"]?.stringValue.flatMap(PackedU32.decode),
+                let minhash = r["minhash"]?.stringValue.flatMap(PackedU32.decode)
+            else {
                 errors.append(["document": .string(name), "error": "extraction result has no shingles"])
                 continue
             }
             names.append(name)
             features.append(
-                DocumentFeatures(
-                    words: Int(r["words"]?.intValue ?? 0),
-                    shingles: shingles.compactMap { $0.intValue.map(UInt32.init) },
-                    minhash: minhash.compactMap { $0.intValue.map(UInt32.init) }))
+                DocumentFeatures(words: Int(r["words"]?.intValue ?? 0), shingles: shingles, minhash: minhash))
         }
         let (pairs, method) = DocumentComparison.similarPairs(features, threshold: threshold)
         let clusters = DocumentComparison.clusters(count: features.count, pairs: pairs)

@@ -1,7 +1,9 @@
 """A Python Celery 5.7 app for interop tests: the tutorial's tasks, run by a
 real `celery worker` consuming what a Celeris frontend enqueues."""
+import base64
 import os
 import time
+from array import array
 
 from celery import Celery
 
@@ -46,7 +48,7 @@ def compare_data_task(results, threshold=0.5):
         if "error" in r:
             errors.append({"document": r.get("document"), "error": r["error"]})
         else:
-            docs.append((r["document"], set(r["shingles"])))
+            docs.append((r["document"], set(array("I", base64.b64decode(r["shingles"])))))
     pairs = []
     for i in range(len(docs)):
         for j in range(i + 1, len(docs)):

@@ -142,7 +142,9 @@ enum ChordJoin {
         let ready = Int(parts.first?.integer ?? -1)
         guard ready >= 0 else { return (0, 0) }
         let size = Int(parts.count > 2 ? parts[2].text ?? "0" : "0") ?? 0
-        if p.callback.options["celeris_progress"] == true, let id = p.callback.id {
+        // About fifty progress writes per chord (and the last part), not one per part.
+        let step = max(1, size / 50)
+        if p.callback.options["celeris_progress"] == true, let id = p.callback.id, ready % step == 0 || ready >= size {
             try progress(id, ready: ready, size: size, on: redis)
         }
         guard parts.count > 3, parts[3].integer == 1 else { return (ready, size) }

@@ -209,6 +209,7 @@ public enum PythonRepr {
         case .int(let i): return String(i)
         case .double(let d): return "\(d)"
         case .string(let s):
+            guard s.utf8.contains(where: { $0 == 0x27 || $0 == 0x5C }) else { return "'" + s + "'" }
             return "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
         case .array(let a): return "[" + a.map(repr).joined(separator: ", ") + "]"
         case .object(let o): return "{" + o.map { "'\($0.key)': \(repr($0.value))" }.joined(separator: ", ") + "}"

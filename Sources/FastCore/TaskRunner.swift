@@ -71,7 +71,9 @@ public final class TaskRunner: @unchecked Sendable {
             message: message, outbox: outbox, stepSeconds: settings.stepSeconds, statusChannel: settings.statusChannel,
             softDeadline: soft, clock: settings.clock, cancelled: cancelled, routes: settings.routes)
         var cmds: [[String]] = [["MULTI"]]
-        var done: JSON
+        // The event body is built only when events are on (a result's Python repr is not free).
+        var done: () -> JSON
+        var outcome = "failed"
         var final: (state: TaskState, result: JSON)?
         do {
             let result = try task.function(ctx)
@@ -85,12 +87,17 @@ public final class TaskRunner: @unchecked Sendable {
             settings.logger.info(
                 "Task \(message.task)[\(message.id)] succeeded in \(String(format: "%.6f", runtime))s: \(result.serialized())"
             )
-            done = event("task-succeeded", ["result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
+            done = {
+                self.event("task-succeeded", ["result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
+            }
+            outcome = "succeeded"
         } catch let retry as TaskRetry {
-            let outcome = retryOrFail(retry, ctx: ctx)
-            cmds += outcome.commands
-            done = outcome.event
-            if let failure = outcome.failure { final = (.failure, failure.resultJSON) }
+            let retried = retryOrFail(retry, ctx: ctx)
+            cmds += retried.commands
+            let retryEvent = retried.event
+            done = { retryEvent }
+            outcome = retried.failure == nil ? "retried" : "failed"
+            if let failure = retried.failure { final = (.failure, failure.resultJSON) }
         } catch let replaced as TaskReplaced {
             // The workflow's result task takes this task's id and remaining chain.
             var producer = TaskProducer()
@@ -99,11 +106,13 @@ public final class TaskRunner: @unchecked Sendable {
                 into: &cmds, producer: &producer, routes: settings.routes, parent: message, partial: nil, chain: chain,
                 group: nil)
             settings.logger.info("Task \(message.task)[\(message.id)] replaced by a workflow")
-            done = event("task-succeeded", ["result": "replaced", "runtime": .double(settings.clock.now() - now)])
+            let runtime = settings.clock.now() - now
+            done = { self.event("task-succeeded", ["result": "replaced", "runtime": .double(runtime)]) }
+            outcome = "succeeded"
         } catch {
             let failure = (error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)")
             cmds += fail(failure, ctx: ctx)
-            done = failedEvent(failure)
+            done = { self.failedEvent(failure) }
             final = (.failure, failure.resultJSON)
         }
         var part: ChordPart? = nil
@@ -115,12 +124,11 @@ public final class TaskRunner: @unchecked Sendable {
             return !abandoned
         }
         if post {
-            var entry = Outbox.Entry(commands: cmds, completes: message.deliveryTag, event: events ? done : nil)
+            var entry = Outbox.Entry(commands: cmds, completes: message.deliveryTag, event: events ? done() : nil)
             entry.chord = part
             outbox.post(entry)
         }
-        let outcome = (done["type"]?.stringValue ?? "task-failed").dropFirst("task-".count)
-        WorkerMetrics().finished(message.task, outcome: String(outcome), seconds: settings.clock.now() - now)
+        WorkerMetrics().finished(message.task, outcome: outcome, seconds: settings.clock.now() - now)
     }
 
     /// After success: the next step of the chain (`embed.chain`, last first) and

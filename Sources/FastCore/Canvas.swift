@@ -99,7 +99,8 @@ public indirect enum Canvas: Sendable {
             }
             out += producer.sendCommands(for: m)
             return m.id
-        case .chain(let items):
+        case .chain(let raw):
+            let items = Canvas.upgradingGroups(raw)
             guard let first = items.first else { return "" }
             // Remaining steps travel last-first in embed.chain, each frozen with its task id.
             var frozen: [JSON] = []
@@ -140,6 +141,23 @@ public indirect enum Canvas: Sendable {
         }
     }
 
+    /// Celery's chain rule: a group followed by another step becomes a chord
+    /// whose body is that step (`chain(a, group(b…), c)` = `a | chord(b…, c)`).
+    static func upgradingGroups(_ items: [Canvas]) -> [Canvas] {
+        var out: [Canvas] = []
+        var i = 0
+        while i < items.count {
+            if case .group(let header) = items[i], i + 1 < items.count, case .task(let body) = items[i + 1] {
+                out.append(.chord(header, body))
+                i += 2
+            } else {
+                out.append(items[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
     /// The signature of a chain step (tasks, groups and chords as Celery serialises them), frozen with ids.
     func frozenSignature(routes: TaskRoutes) -> (json: JSON, id: String) {
         switch self {
@@ -147,8 +165,8 @@ public indirect enum Canvas: Sendable {
             let id = sig.id ?? TaskMessage.newId()
             sig.options = sig.options.setting("task_id", .string(id))
             return (sig.json, id)
-        case .chain(let items):
-            let parts = items.map { $0.frozenSignature(routes: routes) }
+        case .chain(let raw):
+            let parts = Canvas.upgradingGroups(raw).map { $0.frozenSignature(routes: routes) }
             return (
                 [
                     "task": "celery.chain", "args": [], "kwargs": ["tasks": .array(parts.map(\.json))], "options": [:],

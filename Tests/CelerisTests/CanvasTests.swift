@@ -105,4 +105,19 @@ final class CanvasTests: XCTestCase {
         XCTAssertGreaterThan(cel.log.components(separatedBy: "Task add[").count - 1, 0, "celeris took no header task")
         XCTAssertGreaterThan(py.log.components(separatedBy: "Task add[").count - 1, 0, "python took no header task")
     }
+
+    /// `chain(a, group(b…), c)` runs as `a | chord(b…, c)` on Celeris workers.
+    func testChainWithAGroupUpgradesToAChord() throws {
+        let w = try Celeris.worker(redis: redis)
+        let flow = Canvas.chain([
+            .task(Signature("add", args: [1, 2])),
+            .group((0..<3).map { i in .task(Signature("add", args: [.int(Int64(i))])) }),
+            .task(Signature("tsum")),
+            .task(Signature("add", args: [100])),
+        ])
+        let (commands, resultId) = flow.sendCommands()
+        _ = try client.pipeline(commands)
+        // add(1,2)=3 → [3+0, 3+1, 3+2] → tsum = 12 → add(12, 100) = 112
+        XCTAssertEqual(try probe(["wait", resultId])["result"], 112, w.log)
+    }
 }

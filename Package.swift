@@ -19,7 +19,7 @@ let package = Package(
             name: "CEventShim",
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [
-                .linkedLibrary("event"), .linkedLibrary("hiredis"), .linkedLibrary("http_parser"),
+                .linkedLibrary("event"), .linkedLibrary("hiredis"), .linkedLibrary("http_parser"), .linkedLibrary("uring"),
             ]
         ),
         .target(

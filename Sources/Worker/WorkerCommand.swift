@@ -44,6 +44,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Address for --metrics-port.")
     var metricsHost: String = "0.0.0.0"
 
+    @Option(
+        name: .long,
+        help:
+            "File reads: uring, socket (plain read(2)) or auto (io_uring unless refused). Default $CELERIS_IO or auto.")
+    var io: String?
+
     @Option(name: .long, help: "Route tasks sent by tasks: PATTERN=QUEUE (repeatable; globs allowed).")
     var route: [String] = []
 
@@ -67,6 +73,7 @@ struct WorkerCommand: ParsableCommand {
         guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
         guard visibilityTimeout >= 1 else { throw ValidationError("--visibility-timeout must be at least 1 second") }
         if autoscale != nil && autoscaleRange == nil { throw ValidationError("--autoscale takes MAX,MIN, e.g. 10,3") }
+        if let io, IOMode(rawValue: io) == nil { throw ValidationError("--io takes uring, socket or auto") }
     }
 
     /// `MAX,MIN` (or a single MAX, with MIN 1).
@@ -103,6 +110,11 @@ struct WorkerCommand: ParsableCommand {
         let node = nodeName()
         let logger = CelerisLogging.bootstrap(label: node, level: CelerisLogging.level(loglevel)!)
 
+        let ioMode = IOMode(rawValue: io ?? env["CELERIS_IO"] ?? "auto") ?? .auto
+        let reader = FileReader(mode: ioMode)
+        do { try reader.validate() } catch { throw ValidationError("\(error)") }
+        FileReader.shared.set(reader)
+
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)
         var config = WorkerConfiguration(
@@ -131,7 +143,7 @@ struct WorkerCommand: ParsableCommand {
             }
         }
         logger.info(
-            "\(node) ready: broker \(endpoint), queues \(queueList.joined(separator: ",")), \(autoscaleRange.map { "autoscale \($0.max),\($0.min)" } ?? "concurrency \(concurrency)"), events \(taskEvents ? "on" : "off"), tasks \(registry.names.joined(separator: ", "))"
+            "\(node) ready: broker \(endpoint), queues \(queueList.joined(separator: ",")), \(autoscaleRange.map { "autoscale \($0.max),\($0.min)" } ?? "concurrency \(concurrency)"), events \(taskEvents ? "on" : "off"), file io \(reader.usesUring ? "io_uring" : "read(2)"), tasks \(registry.names.joined(separator: ", "))"
         )
         consumer.run()
         withExtendedLifetime(signals) {}

@@ -235,6 +235,18 @@ const char *ce_redis_sync_error(const ce_redis_sync *r);
 /* Close and free. */
 void ce_redis_sync_free(ce_redis_sync *r);
 
+/* ---- io_uring file reads -------------------------------------------- */
+
+typedef struct ce_uring ce_uring;
+
+/* Set up a ring with `depth` entries; NULL with *err = errno when refused (EPERM, ENOSYS). */
+ce_uring *ce_uring_new(unsigned depth, int *err);
+/* Tear a ring down. */
+void ce_uring_free(ce_uring *u);
+/* Read exactly len bytes of fd from offset 0 into buf, chunk bytes per read,
+ * up to depth reads in flight. Returns len, or -errno. */
+long long ce_uring_read_file(ce_uring *u, int fd, uint8_t *buf, size_t len, size_t chunk);
+
 #ifdef __cplusplus
 }
 #endif

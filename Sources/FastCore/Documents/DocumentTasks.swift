@@ -46,8 +46,9 @@ public enum DocumentTasks {
             throw TaskFailure(type: "ValueError", message: "extract_data_task needs a document path")
         }
         do {
-            let bytes = try LocalDirectoryStore(root: (path as NSString).deletingLastPathComponent).read(path)
-            let text = try TextExtraction.text(of: bytes, path: path)
+            let text = try FileReader.shared.get().withContents(of: path) {
+                try TextExtraction.text(of: $0, path: path)
+            }
             let f = DocumentFeatures(text: text)
             return [
                 "document": .string(path), "format": .string((path as NSString).pathExtension.lowercased()),
@@ -55,7 +56,7 @@ public enum DocumentTasks {
                 "shingles": .string(PackedU32.encode(f.shingles)), "minhash": .string(PackedU32.encode(f.minhash)),
             ]
         } catch {
-            return ["document": .string(path), "error": .string(error.description)]
+            return ["document": .string(path), "error": .string("\(error)")]
         }
     }
 

@@ -7,7 +7,7 @@ import Foundation
 public enum TextExtraction {
     public static let formats = ["txt", "md", "markdown", "html", "htm", "pdf"]
 
-    public static func text(of bytes: [UInt8], path: String) throws(DocumentError) -> String {
+    public static func text(of bytes: UnsafeRawBufferPointer, path: String) throws(DocumentError) -> String {
         let ext = (path as NSString).pathExtension.lowercased()
         switch ext {
         case "txt", "": return String(decoding: bytes, as: UTF8.self)

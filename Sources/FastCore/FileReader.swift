@@ -1,0 +1,143 @@
+import CEventShim
+import Foundation
+
+/// How files are read: io_uring, plain `read(2)` (`socket`, the name the
+/// worker's `--io` flag shares with its network path), or `auto`: io_uring
+/// unless the kernel or a seccomp profile refuses it (Docker's default does).
+public enum IOMode: String, Sendable, CaseIterable {
+    case uring, socket, auto
+}
+
+/// Reads documents into pooled, reused buffers: large files through io_uring
+/// (several chunk reads in flight), small ones with `read(2)`.
+///
+///     let reader = FileReader(mode: .auto)
+///     let text = try reader.withContents(of: "/data/a.txt") { String(decoding: $0, as: UTF8.self) }
+public final class FileReader: @unchecked Sendable {
+    /// The reader tasks use (set from the worker's `--io`).
+    public static let shared = LockedBox(FileReader(mode: .auto))
+
+    public let mode: IOMode
+    /// Files at least this large go through io_uring.
+    public let threshold: Int
+    private let chunk = 256 * 1024
+    private let lock = NSLock()
+    private var rings: [OpaquePointer] = []
+    private var free: [UnsafeMutableRawBufferPointer] = []
+    private var refusal: Int32?
+    private let makeRing: @Sendable () -> (OpaquePointer?, Int32)
+
+    public struct Unavailable: Error, CustomStringConvertible {
+        public let errno: Int32
+        public var description: String {
+            "io_uring unavailable: \(String(cString: strerror(errno))) (use --io auto or socket)"
+        }
+    }
+
+    /// `makeRing` is injectable so tests can play a kernel that refuses io_uring.
+    public init(
+        mode: IOMode, threshold: Int = 256 * 1024,
+        makeRing: @escaping @Sendable () -> (OpaquePointer?, Int32) = {
+            var err: Int32 = 0
+            let r = ce_uring_new(8, &err)
+            return (r, err)
+        }
+    ) {
+        self.mode = mode
+        self.threshold = threshold
+        self.makeRing = makeRing
+    }
+
+    deinit {
+        for r in rings { ce_uring_free(r) }
+        for b in free { b.deallocate() }
+    }
+
+    /// Check that the mode can work here: forcing `uring` where it is refused throws.
+    public func validate() throws(Unavailable) {
+        guard mode == .uring else { return }
+        let ring = try takeRing()
+        giveBack(ring: ring)
+    }
+
+    /// Whether io_uring is in use (false once refused, or in `socket` mode).
+    public var usesUring: Bool { mode != .socket && lock.withLock { refusal == nil } }
+
+    /// Call `body` with the whole file's bytes, in a pooled buffer valid only during the call.
+    public func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw DocumentError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw DocumentError("cannot stat \(path): \(String(cString: strerror(errno)))")
+        }
+        let size = Int(st.st_size)
+        let buffer = takeBuffer(size)
+        defer { giveBack(buffer: buffer) }
+        let n = try read(fd: fd, into: buffer, size: size, path: path)
+        return try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+    }
+
+    private func read(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, size: Int, path: String) throws -> Int {
+        if size >= threshold && mode != .socket {
+            do {
+                let ring = try takeRing()
+                defer { giveBack(ring: ring) }
+                let n = ce_uring_read_file(
+                    ring, fd, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), size, chunk)
+                guard n >= 0 else {
+                    throw DocumentError("cannot read \(path): \(String(cString: strerror(Int32(-n))))")
+                }
+                return Int(n)
+            } catch let e as Unavailable {
+                if mode == .uring { throw e }  // auto: fall through to read(2)
+            }
+        }
+        var done = 0
+        while done < size {
+            let n = Glibc.read(fd, buffer.baseAddress! + done, size - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw DocumentError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    private func takeRing() throws(Unavailable) -> OpaquePointer {
+        let pooled: OpaquePointer?? = lock.withLock {
+            if refusal != nil { return .some(nil) }
+            return rings.popLast().map { .some($0) } ?? .none
+        }
+        switch pooled {
+        case .some(.some(let r)): return r
+        case .some(.none): throw Unavailable(errno: lock.withLock { refusal ?? EPERM })
+        case .none:
+            let (ring, err) = makeRing()
+            guard let ring else {
+                lock.withLock { refusal = err }
+                throw Unavailable(errno: err)
+            }
+            return ring
+        }
+    }
+
+    private func giveBack(ring: OpaquePointer) { lock.withLock { rings.append(ring) } }
+
+    /// A page-aligned buffer of at least `size` bytes (a power of two), reused across reads.
+    private func takeBuffer(_ size: Int) -> UnsafeMutableRawBufferPointer {
+        var cap = 4096
+        while cap < size { cap <<= 1 }
+        return lock.withLock {
+            if let i = free.firstIndex(where: { $0.count >= cap && $0.count <= cap * 4 }) { return free.remove(at: i) }
+            return UnsafeMutableRawBufferPointer.allocate(byteCount: cap, alignment: 4096)
+        }
+    }
+
+    private func giveBack(buffer: UnsafeMutableRawBufferPointer) {
+        lock.withLock {
+            if free.count < 16 { free.append(buffer) } else { buffer.deallocate() }
+        }
+    }
+}

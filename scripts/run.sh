@@ -38,7 +38,10 @@ if [ -z "$BROKER" ]; then
   echo "embedded redis-server on 127.0.0.1:$RPORT"
 fi
 
-setsid "$BIN/celeris-worker" -b "$BROKER" -Q "$QUEUES" &
+setsid "$BIN/celeris-worker" -b "$BROKER" -Q "$QUEUES" -n "celeris@%h" &
+pids+=($!)
+# The document workflow's stages on their own queues (POST /process).
+setsid "$BIN/celeris-worker" -b "$BROKER" -Q fetch_queue,extract_queue,compare_queue -n "documents@%h" &
 pids+=($!)
 setsid "$BIN/celeris-frontend" -b "$BROKER" --port "$PORT" &
 pids+=($!)
@@ -52,6 +55,8 @@ Try, in another terminal:
   curl -X POST 'http://localhost:$PORT/tasks?task_length=3'
   curl -X POST http://localhost:$PORT/tasks -H 'Content-Type: application/json' -d '{"task": "add", "args": [2, 3]}'
   curl http://localhost:$PORT/status/<task_id>
+  python3 scripts/make_corpus.py /tmp/sample-docs 50 --pairs 3 --broken
+  curl -X POST 'http://localhost:$PORT/process?blob_path=/tmp/sample-docs'
   wscat -c ws://localhost:$PORT/ws                     # npm install -g wscat
   .venv/bin/python -m websockets ws://localhost:$PORT/ws   # same, without node
 Ctrl-C stops everything.

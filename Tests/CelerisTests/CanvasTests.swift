@@ -4,20 +4,7 @@ import XCTest
 
 /// Chains and chords encoded as Celery 5.7 does, joined with its Redis protocol,
 /// across Python and Celeris workers.
-final class CanvasTests: XCTestCase {
-    var redis: RedisServer!
-    var client: RedisConnection!
-
-    override func setUpWithError() throws {
-        redis = try RedisServer()
-        client = try redis.client()
-    }
-
-    override func tearDown() {
-        client = nil
-        redis.stop()
-    }
-
+final class CanvasTests: RedisTestCase {
     func probe(_ args: [String]) throws -> JSON {
         let out = try runPython("canvas_probe.py", [redis.url] + args)
         guard let line = out.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {

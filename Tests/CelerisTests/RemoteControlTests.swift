@@ -3,31 +3,13 @@ import Foundation
 import XCTest
 
 /// Celery's inspect/control commands and event receiver against a Celeris worker.
-final class RemoteControlTests: XCTestCase {
-    var redis: RedisServer!
-    var client: RedisConnection!
-
-    override func setUpWithError() throws {
-        redis = try RedisServer()
-        client = try redis.client()
-    }
-
-    override func tearDown() {
-        client = nil
-        redis.stop()
-    }
-
+final class RemoteControlTests: RedisTestCase {
     func probe(_ args: [String]) throws -> JSON {
         let out = try runPython("control_probe.py", [redis.url] + args)
         guard let line = out.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {
             throw TestFailure("no RESULT:\n\(out)")
         }
         return try JSONParser.parse(String(line.dropFirst(7)))
-    }
-
-    func enqueue(_ messages: [TaskMessage]) throws {
-        var producer = TaskProducer()
-        _ = try client.pipeline(messages.flatMap { producer.sendCommands(for: $0) })
     }
 
     func testInspectPingActiveQueuesRegisteredAndStats() throws {

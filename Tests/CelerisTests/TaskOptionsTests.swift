@@ -3,32 +3,7 @@ import Foundation
 import XCTest
 
 /// Celery's task options carried by the protocol or declared by a task.
-final class TaskOptionsTests: XCTestCase {
-    var redis: RedisServer!
-    var client: RedisConnection!
-
-    override func setUpWithError() throws {
-        redis = try RedisServer()
-        client = try redis.client()
-    }
-
-    override func tearDown() {
-        client = nil
-        redis.stop()
-    }
-
-    func enqueue(_ messages: [TaskMessage]) throws {
-        var producer = TaskProducer()
-        var cmds: [[String]] = []
-        for m in messages { cmds += producer.sendCommands(for: m) }
-        _ = try client.pipeline(cmds)
-    }
-
-    func result(_ id: String) throws -> JSON? {
-        guard let b = try client.command("GET", ResultRecord.key(id)).bytes else { return nil }
-        return try JSONParser.parse(b)
-    }
-
+final class TaskOptionsTests: RedisTestCase {
     func assertClean(file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0, file: file, line: line)
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 0, file: file, line: line)

@@ -3,32 +3,7 @@ import Foundation
 import XCTest
 
 /// Many workers, crashes and shutdowns, with real worker processes on a real redis-server.
-final class WorkerEngineTests: XCTestCase {
-    var redis: RedisServer!
-    var client: RedisConnection!
-
-    override func setUpWithError() throws {
-        redis = try RedisServer()
-        client = try redis.client()
-    }
-
-    override func tearDown() {
-        client = nil
-        redis.stop()
-    }
-
-    func enqueue(_ messages: [TaskMessage]) throws {
-        var producer = TaskProducer()
-        var cmds: [[String]] = []
-        for m in messages { cmds += producer.sendCommands(for: m) }
-        for reply in try client.pipeline(cmds) { XCTAssertNil(reply.errorMessage) }
-    }
-
-    func result(_ id: String) throws -> JSON? {
-        guard let b = try client.command("GET", ResultRecord.key(id)).bytes else { return nil }
-        return try JSONParser.parse(b)
-    }
-
+final class WorkerEngineTests: RedisTestCase {
     /// How many times a worker log says each task id succeeded ("Task noop[<id>] succeeded in …").
     func successes(_ worker: Spawned) -> [String: Int] {
         var counts: [String: Int] = [:]

@@ -4,27 +4,9 @@ import XCTest
 
 /// The worker's broker bookkeeping on a real redis-server, asserting the whole
 /// keyspace before and after.
-final class WorkerRedisStateTests: XCTestCase {
-    var redis: RedisServer!
-    var client: RedisConnection!
-
-    override func setUpWithError() throws {
-        redis = try RedisServer()
-        client = try redis.client()
-    }
-
-    override func tearDown() {
-        client = nil
-        redis.stop()
-    }
-
+final class WorkerRedisStateTests: RedisTestCase {
     func keys() throws -> Set<String> {
         Set(try client.command("KEYS", "*").elements?.compactMap(\.text) ?? [])
-    }
-
-    func enqueue(_ m: TaskMessage) throws {
-        var producer = TaskProducer()
-        for reply in try client.pipeline(producer.sendCommands(for: m)) { XCTAssertNil(reply.errorMessage) }
     }
 
     /// Run an in-process consumer until `done` holds, then stop it and wait for it.
@@ -39,7 +21,7 @@ final class WorkerRedisStateTests: XCTestCase {
 
     func testClaimMovesMessageIntoKombuUnackedAtomically() throws {
         let m = TaskMessage(task: "add", args: [2, 3])
-        try enqueue(m)
+        try enqueue([m])
         XCTAssertEqual(try keys(), ["celery", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
 
         let before = CeleryTime.now()
@@ -62,7 +44,7 @@ final class WorkerRedisStateTests: XCTestCase {
 
     func testTaskRunLeavesOnlyItsResult() throws {
         let m = TaskMessage(task: "add", args: [2, 3])
-        try enqueue(m)
+        try enqueue([m])
         try consume(until: { try self.client.command("EXISTS", ResultRecord.key(m.id)).integer == 1 })
 
         XCTAssertEqual(
@@ -81,7 +63,7 @@ final class WorkerRedisStateTests: XCTestCase {
         let failing = TaskMessage(task: "fail")
         let unknown = TaskMessage(task: "not_registered_anywhere", args: [1])
         let wrongArgs = TaskMessage(task: "add", args: ["a", 1])
-        for m in [failing, unknown, wrongArgs] { try enqueue(m) }
+        try enqueue([failing, unknown, wrongArgs])
         let ids = [failing.id, unknown.id, wrongArgs.id]
         try consume(until: {
             try ids.allSatisfy { try self.client.command("EXISTS", ResultRecord.key($0)).integer == 1 }
@@ -111,7 +93,7 @@ final class WorkerRedisStateTests: XCTestCase {
             #"{"body": "WzEsIDJd", "headers": {"task": "add", "id": "x1"}, "properties": {"delivery_tag": "tag-bad-body", "body_encoding": "base64"}}"#
         try client.command("LPUSH", "celery", badBody)
         let good = TaskMessage(task: "add", args: [20, 22])
-        try enqueue(good)
+        try enqueue([good])
         try consume(until: { try self.client.command("EXISTS", ResultRecord.key(good.id)).integer == 1 })
 
         XCTAssertEqual(
@@ -135,7 +117,7 @@ final class WorkerRedisStateTests: XCTestCase {
         let sub = try redis.client()
         try sub.command("SUBSCRIBE", "task_status")
         let m = TaskMessage(task: "create_task", args: [2])
-        try enqueue(m)
+        try enqueue([m])
         try consume(until: { try self.client.command("EXISTS", ResultRecord.key(m.id)).integer == 1 })
         var updates: [JSON] = []
         while updates.count < 3 {

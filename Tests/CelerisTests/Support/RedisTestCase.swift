@@ -1,0 +1,33 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// A test case with its own redis-server on a random loopback port and a client to it.
+class RedisTestCase: XCTestCase {
+    var redis: RedisServer!
+    var client: RedisConnection!
+
+    override func setUpWithError() throws {
+        redis = try RedisServer()
+        client = try redis.client()
+    }
+
+    override func tearDown() {
+        client = nil
+        redis.stop()
+    }
+
+    /// Queue messages the way a kombu producer does.
+    func enqueue(_ messages: [TaskMessage]) throws {
+        var producer = TaskProducer()
+        for reply in try client.pipeline(messages.flatMap { producer.sendCommands(for: $0) }) {
+            XCTAssertNil(reply.errorMessage)
+        }
+    }
+
+    /// A task's stored result record, or nil.
+    func result(_ id: String) throws -> JSON? {
+        guard let b = try client.command("GET", ResultRecord.key(id)).bytes else { return nil }
+        return try JSONParser.parse(b)
+    }
+}

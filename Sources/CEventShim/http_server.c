@@ -21,6 +21,7 @@ struct ce_server {
     ce_server_callbacks cbs;
     void *ctx;
     int port;
+    unsigned open_conns;
 };
 
 typedef struct span { size_t off, len; } span;
@@ -58,6 +59,8 @@ struct ce_conn {
     int ws_failed;
     int close_sent;
     int lingering;         /* write side shut; discarding input until EOF */
+    int expect_continue;   /* Expect: 100-continue seen */
+    uint64_t last_read_ms;
     struct event *close_timer;
 };
 
@@ -72,6 +75,33 @@ static void process_input(ce_conn *c);
 static void close_conn(ce_conn *c);
 
 /* ---- small helpers ---- */
+
+/* Monotonic milliseconds. */
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Arm the read timeout (0 disarms). */
+static void set_read_timeout(ce_conn *c, unsigned ms) {
+    if (!c->bev) return;
+    if (!ms) { bufferevent_set_timeouts(c->bev, NULL, NULL); return; }
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+}
+
+/* 1 when a header name equals `want` (ASCII, case-insensitive). */
+static int header_is(const char *name, size_t len, const char *want) {
+    size_t wl = strlen(want);
+    if (len != wl) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char a = name[i], b = want[i];
+        if (a >= 'A' && a <= 'Z') a = (char)(a + 32);
+        if (a != b) return 0;
+    }
+    return 1;
+}
 
 /* Append bytes to the request buffer; -1 on allocation failure. */
 static int buf_append(ce_conn *c, const char *at, size_t len) {
@@ -172,6 +202,11 @@ static int on_headers_complete(http_parser *p) {
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->limits.max_body_bytes) {
         c->error_kind = CE_HTTP_ERR_BODY_TOO_LARGE;
         return -1;
+    }
+    for (size_t i = 0; i < c->nhdr; i++) {
+        if (header_is(c->buf + c->names[i].off, c->names[i].len, "expect") &&
+            header_is(c->buf + c->values[i].off, c->values[i].len, "100-continue"))
+            evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
     }
     c->body = (span){ c->buf_len, 0 };
     return 0;
@@ -419,6 +454,7 @@ static void linger(ce_conn *c) {
 
 static void conn_read(struct bufferevent *bev, void *arg) {
     ce_conn *c = arg;
+    c->last_read_ms = now_ms();
     if (c->lingering) {
         struct evbuffer *in = bufferevent_get_input(bev);
         evbuffer_drain(in, evbuffer_get_length(in));
@@ -433,14 +469,30 @@ static void conn_write(struct bufferevent *bev, void *arg) {
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg) {
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) close_conn(arg);
+    ce_conn *c = arg;
+    if (what & BEV_EVENT_TIMEOUT) {
+        /* A read timeout: a request begun and not finished (slowloris) is
+         * Swift's to answer; an idle keep-alive connection just closes. */
+        int started = c->header_bytes > 0 || evbuffer_get_length(bufferevent_get_input(bev)) > 0;
+        if (c->mode == MODE_HTTP && c->awaiting_response) {
+            bufferevent_enable(bev, EV_READ); /* Swift is still answering: not the client's fault */
+            return;
+        }
+        if (c->mode == MODE_HTTP && started && !c->lingering) {
+            report_http_error(c, CE_HTTP_ERR_TIMEOUT);
+            return;
+        }
+        close_conn(c);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) close_conn(c);
 }
 
 /* Close the socket once; Swift hears of it through on_close. */
 static void close_conn(ce_conn *c) {
     if (!c->open) return;
     c->open = 0;
+    c->srv->open_conns--;
     if (c->close_timer) { event_free(c->close_timer); c->close_timer = NULL; }
     bufferevent_free(c->bev);
     c->bev = NULL;
@@ -464,8 +516,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->open = 1;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    c->last_read_ms = now_ms();
+    s->open_conns++;
     bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    set_read_timeout(c, s->limits.header_timeout_ms);
+    if (s->limits.max_connections && s->open_conns > s->limits.max_connections)
+        report_http_error(c, CE_HTTP_ERR_OVERLOADED);
 }
 
 /* Listen on host:port (port 0 picks a free one). NULL on failure. */
@@ -520,6 +577,14 @@ int ce_conn_is_open(const ce_conn *c) { return c->open; }
 
 uint64_t ce_conn_id(const ce_conn *c) { return c->id; }
 
+size_t ce_conn_output_pending(const ce_conn *c) {
+    return c->open && c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+}
+
+uint64_t ce_conn_idle_ms(const ce_conn *c) { return now_ms() - c->last_read_ms; }
+
+unsigned ce_server_connections(const ce_server *s) { return s->open_conns; }
+
 /* ---- writing ---- */
 
 /* Write one HTTP response and resume reading the next pipelined request. */
@@ -533,7 +598,7 @@ int ce_http_respond(ce_conn *c, int status, const char *reason, const char *cont
                         "Content-Length: %zu\r\n%s%s\r\n",
                         status, reason, http_date(), content_type ? content_type : "application/json", body_len,
                         keep ? "" : "Connection: close\r\n", extra_headers ? extra_headers : "");
-    if (body_len) evbuffer_add(out, body, body_len);
+    if (body_len && c->parser.method != HTTP_HEAD) evbuffer_add(out, body, body_len);
     if (!keep) {
         c->close_after_write = 1;
         bufferevent_disable(c->bev, EV_READ);
@@ -541,6 +606,7 @@ int ce_http_respond(ce_conn *c, int status, const char *reason, const char *cont
     }
     c->awaiting_response = 0;
     reset_request(c);
+    set_read_timeout(c, c->srv->limits.idle_timeout_ms ? c->srv->limits.idle_timeout_ms : c->srv->limits.header_timeout_ms);
     process_input(c);
     return 0;
 }
@@ -557,6 +623,7 @@ int ce_ws_accept(ce_conn *c, const char *key, size_t key_len) {
     c->mode = MODE_WS;
     c->awaiting_response = 0;
     reset_request(c);
+    set_read_timeout(c, 0); /* WebSocket liveness is Swift's (pings) */
     if (!c->processing) process_input(c);
     return 0;
 }

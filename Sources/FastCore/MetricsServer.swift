@@ -20,7 +20,9 @@ public final class MetricsServer: HTTPServerDelegate, @unchecked Sendable {
             let loop = EventLoop()
             let app = MetricsServer(render: render)
             do {
-                let limits = ce_server_limits(max_header_bytes: 8192, max_body_bytes: 0, max_ws_message: 0)
+                let limits = ce_server_limits(
+                    max_header_bytes: 8192, max_body_bytes: 0, max_ws_message: 0, header_timeout_ms: 10_000,
+                    idle_timeout_ms: 60_000, max_connections: 256)
                 app.server = try HTTPServer(loop: loop, host: host, port: port, limits: limits, delegate: app)
                 outcome.set(.success(app.server!.port))
                 ready.signal()

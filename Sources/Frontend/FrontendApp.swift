@@ -11,7 +11,11 @@ final class FrontendApp: HTTPServerDelegate {
         var defaultTaskLength = 5
         var statusChannel = "task_status"
         var routes = TaskRoutes.defaults
-        var limits = ce_server_limits(max_header_bytes: 16 * 1024, max_body_bytes: 1 << 20, max_ws_message: 1 << 20)
+        var limits = ce_server_limits(
+            max_header_bytes: 16 * 1024, max_body_bytes: 1 << 20, max_ws_message: 1 << 20, header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000, max_connections: 10_000)
+        /// Redis commands awaiting replies before new work is refused with 503.
+        var maxPendingRedis = 10_000
     }
 
     private let loop: EventLoop
@@ -49,6 +53,8 @@ final class FrontendApp: HTTPServerDelegate {
     // MARK: - routing
 
     func handle(_ request: HTTPRequest, on connection: Connection) {
+        var request = request
+        if request.method == "HEAD" { request.method = "GET" }  // answered as GET; the shim drops the body
         let path = request.path
         switch path {
         case "/tasks":
@@ -91,6 +97,13 @@ final class FrontendApp: HTTPServerDelegate {
         error(c, 405, "method_not_allowed", "use \(allow)", headers: ["Allow": allow])
     }
 
+    /// Back-pressure: Redis is slower than the clients; refuse instead of queueing without bound.
+    private func overloaded(_ c: Connection) {
+        error(
+            c, 503, "overloaded", "\(redis.pending) Redis commands pending; retry shortly",
+            headers: ["Retry-After": "1"])
+    }
+
     private func brokerUnavailable(_ c: Connection) {
         error(
             c, 503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
@@ -130,6 +143,7 @@ final class FrontendApp: HTTPServerDelegate {
             producer.reset()
             return brokerUnavailable(connection)
         }
+        guard redis.pending < settings.maxPendingRedis else { return overloaded(connection) }
         for cmd in commands.dropLast() { redis.send(cmd) { _ in } }
         let sent = redis.send(commands.last!) { [weak self, logger] reply in
             guard let reply else {
@@ -153,6 +167,7 @@ final class FrontendApp: HTTPServerDelegate {
         guard !taskId.isEmpty, taskId.utf8.count <= 255, !taskId.contains("/") else {
             return error(connection, 404, "not_found", "no such task id")
         }
+        guard redis.pending < settings.maxPendingRedis else { return overloaded(connection) }
         let sent = redis.send(["GET", ResultRecord.key(taskId)]) { [weak self] reply in
             guard let reply else {
                 self?.brokerUnavailable(connection)
@@ -180,6 +195,14 @@ final class FrontendApp: HTTPServerDelegate {
             error(
                 connection, 413, "body_too_large", "request body exceeds \(settings.limits.max_body_bytes) bytes",
                 close: true)
+        case CE_HTTP_ERR_TIMEOUT.rawValue:
+            error(
+                connection, 408, "request_timeout",
+                "request not received within \(settings.limits.header_timeout_ms) ms", close: true)
+        case CE_HTTP_ERR_OVERLOADED.rawValue:
+            error(
+                connection, 503, "too_many_connections", "over \(settings.limits.max_connections) open connections",
+                headers: ["Retry-After": "1"], close: true)
         default:
             error(connection, 400, "bad_request", "malformed HTTP request", close: true)
         }

@@ -34,6 +34,18 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Largest WebSocket message in bytes (close 1009 above).")
     var maxWsMessageBytes: Int = 1 << 20
 
+    @Option(name: .long, help: "Milliseconds a started request may take to arrive (slowloris → 408).")
+    var headerTimeoutMs: Int = 10_000
+
+    @Option(name: .long, help: "Milliseconds an idle keep-alive connection is kept.")
+    var idleTimeoutMs: Int = 60_000
+
+    @Option(name: .long, help: "Open connections beyond which new ones get 503.")
+    var maxConnections: Int = 10_000
+
+    @Option(name: .long, help: "Redis commands awaiting replies beyond which requests get 503.")
+    var maxPendingRedis: Int = 10_000
+
     @Option(name: .long, help: "Route tasks with no queue in the request: PATTERN=QUEUE (repeatable; globs allowed).")
     var route: [String] = []
 
@@ -61,6 +73,10 @@ struct FrontendCommand: ParsableCommand {
         settings.limits.max_body_bytes = maxBodyBytes
         settings.limits.max_header_bytes = maxHeaderBytes
         settings.limits.max_ws_message = maxWsMessageBytes
+        settings.limits.header_timeout_ms = UInt32(clamping: headerTimeoutMs)
+        settings.limits.idle_timeout_ms = UInt32(clamping: idleTimeoutMs)
+        settings.limits.max_connections = UInt32(clamping: maxConnections)
+        settings.maxPendingRedis = maxPendingRedis
         do { settings.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes) } catch {
             throw ValidationError("\(error)")
         }

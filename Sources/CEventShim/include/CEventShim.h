@@ -78,6 +78,8 @@ enum ce_http_error {
     CE_HTTP_ERR_PARSE = 1,          /* not HTTP/1.x */
     CE_HTTP_ERR_HEADERS_TOO_LARGE,  /* header bytes or count over the limit */
     CE_HTTP_ERR_BODY_TOO_LARGE,     /* Content-Length or chunks over the limit */
+    CE_HTTP_ERR_TIMEOUT,            /* a request started but did not finish in time (slowloris) */
+    CE_HTTP_ERR_OVERLOADED,         /* accepted over max_connections */
 };
 
 /* What went wrong while reading WebSocket frames. */
@@ -101,6 +103,9 @@ typedef struct ce_server_limits {
     size_t max_header_bytes;  /* request line + headers */
     size_t max_body_bytes;
     size_t max_ws_message;    /* reassembled message */
+    unsigned header_timeout_ms; /* a started request must arrive whole within this (0: none) */
+    unsigned idle_timeout_ms;   /* keep-alive connection with no request is closed after this (0: none) */
+    unsigned max_connections;   /* beyond this, on_http_error(CE_HTTP_ERR_OVERLOADED) (0: none) */
 } ce_server_limits;
 
 typedef struct ce_server_callbacks {
@@ -128,6 +133,12 @@ void ce_conn_release(ce_conn *c);
 int ce_conn_is_open(const ce_conn *c);
 /* A process-unique id for the connection. */
 uint64_t ce_conn_id(const ce_conn *c);
+/* Bytes queued for the peer and not yet written (slow-consumer policy). */
+size_t ce_conn_output_pending(const ce_conn *c);
+/* Milliseconds since the peer last sent anything. */
+uint64_t ce_conn_idle_ms(const ce_conn *c);
+/* Open connections on a server. */
+unsigned ce_server_connections(const ce_server *s);
 
 /* Write one HTTP response and resume reading the next pipelined request.
  * extra_headers is "Name: value\r\n..." or NULL. close != 0 ends the

@@ -138,7 +138,11 @@ final class RedisServer {
     func start() throws {
         process = try Spawned(
             "/usr/bin/redis-server",
-            ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+            [
+                "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode",
+                "no",
+                "--enable-debug-command", "yes",
+            ],
             name: "redis-\(port)")
         let up = eventually(timeout: 10) { (try? RedisConnection(endpoint: endpoint).command("PING")) != nil }
         if !up { throw TestFailure("redis-server did not start on \(port): \(process?.log ?? "")") }

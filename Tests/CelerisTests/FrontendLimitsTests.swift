@@ -1,0 +1,91 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// Timeouts, connection limits, HEAD, 100-continue and back-pressure on the frontend.
+final class FrontendLimitsTests: RedisTestCase {
+    var port = 0
+    var frontend: Spawned!
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        port = freePort()
+        frontend = try Celeris.frontend(
+            redis: redis, port: port,
+            extra: [
+                "--header-timeout-ms", "400", "--idle-timeout-ms", "600", "--max-connections", "4",
+                "--max-pending-redis", "2",
+            ])
+    }
+
+    override func tearDown() {
+        frontend.stop()
+        super.tearDown()
+    }
+
+    func testSlowlorisGets408() throws {
+        let s = try RawSocket(port: port)
+        try s.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        let r = try s.readResponse()
+        XCTAssertEqual(r.status, 408)
+        XCTAssertEqual(r.json?["error"], "request_timeout")
+        XCTAssertTrue(s.isClosedByPeer())
+    }
+
+    func testIdleKeepAliveConnectionIsClosed() throws {
+        let s = try RawSocket(port: port)
+        try s.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try s.readResponse().status, 200)
+        Thread.sleep(forTimeInterval: 1.0)
+        XCTAssertTrue(s.isClosedByPeer())
+    }
+
+    func testConnectionsBeyondTheLimitGet503() throws {
+        let held = try (0..<4).map { _ in try RawSocket(port: port) }
+        Thread.sleep(forTimeInterval: 0.1)
+        let extra = try RawSocket(port: port)
+        let r = try extra.readResponse()
+        XCTAssertEqual(r.status, 503)
+        XCTAssertEqual(r.json?["error"], "too_many_connections")
+        XCTAssertEqual(r.headers["retry-after"], "1")
+        held.forEach { _ = $0 }
+    }
+
+    func testHeadHasHeadersButNoBody() throws {
+        let s = try RawSocket(port: port)
+        try s.send("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nGET /status/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        let head = try s.read(until: Array("\r\n\r\n".utf8))
+        let text = String(decoding: head, as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix("HTTP/1.1 200 OK"), text)
+        XCTAssertTrue(text.contains("Content-Length: "), text)
+        // The next bytes are the second response, not a body.
+        let next = try s.readResponse()
+        XCTAssertEqual(next.json?["status"], "Pending...")
+    }
+
+    func testExpect100Continue() throws {
+        let s = try RawSocket(port: port)
+        let body = #"{"task": "add", "args": [1, 2]}"#
+        try s.send(
+            "POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Expect: 100-continue\r\n\r\n")
+        let interim = String(decoding: try s.read(until: Array("\r\n\r\n".utf8)), as: UTF8.self)
+        XCTAssertTrue(interim.hasPrefix("HTTP/1.1 100 Continue"), interim)
+        try s.send(body)
+        XCTAssertEqual(try s.readResponse().status, 200)
+    }
+
+    /// A stalled Redis: beyond the pending bound, requests get 503 with Retry-After instead of queueing.
+    func testBackPressureWhenRedisIsSlow() throws {
+        let blocker = try RawSocket(port: redis.port)
+        try blocker.send("*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$3\r\n1.5\r\n")  // Redis stops answering for 1.5 s
+        Thread.sleep(forTimeInterval: 0.1)
+        let started = Date()
+        let sockets = try (0..<3).map { _ in try RawSocket(port: port, timeout: 10) }
+        for s in sockets { try s.send("GET /status/abc HTTP/1.1\r\nHost: x\r\n\r\n") }
+        let statuses = try sockets.map { try $0.readResponse().status }.sorted()
+        XCTAssertEqual(statuses, [200, 200, 503])
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 1.0, "the 200s waited for the stalled Redis")
+        XCTAssertEqual(String(decoding: try blocker.read(until: Array("\r\n".utf8)), as: UTF8.self), "+OK\r\n")
+    }
+}

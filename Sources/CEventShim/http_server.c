@@ -59,7 +59,7 @@ struct ce_conn {
     int ws_failed;
     int close_sent;
     int lingering;         /* write side shut; discarding input until EOF */
-    int expect_continue;   /* Expect: 100-continue seen */
+    int is_head;           /* the request with Swift is a complete HEAD request */
     uint64_t last_read_ms;
     struct event *close_timer;
 };
@@ -263,6 +263,7 @@ static void dispatch_request(ce_conn *c) {
         req.headers[i].value_len = c->values[i].len;
     }
     c->awaiting_response = 1;
+    c->is_head = c->parser.method == HTTP_HEAD;
     c->srv->cbs.on_request(c, &req, c->srv->ctx);
 }
 
@@ -598,7 +599,8 @@ int ce_http_respond(ce_conn *c, int status, const char *reason, const char *cont
                         "Content-Length: %zu\r\n%s%s\r\n",
                         status, reason, http_date(), content_type ? content_type : "application/json", body_len,
                         keep ? "" : "Connection: close\r\n", extra_headers ? extra_headers : "");
-    if (body_len && c->parser.method != HTTP_HEAD) evbuffer_add(out, body, body_len);
+    if (body_len && !c->is_head) evbuffer_add(out, body, body_len);
+    c->is_head = 0;
     if (!keep) {
         c->close_after_write = 1;
         bufferevent_disable(c->bev, EV_READ);

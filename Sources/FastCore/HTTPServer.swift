@@ -103,6 +103,16 @@ public final class Connection {
     /// Queue a frame shared with other connections.
     public func send(frame: OpaquePointer) { _ = ce_ws_send_frame(handle, frame) }
 
+    /// Send one text frame to this connection only.
+    public func sendText(_ text: String) {
+        var text = text
+        text.withUTF8 { b in
+            _ = ce_ws_send(
+                handle, Int32(CE_WS_TEXT.rawValue),
+                UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self), b.count)
+        }
+    }
+
     /// Start the close handshake.
     public func closeWebSocket(code: Int, reason: String) { _ = ce_ws_close(handle, Int32(code), reason) }
 }

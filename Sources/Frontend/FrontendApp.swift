@@ -16,6 +16,7 @@ final class FrontendApp: HTTPServerDelegate {
             idle_timeout_ms: 60_000, max_connections: 10_000)
         /// Redis commands awaiting replies before new work is refused with 503.
         var maxPendingRedis = 10_000
+        var webSockets = WebSocketHub.Settings()
     }
 
     private let loop: EventLoop
@@ -25,7 +26,7 @@ final class FrontendApp: HTTPServerDelegate {
     private let logger: Logger
     private var server: HTTPServer?
     private var producer = TaskProducer()
-    private var sockets: [UInt64: Connection] = [:]
+    private var hub: WebSocketHub!
 
     /// `redis` carries commands; `subscriber` is a second connection for pub/sub.
     init(loop: EventLoop, redis: AsyncRedis, subscriber: AsyncRedis, settings: Settings, logger: Logger) {
@@ -35,6 +36,16 @@ final class FrontendApp: HTTPServerDelegate {
         self.settings = settings
         self.logger = logger
         redis.onStateChange = { [weak self] up in if up { self?.producer.reset() } }
+        hub = WebSocketHub(loop: loop, settings: settings.webSockets, logger: logger) { [weak redis] task, send in
+            // A new subscriber gets the task's current state at once.
+            redis?.send(["GET", ResultRecord.key(task)]) { reply in
+                var state: JSON = ["task_id": .string(task)]
+                for (k, v) in TaskStatusView.render(record: reply?.text).objectPairs ?? [] {
+                    state = state.setting(k, v)
+                }
+                send(state.serialized())
+            }
+        }
         subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.broadcast(payload) }
     }
 
@@ -47,7 +58,7 @@ final class FrontendApp: HTTPServerDelegate {
 
     /// Close every WebSocket with 1001 (going away).
     func closeWebSockets() {
-        for c in sockets.values { c.closeWebSocket(code: 1001, reason: "server shutting down") }
+        hub.closeAll(code: 1001, reason: "server shutting down")
     }
 
     // MARK: - routing
@@ -70,7 +81,7 @@ final class FrontendApp: HTTPServerDelegate {
                 status: up ? 200 : 503,
                 json: [
                     "status": up ? "ok" : "degraded", "broker": up ? "connected" : "unreachable",
-                    "websockets": .int(Int64(sockets.count)),
+                    "websockets": .int(Int64(hub.count)),
                 ])
         case "/ws":
             guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
@@ -228,8 +239,8 @@ final class FrontendApp: HTTPServerDelegate {
             return error(connection, 400, "bad_handshake", "Sec-WebSocket-Key must be 16 base64-encoded bytes")
         }
         connection.acceptWebSocket(key: key)
-        sockets[connection.id] = connection
-        logger.debug("WebSocket \(connection.id) connected (\(sockets.count) open)")
+        hub.add(connection)
+        logger.debug("WebSocket \(connection.id) connected (\(hub.count) open)")
     }
 
     func webSocketMessage(_ opcode: Int32, _ bytes: UnsafeRawBufferPointer, on connection: Connection) {
@@ -238,7 +249,8 @@ final class FrontendApp: HTTPServerDelegate {
                 connection.closeWebSocket(code: 1007, reason: "text frame is not valid UTF-8")
                 return
             }
-            logger.info("Received WebSocket data: \(String(decoding: bytes, as: UTF8.self))")
+            let text = String(decoding: bytes, as: UTF8.self)
+            if !hub.command(text, from: connection.id) { logger.info("Received WebSocket data: \(text)") }
         } else {
             logger.info("Received WebSocket binary message of \(bytes.count) bytes")
         }
@@ -255,21 +267,9 @@ final class FrontendApp: HTTPServerDelegate {
     }
 
     func connectionClosed(_ id: UInt64) {
-        sockets.removeValue(forKey: id)
+        hub.remove(id)
     }
 
-    /// Frame a `task_status` message once and queue the same bytes on every socket.
-    private func broadcast(_ payload: String) {
-        guard !sockets.isEmpty else { return }
-        var payload = payload
-        guard
-            let frame = payload.withUTF8({ b in
-                ce_frame_new(
-                    Int32(CE_WS_TEXT.rawValue), UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self),
-                    b.count)
-            })
-        else { return }
-        for c in sockets.values { c.send(frame: frame) }
-        ce_frame_release(frame)
-    }
+    /// Fan a `task_status` message out to the WebSocket clients.
+    private func broadcast(_ payload: String) { hub.broadcast(payload) }
 }

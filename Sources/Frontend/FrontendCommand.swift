@@ -46,6 +46,21 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Redis commands awaiting replies beyond which requests get 503.")
     var maxPendingRedis: Int = 10_000
 
+    @Option(name: .long, help: "WebSocket output bytes above which a client gets final states only.")
+    var wsSoftLimitBytes: Int = 256 * 1024
+
+    @Option(name: .long, help: "WebSocket output bytes above which a client is closed (1013).")
+    var wsHardLimitBytes: Int = 4 * 1024 * 1024
+
+    @Option(name: .long, help: "Seconds over the soft limit before a client is closed (1008).")
+    var wsStuckSeconds: Double = 10
+
+    @Option(name: .long, help: "Milliseconds between WebSocket pings.")
+    var wsPingMs: Int = 20_000
+
+    @Option(name: .long, help: "Milliseconds of WebSocket silence before closing (1001).")
+    var wsIdleMs: Int = 60_000
+
     @Option(name: .long, help: "Route tasks with no queue in the request: PATTERN=QUEUE (repeatable; globs allowed).")
     var route: [String] = []
 
@@ -77,6 +92,9 @@ struct FrontendCommand: ParsableCommand {
         settings.limits.idle_timeout_ms = UInt32(clamping: idleTimeoutMs)
         settings.limits.max_connections = UInt32(clamping: maxConnections)
         settings.maxPendingRedis = maxPendingRedis
+        settings.webSockets = WebSocketHub.Settings(
+            softLimitBytes: wsSoftLimitBytes, hardLimitBytes: wsHardLimitBytes, stuckSeconds: wsStuckSeconds,
+            pingIntervalMs: UInt64(max(50, wsPingMs)), idleMs: UInt64(max(100, wsIdleMs)))
         do { settings.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes) } catch {
             throw ValidationError("\(error)")
         }

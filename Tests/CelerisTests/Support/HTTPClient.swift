@@ -5,8 +5,11 @@ import Foundation
 final class RawSocket {
     let fd: Int32
 
-    init(port: Int, timeout: Double = 5) throws {
+    init(port: Int, timeout: Double = 5, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {  // before connect, so the TCP window stays small
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -157,8 +160,8 @@ enum WSFrame {
     }
 
     /// Open a WebSocket on `/ws` with a correct handshake.
-    static func open(port: Int) throws -> RawSocket {
-        let s = try RawSocket(port: port)
+    static func open(port: Int, receiveBuffer: Int32? = nil) throws -> RawSocket {
+        let s = try RawSocket(port: port, receiveBuffer: receiveBuffer)
         try s.send(
             "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")

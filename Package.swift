@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(
             name: "Frontend",
             dependencies: [
-                "FastCore", "CEventShim",
+                "FastCore", "CEventShim", .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

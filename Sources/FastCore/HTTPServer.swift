@@ -77,11 +77,16 @@ public final class Connection {
 
     public var isOpen: Bool { ce_conn_is_open(handle) != 0 }
 
+    /// Called with the status of the response this connection object writes (request metrics).
+    public var onRespond: ((Int) -> Void)?
+
     /// Write a response; `close` ends the connection after it.
     public func respond(
         status: Int, body: String, contentType: String = "application/json", headers: [String: String] = [:],
         close: Bool = false
     ) {
+        onRespond?(status)
+        onRespond = nil
         let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
         var body = body
         body.withUTF8 { b in
@@ -161,7 +166,7 @@ public final class HTTPServer {
         public var description: String { "cannot listen on \(host):\(port) (in use, or not a local address)" }
     }
 
-    private var handle: OpaquePointer?
+    public private(set) var handle: OpaquePointer?
     private let box: DelegateBox
     public var port: Int { handle.map { Int(ce_server_port($0)) } ?? 0 }
 

@@ -17,6 +17,8 @@ final class FrontendApp: HTTPServerDelegate {
         /// Redis commands awaiting replies before new work is refused with 503.
         var maxPendingRedis = 10_000
         var webSockets = WebSocketHub.Settings()
+        /// Renders Prometheus text for `GET /metrics` (nil: 404).
+        var renderMetrics: (() -> String)?
     }
 
     private let loop: EventLoop
@@ -27,6 +29,10 @@ final class FrontendApp: HTTPServerDelegate {
     private var server: HTTPServer?
     private var producer = TaskProducer()
     private var hub: WebSocketHub!
+    private let metrics = FrontendMetrics()
+    private var sampler: LoopTimer?
+    /// Queues requests were sent to (their LLEN is sampled for /metrics).
+    private var knownQueues: Set<String> = ["celery"]
 
     /// `redis` carries commands; `subscriber` is a second connection for pub/sub.
     init(loop: EventLoop, redis: AsyncRedis, subscriber: AsyncRedis, settings: Settings, logger: Logger) {
@@ -53,6 +59,9 @@ final class FrontendApp: HTTPServerDelegate {
     @discardableResult
     func listen(host: String, port: Int) throws -> Int {
         server = try HTTPServer(loop: loop, host: host, port: port, limits: settings.limits, delegate: self)
+        if settings.renderMetrics != nil {
+            sampler = loop.timer(after: 1000, repeating: true) { [weak self] in self?.sampleMetrics() }
+        }
         return server!.port
     }
 
@@ -67,6 +76,11 @@ final class FrontendApp: HTTPServerDelegate {
         var request = request
         if request.method == "HEAD" { request.method = "GET" }  // answered as GET; the shim drops the body
         let path = request.path
+        let route = FrontendMetrics.route(path)
+        let start = CeleryTime.now()
+        connection.onRespond = { [metrics] status in
+            metrics.request(route: route, status: status, seconds: CeleryTime.now() - start)
+        }
         switch path {
         case "/tasks":
             guard request.method == "POST" else { return methodNotAllowed(connection, allow: "POST") }
@@ -74,6 +88,12 @@ final class FrontendApp: HTTPServerDelegate {
         case "/process", "/process/":
             guard request.method == "POST" else { return methodNotAllowed(connection, allow: "POST") }
             process(request, connection)
+        case "/metrics":
+            guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
+            guard let render = settings.renderMetrics else {
+                return error(connection, 404, "not_found", "metrics are off")
+            }
+            connection.respond(status: 200, body: render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/health":
             guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
             let up = redis.isConnected
@@ -149,6 +169,7 @@ final class FrontendApp: HTTPServerDelegate {
 
     /// LPUSH a message (declaring its queue once) and answer `{"task_id": …}` once Redis has it.
     private func enqueue(_ message: TaskMessage, _ connection: Connection) {
+        knownQueues.insert(message.queue)
         let commands = producer.sendCommands(for: message)
         guard redis.isConnected else {
             producer.reset()
@@ -268,6 +289,34 @@ final class FrontendApp: HTTPServerDelegate {
 
     func connectionClosed(_ id: UInt64) {
         hub.remove(id)
+    }
+
+    /// Once a second: gauges, fan-out counters, and the LLEN of every queue requests went to.
+    private func sampleMetrics() {
+        let counts = hub.takeCounts()
+        metrics.fanOut(delivered: counts.delivered, dropped: counts.dropped, closedSlow: counts.closedSlow)
+        let connections = server.map { Int(ce_server_connections($0.handle)) } ?? 0
+        let pending = redis.pending
+        let sockets = hub.count
+        var depths: [String: Int] = [:]
+        let queues = Array(knownQueues)
+        var left = queues.count
+        for q in queues {
+            let keys = QueueKeys.listKeys(queue: q)
+            // EVAL keeps the four LLENs one round trip per queue.
+            redis.send(
+                ["EVAL", "local n = 0 for _, k in ipairs(KEYS) do n = n + redis.call('LLEN', k) end return n", "4"]
+                    + keys
+            ) {
+                [metrics] reply in
+                depths[q] = Int(reply?.integer ?? 0)
+                left -= 1
+                if left == 0 {
+                    metrics.sample(
+                        connections: connections, webSockets: sockets, redisPending: pending, queueDepths: depths)
+                }
+            }
+        }
     }
 
     /// Fan a `task_status` message out to the WebSocket clients.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import FastCore
 import Foundation
+import Metrics
+import Prometheus
 
 /// `celeris-frontend`: HTTP/1.1 + WebSocket front door that enqueues Celery tasks.
 @main
@@ -92,6 +94,9 @@ struct FrontendCommand: ParsableCommand {
         settings.limits.idle_timeout_ms = UInt32(clamping: idleTimeoutMs)
         settings.limits.max_connections = UInt32(clamping: maxConnections)
         settings.maxPendingRedis = maxPendingRedis
+        let prometheus = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+        settings.renderMetrics = { prometheus.emitToString() }
         settings.webSockets = WebSocketHub.Settings(
             softLimitBytes: wsSoftLimitBytes, hardLimitBytes: wsHardLimitBytes, stuckSeconds: wsStuckSeconds,
             pingIntervalMs: UInt64(max(50, wsPingMs)), idleMs: UInt64(max(100, wsIdleMs)))

@@ -37,6 +37,12 @@ final class WebSocketHub {
     private(set) var dropped = 0
     private(set) var closedSlow = 0
 
+    /// Counts since the last call (for counters), then reset.
+    func takeCounts() -> (delivered: Int, dropped: Int, closedSlow: Int) {
+        defer { (delivered, dropped, closedSlow) = (0, 0, 0) }
+        return (delivered, dropped, closedSlow)
+    }
+
     init(
         loop: EventLoop, settings: Settings, logger: Logger,
         currentState: @escaping (String, @escaping (String) -> Void) -> Void

@@ -1,0 +1,39 @@
+import CEventShim
+import FastCore
+import Metrics
+
+/// The frontend's numbers through swift-metrics (Prometheus text on `GET /metrics`).
+///
+///     let metrics = FrontendMetrics()
+///     metrics.request(route: "/tasks", status: 200, seconds: 0.0004)
+struct FrontendMetrics {
+    /// Route label for a path: the route it matched, or "other".
+    static func route(_ path: String) -> String {
+        if path.hasPrefix("/status/") { return "/status" }
+        switch path {
+        case "/tasks", "/process", "/health", "/ws", "/metrics": return path
+        case "/process/": return "/process"
+        default: return "other"
+        }
+    }
+
+    func request(route: String, status: Int, seconds: Double) {
+        Counter(label: "celeris_http_requests_total", dimensions: [("route", route), ("status", String(status))])
+            .increment()
+        Timer(label: "celeris_http_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(
+            Int64(seconds * 1e9))
+    }
+
+    func fanOut(delivered: Int, dropped: Int, closedSlow: Int) {
+        Counter(label: "celeris_ws_messages_delivered_total").increment(by: delivered)
+        Counter(label: "celeris_ws_messages_dropped_total").increment(by: dropped)
+        Counter(label: "celeris_ws_slow_clients_closed_total").increment(by: closedSlow)
+    }
+
+    func sample(connections: Int, webSockets: Int, redisPending: Int, queueDepths: [String: Int]) {
+        Gauge(label: "celeris_http_open_connections").record(connections)
+        Gauge(label: "celeris_ws_open").record(webSockets)
+        Gauge(label: "celeris_redis_pending_commands").record(redisPending)
+        for (q, n) in queueDepths { Gauge(label: "celeris_queue_depth", dimensions: [("queue", q)]).record(n) }
+    }
+}

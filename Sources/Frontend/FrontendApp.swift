@@ -17,6 +17,8 @@ final class FrontendApp: HTTPServerDelegate {
         /// Redis commands awaiting replies before new work is refused with 503.
         var maxPendingRedis = 10_000
         var webSockets = WebSocketHub.Settings()
+        /// Bearer-token checking (nil: off).
+        var auth: BearerAuth?
         /// Renders Prometheus text for `GET /metrics` (nil: 404).
         var renderMetrics: (() -> String)?
     }
@@ -81,6 +83,17 @@ final class FrontendApp: HTTPServerDelegate {
         connection.onRespond = { [metrics] status in
             metrics.request(route: route, status: status, seconds: CeleryTime.now() - start)
         }
+        if let auth = settings.auth, let scope = Self.scope(of: route) {
+            switch auth.check(token: Self.token(of: request), scope: scope) {
+            case .allowed: break
+            case .unauthorized(let why):
+                return error(
+                    connection, 401, "unauthorized", why,
+                    headers: ["WWW-Authenticate": "Bearer realm=\"celeris\", error=\"invalid_token\""])
+            case .forbidden(let why):
+                return error(connection, 403, "forbidden", why)
+            }
+        }
         switch path {
         case "/tasks":
             guard request.method == "POST" else { return methodNotAllowed(connection, allow: "POST") }
@@ -114,6 +127,25 @@ final class FrontendApp: HTTPServerDelegate {
                 error(connection, 404, "not_found", "no route for \(request.method) \(path)")
             }
         }
+    }
+
+    /// The scope a route needs; nil for the open ones (/health, /metrics).
+    static func scope(of route: String) -> String? {
+        switch route {
+        case "/tasks", "other": return "tasks"
+        case "/process": return "process"
+        case "/status": return "status"
+        case "/ws": return "ws"
+        default: return nil
+        }
+    }
+
+    /// `Authorization: Bearer <token>`, else `?token=` (browsers cannot set headers on WebSockets).
+    static func token(of request: HTTPRequest) -> String? {
+        if let h = request.header("Authorization"), h.lowercased().hasPrefix("bearer ") {
+            return String(h.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        }
+        return request.query["token"]
     }
 
     private func error(

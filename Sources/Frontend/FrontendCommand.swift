@@ -63,6 +63,21 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Milliseconds of WebSocket silence before closing (1001).")
     var wsIdleMs: Int = 60_000
 
+    @Option(
+        name: .long,
+        help: "Require HMAC-signed bearer tokens made with this secret (default: $CELERIS_AUTH_SECRET; off when unset)."
+    )
+    var authSecret: String?
+
+    @Option(name: .long, help: "Print a token for SUBJECT (with --auth-secret) and exit.")
+    var issueToken: String?
+
+    @Option(name: .long, help: "Seconds an issued token is valid.")
+    var tokenTtl: Double = 3600
+
+    @Option(name: .long, help: "Scopes of an issued token: tasks,process,status,ws or *.")
+    var tokenScope: String = "*"
+
     @Option(name: .long, help: "Route tasks with no queue in the request: PATTERN=QUEUE (repeatable; globs allowed).")
     var route: [String] = []
 
@@ -76,6 +91,13 @@ struct FrontendCommand: ParsableCommand {
     }
 
     func run() throws {
+        let secret = authSecret ?? ProcessInfo.processInfo.environment["CELERIS_AUTH_SECRET"]
+        if let subject = issueToken {
+            guard let secret, !secret.isEmpty else { throw ValidationError("--issue-token needs --auth-secret") }
+            let scopes = tokenScope.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            print(BearerAuth(secret: secret).issue(subject: subject, ttl: tokenTtl, scopes: scopes))
+            return
+        }
         let endpoint: RedisEndpoint
         do { endpoint = try RedisEndpoint.broker(flag: broker, environment: ProcessInfo.processInfo.environment) } catch
         { throw ValidationError("\(error)") }
@@ -94,6 +116,7 @@ struct FrontendCommand: ParsableCommand {
         settings.limits.idle_timeout_ms = UInt32(clamping: idleTimeoutMs)
         settings.limits.max_connections = UInt32(clamping: maxConnections)
         settings.maxPendingRedis = maxPendingRedis
+        if let secret, !secret.isEmpty { settings.auth = BearerAuth(secret: secret) }
         let prometheus = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
         settings.renderMetrics = { prometheus.emitToString() }

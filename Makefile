@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PY := .venv/bin/python
 export PATH := $(if $(wildcard /opt/swift/usr/bin),/opt/swift/usr/bin:,)$(PATH)
 
-.PHONY: run test bench deps venv build release clean
+.PHONY: run test fuzz bench deps venv build release clean
 
 deps:
 	@command -v swift >/dev/null || { echo "Swift 6 toolchain not found (expected /opt/swift or on PATH)"; exit 1; }
@@ -32,6 +32,11 @@ run: release venv
 test: deps venv
 	swift build --build-tests
 	CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing
+
+# libFuzzer + ASan/UBSan on CEventShim's HTTP and WebSocket readers (CI runs 60 s each).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash Tests/Fuzz/run.sh $(FUZZ_SECONDS)
 
 # Benchmarks (not part of CI): each prints progress, ends by itself, writes perf/results/.
 bench: release venv

@@ -315,6 +315,7 @@ static void ws_fail(ce_conn *c, int kind) {
 
 /* Append an unmasked payload to the message being reassembled. */
 static int msg_append(ce_conn *c, const uint8_t *data, size_t len) {
+    if (len == 0) return 0;
     if (c->msg_len + len > c->msg_cap) {
         size_t cap = c->msg_cap ? c->msg_cap : 256;
         while (cap < c->msg_len + len) cap *= 2;
@@ -403,7 +404,7 @@ static void process_ws(ce_conn *c) {
         if (plen) ce_ws_unmask(payload, plen, fi.mask, 0);
         if (fi.opcode >= 0x8) {
             uint8_t ctl[125];
-            memcpy(ctl, payload, plen);
+            if (plen) memcpy(ctl, payload, plen); /* an empty ping/close pulls up nothing (NULL) */
             evbuffer_drain(in, plen);
             ws_control(c, fi.opcode, ctl, plen);
             continue;
@@ -524,6 +525,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     set_read_timeout(c, s->limits.header_timeout_ms);
     if (s->limits.max_connections && s->open_conns > s->limits.max_connections)
         report_http_error(c, CE_HTTP_ERR_OVERLOADED);
+}
+
+/* Serve an already-connected socket as if it had just been accepted. */
+int ce_server_adopt(ce_server *s, int fd) {
+    evutil_make_socket_nonblocking(fd);
+    on_accept(s->listener, fd, NULL, 0, s);
+    return 0;
 }
 
 /* Listen on host:port (port 0 picks a free one). NULL on failure. */

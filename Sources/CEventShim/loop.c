@@ -58,6 +58,9 @@ int ce_loop_run(ce_loop *loop) {
 /* Ask a running loop to stop after the current callbacks. */
 void ce_loop_break(ce_loop *loop) { event_base_loopbreak(loop->base); }
 
+/* Run ready callbacks once without blocking (tests, fuzzing). */
+int ce_loop_run_once(ce_loop *loop) { return event_base_loop(loop->base, EVLOOP_NONBLOCK); }
+
 /* libevent trampoline for timers. */
 static void timer_fired(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;

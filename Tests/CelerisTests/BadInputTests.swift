@@ -164,4 +164,16 @@ final class BadInputTests: XCTestCase {
             }, "worker log:\n\(worker.log)")
         XCTAssertTrue(worker.isRunning)
     }
+
+    /// Found by the fuzzer: an empty ping (and an empty data frame) once read a NULL buffer.
+    func testEmptyControlAndDataFramesAreHandled() throws {
+        let s = try WSFrame.open(port: port)
+        try s.send(WSFrame.make(opcode: 0x9, payload: []))
+        let pong = try WSFrame.read(s)
+        XCTAssertEqual(pong.opcode, 0xA)
+        XCTAssertEqual(pong.payload, [])
+        try s.send(WSFrame.make(opcode: 0x1, payload: Array("a".utf8), fin: false))
+        try s.send(WSFrame.make(opcode: 0x0, payload: []))
+        XCTAssertTrue(eventually(timeout: 5) { self.frontend.log.contains("Received WebSocket data: a") })
+    }
 }

@@ -33,6 +33,8 @@ void ce_loop_free(ce_loop *loop);
 int ce_loop_run(ce_loop *loop);
 /* Ask a running loop to stop after the current callbacks. */
 void ce_loop_break(ce_loop *loop);
+/* Run ready callbacks once without blocking (tests, fuzzing). */
+int ce_loop_run_once(ce_loop *loop);
 /* Create a stopped timer that calls cb(ctx) on the loop. */
 ce_timer *ce_timer_new(ce_loop *loop, ce_timer_cb cb, void *ctx);
 /* Arm a timer for ms milliseconds, repeating when repeat != 0. */
@@ -122,6 +124,8 @@ ce_server *ce_server_new(ce_loop *loop, const char *host, int port, const ce_ser
                          const ce_server_callbacks *cbs, void *ctx);
 /* The bound port. */
 int ce_server_port(const ce_server *s);
+/* Serve an already-connected socket as if it had just been accepted. */
+int ce_server_adopt(ce_server *s, int fd);
 /* Stop listening; open connections stay until closed. */
 void ce_server_free(ce_server *s);
 

@@ -564,6 +564,11 @@ ce_server *ce_server_new(ce_loop *loop, const char *host, int port, const ce_ser
 /* The bound port. */
 int ce_server_port(const ce_server *s) { return s->port; }
 
+/* Stop accepting new connections (graceful shutdown); open ones stay. */
+void ce_server_stop_listening(ce_server *s) {
+    if (s && s->listener) evconnlistener_disable(s->listener);
+}
+
 /* Stop listening; open connections stay until closed. */
 void ce_server_free(ce_server *s) {
     if (!s) return;

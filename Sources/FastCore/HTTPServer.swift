@@ -182,6 +182,11 @@ public final class HTTPServer {
         if handle == nil { throw BindError(host: host, port: port) }
     }
 
+    /// Stop accepting connections; open ones keep being served.
+    public func stopListening() {
+        ce_server_stop_listening(handle)
+    }
+
     deinit { ce_server_free(handle) }
 }
 

@@ -33,6 +33,7 @@ final class FrontendApp: HTTPServerDelegate {
     private var hub: WebSocketHub!
     private let metrics = FrontendMetrics()
     private var sampler: LoopTimer?
+    private var drainTimer: LoopTimer?
     /// Queues requests were sent to (their LLEN is sampled for /metrics).
     private var knownQueues: Set<String> = ["celery"]
 
@@ -67,9 +68,21 @@ final class FrontendApp: HTTPServerDelegate {
         return server!.port
     }
 
-    /// Close every WebSocket with 1001 (going away).
-    func closeWebSockets() {
+    /// Graceful shutdown: stop accepting, close WebSockets with 1001, and call
+    /// `done` once every request waiting on Redis has been answered (or after `limitMs`).
+    func shutdown(limitMs: UInt64 = 5000, done: @escaping () -> Void) {
+        server?.stopListening()
         hub.closeAll(code: 1001, reason: "server shutting down")
+        let deadline = CeleryTime.now() + Double(limitMs) / 1000
+        func check() {
+            if redis.pending == 0 || CeleryTime.now() >= deadline {
+                // Let the last responses and close frames reach the wire.
+                drainTimer = loop.timer(after: 100) { done() }
+            } else {
+                drainTimer = loop.timer(after: 20) { check() }
+            }
+        }
+        check()
     }
 
     // MARK: - routing

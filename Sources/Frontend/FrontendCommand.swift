@@ -131,13 +131,14 @@ struct FrontendCommand: ParsableCommand {
         redis.start()
         subscriber.start()
 
-        var stopTimer: LoopTimer?
+        var stopping = false
         for signo in [SIGINT, SIGTERM] {
             loop.onSignal(signo) { _ in
-                guard stopTimer == nil else { return loop.stop() }
-                logger.info("shutting down: closing WebSockets with 1001")
-                app.closeWebSockets()
-                stopTimer = loop.timer(after: 300) { loop.stop() }
+                guard !stopping else { return loop.stop() }  // a second signal: now
+                stopping = true
+                logger.info(
+                    "shutting down: no new connections, WebSockets closed with 1001, finishing requests in flight")
+                app.shutdown { loop.stop() }
             }
         }
         logger.info("celeris-frontend listening on http://\(host):\(bound) (broker \(endpoint))")

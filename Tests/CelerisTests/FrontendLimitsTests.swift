@@ -88,4 +88,23 @@ final class FrontendLimitsTests: RedisTestCase {
         XCTAssertGreaterThan(Date().timeIntervalSince(started), 1.0, "the 200s waited for the stalled Redis")
         XCTAssertEqual(String(decoding: try blocker.read(until: Array("\r\n".utf8)), as: UTF8.self), "+OK\r\n")
     }
+
+    /// SIGTERM: requests in flight (here, waiting on a stalled Redis) are answered, WebSockets get 1001, then exit.
+    func testGracefulShutdownFinishesRequestsInFlight() throws {
+        let ws = try WSFrame.open(port: port)
+        let blocker = try RawSocket(port: redis.port)
+        try blocker.send("*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$3\r\n0.8\r\n")
+        Thread.sleep(forTimeInterval: 0.1)
+        let waiting = try RawSocket(port: port, timeout: 10)
+        try waiting.send("GET /status/abc HTTP/1.1\r\nHost: x\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.1)
+        kill(frontend.process.processIdentifier, SIGTERM)
+        let close = try WSFrame.read(ws)
+        XCTAssertEqual(close.opcode, 0x8)
+        XCTAssertEqual(WSFrame.closeCode(close.payload), 1001)
+        XCTAssertEqual(try waiting.readResponse().status, 200, "the request in flight was answered")
+        frontend.process.waitUntilExit()
+        XCTAssertEqual(frontend.process.terminationStatus, 0)
+        XCTAssertThrowsError(try RawSocket(port: port), "no longer accepting")
+    }
 }

@@ -126,6 +126,8 @@ ce_server *ce_server_new(ce_loop *loop, const char *host, int port, const ce_ser
 int ce_server_port(const ce_server *s);
 /* Serve an already-connected socket as if it had just been accepted. */
 int ce_server_adopt(ce_server *s, int fd);
+/* Stop accepting new connections (graceful shutdown); open ones stay. */
+void ce_server_stop_listening(ce_server *s);
 /* Stop listening; open connections stay until closed. */
 void ce_server_free(ce_server *s);
 

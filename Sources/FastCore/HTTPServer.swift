@@ -45,7 +45,7 @@ public struct HTTPRequest {
 
     /// `%xx` and `+` decoding for paths and query strings.
     static func percentDecode(_ s: String) -> String {
-        guard s.contains("%") || s.contains("+") else { return s }
+        guard s.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return s }
         var out: [UInt8] = []
         var bytes = Array(s.utf8)[...]
         while let c = bytes.popFirst() {

@@ -70,7 +70,7 @@ public struct TaskMessage: Sendable {
     }
 
     /// A lower-case uuid4, as Celery makes task ids and delivery tags.
-    public static func newId() -> String { UUID().uuidString.lowercased() }
+    public static func newId() -> String { FastUUID.v4() }
 
     /// `pid@host`, as Celery fills `origin`.
     public static let defaultOrigin: String = {

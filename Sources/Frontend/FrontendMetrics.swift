@@ -6,7 +6,11 @@ import Metrics
 ///
 ///     let metrics = FrontendMetrics()
 ///     metrics.request(route: "/tasks", status: 200, seconds: 0.0004)
-struct FrontendMetrics {
+final class FrontendMetrics {
+    /// swift-metrics handles are looked up by label on creation: keep them per route and status.
+    private var requests: [String: Counter] = [:]
+    private var latency: [String: Timer] = [:]
+
     /// Route label for a path: the route it matched, or "other".
     static func route(_ path: String) -> String {
         if path.hasPrefix("/status/") { return "/status" }
@@ -18,10 +22,24 @@ struct FrontendMetrics {
     }
 
     func request(route: String, status: Int, seconds: Double) {
-        Counter(label: "celeris_http_requests_total", dimensions: [("route", route), ("status", String(status))])
-            .increment()
-        Timer(label: "celeris_http_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(
-            Int64(seconds * 1e9))
+        let key = route + " " + String(status)
+        let counter =
+            requests[key]
+            ?? {
+                let c = Counter(
+                    label: "celeris_http_requests_total", dimensions: [("route", route), ("status", String(status))])
+                requests[key] = c
+                return c
+            }()
+        counter.increment()
+        let timer =
+            latency[route]
+            ?? {
+                let t = Timer(label: "celeris_http_request_duration_seconds", dimensions: [("route", route)])
+                latency[route] = t
+                return t
+            }()
+        timer.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     func fanOut(delivered: Int, dropped: Int, closedSlow: Int) {

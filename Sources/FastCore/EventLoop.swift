@@ -2,15 +2,19 @@ import CEventShim
 
 /// A libevent loop for one thread; every callback runs on that thread.
 ///
-///     let loop = EventLoop()
+///     let loop = try EventLoop()
 ///     let t = loop.timer(after: 500) { print("tick") }
 ///     loop.run()
 public final class EventLoop {
     public let handle: OpaquePointer
     private var signalHandlers: [SignalHandler] = []
 
-    public init() {
-        guard let h = ce_loop_new() else { fatalError("libevent could not create an event base") }
+    public struct Unavailable: Error, CustomStringConvertible {
+        public var description: String { "libevent could not create an event base" }
+    }
+
+    public init() throws(Unavailable) {
+        guard let h = ce_loop_new() else { throw Unavailable() }
         handle = h
     }
 

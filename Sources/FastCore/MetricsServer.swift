@@ -17,9 +17,9 @@ public final class MetricsServer: HTTPServerDelegate, @unchecked Sendable {
         let ready = DispatchSemaphore(value: 0)
         let outcome = LockedBox<Result<Int, HTTPServer.BindError>?>(nil)
         let thread = Thread {
-            let loop = EventLoop()
             let app = MetricsServer(render: render)
             do {
+                let loop = try EventLoop()
                 let limits = ce_server_limits(
                     max_header_bytes: 8192, max_body_bytes: 0, max_ws_message: 0, header_timeout_ms: 10_000,
                     idle_timeout_ms: 60_000, max_connections: 256)
@@ -28,7 +28,7 @@ public final class MetricsServer: HTTPServerDelegate, @unchecked Sendable {
                 ready.signal()
                 loop.run()
             } catch {
-                outcome.set(.failure(HTTPServer.BindError(host: host, port: port)))
+                outcome.set(.failure(HTTPServer.BindError(host: host, port: port)))  // no loop or no bind
                 ready.signal()
             }
         }

@@ -104,7 +104,7 @@ struct FrontendCommand: ParsableCommand {
         let logger = CelerisLogging.bootstrap(label: "celeris-frontend", level: CelerisLogging.level(loglevel)!)
         signal(SIGPIPE, SIG_IGN)
 
-        let loop = EventLoop()
+        let loop = try EventLoop()
         let redis = AsyncRedis(loop: loop, endpoint: endpoint, role: "commands", logger: logger)
         let subscriber = AsyncRedis(loop: loop, endpoint: endpoint, role: "pub/sub", logger: logger)
         var settings = FrontendApp.Settings()

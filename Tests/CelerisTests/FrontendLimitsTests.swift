@@ -3,24 +3,12 @@ import Foundation
 import XCTest
 
 /// Timeouts, connection limits, HEAD, 100-continue and back-pressure on the frontend.
-final class FrontendLimitsTests: RedisTestCase {
-    var port = 0
-    var frontend: Spawned!
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        port = freePort()
-        frontend = try Celeris.frontend(
-            redis: redis, port: port,
-            extra: [
-                "--header-timeout-ms", "400", "--idle-timeout-ms", "600", "--max-connections", "4",
-                "--max-pending-redis", "2",
-            ])
-    }
-
-    override func tearDown() {
-        frontend.stop()
-        super.tearDown()
+final class FrontendLimitsTests: FrontendTestCase {
+    override var frontendFlags: [String] {
+        [
+            "--header-timeout-ms", "400", "--idle-timeout-ms", "600", "--max-connections", "4", "--max-pending-redis",
+            "2",
+        ]
     }
 
     func testSlowlorisGets408() throws {

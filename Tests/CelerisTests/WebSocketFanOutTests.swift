@@ -3,24 +3,12 @@ import Foundation
 import XCTest
 
 /// `/ws` fan-out: subscriptions, slow consumers, keepalive.
-final class WebSocketFanOutTests: RedisTestCase {
-    var port = 0
-    var frontend: Spawned!
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        port = freePort()
-        frontend = try Celeris.frontend(
-            redis: redis, port: port,
-            extra: [
-                "--ws-soft-limit-bytes", "65536", "--ws-hard-limit-bytes", "1048576", "--ws-stuck-seconds", "2",
-                "--ws-ping-ms", "200", "--ws-idle-ms", "1500",
-            ])
-    }
-
-    override func tearDown() {
-        frontend.stop()
-        super.tearDown()
+final class WebSocketFanOutTests: FrontendTestCase {
+    override var frontendFlags: [String] {
+        [
+            "--ws-soft-limit-bytes", "65536", "--ws-hard-limit-bytes", "1048576", "--ws-stuck-seconds", "2",
+            "--ws-ping-ms", "200", "--ws-idle-ms", "1500",
+        ]
     }
 
     func publish(_ task: String, _ state: String, extra: String = "") throws {

@@ -31,3 +31,23 @@ class RedisTestCase: XCTestCase {
         return try JSONParser.parse(b)
     }
 }
+
+/// A test case with a Redis and a celeris-frontend started with `frontendFlags`.
+class FrontendTestCase: RedisTestCase {
+    var port = 0
+    var frontend: Spawned!
+
+    /// Extra command-line flags for the frontend under test.
+    var frontendFlags: [String] { [] }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        port = freePort()
+        frontend = try Celeris.frontend(redis: redis, port: port, extra: frontendFlags)
+    }
+
+    override func tearDown() {
+        frontend.stop()
+        super.tearDown()
+    }
+}

@@ -44,6 +44,7 @@ bench: release venv
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { $(SUDO) apt-get install -y -qq wrk nginx-light >/dev/null; }
 	.venv/bin/python bench/workflow_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/http_bench.py --bin $$(swift build -c release --show-bin-path)
+	.venv/bin/python bench/fanout_bench.py --bin $$(swift build -c release --show-bin-path)
 
 clean:
 	rm -rf .build

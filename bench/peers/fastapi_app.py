@@ -45,7 +45,7 @@ async def listen():
         async for m in ps.listen():
             if m["type"] == "message":
                 await manager.broadcast(m["data"].decode())
-    asyncio.create_task(relay())
+    app.state.relay = asyncio.create_task(relay())  # keep a reference: asyncio holds tasks weakly
 
 
 @app.post("/tasks")

@@ -2,6 +2,7 @@
 #include "CEventShim.h"
 #include "shim_internal.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 
 struct ce_timer {
@@ -120,3 +121,6 @@ int ce_loop_on_signal(ce_loop *loop, int signo, ce_signal_cb cb, void *ctx) {
     loop->signals = s;
     return 0;
 }
+
+/* Hand memory the allocator holds but no longer uses back to the OS (malloc_trim). */
+void ce_release_free_memory(void) { malloc_trim(0); }

@@ -49,7 +49,7 @@ struct FrontendCommand: ParsableCommand {
     var maxPendingRedis: Int = 10_000
 
     @Option(name: .long, help: "WebSocket output bytes above which a client gets final states only.")
-    var wsSoftLimitBytes: Int = 256 * 1024
+    var wsSoftLimitBytes: Int = 64 * 1024
 
     @Option(name: .long, help: "WebSocket output bytes above which a client is closed (1013).")
     var wsHardLimitBytes: Int = 4 * 1024 * 1024

@@ -10,7 +10,8 @@ import Logging
 final class WebSocketHub {
     struct Settings {
         /// Above this many queued bytes a client gets final states only; progress is dropped.
-        var softLimitBytes = 256 * 1024
+        /// (Each shared frame also costs the client's buffer a small chain record, so keep it modest.)
+        var softLimitBytes = 64 * 1024
         /// Above this a client is closed with 1013 (try again later): memory stays bounded.
         var hardLimitBytes = 4 * 1024 * 1024
         /// A client over the soft limit this long is closed with 1008.
@@ -128,6 +129,19 @@ final class WebSocketHub {
         return handled
     }
 
+    /// After a burst, hand freed buffers back to the OS once nothing is queued
+    /// (glibc keeps them otherwise, and RSS would stay at the burst's peak).
+    private var trimmedAt = 0.0
+    private func trimIfIdle() {
+        let now = CeleryTime.now()
+        guard now - trimmedAt > 1 else { return }
+        let queued = clients.values.reduce(0) { $0 + ce_conn_output_pending($1.connection.handle) }
+        if queued == 0 {
+            trimmedAt = now
+            ce_release_free_memory()
+        }
+    }
+
     private func closeSlow(_ client: Client, code: Int, reason: String) {
         closedSlow += 1
         logger.info("closing WebSocket \(client.connection.id) with \(code): \(reason)")
@@ -139,6 +153,7 @@ final class WebSocketHub {
     /// ones stuck over the soft limit for longer than `stuckSeconds` (even with no new messages).
     private func keepalive() {
         let now = CeleryTime.now()
+        trimIfIdle()
         for client in clients.values {
             if ce_conn_output_pending(client.connection.handle) > settings.softLimitBytes {
                 let since = client.overSince ?? now

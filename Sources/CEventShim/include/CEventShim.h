@@ -43,6 +43,8 @@ void ce_timer_start(ce_timer *t, uint64_t ms, int repeat);
 void ce_timer_stop(ce_timer *t);
 /* Disarm and free a timer. */
 void ce_timer_free(ce_timer *t);
+/* Hand memory the allocator holds but no longer uses back to the OS (malloc_trim). */
+void ce_release_free_memory(void);
 /* Call cb(signo, ctx) on the loop when signo arrives (persistent). */
 int ce_loop_on_signal(ce_loop *loop, int signo, ce_signal_cb cb, void *ctx);
 

@@ -124,16 +124,62 @@ public struct TaskMessage: Sendable {
     /// The kombu envelope as stored in the queue list.
     public func envelope() -> String {
         let body = Data(bodyJSON().utf8).base64EncodedString()
-        let env: JSON = [
-            "body": .string(body), "content-encoding": "utf-8", "content-type": "application/json",
-            "headers": envelopeHeaders(),
-            "properties": [
-                "correlation_id": .string(id), "reply_to": .string(replyTo), "delivery_mode": 2,
-                "delivery_info": ["exchange": .string(exchange), "routing_key": .string(routingKey)],
-                "priority": .int(Int64(priority)), "body_encoding": "base64", "delivery_tag": .string(deliveryTag),
-            ],
-        ]
-        return env.serialized()
+        var out: [UInt8] = []
+        out.reserveCapacity(body.utf8.count + 1024)
+        out.append(contentsOf: #"{"body": ""#.utf8)
+        out.append(contentsOf: body.utf8)
+        out.append(contentsOf: #"", "content-encoding": "utf-8", "content-type": "application/json", "headers": "#.utf8)
+        if case .object = headers {
+            envelopeHeaders().write(to: &out)  // a received message: keep every header its producer wrote
+        } else {
+            writeFreshHeaders(to: &out)  // hot path (every POST /tasks): no JSON tree
+        }
+        out.append(contentsOf: #", "properties": {"correlation_id": "#.utf8)
+        JSON.writeString(id, to: &out)
+        out.append(contentsOf: #", "reply_to": "#.utf8)
+        JSON.writeString(replyTo, to: &out)
+        out.append(contentsOf: #", "delivery_mode": 2, "delivery_info": {"exchange": "#.utf8)
+        JSON.writeString(exchange, to: &out)
+        out.append(contentsOf: #", "routing_key": "#.utf8)
+        JSON.writeString(routingKey, to: &out)
+        out.append(contentsOf: #"}, "priority": "#.utf8)
+        out.append(contentsOf: String(priority).utf8)
+        out.append(contentsOf: #", "body_encoding": "base64", "delivery_tag": "#.utf8)
+        JSON.writeString(deliveryTag, to: &out)
+        out.append(contentsOf: "}}".utf8)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `protocolHeaders()` written straight as bytes, in the same order.
+    private func writeFreshHeaders(to out: inout [UInt8]) {
+        func string(_ key: String, _ value: String?, first: Bool = false) {
+            out.append(contentsOf: ((first ? "{\"" : ", \"") + key + "\": ").utf8)
+            if let value { JSON.writeString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        func number(_ v: Double?) {
+            if let v { JSON.double(v).write(to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        string("lang", "py", first: true)
+        string("task", task)
+        string("id", id)
+        out.append(contentsOf: #", "shadow": null"#.utf8)
+        string("eta", eta)
+        string("expires", expires)
+        string("group", group)
+        out.append(contentsOf: (#", "group_index": "# + (groupIndex.map(String.init) ?? "null")).utf8)
+        out.append(contentsOf: (#", "retries": "# + String(retries)).utf8)
+        out.append(contentsOf: #", "timelimit": ["#.utf8)
+        number(timeLimit.soft)
+        out.append(contentsOf: ", ".utf8)
+        number(timeLimit.hard)
+        out.append(UInt8(ascii: "]"))
+        string("root_id", rootId)
+        string("parent_id", parentId)
+        string("argsrepr", argsRepr)
+        string("kwargsrepr", kwargsRepr)
+        string("origin", origin)
+        out.append(contentsOf: (#", "ignore_result": "# + (ignoreResult ? "true" : "false")).utf8)
+        out.append(contentsOf: #", "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {}}"#.utf8)
     }
 
     /// Decode an envelope as a worker receives it; `queue` is the list it came from.

@@ -50,6 +50,14 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(
             String(decoding: body, as: UTF8.self),
             #"[[2], {"y": 3}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#)
+        // The byte-written fast path equals the JSON-tree form of the same headers.
+        XCTAssertEqual(env["headers"], m.protocolHeaders())
+        var withEta = m
+        withEta.eta = "2026-11-21T07:31:05.219234+00:00"
+        withEta.timeLimit = (1.5, 30)
+        withEta.group = "g\"1"
+        withEta.groupIndex = 2
+        XCTAssertEqual(try JSONParser.parse(withEta.envelope())["headers"], withEta.protocolHeaders())
         let back = try TaskMessage.decode(Array(m.envelope().utf8), queue: "fetch_queue")
         XCTAssertEqual(back.id, m.id)
         XCTAssertEqual(back.kwargs.first?.value, 3)

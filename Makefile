@@ -45,6 +45,7 @@ bench: release venv
 	.venv/bin/python bench/workflow_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/http_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/fanout_bench.py --bin $$(swift build -c release --show-bin-path)
+	.venv/bin/python bench/drain_bench.py --bin $$(swift build -c release --show-bin-path) --tasks 200000 --prefetch-multiplier 64
 
 clean:
 	rm -rf .build

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Drain bench (issue 4's macro baseline): N pre-queued `noop` tasks, results
+stored in Celery's format, drained by a Celeris worker and by Python Celery
+(prefork -c 2) in one run; worker peak RSS; Redis commands per task from
+INFO commandstats; redis-benchmark -P 32 as the box's limit. Writes perf/results/drain.json.
+
+  drain_bench.py --bin .build/release [--tasks 200000] [--celery-tasks 20000]
+"""
+import argparse
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import redis
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def envelope(i):
+    tid = str(uuid.uuid4())
+    body = base64.b64encode(json.dumps([[i], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()).decode()
+    return json.dumps({"body": body, "content-encoding": "utf-8", "content-type": "application/json",
+                       "headers": {"lang": "py", "task": "noop", "id": tid, "shadow": None, "eta": None, "expires": None,
+                                   "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
+                                   "root_id": tid, "parent_id": None, "argsrepr": f"({i},)", "kwargsrepr": "{}",
+                                   "origin": "bench", "ignore_result": False, "replaced_task_nesting": 0,
+                                   "stamped_headers": None, "stamps": {}},
+                       "properties": {"correlation_id": tid, "reply_to": "bench", "delivery_mode": 2,
+                                      "delivery_info": {"exchange": "", "routing_key": "celery"}, "priority": 0,
+                                      "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}})
+
+
+def fill(r, n):
+    print(f"  queueing {n} noop tasks ...", flush=True)
+    for start in range(0, n, 10000):
+        p = r.pipeline(transaction=False)
+        for i in range(start, min(n, start + 10000)):
+            p.lpush("celery", envelope(i))
+        p.execute()
+
+
+def drain(name, r, n, proc, timeout):
+    start, last, peak = time.time(), 0, 0
+    while True:
+        done = r.eval("return #redis.call('KEYS', 'celery-task-meta-*')", 0) if n <= 50000 else n - r.llen("celery") - r.hlen("unacked")
+        try:
+            for line in open(f"/proc/{proc.pid}/status"):
+                if line.startswith("VmRSS:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        if done >= n:
+            break
+        if time.time() - start > timeout:
+            raise SystemExit(f"{name}: only {done}/{n} after {timeout}s")
+        if time.time() - last >= 1:
+            print(f"  {name}: {time.time() - start:6.1f}s {done}/{n}", flush=True)
+            last = time.time()
+        time.sleep(0.02)
+    secs = time.time() - start
+    while r.hlen("unacked"):
+        time.sleep(0.01)
+    return secs, peak
+
+
+def commandstats(r):
+    out = {}
+    for k, v in r.info("commandstats").items():
+        out[k.replace("cmdstat_", "")] = v["calls"]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--tasks", type=int, default=200000)
+    ap.add_argument("--celery-tasks", type=int, default=20000, help="Celery is ~100x slower: a smaller run, same rate")
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--prefetch-multiplier", type=int, default=4)
+    a = ap.parse_args()
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    procs = []
+    out = {"cpus": os.cpu_count(), "runs": {}}
+    try:
+        rs = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        procs.append(rs)
+        time.sleep(0.5)
+        r = redis.Redis(port=port)
+        print("redis-benchmark -P 32 (the box's limit) ...", flush=True)
+        rb = subprocess.run(["redis-benchmark", "-p", str(port), "-P", "32", "-q", "-n", "300000", "-t", "lpush,rpop,set,hset,zadd"],
+                            capture_output=True, text=True, timeout=120).stdout
+        out["redis_benchmark_P32"] = {
+            m.group(1): float(m.group(2)) for m in re.finditer(r"^\s*([A-Z][A-Z_ ()0-9]*?):\s+([\d.]+) requests per second", rb, re.M)}
+        r.flushall()
+        # Celeris
+        fill(r, a.tasks)
+        r.config_resetstat()
+        w = subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
+                              "--prefetch-multiplier", str(a.prefetch_multiplier)])
+        procs.append(w)
+        secs, peak = drain("celeris", r, a.tasks, w, a.timeout)
+        stats = commandstats(r)
+        w.send_signal(signal.SIGTERM); w.wait(10)
+        out["runs"]["celeris"] = {"tasks": a.tasks, "seconds": round(secs, 3), "tasks_per_s": round(a.tasks / secs),
+                                  "peak_rss_mb": round(peak / 1024, 1),
+                                  "redis_commands_per_task": {k: round(v / a.tasks, 2) for k, v in stats.items() if v >= a.tasks / 10}}
+        r.flushall()
+        # Python Celery prefork
+        fill(r, a.celery_tasks)
+        env = dict(os.environ, CELERY_BROKER_URL=url)
+        celery = os.path.join(os.path.dirname(sys.executable), "celery")
+        p = subprocess.Popen([celery, "-A", "tasks_app", "worker", "--pool=prefork", "-c", "2", "--loglevel=warning",
+                              "--without-mingle", "--without-gossip"], cwd=os.path.join(HERE, "peers"), env=env)
+        procs.append(p)
+        secs, peak = drain("celery", r, a.celery_tasks, p, a.timeout)
+        p.send_signal(signal.SIGTERM); p.wait(30)
+        out["runs"]["celery-prefork-c2"] = {"tasks": a.celery_tasks, "seconds": round(secs, 3), "tasks_per_s": round(a.celery_tasks / secs)}
+    finally:
+        for pr in procs:
+            if pr.poll() is None:
+                pr.kill()
+    c, py = out["runs"]["celeris"], out["runs"]["celery-prefork-c2"]
+    out["ratio"] = round(c["tasks_per_s"] / py["tasks_per_s"], 1)
+    print(f"\nredis-benchmark -P 32: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in out["redis_benchmark_P32"].items()))
+    print(f"{'worker':20} {'tasks':>8} {'seconds':>9} {'tasks/s':>9} {'peak RSS':>9}")
+    print(f"{'celeris -c 2 x' + str(a.prefetch_multiplier):20} {c['tasks']:8} {c['seconds']:9.2f} {c['tasks_per_s']:9} {c['peak_rss_mb']:8.1f}M")
+    print(f"{'celery prefork -c 2':20} {py['tasks']:8} {py['seconds']:9.2f} {py['tasks_per_s']:9}")
+    print(f"Celeris / Celery: {out['ratio']}x; Redis commands per task (Celeris): {c['redis_commands_per_task']}")
+    json.dump(out, open(os.path.join(ROOT, "perf/results/drain.json"), "w"), indent=1)
+    print("wrote perf/results/drain.json")
+
+
+if __name__ == "__main__":
+    main()

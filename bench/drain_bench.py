@@ -7,6 +7,8 @@ INFO commandstats; redis-benchmark -P 32 as the box's limit. Writes perf/results
   drain_bench.py --bin .build/release [--tasks 200000] [--celery-tasks 20000]
 """
 import argparse
+
+from benchlib import HERE, ROOT, Children, free_port, rss_kb, wait_http
 import base64
 import json
 import os
@@ -20,16 +22,7 @@ import uuid
 
 import redis
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def envelope(i):

@@ -8,6 +8,8 @@ frontend's RSS. One run, this machine, all on 127.0.0.1. Writes perf/results/fan
   fanout_bench.py --bin .build/release [--seconds 5]
 """
 import argparse
+
+from benchlib import HERE, ROOT, Children, free_port, rss_kb, wait_http
 import json
 import os
 import resource
@@ -18,36 +20,9 @@ import sys
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
-
-def wait_http(url, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-
-def rss_kb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def main():
@@ -64,20 +39,9 @@ def main():
     subprocess.run(["cc", "-O2", "-o", wsload, os.path.join(HERE, "wsload", "wsload.c"), "-lhiredis", "-lpthread"], check=True)
     rport = free_port()
     url = f"redis://127.0.0.1:{rport}/0"
-    procs = []
     results = {}
-
-    def start(cmd, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-        procs.append(p)
-        return p
-
-    def stop(p):
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    kids = Children()
+    start, stop = kids.start, kids.stop
 
     def load(port, clients, rate, seconds):
         r = subprocess.run([wsload, "127.0.0.1", str(port), str(clients), str(seconds), str(rate), str(rport)],
@@ -125,9 +89,7 @@ def main():
         scenarios("fastapi-1w", fport)
         stop(fa)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+        kids.__exit__(None, None, None)
     print()
     print(f"{'run':42} {'deliveries/s':>13} {'delivered/expected':>19} {'p50 ms':>8} {'p99 ms':>8}")
     for k, v in results.items():

@@ -7,6 +7,8 @@ perf/results/http.json.
   http_bench.py --bin .build/release [--seconds 5] [--connections 64]
 """
 import argparse
+
+from benchlib import HERE, ROOT, Children, free_port, rss_kb, wait_http
 import json
 import os
 import re
@@ -18,29 +20,8 @@ import tempfile
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_http(url, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
 
 def wrk(url, seconds, conns, script=None):
@@ -66,20 +47,9 @@ def main():
     open(post, "w").write('wrk.method = "POST"\n')
     rport = free_port()
     url = f"redis://127.0.0.1:{rport}/0"
-    procs = []
     results = {}
-
-    def start(cmd, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-        procs.append(p)
-        return p
-
-    def stop(p):
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    kids = Children()
+    start, stop = kids.start, kids.stop
 
     def flush():
         subprocess.run(["redis-cli", "-p", str(rport), "flushall"], capture_output=True)
@@ -125,9 +95,7 @@ http {{ access_log off; server {{ listen 127.0.0.1:{nport}; location / {{ return
             stop(fa)
             flush()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+        kids.__exit__(None, None, None)
     print()
     print(f"{'run':32} {'req/s':>10} {'p99 ms':>8} {'non-2xx':>8}")
     for k, v in results.items():

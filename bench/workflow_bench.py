@@ -7,6 +7,8 @@ perf/results/workflow.json, cross-checks both results on the planted pairs.
   workflow_bench.py --bin .build/release [--docs 2000] [--pairs 20] [--timeout 900]
 """
 import argparse
+
+from benchlib import HERE, ROOT, Children, free_port, rss_kb, wait_http
 import json
 import os
 import platform
@@ -20,16 +22,7 @@ import time
 import redis
 from celery import Celery
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(cond, timeout, what):

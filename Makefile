@@ -40,12 +40,13 @@ fuzz: deps
 
 # Benchmarks (not part of CI): each prints progress, ends by itself, writes perf/results/.
 bench: release venv
-	@$(PY) -c 'import fastapi, uvicorn' 2>/dev/null || $(PY) -m pip install -q -r bench/requirements.txt
+	@$(PY) -c 'import fastapi, uvicorn, matplotlib' 2>/dev/null || $(PY) -m pip install -q -r bench/requirements.txt
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { $(SUDO) apt-get install -y -qq wrk nginx-light >/dev/null; }
 	.venv/bin/python bench/workflow_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/http_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/fanout_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/drain_bench.py --bin $$(swift build -c release --show-bin-path) --tasks 200000 --prefetch-multiplier 64
+	cd bench && ../.venv/bin/python charts.py
 
 clean:
 	rm -rf .build

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Draw PNG charts from perf/results/*.json (whichever exist), beside them."""
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from benchlib import ROOT  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "perf", "results")
+
+
+def bars(path, title, labels, values, unit, log=False):
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(labels) + 1.6))
+    colors = ["#2b8a3e" if l.lower().startswith(("celeris", "nginx")) else "#868e96" for l in labels]
+    ax.barh(labels, values, color=colors)
+    ax.invert_yaxis()
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(unit)
+    ax.set_title(title)
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:,.0f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print("wrote", os.path.relpath(path, ROOT))
+
+
+def load(name):
+    p = os.path.join(RESULTS, name)
+    return json.load(open(p)) if os.path.exists(p) else None
+
+
+def main():
+    http = load("http.json")
+    if http:
+        r = http["results"]
+        bars(os.path.join(RESULTS, "http.png"), f"HTTP req/s, wrk -c{http['connections']} (this 2-core machine, one run)",
+             list(r), [v["rps"] for v in r.values()], "requests per second (log)", log=True)
+    fan = load("fanout.json")
+    if fan:
+        r = {k: v for k, v in fan["results"].items() if "deliveries_per_s" in v}
+        bars(os.path.join(RESULTS, "fanout.png"), "WebSocket fan-out deliveries/s", list(r),
+             [v["deliveries_per_s"] for v in r.values()], "deliveries per second (log)", log=True)
+    wf = load("workflow.json")
+    if wf:
+        r = wf["runs"]
+        bars(os.path.join(RESULTS, "workflow.png"), f"Document workflow, {wf['documents']} documents",
+             [f"{k}" for k in r], [v["docs_per_s"] for v in r.values()], "documents per second")
+    dr = load("drain.json")
+    if dr:
+        r = dr["runs"]
+        bars(os.path.join(RESULTS, "drain.png"), "Worker drain, noop tasks with results stored", list(r),
+             [v["tasks_per_s"] for v in r.values()], "tasks per second (log)", log=True)
+
+
+if __name__ == "__main__":
+    main()

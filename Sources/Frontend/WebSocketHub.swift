@@ -68,10 +68,12 @@ final class WebSocketHub {
     /// Frame a `task_status` message once and queue the same bytes on every client that wants it.
     func broadcast(_ payload: String) {
         guard !clients.isEmpty else { return }
-        let json = try? JSONParser.parse(payload)
-        let taskId = json?["task_id"]?.stringValue
-        let state = json?["state"]?.stringValue ?? ""
-        let final = ["SUCCESS", "FAILURE", "REVOKED"].contains(state)
+        // The message is parsed only if a subscription or a slow client needs its task id or state.
+        var parsed: JSON?? = nil
+        func field(_ key: String) -> String? {
+            if parsed == nil { parsed = .some(try? JSONParser.parse(payload)) }
+            return parsed??[key]?.stringValue
+        }
         var text = payload
         guard
             let frame = text.withUTF8({ b in
@@ -83,7 +85,9 @@ final class WebSocketHub {
         defer { ce_frame_release(frame) }
         let now = CeleryTime.now()
         for client in clients.values {
-            if !client.subscriptions.isEmpty, !(taskId.map(client.subscriptions.contains) ?? false) { continue }
+            if !client.subscriptions.isEmpty, !(field("task_id").map(client.subscriptions.contains) ?? false) {
+                continue
+            }
             let pending = ce_conn_output_pending(client.connection.handle)
             if pending > settings.hardLimitBytes {
                 closeSlow(client, code: 1013, reason: "client too slow: output over \(settings.hardLimitBytes) bytes")
@@ -96,7 +100,8 @@ final class WebSocketHub {
                     closeSlow(client, code: 1008, reason: "client stopped reading")
                     continue
                 }
-                if !final {  // progress is superseded by the next update: drop it for this client
+                // progress is superseded by the next update: drop it for this client
+                if !["SUCCESS", "FAILURE", "REVOKED"].contains(field("state") ?? "") {
                     dropped += 1
                     continue
                 }

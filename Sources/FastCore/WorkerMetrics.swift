@@ -8,16 +8,17 @@ import Metrics
 public struct WorkerMetrics: Sendable {
     public init() {}
 
+    private var handles: MetricHandles { .shared }
+
     public func received(_ task: String) {
-        Counter(label: "celeris_tasks_received_total", dimensions: [("task", task)]).increment()
+        handles.counter("celeris_tasks_received_total", [("task", task)]).increment()
     }
 
     /// A task ended: outcome is `succeeded`, `failed`, `retried` or `revoked`.
     public func finished(_ task: String, outcome: String, seconds: Double?) {
-        Counter(label: "celeris_tasks_\(outcome)_total", dimensions: [("task", task)]).increment()
+        handles.counter("celeris_tasks_\(outcome)_total", [("task", task)]).increment()
         if let seconds {
-            Timer(label: "celeris_task_runtime_seconds", dimensions: [("task", task)]).recordNanoseconds(
-                Int64(seconds * 1e9))
+            handles.timer("celeris_task_runtime_seconds", [("task", task)]).recordNanoseconds(Int64(seconds * 1e9))
         }
     }
 

@@ -6,10 +6,8 @@ import Metrics
 ///
 ///     let metrics = FrontendMetrics()
 ///     metrics.request(route: "/tasks", status: 200, seconds: 0.0004)
-final class FrontendMetrics {
-    /// swift-metrics handles are looked up by label on creation: keep them per route and status.
-    private var requests: [String: Counter] = [:]
-    private var latency: [String: Timer] = [:]
+struct FrontendMetrics {
+    private var handles: MetricHandles { .shared }
 
     /// Route label for a path: the route it matched, or "other".
     static func route(_ path: String) -> String {
@@ -22,30 +20,15 @@ final class FrontendMetrics {
     }
 
     func request(route: String, status: Int, seconds: Double) {
-        let key = route + " " + String(status)
-        let counter =
-            requests[key]
-            ?? {
-                let c = Counter(
-                    label: "celeris_http_requests_total", dimensions: [("route", route), ("status", String(status))])
-                requests[key] = c
-                return c
-            }()
-        counter.increment()
-        let timer =
-            latency[route]
-            ?? {
-                let t = Timer(label: "celeris_http_request_duration_seconds", dimensions: [("route", route)])
-                latency[route] = t
-                return t
-            }()
-        timer.recordNanoseconds(Int64(seconds * 1e9))
+        handles.counter("celeris_http_requests_total", [("route", route), ("status", String(status))]).increment()
+        handles.timer("celeris_http_request_duration_seconds", [("route", route)]).recordNanoseconds(
+            Int64(seconds * 1e9))
     }
 
     func fanOut(delivered: Int, dropped: Int, closedSlow: Int) {
-        Counter(label: "celeris_ws_messages_delivered_total").increment(by: delivered)
-        Counter(label: "celeris_ws_messages_dropped_total").increment(by: dropped)
-        Counter(label: "celeris_ws_slow_clients_closed_total").increment(by: closedSlow)
+        handles.counter("celeris_ws_messages_delivered_total").increment(by: delivered)
+        handles.counter("celeris_ws_messages_dropped_total").increment(by: dropped)
+        handles.counter("celeris_ws_slow_clients_closed_total").increment(by: closedSlow)
     }
 
     func sample(connections: Int, webSockets: Int, redisPending: Int, queueDepths: [String: Int]) {

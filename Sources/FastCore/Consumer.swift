@@ -105,6 +105,8 @@ public final class Consumer: @unchecked Sendable {
     private var unstartedReturned = false
     private var nextLease = 0.0
     private var nextRecovery = 0.0
+    /// The earliest hard time limit among running tasks, from the last `enforceHardLimits` pass.
+    private var nextHardDeadline = Double.infinity
     /// Task ids revoked by remote control (kept for the worker's lifetime, bounded).
     var revoked: [String] = []
     var revokedSet: Set<String> = []
@@ -207,9 +209,7 @@ public final class Consumer: @unchecked Sendable {
         if phase.get() == .consuming { next = min(next, nextLease, nextRecovery) }
         if runnerSettings.events.get() { next = min(next, events.nextHeartbeat) }
         if autoscaler != nil || configuration.metrics { next = min(next, nextAutoscale) }
-        for h in held.values {
-            if let started = h.runner.started, let hard = h.runner.limits.hard { next = min(next, started + hard) }
-        }
+        next = min(next, nextHardDeadline)
         return max(0, next - now)
     }
 
@@ -418,9 +418,14 @@ public final class Consumer: @unchecked Sendable {
     // MARK: - time limits, leases, recovery
 
     /// Abandon tasks past their hard time limit: FAILURE `TimeLimitExceeded`, slot replaced.
+    /// Abandons what is past its limit and notes the nearest future deadline for `wait`
+    /// (one pass over the held deliveries per loop turn).
     private func enforceHardLimits(_ now: Double) {
+        nextHardDeadline = .infinity
         for (tag, h) in held {
-            guard let started = h.runner.started, let hard = h.runner.limits.hard, now >= started + hard else {
+            guard let started = h.runner.started, let hard = h.runner.limits.hard else { continue }
+            guard now >= started + hard else {
+                nextHardDeadline = min(nextHardDeadline, started + hard)
                 continue
             }
             guard !h.runner.isAbandoned else { continue }

@@ -19,7 +19,8 @@ struct ChordPart: Sendable {
 /// sends the body with them, and cleans up, leaving `.c` = "done". Python and
 /// Celeris workers can finish parts of the same chord.
 enum ChordJoin {
-    static let partReturnScript = """
+    static let partReturnScript = RedisScript(
+        """
         local jkey, tkey, skey, dkey, gkey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
         local tid, value, ordered, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
         local expires, group_expires = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -68,8 +69,9 @@ enum ChordJoin {
         end
 
         return {readycount, totaldiff, size, claimed}
+        """)
+    static let cleanupScript = RedisScript(
         """
-    static let cleanupScript = """
         local ckey = KEYS[1]
         local jkey = KEYS[2]
         local tkey = KEYS[3]
@@ -86,8 +88,9 @@ enum ChordJoin {
             return 1
         end
         return 0
+        """)
+    static let claimExtendScript = RedisScript(
         """
-    static let claimExtendScript = """
         local ckey, skey = KEYS[1], KEYS[2]
         local token = ARGV[1]
         local expires = tonumber(ARGV[2])
@@ -98,21 +101,22 @@ enum ChordJoin {
             return redis.call('SET', ckey, token, 'EX', expires, 'NX') and 1 or 0
         end
         return 0
-        """
+        """)
     static let claimSeconds = 10
     static let doneSeconds = 300
 
     static func key(_ gid: String, _ suffix: String = "") -> String { Canvas.setPrefix + gid + suffix }
 
     /// KEYS: the body's result key. ARGV: record, status update. Stores PROGRESS unless the body already finished.
-    static let progressScript = """
+    static let progressScript = RedisScript(
+        """
         local cur = redis.call('GET', KEYS[1])
         if cur and not string.find(cur, '"status": "PROGRESS"', 1, true) then return 0 end
         redis.call('SETEX', KEYS[1], 86400, ARGV[1])
         redis.call('PUBLISH', KEYS[1], ARGV[1])
         redis.call('PUBLISH', 'task_status', ARGV[2])
         return 1
-        """
+        """)
 
     /// "extracted k of N" on a workflow's result (a chord body that asked for it with `celeris_progress`).
     static func progress(_ id: String, ready: Int, size: Int, on redis: RedisConnection) throws(RedisError) {
@@ -122,7 +126,7 @@ enum ChordJoin {
             "task_id": .string(id), "state": "PROGRESS", "stage": "extracting", "extracted": .int(Int64(ready)),
             "documents": .int(Int64(size)), "ts": .double(CeleryTime.now()),
         ]
-        _ = try redis.command("EVAL", progressScript, "1", ResultRecord.key(id), record, update.serialized())
+        try progressScript.run(on: redis, keys: [ResultRecord.key(id)], args: [record, update.serialized()])
     }
 
     /// Count one part in; if it completes the chord and we win the claim, send
@@ -134,10 +138,12 @@ enum ChordJoin {
     {
         let g = p.groupId
         let token = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let reply = try redis.command(
-            "EVAL", partReturnScript, "6", key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d"), key(g), key(g, ".c"),
-            p.taskId, p.encoded, "1", p.groupIndex.map(String.init) ?? "+inf", String(ResultRecord.expirySeconds),
-            String(ResultRecord.expirySeconds), String(claimSeconds), token)
+        let reply = try partReturnScript.run(
+            on: redis, keys: [key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d"), key(g), key(g, ".c")],
+            args: [
+                p.taskId, p.encoded, "1", p.groupIndex.map(String.init) ?? "+inf", String(ResultRecord.expirySeconds),
+                String(ResultRecord.expirySeconds), String(claimSeconds), token,
+            ])
         let parts = reply.elements ?? []
         let ready = Int(parts.first?.integer ?? -1)
         guard ready >= 0 else { return (0, 0) }
@@ -172,8 +178,8 @@ enum ChordJoin {
             }
             results.append(row[3])
         }
-        let extended = try redis.command(
-            "EVAL", claimExtendScript, "2", key(g, ".c"), key(g, ".s"), token, String(claimSeconds))
+        let extended = try claimExtendScript.run(
+            on: redis, keys: [key(g, ".c"), key(g, ".s")], args: [token, String(claimSeconds)])
         guard extended.integer == 1 else {
             logger.warning("chord \(g): dispatch claim lost; callback not sent by this worker")
             return (ready, size)
@@ -187,9 +193,9 @@ enum ChordJoin {
             into: &out, producer: &producer, routes: routes, parent: p.header, partial: .array(results), chain: rest,
             group: nil)
         _ = try redis.pipeline(out)
-        _ = try redis.command(
-            "EVAL", cleanupScript, "5", key(g, ".c"), key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d"), token,
-            String(doneSeconds))
+        _ = try cleanupScript.run(
+            on: redis, keys: [key(g, ".c"), key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d")],
+            args: [token, String(doneSeconds)])
         logger.info("chord \(g) complete (\(ready) parts): sent \(body.task)[\(body.id ?? "?")]")
         return (ready, size)
     }

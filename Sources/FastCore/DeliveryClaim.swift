@@ -21,7 +21,8 @@ public struct DeliveryClaim: Sendable {
 
     /// KEYS: unacked, unacked_index, then lists in consume order. ARGV: max.
     /// Returns a flat array: tag, list key, message, tag, list key, …
-    public static let script = """
+    public static let script = RedisScript(
+        """
         local max = tonumber(ARGV[1])
         local t = redis.call('TIME')
         local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -60,16 +61,14 @@ public struct DeliveryClaim: Sendable {
           if n >= max then break end
         end
         return out
-        """
-
-    private static let sha1 = LockedBox<String?>(nil)
+        """)
 
     public init() {}
 
     /// Claim up to `max` messages from `queues` (kombu's priority order).
     public func claim(on redis: RedisConnection, queues: [String], max: Int) throws(RedisError) -> [Delivery] {
         let keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
-        let reply = try evaluate(on: redis, keys: keys, args: [String(max)])
+        let reply = try DeliveryClaim.script.run(on: redis, keys: keys, args: [String(max)])
         guard let flat = reply.elements else { throw .reply("claim script returned \(reply)") }
         var out: [Delivery] = []
         out.reserveCapacity(flat.count / 3)
@@ -79,24 +78,6 @@ public struct DeliveryClaim: Sendable {
             i += 3
         }
         return out
-    }
-
-    private func evaluate(on redis: RedisConnection, keys: [String], args: [String]) throws(RedisError) -> RedisValue {
-        if let sha = DeliveryClaim.sha1.get() {
-            try redis.append(["EVALSHA", sha, String(keys.count)] + keys + args)
-            let r = try redis.read()
-            if let e = r.errorMessage {
-                if !e.hasPrefix("NOSCRIPT") { throw .reply(e) }
-            } else {
-                return r
-            }
-        }
-        let loaded = try redis.command("SCRIPT", "LOAD", DeliveryClaim.script)
-        DeliveryClaim.sha1.set(loaded.text)
-        try redis.append(["EVALSHA", loaded.text ?? "", String(keys.count)] + keys + args)
-        let r = try redis.read()
-        if let e = r.errorMessage { throw .reply(e) }
-        return r
     }
 
     /// Commands that acknowledge a delivery (kombu's ack: ZREM + HDEL).

@@ -16,7 +16,8 @@ public struct DeliveryRestore: Sendable {
     /// KEYS: unacked, unacked_index, target list. ARGV: tag, expected record,
     /// new envelope, newest score that may be moved. Moves atomically, and
     /// only if the record is unchanged and its lease is no newer than ARGV[4].
-    static let moveScript = """
+    static let moveScript = RedisScript(
+        """
         local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
         if not score or tonumber(score) > tonumber(ARGV[4]) then return 0 end
         if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
@@ -24,13 +25,14 @@ public struct DeliveryRestore: Sendable {
         redis.call('HDEL', KEYS[1], ARGV[1])
         redis.call('RPUSH', KEYS[3], ARGV[3])
         return 1
-        """
+        """)
 
     /// KEYS: mutex. ARGV: token. kombu's compare-and-delete release.
-    static let releaseScript = """
+    static let releaseScript = RedisScript(
+        """
         if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
         return 0
-        """
+        """)
 
     public init() {}
 
@@ -50,7 +52,7 @@ public struct DeliveryRestore: Sendable {
         let locked = try redis.command("SET", DeliveryRestore.mutexKey, token, "NX", "PX", "300000")
         guard locked == .status("OK") else { return 0 }
         defer {
-            _ = try? redis.command("EVAL", DeliveryRestore.releaseScript, "1", DeliveryRestore.mutexKey, token)
+            _ = try? DeliveryRestore.releaseScript.run(on: redis, keys: [DeliveryRestore.mutexKey], args: [token])
         }
         let ceiling = now - visibilityTimeout
         let stale = try redis.command(
@@ -62,15 +64,15 @@ public struct DeliveryRestore: Sendable {
     private func move(_ tags: [String], on redis: RedisConnection, newestScore: Double) throws(RedisError) -> Int {
         guard !tags.isEmpty else { return 0 }
         let records = try redis.pipeline(tags.map { ["HGET", DeliveryClaim.unackedKey, $0] })
+        let sha = try DeliveryRestore.moveScript.load(on: redis)  // then one pipelined EVALSHA per tag
         var moves: [[String]] = []
         for (tag, record) in zip(tags, records) {
             guard let raw = record.bytes else { continue }
             let (target, envelope) = DeliveryRestore.restoredMessage(record: raw)
-            moves.append([
-                "EVAL", DeliveryRestore.moveScript, "3", DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey,
-                target,
-                tag, String(decoding: raw, as: UTF8.self), envelope, String(newestScore),
-            ])
+            moves.append(
+                DeliveryRestore.moveScript.command(
+                    sha: sha, keys: [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey, target],
+                    args: [tag, String(decoding: raw, as: UTF8.self), envelope, String(newestScore)]))
         }
         return try redis.pipeline(moves).reduce(0) { $0 + Int($1.integer ?? 0) }
     }

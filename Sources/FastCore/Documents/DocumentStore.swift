@@ -44,15 +44,14 @@ public struct LocalDirectoryStore: DocumentStore {
         return out.sorted()
     }
 
+    /// Through the shared `FileReader` (io_uring for large files, pooled buffers).
     public func read(_ document: String) throws(DocumentError) -> [UInt8] {
-        guard let handle = FileHandle(forReadingAtPath: document) else {
-            throw DocumentError("cannot open \(document): \(String(cString: strerror(errno)))")
-        }
-        defer { try? handle.close() }
         do {
-            return Array(try handle.readToEnd() ?? Data())
+            return try FileReader.shared.get().withContents(of: document) { Array($0) }
+        } catch let e as DocumentError {
+            throw e
         } catch {
-            throw DocumentError("cannot read \(document): \(error.localizedDescription)")
+            throw DocumentError("cannot read \(document): \(error)")
         }
     }
 }

@@ -22,6 +22,10 @@ struct ce_server {
     void *ctx;
     int port;
     unsigned open_conns;
+    unsigned *open_count;      /* &open_conns, or the first loop's when loops share a limit */
+    struct event *flush_ev;    /* active once a turn while connections have output queued */
+    int flush_armed;
+    struct ce_conn *flush_head; /* connections whose output waits for the end of the turn */
 };
 
 typedef struct span { size_t off, len; } span;
@@ -62,6 +66,11 @@ struct ce_conn {
     int is_head;           /* the request with Swift is a complete HEAD request */
     uint64_t last_read_ms;
     struct event *close_timer;
+    /* Output is written at the end of the loop turn (one write for every
+     * response and frame queued in it); EV_WRITE is watched only while the
+     * socket will not take it all. */
+    int flush_queued;
+    struct ce_conn *flush_next;
 };
 
 struct ce_frame {
@@ -70,9 +79,10 @@ struct ce_frame {
     uint8_t data[];
 };
 
-static uint64_t next_conn_id = 1;
+static uint64_t next_conn_id = 1; /* shared by every loop's server: atomic */
 static void process_input(ce_conn *c);
 static void close_conn(ce_conn *c);
+static void queue_output(ce_conn *c);
 
 /* ---- small helpers ---- */
 
@@ -142,8 +152,8 @@ static void reset_request(ce_conn *c) {
 
 /* Current HTTP date, re-formatted at most once a second. */
 static const char *http_date(void) {
-    static char cached[64];
-    static time_t cached_at;
+    static __thread char cached[64];
+    static __thread time_t cached_at;
     time_t now = time(NULL);
     if (now != cached_at) {
         struct tm tm;
@@ -206,7 +216,10 @@ static int on_headers_complete(http_parser *p) {
     for (size_t i = 0; i < c->nhdr; i++) {
         if (header_is(c->buf + c->names[i].off, c->names[i].len, "expect") &&
             header_is(c->buf + c->values[i].off, c->values[i].len, "100-continue"))
+        {
             evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+            queue_output(c);
+        }
     }
     c->body = (span){ c->buf_len, 0 };
     return 0;
@@ -465,9 +478,59 @@ static void conn_read(struct bufferevent *bev, void *arg) {
     process_input(c);
 }
 
+/* Everything queued is on the wire: close if that was the last response. */
+static void output_drained(ce_conn *c) {
+    if (c->close_after_write && !c->lingering) linger(c);
+}
+
+/* libevent drained what the socket refused earlier: back to end-of-turn writes. */
 static void conn_write(struct bufferevent *bev, void *arg) {
     ce_conn *c = arg;
-    if (c->close_after_write && !c->lingering && evbuffer_get_length(bufferevent_get_output(bev)) == 0) linger(c);
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) return;
+    bufferevent_disable(bev, EV_WRITE);
+    output_drained(c);
+}
+
+/* Write a connection's queued output now; watch EV_WRITE for what is left. */
+static void flush_conn(ce_conn *c) {
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (bufferevent_get_enabled(c->bev) & EV_WRITE) return; /* libevent is draining it */
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    evbuffer_unfreeze(out, 1); /* a bufferevent keeps its output's start frozen for its own writes */
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0) {}
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0) bufferevent_enable(c->bev, EV_WRITE); /* EAGAIN, or an error it will report */
+    else output_drained(c);
+}
+
+/* End of the loop turn: write every connection that queued output in it. */
+static void flush_queued(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    ce_server *s = arg;
+    s->flush_armed = 0;
+    ce_conn *c = s->flush_head;
+    s->flush_head = NULL;
+    while (c) {
+        ce_conn *next = c->flush_next;
+        c->flush_queued = 0;
+        if (c->open) flush_conn(c);
+        ce_conn_release(c);
+        c = next;
+    }
+}
+
+/* Note that c has output; it is written once this turn's callbacks are done. */
+static void queue_output(ce_conn *c) {
+    if (c->flush_queued || !c->open) return;
+    ce_server *s = c->srv;
+    c->flush_queued = 1;
+    ce_conn_retain(c);
+    c->flush_next = s->flush_head;
+    s->flush_head = c;
+    if (!s->flush_armed) {
+        s->flush_armed = 1;
+        event_active(s->flush_ev, EV_WRITE, 0);
+    }
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg) {
@@ -494,7 +557,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg) {
 static void close_conn(ce_conn *c) {
     if (!c->open) return;
     c->open = 0;
-    c->srv->open_conns--;
+    __atomic_sub_fetch(c->srv->open_count, 1, __ATOMIC_RELAXED);
     if (c->close_timer) { event_free(c->close_timer); c->close_timer = NULL; }
     bufferevent_free(c->bev);
     c->bev = NULL;
@@ -513,17 +576,17 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->bev = bufferevent_socket_new(ce_loop_base(s->loop), fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) { free(c); evutil_closesocket(fd); return; }
     c->refs = 1;
-    c->id = next_conn_id++;
+    c->id = __atomic_fetch_add(&next_conn_id, 1, __ATOMIC_RELAXED);
     c->srv = s;
     c->open = 1;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->last_read_ms = now_ms();
-    s->open_conns++;
+    unsigned open = __atomic_add_fetch(s->open_count, 1, __ATOMIC_RELAXED);
     bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ); /* EV_WRITE only while output waits on the socket */
     set_read_timeout(c, s->limits.header_timeout_ms);
-    if (s->limits.max_connections && s->open_conns > s->limits.max_connections)
+    if (s->limits.max_connections && open > s->limits.max_connections)
         report_http_error(c, CE_HTTP_ERR_OVERLOADED);
 }
 
@@ -534,9 +597,9 @@ int ce_server_adopt(ce_server *s, int fd) {
     return 0;
 }
 
-/* Listen on host:port (port 0 picks a free one). NULL on failure. */
+/* Listen on host:port (port 0 picks a free one), sharing it when reuse_port. NULL on failure. */
 ce_server *ce_server_new(ce_loop *loop, const char *host, int port, const ce_server_limits *limits,
-                         const ce_server_callbacks *cbs, void *ctx) {
+                         const ce_server_callbacks *cbs, void *ctx, int reuse_port) {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
     struct addrinfo *ai = NULL;
     char port_s[16];
@@ -548,11 +611,18 @@ ce_server *ce_server_new(ce_loop *loop, const char *host, int port, const ce_ser
     s->limits = *limits;
     s->cbs = *cbs;
     s->ctx = ctx;
-    s->listener = evconnlistener_new_bind(ce_loop_base(loop), on_accept, s,
-                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024, ai->ai_addr,
+    s->open_count = &s->open_conns;
+    unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | (reuse_port ? LEV_OPT_REUSEABLE_PORT : 0);
+    s->listener = evconnlistener_new_bind(ce_loop_base(loop), on_accept, s, flags, 1024, ai->ai_addr,
                                           (int)ai->ai_addrlen);
     freeaddrinfo(ai);
-    if (!s->listener) { free(s); return NULL; }
+    s->flush_ev = event_new(ce_loop_base(loop), -1, 0, flush_queued, s);
+    if (!s->listener || !s->flush_ev) {
+        if (s->listener) evconnlistener_free(s->listener);
+        if (s->flush_ev) event_free(s->flush_ev);
+        free(s);
+        return NULL;
+    }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&ss, &sl);
@@ -573,6 +643,13 @@ void ce_server_stop_listening(ce_server *s) {
 void ce_server_free(ce_server *s) {
     if (!s) return;
     evconnlistener_free(s->listener);
+    while (s->flush_head) {
+        ce_conn *c = s->flush_head;
+        s->flush_head = c->flush_next;
+        c->flush_queued = 0;
+        ce_conn_release(c);
+    }
+    event_free(s->flush_ev);
     free(s);
 }
 
@@ -597,7 +674,10 @@ size_t ce_conn_output_pending(const ce_conn *c) {
 
 uint64_t ce_conn_idle_ms(const ce_conn *c) { return now_ms() - c->last_read_ms; }
 
-unsigned ce_server_connections(const ce_server *s) { return s->open_conns; }
+unsigned ce_server_connections(const ce_server *s) { return __atomic_load_n(s->open_count, __ATOMIC_RELAXED); }
+
+/* Count s's connections with first's, so max_connections bounds both (first must outlive s). */
+void ce_server_count_with(ce_server *s, ce_server *first) { s->open_count = first->open_count; }
 
 /* ---- writing ---- */
 
@@ -614,6 +694,7 @@ int ce_http_respond(ce_conn *c, int status, const char *reason, const char *cont
                         keep ? "" : "Connection: close\r\n", extra_headers ? extra_headers : "");
     if (body_len && !c->is_head) evbuffer_add(out, body, body_len);
     c->is_head = 0;
+    queue_output(c);
     if (!keep) {
         c->close_after_write = 1;
         bufferevent_disable(c->bev, EV_READ);
@@ -635,6 +716,7 @@ int ce_ws_accept(ce_conn *c, const char *key, size_t key_len) {
                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Accept: %s\r\n\r\n",
                         accept);
+    queue_output(c);
     c->mode = MODE_WS;
     c->awaiting_response = 0;
     reset_request(c);
@@ -651,6 +733,7 @@ int ce_ws_send(ce_conn *c, int opcode, const char *data, size_t len) {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add(out, head, hl);
     if (len) evbuffer_add(out, data, len);
+    queue_output(c);
     return 0;
 }
 
@@ -705,5 +788,6 @@ int ce_ws_send_frame(ce_conn *c, ce_frame *f) {
         f->refs--;
         return -1;
     }
+    queue_output(c);
     return 0;
 }

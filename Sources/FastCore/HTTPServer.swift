@@ -10,23 +10,31 @@ public struct HTTPRequest {
     public var keepAlive: Bool
     public var upgrade: Bool
 
-    /// The first header named `name` (case-insensitive).
+    /// The first header named `name` (ASCII case-insensitive).
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        headers.first { Self.sameToken($0.name, name) }?.value
+    }
+
+    /// ASCII case-insensitive equality (header names), without Foundation's locale-aware compare.
+    static func sameToken(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        return zip(a.utf8, b.utf8).allSatisfy { $0 | 0x20 == $1 | 0x20 }
     }
 
     public init(_ r: UnsafePointer<ce_http_request>) {
         let req = r.pointee
         method = String(cString: req.method)
-        let url = String(decoding: UnsafeRawBufferPointer(start: req.url, count: req.url_len), as: UTF8.self)
-        let parts = url.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        path = HTTPRequest.percentDecode(String(parts.first ?? ""))
+        let url = UnsafeRawBufferPointer(start: req.url, count: req.url_len)
+        let mark = url.firstIndex(of: UInt8(ascii: "?")) ?? url.count
+        path = HTTPRequest.percentDecode(String(decoding: url[..<mark], as: UTF8.self))
         query = [:]
-        if parts.count == 2 {
-            for pair in parts[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let key = HTTPRequest.percentDecode(String(kv[0]))
-                query[key] = kv.count > 1 ? HTTPRequest.percentDecode(String(kv[1])) : ""
+        if mark < url.count {
+            for pair in url[(mark + 1)...].split(separator: UInt8(ascii: "&")) {
+                let eq = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.endIndex
+                let key = HTTPRequest.percentDecode(String(decoding: pair[..<eq], as: UTF8.self))
+                query[key] =
+                    eq < pair.endIndex
+                    ? HTTPRequest.percentDecode(String(decoding: pair[(eq + 1)...], as: UTF8.self)) : ""
             }
         }
         headers = withUnsafeBytes(of: req.headers) { raw in
@@ -170,21 +178,34 @@ public final class HTTPServer {
     private let box: DelegateBox
     public var port: Int { handle.map { Int(ce_server_port($0)) } ?? 0 }
 
-    public init(loop: EventLoop, host: String, port: Int, limits: ce_server_limits, delegate: HTTPServerDelegate) throws
-    {
+    /// `reusePort` lets several loops listen on one port (SO_REUSEPORT; the kernel spreads connections).
+    public init(
+        loop: EventLoop, host: String, port: Int, limits: ce_server_limits, delegate: HTTPServerDelegate,
+        reusePort: Bool = false
+    ) throws {
         box = DelegateBox(delegate)
         var limits = limits
         var callbacks = ce_server_callbacks(
             on_request: onRequest, on_http_error: onHTTPError, on_ws_message: onWSMessage, on_ws_error: onWSError,
             on_ws_close: onWSClose, on_close: onClose)
         handle = ce_server_new(
-            loop.handle, host, Int32(port), &limits, &callbacks, Unmanaged.passUnretained(box).toOpaque())
+            loop.handle, host, Int32(port), &limits, &callbacks, Unmanaged.passUnretained(box).toOpaque(),
+            reusePort ? 1 : 0)
         if handle == nil { throw BindError(host: host, port: port) }
     }
 
     /// Stop accepting connections; open ones keep being served.
     public func stopListening() {
         ce_server_stop_listening(handle)
+    }
+
+    /// Open connections (with `countConnections(with:)`, of every server sharing the count).
+    public var openConnections: Int { handle.map { Int(ce_server_connections($0)) } ?? 0 }
+
+    /// Count this server's connections with `first`'s so one connection limit bounds both;
+    /// `first` must outlive this server.
+    public func countConnections(with first: HTTPServer) {
+        if let handle, let other = first.handle { ce_server_count_with(handle, other) }
     }
 
     deinit { ce_server_free(handle) }

@@ -2,12 +2,13 @@ import CEventShim
 import FastCore
 import Logging
 
-/// The frontend's routes and WebSocket fan-out; everything runs on one loop.
+/// The frontend's routes and WebSocket fan-out on one loop; `--loops N` runs N
+/// of these on one port (SO_REUSEPORT), sharing totals through `FrontendShared`.
 ///
 ///     let app = FrontendApp(loop: loop, redis: redis, subscriber: sub, settings: settings, logger: log)
 ///     try app.listen(host: "0.0.0.0", port: 8000)
 final class FrontendApp: HTTPServerDelegate {
-    struct Settings {
+    struct Settings: Sendable {
         var defaultTaskLength = 5
         var statusChannel = "task_status"
         var routes = TaskRoutes.defaults
@@ -20,7 +21,7 @@ final class FrontendApp: HTTPServerDelegate {
         /// Bearer-token checking (nil: off).
         var auth: BearerAuth?
         /// Renders Prometheus text for `GET /metrics` (nil: 404).
-        var renderMetrics: (() -> String)?
+        var renderMetrics: (@Sendable () -> String)?
     }
 
     private let loop: EventLoop
@@ -28,7 +29,11 @@ final class FrontendApp: HTTPServerDelegate {
     private let subscriber: AsyncRedis
     private let settings: Settings
     private let logger: Logger
-    private var server: HTTPServer?
+    private let shared: FrontendShared
+    /// This loop's slot in `shared`; loop 0 publishes the gauges and queue depths.
+    private let loopIndex: Int
+    private(set) var server: HTTPServer?
+    private var reportedWebSockets = 0
     private var producer = TaskProducer()
     private var hub: WebSocketHub!
     private let metrics = FrontendMetrics()
@@ -38,13 +43,24 @@ final class FrontendApp: HTTPServerDelegate {
     private var knownQueues: Set<String> = ["celery"]
 
     /// `redis` carries commands; `subscriber` is a second connection for pub/sub.
-    init(loop: EventLoop, redis: AsyncRedis, subscriber: AsyncRedis, settings: Settings, logger: Logger) {
+    init(
+        loop: EventLoop, redis: AsyncRedis, subscriber: AsyncRedis, settings: Settings, logger: Logger,
+        shared: FrontendShared = FrontendShared(loops: 1), loopIndex: Int = 0
+    ) {
         self.loop = loop
         self.redis = redis
         self.subscriber = subscriber
         self.settings = settings
         self.logger = logger
-        redis.onStateChange = { [weak self] up in if up { self?.producer.reset() } }
+        self.shared = shared
+        self.loopIndex = loopIndex
+        redis.onStateChange = { [weak self, weak subscriber] up in
+            if up { self?.producer.reset() }
+            shared.setBrokerUp(loop: loopIndex, up && subscriber?.isConnected == true)
+        }
+        subscriber.onStateChange = { [weak redis] up in
+            shared.setBrokerUp(loop: loopIndex, up && redis?.isConnected == true)
+        }
         hub = WebSocketHub(loop: loop, settings: settings.webSockets, logger: logger) { [weak redis] task, send in
             // A new subscriber gets the task's current state at once.
             redis?.send(["GET", ResultRecord.key(task)]) { reply in
@@ -58,10 +74,13 @@ final class FrontendApp: HTTPServerDelegate {
         subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.broadcast(payload) }
     }
 
-    /// Bind the listener; returns the bound port.
+    /// Bind the listener; returns the bound port. With `reusePort` other loops may
+    /// listen on it too; `first` is the loop whose connection count this one shares.
     @discardableResult
-    func listen(host: String, port: Int) throws -> Int {
-        server = try HTTPServer(loop: loop, host: host, port: port, limits: settings.limits, delegate: self)
+    func listen(host: String, port: Int, reusePort: Bool = false, countingWith first: HTTPServer? = nil) throws -> Int {
+        server = try HTTPServer(
+            loop: loop, host: host, port: port, limits: settings.limits, delegate: self, reusePort: reusePort)
+        if let first { server!.countConnections(with: first) }
         if settings.renderMetrics != nil {
             sampler = loop.timer(after: 1000, repeating: true) { [weak self] in self?.sampleMetrics() }
         }
@@ -122,12 +141,12 @@ final class FrontendApp: HTTPServerDelegate {
             connection.respond(status: 200, body: render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/health":
             guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
-            let up = redis.isConnected
+            let up = shared.brokerUp
             connection.respond(
                 status: up ? 200 : 503,
                 json: [
                     "status": up ? "ok" : "degraded", "broker": up ? "connected" : "unreachable",
-                    "websockets": .int(Int64(hub.count)),
+                    "websockets": .int(Int64(shared.webSockets)),
                 ])
         case "/ws":
             guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
@@ -214,7 +233,7 @@ final class FrontendApp: HTTPServerDelegate {
 
     /// LPUSH a message (declaring its queue once) and answer `{"task_id": …}` once Redis has it.
     private func enqueue(_ message: TaskMessage, _ connection: Connection) {
-        knownQueues.insert(message.queue)
+        if knownQueues.insert(message.queue).inserted { shared.addQueue(message.queue) }
         let commands = producer.sendCommands(for: message)
         guard redis.isConnected else {
             producer.reset()
@@ -241,7 +260,7 @@ final class FrontendApp: HTTPServerDelegate {
     }
 
     private func status(taskId: String, _ connection: Connection) {
-        guard !taskId.isEmpty, taskId.utf8.count <= 255, !taskId.contains("/") else {
+        guard !taskId.isEmpty, taskId.utf8.count <= 255, !taskId.utf8.contains(UInt8(ascii: "/")) else {
             return error(connection, 404, "not_found", "no such task id")
         }
         guard redis.pending < settings.maxPendingRedis else { return overloaded(connection) }
@@ -306,6 +325,7 @@ final class FrontendApp: HTTPServerDelegate {
         }
         connection.acceptWebSocket(key: key)
         hub.add(connection)
+        reportWebSockets()
         logger.debug("WebSocket \(connection.id) connected (\(hub.count) open)")
     }
 
@@ -334,17 +354,28 @@ final class FrontendApp: HTTPServerDelegate {
 
     func connectionClosed(_ id: UInt64) {
         hub.remove(id)
+        reportWebSockets()
     }
 
-    /// Once a second: gauges, fan-out counters, and the LLEN of every queue requests went to.
+    /// Keep this loop's WebSocket count in `shared` (for /health and the gauge).
+    private func reportWebSockets() {
+        guard hub.count != reportedWebSockets else { return }
+        reportedWebSockets = hub.count
+        shared.setWebSockets(loop: loopIndex, reportedWebSockets)
+    }
+
+    /// Once a second: fan-out counters and this loop's pending commands; loop 0
+    /// also sets the gauges (totals of every loop) and the LLEN of every queue requests went to.
     private func sampleMetrics() {
         let counts = hub.takeCounts()
         metrics.fanOut(delivered: counts.delivered, dropped: counts.dropped, closedSlow: counts.closedSlow)
-        let connections = server.map { Int(ce_server_connections($0.handle)) } ?? 0
-        let pending = redis.pending
-        let sockets = hub.count
+        shared.setRedisPending(loop: loopIndex, redis.pending)
+        guard loopIndex == 0 else { return }
+        let connections = server?.openConnections ?? 0
+        let pending = shared.redisPending
+        let sockets = shared.webSockets
         var depths: [String: Int] = [:]
-        let queues = Array(knownQueues)
+        let queues = shared.queues
         var left = queues.count
         for q in queues {
             let keys = QueueKeys.listKeys(queue: q)

@@ -18,6 +18,9 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Address to listen on.")
     var host: String = "0.0.0.0"
 
+    @Option(name: .long, help: "Event loops (threads) sharing the port through SO_REUSEPORT (default: one per CPU).")
+    var loops: Int?
+
     @Option(name: .long, help: "Port to listen on (0 picks a free one).")
     var port: Int = 8000
 
@@ -42,10 +45,11 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Milliseconds an idle keep-alive connection is kept.")
     var idleTimeoutMs: Int = 60_000
 
-    @Option(name: .long, help: "Open connections beyond which new ones get 503.")
+    @Option(name: .long, help: "Open connections (all loops together) beyond which new ones get 503.")
     var maxConnections: Int = 10_000
 
-    @Option(name: .long, help: "Redis commands awaiting replies beyond which requests get 503.")
+    @Option(
+        name: .long, help: "Redis commands awaiting replies on one loop's connection beyond which requests get 503.")
     var maxPendingRedis: Int = 10_000
 
     @Option(name: .long, help: "WebSocket output bytes above which a client gets final states only.")
@@ -88,6 +92,7 @@ struct FrontendCommand: ParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
         guard defaultTaskLength >= 0 else { throw ValidationError("--default-task-length must be >= 0") }
+        if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be 1...256") }
     }
 
     func run() throws {
@@ -104,9 +109,6 @@ struct FrontendCommand: ParsableCommand {
         let logger = CelerisLogging.bootstrap(label: "celeris-frontend", level: CelerisLogging.level(loglevel)!)
         signal(SIGPIPE, SIG_IGN)
 
-        let loop = try EventLoop()
-        let redis = AsyncRedis(loop: loop, endpoint: endpoint, role: "commands", logger: logger)
-        let subscriber = AsyncRedis(loop: loop, endpoint: endpoint, role: "pub/sub", logger: logger)
         var settings = FrontendApp.Settings()
         settings.defaultTaskLength = defaultTaskLength
         settings.limits.max_body_bytes = maxBodyBytes
@@ -126,23 +128,12 @@ struct FrontendCommand: ParsableCommand {
         do { settings.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes) } catch {
             throw ValidationError("\(error)")
         }
-        let app = FrontendApp(loop: loop, redis: redis, subscriber: subscriber, settings: settings, logger: logger)
-        let bound = try app.listen(host: host, port: port)
-        redis.start()
-        subscriber.start()
-
-        var stopping = false
-        for signo in [SIGINT, SIGTERM] {
-            loop.onSignal(signo) { _ in
-                guard !stopping else { return loop.stop() }  // a second signal: now
-                stopping = true
-                logger.info(
-                    "shutting down: no new connections, WebSockets closed with 1001, finishing requests in flight")
-                app.shutdown { loop.stop() }
-            }
-        }
-        logger.info("celeris-frontend listening on http://\(host):\(bound) (broker \(endpoint))")
-        loop.run()
-        withExtendedLifetime((app, redis, subscriber)) {}
+        let frontend = try FrontendLoops(
+            count: loops ?? ProcessInfo.processInfo.activeProcessorCount, endpoint: endpoint, settings: settings,
+            logger: logger)
+        let bound = try frontend.start(host: host, port: port)
+        logger.info(
+            "celeris-frontend listening on http://\(host):\(bound) with \(frontend.count) loop(s) (broker \(endpoint))")
+        frontend.run()
     }
 }

@@ -3,11 +3,17 @@ import FastCore
 import Metrics
 
 /// The frontend's numbers through swift-metrics (Prometheus text on `GET /metrics`).
+/// One per loop: its per-request handles are cached without a lock.
 ///
 ///     let metrics = FrontendMetrics()
 ///     metrics.request(route: "/tasks", status: 200, seconds: 0.0004)
-struct FrontendMetrics {
+final class FrontendMetrics {
     private var handles: MetricHandles { .shared }
+    private struct RouteStatus: Hashable {
+        let route: String
+        let status: Int
+    }
+    private var requestHandles: [RouteStatus: (Counter, Timer)] = [:]
 
     /// Route label for a path: the route it matched, or "other".
     static func route(_ path: String) -> String {
@@ -20,9 +26,19 @@ struct FrontendMetrics {
     }
 
     func request(route: String, status: Int, seconds: Double) {
-        handles.counter("celeris_http_requests_total", [("route", route), ("status", String(status))]).increment()
-        handles.timer("celeris_http_request_duration_seconds", [("route", route)]).recordNanoseconds(
-            Int64(seconds * 1e9))
+        let key = RouteStatus(route: route, status: status)
+        let (counter, timer) =
+            requestHandles[key]
+            ?? {
+                let made = (
+                    handles.counter("celeris_http_requests_total", [("route", route), ("status", String(status))]),
+                    handles.timer("celeris_http_request_duration_seconds", [("route", route)])
+                )
+                requestHandles[key] = made
+                return made
+            }()
+        counter.increment()
+        timer.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     func fanOut(delivered: Int, dropped: Int, closedSlow: Int) {

@@ -3,9 +3,11 @@ import Foundation
 import XCTest
 
 /// Timeouts, connection limits, HEAD, 100-continue and back-pressure on the frontend.
+/// One loop, so the per-connection Redis bound is exact (MultiLoopTests covers several).
 final class FrontendLimitsTests: FrontendTestCase {
     override var frontendFlags: [String] {
         [
+            "--loops", "1",
             "--header-timeout-ms", "400", "--idle-timeout-ms", "600", "--max-connections", "4", "--max-pending-redis",
             "2",
         ]

@@ -49,7 +49,7 @@ static void setup(void) {
     loop = ce_loop_new();
     ce_server_limits limits = { 2048, 4096, 4096, 0, 0, 0 };
     ce_server_callbacks cbs = { on_request, on_http_error, on_ws_message, on_ws_error, on_ws_close, on_close };
-    server = ce_server_new(loop, "127.0.0.1", 0, &limits, &cbs, NULL);
+    server = ce_server_new(loop, "127.0.0.1", 0, &limits, &cbs, NULL, 0);
     if (!server) abort();
 }
 

@@ -121,15 +121,18 @@ typedef struct ce_server_callbacks {
     void (*on_close)(ce_conn *c, void *ctx);
 } ce_server_callbacks;
 
-/* Listen on host:port (port 0 picks a free one). NULL on failure. */
+/* Listen on host:port (port 0 picks a free one); with reuse_port, several
+ * loops may listen on the same port (SO_REUSEPORT). NULL on failure. */
 ce_server *ce_server_new(ce_loop *loop, const char *host, int port, const ce_server_limits *limits,
-                         const ce_server_callbacks *cbs, void *ctx);
+                         const ce_server_callbacks *cbs, void *ctx, int reuse_port);
 /* The bound port. */
 int ce_server_port(const ce_server *s);
 /* Serve an already-connected socket as if it had just been accepted. */
 int ce_server_adopt(ce_server *s, int fd);
 /* Stop accepting new connections (graceful shutdown); open ones stay. */
 void ce_server_stop_listening(ce_server *s);
+/* Count s's connections with first's, so max_connections bounds both (first must outlive s). */
+void ce_server_count_with(ce_server *s, ce_server *first);
 /* Stop listening; open connections stay until closed. */
 void ce_server_free(ce_server *s);
 

@@ -39,9 +39,25 @@ public final class AsyncRedis {
     /// Returns false (and never calls back) when not connected.
     @discardableResult
     public func send(_ args: [String], _ callback: @escaping (RedisValue?) -> Void) -> Bool {
+        send(callback) { h, box in
+            withArgv(args) { argc, argv, lens in ce_redis_command(h, argc, argv, lens, replyTrampoline, box) }
+        }
+    }
+
+    /// `send` with arguments already in bytes.
+    @discardableResult
+    public func send(bytes args: [[UInt8]], _ callback: @escaping (RedisValue?) -> Void) -> Bool {
+        send(callback) { h, box in
+            withArgv(bytes: args) { argc, argv, lens in ce_redis_command(h, argc, argv, lens, replyTrampoline, box) }
+        }
+    }
+
+    private func send(
+        _ callback: @escaping (RedisValue?) -> Void, _ issue: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
+    ) -> Bool {
         guard isConnected, let h = handle else { return false }
         let box = Unmanaged.passRetained(ReplyBox(callback, persistent: false)).toOpaque()
-        let rc = withArgv(args) { argc, argv, lens in ce_redis_command(h, argc, argv, lens, replyTrampoline, box) }
+        let rc = issue(h, box)
         if rc != 0 {
             Unmanaged<ReplyBox>.fromOpaque(box).release()
             return false

@@ -57,12 +57,30 @@ func withArgv<R>(
 )
     -> R
 {
+    withArgv(count: args.count, { storage, i in storage.append(contentsOf: args[i].utf8) }, body)
+}
+
+/// `withArgv` for arguments already in bytes (an envelope built as bytes skips a `String`).
+func withArgv<R>(
+    bytes args: [[UInt8]], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
+)
+    -> R
+{
+    withArgv(count: args.count, { storage, i in storage.append(contentsOf: args[i]) }, body)
+}
+
+private func withArgv<R>(
+    count: Int, _ append: (inout [UInt8], Int) -> Void,
+    _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
+) -> R {
     var storage: [UInt8] = []
     var offsets: [Int] = []
     var lengths: [Int] = []
-    for a in args {
+    offsets.reserveCapacity(count)
+    lengths.reserveCapacity(count)
+    for i in 0..<count {
         offsets.append(storage.count)
-        storage.append(contentsOf: a.utf8)
+        append(&storage, i)
         lengths.append(storage.count - offsets.last!)
     }
     storage.append(0)
@@ -70,7 +88,7 @@ func withArgv<R>(
         let base = UnsafeRawPointer(sbuf.baseAddress!).assumingMemoryBound(to: CChar.self)
         var argv: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
         return argv.withUnsafeMutableBufferPointer { abuf in
-            lengths.withUnsafeBufferPointer { lbuf in body(Int32(args.count), abuf.baseAddress!, lbuf.baseAddress!) }
+            lengths.withUnsafeBufferPointer { lbuf in body(Int32(count), abuf.baseAddress!, lbuf.baseAddress!) }
         }
     }
 }

@@ -122,12 +122,17 @@ public struct TaskMessage: Sendable {
     }
 
     /// The kombu envelope as stored in the queue list.
-    public func envelope() -> String {
-        let body = Data(bodyJSON().utf8).base64EncodedString()
+    public func envelope() -> String { String(decoding: envelopeBytes(), as: UTF8.self) }
+
+    /// The kombu envelope's UTF-8 bytes (what LPUSH sends, without a `String` in between).
+    public func envelopeBytes() -> [UInt8] {
+        var body: [UInt8] = []
+        body.reserveCapacity(256)
+        JSON.array([.array(args), .object(kwargs), embed]).write(to: &body)
         var out: [UInt8] = []
-        out.reserveCapacity(body.utf8.count + 1024)
+        out.reserveCapacity(body.count * 4 / 3 + 1024)
         out.append(contentsOf: #"{"body": ""#.utf8)
-        out.append(contentsOf: body.utf8)
+        Base64.encode(body, to: &out)
         out.append(contentsOf: #"", "content-encoding": "utf-8", "content-type": "application/json", "headers": "#.utf8)
         if case .object = headers {
             envelopeHeaders().write(to: &out)  // a received message: keep every header its producer wrote
@@ -147,7 +152,7 @@ public struct TaskMessage: Sendable {
         out.append(contentsOf: #", "body_encoding": "base64", "delivery_tag": "#.utf8)
         JSON.writeString(deliveryTag, to: &out)
         out.append(contentsOf: "}}".utf8)
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// `protocolHeaders()` written straight as bytes, in the same order.

@@ -14,14 +14,26 @@ public struct TaskProducer: Sendable {
 
     /// SADD bindings (first time per queue) and LPUSH; the last reply is the list length.
     public mutating func sendCommands(for message: TaskMessage) -> [[String]] {
-        var cmds: [[String]] = []
-        if !declared.contains(message.queue) {
-            declared.insert(message.queue)
-            let member = QueueKeys.bindingMember(routingKey: message.queue, queue: message.queue)
-            cmds.append(["SADD", QueueKeys.bindingKey(exchange: message.queue), member])
-            cmds.append(["SADD", QueueKeys.bindingKey(exchange: message.queue, permanent: true), member])
-        }
-        cmds.append(["LPUSH", QueueKeys.listKey(queue: message.queue, priority: message.priority), message.envelope()])
-        return cmds
+        declareCommands(queue: message.queue) + [
+            ["LPUSH", QueueKeys.listKey(queue: message.queue, priority: message.priority), message.envelope()]
+        ]
+    }
+
+    /// The SADDs binding `queue` the first time it is used (none after that).
+    public mutating func declareCommands(queue: String) -> [[String]] {
+        guard declared.insert(queue).inserted else { return [] }
+        let member = QueueKeys.bindingMember(routingKey: queue, queue: queue)
+        return [
+            ["SADD", QueueKeys.bindingKey(exchange: queue), member],
+            ["SADD", QueueKeys.bindingKey(exchange: queue, permanent: true), member],
+        ]
+    }
+
+    /// The LPUSH of `sendCommands` in bytes, envelope built without a `String`.
+    public static func pushCommand(for message: TaskMessage) -> [[UInt8]] {
+        [
+            Array("LPUSH".utf8), Array(QueueKeys.listKey(queue: message.queue, priority: message.priority).utf8),
+            message.envelopeBytes(),
+        ]
     }
 }

@@ -234,14 +234,13 @@ final class FrontendApp: HTTPServerDelegate {
     /// LPUSH a message (declaring its queue once) and answer `{"task_id": …}` once Redis has it.
     private func enqueue(_ message: TaskMessage, _ connection: Connection) {
         if knownQueues.insert(message.queue).inserted { shared.addQueue(message.queue) }
-        let commands = producer.sendCommands(for: message)
         guard redis.isConnected else {
             producer.reset()
             return brokerUnavailable(connection)
         }
         guard redis.pending < settings.maxPendingRedis else { return overloaded(connection) }
-        for cmd in commands.dropLast() { redis.send(cmd) { _ in } }
-        let sent = redis.send(commands.last!) { [weak self, logger] reply in
+        for cmd in producer.declareCommands(queue: message.queue) { redis.send(cmd) { _ in } }
+        let sent = redis.send(bytes: TaskProducer.pushCommand(for: message)) { [weak self, logger] reply in
             guard let reply else {
                 self?.brokerUnavailable(connection)
                 return

@@ -9,6 +9,16 @@ final class CodecTests: XCTestCase {
         Array(try Data(contentsOf: TestPaths.fixtures.appendingPathComponent(name)))
     }
 
+    func testBase64MatchesFoundationForEveryTailLength() {
+        var g = SystemRandomNumberGenerator()
+        for n in 0..<64 {
+            let bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+            var out: [UInt8] = []
+            Base64.encode(bytes, to: &out)
+            XCTAssertEqual(String(decoding: out, as: UTF8.self), Data(bytes).base64EncodedString(), "length \(n)")
+        }
+    }
+
     func testJSONRoundTripKeepsOrderAndPythonSeparators() throws {
         let text = #"{"b": [1, -2.5, "x\"y\n", true, null], "a": {"é": 1e3}}"#
         let v = try JSONParser.parse(text)

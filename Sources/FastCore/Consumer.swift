@@ -256,9 +256,7 @@ public final class Consumer: @unchecked Sendable {
         }
         // The consumer's own writes go last: a REVOKED or TimeLimitExceeded record
         // must land after any progress its abandoned task had already posted.
-        var cmds: [[String]] = []
-        for e in live { cmds += e.commands }
-        cmds += ownWrites
+        let cmds = Self.batched(live.map(\.commands)) + ownWrites
         do {
             let replies = try r.pipeline(cmds)
             for (cmd, reply) in zip(cmds, replies) {
@@ -275,6 +273,42 @@ public final class Consumer: @unchecked Sendable {
             dropConnection(error)
             outbox.requeue(live)
         }
+    }
+
+    /// Every completion's MULTI … EXEC merged into one transaction after the other
+    /// writes (progress updates keep their order), with the acks folded into one
+    /// ZREM and one HDEL: still atomic (each result is stored iff its delivery is
+    /// acknowledged) at a few commands per batch instead of five per task.
+    public static func batched(_ groups: [[[String]]]) -> [[String]] {
+        var plain: [[String]] = []
+        var transaction: [[String]] = []
+        var acked: [String] = []
+        for commands in groups {
+            guard commands.count >= 2, commands.first == ["MULTI"], commands.last == ["EXEC"] else {
+                plain += commands
+                continue
+            }
+            for c in commands[1..<(commands.count - 1)] {
+                if c.count == 3, c[0] == "ZREM", c[1] == DeliveryClaim.unackedIndexKey {
+                    acked.append(c[2])
+                } else if c.count == 3, c[0] == "HDEL", c[1] == DeliveryClaim.unackedKey, acked.last == c[2] {
+                    continue  // the ZREM's pair (ackCommands)
+                } else {
+                    transaction.append(c)
+                }
+            }
+        }
+        guard !transaction.isEmpty || !acked.isEmpty else { return plain }
+        var out = plain
+        out.reserveCapacity(plain.count + transaction.count + 4)
+        out.append(["MULTI"])
+        out += transaction
+        if !acked.isEmpty {
+            out.append(["ZREM", DeliveryClaim.unackedIndexKey] + acked)
+            out.append(["HDEL", DeliveryClaim.unackedKey] + acked)
+        }
+        out.append(["EXEC"])
+        return out
     }
 
     /// Count a finished header task into its chord, then acknowledge it.

@@ -26,33 +26,53 @@ public struct DeliveryClaim: Sendable {
         local max = tonumber(ARGV[1])
         local t = redis.call('TIME')
         local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-        local out = {}
+        local out, hash, index = {}, {}, {}
         local n = 0
+        -- "name": "value" as kombu's json.dumps writes it (a plain search), else any spacing.
+        local function field(s, name, empty)
+          local k = '"' .. name .. '": "'
+          local i = string.find(s, k, 1, true)
+          if i then
+            local j = string.find(s, '"', i + #k, true)
+            if j and (empty or j > i + #k) then return string.sub(s, i + #k, j - 1) end
+          end
+          return string.match(s, '"' .. name .. '"%s*:%s*"([^"]' .. (empty and '*' or '+') .. ')"')
+        end
+        -- HSET/ZADD once per batch (in chunks, within Lua's unpack limit).
+        local function flush()
+          if #hash > 0 then
+            redis.call('HSET', KEYS[1], unpack(hash))
+            redis.call('ZADD', KEYS[2], unpack(index))
+            hash, index = {}, {}
+          end
+        end
         for i = 3, #KEYS do
           local key = KEYS[i]
           local queue = string.gsub(key, '\\6\\22%d$', '')
-          while n < max do
-            local m = redis.call('RPOP', key)
-            if not m then break end
+          local popped = n < max and redis.call('RPOP', key, max - n) or false
+          for _, m in ipairs(popped or {}) do
             -- kombu writes "properties" last: look in the tail first, so a
             -- many-megabyte body (a chord's results) is not scanned three times.
             local props = #m > 4096 and string.sub(m, -4096) or m
-            local tag = string.match(props, '"delivery_tag"%s*:%s*"([^"]+)"')
+            local tag = field(props, 'delivery_tag', false)
             if not tag and props ~= m then
               props = m
-              tag = string.match(m, '"delivery_tag"%s*:%s*"([^"]+)"')
+              tag = field(m, 'delivery_tag', false)
             end
             local record
             if tag then
-              local ex = string.match(props, '"exchange"%s*:%s*"([^"]*)"') or ''
-              local rk = string.match(props, '"routing_key"%s*:%s*"([^"]*)"') or queue
+              local ex = field(props, 'exchange', true) or ''
+              local rk = field(props, 'routing_key', true) or queue
               record = '[' .. m .. ', "' .. ex .. '", "' .. rk .. '"]'
             else
               tag = 'celeris-undecodable-' .. t[1] .. '.' .. t[2] .. '-' .. n
               record = cjson.encode({m, '', queue})
             end
-            redis.call('ZADD', KEYS[2], now, tag)
-            redis.call('HSET', KEYS[1], tag, record)
+            hash[#hash + 1] = tag
+            hash[#hash + 1] = record
+            index[#index + 1] = now
+            index[#index + 1] = tag
+            if #hash >= 2000 then flush() end
             n = n + 1
             out[#out + 1] = tag
             out[#out + 1] = key
@@ -60,6 +80,7 @@ public struct DeliveryClaim: Sendable {
           end
           if n >= max then break end
         end
+        flush()
         return out
         """)
 

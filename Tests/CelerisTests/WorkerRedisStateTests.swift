@@ -42,6 +42,52 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10).count, 0)
     }
 
+    /// A batch claim pops with one RPOP per list and records every delivery, in
+    /// kombu's format, with one HSET and one ZADD; what is over `max` stays queued.
+    func testBatchClaimTakesExactlyMaxAcrossPriorityLists() throws {
+        var later = TaskMessage(task: "add", args: [1, 1])
+        later.priority = 3  // kombu's step 3: served after step 0
+        let normal = (0..<300).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
+        try enqueue([later] + normal)
+        let claimed = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 250)
+        XCTAssertEqual(claimed.count, 250)
+        XCTAssertEqual(claimed.map(\.tag), normal[..<250].map(\.deliveryTag), "oldest first (RPOP)")
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 50)
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 250)
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 250)
+        let record = try JSONParser.parse(try client.command("HGET", "unacked", normal[100].deliveryTag).bytes ?? [])
+        XCTAssertEqual(record[0]?["headers"]?["id"], .string(normal[100].id))
+        XCTAssertEqual(record[2], "celery")
+        let rest = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 100)
+        XCTAssertEqual(rest.map(\.tag), normal[250...].map(\.deliveryTag) + [later.deliveryTag])
+        XCTAssertEqual(rest.last?.listKey, "celery\u{06}\u{16}3")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 301)
+    }
+
+    /// The consumer's write batch: completions merged into one MULTI with one ZREM
+    /// and one HDEL for every ack; progress writes keep their order in front.
+    func testCompletionsShareOneTransactionWithFoldedAcks() throws {
+        let ms = (0..<3).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
+        try enqueue(ms)
+        let claimed = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10)
+        XCTAssertEqual(claimed.count, 3)
+        let progress: [[String]] = [["PUBLISH", "task_status", "{}"]]
+        let completions = ms.map { m in
+            [["MULTI"]] + ResultRecord(taskId: m.id, state: .success, result: 2, dateDone: 1).storeCommands()
+                + DeliveryClaim.ackCommands(tag: m.deliveryTag) + [["EXEC"]]
+        }
+        let batch = Consumer.batched([completions[0], progress, completions[1], completions[2]])
+        XCTAssertEqual(batch.first, progress[0])
+        XCTAssertEqual(batch.filter { $0 == ["MULTI"] }.count, 1)
+        XCTAssertEqual(batch[batch.count - 3], ["ZREM", "unacked_index"] + ms.map(\.deliveryTag))
+        XCTAssertEqual(batch[batch.count - 2], ["HDEL", "unacked"] + ms.map(\.deliveryTag))
+        XCTAssertEqual(batch.last, ["EXEC"])
+        for reply in try client.pipeline(batch) { XCTAssertNil(reply.errorMessage) }
+        XCTAssertEqual(
+            try keys(),
+            Set(ms.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"]))
+    }
+
     func testTaskRunLeavesOnlyItsResult() throws {
         let m = TaskMessage(task: "add", args: [2, 3])
         try enqueue([m])

@@ -102,6 +102,8 @@ public final class Consumer: @unchecked Sendable {
     var scheduled: [(due: Double, tag: String)] = []
     var limiter = RateLimiter()
     var ownWrites: [[String]] = []
+    /// Tasks started this loop turn, handed to the pool together (`submitStarted`).
+    var startedThisTurn: [TaskRunner] = []
     private var unstartedReturned = false
     private var nextLease = 0.0
     private var nextRecovery = 0.0
@@ -177,6 +179,7 @@ public final class Consumer: @unchecked Sendable {
             if !entries.isEmpty || !ownWrites.isEmpty { write(entries) }
             let now = clock.now()
             startDue(now)
+            submitStarted()
             enforceHardLimits(now)
             claimed = 0
             if ensureConnected() {
@@ -188,6 +191,7 @@ public final class Consumer: @unchecked Sendable {
                 recoverStale(now)
                 autoscale(now)
                 if hasRoom { claimed = claimAndDispatch(max: capacity - active) }
+                submitStarted()
             }
             idle = claimed > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds)
         }
@@ -407,8 +411,16 @@ public final class Consumer: @unchecked Sendable {
         if wait > 0 {
             schedule(h, at: now + wait)
         } else {
-            pool.submit(h.runner)
+            startedThisTurn.append(h.runner)
         }
+    }
+
+    /// Hand this turn's started tasks to the pool in one go (one lock, one wake-up
+    /// round, instead of a condition signal per task).
+    private func submitStarted() {
+        guard !startedThisTurn.isEmpty else { return }
+        pool.submit(contentsOf: startedThisTurn)
+        startedThisTurn.removeAll(keepingCapacity: true)
     }
 
     func schedule(_ h: Held, at due: Double) {

@@ -28,10 +28,14 @@ public final class ExecutorPool: @unchecked Sendable {
     }
 
     /// Queue a task.
-    public func submit(_ runner: TaskRunner) {
+    public func submit(_ runner: TaskRunner) { submit(contentsOf: [runner]) }
+
+    /// Queue tasks in order, waking at most as many threads as there are tasks.
+    public func submit(contentsOf runners: [TaskRunner]) {
+        guard !runners.isEmpty else { return }
         condition.withLock {
-            queue.append(runner)
-            condition.signal()
+            queue += runners
+            if runners.count == 1 { condition.signal() } else { condition.broadcast() }
         }
     }
 

@@ -102,6 +102,8 @@ public final class Consumer: @unchecked Sendable {
     var scheduled: [(due: Double, tag: String)] = []
     var limiter = RateLimiter()
     var ownWrites: [[String]] = []
+    /// One `QueueWaker` per consumed queue (its priority-0 list), made on first idle turn.
+    var wakers: [String: QueueWaker] = [:]
     /// Tasks started this loop turn, handed to the pool together (`submitStarted`).
     var startedThisTurn: [TaskRunner] = []
     private var unstartedReturned = false
@@ -174,6 +176,7 @@ public final class Consumer: @unchecked Sendable {
                 write(rest)
                 continue
             }
+            if claimed == 0 && phase == .consuming && hasRoom { armWakers() }
             let entries = outbox.take(
                 waitingUpTo: claimed > 0 ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1))
             if !entries.isEmpty || !ownWrites.isEmpty { write(entries) }
@@ -196,6 +199,7 @@ public final class Consumer: @unchecked Sendable {
             idle = claimed > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds)
         }
         pool.shutdown()
+        for w in wakers.values { w.stop() }
         logger.info("consumer stopped")
     }
 
@@ -412,6 +416,20 @@ public final class Consumer: @unchecked Sendable {
             schedule(h, at: now + wait)
         } else {
             startedThisTurn.append(h.runner)
+        }
+    }
+
+    /// Nothing was claimed: have each queue's waker end the coming wait when a message lands
+    /// (the wait's own timeout still polls the priority lists and queues added later).
+    private func armWakers() {
+        for q in queueOrder {
+            if wakers[q] == nil {
+                let outbox = outbox
+                wakers[q] = QueueWaker(
+                    endpoint: configuration.endpoint, listKey: QueueKeys.listKey(queue: q, priority: 0), logger: logger
+                ) { outbox.wake() }
+            }
+            wakers[q]!.arm()
         }
     }
 

@@ -1,5 +1,6 @@
 import FastCore
 import Foundation
+import Logging
 import XCTest
 
 /// The worker's broker bookkeeping on a real redis-server, asserting the whole
@@ -86,6 +87,24 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(
             try keys(),
             Set(ms.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"]))
+    }
+
+    /// The idle consumer's waker fires when a message lands, and leaves the list as it was.
+    func testQueueWakerFiresOnPushAndLeavesTheMessageQueued() throws {
+        let woken = LockedCounter()
+        let waker = QueueWaker(endpoint: redis.endpoint, listKey: "celery", logger: Logger(label: "test")) {
+            woken.increment()
+        }
+        defer { waker.stop() }
+        waker.arm()
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertEqual(woken.value, 0, "an empty list does not wake the consumer")
+        let m = TaskMessage(task: "add", args: [2, 3])
+        try enqueue([m])
+        XCTAssertTrue(try eventually(timeout: 2) { woken.value == 1 })
+        XCTAssertEqual(try client.command("LRANGE", "celery", "0", "-1").elements?.compactMap(\.text), [m.envelope()])
+        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertEqual(woken.value, 1, "disarmed after one wake")
     }
 
     func testTaskRunLeavesOnlyItsResult() throws {
@@ -176,4 +195,12 @@ final class WorkerRedisStateTests: RedisTestCase {
         let result = try JSONParser.parse(try client.command("GET", ResultRecord.key(m.id)).bytes ?? [])
         XCTAssertEqual(result["result"], ["status": "Task completed"])
     }
+}
+
+/// A counter callbacks on other threads bump.
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func increment() { lock.withLock { n += 1 } }
+    var value: Int { lock.withLock { n } }
 }

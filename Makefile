@@ -40,7 +40,7 @@ fuzz: deps
 
 # Benchmarks (not part of CI): each prints progress, ends by itself, writes perf/results/.
 bench: release venv
-	@$(PY) -c 'import fastapi, uvicorn, matplotlib' 2>/dev/null || $(PY) -m pip install -q -r bench/requirements.txt
+	@$(PY) -c 'import fastapi, uvicorn, matplotlib, hdrh' 2>/dev/null || $(PY) -m pip install -q -r bench/requirements.txt
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { $(SUDO) apt-get install -y -qq wrk nginx-light >/dev/null; }
 	.venv/bin/python bench/workflow_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/http_bench.py --bin $$(swift build -c release --show-bin-path)

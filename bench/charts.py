@@ -56,6 +56,12 @@ def main():
         r = dr["runs"]
         bars(os.path.join(RESULTS, "drain.png"), "Worker drain, noop tasks with results stored", list(r),
              [v["tasks_per_s"] for v in r.values()], "tasks per second (log)", log=True)
+        lat = dr.get("latency_us")
+        if lat:
+            labels = [f"{rate}/s {p}" for rate in lat for p in ("p50", "p99", "p999")]
+            values = [lat[rate][p] / 1000 for rate in lat for p in ("p50", "p99", "p999")]
+            bars(os.path.join(RESULTS, "latency.png"), "Celeris worker, LPUSH -> result published, fixed offered rates",
+                 labels, values, "milliseconds (log)", log=True)
 
 
 if __name__ == "__main__":

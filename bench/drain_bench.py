@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Drain bench (issue 4's macro baseline): N pre-queued `noop` tasks, results
+"""Drain bench (issue 4's macro table): N pre-queued `noop` tasks, results
 stored in Celery's format, drained by a Celeris worker and by Python Celery
 (prefork -c 2) in one run; worker peak RSS; Redis commands per task from
-INFO commandstats; redis-benchmark -P 32 as the box's limit. Writes perf/results/drain.json.
+INFO commandstats; redis-benchmark -P 32 as the box's limit; then end-to-end
+latency (scheduled LPUSH -> result published) at fixed offered rates with the
+native client tasklat/tasklat.c, percentiles from an HdrHistogram. Writes
+perf/results/drain.json.
 
-  drain_bench.py --bin .build/release [--tasks 200000] [--celery-tasks 20000]
+  drain_bench.py --bin .build/release [--tasks 200000] [--celery-tasks 20000] [--rates 1000,10000,50000]
 """
 import argparse
 
@@ -21,6 +24,7 @@ import time
 import uuid
 
 import redis
+from hdrh.histogram import HdrHistogram
 
 
 
@@ -86,7 +90,13 @@ def main():
     ap.add_argument("--celery-tasks", type=int, default=20000, help="Celery is ~100x slower: a smaller run, same rate")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--prefetch-multiplier", type=int, default=4)
+    ap.add_argument("--rates", default="1000,10000,50000", help="offered tasks/s for the latency runs")
+    ap.add_argument("--latency-seconds", type=float, default=5)
     a = ap.parse_args()
+    build = os.path.join(ROOT, ".build", "bench")
+    os.makedirs(build, exist_ok=True)
+    tasklat = os.path.join(build, "tasklat")
+    subprocess.run(["cc", "-O2", "-o", tasklat, os.path.join(HERE, "tasklat", "tasklat.c"), "-lhiredis", "-lpthread"], check=True)
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     procs = []
@@ -113,8 +123,28 @@ def main():
         w.send_signal(signal.SIGTERM); w.wait(10)
         out["runs"]["celeris"] = {"tasks": a.tasks, "seconds": round(secs, 3), "tasks_per_s": round(a.tasks / secs),
                                   "peak_rss_mb": round(peak / 1024, 1),
-                                  "redis_commands_per_task": {k: round(v / a.tasks, 2) for k, v in stats.items() if v >= a.tasks / 10}}
+                                  "redis_commands_per_task": {k: round(v / a.tasks, 3) for k, v in stats.items() if v >= 100},
+                                  "redis_commands_per_task_total": round(sum(v for v in stats.values()) / a.tasks, 2)}
         r.flushall()
+        # End-to-end latency at fixed offered rates (a fresh worker, an empty queue)
+        w = subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
+                              "--prefetch-multiplier", str(a.prefetch_multiplier)])
+        procs.append(w)
+        time.sleep(1)
+        out["latency_us"] = {}
+        for rate in [int(x) for x in a.rates.split(",")]:
+            print(f"latency at {rate} tasks/s offered ...", flush=True)
+            path = os.path.join(build, f"latency-{rate}.txt")
+            subprocess.run([tasklat, str(port), str(rate), str(a.latency_seconds), path], timeout=a.latency_seconds + 600)
+            h = HdrHistogram(1, 600_000_000, 3)
+            n = 0
+            for line in open(path):
+                h.record_value(max(1, int(float(line))))
+                n += 1
+            out["latency_us"][str(rate)] = {"tasks": n, **{p: h.get_value_at_percentile(q) for p, q in
+                                                            (("p50", 50), ("p99", 99), ("p999", 99.9), ("max", 100))}}
+            r.flushall()
+        w.send_signal(signal.SIGTERM); w.wait(10)
         # Python Celery prefork
         fill(r, a.celery_tasks)
         env = dict(os.environ, CELERY_BROKER_URL=url)
@@ -135,7 +165,11 @@ def main():
     print(f"{'worker':20} {'tasks':>8} {'seconds':>9} {'tasks/s':>9} {'peak RSS':>9}")
     print(f"{'celeris -c 2 x' + str(a.prefetch_multiplier):20} {c['tasks']:8} {c['seconds']:9.2f} {c['tasks_per_s']:9} {c['peak_rss_mb']:8.1f}M")
     print(f"{'celery prefork -c 2':20} {py['tasks']:8} {py['seconds']:9.2f} {py['tasks_per_s']:9}")
-    print(f"Celeris / Celery: {out['ratio']}x; Redis commands per task (Celeris): {c['redis_commands_per_task']}")
+    print(f"Celeris / Celery: {out['ratio']}x; Redis commands per task (Celeris): "
+          f"{c['redis_commands_per_task_total']} {c['redis_commands_per_task']}")
+    print(f"\n{'offered tasks/s':>16} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'max ms':>9}")
+    for rate, l in out["latency_us"].items():
+        print(f"{rate:>16} {l['p50'] / 1000:9.2f} {l['p99'] / 1000:9.2f} {l['p999'] / 1000:9.2f} {l['max'] / 1000:9.2f}")
     json.dump(out, open(os.path.join(ROOT, "perf/results/drain.json"), "w"), indent=1)
     print("wrote perf/results/drain.json")
 

@@ -9,6 +9,17 @@ final class CodecTests: XCTestCase {
         Array(try Data(contentsOf: TestPaths.fixtures.appendingPathComponent(name)))
     }
 
+    func testRESPFormatAndParseRoundTrip() {
+        let args = ["LPUSH", "celery", "{\"body\": \"\u{0}binary\r\n\"}"]
+        let wire = RESP.format(args)
+        XCTAssertEqual(
+            String(decoding: wire, as: UTF8.self), "*3\r\n$5\r\nLPUSH\r\n$6\r\ncelery\r\n$\(args[2].utf8.count)\r\n\(args[2])\r\n")
+        XCTAssertEqual(RESP.parse(wire), .array(args.map { .string(Array($0.utf8)) }))
+        XCTAssertEqual(RESP.parse(Array(":42\r\n".utf8)), .integer(42))
+        XCTAssertNil(RESP.parse(Array(wire.dropLast(3))), "incomplete")
+        XCTAssertNil(RESP.parse(Array("?bad\r\n".utf8)), "not RESP")
+    }
+
     func testBase64MatchesFoundationForEveryTailLength() {
         var g = SystemRandomNumberGenerator()
         for n in 0..<64 {

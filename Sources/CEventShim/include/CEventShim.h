@@ -217,6 +217,13 @@ const ce_reply *ce_reply_element(const ce_reply *r, size_t i);
 /* Free a reply obtained from ce_redis_sync_read. */
 void ce_reply_free(ce_reply *r);
 
+/* Format argv as one RESP command into a malloc'd *out; its length, or -1. */
+long long ce_resp_format(int argc, const char **argv, const size_t *lens, char **out);
+/* Free what ce_resp_format made. */
+void ce_resp_free(char *s);
+/* Parse one complete reply from buf (no I/O); NULL when incomplete or not RESP. Free with ce_reply_free. */
+ce_reply *ce_resp_parse(const char *buf, size_t len);
+
 /* ---- async Redis on the loop (hiredis async + libevent adapter) ------ */
 
 typedef struct ce_redis ce_redis;

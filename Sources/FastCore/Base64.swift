@@ -8,6 +8,39 @@ public enum Base64 {
     private static let alphabet: [UInt8] = Array(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
+    private static let values: [UInt8] = {
+        var t = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { t[Int(c)] = UInt8(i) }
+        return t
+    }()
+
+    /// The bytes of standard base64 `text` (padding optional, no whitespace); nil if it is not base64.
+    public static func decode<Text: Collection<UInt8>>(_ text: Text) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count / 4 * 3 + 3)
+        var acc: UInt32 = 0
+        var bits = 0
+        var padding = 0
+        let ok = values.withUnsafeBufferPointer { v -> Bool in
+            for c in text {
+                if c == UInt8(ascii: "=") {
+                    padding += 1
+                    continue
+                }
+                let d = v[Int(c)]
+                if d == 0xFF || padding > 0 { return false }
+                acc = acc << 6 | UInt32(d)
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+                }
+            }
+            return padding <= 2 && bits < 6
+        }
+        return ok ? out : nil
+    }
+
     /// Append the base64 text of `bytes` to `out`.
     public static func encode(_ bytes: [UInt8], to out: inout [UInt8]) {
         out.reserveCapacity(out.count + (bytes.count + 2) / 3 * 4)

@@ -195,23 +195,77 @@ public struct TaskMessage: Sendable {
         } catch {
             throw PoisonMessage("envelope is not JSON: \(error)")
         }
-        guard case .object = env else { throw PoisonMessage("envelope is not a JSON object") }
-        guard let headers = env["headers"], case .object = headers else {
+        guard case .object(let top) = env else { throw PoisonMessage("envelope is not a JSON object") }
+        // One pass over each object (a field lookup is a scan), hot path of every delivery.
+        var headers: JSON?
+        var properties: [(key: String, value: JSON)] = []
+        var bodyText: String?
+        for (k, v) in top {
+            switch k {
+            case "headers": headers = v
+            case "properties": properties = v.objectPairs ?? []
+            case "body": bodyText = v.stringValue
+            case "content-type":
+                if let ct = v.stringValue, ct != "application/json" {
+                    throw PoisonMessage("unsupported content-type \(ct)")
+                }
+            default: break
+            }
+        }
+        guard let headers, case .object(let headerPairs) = headers else {
             throw PoisonMessage("envelope has no headers object")
         }
-        guard let task = headers["task"]?.stringValue, !task.isEmpty else {
+        var task = "", id = ""
+        var eta: String?, expires: String?, rootId: String?, parentId: String?, group: String?
+        var retries = 0
+        var timeLimit: (soft: Double?, hard: Double?) = (nil, nil)
+        var groupIndex: Int?
+        var ignoreResult: Bool?
+        var origin = ""
+        for (k, v) in headerPairs {
+            switch k {
+            case "task": task = v.stringValue ?? ""
+            case "id": id = v.stringValue ?? ""
+            case "eta": eta = v.stringValue
+            case "expires": expires = v.stringValue
+            case "retries": retries = Int(v.intValue ?? 0)
+            case "timelimit":
+                if let tl = v.arrayValue, tl.count == 2 { timeLimit = (tl[0].doubleValue, tl[1].doubleValue) }
+            case "root_id": rootId = v.stringValue
+            case "parent_id": parentId = v.stringValue
+            case "group": group = v.stringValue
+            case "group_index": groupIndex = v.intValue.map { Int($0) }
+            case "ignore_result": if case .bool(let ig) = v { ignoreResult = ig }
+            case "origin": origin = v.stringValue ?? ""
+            default: break
+            }
+        }
+        guard !task.isEmpty else {
             throw PoisonMessage("headers carry no task name (protocol v1 or not a Celery message)")
         }
-        guard let id = headers["id"]?.stringValue, !id.isEmpty else { throw PoisonMessage("headers carry no task id") }
-        let properties = env["properties"] ?? [:]
-        if let ct = env["content-type"]?.stringValue, ct != "application/json" {
-            throw PoisonMessage("unsupported content-type \(ct)")
+        guard !id.isEmpty else { throw PoisonMessage("headers carry no task id") }
+        guard let bodyText else { throw PoisonMessage("envelope has no body") }
+        var replyTo = "", deliveryTag = "", exchange = "", routingKey = queue
+        var priority = 0
+        var bodyEncoding = "base64"
+        for (k, v) in properties {
+            switch k {
+            case "body_encoding": bodyEncoding = v.stringValue ?? "base64"
+            case "reply_to": replyTo = v.stringValue ?? ""
+            case "delivery_tag": deliveryTag = v.stringValue ?? ""
+            case "priority": priority = Int(v.intValue ?? 0)
+            case "delivery_info":
+                for (ik, iv) in v.objectPairs ?? [] {
+                    if ik == "exchange" { exchange = iv.stringValue ?? "" }
+                    if ik == "routing_key" { routingKey = iv.stringValue ?? queue }
+                }
+            default: break
+            }
         }
-        guard let bodyText = env["body"]?.stringValue else { throw PoisonMessage("envelope has no body") }
         let bodyBytes: [UInt8]
-        if (properties["body_encoding"]?.stringValue ?? "base64") == "base64" {
-            guard let data = Data(base64Encoded: bodyText) else { throw PoisonMessage("body is not base64") }
-            bodyBytes = Array(data)
+        if bodyEncoding == "base64" {
+            guard let decoded = Base64.decode(bodyText.utf8) else { throw PoisonMessage("body is not base64") }
+            bodyBytes = decoded
         } else {
             bodyBytes = Array(bodyText.utf8)
         }
@@ -229,24 +283,21 @@ public struct TaskMessage: Sendable {
         var m = TaskMessage(task: task, args: args, kwargs: kwargs, queue: queue, id: id)
         m.embed = parts[2].isNull ? m.embed : parts[2]
         m.headers = headers
-        m.eta = headers["eta"]?.stringValue
-        m.expires = headers["expires"]?.stringValue
-        m.retries = Int(headers["retries"]?.intValue ?? 0)
-        if let tl = headers["timelimit"]?.arrayValue, tl.count == 2 {
-            m.timeLimit = (tl[0].doubleValue, tl[1].doubleValue)
-        }
-        m.rootId = headers["root_id"]?.stringValue
-        m.parentId = headers["parent_id"]?.stringValue
-        m.group = headers["group"]?.stringValue
-        m.groupIndex = headers["group_index"]?.intValue.map { Int($0) }
-        if case .bool(let ig) = headers["ignore_result"] ?? .null { m.ignoreResult = ig }
-        m.origin = headers["origin"]?.stringValue ?? ""
-        m.replyTo = properties["reply_to"]?.stringValue ?? ""
-        m.deliveryTag = properties["delivery_tag"]?.stringValue ?? ""
-        m.priority = Int(properties["priority"]?.intValue ?? 0)
-        let info = properties["delivery_info"] ?? [:]
-        m.exchange = info["exchange"]?.stringValue ?? ""
-        m.routingKey = info["routing_key"]?.stringValue ?? queue
+        m.eta = eta
+        m.expires = expires
+        m.retries = retries
+        m.timeLimit = timeLimit
+        m.rootId = rootId
+        m.parentId = parentId
+        m.group = group
+        m.groupIndex = groupIndex
+        if let ignoreResult { m.ignoreResult = ignoreResult }
+        m.origin = origin
+        m.replyTo = replyTo
+        m.deliveryTag = deliveryTag
+        m.priority = priority
+        m.exchange = exchange
+        m.routingKey = routingKey
         return m
     }
 }

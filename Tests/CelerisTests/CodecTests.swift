@@ -13,11 +13,19 @@ final class CodecTests: XCTestCase {
         let args = ["LPUSH", "celery", "{\"body\": \"\u{0}binary\r\n\"}"]
         let wire = RESP.format(args)
         XCTAssertEqual(
-            String(decoding: wire, as: UTF8.self), "*3\r\n$5\r\nLPUSH\r\n$6\r\ncelery\r\n$\(args[2].utf8.count)\r\n\(args[2])\r\n")
+            String(decoding: wire, as: UTF8.self),
+            "*3\r\n$5\r\nLPUSH\r\n$6\r\ncelery\r\n$\(args[2].utf8.count)\r\n\(args[2])\r\n")
         XCTAssertEqual(RESP.parse(wire), .array(args.map { .string(Array($0.utf8)) }))
         XCTAssertEqual(RESP.parse(Array(":42\r\n".utf8)), .integer(42))
         XCTAssertNil(RESP.parse(Array(wire.dropLast(3))), "incomplete")
         XCTAssertNil(RESP.parse(Array("?bad\r\n".utf8)), "not RESP")
+    }
+
+    func testBase64DecodeRefusesWhatIsNotBase64() {
+        XCTAssertNil(Base64.decode(Array("ab$d".utf8)))
+        XCTAssertNil(Base64.decode(Array("ab=d".utf8)), "data after padding")
+        XCTAssertNil(Base64.decode(Array("abcde".utf8)), "a dangling character")
+        XCTAssertEqual(Base64.decode(Array("aGk".utf8)), Array("hi".utf8), "padding optional")
     }
 
     func testBase64MatchesFoundationForEveryTailLength() {
@@ -27,6 +35,7 @@ final class CodecTests: XCTestCase {
             var out: [UInt8] = []
             Base64.encode(bytes, to: &out)
             XCTAssertEqual(String(decoding: out, as: UTF8.self), Data(bytes).base64EncodedString(), "length \(n)")
+            XCTAssertEqual(Base64.decode(out), bytes, "length \(n)")
         }
     }
 

@@ -509,7 +509,7 @@ public final class Consumer: @unchecked Sendable {
         guard now >= nextLease else { return }
         nextLease = now + configuration.leaseInterval
         let tags = Array(held.keys)
-        let stamp = String(now)
+        let stamp = String(Int(now.rounded(.up)))  // whole seconds, as the claim writes them
         for chunk in stride(from: 0, to: tags.count, by: 500) {
             var cmd = ["ZADD", DeliveryClaim.unackedIndexKey, "XX"]
             for tag in tags[chunk..<min(chunk + 500, tags.count)] { cmd += [stamp, tag] }

@@ -25,7 +25,10 @@ public struct DeliveryClaim: Sendable {
         """
         local max = tonumber(ARGV[1])
         local t = redis.call('TIME')
-        local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+        -- Whole seconds, rounded up (a lease never looks older than it is): Redis keeps
+        -- a small zset as a listpack, where a fractional score is re-parsed with strtod
+        -- at every step of every insert's scan (the top cost of a claim in profiles).
+        local now = tonumber(t[1]) + (tonumber(t[2]) > 0 and 1 or 0)
         local out, hash, index = {}, {}, {}
         local n = 0
         -- "name": "value" as kombu's json.dumps writes it (a plain search), else any spacing.

@@ -40,6 +40,8 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(record[2], "celery")
         let score = Double(try client.command("ZSCORE", "unacked_index", m.deliveryTag).text ?? "") ?? 0
         XCTAssertEqual(score, before, accuracy: 5)
+        XCTAssertEqual(score, score.rounded(), "whole seconds (a listpack zset re-parses fractional scores)")
+        XCTAssertGreaterThanOrEqual(score, before.rounded(.down), "rounded up: a lease never looks older")
         XCTAssertEqual(try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10).count, 0)
     }
 

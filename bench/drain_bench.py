@@ -112,11 +112,21 @@ def main():
         out["redis_benchmark_P32"] = {
             m.group(1): float(m.group(2)) for m in re.finditer(r"^\s*([A-Z][A-Z_ ()0-9]*?):\s+([\d.]+) requests per second", rb, re.M)}
         r.flushall()
-        # Celeris
+        # Celeris over the plain-socket broker transport (the io_uring run is the main one, below)
+        fill(r, a.tasks)
+        w = subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
+                              "--prefetch-multiplier", str(a.prefetch_multiplier), "--io", "socket"])
+        procs.append(w)
+        secs, peak = drain("celeris-socket", r, a.tasks, w, a.timeout)
+        w.send_signal(signal.SIGTERM); w.wait(10)
+        out["runs"]["celeris-socket"] = {"tasks": a.tasks, "seconds": round(secs, 3), "tasks_per_s": round(a.tasks / secs),
+                                         "peak_rss_mb": round(peak / 1024, 1)}
+        r.flushall()
+        # Celeris, io_uring broker transport (--io uring: fails loudly where io_uring is refused)
         fill(r, a.tasks)
         r.config_resetstat()
         w = subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
-                              "--prefetch-multiplier", str(a.prefetch_multiplier)])
+                              "--prefetch-multiplier", str(a.prefetch_multiplier), "--io", "uring"])
         procs.append(w)
         secs, peak = drain("celeris", r, a.tasks, w, a.timeout)
         stats = commandstats(r)
@@ -159,12 +169,15 @@ def main():
         for pr in procs:
             if pr.poll() is None:
                 pr.kill()
-    c, py = out["runs"]["celeris"], out["runs"]["celery-prefork-c2"]
+    c, py, cs = out["runs"]["celeris"], out["runs"]["celery-prefork-c2"], out["runs"]["celeris-socket"]
     out["ratio"] = round(c["tasks_per_s"] / py["tasks_per_s"], 1)
+    out["uring_vs_socket"] = round(c["tasks_per_s"] / cs["tasks_per_s"], 2)
     print(f"\nredis-benchmark -P 32: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in out["redis_benchmark_P32"].items()))
     print(f"{'worker':20} {'tasks':>8} {'seconds':>9} {'tasks/s':>9} {'peak RSS':>9}")
-    print(f"{'celeris -c 2 x' + str(a.prefetch_multiplier):20} {c['tasks']:8} {c['seconds']:9.2f} {c['tasks_per_s']:9} {c['peak_rss_mb']:8.1f}M")
+    print(f"{'celeris io_uring':20} {c['tasks']:8} {c['seconds']:9.2f} {c['tasks_per_s']:9} {c['peak_rss_mb']:8.1f}M")
+    print(f"{'celeris socket':20} {cs['tasks']:8} {cs['seconds']:9.2f} {cs['tasks_per_s']:9} {cs['peak_rss_mb']:8.1f}M")
     print(f"{'celery prefork -c 2':20} {py['tasks']:8} {py['seconds']:9.2f} {py['tasks_per_s']:9}")
+    print(f"(celeris: -c 2, prefetch x{a.prefetch_multiplier}) io_uring / socket: {out['uring_vs_socket']}")
     print(f"Celeris / Celery: {out['ratio']}x; Redis commands per task (Celeris): "
           f"{c['redis_commands_per_task_total']} {c['redis_commands_per_task']}")
     print(f"\n{'offered tasks/s':>16} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'max ms':>9}")

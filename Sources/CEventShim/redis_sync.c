@@ -1,6 +1,7 @@
 /* redis_sync.c: a blocking hiredis connection for one thread; commands are
  * appended to the output buffer and their replies read in order (pipelining). */
 #include "CEventShim.h"
+#include "shim_internal.h"
 
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 
 struct ce_redis_sync {
     redisContext *ctx;
+    ce_redis_uring *uring; /* NULL: plain socket reads and writes */
+    int timeout_ms;
 };
 
 /* Connect with a timeout; NULL with a message in err on failure. */
@@ -24,6 +27,7 @@ ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms,
     ce_redis_sync *r = calloc(1, sizeof(*r));
     if (!r) { redisFree(ctx); return NULL; }
     r->ctx = ctx;
+    r->timeout_ms = timeout_ms;
     return r;
 }
 
@@ -35,7 +39,9 @@ int ce_redis_sync_append(ce_redis_sync *r, int argc, const char **argv, const si
 /* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */
 int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out) {
     void *reply = NULL;
-    if (redisGetReply(r->ctx, &reply) != REDIS_OK) return -1;
+    int rc = r->uring ? ce_redis_uring_get_reply(r->uring, r->ctx, r->timeout_ms, &reply)
+                      : redisGetReply(r->ctx, &reply);
+    if (rc != REDIS_OK) return -1;
     *out = reply;
     return 0;
 }
@@ -43,7 +49,16 @@ int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out) {
 /* Set the read timeout for blocking commands. */
 int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms) {
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    r->timeout_ms = timeout_ms;
     return redisSetTimeout(r->ctx, tv) == REDIS_OK ? 0 : -1;
+}
+
+/* Move this connection's I/O to io_uring; 0, or the errno that refused it (EPERM, ENOSYS). */
+int ce_redis_sync_use_uring(ce_redis_sync *r) {
+    if (r->uring) return 0;
+    int err = 0;
+    r->uring = ce_redis_uring_new(&err);
+    return r->uring ? 0 : err;
 }
 
 /* The last error message. */
@@ -52,6 +67,7 @@ const char *ce_redis_sync_error(const ce_redis_sync *r) { return r->ctx->errstr;
 /* Close and free. */
 void ce_redis_sync_free(ce_redis_sync *r) {
     if (!r) return;
+    ce_redis_uring_free(r->uring);
     redisFree(r->ctx);
     free(r);
 }

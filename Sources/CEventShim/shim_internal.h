@@ -12,6 +12,13 @@ struct ce_loop;
 /* The libevent base behind a loop. */
 struct event_base *ce_loop_base(struct ce_loop *loop);
 
+/* io_uring transport for a blocking hiredis connection (redis_uring.c). */
+typedef struct ce_redis_uring ce_redis_uring;
+struct redisContext;
+ce_redis_uring *ce_redis_uring_new(int *err);
+void ce_redis_uring_free(ce_redis_uring *u);
+int ce_redis_uring_get_reply(ce_redis_uring *u, struct redisContext *c, int timeout_ms, void **reply);
+
 /* SHA-1 of data into out[20]. */
 void ce_sha1(const uint8_t *data, size_t len, uint8_t out[20]);
 /* Standard base64 of len bytes into out (needs 4*ceil(len/3)+1); returns length. */

@@ -13,6 +13,8 @@ public struct WorkerConfiguration: Sendable {
     public var stepSeconds: Double
     /// Where undecodable messages go, with the reason.
     public var deadLetterKey: String
+    /// The consumer connection's socket I/O: io_uring, plain socket, or io_uring where allowed.
+    public var redisIO: IOMode = .socket
     /// Longest pause between claims while the queues are empty.
     public var maxIdleSeconds: Double
     /// A delivery whose lease is older than this is returned to its queue by any live worker (kombu's default: 1 h).
@@ -227,7 +229,7 @@ public final class Consumer: @unchecked Sendable {
     private func ensureConnected() -> Bool {
         if redis != nil { return true }
         do {
-            let r = try RedisConnection(endpoint: configuration.endpoint)
+            let r = try RedisConnection(endpoint: configuration.endpoint, timeoutMs: 10_000, io: configuration.redisIO)
             var cmds: [[String]] = []
             for q in queues {
                 let member = QueueKeys.bindingMember(routingKey: q, queue: q)
@@ -236,7 +238,8 @@ public final class Consumer: @unchecked Sendable {
             _ = try r.pipeline(cmds)
             redis = r
             logger.info(
-                "connected to \(configuration.endpoint), consuming \(configuration.queues.joined(separator: ","))")
+                "connected to \(configuration.endpoint) (\(r.usesUring ? "io_uring" : "socket")), consuming \(configuration.queues.joined(separator: ","))"
+            )
             return true
         } catch {
             logger.warning("Redis at \(configuration.endpoint) unreachable (\(error)); retrying")

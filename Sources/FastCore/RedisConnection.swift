@@ -1,4 +1,5 @@
 import CEventShim
+import Foundation
 
 /// A Redis failure: the connection broke, or Redis answered with an error.
 public enum RedisError: Error, CustomStringConvertible, Sendable {
@@ -20,9 +21,16 @@ public enum RedisError: Error, CustomStringConvertible, Sendable {
 public final class RedisConnection {
     private let handle: OpaquePointer
     public let endpoint: RedisEndpoint
+    /// The socket's sends and receives go through io_uring (one submission per round trip).
+    public let usesUring: Bool
 
-    /// Connect and run the endpoint's AUTH/SELECT.
-    public init(endpoint: RedisEndpoint, timeoutMs: Int = 2000) throws(RedisError) {
+    /// Connect and run the endpoint's AUTH/SELECT. `timeoutMs` bounds the connect and
+    /// every reply (`readTimeoutMs: 0`: replies may take forever, for a subscriber).
+    /// `io`: `.socket` reads and writes the socket; `.uring` moves them to io_uring and
+    /// throws where the kernel refuses it; `.auto` takes io_uring when it is allowed.
+    public init(
+        endpoint: RedisEndpoint, timeoutMs: Int = 2000, readTimeoutMs: Int? = nil, io: IOMode = .socket
+    ) throws(RedisError) {
         var err = [CChar](repeating: 0, count: 256)
         guard let h = ce_redis_sync_connect(endpoint.host, Int32(endpoint.port), Int32(timeoutMs), &err, err.count)
         else {
@@ -31,6 +39,13 @@ public final class RedisConnection {
         }
         handle = h
         self.endpoint = endpoint
+        _ = ce_redis_sync_set_timeout(h, Int32(readTimeoutMs ?? timeoutMs))
+        let refused = io == .socket ? 0 : ce_redis_sync_use_uring(h)
+        if io == .uring && refused != 0 {
+            ce_redis_sync_free(h)
+            throw .connection("io_uring unavailable: \(String(cString: strerror(refused))) (use --io auto or socket)")
+        }
+        usesUring = io != .socket && refused == 0
         for reply in try pipeline(endpoint.handshake) {
             if let e = reply.errorMessage { throw .reply(e) }
         }

@@ -58,7 +58,7 @@ public final class RemoteControlListener: @unchecked Sendable {
         let channel = KombuEnvelope.fanoutChannel(db: endpoint.db, exchange: RemoteControlListener.exchange)
         while true {
             do {
-                let redis = try RedisConnection(endpoint: endpoint)
+                let redis = try RedisConnection(endpoint: endpoint, readTimeoutMs: 0)  // waits for broadcasts
                 try redis.command("SUBSCRIBE", channel)
                 while true {
                     let msg = try redis.read()

@@ -47,7 +47,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "File reads: uring, socket (plain read(2)) or auto (io_uring unless refused). Default $CELERIS_IO or auto.")
+            "Broker socket and file I/O: uring, socket (plain send/recv and read(2)) or auto (io_uring unless refused). Default $CELERIS_IO or auto."
+    )
     var io: String?
 
     @Option(name: .long, help: "Route tasks sent by tasks: PATTERN=QUEUE (repeatable; globs allowed).")
@@ -121,6 +122,7 @@ struct WorkerCommand: ParsableCommand {
             endpoint: endpoint, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout, events: taskEvents,
             autoscale: autoscaleRange, autoscaleKeepalive: autoscaleKeepalive, metrics: metricsPort != nil)
+        config.redisIO = ioMode
         if let metricsPort {
             let prometheus = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))

@@ -259,6 +259,8 @@ int ce_redis_sync_append(ce_redis_sync *r, int argc, const char **argv, const si
 int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out);
 /* Set the read timeout for blocking commands. */
 int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms);
+/* Move this connection's I/O to io_uring; 0, or the errno that refused it (EPERM, ENOSYS). */
+int ce_redis_sync_use_uring(ce_redis_sync *r);
 /* The last error message. */
 const char *ce_redis_sync_error(const ce_redis_sync *r);
 /* Close and free. */

@@ -17,12 +17,12 @@ final class InProcessWorker {
         register(&registry)
         var logger = Logger(label: "test-worker")
         logger.logLevel = .critical
-        consumer = Consumer(
-            configuration: WorkerConfiguration(
-                endpoint: redis.endpoint, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetch,
-                hostname: "celeris@test",
-                stepSeconds: 0),
-            registry: registry, logger: logger)
+        var configuration = WorkerConfiguration(
+            endpoint: redis.endpoint, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetch,
+            hostname: "celeris@test", stepSeconds: 0)
+        // The same tests run over each broker transport: CELERIS_IO=uring|socket|auto, as for the binaries.
+        configuration.redisIO = IOMode(rawValue: ProcessInfo.processInfo.environment["CELERIS_IO"] ?? "auto") ?? .auto
+        consumer = Consumer(configuration: configuration, registry: registry, logger: logger)
         let c = consumer
         let done = finished
         Thread {

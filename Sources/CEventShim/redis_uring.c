@@ -1,0 +1,105 @@
+/* redis_uring.c: a blocking hiredis connection's socket I/O through io_uring.
+ * Each round is one submission: the pending output (SEND, MSG_WAITALL so the
+ * kernel finishes a short send itself), linked to a RECV, linked to a timeout;
+ * what arrives is fed to hiredis' reader, which knows nothing of I/O. */
+#include "CEventShim.h"
+#include "shim_internal.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+enum { TAG_SEND = 1, TAG_RECV = 2, TAG_TIMEOUT = 3, RECV_BYTES = 64 * 1024 };
+
+struct ce_redis_uring {
+    struct io_uring ring;
+    char buf[RECV_BYTES];
+};
+
+/* A ring for one connection; NULL with *err = errno when io_uring is refused. */
+ce_redis_uring *ce_redis_uring_new(int *err) {
+    ce_redis_uring *u = calloc(1, sizeof(*u));
+    if (!u) { *err = ENOMEM; return NULL; }
+    int rc = io_uring_queue_init(8, &u->ring, 0);
+    if (rc < 0) {
+        *err = -rc;
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+/* Tear the ring down. */
+void ce_redis_uring_free(ce_redis_uring *u) {
+    if (!u) return;
+    io_uring_queue_exit(&u->ring);
+    free(u);
+}
+
+/* Mark the context failed the way hiredis does, so its errstr explains. */
+static int fail(redisContext *c, int type, const char *what) {
+    c->err = type;
+    snprintf(c->errstr, sizeof(c->errstr), "%s", what);
+    return REDIS_ERR;
+}
+
+/* One round: send what is pending (if any) and receive once, within timeout_ms. */
+static int round_trip(ce_redis_uring *u, redisContext *c, int timeout_ms) {
+    size_t pending = sdslen(c->obuf);
+    struct io_uring_sqe *sqe;
+    if (pending) {
+        sqe = io_uring_get_sqe(&u->ring);
+        io_uring_prep_send(sqe, c->fd, c->obuf, pending, MSG_WAITALL | MSG_NOSIGNAL);
+        sqe->flags |= IOSQE_IO_LINK;
+        sqe->user_data = TAG_SEND;
+    }
+    sqe = io_uring_get_sqe(&u->ring);
+    io_uring_prep_recv(sqe, c->fd, u->buf, sizeof(u->buf), 0);
+    sqe->user_data = TAG_RECV;
+    struct __kernel_timespec ts = { timeout_ms / 1000, (long long)(timeout_ms % 1000) * 1000000 };
+    if (timeout_ms > 0) {
+        sqe->flags |= IOSQE_IO_LINK;
+        sqe = io_uring_get_sqe(&u->ring);
+        io_uring_prep_link_timeout(sqe, &ts, 0);
+        sqe->user_data = TAG_TIMEOUT;
+    }
+    unsigned want = (pending ? 1 : 0) + 1 + (timeout_ms > 0 ? 1 : 0);
+    int rc = io_uring_submit_and_wait(&u->ring, want);
+    if (rc < 0) return fail(c, REDIS_ERR_IO, strerror(-rc));
+    int status = REDIS_OK;
+    for (unsigned seen = 0; seen < want;) {
+        struct io_uring_cqe *cqe;
+        rc = io_uring_wait_cqe(&u->ring, &cqe);
+        if (rc < 0) return fail(c, REDIS_ERR_IO, strerror(-rc));
+        int res = cqe->res;
+        unsigned long long tag = cqe->user_data;
+        io_uring_cqe_seen(&u->ring, cqe);
+        seen++;
+        if (status != REDIS_OK) continue;
+        if (tag == TAG_SEND) {
+            if (res < 0) status = fail(c, REDIS_ERR_IO, strerror(-res));
+            else sdsrange(c->obuf, res, -1);
+        } else if (tag == TAG_RECV) {
+            if (res == 0) status = fail(c, REDIS_ERR_EOF, "Server closed the connection");
+            else if (res == -ECANCELED) status = fail(c, REDIS_ERR_IO, "Resource temporarily unavailable");
+            else if (res < 0) status = fail(c, REDIS_ERR_IO, strerror(-res));
+            else if (redisReaderFeed(c->reader, u->buf, (size_t)res) != REDIS_OK)
+                status = fail(c, REDIS_ERR_PROTOCOL, c->reader->errstr);
+        }
+    }
+    return status;
+}
+
+/* The next reply: from what the reader holds, else after rounds of send/recv. */
+int ce_redis_uring_get_reply(ce_redis_uring *u, redisContext *c, int timeout_ms, void **reply) {
+    *reply = NULL;
+    if (redisGetReplyFromReader(c, reply) != REDIS_OK) return REDIS_ERR;
+    while (*reply == NULL) {
+        if (round_trip(u, c, timeout_ms) != REDIS_OK) return REDIS_ERR;
+        if (redisGetReplyFromReader(c, reply) != REDIS_OK) return REDIS_ERR;
+    }
+    return REDIS_OK;
+}

@@ -1,0 +1,47 @@
+import CEventShim
+import FastCore
+import Foundation
+import XCTest
+
+/// The blocking connection over both transports (io_uring and the plain socket):
+/// pipelines, replies larger than one receive, timeouts and a server that goes away.
+final class RedisTransportTests: RedisTestCase {
+    func connect(_ io: IOMode, timeoutMs: Int = 2000) throws -> RedisConnection {
+        let r = try RedisConnection(endpoint: redis.endpoint, timeoutMs: timeoutMs, io: io)
+        XCTAssertEqual(r.usesUring, io == .uring)
+        return r
+    }
+
+    func testPipelinesAndLargeRepliesOnEachTransport() throws {
+        for io in [IOMode.uring, .socket] {
+            let r = try connect(io)
+            let big = String(repeating: "x", count: 300_000)  // several 64 KiB receives
+            let replies = try r.pipeline(
+                [["SET", "k-\(io)", big], ["GET", "k-\(io)"], ["INCR", "n-\(io)"]]
+                    + (0..<500).map {
+                        ["RPUSH", "l-\(io)", String($0)]
+                    })
+            XCTAssertEqual(replies.count, 503)
+            XCTAssertEqual(replies[0], .status("OK"))
+            XCTAssertEqual(replies[1].bytes?.count, 300_000, "\(io)")
+            XCTAssertEqual(replies[2], .integer(1))
+            XCTAssertEqual(replies.last, .integer(500))
+            XCTAssertEqual(try r.command("LLEN", "l-\(io)"), .integer(500))
+        }
+    }
+
+    func testTimeoutAndServerGoneAreConnectionErrors() throws {
+        for io in [IOMode.uring, .socket] {
+            let r = try connect(io, timeoutMs: 300)
+            let started = Date()
+            XCTAssertThrowsError(try r.command("BLPOP", "never-\(io)", "5"), "\(io)") { error in
+                guard case RedisError.connection = error else { return XCTFail("\(io): \(error)") }
+            }
+            XCTAssertLessThan(Date().timeIntervalSince(started), 3, "\(io): the 300 ms timeout, not BLPOP's 5 s")
+            let victim = try connect(io)
+            let id = try victim.command("CLIENT", "ID").integer ?? 0
+            _ = try client.command("CLIENT", "KILL", "ID", String(id))
+            XCTAssertThrowsError(try victim.command("PING"), "\(io)")
+        }
+    }
+}

@@ -37,8 +37,22 @@ public struct TaskMessage: Sendable {
     public var replyTo: String
     public var deliveryTag: String
     public var origin: String
-    /// Every header as received, so nothing a producer wrote is lost on re-send.
-    public var headers: JSON
+    /// Every header as received, so nothing a producer wrote is lost on re-send
+    /// (`.null` for a message made here). A received message keeps the envelope's
+    /// bytes and parses its headers only when asked (a retry, `inspect`).
+    public var headers: JSON {
+        get {
+            if let headersValue { return headersValue }
+            guard let (bytes, range) = headersSource else { return .null }
+            return (try? JSONParser.parse(Array(bytes[range]))) ?? .null
+        }
+        set {
+            headersValue = newValue
+            headersSource = nil
+        }
+    }
+    private var headersValue: JSON?
+    private var headersSource: ([UInt8], Range<Int>)?
 
     /// A new message with fresh ids, for the default exchange.
     public init(
@@ -66,7 +80,6 @@ public struct TaskMessage: Sendable {
         self.replyTo = TaskMessage.newId()
         self.deliveryTag = TaskMessage.newId()
         self.origin = origin
-        self.headers = .null
     }
 
     /// A lower-case uuid4, as Celery makes task ids and delivery tags.
@@ -189,85 +202,35 @@ public struct TaskMessage: Sendable {
 
     /// Decode an envelope as a worker receives it; `queue` is the list it came from.
     public static func decode(_ bytes: [UInt8], queue: String = "celery") throws(PoisonMessage) -> TaskMessage {
-        let env: JSON
+        let f: EnvelopeDecoder.Fields
         do {
-            env = try JSONParser.parse(bytes)
+            f = try bytes.withUnsafeBufferPointer { (b) throws(JSONParseError) in try EnvelopeDecoder.read(b) }
         } catch {
-            throw PoisonMessage("envelope is not JSON: \(error)")
+            throw PoisonMessage("envelope is not JSON (or not an object): \(error)")
         }
-        guard case .object(let top) = env else { throw PoisonMessage("envelope is not a JSON object") }
-        // One pass over each object (a field lookup is a scan), hot path of every delivery.
-        var headers: JSON?
-        var properties: [(key: String, value: JSON)] = []
-        var bodyText: String?
-        for (k, v) in top {
-            switch k {
-            case "headers": headers = v
-            case "properties": properties = v.objectPairs ?? []
-            case "body": bodyText = v.stringValue
-            case "content-type":
-                if let ct = v.stringValue, ct != "application/json" {
-                    throw PoisonMessage("unsupported content-type \(ct)")
-                }
-            default: break
-            }
-        }
-        guard let headers, case .object(let headerPairs) = headers else {
-            throw PoisonMessage("envelope has no headers object")
-        }
-        var task = "", id = ""
-        var eta: String?, expires: String?, rootId: String?, parentId: String?, group: String?
-        var retries = 0
-        var timeLimit: (soft: Double?, hard: Double?) = (nil, nil)
-        var groupIndex: Int?
-        var ignoreResult: Bool?
-        var origin = ""
-        for (k, v) in headerPairs {
-            switch k {
-            case "task": task = v.stringValue ?? ""
-            case "id": id = v.stringValue ?? ""
-            case "eta": eta = v.stringValue
-            case "expires": expires = v.stringValue
-            case "retries": retries = Int(v.intValue ?? 0)
-            case "timelimit":
-                if let tl = v.arrayValue, tl.count == 2 { timeLimit = (tl[0].doubleValue, tl[1].doubleValue) }
-            case "root_id": rootId = v.stringValue
-            case "parent_id": parentId = v.stringValue
-            case "group": group = v.stringValue
-            case "group_index": groupIndex = v.intValue.map { Int($0) }
-            case "ignore_result": if case .bool(let ig) = v { ignoreResult = ig }
-            case "origin": origin = v.stringValue ?? ""
-            default: break
-            }
-        }
-        guard !task.isEmpty else {
+        if let ct = f.contentType, ct != "application/json" { throw PoisonMessage("unsupported content-type \(ct)") }
+        guard let headerRange = f.headers else { throw PoisonMessage("envelope has no headers object") }
+        guard !f.task.isEmpty else {
             throw PoisonMessage("headers carry no task name (protocol v1 or not a Celery message)")
         }
-        guard !id.isEmpty else { throw PoisonMessage("headers carry no task id") }
-        guard let bodyText else { throw PoisonMessage("envelope has no body") }
-        var replyTo = "", deliveryTag = "", exchange = "", routingKey = queue
-        var priority = 0
-        var bodyEncoding = "base64"
-        for (k, v) in properties {
-            switch k {
-            case "body_encoding": bodyEncoding = v.stringValue ?? "base64"
-            case "reply_to": replyTo = v.stringValue ?? ""
-            case "delivery_tag": deliveryTag = v.stringValue ?? ""
-            case "priority": priority = Int(v.intValue ?? 0)
-            case "delivery_info":
-                for (ik, iv) in v.objectPairs ?? [] {
-                    if ik == "exchange" { exchange = iv.stringValue ?? "" }
-                    if ik == "routing_key" { routingKey = iv.stringValue ?? queue }
-                }
-            default: break
-            }
-        }
+        guard !f.id.isEmpty else { throw PoisonMessage("headers carry no task id") }
+        guard let bodyRange = f.body else { throw PoisonMessage("envelope has no body") }
         let bodyBytes: [UInt8]
-        if bodyEncoding == "base64" {
-            guard let decoded = Base64.decode(bodyText.utf8) else { throw PoisonMessage("body is not base64") }
+        if f.bodyHasEscapes {
+            // Rare: a body string with JSON escapes; let the full reader unescape it.
+            guard
+                let text = try? JSONParser.parse(Array(bytes[(bodyRange.lowerBound - 1)...bodyRange.upperBound]))
+                    .stringValue
+            else { throw PoisonMessage("envelope has no body") }
+            bodyBytes = f.bodyEncoding == "base64" ? (Base64.decode(text.utf8) ?? []) : Array(text.utf8)
+            if f.bodyEncoding == "base64" && bodyBytes.isEmpty && !text.isEmpty {
+                throw PoisonMessage("body is not base64")
+            }
+        } else if f.bodyEncoding == "base64" {
+            guard let decoded = Base64.decode(bytes[bodyRange]) else { throw PoisonMessage("body is not base64") }
             bodyBytes = decoded
         } else {
-            bodyBytes = Array(bodyText.utf8)
+            bodyBytes = Array(bytes[bodyRange])
         }
         let body: JSON
         do {
@@ -280,25 +243,37 @@ public struct TaskMessage: Sendable {
         else {
             throw PoisonMessage("body is not [args, kwargs, embed]")
         }
-        var m = TaskMessage(task: task, args: args, kwargs: kwargs, queue: queue, id: id)
-        m.embed = parts[2].isNull ? m.embed : parts[2]
-        m.headers = headers
-        m.eta = eta
-        m.expires = expires
-        m.retries = retries
-        m.timeLimit = timeLimit
-        m.rootId = rootId
-        m.parentId = parentId
-        m.group = group
-        m.groupIndex = groupIndex
-        if let ignoreResult { m.ignoreResult = ignoreResult }
-        m.origin = origin
-        m.replyTo = replyTo
-        m.deliveryTag = deliveryTag
-        m.priority = priority
-        m.exchange = exchange
-        m.routingKey = routingKey
-        return m
+        return TaskMessage(
+            decoded: f, args: args, kwargs: kwargs, embed: parts[2], queue: queue, headers: (bytes, headerRange))
+    }
+
+    /// A received message: every field from the envelope, no fresh ids made.
+    private init(
+        decoded f: EnvelopeDecoder.Fields, args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON,
+        queue: String, headers: ([UInt8], Range<Int>)
+    ) {
+        id = f.id
+        task = f.task
+        self.args = args
+        self.kwargs = kwargs
+        self.embed = embed.isNull ? ["callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil] : embed
+        self.queue = queue
+        exchange = f.exchange
+        routingKey = f.routingKey ?? queue
+        priority = f.priority
+        eta = f.eta
+        expires = f.expires
+        retries = f.retries
+        timeLimit = f.timeLimit
+        rootId = f.rootId
+        parentId = f.parentId
+        group = f.group
+        groupIndex = f.groupIndex
+        ignoreResult = f.ignoreResult ?? false
+        replyTo = f.replyTo
+        deliveryTag = f.deliveryTag
+        origin = f.origin
+        headersSource = headers
     }
 }
 

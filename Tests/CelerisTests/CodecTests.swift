@@ -93,6 +93,46 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(back.kwargs.first?.value, 3)
     }
 
+    /// The one-pass decoder reads what a full JSON parse reads, whatever the
+    /// spacing, key order, escapes or extra fields, and keeps every header.
+    func testEnvelopeDecoderAgreesWithTheFullParser() throws {
+        let fixtures = ["celery57_noop_envelope.json", "celery57_chord_header_envelope.json"].map {
+            try! Array(Data(contentsOf: TestPaths.fixtures.appendingPathComponent($0)))
+        }
+        var odd = TaskMessage(task: "caf\u{e9}.t\"x", args: ["\u{1F600}", 1.5, [1, [2]]], kwargs: [("k", ["a": nil])])
+        odd.eta = "2026-11-21T10:00:00+00:00"
+        odd.groupIndex = 3
+        // Compact separators, keys reordered, unknown fields, an escaped body string.
+        let env = try JSONParser.parse(odd.envelope())
+        var pairs = (env.objectPairs ?? []).reversed().map { $0 }
+        pairs.append(("x-extra", ["nested": [1, ["deep": true]], "s": "a\\\"b"]))
+        let compact = JSON.object(pairs).serialized().replacingOccurrences(of: "\", \"", with: "\",\"")
+            .replacingOccurrences(of: "\": ", with: "\":")
+        let escapedBody = odd.envelope().replacingOccurrences(of: "\"body\": \"", with: "\"body\": \"\\u0057")
+            .replacingOccurrences(of: "\\u0057W", with: "\\u0057")  // same body, its first letter escaped
+        for raw in fixtures + [Array(compact.utf8), Array(escapedBody.utf8), Array(odd.envelope().utf8)] {
+            let m = try TaskMessage.decode(raw, queue: "q")
+            let full = try JSONParser.parse(raw)
+            let h = full["headers"]!
+            XCTAssertEqual(m.task, h["task"]?.stringValue)
+            XCTAssertEqual(m.id, h["id"]?.stringValue)
+            XCTAssertEqual(m.eta, h["eta"]?.stringValue)
+            XCTAssertEqual(m.rootId, h["root_id"]?.stringValue)
+            XCTAssertEqual(m.groupIndex, h["group_index"]?.intValue.map { Int($0) })
+            XCTAssertEqual(m.deliveryTag, full["properties"]?["delivery_tag"]?.stringValue)
+            XCTAssertEqual(m.routingKey, full["properties"]?["delivery_info"]?["routing_key"]?.stringValue)
+            XCTAssertEqual(m.headers, h, "every header kept")
+            let body = try JSONParser.parse(Base64.decode((full["body"]?.stringValue ?? "").utf8) ?? [])
+            XCTAssertEqual(JSON.array(m.args), body[0])
+        }
+        let back = try TaskMessage.decode(Array(odd.envelope().utf8))
+        XCTAssertEqual(back.task, "caf\u{e9}.t\"x")
+        XCTAssertEqual(back.args, odd.args)
+        // Well-formed around, malformed inside a skipped field: refused, not run.
+        let broken = odd.envelope().replacingOccurrences(of: "\"shadow\": null", with: "\"shadow\": nul")
+        XCTAssertThrowsError(try TaskMessage.decode(Array(broken.utf8)))
+    }
+
     func testPoisonMessagesAreNamed() {
         let cases = [
             "garbage": "not JSON", #"{"headers": {}}"#: "no task name",

@@ -1,0 +1,217 @@
+/// Reads a kombu envelope in one pass without building a JSON tree: only the
+/// fields a worker acts on are materialised, everything else is skipped (and
+/// still checked to be well-formed JSON); the body's base64 is decoded straight
+/// from the envelope's bytes. The headers object is kept as its byte range, for
+/// the rare paths that re-send or inspect it (`TaskMessage.headers`).
+///
+///     let fields = try EnvelopeDecoder.read(bytes)   // task, id, eta, …, body bytes
+struct EnvelopeDecoder {
+    struct Fields {
+        var task = "", id = ""
+        var eta: String?, expires: String?, rootId: String?, parentId: String?, group: String?
+        var retries = 0
+        var timeLimit: (soft: Double?, hard: Double?) = (nil, nil)
+        var groupIndex: Int?
+        var ignoreResult: Bool?
+        var origin = ""
+        var replyTo = "", deliveryTag = "", exchange = ""
+        var routingKey: String?
+        var priority = 0
+        var bodyEncoding = "base64"
+        var contentType: String?
+        /// The body string's bytes as they stand in the envelope (base64 text, usually).
+        var body: Range<Int>?
+        var bodyHasEscapes = false
+        /// The headers object's bytes (nil: no headers object).
+        var headers: Range<Int>?
+    }
+
+    /// Every field the worker uses; throws on malformed JSON.
+    static func read(_ buf: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> Fields {
+        var r = JSONParser.Reader(buf: buf)
+        var f = Fields()
+        try r.members { (r, key) throws(JSONParseError) in
+            switch key {
+            case "headers":
+                r.skipSpace()
+                let start = r.pos
+                if r.peek == UInt8(ascii: "{") {
+                    try r.members { (r, key) throws(JSONParseError) in try header(key, &r, &f) }
+                    f.headers = start..<r.pos
+                } else {
+                    try r.skipValue(depth: 1)
+                }
+            case "properties": try r.members { (r, key) throws(JSONParseError) in try property(key, &r, &f) }
+            case "body":
+                r.skipSpace()
+                if r.peek == UInt8(ascii: "\"") {
+                    let (range, escaped) = try r.stringSpan()
+                    f.body = range
+                    f.bodyHasEscapes = escaped
+                } else {
+                    try r.skipValue(depth: 1)
+                }
+            case "content-type": f.contentType = try r.optionalString()
+            default: try r.skipValue(depth: 1)
+            }
+        }
+        r.skipSpace()
+        if r.pos != buf.count { throw r.fail("trailing bytes") }
+        return f
+    }
+
+    private static func header(_ key: String, _ r: inout JSONParser.Reader, _ f: inout Fields) throws(JSONParseError) {
+        switch key {
+        case "task": f.task = try r.optionalString() ?? ""
+        case "id": f.id = try r.optionalString() ?? ""
+        case "eta": f.eta = try r.optionalString()
+        case "expires": f.expires = try r.optionalString()
+        case "retries": f.retries = Int(try r.value(depth: 2).intValue ?? 0)
+        case "timelimit":
+            if let tl = try r.value(depth: 2).arrayValue, tl.count == 2 {
+                f.timeLimit = (tl[0].doubleValue, tl[1].doubleValue)
+            }
+        case "root_id": f.rootId = try r.optionalString()
+        case "parent_id": f.parentId = try r.optionalString()
+        case "group": f.group = try r.optionalString()
+        case "group_index": f.groupIndex = try r.value(depth: 2).intValue.map { Int($0) }
+        case "ignore_result": if case .bool(let b) = try r.value(depth: 2) { f.ignoreResult = b }
+        case "origin": f.origin = try r.optionalString() ?? ""
+        default: try r.skipValue(depth: 2)
+        }
+    }
+
+    private static func property(_ key: String, _ r: inout JSONParser.Reader, _ f: inout Fields) throws(JSONParseError)
+    {
+        switch key {
+        case "body_encoding": f.bodyEncoding = try r.optionalString() ?? "base64"
+        case "reply_to": f.replyTo = try r.optionalString() ?? ""
+        case "delivery_tag": f.deliveryTag = try r.optionalString() ?? ""
+        case "priority": f.priority = Int(try r.value(depth: 2).intValue ?? 0)
+        case "delivery_info":
+            try r.members { (r, key) throws(JSONParseError) in
+                switch key {
+                case "exchange": f.exchange = try r.optionalString() ?? ""
+                case "routing_key": f.routingKey = try r.optionalString()
+                default: try r.skipValue(depth: 3)
+                }
+            }
+        default: try r.skipValue(depth: 2)
+        }
+    }
+}
+
+extension JSONParser.Reader {
+    var peek: UInt8? { pos < buf.count ? buf[pos] : nil }
+
+    /// Walk an object's members: `body` gets each key (keys over 15 bytes, which no
+    /// caller wants, come as "" so no string is allocated) and must read or skip its value.
+    mutating func members(
+        _ body: (inout JSONParser.Reader, String) throws(JSONParseError) -> Void
+    ) throws(JSONParseError) {
+        skipSpace()
+        guard peek == UInt8(ascii: "{") else { throw fail("expected an object") }
+        pos += 1
+        skipSpace()
+        if peek == UInt8(ascii: "}") {
+            pos += 1
+            return
+        }
+        while true {
+            skipSpace()
+            guard peek == UInt8(ascii: "\"") else { throw fail("expected key") }
+            let (range, escaped) = try stringSpan()
+            let key =
+                escaped || range.count > 15
+                ? "" : String(decoding: UnsafeBufferPointer(rebasing: buf[range]), as: UTF8.self)
+            skipSpace()
+            guard peek == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            pos += 1
+            try body(&self, key)
+            skipSpace()
+            switch peek {
+            case UInt8(ascii: ","): pos += 1
+            case UInt8(ascii: "}"):
+                pos += 1
+                return
+            default: throw fail("expected ',' or '}'")
+            }
+        }
+    }
+
+    /// A string's raw bytes (between the quotes) and whether it holds escapes; checks them.
+    mutating func stringSpan() throws(JSONParseError) -> (Range<Int>, Bool) {
+        pos += 1
+        let start = pos
+        var escaped = false
+        while pos < buf.count {
+            let c = buf[pos]
+            if c == UInt8(ascii: "\"") {
+                pos += 1
+                return (start..<(pos - 1), escaped)
+            }
+            if c < 0x20 { throw fail("control character in string") }
+            if c == UInt8(ascii: "\\") {
+                escaped = true
+                pos += 1
+                guard pos < buf.count else { break }
+                switch buf[pos] {
+                case UInt8(ascii: "u"):
+                    pos += 1
+                    _ = try hex4()
+                    continue
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    break
+                default: throw fail("bad escape")
+                }
+            }
+            pos += 1
+        }
+        throw fail("unterminated string")
+    }
+
+    /// A string value, nil for null (or any other kind of value, which is skipped).
+    mutating func optionalString() throws(JSONParseError) -> String? {
+        skipSpace()
+        guard peek == UInt8(ascii: "\"") else {
+            try skipValue(depth: 1)
+            return nil
+        }
+        let mark = pos
+        let (range, escaped) = try stringSpan()
+        if !escaped { return String(decoding: UnsafeBufferPointer(rebasing: buf[range]), as: UTF8.self) }
+        pos = mark
+        return try string()
+    }
+
+    /// Step over one value, checking it is well-formed, without building it.
+    mutating func skipValue(depth: Int) throws(JSONParseError) {
+        if depth > Self.maxDepth { throw fail("nesting too deep") }
+        skipSpace()
+        guard let c = peek else { throw fail("unexpected end") }
+        switch c {
+        case UInt8(ascii: "{"): try members { (r, _) throws(JSONParseError) in try r.skipValue(depth: depth + 1) }
+        case UInt8(ascii: "["):
+            pos += 1
+            skipSpace()
+            if peek == UInt8(ascii: "]") {
+                pos += 1
+                return
+            }
+            while true {
+                try skipValue(depth: depth + 1)
+                skipSpace()
+                switch peek {
+                case UInt8(ascii: ","): pos += 1
+                case UInt8(ascii: "]"):
+                    pos += 1
+                    return
+                default: throw fail("expected ',' or ']'")
+                }
+            }
+        case UInt8(ascii: "\""): _ = try stringSpan()
+        default: _ = try value(depth: depth)  // literals and numbers: no allocation
+        }
+    }
+}

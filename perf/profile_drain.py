@@ -26,24 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from benchlib import free_port  # noqa: E402
-from drain_bench import fill  # noqa: E402
+from drain_bench import drain, fill  # noqa: E402
 
 import redis  # noqa: E402
-
-
-def drain(r, n, proc, timeout=600):
-    """Wait until every task is done (queue and unacked empty), with progress."""
-    start, last = time.time(), 0
-    while r.llen("celery") or r.hlen("unacked"):
-        if proc.poll() is not None:
-            raise SystemExit("worker exited early")
-        if time.time() - start > timeout:
-            raise SystemExit(f"not drained after {timeout}s")
-        if time.time() - last >= 2:
-            print(f"  {time.time() - start:6.1f}s {n - r.llen('celery') - r.hlen('unacked')}/{n}", flush=True)
-            last = time.time()
-        time.sleep(0.05)
-    return time.time() - start
 
 
 def worker_cmd(a, url, binary=None):
@@ -73,7 +58,7 @@ def main():
         w = subprocess.Popen(worker_cmd(a, url))
         ps = subprocess.Popen(["perf", "stat", "-x", ",", "-o", stat_file, "-e",
                                "task-clock,context-switches,cycles,instructions", "-p", str(w.pid)])
-        secs = drain(r, a.tasks, w)
+        secs, _ = drain("perf stat", r, a.tasks, w, 600)
         ps.send_signal(signal.SIGINT)  # perf attached with -p stops counting and writes its file
         ps.wait(30)
         w.send_signal(signal.SIGINT)
@@ -102,7 +87,7 @@ def main():
         subprocess.run(["objcopy", "--strip-debug", os.path.join(a.bin, "celeris-worker"), stripped], check=True)
         w = subprocess.Popen(["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={cg}"]
                              + worker_cmd(a, url, stripped))
-        drain(r, a.callgrind_tasks, w, timeout=1200)
+        drain("callgrind", r, a.callgrind_tasks, w, 1200)
         w.send_signal(signal.SIGINT)
         w.wait(120)
         ann = subprocess.run(["callgrind_annotate", "--inclusive=no", cg], capture_output=True, text=True).stdout

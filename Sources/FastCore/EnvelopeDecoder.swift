@@ -109,14 +109,7 @@ extension JSONParser.Reader {
     mutating func members(
         _ body: (inout JSONParser.Reader, String) throws(JSONParseError) -> Void
     ) throws(JSONParseError) {
-        skipSpace()
-        guard peek == UInt8(ascii: "{") else { throw fail("expected an object") }
-        pos += 1
-        skipSpace()
-        if peek == UInt8(ascii: "}") {
-            pos += 1
-            return
-        }
+        if try enter(UInt8(ascii: "{"), UInt8(ascii: "}")) { return }
         while true {
             skipSpace()
             guard peek == UInt8(ascii: "\"") else { throw fail("expected key") }
@@ -137,6 +130,17 @@ extension JSONParser.Reader {
             default: throw fail("expected ',' or '}'")
             }
         }
+    }
+
+    /// Step into a container opened by `open`; true when it is empty (`close` read too).
+    mutating func enter(_ open: UInt8, _ close: UInt8) throws(JSONParseError) -> Bool {
+        skipSpace()
+        guard peek == open else { throw fail("expected '\(Character(Unicode.Scalar(open)))'") }
+        pos += 1
+        skipSpace()
+        guard peek == close else { return false }
+        pos += 1
+        return true
     }
 
     /// A string's raw bytes (between the quotes) and whether it holds escapes; checks them.
@@ -193,12 +197,7 @@ extension JSONParser.Reader {
         switch c {
         case UInt8(ascii: "{"): try members { (r, _) throws(JSONParseError) in try r.skipValue(depth: depth + 1) }
         case UInt8(ascii: "["):
-            pos += 1
-            skipSpace()
-            if peek == UInt8(ascii: "]") {
-                pos += 1
-                return
-            }
+            if try enter(UInt8(ascii: "["), UInt8(ascii: "]")) { return }
             while true {
                 try skipValue(depth: depth + 1)
                 skipSpace()

@@ -124,7 +124,7 @@ public final class Consumer: @unchecked Sendable {
     var events = WorkerEvents()
     var autoscaler: Autoscaler?
     var nextAutoscale = 0.0
-    let metrics = WorkerMetrics()
+    let metrics: WorkerMetrics
 
     public init(configuration: WorkerConfiguration, registry: TaskRegistry, logger: Logger) {
         self.configuration = configuration
@@ -135,7 +135,9 @@ public final class Consumer: @unchecked Sendable {
         self.pool = ExecutorPool(size: configuration.autoscale?.min ?? configuration.concurrency)
         self.runnerSettings = TaskRunner.Settings(
             stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
-            events: LockedBox(configuration.events), routes: configuration.routes)
+            events: LockedBox(configuration.events), routes: configuration.routes,
+            metrics: WorkerMetrics(enabled: configuration.metrics))
+        self.metrics = WorkerMetrics(enabled: configuration.metrics)
         self.started = configuration.clock.now()
         self.autoscaler = configuration.autoscale.map {
             Autoscaler(max: $0.max, min: $0.min, keepalive: configuration.autoscaleKeepalive)

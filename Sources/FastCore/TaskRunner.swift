@@ -25,6 +25,7 @@ public final class TaskRunner: @unchecked Sendable {
         /// Whether task events go out (`-E`, or `enable_events` from remote control).
         var events: LockedBox<Bool>
         var routes: TaskRoutes = .defaults
+        var metrics = WorkerMetrics()
     }
 
     init(message: TaskMessage, task: RegisteredTask, outbox: Outbox, settings: Settings) {
@@ -128,7 +129,7 @@ public final class TaskRunner: @unchecked Sendable {
             entry.chord = part
             outbox.post(entry)
         }
-        WorkerMetrics().finished(message.task, outcome: outcome, seconds: settings.clock.now() - now)
+        settings.metrics.finished(message.task, outcome: outcome, seconds: settings.clock.now() - now)
     }
 
     /// After success: the next step of the chain (`embed.chain`, last first) and

@@ -3,19 +3,24 @@ import Metrics
 /// The worker's numbers through swift-metrics (Prometheus when the executable
 /// bootstraps it): tasks by name and outcome, runtimes, pool and queue gauges.
 ///
-///     let metrics = WorkerMetrics()
+///     let metrics = WorkerMetrics(enabled: true)
 ///     metrics.received("add")
 public struct WorkerMetrics: Sendable {
-    public init() {}
+    /// Off (no `--metrics-port`): the per-task calls return at once, with no handle lookup.
+    public let enabled: Bool
+
+    public init(enabled: Bool = true) { self.enabled = enabled }
 
     private var handles: MetricHandles { .shared }
 
     public func received(_ task: String) {
+        guard enabled else { return }
         handles.counter("celeris_tasks_received_total", [("task", task)]).increment()
     }
 
     /// A task ended: outcome is `succeeded`, `failed`, `retried` or `revoked`.
     public func finished(_ task: String, outcome: String, seconds: Double?) {
+        guard enabled else { return }
         handles.counter("celeris_tasks_\(outcome)_total", [("task", task)]).increment()
         if let seconds {
             handles.timer("celeris_task_runtime_seconds", [("task", task)]).recordNanoseconds(Int64(seconds * 1e9))

@@ -46,6 +46,16 @@ int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out) {
     return 0;
 }
 
+/* Write everything queued without reading (its replies are read later). 0 ok, -1 on error. */
+int ce_redis_sync_flush(ce_redis_sync *r) {
+    if (r->uring) return ce_redis_uring_flush(r->uring, r->ctx) == REDIS_OK ? 0 : -1;
+    int done = 0;
+    do {
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) return -1;
+    } while (!done);
+    return 0;
+}
+
 /* Set the read timeout for blocking commands. */
 int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms) {
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };

@@ -93,6 +93,25 @@ static int round_trip(ce_redis_uring *u, redisContext *c, int timeout_ms) {
     return status;
 }
 
+/* Send what is pending, waiting for the send only (the replies are read later). */
+int ce_redis_uring_flush(ce_redis_uring *u, redisContext *c) {
+    size_t pending = sdslen(c->obuf);
+    if (!pending) return REDIS_OK;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    io_uring_prep_send(sqe, c->fd, c->obuf, pending, MSG_WAITALL | MSG_NOSIGNAL);
+    sqe->user_data = TAG_SEND;
+    int rc = io_uring_submit_and_wait(&u->ring, 1);
+    if (rc < 0) return fail(c, REDIS_ERR_IO, strerror(-rc));
+    struct io_uring_cqe *cqe;
+    rc = io_uring_wait_cqe(&u->ring, &cqe);
+    if (rc < 0) return fail(c, REDIS_ERR_IO, strerror(-rc));
+    int res = cqe->res;
+    io_uring_cqe_seen(&u->ring, cqe);
+    if (res < 0) return fail(c, REDIS_ERR_IO, strerror(-res));
+    sdsrange(c->obuf, res, -1);
+    return sdslen(c->obuf) ? fail(c, REDIS_ERR_IO, "short send") : REDIS_OK;
+}
+
 /* The next reply: from what the reader holds, else after rounds of send/recv. */
 int ce_redis_uring_get_reply(ce_redis_uring *u, redisContext *c, int timeout_ms, void **reply) {
     *reply = NULL;

@@ -18,6 +18,7 @@ struct redisContext;
 ce_redis_uring *ce_redis_uring_new(int *err);
 void ce_redis_uring_free(ce_redis_uring *u);
 int ce_redis_uring_get_reply(ce_redis_uring *u, struct redisContext *c, int timeout_ms, void **reply);
+int ce_redis_uring_flush(ce_redis_uring *u, struct redisContext *c);
 
 /* SHA-1 of data into out[20]. */
 void ce_sha1(const uint8_t *data, size_t len, uint8_t out[20]);

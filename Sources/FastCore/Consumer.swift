@@ -93,7 +93,23 @@ public final class Consumer: @unchecked Sendable {
     let phase = LockedBox(Phase.consuming)
     let runnerSettings: TaskRunner.Settings
     var clock: any WallClock { configuration.clock }
-    var redis: RedisConnection?
+    /// The broker connection. Reading it first takes in a claim sent ahead, so every
+    /// other use of the connection reads its own replies; setting nil forgets it
+    /// (a claim in flight then stays in `unacked` until its lease runs out).
+    var redis: RedisConnection? {
+        get {
+            collectClaim()
+            return connection
+        }
+        set {
+            connection = newValue
+            claimAhead = nil
+        }
+    }
+    private var connection: RedisConnection?
+    /// A claim sent while the previous batch is being started, and what it took.
+    private var claimAhead: DeliveryClaim.Pending?
+    private var claimedAhead: [DeliveryClaim.Delivery] = []
     /// Queues consumed now (remote control may add or cancel).
     var queues: [String]
     private var queueOrder: [String]
@@ -250,6 +266,25 @@ public final class Consumer: @unchecked Sendable {
         }
     }
 
+    /// Read the reply of a claim sent ahead, if any, into `claimedAhead`.
+    private func collectClaim() {
+        guard let pending = claimAhead, let r = connection else { return }
+        claimAhead = nil
+        do {
+            claimedAhead += try claim.finish(pending, on: r)
+        } catch {
+            logger.warning("lost Redis while claiming: \(error); reconnecting")
+            connection = nil
+        }
+    }
+
+    /// Deliveries claimed ahead and not started (shutdown gives them back).
+    private func takeClaimedAhead() -> [DeliveryClaim.Delivery] {
+        collectClaim()
+        defer { claimedAhead.removeAll() }
+        return claimedAhead
+    }
+
     private func dropConnection(_ error: RedisError) {
         logger.warning("lost Redis: \(error); reconnecting")
         redis = nil
@@ -341,26 +376,39 @@ public final class Consumer: @unchecked Sendable {
 
     private func claimAndDispatch(max: Int) -> Int {
         guard let r = redis else { return 0 }
-        let deliveries: [DeliveryClaim.Delivery]
-        do {
-            deliveries = try claim.claim(on: r, queues: queueOrder, max: max)
-        } catch {
-            if case .reply(let m) = error {
-                logger.error("claim failed: \(m)")
-                Thread.sleep(forTimeInterval: 0.5)
-            } else {
-                dropConnection(error)
+        var deliveries = claimedAhead
+        claimedAhead.removeAll()
+        if deliveries.isEmpty {
+            do {
+                deliveries = try claim.claim(on: r, queues: queueOrder, max: max)
+            } catch {
+                if case .reply(let m) = error {
+                    logger.error("claim failed: \(m)")
+                    Thread.sleep(forTimeInterval: 0.5)
+                } else {
+                    dropConnection(error)
+                }
+                return 0
             }
-            return 0
         }
-        let now = clock.now()
-        for d in deliveries { dispatch(d, now: now) }
         if let last = deliveries.last, queueOrder.count > 1 {
             // kombu rotates the queue that just delivered to the back.
             let q = last.queue
             queueOrder.removeAll { $0 == q }
             queueOrder.append(q)
         }
+        // The queues are busy: send the next claim now, so Redis runs it while this
+        // batch is decoded and started (its reply is read at the connection's next use).
+        let room = max - deliveries.count
+        if !deliveries.isEmpty && room > 0 && phase.get() == .consuming {
+            do {
+                claimAhead = try claim.start(on: r, queues: queueOrder, max: room)
+            } catch {
+                dropConnection(error)
+            }
+        }
+        let now = clock.now()
+        for d in deliveries { dispatch(d, now: now) }
         return deliveries.count
     }
 
@@ -541,8 +589,10 @@ public final class Consumer: @unchecked Sendable {
         let queued = pool.takeQueued().map(\.message.deliveryTag)
         let waiting = scheduled.map(\.tag)
         scheduled.removeAll()
-        let tags = queued + waiting
+        let ahead = takeClaimedAhead()
+        let tags = queued + waiting + ahead.map(\.tag)
         guard giveBack(tags) else {
+            claimedAhead = ahead
             for tag in queued { if let h = held[tag] { schedule(h, at: 0) } }
             for tag in waiting { if let h = held[tag] { schedule(h, at: h.due ?? 0) } }
             Thread.sleep(forTimeInterval: 0.2)
@@ -556,7 +606,7 @@ public final class Consumer: @unchecked Sendable {
     private func leave(returning tags: [String]) {
         _ = pool.takeQueued()
         write(outbox.take(waitingUpTo: 0))
-        let pending = tags.filter { held[$0] != nil }
+        let pending = tags.filter { held[$0] != nil } + takeClaimedAhead().map(\.tag)
         if giveBack(pending), !pending.isEmpty {
             logger.warning(
                 "cold shutdown: returned \(pending.count) message(s), running ones included, to their queues")

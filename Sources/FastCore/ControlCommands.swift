@@ -184,6 +184,7 @@ extension Consumer {
 
     private func setQueues(_ new: [String]) {
         queues = new.isEmpty ? queues : new
+        _ = redis  // take in a claim in flight first
         redis = nil  // reconnect declares bindings for the new set
         resetQueueOrder(queues)
     }

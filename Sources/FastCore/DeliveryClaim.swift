@@ -92,7 +92,28 @@ public struct DeliveryClaim: Sendable {
     /// Claim up to `max` messages from `queues` (kombu's priority order).
     public func claim(on redis: RedisConnection, queues: [String], max: Int) throws(RedisError) -> [Delivery] {
         let keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
-        let reply = try DeliveryClaim.script.run(on: redis, keys: keys, args: [String(max)])
+        return try Self.deliveries(DeliveryClaim.script.run(on: redis, keys: keys, args: [String(max)]))
+    }
+
+    /// A claim sent ahead (`start`), whose reply `finish` reads: Redis runs it while the caller works.
+    public struct Pending: Sendable {
+        let keys: [String]
+        let max: Int
+    }
+
+    /// Send a claim without waiting; nil when it cannot be sent ahead (script not loaded yet).
+    public func start(on redis: RedisConnection, queues: [String], max: Int) throws(RedisError) -> Pending? {
+        let keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
+        guard try DeliveryClaim.script.start(on: redis, keys: keys, args: [String(max)]) else { return nil }
+        return Pending(keys: keys, max: max)
+    }
+
+    /// What a claim sent ahead took (read it before any other reply on the connection).
+    public func finish(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery] {
+        try Self.deliveries(DeliveryClaim.script.finish(on: redis, keys: pending.keys, args: [String(pending.max)]))
+    }
+
+    private static func deliveries(_ reply: RedisValue) throws(RedisError) -> [Delivery] {
         guard let flat = reply.elements else { throw .reply("claim script returned \(reply)") }
         var out: [Delivery] = []
         out.reserveCapacity(flat.count / 3)

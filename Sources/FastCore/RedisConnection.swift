@@ -59,6 +59,11 @@ public final class RedisConnection {
         if rc != 0 { throw .connection(errorText) }
     }
 
+    /// Write every queued command now, without waiting for replies (`read` them later, in order).
+    public func flush() throws(RedisError) {
+        if ce_redis_sync_flush(handle) != 0 { throw .connection(errorText) }
+    }
+
     /// Read the next reply (flushes queued commands first).
     public func read() throws(RedisError) -> RedisValue {
         var reply: OpaquePointer?

@@ -23,6 +23,24 @@ public final class RedisScript: Sendable {
         return r
     }
 
+    /// Start a run without waiting: the EVALSHA is written now and its reply read
+    /// by `finish` (other replies must not be read in between). False when the
+    /// script is not loaded yet: call `run` instead.
+    public func start(on redis: RedisConnection, keys: [String], args: [String] = []) throws(RedisError) -> Bool {
+        guard let sha = sha.get() else { return false }
+        try redis.append(command(sha: sha, keys: keys, args: args))
+        try redis.flush()
+        return true
+    }
+
+    /// The reply of `start`'s run (after NOSCRIPT, the script is loaded and run again).
+    public func finish(on redis: RedisConnection, keys: [String], args: [String] = []) throws(RedisError) -> RedisValue {
+        let r = try redis.read()
+        guard let e = r.errorMessage else { return r }
+        if !e.hasPrefix("NOSCRIPT") { throw .reply(e) }
+        return try run(on: redis, keys: keys, args: args)
+    }
+
     /// Load the script (idempotent) and return its SHA, for callers that pipeline many calls.
     public func load(on redis: RedisConnection) throws(RedisError) -> String {
         guard let loaded = try redis.command("SCRIPT", "LOAD", source).text else {

@@ -257,6 +257,8 @@ ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms,
 int ce_redis_sync_append(ce_redis_sync *r, int argc, const char **argv, const size_t *lens);
 /* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */
 int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out);
+/* Write everything queued without reading (its replies are read later). 0 ok, -1 on error. */
+int ce_redis_sync_flush(ce_redis_sync *r);
 /* Set the read timeout for blocking commands. */
 int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms);
 /* Move this connection's I/O to io_uring; 0, or the errno that refused it (EPERM, ENOSYS). */

@@ -36,6 +36,11 @@ int ce_redis_sync_append(ce_redis_sync *r, int argc, const char **argv, const si
     return redisAppendCommandArgv(r->ctx, argc, argv, lens) == REDIS_OK ? 0 : -1;
 }
 
+/* Queue commands already in RESP (no I/O). */
+int ce_redis_sync_append_formatted(ce_redis_sync *r, const char *buf, size_t len) {
+    return redisAppendFormattedCommand(r->ctx, buf, len) == REDIS_OK ? 0 : -1;
+}
+
 /* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */
 int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out) {
     void *reply = NULL;

@@ -17,6 +17,47 @@ public enum RESP {
         }
     }
 
+    /// Append one command's RESP to `out`: what `format` makes, without a C round trip
+    /// per command (a pipeline writes a whole batch this way).
+    public static func append(_ args: [String], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "*"))
+        decimal(args.count, to: &out)
+        for var a in args {
+            a.withUTF8 { u in
+                out.append(UInt8(ascii: "$"))
+                decimal(u.count, to: &out)
+                out.append(contentsOf: u)
+                out.append(0x0D)
+                out.append(0x0A)
+            }
+        }
+    }
+
+    /// `n` in decimal, then CRLF.
+    private static func decimal(_ n: Int, to out: inout [UInt8]) {
+        if n < 10 {
+            out.append(UInt8(ascii: "0") + UInt8(n))
+        } else {
+            var digits:
+                (
+                    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+                ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            var count = 0
+            var v = n
+            withUnsafeMutableBytes(of: &digits) { d in
+                while v > 0 {
+                    d[count] = UInt8(ascii: "0") + UInt8(v % 10)
+                    v /= 10
+                    count += 1
+                }
+                for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+            }
+        }
+        out.append(0x0D)
+        out.append(0x0A)
+    }
+
     /// The first complete reply in `bytes`, or nil when incomplete or not RESP.
     public static func parse(_ bytes: [UInt8]) -> RedisValue? {
         bytes.withUnsafeBufferPointer { b -> RedisValue? in

@@ -74,7 +74,14 @@ public final class RedisConnection {
 
     /// Send all commands in one write and read all replies.
     public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisValue] {
-        for c in commands { try append(c) }
+        var wire: [UInt8] = []
+        wire.reserveCapacity(commands.count * 64)
+        for c in commands { RESP.append(c, to: &wire) }
+        let rc = wire.withUnsafeBufferPointer { b in
+            ce_redis_sync_append_formatted(
+                handle, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)
+        }
+        if rc != 0 { throw .connection(errorText) }
         var out: [RedisValue] = []
         out.reserveCapacity(commands.count)
         for _ in commands { out.append(try read()) }

@@ -34,7 +34,8 @@ public final class RedisScript: Sendable {
     }
 
     /// The reply of `start`'s run (after NOSCRIPT, the script is loaded and run again).
-    public func finish(on redis: RedisConnection, keys: [String], args: [String] = []) throws(RedisError) -> RedisValue {
+    public func finish(on redis: RedisConnection, keys: [String], args: [String] = []) throws(RedisError) -> RedisValue
+    {
         let r = try redis.read()
         guard let e = r.errorMessage else { return r }
         if !e.hasPrefix("NOSCRIPT") { throw .reply(e) }

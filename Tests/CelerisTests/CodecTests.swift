@@ -9,6 +9,20 @@ final class CodecTests: XCTestCase {
         Array(try Data(contentsOf: TestPaths.fixtures.appendingPathComponent(name)))
     }
 
+    func testSwiftRESPEncodingMatchesHiredis() {
+        var g = SystemRandomNumberGenerator()
+        for n in [0, 1, 9, 10, 11, 99, 100, 12345] {
+            let args = ["SET", String(repeating: "k", count: n), String(repeating: "\u{e9}", count: n % 7), ""]
+            var out: [UInt8] = []
+            RESP.append(args, to: &out)
+            XCTAssertEqual(out, RESP.format(args), "length \(n)")
+        }
+        let many = (0..<12).map { _ in String(UInt64.random(in: 0...UInt64.max, using: &g)) }
+        var out: [UInt8] = []
+        RESP.append(many, to: &out)
+        XCTAssertEqual(out, RESP.format(many), "12 arguments")
+    }
+
     func testRESPFormatAndParseRoundTrip() {
         let args = ["LPUSH", "celery", "{\"body\": \"\u{0}binary\r\n\"}"]
         let wire = RESP.format(args)

@@ -14,7 +14,8 @@ final class InteropTests: XCTestCase {
     /// Python's `send_task` → Celeris worker → Python's `AsyncResult.get()`.
     func testPythonClientGetsResultsFromCelerisWorker() throws {
         let redis = try RedisServer()
-        let worker = try Celeris.worker(redis: redis, step: "0")
+        // Steps of 50 ms: the PROGRESS states must not all be published before the client subscribes.
+        let worker = try Celeris.worker(redis: redis, step: "0.05")
         let out = try runPython("interop_send.py", [redis.url])
         let r = try lastResultLine(out)
         XCTAssertEqual(r["add"], 5)

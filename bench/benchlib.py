@@ -12,6 +12,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+BUILD = os.path.join(ROOT, ".build", "bench")
+
+
+def native_client(name):
+    """Compile bench/<name>/<name>.c (a hiredis load client) into .build/bench; its path."""
+    os.makedirs(BUILD, exist_ok=True)
+    path = os.path.join(BUILD, name)
+    subprocess.run(["cc", "-O2", "-o", path, os.path.join(HERE, name, name + ".c"), "-lhiredis", "-lpthread"], check=True)
+    return path
+
+
 def free_port():
     """A loopback port nobody listens on right now."""
     s = socket.socket()

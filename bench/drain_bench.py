@@ -11,7 +11,7 @@ perf/results/drain.json.
 """
 import argparse
 
-from benchlib import HERE, ROOT, Children, free_port, rss_kb, wait_http
+from benchlib import BUILD, HERE, ROOT, Children, free_port, native_client, rss_kb, wait_http
 import base64
 import json
 import os
@@ -93,10 +93,7 @@ def main():
     ap.add_argument("--rates", default="1000,10000,50000", help="offered tasks/s for the latency runs")
     ap.add_argument("--latency-seconds", type=float, default=5)
     a = ap.parse_args()
-    build = os.path.join(ROOT, ".build", "bench")
-    os.makedirs(build, exist_ok=True)
-    tasklat = os.path.join(build, "tasklat")
-    subprocess.run(["cc", "-O2", "-o", tasklat, os.path.join(HERE, "tasklat", "tasklat.c"), "-lhiredis", "-lpthread"], check=True)
+    tasklat = native_client("tasklat")
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     procs = []
@@ -144,7 +141,7 @@ def main():
         out["latency_us"] = {}
         for rate in [int(x) for x in a.rates.split(",")]:
             print(f"latency at {rate} tasks/s offered ...", flush=True)
-            path = os.path.join(build, f"latency-{rate}.txt")
+            path = os.path.join(BUILD, f"latency-{rate}.txt")
             subprocess.run([tasklat, str(port), str(rate), str(a.latency_seconds), path], timeout=a.latency_seconds + 600)
             h = HdrHistogram(1, 600_000_000, 3)
             n = 0

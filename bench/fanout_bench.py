@@ -9,7 +9,7 @@ frontend's RSS. One run, this machine, all on 127.0.0.1. Writes perf/results/fan
 """
 import argparse
 
-from benchlib import HERE, ROOT, Children, free_port, rss_kb, wait_http
+from benchlib import HERE, ROOT, Children, free_port, native_client, rss_kb, wait_http
 import json
 import os
 import resource
@@ -33,10 +33,7 @@ def main():
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
     idle_clients = min(10000, hard - 200)
-    out_dir = os.path.join(ROOT, ".build", "bench")
-    os.makedirs(out_dir, exist_ok=True)
-    wsload = os.path.join(out_dir, "wsload")
-    subprocess.run(["cc", "-O2", "-o", wsload, os.path.join(HERE, "wsload", "wsload.c"), "-lhiredis", "-lpthread"], check=True)
+    wsload = native_client("wsload")
     rport = free_port()
     url = f"redis://127.0.0.1:{rport}/0"
     results = {}

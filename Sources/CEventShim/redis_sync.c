@@ -31,11 +31,6 @@ ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms,
     return r;
 }
 
-/* Queue one command in the output buffer (no I/O). */
-int ce_redis_sync_append(ce_redis_sync *r, int argc, const char **argv, const size_t *lens) {
-    return redisAppendCommandArgv(r->ctx, argc, argv, lens) == REDIS_OK ? 0 : -1;
-}
-
 /* Queue commands already in RESP (no I/O). */
 int ce_redis_sync_append_formatted(ce_redis_sync *r, const char *buf, size_t len) {
     return redisAppendFormattedCommand(r->ctx, buf, len) == REDIS_OK ? 0 : -1;

@@ -15,23 +15,24 @@ public final class MetricHandles: @unchecked Sendable {
     public init() {}
 
     public func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
-        let key = Self.key(label, dimensions)
-        return lock.withLock {
-            if let c = counters[key] { return c }
-            let c = Counter(label: label, dimensions: dimensions)
-            counters[key] = c
-            return c
-        }
+        cached(label, dimensions, in: &counters) { Counter(label: label, dimensions: dimensions) }
     }
 
     public func timer(_ label: String, _ dimensions: [(String, String)] = []) -> Timer {
+        cached(label, dimensions, in: &timers) { Timer(label: label, dimensions: dimensions) }
+    }
+
+    /// The handle for label and dimensions in `cache`, made by `make` the first time.
+    private func cached<Handle>(
+        _ label: String, _ dimensions: [(String, String)], in cache: inout [String: Handle], make: () -> Handle
+    ) -> Handle {
         let key = Self.key(label, dimensions)
-        return lock.withLock {
-            if let t = timers[key] { return t }
-            let t = Timer(label: label, dimensions: dimensions)
-            timers[key] = t
-            return t
-        }
+        lock.lock()
+        defer { lock.unlock() }
+        if let h = cache[key] { return h }
+        let h = make()
+        cache[key] = h
+        return h
     }
 
     private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {

@@ -54,8 +54,17 @@ public final class RedisConnection {
     deinit { ce_redis_sync_free(handle) }
 
     /// Queue a command without waiting.
-    public func append(_ args: [String]) throws(RedisError) {
-        let rc = withArgv(args) { argc, argv, lens in ce_redis_sync_append(handle, argc, argv, lens) }
+    public func append(_ args: [String]) throws(RedisError) { try append([args]) }
+
+    /// Queue commands without waiting: encoded as RESP here and handed to hiredis in one call.
+    public func append(_ commands: [[String]]) throws(RedisError) {
+        var wire: [UInt8] = []
+        wire.reserveCapacity(commands.count * 64)
+        for c in commands { RESP.append(c, to: &wire) }
+        let rc = wire.withUnsafeBufferPointer { b in
+            ce_redis_sync_append_formatted(
+                handle, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)
+        }
         if rc != 0 { throw .connection(errorText) }
     }
 
@@ -74,14 +83,7 @@ public final class RedisConnection {
 
     /// Send all commands in one write and read all replies.
     public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisValue] {
-        var wire: [UInt8] = []
-        wire.reserveCapacity(commands.count * 64)
-        for c in commands { RESP.append(c, to: &wire) }
-        let rc = wire.withUnsafeBufferPointer { b in
-            ce_redis_sync_append_formatted(
-                handle, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)
-        }
-        if rc != 0 { throw .connection(errorText) }
+        try append(commands)
         var out: [RedisValue] = []
         out.reserveCapacity(commands.count)
         for _ in commands { out.append(try read()) }

@@ -253,8 +253,6 @@ typedef struct ce_redis_sync ce_redis_sync;
 
 /* Connect with a timeout; NULL with a message in err on failure. */
 ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms, char *err, size_t err_len);
-/* Queue one command in the output buffer (no I/O). */
-int ce_redis_sync_append(ce_redis_sync *r, int argc, const char **argv, const size_t *lens);
 /* Queue commands already in RESP (no I/O). */
 int ce_redis_sync_append_formatted(ce_redis_sync *r, const char *buf, size_t len);
 /* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */

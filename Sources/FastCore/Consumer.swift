@@ -93,23 +93,37 @@ public final class Consumer: @unchecked Sendable {
     let phase = LockedBox(Phase.consuming)
     let runnerSettings: TaskRunner.Settings
     var clock: any WallClock { configuration.clock }
-    /// The broker connection. Reading it first takes in a claim sent ahead, so every
-    /// other use of the connection reads its own replies; setting nil forgets it
-    /// (a claim in flight then stays in `unacked` until its lease runs out).
+    /// The broker connection. Reading it first reads the replies of what was sent
+    /// ahead (`settle`), so every other use of the connection reads its own replies;
+    /// setting nil forgets it: writes in flight go back to be sent again, and a claim
+    /// in flight stays in `unacked` until its lease runs out.
     var redis: RedisConnection? {
         get {
-            collectClaim()
+            settle()
             return connection
         }
         set {
             connection = newValue
-            claimAhead = nil
+            unsent(sentAhead)
+            sentAhead.removeAll()
         }
     }
     private var connection: RedisConnection?
-    /// A claim sent while the previous batch is being started, and what it took.
-    private var claimAhead: DeliveryClaim.Pending?
+
+    /// Work written to the broker whose replies are not read yet, oldest first.
+    private enum SentAhead {
+        /// Outbox entries and the consumer's own commands, sent as `commands`.
+        case write(entries: [Outbox.Entry], own: [[String]], commands: [[String]])
+        /// The next claim, always the last thing sent (a NOSCRIPT reply re-runs it).
+        case claim(DeliveryClaim.Pending)
+    }
+    /// What the last exchange sent: Redis runs it while the consumer starts the previous
+    /// claim's deliveries; the replies are read at the next use of the connection.
+    private var sentAhead: [SentAhead] = []
+    /// Claimed and not yet started.
     private var claimedAhead: [DeliveryClaim.Delivery] = []
+    /// Deliveries the last claim read took (0: the queues look empty, so claim synchronously).
+    private var lastClaimTook = 0
     /// Queues consumed now (remote control may add or cancel).
     var queues: [String]
     private var queueOrder: [String]
@@ -197,14 +211,13 @@ public final class Consumer: @unchecked Sendable {
                 continue
             }
             if claimed == 0 && phase == .consuming && hasRoom { armWakers() }
+            let busy = claimed > 0 || !sentAhead.isEmpty
             let entries = outbox.take(
-                waitingUpTo: claimed > 0 ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1))
-            if !entries.isEmpty || !ownWrites.isEmpty { write(entries) }
+                waitingUpTo: busy ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1))
             let now = clock.now()
             startDue(now)
             submitStarted()
             enforceHardLimits(now)
-            claimed = 0
             if ensureConnected() {
                 answerControlRequests()
                 sendEvents(now)
@@ -213,9 +226,9 @@ public final class Consumer: @unchecked Sendable {
                 renewLeases(now)
                 recoverStale(now)
                 autoscale(now)
-                if hasRoom { claimed = claimAndDispatch(max: capacity - active) }
-                submitStarted()
             }
+            claimed = exchange(entries, claiming: phase == .consuming)
+            submitStarted()
             idle = claimed > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds)
         }
         pool.shutdown()
@@ -245,7 +258,7 @@ public final class Consumer: @unchecked Sendable {
 
     /// Connect if needed, declaring our queues' bindings; false while Redis is unreachable.
     private func ensureConnected() -> Bool {
-        if redis != nil { return true }
+        if connection != nil { return true }
         do {
             let r = try RedisConnection(endpoint: configuration.endpoint, timeoutMs: 10_000, io: configuration.redisIO)
             var cmds: [[String]] = []
@@ -266,21 +279,68 @@ public final class Consumer: @unchecked Sendable {
         }
     }
 
-    /// Read the reply of a claim sent ahead, if any, into `claimedAhead`.
-    private func collectClaim() {
-        guard let pending = claimAhead, let r = connection else { return }
-        claimAhead = nil
-        do {
-            claimedAhead += try claim.finish(pending, on: r)
-        } catch {
-            logger.warning("lost Redis while claiming: \(error); reconnecting")
-            connection = nil
+    /// Read the replies of what was sent ahead, in order. Confirmed writes free their
+    /// deliveries (once every reply is read: a chord join uses the connection); a
+    /// claim's deliveries join `claimedAhead`.
+    private func settle() {
+        guard !sentAhead.isEmpty, let r = connection else { return }
+        let ops = sentAhead
+        sentAhead.removeAll()
+        var confirmed: [Outbox.Entry] = []
+        var lostScript: DeliveryClaim.Pending?
+        for (i, op) in ops.enumerated() {
+            do {
+                switch op {
+                case .write(let entries, _, let commands):
+                    for cmd in commands {
+                        let reply = try r.read()
+                        if let e = reply.errorMessage { logger.error("\(cmd.first ?? "?") failed: \(e)") }
+                    }
+                    confirmed += entries
+                case .claim(let pending):
+                    guard let took = try claim.finish(pending, on: r) else {
+                        lostScript = pending
+                        continue
+                    }
+                    tookClaim(took)
+                }
+            } catch {
+                logger.warning("lost Redis: \(error); reconnecting")
+                connection = nil
+                unsent(ops[i...])
+                break
+            }
+        }
+        completed(confirmed)
+        if let pending = lostScript, connection != nil {
+            settle()
+            do {
+                tookClaim(try claim.retry(pending, on: r))
+            } catch {
+                dropConnection(error)
+            }
+        }
+    }
+
+    /// A claim's deliveries wait in `claimedAhead` to be started.
+    private func tookClaim(_ took: [DeliveryClaim.Delivery]) {
+        lastClaimTook = took.count
+        rotateQueues(after: took)
+        claimedAhead += took
+    }
+
+    /// Put the writes among `ops` back to be sent again (their replies never came).
+    private func unsent(_ ops: some Collection<SentAhead>) {
+        for op in ops.reversed() {
+            guard case .write(let entries, let own, _) = op else { continue }
+            outbox.requeue(entries)
+            ownWrites = own + ownWrites
         }
     }
 
     /// Deliveries claimed ahead and not started (shutdown gives them back).
     private func takeClaimedAhead() -> [DeliveryClaim.Delivery] {
-        collectClaim()
+        settle()
         defer { claimedAhead.removeAll() }
         return claimedAhead
     }
@@ -292,34 +352,52 @@ public final class Consumer: @unchecked Sendable {
 
     // MARK: - writes
 
-    /// Pipeline our own commands plus the outbox entries; on failure keep them for later.
-    /// Completions of deliveries no longer held (abandoned past their hard limit) are dropped.
+    /// Pipeline our own commands plus the outbox entries and wait for the replies;
+    /// on failure keep them for later.
     private func write(_ entries: [Outbox.Entry]) {
-        let live = entries.filter { $0.completes.map { held[$0] != nil } ?? true }
-        for e in live { if let ev = e.event { events.pending.append(ev) } }
-        guard !live.isEmpty || !ownWrites.isEmpty else { return }
         guard ensureConnected(), let r = redis else {
-            outbox.requeue(live)
+            outbox.requeue(entries)
             return
         }
+        sendWrite(entries, on: r)
+        do {
+            try r.flush()
+        } catch {
+            dropConnection(error)
+        }
+        settle()
+    }
+
+    /// Queue the outbox entries' commands and our own on the connection, without
+    /// waiting (`settle` reads the replies); returns how many deliveries they complete.
+    /// Completions of deliveries no longer held (abandoned past their hard limit) are dropped.
+    @discardableResult
+    private func sendWrite(_ entries: [Outbox.Entry], on r: RedisConnection) -> Int {
+        let live = entries.filter { $0.completes.map { held[$0] != nil } ?? true }
+        for e in live { if let ev = e.event { events.pending.append(ev) } }
+        guard !live.isEmpty || !ownWrites.isEmpty else { return 0 }
         // The consumer's own writes go last: a REVOKED or TimeLimitExceeded record
         // must land after any progress its abandoned task had already posted.
         let cmds = Self.batched(live.map(\.commands)) + ownWrites
         do {
-            let replies = try r.pipeline(cmds)
-            for (cmd, reply) in zip(cmds, replies) {
-                if let e = reply.errorMessage { logger.error("\(cmd.first ?? "?") failed: \(e)") }
-            }
-            ownWrites.removeAll()
-            for e in live { if let part = e.chord { joinChord(part, tag: e.completes) } }
-            for e in live {
-                guard let tag = e.completes else { continue }
-                if let name = held[tag]?.runner.message.task { processed[name, default: 0] += 1 }
-                held[tag] = nil
-            }
+            try r.append(cmds)
         } catch {
             dropConnection(error)
             outbox.requeue(live)
+            return 0
+        }
+        sentAhead.append(.write(entries: live, own: ownWrites, commands: cmds))
+        ownWrites.removeAll()
+        return live.count { $0.completes != nil }
+    }
+
+    /// Written and acknowledged: count chord parts, free the deliveries.
+    private func completed(_ entries: [Outbox.Entry]) {
+        for e in entries { if let part = e.chord { joinChord(part, tag: e.completes) } }
+        for e in entries {
+            guard let tag = e.completes else { continue }
+            if let name = held[tag]?.runner.message.task { processed[name, default: 0] += 1 }
+            held[tag] = nil
         }
     }
 
@@ -374,42 +452,55 @@ public final class Consumer: @unchecked Sendable {
 
     // MARK: - claiming and starting
 
-    private func claimAndDispatch(max: Int) -> Int {
-        guard let r = redis else { return 0 }
-        var deliveries = claimedAhead
-        claimedAhead.removeAll()
-        if deliveries.isEmpty {
-            do {
-                deliveries = try claim.claim(on: r, queues: queueOrder, max: max)
-            } catch {
-                if case .reply(let m) = error {
-                    logger.error("claim failed: \(m)")
-                    Thread.sleep(forTimeInterval: 0.5)
+    /// One exchange with the broker per loop turn: send this turn's writes and, with
+    /// room in the prefetch window, the next claim, in one flush; then start what the
+    /// previous claim took while Redis works on them. The replies are read at the
+    /// connection's next use, except when the queues looked empty: then the claim is
+    /// read at once, so a message that just arrived starts now. Returns how many started.
+    private func exchange(_ entries: [Outbox.Entry], claiming: Bool) -> Int {
+        guard ensureConnected(), let r = redis else {
+            outbox.requeue(entries)
+            return 0
+        }
+        let completing = sendWrite(entries, on: r)
+        guard connection != nil else { return 0 }
+        // Deliveries this write completes free their slots now: its replies come before
+        // the claim's, and a failed write drops the connection (and the claim).
+        let room = capacity - active + completing - claimedAhead.count
+        do {
+            if claiming && room > 0 {
+                if let pending = try claim.start(on: r, queues: queueOrder, max: room) {
+                    sentAhead.append(.claim(pending))
+                    if lastClaimTook == 0 { settle() }
                 } else {
-                    dropConnection(error)
+                    try r.flush()
+                    settle()  // the first claim loads the script, reading its own replies
+                    tookClaim(try claim.claim(on: r, queues: queueOrder, max: room))
                 }
-                return 0
+            } else {
+                try r.flush()
             }
-        }
-        if let last = deliveries.last, queueOrder.count > 1 {
-            // kombu rotates the queue that just delivered to the back.
-            let q = last.queue
-            queueOrder.removeAll { $0 == q }
-            queueOrder.append(q)
-        }
-        // The queues are busy: send the next claim now, so Redis runs it while this
-        // batch is decoded and started (its reply is read at the connection's next use).
-        let room = max - deliveries.count
-        if !deliveries.isEmpty && room > 0 && phase.get() == .consuming {
-            do {
-                claimAhead = try claim.start(on: r, queues: queueOrder, max: room)
-            } catch {
+        } catch {
+            if case .reply(let m) = error {
+                logger.error("claim failed: \(m)")
+                Thread.sleep(forTimeInterval: 0.5)
+            } else {
                 dropConnection(error)
             }
         }
+        guard claiming else { return 0 }
+        let deliveries = claimedAhead
+        claimedAhead.removeAll()
         let now = clock.now()
         for d in deliveries { dispatch(d, now: now) }
         return deliveries.count
+    }
+
+    /// kombu rotates the queue that just delivered to the back.
+    private func rotateQueues(after took: [DeliveryClaim.Delivery]) {
+        guard let q = took.last?.queue, queueOrder.count > 1 else { return }
+        queueOrder.removeAll { $0 == q }
+        queueOrder.append(q)
     }
 
     private func dispatch(_ d: DeliveryClaim.Delivery, now: Double) {

@@ -108,9 +108,15 @@ public struct DeliveryClaim: Sendable {
         return Pending(keys: keys, max: max)
     }
 
-    /// What a claim sent ahead took (read it before any other reply on the connection).
-    public func finish(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery] {
-        try Self.deliveries(DeliveryClaim.script.finish(on: redis, keys: pending.keys, args: [String(pending.max)]))
+    /// What a claim sent ahead took, read in its turn among the connection's replies;
+    /// nil when Redis had lost the script: claim again once the later replies are read.
+    public func finish(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery]? {
+        try DeliveryClaim.script.finish(on: redis).map { (r) throws(RedisError) in try Self.deliveries(r) }
+    }
+
+    /// Claim again what a `finish` that returned nil did not take.
+    public func retry(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery] {
+        try Self.deliveries(DeliveryClaim.script.run(on: redis, keys: pending.keys, args: [String(pending.max)]))
     }
 
     private static func deliveries(_ reply: RedisValue) throws(RedisError) -> [Delivery] {

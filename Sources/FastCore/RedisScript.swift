@@ -33,13 +33,13 @@ public final class RedisScript: Sendable {
         return true
     }
 
-    /// The reply of `start`'s run (after NOSCRIPT, the script is loaded and run again).
-    public func finish(on redis: RedisConnection, keys: [String], args: [String] = []) throws(RedisError) -> RedisValue
-    {
+    /// The reply of `start`'s run; nil when Redis had lost the script (NOSCRIPT):
+    /// once the replies sent after it are read, `run` loads and runs it again.
+    public func finish(on redis: RedisConnection) throws(RedisError) -> RedisValue? {
         let r = try redis.read()
         guard let e = r.errorMessage else { return r }
         if !e.hasPrefix("NOSCRIPT") { throw .reply(e) }
-        return try run(on: redis, keys: keys, args: args)
+        return nil
     }
 
     /// Load the script (idempotent) and return its SHA, for callers that pipeline many calls.

@@ -293,8 +293,7 @@ public final class Consumer: @unchecked Sendable {
                 switch op {
                 case .write(let entries, _, let commands):
                     for cmd in commands {
-                        let reply = try r.read()
-                        if let e = reply.errorMessage { logger.error("\(cmd.first ?? "?") failed: \(e)") }
+                        for e in try r.readErrors() { logger.error("\(cmd.first ?? "?") failed: \(e)") }
                     }
                     confirmed += entries
                 case .claim(let pending):

@@ -91,8 +91,27 @@ public struct DeliveryClaim: Sendable {
 
     /// Claim up to `max` messages from `queues` (kombu's priority order).
     public func claim(on redis: RedisConnection, queues: [String], max: Int) throws(RedisError) -> [Delivery] {
-        let keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
-        return try Self.deliveries(DeliveryClaim.script.run(on: redis, keys: keys, args: [String(max)]))
+        try claim(on: redis, keys: Self.keys(queues), max: max)
+    }
+
+    /// Run the script on `keys` and read its reply, loading it first where Redis lacks it.
+    private func claim(on redis: RedisConnection, keys: [String], max: Int) throws(RedisError) -> [Delivery] {
+        let pending = Pending(keys: keys, max: max)
+        if try DeliveryClaim.script.start(on: redis, keys: keys, args: [String(max)]),
+            let took = try finish(pending, on: redis)
+        {
+            return took
+        }
+        _ = try DeliveryClaim.script.load(on: redis)
+        guard try DeliveryClaim.script.start(on: redis, keys: keys, args: [String(max)]),
+            let took = try finish(pending, on: redis)
+        else { throw .reply("the claim script was lost again right after loading") }
+        return took
+    }
+
+    /// The script's keys: kombu's bookkeeping, then the lists in consume order.
+    private static func keys(_ queues: [String]) -> [String] {
+        [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
     }
 
     /// A claim sent ahead (`start`), whose reply `finish` reads: Redis runs it while the caller works.
@@ -103,7 +122,7 @@ public struct DeliveryClaim: Sendable {
 
     /// Send a claim without waiting; nil when it cannot be sent ahead (script not loaded yet).
     public func start(on redis: RedisConnection, queues: [String], max: Int) throws(RedisError) -> Pending? {
-        let keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
+        let keys = Self.keys(queues)
         guard try DeliveryClaim.script.start(on: redis, keys: keys, args: [String(max)]) else { return nil }
         return Pending(keys: keys, max: max)
     }
@@ -111,21 +130,23 @@ public struct DeliveryClaim: Sendable {
     /// What a claim sent ahead took, read in its turn among the connection's replies;
     /// nil when Redis had lost the script: claim again once the later replies are read.
     public func finish(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery]? {
-        try DeliveryClaim.script.finish(on: redis).map { (r) throws(RedisError) in try Self.deliveries(r) }
+        try DeliveryClaim.script.finish(on: redis) { (r) throws(RedisError) in try Self.deliveries(r) }
     }
 
     /// Claim again what a `finish` that returned nil did not take.
     public func retry(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery] {
-        try Self.deliveries(DeliveryClaim.script.run(on: redis, keys: pending.keys, args: [String(pending.max)]))
+        try claim(on: redis, keys: pending.keys, max: pending.max)
     }
 
-    private static func deliveries(_ reply: RedisValue) throws(RedisError) -> [Delivery] {
-        guard let flat = reply.elements else { throw .reply("claim script returned \(reply)") }
+    /// The flat reply (tag, list key, message, …) read in place: one copy of each message.
+    private static func deliveries(_ reply: RedisReply) throws(RedisError) -> [Delivery] {
+        guard reply.isArray else { throw .reply("claim script returned \(RedisValue(reply: reply.pointer))") }
+        let n = reply.count
         var out: [Delivery] = []
-        out.reserveCapacity(flat.count / 3)
+        out.reserveCapacity(n / 3)
         var i = 0
-        while i + 2 < flat.count {
-            out.append(Delivery(tag: flat[i].text ?? "", listKey: flat[i + 1].text ?? "", raw: flat[i + 2].bytes ?? []))
+        while i + 2 < n {
+            out.append(Delivery(tag: reply[i].text, listKey: reply[i + 1].text, raw: Array(reply[i + 2].bytes)))
             i += 3
         }
         return out

@@ -149,6 +149,8 @@ extension JSONParser.Reader {
         let start = pos
         var escaped = false
         while pos < buf.count {
+            skipPlainBytes()
+            guard pos < buf.count else { break }
             let c = buf[pos]
             if c == UInt8(ascii: "\"") {
                 pos += 1
@@ -173,6 +175,24 @@ extension JSONParser.Reader {
             pos += 1
         }
         throw fail("unterminated string")
+    }
+
+    /// Step over string bytes 8 at a time while none is a quote, a backslash or a
+    /// control character (a base64 body is hundreds of such bytes).
+    @inline(__always)
+    mutating func skipPlainBytes() {
+        guard let base = buf.baseAddress else { return }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while pos + 8 <= buf.count {
+            let v = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
+            let quote = v ^ (ones &* 0x22)
+            let backslash = v ^ (ones &* 0x5C)
+            let special =
+                ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((v &- ones &* 0x20) & ~v)
+            if special & highs != 0 { return }
+            pos += 8
+        }
     }
 
     /// A string value, nil for null (or any other kind of value, which is skipped).

@@ -34,8 +34,15 @@ public enum QueueKeys {
 
     /// The queue a list key belongs to.
     public static func queueName(ofListKey key: String) -> String {
-        guard let r = key.range(of: separator, options: .backwards) else { return key }
-        return String(key[..<r.lowerBound])
+        let sep = Array(separator.utf8)
+        let bytes = key.utf8
+        guard bytes.count >= sep.count else { return key }
+        var i = bytes.index(bytes.endIndex, offsetBy: -sep.count)
+        while true {
+            if bytes[i...].starts(with: sep) { return String(key[..<i]) }
+            if i == bytes.startIndex { return key }
+            i = bytes.index(before: i)
+        }
     }
 
     /// The binding set of an exchange (`_kombu.binding.<exchange>`).

@@ -75,10 +75,22 @@ public final class RedisConnection {
 
     /// Read the next reply (flushes queued commands first).
     public func read() throws(RedisError) -> RedisValue {
+        try read { RedisValue(reply: $0.pointer) }
+    }
+
+    /// Read the next reply and let `body` look at it where hiredis parsed it (the
+    /// view is valid only during the call): nothing is copied that `body` does not take.
+    public func read<T>(_ body: (RedisReply) throws(RedisError) -> T) throws(RedisError) -> T {
         var reply: OpaquePointer?
         guard ce_redis_sync_read(handle, &reply) == 0, let r = reply else { throw .connection(errorText) }
         defer { ce_reply_free(r) }
-        return RedisValue(reply: r)
+        return try body(RedisReply(pointer: r))
+    }
+
+    /// Read the next reply and return the error messages in it, an EXEC's nested ones
+    /// too; for writes whose only answer that matters is whether something failed.
+    public func readErrors() throws(RedisError) -> [String] {
+        try read { $0.errors }
     }
 
     /// Send all commands in one write and read all replies.

@@ -33,13 +33,17 @@ public final class RedisScript: Sendable {
         return true
     }
 
-    /// The reply of `start`'s run; nil when Redis had lost the script (NOSCRIPT):
-    /// once the replies sent after it are read, `run` loads and runs it again.
-    public func finish(on redis: RedisConnection) throws(RedisError) -> RedisValue? {
-        let r = try redis.read()
-        guard let e = r.errorMessage else { return r }
-        if !e.hasPrefix("NOSCRIPT") { throw .reply(e) }
-        return nil
+    /// The reply of `start`'s run, read in place by `body`; nil when Redis had lost the
+    /// script (NOSCRIPT): once the replies sent after it are read, `run` loads and runs it again.
+    public func finish<T>(on redis: RedisConnection, _ body: (RedisReply) throws(RedisError) -> T) throws(RedisError)
+        -> T?
+    {
+        try redis.read { (r) throws(RedisError) -> T? in
+            guard r.isError else { return try body(r) }
+            let e = r.text
+            if !e.hasPrefix("NOSCRIPT") { throw .reply(e) }
+            return nil
+        }
     }
 
     /// Load the script (idempotent) and return its SHA, for callers that pipeline many calls.

@@ -147,6 +147,26 @@ final class CodecTests: XCTestCase {
         XCTAssertThrowsError(try TaskMessage.decode(Array(broken.utf8)))
     }
 
+    /// The decoder steps over plain string bytes 8 at a time: a quote, a backslash or a
+    /// control character at any offset, next to multi-byte UTF-8, is still seen.
+    func testStringScanFindsEveryStopByteAtEveryOffset() throws {
+        func envelope(id: String) -> [UInt8] {
+            Array((#"{"headers": {"task": "t", "id": ""# + id + #""}, "body": "W1tdLCB7fSwge31d"}"#).utf8)
+        }
+        for length in 0..<24 {
+            for at in 0...length {
+                let (head, tail) = (String(repeating: "a", count: at), String(repeating: "b", count: length - at))
+                for (stop, expect) in [("\\\"", "\""), ("\\\\", "\\"), ("\\n", "\n"), ("é", "é")] {
+                    XCTAssertEqual(try TaskMessage.decode(envelope(id: head + stop + tail)).id, head + expect + tail)
+                }
+                XCTAssertThrowsError(
+                    try TaskMessage.decode(envelope(id: head + "\u{01}" + tail)), "control character at \(at)")
+                XCTAssertThrowsError(
+                    try TaskMessage.decode(Array((#"{"headers": {"id": ""# + head).utf8)), "unterminated at \(at)")
+            }
+        }
+    }
+
     func testPoisonMessagesAreNamed() {
         let cases = [
             "garbage": "not JSON", #"{"headers": {}}"#: "no task name",
@@ -188,6 +208,11 @@ final class CodecTests: XCTestCase {
                 "b\u{06}\u{16}9",
             ])
         XCTAssertEqual(QueueKeys.queueName(ofListKey: "fetch_queue\u{06}\u{16}6"), "fetch_queue")
+        XCTAssertEqual(
+            QueueKeys.queueName(ofListKey: "q\u{06}\u{16}x\u{06}\u{16}3"), "q\u{06}\u{16}x", "the last separator")
+        XCTAssertEqual(QueueKeys.queueName(ofListKey: "caf\u{e9}"), "caf\u{e9}")
+        XCTAssertEqual(QueueKeys.queueName(ofListKey: "\u{06}\u{16}"), "")
+        XCTAssertEqual(QueueKeys.queueName(ofListKey: ""), "")
         XCTAssertEqual(
             QueueKeys.bindingMember(routingKey: "celery", queue: "celery"), "celery\u{06}\u{16}\u{06}\u{16}celery")
     }

@@ -67,6 +67,49 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 301)
     }
 
+    /// A claim sent ahead after Redis lost the script (a restart, SCRIPT FLUSH) reads
+    /// NOSCRIPT, takes nothing, and is claimed again with the script reloaded.
+    func testClaimSentAheadAfterScriptFlushIsClaimedAgain() throws {
+        let claim = DeliveryClaim()
+        XCTAssertEqual(try claim.claim(on: client, queues: ["celery"], max: 5).count, 0, "loads the script")
+        let ms = (0..<3).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
+        try enqueue(ms)
+        try client.command("SCRIPT", "FLUSH")
+        let pending = try XCTUnwrap(try claim.start(on: client, queues: ["celery"], max: 5))
+        XCTAssertNil(try claim.finish(pending, on: client))
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 3, "nothing taken")
+        XCTAssertEqual(try client.command("EXISTS", "unacked").integer, 0)
+        let took = try claim.retry(pending, on: client)
+        XCTAssertEqual(took.map(\.tag), ms.map(\.deliveryTag))
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 3)
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 3)
+        XCTAssertEqual(try client.command("EXISTS", "celery").integer, 0)
+    }
+
+    /// A consumer whose Redis loses the claim script keeps consuming: every task ends
+    /// SUCCESS and the bookkeeping is empty again.
+    func testConsumerKeepsConsumingAfterScriptFlush() throws {
+        let first = TaskMessage(task: "add", args: [1, 1])
+        try enqueue([first])
+        let ms = (0..<200).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
+        let results = ms.map { ResultRecord.key($0.id) }
+        var flushed = false
+        try consume(until: {
+            if !flushed, try self.client.command("EXISTS", ResultRecord.key(first.id)).integer == 1 {
+                try self.client.command("SCRIPT", "FLUSH")  // the worker claimed with the script: it has it loaded
+                try self.enqueue(ms)
+                flushed = true
+            }
+            return try self.client.pipeline([["EXISTS"] + results])[0].integer == 200
+        })
+        XCTAssertEqual(
+            try keys(),
+            Set(
+                ([first] + ms).map { ResultRecord.key($0.id) } + [
+                    "_kombu.binding.celery", "_kombu.binding_permanent.celery",
+                ]))
+    }
+
     /// The consumer's write batch: completions merged into one MULTI with one ZREM
     /// and one HDEL for every ack; progress writes keep their order in front.
     func testCompletionsShareOneTransactionWithFoldedAcks() throws {

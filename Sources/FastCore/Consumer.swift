@@ -114,7 +114,7 @@ public final class Consumer: @unchecked Sendable {
     private enum SentAhead {
         /// Outbox entries and the consumer's own commands, sent as `commands`.
         case write(entries: [Outbox.Entry], own: [[String]], commands: [[String]])
-        /// The next claim, always the last thing sent (a NOSCRIPT reply re-runs it).
+        /// The next claim, sent last (after NOSCRIPT it is claimed again once every reply is read).
         case claim(DeliveryClaim.Pending)
     }
     /// What the last exchange sent: Redis runs it while the consumer starts the previous
@@ -297,7 +297,7 @@ public final class Consumer: @unchecked Sendable {
                     }
                     confirmed += entries
                 case .claim(let pending):
-                    guard let took = try claim.finish(pending, on: r) else {
+                    guard let took = try claimReply(pending, on: r) else {
                         lostScript = pending
                         continue
                     }
@@ -318,6 +318,22 @@ public final class Consumer: @unchecked Sendable {
             } catch {
                 dropConnection(error)
             }
+        }
+    }
+
+    /// A claim's reply; an error reply (LOADING after a restart, BUSY, …) is logged and
+    /// waited out for half a second, with the connection kept (its reply was read).
+    private func claimReply(_ pending: DeliveryClaim.Pending, on r: RedisConnection) throws(RedisError)
+        -> [DeliveryClaim.Delivery]?
+    {
+        do {
+            return try claim.finish(pending, on: r)
+        } catch {
+            guard case .reply(let m) = error else { throw error }
+            logger.error("claim failed: \(m)")
+            lastClaimTook = 0
+            Thread.sleep(forTimeInterval: 0.5)
+            return []
         }
     }
 

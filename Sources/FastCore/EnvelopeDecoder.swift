@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads a kombu envelope in one pass without building a JSON tree: only the
 /// fields a worker acts on are materialised, everything else is skipped (and
 /// still checked to be well-formed JSON); the body's base64 is decoded straight
@@ -60,7 +62,8 @@ struct EnvelopeDecoder {
         return f
     }
 
-    private static func header(_ key: String, _ r: inout JSONParser.Reader, _ f: inout Fields) throws(JSONParseError) {
+    private static func header(_ key: MemberKey, _ r: inout JSONParser.Reader, _ f: inout Fields) throws(JSONParseError)
+    {
         switch key {
         case "task": f.task = try r.optionalString() ?? ""
         case "id": f.id = try r.optionalString() ?? ""
@@ -81,7 +84,8 @@ struct EnvelopeDecoder {
         }
     }
 
-    private static func property(_ key: String, _ r: inout JSONParser.Reader, _ f: inout Fields) throws(JSONParseError)
+    private static func property(_ key: MemberKey, _ r: inout JSONParser.Reader, _ f: inout Fields)
+        throws(JSONParseError)
     {
         switch key {
         case "body_encoding": f.bodyEncoding = try r.optionalString() ?? "base64"
@@ -101,22 +105,32 @@ struct EnvelopeDecoder {
     }
 }
 
+/// An object member's key as it stands in the envelope, matched against literals
+/// in a `switch` byte for byte; a key with escapes matches nothing (no field a
+/// worker reads is spelled with them).
+struct MemberKey {
+    let bytes: UnsafeBufferPointer<UInt8>?
+
+    static func ~= (literal: StaticString, key: MemberKey) -> Bool {
+        guard let b = key.bytes, b.count == literal.utf8CodeUnitCount else { return false }
+        return b.count == 0 || memcmp(b.baseAddress!, literal.utf8Start, b.count) == 0
+    }
+}
+
 extension JSONParser.Reader {
     var peek: UInt8? { pos < buf.count ? buf[pos] : nil }
 
-    /// Walk an object's members: `body` gets each key (keys over 15 bytes, which no
-    /// caller wants, come as "" so no string is allocated) and must read or skip its value.
+    /// Walk an object's members: `body` gets each key where it lies in the buffer
+    /// (no string made) and must read or skip its value.
     mutating func members(
-        _ body: (inout JSONParser.Reader, String) throws(JSONParseError) -> Void
+        _ body: (inout JSONParser.Reader, MemberKey) throws(JSONParseError) -> Void
     ) throws(JSONParseError) {
         if try enter(UInt8(ascii: "{"), UInt8(ascii: "}")) { return }
         while true {
             skipSpace()
             guard peek == UInt8(ascii: "\"") else { throw fail("expected key") }
             let (range, escaped) = try stringSpan()
-            let key =
-                escaped || range.count > 15
-                ? "" : String(decoding: UnsafeBufferPointer(rebasing: buf[range]), as: UTF8.self)
+            let key = MemberKey(bytes: escaped ? nil : UnsafeBufferPointer(rebasing: buf[range]))
             skipSpace()
             guard peek == UInt8(ascii: ":") else { throw fail("expected ':'") }
             pos += 1
@@ -185,12 +199,16 @@ extension JSONParser.Reader {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         while pos + 8 <= buf.count {
-            let v = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
+            let v = UInt64(littleEndian: UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self))
             let quote = v ^ (ones &* 0x22)
             let backslash = v ^ (ones &* 0x5C)
             let special =
-                ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((v &- ones &* 0x20) & ~v)
-            if special & highs != 0 { return }
+                (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((v &- ones &* 0x20) & ~v)) & highs
+            if special != 0 {
+                // The lowest flagged byte is a real stop (a borrow only flags bytes above one).
+                pos += special.trailingZeroBitCount >> 3
+                return
+            }
             pos += 8
         }
     }

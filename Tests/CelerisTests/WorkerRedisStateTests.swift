@@ -110,6 +110,36 @@ final class WorkerRedisStateTests: RedisTestCase {
                 ]))
     }
 
+    /// A claim answered with an error (here BUSY: another client's script is running)
+    /// is logged and retried after a pause on the same connection: no reconnect storm,
+    /// and the queue is served once Redis answers again.
+    func testClaimErrorReplyIsWaitedOutWithoutReconnecting() throws {
+        let first = TaskMessage(task: "add", args: [1, 1])
+        try enqueue([first])
+        let worker = InProcessWorker(redis: redis)
+        defer { worker.stop() }
+        XCTAssertTrue(try eventually { try self.client.command("EXISTS", ResultRecord.key(first.id)).integer == 1 })
+        try client.command("CONFIG", "SET", "busy-reply-threshold", "100")
+        func connections() throws -> Int {
+            let info = try client.command("INFO", "stats").text ?? ""
+            let line = info.split(separator: "\r\n").first { $0.hasPrefix("total_connections_received:") }
+            return Int(line?.split(separator: ":").last ?? "") ?? -1
+        }
+        let before = try connections()
+        let busy = try RedisConnection(endpoint: redis.endpoint, readTimeoutMs: 0)
+        try busy.append(["EVAL", "while true do end", "0"])
+        try busy.flush()
+        Thread.sleep(forTimeInterval: 1.5)  // every claim meanwhile reads -BUSY
+        let killer = try RedisConnection(endpoint: redis.endpoint)
+        XCTAssertTrue(
+            eventually(timeout: 5) { (try? killer.command("SCRIPT", "KILL")) != nil }, "the busy script was killed")
+        XCTAssertNotNil(try busy.read().errorMessage, "the killed script's caller gets an error")
+        XCTAssertLessThanOrEqual(try connections() - before, 3, "the worker kept its connection")
+        let second = TaskMessage(task: "add", args: [2, 2])
+        try enqueue([second])
+        XCTAssertTrue(try eventually { try self.client.command("EXISTS", ResultRecord.key(second.id)).integer == 1 })
+    }
+
     /// The consumer's write batch: completions merged into one MULTI with one ZREM
     /// and one HDEL for every ack; progress writes keep their order in front.
     func testCompletionsShareOneTransactionWithFoldedAcks() throws {

@@ -7,7 +7,12 @@ latency (scheduled LPUSH -> result published) at fixed offered rates with the
 native client tasklat/tasklat.c, percentiles from an HdrHistogram. Writes
 perf/results/drain.json.
 
+Scaling runs on the same workload: the io_uring worker with larger prefetch
+windows (--wide-prefetch) and K worker processes sharing the broker
+(--processes), as "many workers, one broker" deploys.
+
   drain_bench.py --bin .build/release [--tasks 200000] [--celery-tasks 20000] [--rates 1000,10000,50000]
+                 [--wide-prefetch 256] [--processes 2]
 """
 import argparse
 
@@ -92,6 +97,8 @@ def main():
     ap.add_argument("--prefetch-multiplier", type=int, default=4)
     ap.add_argument("--rates", default="1000,10000,50000", help="offered tasks/s for the latency runs")
     ap.add_argument("--latency-seconds", type=float, default=5)
+    ap.add_argument("--wide-prefetch", default="256", help="extra io_uring drains with these prefetch multipliers")
+    ap.add_argument("--processes", type=int, default=2, help="a drain by this many worker processes (0: none)")
     a = ap.parse_args()
     tasklat = native_client("tasklat")
     port = free_port()
@@ -133,6 +140,23 @@ def main():
                                   "redis_commands_per_task": {k: round(v / a.tasks, 3) for k, v in stats.items() if v >= 100},
                                   "redis_commands_per_task_total": round(sum(v for v in stats.values()) / a.tasks, 2)}
         r.flushall()
+        # Scaling: a wider prefetch window; several worker processes on the one broker
+        scaling = [(f"celeris-prefetch-{m}", 1, int(m)) for m in a.wide_prefetch.split(",") if m]
+        if a.processes > 1:
+            scaling.append((f"celeris-{a.processes}-processes", a.processes, a.prefetch_multiplier))
+        for name, k, multiplier in scaling:
+            fill(r, a.tasks)
+            ws = [subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
+                                    "-n", f"w{i}@bench", "--prefetch-multiplier", str(multiplier)]) for i in range(k)]
+            procs.extend(ws)
+            secs, peak = drain(name, r, a.tasks, ws[0], a.timeout)
+            for w in ws:
+                w.send_signal(signal.SIGTERM)
+            for w in ws:
+                w.wait(10)
+            out["runs"][name] = {"tasks": a.tasks, "seconds": round(secs, 3), "tasks_per_s": round(a.tasks / secs),
+                                 "processes": k, "prefetch_multiplier": multiplier}
+            r.flushall()
         # End-to-end latency at fixed offered rates (a fresh worker, an empty queue)
         w = subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
                               "--prefetch-multiplier", str(a.prefetch_multiplier)])
@@ -174,6 +198,10 @@ def main():
     print(f"{'celeris io_uring':20} {c['tasks']:8} {c['seconds']:9.2f} {c['tasks_per_s']:9} {c['peak_rss_mb']:8.1f}M")
     print(f"{'celeris socket':20} {cs['tasks']:8} {cs['seconds']:9.2f} {cs['tasks_per_s']:9} {cs['peak_rss_mb']:8.1f}M")
     print(f"{'celery prefork -c 2':20} {py['tasks']:8} {py['seconds']:9.2f} {py['tasks_per_s']:9}")
+    for name, run in out["runs"].items():
+        if "processes" in run:
+            label = f"{run['processes']} x celeris, prefetch x{run['prefetch_multiplier']}"
+            print(f"{label:28} {run['tasks']:8} {run['seconds']:9.2f} {run['tasks_per_s']:9}")
     print(f"(celeris: -c 2, prefetch x{a.prefetch_multiplier}) io_uring / socket: {out['uring_vs_socket']}")
     print(f"Celeris / Celery: {out['ratio']}x; Redis commands per task (Celeris): "
           f"{c['redis_commands_per_task_total']} {c['redis_commands_per_task']}")

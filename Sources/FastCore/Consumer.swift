@@ -112,8 +112,8 @@ public final class Consumer: @unchecked Sendable {
 
     /// Work written to the broker whose replies are not read yet, oldest first.
     private enum SentAhead {
-        /// Outbox entries and the consumer's own commands, sent as `commands`.
-        case write(entries: [Outbox.Entry], own: [[String]], commands: [[String]])
+        /// Outbox entries and the consumer's own commands, sent as one `WriteBatch`.
+        case write(entries: [Outbox.Entry], own: [[String]], replies: Int)
         /// The next claim, sent last (after NOSCRIPT it is claimed again once every reply is read).
         case claim(DeliveryClaim.Pending)
     }
@@ -291,9 +291,9 @@ public final class Consumer: @unchecked Sendable {
         for (i, op) in ops.enumerated() {
             do {
                 switch op {
-                case .write(let entries, _, let commands):
-                    for cmd in commands {
-                        for e in try r.readErrors() { logger.error("\(cmd.first ?? "?") failed: \(e)") }
+                case .write(let entries, _, let replies):
+                    for _ in 0..<replies {
+                        for e in try r.readErrors() { logger.error("write failed: \(e)") }
                     }
                     confirmed += entries
                 case .claim(let pending):
@@ -393,15 +393,17 @@ public final class Consumer: @unchecked Sendable {
         guard !live.isEmpty || !ownWrites.isEmpty else { return 0 }
         // The consumer's own writes go last: a REVOKED or TimeLimitExceeded record
         // must land after any progress its abandoned task had already posted.
-        let cmds = Self.batched(live.map(\.commands)) + ownWrites
+        var batch = WriteBatch()
+        for e in live { batch.add(e.part) }
+        batch.add(own: ownWrites)
         do {
-            try r.append(cmds)
+            try r.append(resp: batch.wire)
         } catch {
             dropConnection(error)
             outbox.requeue(live)
             return 0
         }
-        sentAhead.append(.write(entries: live, own: ownWrites, commands: cmds))
+        sentAhead.append(.write(entries: live, own: ownWrites, replies: batch.replies))
         ownWrites.removeAll()
         return live.count { $0.completes != nil }
     }
@@ -414,42 +416,6 @@ public final class Consumer: @unchecked Sendable {
             if let name = held[tag]?.runner.message.task { processed[name, default: 0] += 1 }
             held[tag] = nil
         }
-    }
-
-    /// Every completion's MULTI … EXEC merged into one transaction after the other
-    /// writes (progress updates keep their order), with the acks folded into one
-    /// ZREM and one HDEL: still atomic (each result is stored iff its delivery is
-    /// acknowledged) at a few commands per batch instead of five per task.
-    public static func batched(_ groups: [[[String]]]) -> [[String]] {
-        var plain: [[String]] = []
-        var transaction: [[String]] = []
-        var acked: [String] = []
-        for commands in groups {
-            guard commands.count >= 2, commands.first == ["MULTI"], commands.last == ["EXEC"] else {
-                plain += commands
-                continue
-            }
-            for c in commands[1..<(commands.count - 1)] {
-                if c.count == 3, c[0] == "ZREM", c[1] == DeliveryClaim.unackedIndexKey {
-                    acked.append(c[2])
-                } else if c.count == 3, c[0] == "HDEL", c[1] == DeliveryClaim.unackedKey, acked.last == c[2] {
-                    continue  // the ZREM's pair (ackCommands)
-                } else {
-                    transaction.append(c)
-                }
-            }
-        }
-        guard !transaction.isEmpty || !acked.isEmpty else { return plain }
-        var out = plain
-        out.reserveCapacity(plain.count + transaction.count + 4)
-        out.append(["MULTI"])
-        out += transaction
-        if !acked.isEmpty {
-            out.append(["ZREM", DeliveryClaim.unackedIndexKey] + acked)
-            out.append(["HDEL", DeliveryClaim.unackedKey] + acked)
-        }
-        out.append(["EXEC"])
-        return out
     }
 
     /// Count a finished header task into its chord, then acknowledge it.

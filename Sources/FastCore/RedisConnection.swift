@@ -61,6 +61,12 @@ public final class RedisConnection {
         var wire: [UInt8] = []
         wire.reserveCapacity(commands.count * 64)
         for c in commands { RESP.append(c, to: &wire) }
+        try append(resp: wire)
+    }
+
+    /// Queue commands already encoded as RESP, without waiting.
+    public func append(resp wire: [UInt8]) throws(RedisError) {
+        guard !wire.isEmpty else { return }
         let rc = wire.withUnsafeBufferPointer { b in
             ce_redis_sync_append_formatted(
                 handle, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)

@@ -152,13 +152,25 @@ final class WorkerRedisStateTests: RedisTestCase {
             [["MULTI"]] + ResultRecord(taskId: m.id, state: .success, result: 2, dateDone: 1).storeCommands()
                 + DeliveryClaim.ackCommands(tag: m.deliveryTag) + [["EXEC"]]
         }
-        let batch = Consumer.batched([completions[0], progress, completions[1], completions[2]])
-        XCTAssertEqual(batch.first, progress[0])
-        XCTAssertEqual(batch.filter { $0 == ["MULTI"] }.count, 1)
-        XCTAssertEqual(batch[batch.count - 3], ["ZREM", "unacked_index"] + ms.map(\.deliveryTag))
-        XCTAssertEqual(batch[batch.count - 2], ["HDEL", "unacked"] + ms.map(\.deliveryTag))
-        XCTAssertEqual(batch.last, ["EXEC"])
-        for reply in try client.pipeline(batch) { XCTAssertNil(reply.errorMessage) }
+        var batch = WriteBatch()
+        for group in [completions[0], progress, completions[1], completions[2]] { batch.add(WriteBatch.Part(group)) }
+        batch.add(own: [["SET", "own", "last"]])
+        let expected: [[String]] =
+            progress + [["MULTI"]]
+            + ms.flatMap { m in
+                ResultRecord(taskId: m.id, state: .success, result: 2, dateDone: 1).storeCommands()
+            } + [
+                ["ZREM", "unacked_index"] + ms.map(\.deliveryTag), ["HDEL", "unacked"] + ms.map(\.deliveryTag),
+                ["EXEC"],
+                ["SET", "own", "last"],
+            ]
+        var wire: [UInt8] = []
+        for c in expected { RESP.append(c, to: &wire) }
+        XCTAssertEqual(batch.wire, wire, "one MULTI, acks folded, progress first, own writes last")
+        XCTAssertEqual(batch.replies, expected.count)
+        try client.append(resp: batch.wire)
+        for _ in 0..<batch.replies { XCTAssertEqual(try client.readErrors(), []) }
+        try client.command("DEL", "own")
         XCTAssertEqual(
             try keys(),
             Set(ms.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"]))

@@ -1,0 +1,92 @@
+/// The consumer's pipelined write for one loop turn, as RESP: every entry's plain
+/// commands (progress updates, in order), then every completion's MULTI … EXEC body
+/// merged into one transaction whose acks fold into one ZREM and one HDEL, then the
+/// consumer's own commands. Still atomic: each result is stored iff its delivery is
+/// acknowledged, at a few commands per batch instead of five per task. Each entry
+/// encodes its `Part` on the thread that posts it, so the consumer only concatenates.
+///
+///     var batch = WriteBatch()
+///     for e in entries { batch.add(e.part) }
+///     batch.add(own: ownWrites)
+///     try redis.append(resp: batch.wire)   // then read batch.replies replies
+public struct WriteBatch {
+    /// One outbox entry's commands, encoded and split the way the batch merges them.
+    public struct Part: Sendable {
+        var plain: [UInt8] = []
+        var plainCount = 0
+        var transaction: [UInt8] = []
+        var transactionCount = 0
+        /// Delivery tags the entry acknowledges (its ZREM + HDEL pairs, folded).
+        var acked: [String] = []
+
+        /// Split `commands`: a MULTI … EXEC group joins the batch's transaction, with
+        /// its acks taken out; anything else goes out as it is.
+        public init(_ commands: [[String]]) {
+            guard commands.count >= 2, commands.first == ["MULTI"], commands.last == ["EXEC"] else {
+                for c in commands { RESP.append(c, to: &plain) }
+                plainCount = commands.count
+                return
+            }
+            for c in commands[1..<(commands.count - 1)] {
+                if c.count == 3, c[0] == "ZREM", c[1] == DeliveryClaim.unackedIndexKey {
+                    acked.append(c[2])
+                } else if c.count == 3, c[0] == "HDEL", c[1] == DeliveryClaim.unackedKey, acked.last == c[2] {
+                    continue  // the ZREM's pair (DeliveryClaim.ackCommands)
+                } else {
+                    RESP.append(c, to: &transaction)
+                    transactionCount += 1
+                }
+            }
+        }
+    }
+
+    private var plain: [UInt8] = []
+    private var transaction: [UInt8] = []
+    private var transactionCount = 0
+    private var acked: [String] = []
+    private var own: [UInt8] = []
+    private var plainCount = 0
+    private var ownCount = 0
+
+    public init() {}
+
+    /// Add one entry's part.
+    public mutating func add(_ part: Part) {
+        plain += part.plain
+        plainCount += part.plainCount
+        transaction += part.transaction
+        transactionCount += part.transactionCount
+        acked += part.acked
+    }
+
+    /// Add commands that go last, after the transaction (the consumer's own writes).
+    public mutating func add(own commands: [[String]]) {
+        for c in commands { RESP.append(c, to: &own) }
+        ownCount += commands.count
+    }
+
+    private var hasTransaction: Bool { transactionCount > 0 || !acked.isEmpty }
+
+    /// Nothing to send.
+    public var isEmpty: Bool { plainCount == 0 && !hasTransaction && ownCount == 0 }
+
+    /// How many replies the batch's commands get.
+    public var replies: Int {
+        plainCount + (hasTransaction ? 2 + transactionCount + (acked.isEmpty ? 0 : 2) : 0) + ownCount
+    }
+
+    /// The batch as one RESP pipeline.
+    public var wire: [UInt8] {
+        guard hasTransaction else { return plain + own }
+        var out = plain
+        out.reserveCapacity(plain.count + transaction.count + own.count + 64 + acked.count * 80)
+        RESP.append(["MULTI"], to: &out)
+        out += transaction
+        if !acked.isEmpty {
+            RESP.append(["ZREM", DeliveryClaim.unackedIndexKey] + acked, to: &out)
+            RESP.append(["HDEL", DeliveryClaim.unackedKey] + acked, to: &out)
+        }
+        RESP.append(["EXEC"], to: &out)
+        return out + own
+    }
+}

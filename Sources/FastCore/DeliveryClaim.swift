@@ -28,25 +28,27 @@ public struct DeliveryClaim: Sendable {
         -- Whole seconds, rounded up (a lease never looks older than it is): Redis keeps
         -- a small zset as a listpack, where a fractional score is re-parsed with strtod
         -- at every step of every insert's scan (the top cost of a claim in profiles).
-        local now = tonumber(t[1]) + (tonumber(t[2]) > 0 and 1 or 0)
+        -- Passed as a string: Lua would format a number with "%.17g" for every member.
+        local now = tostring(tonumber(t[1]) + (tonumber(t[2]) > 0 and 1 or 0))
         local out, hash, index = {}, {}, {}
-        local n = 0
-        -- "name": "value" as kombu's json.dumps writes it (a plain search), else any spacing.
-        local function field(s, name, empty)
-          local k = '"' .. name .. '": "'
-          local i = string.find(s, k, 1, true)
+        local n, no, nh, ni = 0, 0, 0, 0
+        local find, sub, match = string.find, string.sub, string.match
+        local TAG, EXCHANGE, ROUTING = '"delivery_tag": "', '"exchange": "', '"routing_key": "'
+        -- The value after `key` ('"name": "' as kombu's json.dumps writes it), else any spacing.
+        local function field(s, key, name, empty)
+          local i = find(s, key, 1, true)
           if i then
-            local j = string.find(s, '"', i + #k, true)
-            if j and (empty or j > i + #k) then return string.sub(s, i + #k, j - 1) end
+            local j = find(s, '"', i + #key, true)
+            if j and (empty or j > i + #key) then return sub(s, i + #key, j - 1) end
           end
-          return string.match(s, '"' .. name .. '"%s*:%s*"([^"]' .. (empty and '*' or '+') .. ')"')
+          return match(s, '"' .. name .. '"%s*:%s*"([^"]' .. (empty and '*' or '+') .. ')"')
         end
         -- HSET/ZADD once per batch (in chunks, within Lua's unpack limit).
         local function flush()
-          if #hash > 0 then
-            redis.call('HSET', KEYS[1], unpack(hash))
-            redis.call('ZADD', KEYS[2], unpack(index))
-            hash, index = {}, {}
+          if nh > 0 then
+            redis.call('HSET', KEYS[1], unpack(hash, 1, nh))
+            redis.call('ZADD', KEYS[2], unpack(index, 1, ni))
+            nh, ni = 0, 0
           end
         end
         for i = 3, #KEYS do
@@ -56,30 +58,28 @@ public struct DeliveryClaim: Sendable {
           for _, m in ipairs(popped or {}) do
             -- kombu writes "properties" last: look in the tail first, so a
             -- many-megabyte body (a chord's results) is not scanned three times.
-            local props = #m > 4096 and string.sub(m, -4096) or m
-            local tag = field(props, 'delivery_tag', false)
+            local props = #m > 4096 and sub(m, -4096) or m
+            local tag = field(props, TAG, 'delivery_tag', false)
             if not tag and props ~= m then
               props = m
-              tag = field(m, 'delivery_tag', false)
+              tag = field(m, TAG, 'delivery_tag', false)
             end
             local record
             if tag then
-              local ex = field(props, 'exchange', true) or ''
-              local rk = field(props, 'routing_key', true) or queue
+              local ex = field(props, EXCHANGE, 'exchange', true) or ''
+              local rk = field(props, ROUTING, 'routing_key', true) or queue
               record = '[' .. m .. ', "' .. ex .. '", "' .. rk .. '"]'
             else
               tag = 'celeris-undecodable-' .. t[1] .. '.' .. t[2] .. '-' .. n
               record = cjson.encode({m, '', queue})
             end
-            hash[#hash + 1] = tag
-            hash[#hash + 1] = record
-            index[#index + 1] = now
-            index[#index + 1] = tag
-            if #hash >= 2000 then flush() end
+            hash[nh + 1], hash[nh + 2] = tag, record
+            index[ni + 1], index[ni + 2] = now, tag
+            nh, ni = nh + 2, ni + 2
+            if nh >= 2000 then flush() end
             n = n + 1
-            out[#out + 1] = tag
-            out[#out + 1] = key
-            out[#out + 1] = m
+            out[no + 1], out[no + 2], out[no + 3] = tag, key, m
+            no = no + 3
           end
           if n >= max then break end
         end

@@ -397,7 +397,7 @@ public final class Consumer: @unchecked Sendable {
         for e in live { batch.add(e.part) }
         batch.add(own: ownWrites)
         do {
-            try r.append(resp: batch.wire)
+            try batch.append(to: r)
         } catch {
             dropConnection(error)
             outbox.requeue(live)

@@ -10,15 +10,14 @@ public final class Outbox: @unchecked Sendable {
     /// One group of commands; `completes` names the delivery (tag) it finishes;
     /// `event` is a Celery task event to publish (when events are on).
     public struct Entry: Sendable {
-        public let commands: [[String]]
-        /// `commands` as RESP, encoded by the posting thread for the consumer's `WriteBatch`.
+        /// The commands as RESP, encoded by the posting thread for the consumer's
+        /// `WriteBatch` (the command arrays are freed there too, not on the consumer).
         let part: WriteBatch.Part
         public var completes: String?
         public var event: JSON?
         /// A chord header task's result to count into its chord before the ack.
         var chord: ChordPart?
         public init(commands: [[String]], completes: String? = nil, event: JSON? = nil) {
-            self.commands = commands
             self.part = WriteBatch.Part(commands)
             self.completes = completes
             self.event = event

@@ -8,7 +8,7 @@
 ///     var batch = WriteBatch()
 ///     for e in entries { batch.add(e.part) }
 ///     batch.add(own: ownWrites)
-///     try redis.append(resp: batch.wire)   // then read batch.replies replies
+///     try batch.append(to: redis)   // then read batch.replies replies
 public struct WriteBatch {
     /// One outbox entry's commands, encoded and split the way the batch merges them.
     public struct Part: Sendable {
@@ -40,8 +40,7 @@ public struct WriteBatch {
         }
     }
 
-    private var plain: [UInt8] = []
-    private var transaction: [UInt8] = []
+    private var parts: [Part] = []
     private var transactionCount = 0
     private var acked: [String] = []
     private var own: [UInt8] = []
@@ -50,11 +49,10 @@ public struct WriteBatch {
 
     public init() {}
 
-    /// Add one entry's part.
+    /// Add one entry's part (kept as it is: its bytes are copied once, by `append(to:)`).
     public mutating func add(_ part: Part) {
-        plain += part.plain
+        parts.append(part)
         plainCount += part.plainCount
-        transaction += part.transaction
         transactionCount += part.transactionCount
         acked += part.acked
     }
@@ -75,18 +73,35 @@ public struct WriteBatch {
         plainCount + (hasTransaction ? 2 + transactionCount + (acked.isEmpty ? 0 : 2) : 0) + ownCount
     }
 
-    /// The batch as one RESP pipeline.
+    /// Queue the batch on `redis` without waiting, piece by piece in pipeline order.
+    public func append(to redis: RedisConnection) throws(RedisError) {
+        try pieces { (bytes) throws(RedisError) in try redis.append(resp: bytes) }
+    }
+
+    /// The batch as one RESP pipeline (what `append(to:)` queues).
     public var wire: [UInt8] {
-        guard hasTransaction else { return plain + own }
-        var out = plain
-        out.reserveCapacity(plain.count + transaction.count + own.count + 64 + acked.count * 80)
-        RESP.append(["MULTI"], to: &out)
-        out += transaction
-        if !acked.isEmpty {
-            RESP.append(["ZREM", DeliveryClaim.unackedIndexKey] + acked, to: &out)
-            RESP.append(["HDEL", DeliveryClaim.unackedKey] + acked, to: &out)
+        var out: [UInt8] = []
+        pieces { out += $0 }
+        return out
+    }
+
+    /// The batch's bytes in pipeline order: plain commands, the transaction, own commands.
+    private func pieces<E: Error>(_ body: ([UInt8]) throws(E) -> Void) throws(E) {
+        for p in parts where p.plainCount > 0 { try body(p.plain) }
+        if hasTransaction {
+            var open: [UInt8] = []
+            RESP.append(["MULTI"], to: &open)
+            try body(open)
+            for p in parts where p.transactionCount > 0 { try body(p.transaction) }
+            var close: [UInt8] = []
+            close.reserveCapacity(64 + acked.count * 90)
+            if !acked.isEmpty {
+                RESP.append(["ZREM", DeliveryClaim.unackedIndexKey] + acked, to: &close)
+                RESP.append(["HDEL", DeliveryClaim.unackedKey] + acked, to: &close)
+            }
+            RESP.append(["EXEC"], to: &close)
+            try body(close)
         }
-        RESP.append(["EXEC"], to: &out)
-        return out + own
+        if ownCount > 0 { try body(own) }
     }
 }

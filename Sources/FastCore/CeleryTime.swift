@@ -14,6 +14,14 @@ public enum CeleryTime {
     /// ISO-8601 in UTC as Python's `datetime.isoformat()` writes it:
     /// `2026-11-21T07:30:17.699307+00:00`.
     public static func isoformat(_ epoch: Double) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        writeIsoformat(epoch, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Append `isoformat(epoch)`'s bytes.
+    static func writeIsoformat(_ epoch: Double, to out: inout [UInt8]) {
         var secs = time_t(epoch.rounded(.down))
         var micros = Int(((epoch - Double(secs)) * 1_000_000).rounded())
         if micros >= 1_000_000 {
@@ -22,13 +30,32 @@ public enum CeleryTime {
         }
         var tm = Glibc.tm()
         gmtime_r(&secs, &tm)
-        func pad(_ v: Int, _ w: Int) -> String {
-            let s = String(v)
-            return s.count >= w ? s : String(repeating: "0", count: w - s.count) + s
+        /// `v` in `width` decimal digits, zero-padded (wider values keep every digit).
+        func digits(_ v: Int, _ width: Int, then separator: UInt8?) {
+            var count = 1
+            var power = 10
+            while power <= v {
+                count += 1
+                power &*= 10
+            }
+            if count < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - count)) }
+            var rest = v
+            power /= 10
+            while power > 0 {
+                out.append(UInt8(48 + rest / power))
+                rest %= power
+                power /= 10
+            }
+            if let separator { out.append(separator) }
         }
-        return "\(pad(Int(tm.tm_year) + 1900, 4))-\(pad(Int(tm.tm_mon) + 1, 2))-\(pad(Int(tm.tm_mday), 2))T"
-            + "\(pad(Int(tm.tm_hour), 2)):\(pad(Int(tm.tm_min), 2)):\(pad(Int(tm.tm_sec), 2))."
-            + "\(pad(micros, 6))+00:00"
+        digits(Int(tm.tm_year) + 1900, 4, then: UInt8(ascii: "-"))
+        digits(Int(tm.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
+        digits(Int(tm.tm_mday), 2, then: UInt8(ascii: "T"))
+        digits(Int(tm.tm_hour), 2, then: UInt8(ascii: ":"))
+        digits(Int(tm.tm_min), 2, then: UInt8(ascii: ":"))
+        digits(Int(tm.tm_sec), 2, then: UInt8(ascii: "."))
+        digits(micros, 6, then: nil)
+        out.append(contentsOf: "+00:00".utf8)
     }
 
     /// Parse Celery's ISO-8601 times (`2026-11-21T07:31:05.219234+00:00`, `Z`,

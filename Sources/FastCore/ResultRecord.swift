@@ -67,17 +67,41 @@ public struct ResultRecord: Sendable {
     /// The Redis key (and pub/sub channel) of a task's record.
     public static func key(_ taskId: String) -> String { keyPrefix + taskId }
 
-    /// The stored JSON, fields in Celery 5.7's order.
+    /// The stored JSON, fields in Celery 5.7's order, written straight as bytes.
     public func serialized() -> String {
-        var pairs: [(key: String, value: JSON)] = [
-            ("status", .string(state.rawValue)), ("result", result),
-            ("traceback", traceback.map(JSON.string) ?? .null), ("children", []),
-            ("date_done", dateDone.map { .string(CeleryTime.isoformat($0)) } ?? .null),
-        ]
-        if let groupId { pairs.append(("group_id", .string(groupId))) }
-        if let parentId { pairs.append(("parent_id", .string(parentId))) }
-        pairs.append(("task_id", .string(taskId)))
-        return JSON.object(pairs).serialized()
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out.append(contentsOf: #"{"status": ""#.utf8)
+        out.append(contentsOf: state.rawValue.utf8)
+        out.append(contentsOf: #"", "result": "#.utf8)
+        result.write(to: &out)
+        out.append(contentsOf: #", "traceback": "#.utf8)
+        Self.write(traceback, to: &out)
+        out.append(contentsOf: #", "children": [], "date_done": "#.utf8)
+        if let dateDone {
+            out.append(UInt8(ascii: "\""))
+            CeleryTime.writeIsoformat(dateDone, to: &out)
+            out.append(UInt8(ascii: "\""))
+        } else {
+            out.append(contentsOf: "null".utf8)
+        }
+        if let groupId {
+            out.append(contentsOf: #", "group_id": "#.utf8)
+            JSON.writeString(groupId, to: &out)
+        }
+        if let parentId {
+            out.append(contentsOf: #", "parent_id": "#.utf8)
+            JSON.writeString(parentId, to: &out)
+        }
+        out.append(contentsOf: #", "task_id": "#.utf8)
+        JSON.writeString(taskId, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A string or null.
+    private static func write(_ s: String?, to out: inout [UInt8]) {
+        if let s { JSON.writeString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
     }
 
     /// The commands that store and announce the record: SETEX + PUBLISH.

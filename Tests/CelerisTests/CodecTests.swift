@@ -180,6 +180,18 @@ final class CodecTests: XCTestCase {
         }
     }
 
+    /// Python's `datetime.isoformat()` for aware UTC times (microseconds always written).
+    func testIsoformatDigitsAndRounding() {
+        XCTAssertEqual(CeleryTime.isoformat(0), "1970-01-01T00:00:00.000000+00:00")
+        XCTAssertEqual(CeleryTime.isoformat(1.9999996), "1970-01-01T00:00:02.000000+00:00", "rounding carries")
+        XCTAssertEqual(CeleryTime.isoformat(1_795_246_217.000_042), "2026-11-21T07:30:17.000042+00:00")
+        XCTAssertEqual(CeleryTime.isoformat(253_402_300_799.5), "9999-12-31T23:59:59.500000+00:00")
+        XCTAssertEqual(CeleryTime.isoformat(-62_135_596_800 + 86400 * 366), "0002-01-02T00:00:00.000000+00:00")
+        for epoch in [1.25, 1_000_000_000.123456, 1_795_246_217.699307] {
+            XCTAssertEqual(CeleryTime.parse(CeleryTime.isoformat(epoch))!, epoch, accuracy: 1e-6)
+        }
+    }
+
     func testResultRecordMatchesCeleryByteForByte() {
         // SETEX value captured from a Celery 5.7 worker running add(2, 3).
         let captured =

@@ -136,6 +136,8 @@ public final class Consumer: @unchecked Sendable {
     var ownWrites: [[String]] = []
     /// One `QueueWaker` per consumed queue (its priority-0 list), made on first idle turn.
     var wakers: [String: QueueWaker] = [:]
+    /// Held deliveries whose task has a hard time limit (`enforceHardLimits` watches only these).
+    var hardLimited: [String] = []
     /// Tasks started this loop turn, handed to the pool together (`submitStarted`).
     var startedThisTurn: [TaskRunner] = []
     private var unstartedReturned = false
@@ -514,6 +516,7 @@ public final class Consumer: @unchecked Sendable {
                     ]))
         }
         held[d.tag] = h
+        if h.runner.limits.hard != nil { hardLimited.append(d.tag) }
         if let eta = message.eta.flatMap(CeleryTime.parse), eta > now {
             schedule(h, at: eta)
         } else {
@@ -523,20 +526,20 @@ public final class Consumer: @unchecked Sendable {
 
     /// Run now, or schedule for when the task's rate limit allows; expired tasks end REVOKED.
     private func start(_ h: Held, now: Double) {
-        let m = h.runner.message
-        if revokedSet.contains(m.id) {
-            held[m.deliveryTag] = nil
+        if revokedSet.contains(h.runner.message.id) {
+            held[h.runner.message.deliveryTag] = nil
             finishRevoked(h.runner, terminated: false)
             return
         }
-        if let expires = m.expires.flatMap(CeleryTime.parse), expires <= now {
+        if let expires = h.runner.message.expires.flatMap(CeleryTime.parse), expires <= now {
+            let m = h.runner.message
             logger.info("Task \(m.task)[\(m.id)] expired at \(m.expires ?? ""); not run, stored as REVOKED")
             held[m.deliveryTag] = nil
             finishWithoutRunning(
                 m, .revoked, TaskFailure(type: "TaskRevokedError", message: "expired", module: "celery.exceptions"))
             return
         }
-        let wait = limiter.reserve(m.task, now: now)
+        let wait = limiter.reserve(h.runner.message.task, now: now)
         if wait > 0 {
             schedule(h, at: now + wait)
         } else {
@@ -608,11 +611,12 @@ public final class Consumer: @unchecked Sendable {
 
     /// Abandon tasks past their hard time limit: FAILURE `TimeLimitExceeded`, slot replaced.
     /// Abandons what is past its limit and notes the nearest future deadline for `wait`
-    /// (one pass over the held deliveries per loop turn).
+    /// (one pass per loop turn over the held deliveries that have a hard limit).
     private func enforceHardLimits(_ now: Double) {
         nextHardDeadline = .infinity
-        for (tag, h) in held {
-            guard let started = h.runner.started, let hard = h.runner.limits.hard else { continue }
+        hardLimited.removeAll { held[$0] == nil }
+        for tag in hardLimited {
+            guard let h = held[tag], let started = h.runner.started, let hard = h.runner.limits.hard else { continue }
             guard now >= started + hard else {
                 nextHardDeadline = min(nextHardDeadline, started + hard)
                 continue

@@ -503,8 +503,10 @@ public final class Consumer: @unchecked Sendable {
             finishWithoutRunning(message, .failure, failure)
             return
         }
+        let eta = message.eta
         let h = Held(TaskRunner(message: message, task: task, outbox: outbox, settings: runnerSettings))
         if runnerSettings.events.get() {
+            let message = h.runner.message
             events.pending.append(
                 h.runner.event(
                     "task-received",
@@ -517,7 +519,7 @@ public final class Consumer: @unchecked Sendable {
         }
         held[d.tag] = h
         if h.runner.limits.hard != nil { hardLimited.append(d.tag) }
-        if let eta = message.eta.flatMap(CeleryTime.parse), eta > now {
+        if let eta = eta.flatMap(CeleryTime.parse), eta > now {
             schedule(h, at: eta)
         } else {
             start(h, now: now)

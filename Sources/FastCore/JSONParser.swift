@@ -79,6 +79,7 @@ public enum JSONParser {
                 pos += 1
                 return .object(pairs)
             }
+            pairs.reserveCapacity(4)  // one allocation for the usual small object, not three
             while true {
                 skipSpace()
                 guard pos < buf.count, buf[pos] == UInt8(ascii: "\"") else { throw fail("expected key") }
@@ -108,6 +109,7 @@ public enum JSONParser {
                 pos += 1
                 return .array(items)
             }
+            items.reserveCapacity(4)  // one allocation for the usual short array, not three
             while true {
                 items.append(try value(depth: depth + 1))
                 skipSpace()

@@ -20,6 +20,12 @@ public enum RESP {
     /// Append one command's RESP to `out`: what `format` makes, without a C round trip
     /// per command (a pipeline writes a whole batch this way).
     public static func append(_ args: [String], to out: inout [UInt8]) {
+        // Grow once: a count line, then per argument a length line (at most 14 bytes
+        // for any length an array can hold) and the bytes with their CRLF.
+        // (Doubling, so a long pipeline built command by command is not copied each time.)
+        var needed = 16
+        for a in args { needed += 16 + a.utf8.count }
+        if out.capacity < out.count + needed { out.reserveCapacity(max(out.count + needed, out.capacity * 2)) }
         out.append(UInt8(ascii: "*"))
         decimal(args.count, to: &out)
         for var a in args {

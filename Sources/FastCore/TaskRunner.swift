@@ -72,8 +72,10 @@ public final class TaskRunner: @unchecked Sendable {
             message: message, outbox: outbox, stepSeconds: settings.stepSeconds, statusChannel: settings.statusChannel,
             softDeadline: soft, clock: settings.clock, cancelled: cancelled, routes: settings.routes)
         var cmds: [[String]] = [["MULTI"]]
-        // The event body is built only when events are on (a result's Python repr is not free).
-        var done: () -> JSON
+        cmds.reserveCapacity(8)
+        // The event body is built only when events are on (a result's Python repr is not
+        // free), and on the success path its closure is made only then too.
+        var done: (() -> JSON)? = nil
         var outcome = "failed"
         var final: (state: TaskState, result: JSON)?
         do {
@@ -88,8 +90,11 @@ public final class TaskRunner: @unchecked Sendable {
             settings.logger.info(
                 "Task \(message.task)[\(message.id)] succeeded in \(String(format: "%.6f", runtime))s: \(result.serialized())"
             )
-            done = {
-                self.event("task-succeeded", ["result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
+            if events {
+                done = {
+                    self.event(
+                        "task-succeeded", ["result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
+                }
             }
             outcome = "succeeded"
         } catch let retry as TaskRetry {
@@ -118,14 +123,16 @@ public final class TaskRunner: @unchecked Sendable {
         }
         var part: ChordPart? = nil
         if let final { part = chordPart(state: final.state, result: final.result) }
-        if part == nil { cmds += DeliveryClaim.ackCommands(tag: message.deliveryTag) }
         cmds.append(["EXEC"])
         let post = lock.withLock { () -> Bool in
             finished = true
             return !abandoned
         }
         if post {
-            var entry = Outbox.Entry(commands: cmds, completes: message.deliveryTag, event: events ? done() : nil)
+            // The ack joins the batch's transaction (a chord part is acknowledged after its join).
+            var entry = Outbox.Entry(
+                commands: cmds, completes: message.deliveryTag, acknowledges: part == nil, event: events ? done?() : nil
+            )
             entry.chord = part
             outbox.post(entry)
         }

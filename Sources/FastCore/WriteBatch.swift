@@ -20,8 +20,10 @@ public struct WriteBatch {
         var acked: [String] = []
 
         /// Split `commands`: a MULTI … EXEC group joins the batch's transaction, with
-        /// its acks taken out; anything else goes out as it is.
-        public init(_ commands: [[String]]) {
+        /// its acks taken out; anything else goes out as it is. `tag`: a delivery the
+        /// transaction acknowledges too.
+        public init(_ commands: [[String]], acknowledging tag: String? = nil) {
+            if let tag { acked.append(tag) }
             guard commands.count >= 2, commands.first == ["MULTI"], commands.last == ["EXEC"] else {
                 for c in commands { RESP.append(c, to: &plain) }
                 plainCount = commands.count

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Heap allocations per task in the worker, steady state: the worker drains N1
+and then N2 pre-queued noop tasks (results stored) under the malloc_count.c
+LD_PRELOAD shim, and the difference in allocations is divided by N2 - N1, so
+start-up and shutdown cancel out. Counts everything the process allocates per
+task: claim, decode, run, result encoding, the write. Starts its own
+redis-server on a free 127.0.0.1 port; prints progress; writes
+perf/results/allocs.json.
+
+  perf/allocs_per_task.py --bin .build/release [--tasks 20000,100000] [--prefetch-multiplier 64]
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+import redis  # noqa: E402
+from benchlib import BUILD, free_port  # noqa: E402
+from drain_bench import fill  # noqa: E402
+
+
+def shim():
+    out = os.path.join(BUILD, "malloc_count.so")
+    src = os.path.join(HERE, "malloc_count.c")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        os.makedirs(BUILD, exist_ok=True)
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", out, src, "-ldl"], check=True)
+    return out
+
+
+def drain_counting(binary, url, r, n, multiplier, so):
+    fill(r, n)
+    counts = os.path.join(BUILD, "malloc_count.txt")
+    env = dict(os.environ, LD_PRELOAD=so, MALLOC_COUNT_OUT=counts)
+    w = subprocess.Popen([os.path.join(binary, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
+                          "--prefetch-multiplier", str(multiplier)], env=env)
+    start, last = time.time(), 0
+    while r.llen("celery") or r.hlen("unacked"):
+        if time.time() - last >= 1:
+            print(f"  {n - r.llen('celery')}/{n} claimed", flush=True)
+            last = time.time()
+        if time.time() - start > 300:
+            w.kill()
+            raise SystemExit("drain did not finish in 300 s")
+        time.sleep(0.02)
+    w.send_signal(signal.SIGTERM)
+    w.wait(30)
+    r.flushall()
+    return int(open(counts).read())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--tasks", default="20000,100000")
+    ap.add_argument("--prefetch-multiplier", type=int, default=64)
+    a = ap.parse_args()
+    n1, n2 = (int(x) for x in a.tasks.split(","))
+    so = shim()
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        r = redis.Redis(port=port)
+        url = f"redis://127.0.0.1:{port}/0"
+        c1 = drain_counting(a.bin, url, r, n1, a.prefetch_multiplier, so)
+        c2 = drain_counting(a.bin, url, r, n2, a.prefetch_multiplier, so)
+    finally:
+        server.terminate()
+        server.wait(10)
+    per_task = (c2 - c1) / (n2 - n1)
+    print(f"worker heap allocations: {c1} for {n1} tasks, {c2} for {n2}: {per_task:.1f} per task")
+    out = {"tasks": [n1, n2], "allocations": [c1, c2], "per_task": round(per_task, 1),
+           "prefetch_multiplier": a.prefetch_multiplier}
+    json.dump(out, open(os.path.join(HERE, "results", "allocs.json"), "w"), indent=1)
+    print("wrote perf/results/allocs.json")
+
+
+if __name__ == "__main__":
+    main()

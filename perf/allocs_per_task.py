@@ -20,7 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 import redis  # noqa: E402
-from benchlib import BUILD, free_port  # noqa: E402
+from benchlib import BUILD, Children, free_port  # noqa: E402
 from drain_bench import fill  # noqa: E402
 
 
@@ -63,17 +63,12 @@ def main():
     n1, n2 = (int(x) for x in a.tasks.split(","))
     so = shim()
     port = free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
+    with Children() as kids:
+        kids.redis(port)
         r = redis.Redis(port=port)
         url = f"redis://127.0.0.1:{port}/0"
         c1 = drain_counting(a.bin, url, r, n1, a.prefetch_multiplier, so)
         c2 = drain_counting(a.bin, url, r, n2, a.prefetch_multiplier, so)
-    finally:
-        server.terminate()
-        server.wait(10)
     per_task = (c2 - c1) / (n2 - n1)
     print(f"worker heap allocations: {c1} for {n1} tasks, {c2} for {n2}: {per_task:.1f} per task")
     out = {"tasks": [n1, n2], "allocations": [c1, c2], "per_task": round(per_task, 1),

@@ -10,14 +10,13 @@ Starts its own redis-server on a free 127.0.0.1 port; prints progress.
 import argparse
 import os
 import re
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 import redis  # noqa: E402
-from benchlib import free_port  # noqa: E402
+from benchlib import Children, free_port  # noqa: E402
 from drain_bench import fill  # noqa: E402
 
 
@@ -35,10 +34,8 @@ def main():
     a = ap.parse_args()
     script = open(a.lua).read() if a.lua else shipped_script()
     port = free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
+    with Children() as kids:
+        kids.redis(port)
         r = redis.Redis(port=port)
         fill(r, a.tasks)
         sha = r.script_load(script)
@@ -57,9 +54,6 @@ def main():
                 last = time.time()
         usec = r.info("commandstats")["cmdstat_evalsha"]["usec"]
         print(f"claim script: {claimed} messages in batches of {a.batch}: {usec / claimed:.2f} us of Redis per message")
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 if __name__ == "__main__":

@@ -138,8 +138,11 @@ public struct DeliveryClaim: Sendable {
         try claim(on: redis, keys: pending.keys, max: pending.max)
     }
 
-    /// The flat reply (tag, list key, message, …) read in place: one copy of each message.
-    private static func deliveries(_ reply: RedisReply) throws(RedisError) -> [Delivery] {
+    /// The claim script's flat reply (tag, list key, message, …) read in place: one
+    /// copy of each message.
+    ///
+    ///     let took = try redis.read { try DeliveryClaim.deliveries($0) }
+    public static func deliveries(_ reply: RedisReply) throws(RedisError) -> [Delivery] {
         guard reply.isArray else { throw .reply("claim script returned \(RedisValue(reply: reply.pointer))") }
         let n = reply.count
         var out: [Delivery] = []

@@ -66,12 +66,18 @@ public enum RESP {
 
     /// The first complete reply in `bytes`, or nil when incomplete or not RESP.
     public static func parse(_ bytes: [UInt8]) -> RedisValue? {
-        bytes.withUnsafeBufferPointer { b -> RedisValue? in
+        parse(bytes) { RedisValue(reply: $0.pointer) }
+    }
+
+    /// Parse one complete reply and let `body` read it in place, as a connection's
+    /// `read` does; nil when the bytes are incomplete or not RESP.
+    public static func parse<T, E: Error>(_ bytes: [UInt8], _ body: (RedisReply) throws(E) -> T) throws(E) -> T? {
+        try bytes.withUnsafeBufferPointer { (b) throws(E) -> T? in
             guard let base = b.baseAddress,
                 let reply = ce_resp_parse(UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), b.count)
             else { return nil }
             defer { ce_reply_free(reply) }
-            return RedisValue(reply: reply)
+            return try body(RedisReply(pointer: reply))
         }
     }
 }

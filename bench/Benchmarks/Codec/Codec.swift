@@ -32,11 +32,23 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Result encode (SETEX + PUBLISH commands)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(record.storeCommands()) }
     }
+    Benchmark("Result to RESP, as an executor posts it (record, commands, batch part)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(
+                WriteBatch.Part(
+                    [["MULTI"]] + record.storeCommands() + [["EXEC"]], acknowledging: message.deliveryTag))
+        }
+    }
     Benchmark("RESP format LPUSH") { benchmark in
         let args = ["LPUSH", "celery", String(decoding: written, as: UTF8.self)]
         for _ in benchmark.scaledIterations { blackHole(RESP.format(args)) }
     }
     Benchmark("RESP parse claim reply (64 deliveries)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(RESP.parse(claimReply)) }
+    }
+    Benchmark("Claim reply to deliveries, read in place as the worker does (64)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try? RESP.parse(claimReply) { try DeliveryClaim.deliveries($0) })
+        }
     }
 }

@@ -33,10 +33,16 @@ public struct DeliveryClaim: Sendable {
         local out, hash, index = {}, {}, {}
         local n, no, nh, ni = 0, 0, 0, 0
         local find, sub, match = string.find, string.sub, string.match
-        local TAG, EXCHANGE, ROUTING = '"delivery_tag": "', '"exchange": "', '"routing_key": "'
-        -- The value after `key` ('"name": "' as kombu's json.dumps writes it), else any spacing.
+        local TAG, EXCHANGE, ROUTING = 'delivery_tag": "', 'exchange": "', 'routing_key": "'
+        -- The value after `key` ('name": "' as kombu's json.dumps writes it), else any spacing.
+        -- The search starts from the name's first letter (a plain search stops at every
+        -- quote in the JSON otherwise), then checks the opening quote: the same first match.
         local function field(s, key, name, empty)
           local i = find(s, key, 1, true)
+          if i and sub(s, i - 1, i - 1) ~= '"' then
+            i = find(s, '"' .. key, 1, true)
+            i = i and i + 1
+          end
           if i then
             local j = find(s, '"', i + #key, true)
             if j and (empty or j > i + #key) then return sub(s, i + #key, j - 1) end

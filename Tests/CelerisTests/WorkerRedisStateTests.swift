@@ -45,6 +45,21 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10).count, 0)
     }
 
+    /// The claim finds the delivery tag by its name's letters first: a longer key ending
+    /// in the same letters ("predelivery_tag") ahead of the real one is not taken for it.
+    func testClaimTakesTheDeliveryTagNotAKeyEndingLikeIt() throws {
+        let m = TaskMessage(task: "add", args: [1, 2])
+        let raw = m.envelope().replacingOccurrences(
+            of: #""headers": {"#, with: #""headers": {"predelivery_tag": "impostor", "xexchange": "no", "#)
+        XCTAssertTrue(raw.contains("predelivery_tag"))
+        try client.command("LPUSH", "celery", raw)
+        let claimed = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10)
+        XCTAssertEqual(claimed.map(\.tag), [m.deliveryTag])
+        let record = try JSONParser.parse(try client.command("HGET", "unacked", m.deliveryTag).bytes ?? [])
+        XCTAssertEqual(record[1], "", "the exchange from delivery_info")
+        XCTAssertEqual(record[2], "celery")
+    }
+
     /// A batch claim pops with one RPOP per list and records every delivery, in
     /// kombu's format, with one HSET and one ZADD; what is over `max` stays queued.
     func testBatchClaimTakesExactlyMaxAcrossPriorityLists() throws {

@@ -487,14 +487,13 @@ public final class Consumer: @unchecked Sendable {
     }
 
     private func dispatch(_ d: DeliveryClaim.Delivery, now: Double) {
-        var message: TaskMessage
+        let message: TaskMessage
         do {
-            message = try TaskMessage.decode(d.raw, queue: d.queue)
+            message = try TaskMessage.decode(d.raw, queue: d.queue, deliveryTag: d.tag)
         } catch {
             deadLetter(d, reason: error.reason)
             return
         }
-        message.deliveryTag = d.tag
         metrics.received(message.task)
         guard let task = registry.task(named: message.task) else {
             logger.error("Received unregistered task of type '\(message.task)' (id \(message.id)); stored as FAILURE")

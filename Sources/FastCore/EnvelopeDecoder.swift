@@ -29,9 +29,12 @@ struct EnvelopeDecoder {
     }
 
     /// Every field the worker uses; throws on malformed JSON.
-    static func read(_ buf: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> Fields {
+    /// `deliveryTag`: the tag the claim already read from this envelope (its property is then skipped).
+    static func read(_ buf: UnsafeBufferPointer<UInt8>, deliveryTag: String? = nil) throws(JSONParseError) -> Fields {
         var r = JSONParser.Reader(buf: buf)
         var f = Fields()
+        if let deliveryTag { f.deliveryTag = deliveryTag }
+        let knowsTag = deliveryTag != nil
         try r.members { (r, key) throws(JSONParseError) in
             switch key {
             case "headers":
@@ -43,7 +46,8 @@ struct EnvelopeDecoder {
                 } else {
                     try r.skipValue(depth: 1)
                 }
-            case "properties": try r.members { (r, key) throws(JSONParseError) in try property(key, &r, &f) }
+            case "properties":
+                try r.members { (r, key) throws(JSONParseError) in try property(key, &r, &f, knowsTag: knowsTag) }
             case "body":
                 r.skipSpace()
                 if r.peek == UInt8(ascii: "\"") {
@@ -84,13 +88,13 @@ struct EnvelopeDecoder {
         }
     }
 
-    private static func property(_ key: MemberKey, _ r: inout JSONParser.Reader, _ f: inout Fields)
-        throws(JSONParseError)
-    {
+    private static func property(
+        _ key: MemberKey, _ r: inout JSONParser.Reader, _ f: inout Fields, knowsTag: Bool
+    ) throws(JSONParseError) {
         switch key {
         case "body_encoding": f.bodyEncoding = try r.optionalString() ?? "base64"
         case "reply_to": f.replyTo = try r.optionalString() ?? ""
-        case "delivery_tag": f.deliveryTag = try r.optionalString() ?? ""
+        case "delivery_tag" where !knowsTag: f.deliveryTag = try r.optionalString() ?? ""
         case "priority": f.priority = Int(try r.value(depth: 2).intValue ?? 0)
         case "delivery_info":
             try r.members { (r, key) throws(JSONParseError) in

@@ -201,10 +201,15 @@ public struct TaskMessage: Sendable {
     }
 
     /// Decode an envelope as a worker receives it; `queue` is the list it came from.
-    public static func decode(_ bytes: [UInt8], queue: String = "celery") throws(PoisonMessage) -> TaskMessage {
+    /// `deliveryTag`: the tag a claim already took from this envelope, kept instead of read again.
+    public static func decode(
+        _ bytes: [UInt8], queue: String = "celery", deliveryTag: String? = nil
+    ) throws(PoisonMessage) -> TaskMessage {
         let f: EnvelopeDecoder.Fields
         do {
-            f = try bytes.withUnsafeBufferPointer { (b) throws(JSONParseError) in try EnvelopeDecoder.read(b) }
+            f = try bytes.withUnsafeBufferPointer { (b) throws(JSONParseError) in
+                try EnvelopeDecoder.read(b, deliveryTag: deliveryTag)
+            }
         } catch {
             throw PoisonMessage("envelope is not JSON (or not an object): \(error)")
         }

@@ -141,6 +141,12 @@ final class CodecTests: XCTestCase {
         }
         let back = try TaskMessage.decode(Array(odd.envelope().utf8))
         XCTAssertEqual(back.task, "caf\u{e9}.t\"x")
+        // A worker passes the tag its claim read: kept, the property not read again.
+        let claimed = try TaskMessage.decode(Array(odd.envelope().utf8), deliveryTag: "from-the-claim")
+        XCTAssertEqual(claimed.deliveryTag, "from-the-claim")
+        XCTAssertEqual(back.deliveryTag, odd.deliveryTag)
+        XCTAssertEqual(claimed.id, back.id)
+        XCTAssertEqual(claimed.args, back.args)
         XCTAssertEqual(back.args, odd.args)
         // Well-formed around, malformed inside a skipped field: refused, not run.
         let broken = odd.envelope().replacingOccurrences(of: "\"shadow\": null", with: "\"shadow\": nul")

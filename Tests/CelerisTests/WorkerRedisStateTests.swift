@@ -203,7 +203,7 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(woken.value, 0, "an empty list does not wake the consumer")
         let m = TaskMessage(task: "add", args: [2, 3])
         try enqueue([m])
-        XCTAssertTrue(try eventually(timeout: 2) { woken.value == 1 })
+        XCTAssertTrue(eventually(timeout: 2) { woken.value == 1 })
         XCTAssertEqual(try client.command("LRANGE", "celery", "0", "-1").elements?.compactMap(\.text), [m.envelope()])
         Thread.sleep(forTimeInterval: 0.2)
         XCTAssertEqual(woken.value, 1, "disarmed after one wake")

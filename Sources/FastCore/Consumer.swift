@@ -333,7 +333,6 @@ public final class Consumer: @unchecked Sendable {
         } catch {
             guard case .reply(let m) = error else { throw error }
             logger.error("claim failed: \(m)")
-            lastClaimTook = 0
             Thread.sleep(forTimeInterval: 0.5)
             return []
         }

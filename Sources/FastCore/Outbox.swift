@@ -17,8 +17,7 @@ public final class Outbox: @unchecked Sendable {
         public var event: JSON?
         /// A chord header task's result to count into its chord before the ack.
         var chord: ChordPart?
-        /// `acknowledges`: the commands' transaction also acks the delivery `completes` names
-        /// (as `DeliveryClaim.ackCommands` inside it would, without building them).
+        /// `acknowledges`: the commands' transaction also acks the delivery `completes` names.
         public init(commands: [[String]], completes: String? = nil, acknowledges: Bool = false, event: JSON? = nil) {
             self.part = WriteBatch.Part(commands, acknowledging: acknowledges ? completes : nil)
             self.completes = completes

@@ -19,9 +19,9 @@ public struct WriteBatch {
         /// Delivery tags the entry acknowledges (its ZREM + HDEL pairs, folded).
         var acked: [String] = []
 
-        /// Split `commands`: a MULTI … EXEC group joins the batch's transaction, with
-        /// its acks taken out; anything else goes out as it is. `tag`: a delivery the
-        /// transaction acknowledges too.
+        /// Split `commands`: a MULTI … EXEC group's body joins the batch's transaction;
+        /// anything else goes out as it is. `tag`: a delivery the transaction acknowledges
+        /// (folded into the batch's one ZREM and one HDEL).
         public init(_ commands: [[String]], acknowledging tag: String? = nil) {
             if let tag { acked.append(tag) }
             guard commands.count >= 2, commands.first == ["MULTI"], commands.last == ["EXEC"] else {
@@ -29,16 +29,8 @@ public struct WriteBatch {
                 plainCount = commands.count
                 return
             }
-            for c in commands[1..<(commands.count - 1)] {
-                if c.count == 3, c[0] == "ZREM", c[1] == DeliveryClaim.unackedIndexKey {
-                    acked.append(c[2])
-                } else if c.count == 3, c[0] == "HDEL", c[1] == DeliveryClaim.unackedKey, acked.last == c[2] {
-                    continue  // the ZREM's pair (DeliveryClaim.ackCommands)
-                } else {
-                    RESP.append(c, to: &transaction)
-                    transactionCount += 1
-                }
-            }
+            for c in commands[1..<(commands.count - 1)] { RESP.append(c, to: &transaction) }
+            transactionCount = commands.count - 2
         }
     }
 

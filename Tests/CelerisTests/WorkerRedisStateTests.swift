@@ -164,11 +164,12 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(claimed.count, 3)
         let progress: [[String]] = [["PUBLISH", "task_status", "{}"]]
         let completions = ms.map { m in
-            [["MULTI"]] + ResultRecord(taskId: m.id, state: .success, result: 2, dateDone: 1).storeCommands()
-                + DeliveryClaim.ackCommands(tag: m.deliveryTag) + [["EXEC"]]
+            WriteBatch.Part(
+                [["MULTI"]] + ResultRecord(taskId: m.id, state: .success, result: 2, dateDone: 1).storeCommands()
+                    + [["EXEC"]], acknowledging: m.deliveryTag)
         }
         var batch = WriteBatch()
-        for group in [completions[0], progress, completions[1], completions[2]] { batch.add(WriteBatch.Part(group)) }
+        for part in [completions[0], WriteBatch.Part(progress), completions[1], completions[2]] { batch.add(part) }
         batch.add(own: [["SET", "own", "last"]])
         let expected: [[String]] =
             progress + [["MULTI"]]

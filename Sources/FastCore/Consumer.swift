@@ -58,8 +58,10 @@ public struct WorkerConfiguration: Sendable {
         self.clock = clock
     }
 
-    /// How often held deliveries get their lease renewed.
-    var leaseInterval: Double { max(0.2, visibilityTimeout / 4) }
+    /// How often held deliveries get their lease renewed: a quarter of the visibility
+    /// timeout, and at least every second, so a peer sharing the broker with a shorter
+    /// visibility timeout (2 s or more) never takes a live worker's deliveries.
+    var leaseInterval: Double { min(1, max(0.2, visibilityTimeout / 4)) }
     /// How often a recovery pass looks for stale leases.
     var recoveryInterval: Double { min(max(0.5, visibilityTimeout / 2), 10) }
 }
@@ -486,6 +488,13 @@ public final class Consumer: @unchecked Sendable {
     }
 
     private func dispatch(_ d: DeliveryClaim.Delivery, now: Double) {
+        // Returned to its queue while this worker still runs it (by a peer with a shorter
+        // visibility timeout than our lease renewal allows for) and claimed back here:
+        // the claim re-recorded it in `unacked`, and the running task's ack clears that.
+        guard held[d.tag] == nil else {
+            logger.warning("delivery \(d.tag) claimed again while it is still held here; not run twice")
+            return
+        }
         let message: TaskMessage
         do {
             message = try TaskMessage.decode(d.raw, queue: d.queue, deliveryTag: d.tag)

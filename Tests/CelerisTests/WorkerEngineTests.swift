@@ -136,6 +136,39 @@ final class WorkerEngineTests: RedisTestCase {
         XCTAssertFalse(a.log.contains("restored") || b.log.contains("restored"))
     }
 
+    /// Workers with different visibility timeouts share a broker: a peer with 2 s leaves
+    /// a live worker's 4-second task alone, since that worker renews its lease every second.
+    func testShortVisibilityTimeoutPeerLeavesALiveWorkersTaskAlone() throws {
+        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test"], step: "1")
+        let m = TaskMessage(task: "create_task", args: [4])
+        try enqueue([m])
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" })
+        let b = try Celeris.worker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "2"], step: "0.01")
+        XCTAssertTrue(try eventually(timeout: 15) { try self.result(m.id)?["status"] == "SUCCESS" }, a.log)
+        XCTAssertEqual(runs(m.id, in: [a, b]), 1, b.log)
+        XCTAssertFalse(b.log.contains("restored"), b.log)
+        XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
+    }
+
+    /// A delivery returned to its queue while its worker still runs it, and claimed back by
+    /// that worker, runs once: the running task's ack clears the claim's new `unacked` entry.
+    func testDeliveryClaimedBackWhileRunningRunsOnce() throws {
+        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test", "-c", "2"], step: "0.5")
+        let m = TaskMessage(task: "create_task", args: [4])
+        try enqueue([m])
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" })
+        // What a peer's recovery pass does to a stale lease.
+        XCTAssertEqual(try DeliveryRestore().returnDeliveries([m.deliveryTag], on: client), 1)
+        XCTAssertTrue(try eventually(timeout: 10) { a.log.contains("claimed again") }, a.log)
+        XCTAssertEqual(try client.command("HEXISTS", "unacked", m.deliveryTag).integer, 1)
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "SUCCESS" }, a.log)
+        XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 0)
+        Thread.sleep(forTimeInterval: 2.5)  // a second run would have finished by now
+        XCTAssertEqual(runs(m.id, in: [a]), 1, a.log)
+    }
+
     /// A second SIGTERM is a cold shutdown: every held message, the running one included, goes back.
     func testColdShutdownReturnsEveryHeldMessage() throws {
         let a = try Celeris.worker(redis: redis, extra: ["-c", "1"], step: "1")

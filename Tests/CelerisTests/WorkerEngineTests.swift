@@ -136,6 +136,27 @@ final class WorkerEngineTests: RedisTestCase {
         XCTAssertFalse(a.log.contains("restored") || b.log.contains("restored"))
     }
 
+    /// A busy worker sends its next claim before it reads the last write's replies, yet
+    /// never holds more than its prefetch window: `unacked`, sampled all through a drain,
+    /// stays within concurrency × multiplier.
+    func testDrainNeverClaimsBeyondThePrefetchWindow() throws {
+        let a = try Celeris.worker(redis: redis, extra: ["-c", "2", "--prefetch-multiplier", "3"])
+        let messages = (0..<3000).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
+        try enqueue(messages)
+        var most = 0
+        var samples = 0
+        XCTAssertTrue(
+            try eventually(timeout: 60, interval: 0) {
+                let held = try self.client.pipeline([["HLEN", "unacked"], ["LLEN", "celery"]])
+                most = max(most, Int(held[0].integer ?? 0))
+                samples += 1
+                return held[1].integer == 0 && held[0].integer == 0
+            }, a.log)
+        XCTAssertLessThanOrEqual(most, 6, "\(samples) samples")
+        XCTAssertGreaterThan(most, 1, "the window was used (\(samples) samples)")
+        XCTAssertNotNil(try result(messages.last!.id))
+    }
+
     /// Workers with different visibility timeouts share a broker: a peer with 2 s leaves
     /// a live worker's 4-second task alone, since that worker renews its lease every second.
     func testShortVisibilityTimeoutPeerLeavesALiveWorkersTaskAlone() throws {

@@ -19,7 +19,14 @@ public final class Outbox: @unchecked Sendable {
         var chord: ChordPart?
         /// `acknowledges`: the commands' transaction also acks the delivery `completes` names.
         public init(commands: [[String]], completes: String? = nil, acknowledges: Bool = false, event: JSON? = nil) {
-            self.part = WriteBatch.Part(commands, acknowledging: acknowledges ? completes : nil)
+            self.init(
+                part: WriteBatch.Part(commands, acknowledging: acknowledges ? completes : nil), completes: completes,
+                event: event)
+        }
+
+        /// An entry from a part already encoded (a completion: `store`, `transact`, `acknowledge`).
+        public init(part: WriteBatch.Part, completes: String? = nil, event: JSON? = nil) {
+            self.part = part
             self.completes = completes
             self.event = event
         }

@@ -40,7 +40,7 @@ public enum RESP {
     }
 
     /// `n` in decimal, then CRLF.
-    private static func decimal(_ n: Int, to out: inout [UInt8]) {
+    static func decimal(_ n: Int, to out: inout [UInt8]) {
         if n < 10 {
             out.append(UInt8(ascii: "0") + UInt8(n))
         } else {

@@ -71,6 +71,12 @@ public struct ResultRecord: Sendable {
     public func serialized() -> String {
         var out: [UInt8] = []
         out.reserveCapacity(256)
+        write(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The stored JSON's bytes, appended to `out`.
+    func write(to out: inout [UInt8]) {
         out.append(contentsOf: #"{"status": ""#.utf8)
         out.append(contentsOf: state.rawValue.utf8)
         out.append(contentsOf: #"", "result": "#.utf8)
@@ -96,12 +102,57 @@ public struct ResultRecord: Sendable {
         out.append(contentsOf: #", "task_id": "#.utf8)
         JSON.writeString(taskId, to: &out)
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// A string or null.
     private static func write(_ s: String?, to out: inout [UInt8]) {
         if let s { JSON.writeString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
+    }
+
+    /// `storeCommands()` as RESP, appended to `out`: the record is serialized once,
+    /// and the key and expiry are written as bytes.
+    ///
+    ///     record.appendStoreCommands(to: &pipeline)
+    public func appendStoreCommands(to out: inout [UInt8]) {
+        var value: [UInt8] = []
+        value.reserveCapacity(256)
+        write(to: &value)
+        let keyCount = Self.keyPrefix.utf8.count + taskId.utf8.count
+        let needed = 2 * (48 + keyCount + value.count)
+        if out.capacity < out.count + needed { out.reserveCapacity(max(out.count + needed, out.capacity * 2)) }
+        append("SETEX", expiry: true, keyCount: keyCount, value: value, to: &out)
+        append("PUBLISH", expiry: false, keyCount: keyCount, value: value, to: &out)
+    }
+
+    /// `expirySeconds` as SETEX takes it.
+    private static let expiryText: StaticString = "86400"
+
+    /// `name key [expiry] value` as RESP.
+    private func append(_ name: StaticString, expiry: Bool, keyCount: Int, value: [UInt8], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "*"))
+        RESP.decimal(expiry ? 4 : 3, to: &out)
+        bulk(name, to: &out)
+        out.append(UInt8(ascii: "$"))
+        RESP.decimal(keyCount, to: &out)
+        out.append(contentsOf: Self.keyPrefix.utf8)
+        out.append(contentsOf: taskId.utf8)
+        out.append(0x0D)
+        out.append(0x0A)
+        if expiry { bulk(Self.expiryText, to: &out) }
+        out.append(UInt8(ascii: "$"))
+        RESP.decimal(value.count, to: &out)
+        out.append(contentsOf: value)
+        out.append(0x0D)
+        out.append(0x0A)
+    }
+
+    /// One RESP bulk string from static bytes.
+    private func bulk(_ s: StaticString, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "$"))
+        RESP.decimal(s.utf8CodeUnitCount, to: &out)
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        out.append(0x0D)
+        out.append(0x0A)
     }
 
     /// The commands that store and announce the record: SETEX + PUBLISH.

@@ -71,8 +71,9 @@ public final class TaskRunner: @unchecked Sendable {
         let ctx = TaskContext(
             message: message, outbox: outbox, stepSeconds: settings.stepSeconds, statusChannel: settings.statusChannel,
             softDeadline: soft, clock: settings.clock, cancelled: cancelled, routes: settings.routes)
-        var cmds: [[String]] = [["MULTI"]]
-        cmds.reserveCapacity(8)
+        // The result is encoded straight into the part; other commands gather in `cmds`.
+        var part = WriteBatch.Part()
+        var cmds: [[String]] = []
         // The event body is built only when events are on (a result's Python repr is not
         // free), and on the success path its closure is made only then too.
         var done: (() -> JSON)? = nil
@@ -83,7 +84,8 @@ public final class TaskRunner: @unchecked Sendable {
             let record = ResultRecord(
                 taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
                 groupId: message.group, parentId: message.parentId)
-            cmds += store(record, ctx: ctx)
+            if !ignoresResult { part.store(record) }
+            cmds += statusCommands(record, ctx: ctx)
             cmds += followUps(after: result)
             final = (.success, result)
             let runtime = settings.clock.now() - now
@@ -121,19 +123,18 @@ public final class TaskRunner: @unchecked Sendable {
             done = { self.failedEvent(failure) }
             final = (.failure, failure.resultJSON)
         }
-        var part: ChordPart? = nil
-        if let final { part = chordPart(state: final.state, result: final.result) }
-        cmds.append(["EXEC"])
+        var chord: ChordPart? = nil
+        if let final { chord = chordPart(state: final.state, result: final.result) }
+        part.transact(cmds)
         let post = lock.withLock { () -> Bool in
             finished = true
             return !abandoned
         }
         if post {
             // The ack joins the batch's transaction (a chord part is acknowledged after its join).
-            var entry = Outbox.Entry(
-                commands: cmds, completes: message.deliveryTag, acknowledges: part == nil, event: events ? done?() : nil
-            )
-            entry.chord = part
+            if chord == nil { part.acknowledge(message.deliveryTag) }
+            var entry = Outbox.Entry(part: part, completes: message.deliveryTag, event: events ? done?() : nil)
+            entry.chord = chord
             outbox.post(entry)
         }
         settings.metrics.finished(message.task, outcome: outcome, seconds: settings.clock.now() - now)
@@ -174,7 +175,14 @@ public final class TaskRunner: @unchecked Sendable {
 
     /// SETEX + PUBLISH of the record (unless results are ignored), then the status update.
     private func store(_ record: ResultRecord, ctx: TaskContext) -> [[String]] {
-        var cmds = message.ignoreResult || task.options.ignoreResult ? [] : record.storeCommands()
+        (ignoresResult ? [] : record.storeCommands()) + statusCommands(record, ctx: ctx)
+    }
+
+    private var ignoresResult: Bool { message.ignoreResult || task.options.ignoreResult }
+
+    /// The tutorial's status update on the task's completion, when the task set one.
+    private func statusCommands(_ record: ResultRecord, ctx: TaskContext) -> [[String]] {
+        var cmds: [[String]] = []
         var fields = ctx.completionFields
         if record.state == .failure, let failure = record.result["exc_type"]?.stringValue {
             fields = (fields ?? [:]).setting("error", .string(TaskFailureText.text(record.result, type: failure)))

@@ -16,22 +16,42 @@ public struct WriteBatch {
         var plainCount = 0
         var transaction: [UInt8] = []
         var transactionCount = 0
-        /// Delivery tags the entry acknowledges (its ZREM + HDEL pairs, folded).
-        var acked: [String] = []
+        /// The delivery the entry acknowledges (its ZREM + HDEL, folded).
+        var acked: String?
+
+        /// An empty part, filled by `store` and `transact` (what an executor does).
+        public init() {}
 
         /// Split `commands`: a MULTI … EXEC group's body joins the batch's transaction;
         /// anything else goes out as it is. `tag`: a delivery the transaction acknowledges
         /// (folded into the batch's one ZREM and one HDEL).
         public init(_ commands: [[String]], acknowledging tag: String? = nil) {
-            if let tag { acked.append(tag) }
-            guard commands.count >= 2, commands.first == ["MULTI"], commands.last == ["EXEC"] else {
+            acked = tag
+            guard commands.count >= 2, commands[0].count == 1, commands[0][0] == "MULTI",
+                commands[commands.count - 1].count == 1, commands[commands.count - 1][0] == "EXEC"
+            else {
                 for c in commands { RESP.append(c, to: &plain) }
                 plainCount = commands.count
                 return
             }
-            for c in commands[1..<(commands.count - 1)] { RESP.append(c, to: &transaction) }
-            transactionCount = commands.count - 2
+            transact(commands[1..<(commands.count - 1)])
         }
+
+        /// Add commands to the batch's transaction.
+        public mutating func transact(_ commands: some Collection<[String]>) {
+            for c in commands { RESP.append(c, to: &transaction) }
+            transactionCount += commands.count
+        }
+
+        /// Add a result record's SETEX + PUBLISH to the transaction, encoded from the record
+        /// with no command arrays in between.
+        public mutating func store(_ record: ResultRecord) {
+            record.appendStoreCommands(to: &transaction)
+            transactionCount += 2
+        }
+
+        /// The transaction also acknowledges the delivery `tag`.
+        public mutating func acknowledge(_ tag: String) { acked = tag }
     }
 
     private var parts: [Part] = []
@@ -48,7 +68,7 @@ public struct WriteBatch {
         parts.append(part)
         plainCount += part.plainCount
         transactionCount += part.transactionCount
-        acked += part.acked
+        if let tag = part.acked { acked.append(tag) }
     }
 
     /// Add commands that go last, after the transaction (the consumer's own writes).

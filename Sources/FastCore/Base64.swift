@@ -16,8 +16,29 @@ public enum Base64 {
 
     /// The bytes of standard base64 `text` (padding optional, no whitespace); nil if it is not base64.
     public static func decode<Text: Collection<UInt8>>(_ text: Text) -> [UInt8]? {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.count / 4 * 3 + 3)
+        var ok = true
+        let out = [UInt8](unsafeUninitializedCapacity: decodedCapacity(text.count)) { buf, count in
+            guard let n = decode(text, into: buf) else {
+                ok = false
+                count = 0
+                return
+            }
+            count = n
+        }
+        return ok ? out : nil
+    }
+
+    /// Room `decode(_:into:)` needs for `count` bytes of base64 text.
+    public static func decodedCapacity(_ count: Int) -> Int { count / 4 * 3 + 3 }
+
+    /// Decode `text` into `out` (at least `decodedCapacity(text.count)` bytes); the count
+    /// written, or nil if it is not base64.
+    ///
+    ///     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Base64.decodedCapacity(n)) { Base64.decode(text, into: $0) }
+    public static func decode<Text: Collection<UInt8>>(_ text: Text, into out: UnsafeMutableBufferPointer<UInt8>)
+        -> Int?
+    {
+        var count = 0
         var acc: UInt32 = 0
         var bits = 0
         var padding = 0
@@ -33,12 +54,13 @@ public enum Base64 {
                 bits += 6
                 if bits >= 8 {
                     bits -= 8
-                    out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+                    out[count] = UInt8(truncatingIfNeeded: acc >> UInt32(bits))
+                    count += 1
                 }
             }
             return padding <= 2 && bits < 6
         }
-        return ok ? out : nil
+        return ok ? count : nil
     }
 
     /// Append the base64 text of `bytes` to `out`.

@@ -63,6 +63,21 @@ public enum JSONParser {
             }
         }
 
+        /// Skip spaces and then `byte`, or fail.
+        mutating func expect(_ byte: UInt8) throws(JSONParseError) {
+            skipSpace()
+            guard pos < buf.count, buf[pos] == byte else { throw fail("expected '\(Character(Unicode.Scalar(byte)))'") }
+            pos += 1
+        }
+
+        /// Skip `text` if the bytes at the reader are exactly it; false (nothing read) if not.
+        mutating func skip(_ text: StaticString) -> Bool {
+            let n = text.utf8CodeUnitCount
+            guard pos + n <= buf.count, memcmp(buf.baseAddress! + pos, text.utf8Start, n) == 0 else { return false }
+            pos += n
+            return true
+        }
+
         mutating func literal(_ word: StaticString) throws(JSONParseError) {
             let n = word.utf8CodeUnitCount
             guard pos + n <= buf.count else { throw fail("bad literal") }

@@ -34,7 +34,7 @@ public enum QueueKeys {
 
     /// The queue a list key belongs to.
     public static func queueName(ofListKey key: String) -> String {
-        let sep = Array(separator.utf8)
+        let sep = separator.utf8
         let bytes = key.utf8
         guard bytes.count >= sep.count else { return key }
         var i = bytes.index(bytes.endIndex, offsetBy: -sep.count)

@@ -220,6 +220,21 @@ public struct TaskMessage: Sendable {
         }
         guard !f.id.isEmpty else { throw PoisonMessage("headers carry no task id") }
         guard let bodyRange = f.body else { throw PoisonMessage("envelope has no body") }
+        if !f.bodyHasEscapes && f.bodyEncoding == "base64" {
+            // The usual case: the body is decoded into scratch space (on the stack when small)
+            // and read from there.
+            let body = try withUnsafeTemporaryAllocation(
+                of: UInt8.self, capacity: Base64.decodedCapacity(bodyRange.count)
+            ) { (scratch) throws(PoisonMessage) in
+                guard let n = Base64.decode(bytes[bodyRange], into: scratch) else {
+                    throw PoisonMessage("body is not base64")
+                }
+                return try Self.body(UnsafeBufferPointer(rebasing: scratch[..<n]))
+            }
+            return TaskMessage(
+                decoded: f, args: body.args, kwargs: body.kwargs, embed: body.embed, queue: queue,
+                headers: (bytes, headerRange))
+        }
         let bodyBytes: [UInt8]
         if f.bodyHasEscapes {
             // Rare: a body string with JSON escapes; let the full reader unescape it.
@@ -237,19 +252,46 @@ public struct TaskMessage: Sendable {
         } else {
             bodyBytes = Array(bytes[bodyRange])
         }
-        let body: JSON
+        let body = try bodyBytes.withUnsafeBufferPointer { (b) throws(PoisonMessage) in try Self.body(b) }
+        return TaskMessage(
+            decoded: f, args: body.args, kwargs: body.kwargs, embed: body.embed, queue: queue,
+            headers: (bytes, headerRange))
+    }
+
+    /// The embed Celery sends when there is no canvas, shared by every such message.
+    public static let noEmbed: JSON = ["callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil]
+
+    /// A body `[args, kwargs, embed]`, read without building the outer array; the usual
+    /// all-null embed, as json.dumps writes it, becomes `noEmbed` without being built.
+    private static func body(_ buf: UnsafeBufferPointer<UInt8>) throws(PoisonMessage) -> (
+        args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON
+    ) {
+        var r = JSONParser.Reader(buf: buf)
+        let parts: (JSON, JSON, JSON)
         do {
-            body = try JSONParser.parse(bodyBytes)
+            r.skipSpace()
+            try r.expect(UInt8(ascii: "["))
+            let args = try r.value(depth: 1)
+            try r.expect(UInt8(ascii: ","))
+            let kwargs = try r.value(depth: 1)
+            try r.expect(UInt8(ascii: ","))
+            r.skipSpace()
+            let embed =
+                r.skip(#"{"callbacks": null, "errbacks": null, "chain": null, "chord": null}"#)
+                ? Self.noEmbed : try r.value(depth: 1)
+            try r.expect(UInt8(ascii: "]"))
+            r.skipSpace()
+            if r.pos != buf.count { throw r.fail("trailing bytes") }
+            parts = (args, kwargs, embed)
         } catch {
-            throw PoisonMessage("body is not JSON: \(error)")
-        }
-        guard case .array(let parts) = body, parts.count == 3, case .array(let args) = parts[0],
-            case .object(let kwargs) = parts[1]
-        else {
+            // Not three parts, or not JSON at all: say which.
+            if (try? JSONParser.parse(buf)) == nil { throw PoisonMessage("body is not JSON: \(error)") }
             throw PoisonMessage("body is not [args, kwargs, embed]")
         }
-        return TaskMessage(
-            decoded: f, args: args, kwargs: kwargs, embed: parts[2], queue: queue, headers: (bytes, headerRange))
+        guard case .array(let args) = parts.0, case .object(let kwargs) = parts.1 else {
+            throw PoisonMessage("body is not [args, kwargs, embed]")
+        }
+        return (args, kwargs, parts.2)
     }
 
     /// A received message: every field from the envelope, no fresh ids made.
@@ -261,7 +303,7 @@ public struct TaskMessage: Sendable {
         task = f.task
         self.args = args
         self.kwargs = kwargs
-        self.embed = embed.isNull ? ["callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil] : embed
+        self.embed = embed.isNull ? Self.noEmbed : embed
         self.queue = queue
         exchange = f.exchange
         routingKey = f.routingKey ?? queue

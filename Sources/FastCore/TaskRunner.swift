@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// One claimed task on its way through an executor thread: runs the
 /// function, then posts the result, any status update and the ack as one
@@ -9,10 +10,13 @@ public final class TaskRunner: @unchecked Sendable {
     let task: RegisteredTask
     let outbox: Outbox
     let settings: Settings
-    private let lock = NSLock()
-    private var startedAt: Double?
-    private var finished = false
-    private var abandoned = false
+    /// When the task started, whether it finished, whether the pool gave up on it.
+    private struct Progress {
+        var startedAt: Double?
+        var finished = false
+        var abandoned = false
+    }
+    private let progress = Mutex(Progress())
     /// Shared with the task's context: set when abandoned, so the task stops writing and sleeping.
     let cancelled = LockedBox(false)
 
@@ -41,14 +45,14 @@ public final class TaskRunner: @unchecked Sendable {
     }
 
     /// When the thread picked it up, or nil while queued.
-    var started: Double? { lock.withLock { startedAt } }
-    var isAbandoned: Bool { lock.withLock { abandoned } }
+    var started: Double? { progress.withLock { $0.startedAt } }
+    var isAbandoned: Bool { progress.withLock { $0.abandoned } }
 
     /// Mark as abandoned if it is running; false if it already finished or never started.
     func markAbandoned() -> Bool {
-        lock.withLock {
-            guard startedAt != nil, !finished, !abandoned else { return false }
-            abandoned = true
+        progress.withLock {
+            guard $0.startedAt != nil, !$0.finished, !$0.abandoned else { return false }
+            $0.abandoned = true
             cancelled.set(true)
             return true
         }
@@ -64,7 +68,7 @@ public final class TaskRunner: @unchecked Sendable {
 
     func run() {
         let now = settings.clock.now()
-        lock.withLock { startedAt = now }
+        progress.withLock { $0.startedAt = now }
         let events = settings.events.get()
         if events { outbox.post(.init(commands: [], event: event("task-started"))) }
         let soft = limits.soft.map { now + $0 }
@@ -126,9 +130,9 @@ public final class TaskRunner: @unchecked Sendable {
         var chord: ChordPart? = nil
         if let final { chord = chordPart(state: final.state, result: final.result) }
         part.transact(cmds)
-        let post = lock.withLock { () -> Bool in
-            finished = true
-            return !abandoned
+        let post = progress.withLock {
+            $0.finished = true
+            return !$0.abandoned
         }
         if post {
             // The ack joins the batch's transaction (a chord part is acknowledged after its join).

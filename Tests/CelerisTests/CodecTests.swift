@@ -186,6 +186,38 @@ final class CodecTests: XCTestCase {
         }
     }
 
+    /// The body is read in place as `[args, kwargs, embed]`: the same values the JSON tree
+    /// gives for any spacing and embed, and bad bodies named as before.
+    func testBodyReaderAgreesWithTheTreeReader() throws {
+        func envelope(_ body: String) -> [UInt8] {
+            let b64 = Data(body.utf8).base64EncodedString()
+            return Array(#"{"headers": {"task": "add", "id": "1"}, "body": "\#(b64)"}"#.utf8)
+        }
+        let good = [
+            #"[[2], {"y": 3}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#,
+            #" [ [1, "a", [2]] ,{} , null ] "#,
+            #"[[], {}, {"callbacks": null, "errbacks": null, "chain": [{"task": "add"}], "chord": null}]"#,
+            #"[[], {}, {"callbacks":null,"errbacks":null,"chain":null,"chord":null}]"#,
+        ]
+        for body in good {
+            let m = try TaskMessage.decode(envelope(body))
+            let tree = try JSONParser.parse(body)
+            XCTAssertEqual(.array(m.args), tree[0], body)
+            XCTAssertEqual(.object(m.kwargs), tree[1], body)
+            XCTAssertEqual(m.embed, tree[2]!.isNull ? TaskMessage.noEmbed : tree[2], body)
+        }
+        let bad = [
+            "[[1], {}": "not JSON", "[[1], {}, null] x": "not JSON", "[[1], {}, null, 4]": "[args, kwargs, embed]",
+            "[1, {}, null]": "[args, kwargs, embed]", "[[1], [], null]": "[args, kwargs, embed]",
+            "[[1], {}]": "[args, kwargs, embed]",
+        ]
+        for (body, reason) in bad {
+            XCTAssertThrowsError(try TaskMessage.decode(envelope(body))) { e in
+                XCTAssertTrue("\(e)".contains(reason), "\(body): \(e)")
+            }
+        }
+    }
+
     /// Python's `datetime.isoformat()` for aware UTC times (microseconds always written).
     func testIsoformatDigitsAndRounding() {
         XCTAssertEqual(CeleryTime.isoformat(0), "1970-01-01T00:00:00.000000+00:00")

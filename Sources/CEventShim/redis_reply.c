@@ -23,5 +23,5 @@ size_t ce_reply_elements(const ce_reply *r) { return R(r)->type == REDIS_REPLY_A
 /* Element i of an ARRAY reply. */
 const ce_reply *ce_reply_element(const ce_reply *r, size_t i) { return (const ce_reply *)R(r)->element[i]; }
 
-/* Free a reply obtained from ce_redis_sync_read. */
+/* Free a reply obtained from ce_resp_parse. */
 void ce_reply_free(ce_reply *r) { freeReplyObject(r); }

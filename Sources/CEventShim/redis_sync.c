@@ -11,6 +11,7 @@
 struct ce_redis_sync {
     redisContext *ctx;
     ce_redis_uring *uring; /* NULL: plain socket reads and writes */
+    ce_reply_arena *arena; /* where the reader builds replies; reset by ce_redis_sync_release */
     int timeout_ms;
 };
 
@@ -25,7 +26,16 @@ ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms,
     }
     redisEnableKeepAlive(ctx);
     ce_redis_sync *r = calloc(1, sizeof(*r));
-    if (!r) { redisFree(ctx); return NULL; }
+    ce_reply_arena *arena = ce_reply_arena_new();
+    if (!r || !arena) {
+        free(r);
+        free(arena);
+        redisFree(ctx);
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    ce_reply_arena_attach(arena, ctx->reader);
+    r->arena = arena;
     r->ctx = ctx;
     r->timeout_ms = timeout_ms;
     return r;
@@ -44,6 +54,12 @@ int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out) {
     if (rc != REDIS_OK) return -1;
     *out = reply;
     return 0;
+}
+
+/* Done with the reply ce_redis_sync_read gave: its objects' memory is reused by the next. */
+void ce_redis_sync_release(ce_redis_sync *r, ce_reply *reply) {
+    (void)reply;
+    ce_reply_arena_reset(r->arena);
 }
 
 /* Write everything queued without reading (its replies are read later). 0 ok, -1 on error. */
@@ -79,5 +95,6 @@ void ce_redis_sync_free(ce_redis_sync *r) {
     if (!r) return;
     ce_redis_uring_free(r->uring);
     redisFree(r->ctx);
+    ce_reply_arena_free(r->arena);
     free(r);
 }

@@ -20,6 +20,14 @@ void ce_redis_uring_free(ce_redis_uring *u);
 int ce_redis_uring_get_reply(ce_redis_uring *u, struct redisContext *c, int timeout_ms, void **reply);
 int ce_redis_uring_flush(ce_redis_uring *u, struct redisContext *c);
 
+/* Reply objects from one reusable block per connection (reply_arena.c). */
+typedef struct ce_reply_arena ce_reply_arena;
+struct redisReader;
+ce_reply_arena *ce_reply_arena_new(void);
+void ce_reply_arena_attach(ce_reply_arena *a, struct redisReader *reader);
+void ce_reply_arena_reset(ce_reply_arena *a);
+void ce_reply_arena_free(ce_reply_arena *a);
+
 /* SHA-1 of data into out[20]. */
 void ce_sha1(const uint8_t *data, size_t len, uint8_t out[20]);
 /* Standard base64 of len bytes into out (needs 4*ceil(len/3)+1); returns length. */

@@ -89,7 +89,7 @@ public final class RedisConnection {
     public func read<T>(_ body: (RedisReply) throws(RedisError) -> T) throws(RedisError) -> T {
         var reply: OpaquePointer?
         guard ce_redis_sync_read(handle, &reply) == 0, let r = reply else { throw .connection(errorText) }
-        defer { ce_reply_free(r) }
+        defer { ce_redis_sync_release(handle, r) }
         return try body(RedisReply(pointer: r))
     }
 

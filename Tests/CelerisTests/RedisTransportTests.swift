@@ -30,6 +30,30 @@ final class RedisTransportTests: RedisTestCase {
         }
     }
 
+    /// Replies are built in one reusable block per connection: a reply that outgrows it
+    /// (nested arrays of many elements, a 5 MB value past the block's keep limit) reads
+    /// back byte for byte, and so do the small replies read after it, in place and copied.
+    func testRepliesOutgrowingTheReplyBlockReadBackIntact() throws {
+        for io in [IOMode.uring, .socket] {
+            let r = try connect(io)
+            let items = (0..<3000).map { String(repeating: Character(UnicodeScalar(97 + $0 % 26)!), count: $0 % 97) }
+            let huge = String(repeating: "z", count: 5_000_000)
+            _ = try r.pipeline([["DEL", "l"]] + items.map { ["RPUSH", "l", $0] } + [["SET", "huge", huge]])
+            for round in 0..<3 {
+                let nested = try r.pipeline([
+                    ["MULTI"], ["LRANGE", "l", "0", "-1"], ["GET", "huge"], ["LLEN", "l"], ["EXEC"],
+                ])
+                XCTAssertEqual(nested[4].elements?[0].elements?.compactMap(\.text), items, "\(io) round \(round)")
+                XCTAssertEqual(nested[4].elements?[1].bytes?.count, huge.utf8.count)
+                XCTAssertEqual(nested[4].elements?[2], .integer(3000))
+            }
+            XCTAssertEqual(try r.command("GET", "nothing"), .null)
+            try r.append(["LRANGE", "l", "0", "-1"])
+            let lengths = try r.read { reply in (0..<reply.count).map { reply[$0].bytes.count } }
+            XCTAssertEqual(lengths, items.map(\.utf8.count), "\(io): read in place")
+        }
+    }
+
     func testTimeoutAndServerGoneAreConnectionErrors() throws {
         for io in [IOMode.uring, .socket] {
             let r = try connect(io, timeoutMs: 300)

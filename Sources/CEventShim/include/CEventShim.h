@@ -214,7 +214,7 @@ const char *ce_reply_str(const ce_reply *r, size_t *len);
 size_t ce_reply_elements(const ce_reply *r);
 /* Element i of an ARRAY reply. */
 const ce_reply *ce_reply_element(const ce_reply *r, size_t i);
-/* Free a reply obtained from ce_redis_sync_read. */
+/* Free a reply obtained from ce_resp_parse. */
 void ce_reply_free(ce_reply *r);
 
 /* Format argv as one RESP command into a malloc'd *out; its length, or -1. */
@@ -255,8 +255,11 @@ typedef struct ce_redis_sync ce_redis_sync;
 ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms, char *err, size_t err_len);
 /* Queue commands already in RESP (no I/O). */
 int ce_redis_sync_append_formatted(ce_redis_sync *r, const char *buf, size_t len);
-/* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */
+/* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error.
+ * The reply stays valid until ce_redis_sync_release (one reply at a time). */
 int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out);
+/* Done with the reply ce_redis_sync_read gave: its objects' memory is reused by the next. */
+void ce_redis_sync_release(ce_redis_sync *r, ce_reply *reply);
 /* Write everything queued without reading (its replies are read later). 0 ok, -1 on error. */
 int ce_redis_sync_flush(ce_redis_sync *r);
 /* Set the read timeout for blocking commands. */

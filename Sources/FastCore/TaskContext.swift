@@ -16,19 +16,22 @@ public final class TaskContext: Sendable {
     public let softDeadline: Double?
     private let clock: any WallClock
     private let outbox: Outbox
-    private let completion = LockedBox<JSON?>(nil)
+    /// Stored inline, as is the cancel flag: a context is one allocation per task.
+    private let completion = Mutex<JSON?>(nil)
     /// Set when the worker gave up on this task (revoked with terminate, or past its hard time limit).
-    private let cancelled: LockedBox<Bool>
+    private let cancelled = Atomic<Bool>(false)
+    /// A flag shared with the caller, when it passed one.
+    private let sharedCancel: LockedBox<Bool>?
     /// Where tasks this task sends are routed.
     public let routes: TaskRoutes
 
     public init(
         message: TaskMessage, outbox: Outbox, stepSeconds: Double, statusChannel: String = "task_status",
         softDeadline: Double? = nil, clock: any WallClock = SystemClock(),
-        cancelled: LockedBox<Bool> = LockedBox(false),
+        cancelled: LockedBox<Bool>? = nil,
         routes: TaskRoutes = .defaults
     ) {
-        self.cancelled = cancelled
+        self.sharedCancel = cancelled
         self.routes = routes
         self.message = message
         self.outbox = outbox
@@ -72,10 +75,13 @@ public final class TaskContext: Sendable {
 
     /// Fields to publish on the status channel once the result is stored;
     /// the runtime adds `task_id`, `state` and `ts`.
-    public func publishOnCompletion(_ fields: JSON) { completion.set(fields) }
+    public func publishOnCompletion(_ fields: JSON) { completion.withLock { $0 = fields } }
 
     /// The completion fields set by the task, if any.
-    public var completionFields: JSON? { completion.get() }
+    public var completionFields: JSON? { completion.withLock { $0 } }
+
+    /// Tell the task to stop writing and sleeping (the worker gave up on it).
+    func cancel() { cancelled.store(true, ordering: .releasing) }
 
     /// `{"task_id", "state"?, …fields, "ts"}` as the tutorial's clients expect.
     public func statusUpdate(_ fields: JSON, state: TaskState? = nil) -> JSON {
@@ -87,7 +93,7 @@ public final class TaskContext: Sendable {
     }
 
     /// True once the worker has given up on this task; its writes are dropped from then on.
-    public var isCancelled: Bool { cancelled.get() }
+    public var isCancelled: Bool { cancelled.load(ordering: .acquiring) || sharedCancel?.get() == true }
 
     /// Throws `SoftTimeLimitExceeded` once the soft time limit has passed, or
     /// `TaskRevokedError` once the task was terminated; long tasks call it between steps.

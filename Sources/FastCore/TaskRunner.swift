@@ -10,15 +10,14 @@ public final class TaskRunner: @unchecked Sendable {
     let task: RegisteredTask
     let outbox: Outbox
     let settings: Settings
-    /// When the task started, whether it finished, whether the pool gave up on it.
+    /// When the task started (and its context), whether it finished, whether the pool gave up on it.
     private struct Progress {
         var startedAt: Double?
+        var context: TaskContext?
         var finished = false
         var abandoned = false
     }
     private let progress = Mutex(Progress())
-    /// Shared with the task's context: set when abandoned, so the task stops writing and sleeping.
-    let cancelled = LockedBox(false)
 
     /// What every runner of a worker shares.
     struct Settings: Sendable {
@@ -53,7 +52,7 @@ public final class TaskRunner: @unchecked Sendable {
         progress.withLock {
             guard $0.startedAt != nil, !$0.finished, !$0.abandoned else { return false }
             $0.abandoned = true
-            cancelled.set(true)
+            $0.context?.cancel()
             return true
         }
     }
@@ -68,13 +67,16 @@ public final class TaskRunner: @unchecked Sendable {
 
     func run() {
         let now = settings.clock.now()
-        progress.withLock { $0.startedAt = now }
         let events = settings.events.get()
         if events { outbox.post(.init(commands: [], event: event("task-started"))) }
         let soft = limits.soft.map { now + $0 }
         let ctx = TaskContext(
             message: message, outbox: outbox, stepSeconds: settings.stepSeconds, statusChannel: settings.statusChannel,
-            softDeadline: soft, clock: settings.clock, cancelled: cancelled, routes: settings.routes)
+            softDeadline: soft, clock: settings.clock, routes: settings.routes)
+        progress.withLock {
+            $0.startedAt = now
+            $0.context = ctx
+        }
         // The result is encoded straight into the part; other commands gather in `cmds`.
         var part = WriteBatch.Part()
         var cmds: [[String]] = []
@@ -132,6 +134,7 @@ public final class TaskRunner: @unchecked Sendable {
         part.transact(cmds)
         let post = progress.withLock {
             $0.finished = true
+            $0.context = nil
             return !$0.abandoned
         }
         if post {

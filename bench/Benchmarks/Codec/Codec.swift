@@ -47,7 +47,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("RESP parse claim reply (64 deliveries)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(RESP.parse(claimReply)) }
     }
-    Benchmark("Claim reply to deliveries, read in place as the worker does (64)") { benchmark in
+    Benchmark("Claim reply to deliveries, read in place (64; default hiredis reply objects)") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try? RESP.parse(claimReply) { try DeliveryClaim.deliveries($0) })
         }

@@ -39,6 +39,29 @@ public enum RESP {
         }
     }
 
+    /// A command's count line, `*n` CRLF, for commands written argument by argument.
+    static func appendCount(_ n: Int, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "*"))
+        decimal(n, to: &out)
+    }
+
+    /// One argument as a bulk string: `first` and `second` back to back (a key's prefix and id).
+    static func appendBulk<First: Collection<UInt8>, Second: Collection<UInt8>>(
+        _ first: First, _ second: Second, to out: inout [UInt8]
+    ) {
+        out.append(UInt8(ascii: "$"))
+        decimal(first.count + second.count, to: &out)
+        out.append(contentsOf: first)
+        out.append(contentsOf: second)
+        out.append(0x0D)
+        out.append(0x0A)
+    }
+
+    /// One argument as a bulk string.
+    static func appendBulk<Bytes: Collection<UInt8>>(_ bytes: Bytes, to out: inout [UInt8]) {
+        appendBulk(bytes, EmptyCollection(), to: &out)
+    }
+
     /// `n` in decimal, then CRLF.
     static func decimal(_ n: Int, to out: inout [UInt8]) {
         if n < 10 {

@@ -117,42 +117,22 @@ public struct ResultRecord: Sendable {
         var value: [UInt8] = []
         value.reserveCapacity(256)
         write(to: &value)
-        let keyCount = Self.keyPrefix.utf8.count + taskId.utf8.count
-        let needed = 2 * (48 + keyCount + value.count)
+        let needed = 2 * (64 + Self.keyPrefix.utf8.count + taskId.utf8.count + value.count)
         if out.capacity < out.count + needed { out.reserveCapacity(max(out.count + needed, out.capacity * 2)) }
-        append("SETEX", expiry: true, keyCount: keyCount, value: value, to: &out)
-        append("PUBLISH", expiry: false, keyCount: keyCount, value: value, to: &out)
+        append("SETEX", expiry: true, value: value, to: &out)
+        append("PUBLISH", expiry: false, value: value, to: &out)
     }
 
     /// `expirySeconds` as SETEX takes it.
-    private static let expiryText: StaticString = "86400"
+    private static let expiryText = Array(String(expirySeconds).utf8)
 
     /// `name key [expiry] value` as RESP.
-    private func append(_ name: StaticString, expiry: Bool, keyCount: Int, value: [UInt8], to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "*"))
-        RESP.decimal(expiry ? 4 : 3, to: &out)
-        bulk(name, to: &out)
-        out.append(UInt8(ascii: "$"))
-        RESP.decimal(keyCount, to: &out)
-        out.append(contentsOf: Self.keyPrefix.utf8)
-        out.append(contentsOf: taskId.utf8)
-        out.append(0x0D)
-        out.append(0x0A)
-        if expiry { bulk(Self.expiryText, to: &out) }
-        out.append(UInt8(ascii: "$"))
-        RESP.decimal(value.count, to: &out)
-        out.append(contentsOf: value)
-        out.append(0x0D)
-        out.append(0x0A)
-    }
-
-    /// One RESP bulk string from static bytes.
-    private func bulk(_ s: StaticString, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "$"))
-        RESP.decimal(s.utf8CodeUnitCount, to: &out)
-        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-        out.append(0x0D)
-        out.append(0x0A)
+    private func append(_ name: String, expiry: Bool, value: [UInt8], to out: inout [UInt8]) {
+        RESP.appendCount(expiry ? 4 : 3, to: &out)
+        RESP.appendBulk(name.utf8, to: &out)
+        RESP.appendBulk(Self.keyPrefix.utf8, taskId.utf8, to: &out)
+        if expiry { RESP.appendBulk(Self.expiryText, to: &out) }
+        RESP.appendBulk(value, to: &out)
     }
 
     /// The commands that store and announce the record: SETEX + PUBLISH.

@@ -90,8 +90,7 @@ public final class TaskRunner: @unchecked Sendable {
             let record = ResultRecord(
                 taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
                 groupId: message.group, parentId: message.parentId)
-            if !ignoresResult { part.store(record) }
-            cmds += statusCommands(record, ctx: ctx)
+            store(record, ctx: ctx, into: &part)
             cmds += followUps(after: result)
             final = (.success, result)
             let runtime = settings.clock.now() - now
@@ -106,8 +105,7 @@ public final class TaskRunner: @unchecked Sendable {
             }
             outcome = "succeeded"
         } catch let retry as TaskRetry {
-            let retried = retryOrFail(retry, ctx: ctx)
-            cmds += retried.commands
+            let retried = retryOrFail(retry, ctx: ctx, into: &part)
             let retryEvent = retried.event
             done = { retryEvent }
             outcome = retried.failure == nil ? "retried" : "failed"
@@ -125,7 +123,7 @@ public final class TaskRunner: @unchecked Sendable {
             outcome = "succeeded"
         } catch {
             let failure = (error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)")
-            cmds += fail(failure, ctx: ctx)
+            fail(failure, ctx: ctx, into: &part)
             done = { self.failedEvent(failure) }
             final = (.failure, failure.resultJSON)
         }
@@ -181,8 +179,9 @@ public final class TaskRunner: @unchecked Sendable {
     }
 
     /// SETEX + PUBLISH of the record (unless results are ignored), then the status update.
-    private func store(_ record: ResultRecord, ctx: TaskContext) -> [[String]] {
-        (ignoresResult ? [] : record.storeCommands()) + statusCommands(record, ctx: ctx)
+    private func store(_ record: ResultRecord, ctx: TaskContext, into part: inout WriteBatch.Part) {
+        if !ignoresResult { part.store(record) }
+        part.transact(statusCommands(record, ctx: ctx))
     }
 
     private var ignoresResult: Bool { message.ignoreResult || task.options.ignoreResult }
@@ -206,19 +205,19 @@ public final class TaskRunner: @unchecked Sendable {
             ["exception": .string(failure.description), "traceback": .string(failure.traceback(task: message.task))])
     }
 
-    private func fail(_ failure: TaskFailure, ctx: TaskContext) -> [[String]] {
+    private func fail(_ failure: TaskFailure, ctx: TaskContext, into part: inout WriteBatch.Part) {
         settings.logger.error("Task \(message.task)[\(message.id)] raised unexpected: \(failure)")
         let record = ResultRecord(
             taskId: message.id, state: .failure, result: failure.resultJSON,
             traceback: failure.traceback(task: message.task),
             dateDone: settings.clock.now(), groupId: message.group, parentId: message.parentId)
-        return store(record, ctx: ctx)
+        store(record, ctx: ctx, into: &part)
     }
 
     /// Celery's `Task.retry`: the same task id goes back on its queue with
     /// `retries + 1` and an ETA, the result shows RETRY; past `max_retries` the cause is the FAILURE.
-    private func retryOrFail(_ retry: TaskRetry, ctx: TaskContext) -> (
-        commands: [[String]], event: JSON, failure: TaskFailure?
+    private func retryOrFail(_ retry: TaskRetry, ctx: TaskContext, into part: inout WriteBatch.Part) -> (
+        event: JSON, failure: TaskFailure?
     ) {
         let cause = retry.cause ?? TaskFailure(type: "Retry", message: "Retry requested", module: "celery.exceptions")
         guard message.retries < task.options.maxRetries else {
@@ -229,7 +228,8 @@ public final class TaskRunner: @unchecked Sendable {
                     message:
                         "Can't retry \(message.task)[\(message.id)] args:\(message.argsRepr) kwargs:\(message.kwargsRepr)",
                     module: "celery.exceptions")
-            return (fail(exhausted, ctx: ctx), failedEvent(exhausted), exhausted)
+            fail(exhausted, ctx: ctx, into: &part)
+            return (failedEvent(exhausted), exhausted)
         }
         let delay = retry.countdown ?? task.options.backoff(retries: message.retries)
         var next = message
@@ -243,8 +243,9 @@ public final class TaskRunner: @unchecked Sendable {
             taskId: message.id, state: .retry, result: cause.resultJSON, traceback: cause.traceback(task: message.task),
             groupId: message.group, parentId: message.parentId)
         var producer = TaskProducer()
-        let cmds = producer.sendCommands(for: next).filter { $0.first == "LPUSH" } + store(record, ctx: ctx)
-        return (cmds, failedEvent(cause, type: "task-retried"), nil)
+        part.transact(producer.sendCommands(for: next).filter { $0.first == "LPUSH" })
+        store(record, ctx: ctx, into: &part)
+        return (failedEvent(cause, type: "task-retried"), nil)
     }
 }
 

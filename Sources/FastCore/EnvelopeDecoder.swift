@@ -20,6 +20,7 @@ struct EnvelopeDecoder {
         var routingKey: String?
         var priority = 0
         var bodyEncoding = "base64"
+        /// nil when absent or JSON (the JSON case is matched in place, not made a String).
         var contentType: String?
         /// The body string's bytes as they stand in the envelope (base64 text, usually).
         var body: Range<Int>?
@@ -57,7 +58,9 @@ struct EnvelopeDecoder {
                 } else {
                     try r.skipValue(depth: 1)
                 }
-            case "content-type": f.contentType = try r.optionalString()
+            case "content-type":
+                r.skipSpace()
+                if !r.skip(#""application/json""#) { f.contentType = try r.optionalString() }
             default: try r.skipValue(depth: 1)
             }
         }

@@ -178,6 +178,10 @@ final class CodecTests: XCTestCase {
             "garbage": "not JSON", #"{"headers": {}}"#: "no task name",
             #"{"headers": {"task": "add", "id": "1"}, "body": "!!!"}"#: "not base64",
             #"{"headers": {"task": "add", "id": "1"}, "body": "WzEsIDJd"}"#: "[args, kwargs, embed]",
+            #"{"headers": {"task": "add", "id": "1"}, "content-type": "application/x-python-serialize", "body": "W10="}"#:
+                "unsupported content-type application/x-python-serialize",
+            #"{"headers": {"task": "add", "id": "1"}, "content-type": "application/jsonx", "body": "W10="}"#:
+                "unsupported content-type application/jsonx",
         ]
         for (raw, reason) in cases {
             XCTAssertThrowsError(try TaskMessage.decode(Array(raw.utf8))) { e in

@@ -334,10 +334,15 @@ public final class Consumer: @unchecked Sendable {
             return try claim.finish(pending, on: r)
         } catch {
             guard case .reply(let m) = error else { throw error }
-            logger.error("claim failed: \(m)")
-            Thread.sleep(forTimeInterval: 0.5)
+            claimRefused(m)
             return []
         }
+    }
+
+    /// Redis answered a claim with an error (LOADING, BUSY, …): log it and pause before the next.
+    private func claimRefused(_ message: String) {
+        logger.error("claim failed: \(message)")
+        Thread.sleep(forTimeInterval: 0.5)
     }
 
     /// A claim's deliveries wait in `claimedAhead` to be started.
@@ -466,8 +471,7 @@ public final class Consumer: @unchecked Sendable {
             }
         } catch {
             if case .reply(let m) = error {
-                logger.error("claim failed: \(m)")
-                Thread.sleep(forTimeInterval: 0.5)
+                claimRefused(m)
             } else {
                 dropConnection(error)
             }

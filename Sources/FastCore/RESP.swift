@@ -26,17 +26,8 @@ public enum RESP {
         var needed = 16
         for a in args { needed += 16 + a.utf8.count }
         if out.capacity < out.count + needed { out.reserveCapacity(max(out.count + needed, out.capacity * 2)) }
-        out.append(UInt8(ascii: "*"))
-        decimal(args.count, to: &out)
-        for var a in args {
-            a.withUTF8 { u in
-                out.append(UInt8(ascii: "$"))
-                decimal(u.count, to: &out)
-                out.append(contentsOf: u)
-                out.append(0x0D)
-                out.append(0x0A)
-            }
-        }
+        appendCount(args.count, to: &out)
+        for var a in args { a.withUTF8 { appendBulk($0, to: &out) } }
     }
 
     /// A command's count line, `*n` CRLF, for commands written argument by argument.

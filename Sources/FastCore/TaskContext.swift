@@ -63,8 +63,9 @@ public final class TaskContext: Sendable {
     /// Store a state with its meta and announce it (Celery's `update_state`).
     public func updateState(_ state: TaskState, meta: JSON) {
         guard !isCancelled else { return }
-        let record = ResultRecord(taskId: message.id, state: state, result: meta)
-        outbox.post(.init(commands: [["MULTI"]] + record.storeCommands() + [["EXEC"]]))
+        var part = WriteBatch.Part()
+        part.store(ResultRecord(taskId: message.id, state: state, result: meta))
+        outbox.post(.init(part: part))
     }
 
     /// Publish a JSON update on the status channel for WebSocket clients.

@@ -220,10 +220,22 @@ public struct TaskMessage: Sendable {
         }
         guard !f.id.isEmpty else { throw PoisonMessage("headers carry no task id") }
         guard let bodyRange = f.body else { throw PoisonMessage("envelope has no body") }
-        if !f.bodyHasEscapes && f.bodyEncoding == "base64" {
+        let body: (args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON)
+        if f.bodyHasEscapes {
+            // Rare: a body string with JSON escapes; let the full reader unescape it.
+            guard
+                let text = try? JSONParser.parse(Array(bytes[(bodyRange.lowerBound - 1)...bodyRange.upperBound]))
+                    .stringValue
+            else { throw PoisonMessage("envelope has no body") }
+            let bodyBytes = f.bodyEncoding == "base64" ? (Base64.decode(text.utf8) ?? []) : Array(text.utf8)
+            if f.bodyEncoding == "base64" && bodyBytes.isEmpty && !text.isEmpty {
+                throw PoisonMessage("body is not base64")
+            }
+            body = try bodyBytes.withUnsafeBufferPointer { (b) throws(PoisonMessage) in try Self.body(b) }
+        } else if f.bodyEncoding == "base64" {
             // The usual case: the body is decoded into scratch space (on the stack when small)
             // and read from there.
-            let body = try withUnsafeTemporaryAllocation(
+            body = try withUnsafeTemporaryAllocation(
                 of: UInt8.self, capacity: Base64.decodedCapacity(bodyRange.count)
             ) { (scratch) throws(PoisonMessage) in
                 guard let n = Base64.decode(bytes[bodyRange], into: scratch) else {
@@ -231,28 +243,11 @@ public struct TaskMessage: Sendable {
                 }
                 return try Self.body(UnsafeBufferPointer(rebasing: scratch[..<n]))
             }
-            return TaskMessage(
-                decoded: f, args: body.args, kwargs: body.kwargs, embed: body.embed, queue: queue,
-                headers: (bytes, headerRange))
-        }
-        let bodyBytes: [UInt8]
-        if f.bodyHasEscapes {
-            // Rare: a body string with JSON escapes; let the full reader unescape it.
-            guard
-                let text = try? JSONParser.parse(Array(bytes[(bodyRange.lowerBound - 1)...bodyRange.upperBound]))
-                    .stringValue
-            else { throw PoisonMessage("envelope has no body") }
-            bodyBytes = f.bodyEncoding == "base64" ? (Base64.decode(text.utf8) ?? []) : Array(text.utf8)
-            if f.bodyEncoding == "base64" && bodyBytes.isEmpty && !text.isEmpty {
-                throw PoisonMessage("body is not base64")
-            }
-        } else if f.bodyEncoding == "base64" {
-            guard let decoded = Base64.decode(bytes[bodyRange]) else { throw PoisonMessage("body is not base64") }
-            bodyBytes = decoded
         } else {
-            bodyBytes = Array(bytes[bodyRange])
+            body = try bytes.withUnsafeBufferPointer { (b) throws(PoisonMessage) in
+                try Self.body(UnsafeBufferPointer(rebasing: b[bodyRange]))
+            }
         }
-        let body = try bodyBytes.withUnsafeBufferPointer { (b) throws(PoisonMessage) in try Self.body(b) }
         return TaskMessage(
             decoded: f, args: body.args, kwargs: body.kwargs, embed: body.embed, queue: queue,
             headers: (bytes, headerRange))

@@ -16,7 +16,7 @@ windows (--wide-prefetch) and K worker processes sharing the broker
 """
 import argparse
 
-from benchlib import BUILD, HERE, ROOT, Children, free_port, native_client, rss_kb, wait_http
+from benchlib import BUILD, HERE, ROOT, Children, cpu_seconds, free_port, native_client, rss_kb, wait_http
 import base64
 import json
 import os
@@ -82,10 +82,25 @@ def drain(name, r, n, proc, timeout):
 
 
 def commandstats(r):
-    out = {}
-    for k, v in r.info("commandstats").items():
-        out[k.replace("cmdstat_", "")] = v["calls"]
-    return out
+    """Calls and microseconds per command since the last CONFIG RESETSTAT."""
+    return {k.replace("cmdstat_", ""): (v["calls"], v["usec"]) for k, v in r.info("commandstats").items()}
+
+
+def redis_cost(stats, redis_cpu, worker_cpu, n):
+    """Where Redis' CPU goes per task: the claim script (with the RPOP, HSET and ZADD it
+    runs), the completion transactions (with their SETEX, PUBLISH, ZREM, HDEL), and the
+    rest (reading and parsing commands, writing replies: what commandstats does not time);
+    the ceiling one Redis core sets at that cost, whatever the worker does."""
+    us = lambda name: stats.get(name, (0, 0))[1] / n
+    total = redis_cpu * 1e6 / n
+    cost = {"redis_cpu_us_per_task": round(total, 2), "worker_cpu_us_per_task": round(worker_cpu * 1e6 / n, 2),
+            "claim_script_us": round(us("evalsha"), 2), "completion_transactions_us": round(us("exec"), 2),
+            "by_command_us": {k: round(v[1] / n, 2) for k, v in stats.items() if v[0] >= 100}}
+    # commandstats times a script's or a transaction's commands twice: alone and within it
+    inner = ("rpop", "hset", "zadd", "time", "setex", "publish", "zrem", "hdel")
+    cost["io_and_parsing_us"] = round(total - sum(us(k) for k in stats if k not in inner), 2)
+    cost["redis_bound_ceiling_tasks_per_s"] = round(1e6 / total) if total else None
+    return cost
 
 
 def main():
@@ -129,16 +144,19 @@ def main():
         # Celeris, io_uring broker transport (--io uring: fails loudly where io_uring is refused)
         fill(r, a.tasks)
         r.config_resetstat()
+        redis_cpu0 = cpu_seconds(rs.pid)
         w = subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
                               "--prefetch-multiplier", str(a.prefetch_multiplier), "--io", "uring"])
         procs.append(w)
         secs, peak = drain("celeris", r, a.tasks, w, a.timeout)
         stats = commandstats(r)
+        cost = redis_cost(stats, cpu_seconds(rs.pid) - redis_cpu0, cpu_seconds(w.pid), a.tasks)
         w.send_signal(signal.SIGTERM); w.wait(10)
         out["runs"]["celeris"] = {"tasks": a.tasks, "seconds": round(secs, 3), "tasks_per_s": round(a.tasks / secs),
                                   "peak_rss_mb": round(peak / 1024, 1),
-                                  "redis_commands_per_task": {k: round(v / a.tasks, 3) for k, v in stats.items() if v >= 100},
-                                  "redis_commands_per_task_total": round(sum(v for v in stats.values()) / a.tasks, 2)}
+                                  "redis_commands_per_task": {k: round(v[0] / a.tasks, 3) for k, v in stats.items() if v[0] >= 100},
+                                  "redis_commands_per_task_total": round(sum(v[0] for v in stats.values()) / a.tasks, 2),
+                                  "cpu": cost}
         r.flushall()
         # Scaling: a wider prefetch window; several worker processes on the one broker
         scaling = [(f"celeris-prefetch-{m}", 1, int(m)) for m in a.wide_prefetch.split(",") if m]
@@ -205,6 +223,11 @@ def main():
     print(f"(celeris: -c 2, prefetch x{a.prefetch_multiplier}) io_uring / socket: {out['uring_vs_socket']}")
     print(f"Celeris / Celery: {out['ratio']}x; Redis commands per task (Celeris): "
           f"{c['redis_commands_per_task_total']} {c['redis_commands_per_task']}")
+    k = c["cpu"]
+    print(f"CPU per task (io_uring drain): Redis {k['redis_cpu_us_per_task']} us = claim script {k['claim_script_us']}"
+          f" + completion transactions {k['completion_transactions_us']} + reading/parsing/replying {k['io_and_parsing_us']};"
+          f" worker {k['worker_cpu_us_per_task']} us. One Redis core at that cost: at most"
+          f" {k['redis_bound_ceiling_tasks_per_s']:,} tasks/s, whatever the worker does.")
     print(f"\n{'offered tasks/s':>16} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'max ms':>9}")
     for rate, l in out["latency_us"].items():
         print(f"{rate:>16} {l['p50'] / 1000:9.2f} {l['p99'] / 1000:9.2f} {l['p999'] / 1000:9.2f} {l['max'] / 1000:9.2f}")

@@ -78,13 +78,6 @@ public struct WorkerConfiguration: Sendable {
 public final class Consumer: @unchecked Sendable {
     public enum Phase: Sendable { case consuming, warm, cold }
 
-    /// One claimed delivery; `due` is set while it waits for its ETA or rate limit.
-    final class Held {
-        let runner: TaskRunner
-        var due: Double?
-        init(_ runner: TaskRunner) { self.runner = runner }
-    }
-
     public let configuration: WorkerConfiguration
     var registry: TaskRegistry
     let logger: Logger
@@ -132,7 +125,8 @@ public final class Consumer: @unchecked Sendable {
 
     /// Consume from `queues` from the next claim on.
     func resetQueueOrder(_ queues: [String]) { queueOrder = queues }
-    var held: [String: Held] = [:]
+    /// Claimed deliveries by tag, each with its runner (queued, waiting, running or finishing).
+    var held: [String: TaskRunner] = [:]
     var scheduled: [(due: Double, tag: String)] = []
     var limiter = RateLimiter()
     var ownWrites: [[String]] = []
@@ -421,7 +415,7 @@ public final class Consumer: @unchecked Sendable {
         for e in entries { if let part = e.chord { joinChord(part, tag: e.completes) } }
         for e in entries {
             guard let tag = e.completes else { continue }
-            if let name = held[tag]?.runner.message.task { processed[name, default: 0] += 1 }
+            if let name = held[tag]?.message.task { processed[name, default: 0] += 1 }
             held[tag] = nil
         }
     }
@@ -515,11 +509,11 @@ public final class Consumer: @unchecked Sendable {
             return
         }
         let eta = message.eta
-        let h = Held(TaskRunner(message: message, task: task, outbox: outbox, settings: runnerSettings))
+        let h = TaskRunner(message: message, task: task, outbox: outbox, settings: runnerSettings)
         if runnerSettings.events.get() {
-            let message = h.runner.message
+            let message = h.message
             events.pending.append(
-                h.runner.event(
+                h.event(
                     "task-received",
                     [
                         "name": .string(message.task), "args": .string(message.argsRepr),
@@ -529,7 +523,7 @@ public final class Consumer: @unchecked Sendable {
                     ]))
         }
         held[d.tag] = h
-        if h.runner.limits.hard != nil { hardLimited.append(d.tag) }
+        if h.limits.hard != nil { hardLimited.append(d.tag) }
         if let eta = eta.flatMap(CeleryTime.parse), eta > now {
             schedule(h, at: eta)
         } else {
@@ -538,25 +532,25 @@ public final class Consumer: @unchecked Sendable {
     }
 
     /// Run now, or schedule for when the task's rate limit allows; expired tasks end REVOKED.
-    private func start(_ h: Held, now: Double) {
-        if revokedSet.contains(h.runner.message.id) {
-            held[h.runner.message.deliveryTag] = nil
-            finishRevoked(h.runner, terminated: false)
+    private func start(_ h: TaskRunner, now: Double) {
+        if revokedSet.contains(h.message.id) {
+            held[h.message.deliveryTag] = nil
+            finishRevoked(h, terminated: false)
             return
         }
-        if let expires = h.runner.message.expires.flatMap(CeleryTime.parse), expires <= now {
-            let m = h.runner.message
+        if let expires = h.message.expires.flatMap(CeleryTime.parse), expires <= now {
+            let m = h.message
             logger.info("Task \(m.task)[\(m.id)] expired at \(m.expires ?? ""); not run, stored as REVOKED")
             held[m.deliveryTag] = nil
             finishWithoutRunning(
                 m, .revoked, TaskFailure(type: "TaskRevokedError", message: "expired", module: "celery.exceptions"))
             return
         }
-        let wait = limiter.reserve(h.runner.message.task, now: now)
+        let wait = limiter.reserve(h.message.task, now: now)
         if wait > 0 {
             schedule(h, at: now + wait)
         } else {
-            startedThisTurn.append(h.runner)
+            startedThisTurn.append(h)
         }
     }
 
@@ -582,9 +576,9 @@ public final class Consumer: @unchecked Sendable {
         startedThisTurn.removeAll(keepingCapacity: true)
     }
 
-    func schedule(_ h: Held, at due: Double) {
+    func schedule(_ h: TaskRunner, at due: Double) {
         h.due = due
-        let tag = h.runner.message.deliveryTag
+        let tag = h.message.deliveryTag
         let i = scheduled.firstIndex { $0.due > due } ?? scheduled.count
         scheduled.insert((due, tag), at: i)
     }
@@ -629,15 +623,15 @@ public final class Consumer: @unchecked Sendable {
         nextHardDeadline = .infinity
         hardLimited.removeAll { held[$0] == nil }
         for tag in hardLimited {
-            guard let h = held[tag], let started = h.runner.started, let hard = h.runner.limits.hard else { continue }
+            guard let h = held[tag], let started = h.started, let hard = h.limits.hard else { continue }
             guard now >= started + hard else {
                 nextHardDeadline = min(nextHardDeadline, started + hard)
                 continue
             }
-            guard !h.runner.isAbandoned else { continue }
-            pool.abandon(h.runner)
-            guard h.runner.isAbandoned else { continue }
-            let m = h.runner.message
+            guard !h.isAbandoned else { continue }
+            pool.abandon(h)
+            guard h.isAbandoned else { continue }
+            let m = h.message
             logger.error("Hard time limit (\(hard)s) exceeded for \(m.task)[\(m.id)]; slot replaced")
             held[tag] = nil
             finishWithoutRunning(

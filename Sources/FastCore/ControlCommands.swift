@@ -46,17 +46,17 @@ extension Consumer {
         case "registered": return .array(registry.names.map(JSON.string))
         case "active_queues": return .array(queues.map(queueInfo))
         case "active":
-            return .array(held.values.filter { $0.runner.started != nil }.map { requestInfo($0.runner) })
+            return .array(held.values.filter { $0.started != nil }.map { requestInfo($0) })
         case "reserved":
             return .array(
-                held.values.filter { $0.runner.started == nil && $0.due == nil }.map { requestInfo($0.runner) })
+                held.values.filter { $0.started == nil && $0.due == nil }.map { requestInfo($0) })
         case "scheduled":
             return .array(
                 held.values.compactMap { h -> JSON? in
                     guard let due = h.due else { return nil }
                     return [
-                        "eta": .string(CeleryTime.isoformat(due)), "priority": .int(Int64(h.runner.message.priority)),
-                        "request": requestInfo(h.runner),
+                        "eta": .string(CeleryTime.isoformat(due)), "priority": .int(Int64(h.message.priority)),
+                        "request": requestInfo(h),
                     ]
                 })
         case "revoked": return .array(revoked.map(JSON.string))
@@ -64,8 +64,8 @@ extension Consumer {
         case "query_task":
             let ids = Set(args["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
             return .object(
-                held.values.filter { ids.contains($0.runner.message.id) }.map {
-                    ($0.runner.message.id, [$0.runner.started == nil ? "reserved" : "active", requestInfo($0.runner)])
+                held.values.filter { ids.contains($0.message.id) }.map {
+                    ($0.message.id, [$0.started == nil ? "reserved" : "active", requestInfo($0)])
                 })
         case "rate_limit":
             guard let name = args["task_name"]?.stringValue, registry.task(named: name) != nil else {
@@ -152,17 +152,17 @@ extension Consumer {
             for id in revoked.prefix(revoked.count - 50_000) { revokedSet.remove(id) }
             revoked.removeFirst(revoked.count - 50_000)
         }
-        for (tag, h) in held where ids.contains(h.runner.message.id) {
-            if h.runner.started == nil {
-                if let runner = pool.cancel(tag: tag) ?? (h.due != nil ? h.runner : nil) {
+        for (tag, h) in held where ids.contains(h.message.id) {
+            if h.started == nil {
+                if let runner = pool.cancel(tag: tag) ?? (h.due != nil ? h : nil) {
                     scheduled.removeAll { $0.tag == tag }
                     held[tag] = nil
                     finishRevoked(runner, terminated: false)
                 }
             } else if terminate {
-                pool.abandon(h.runner)
+                pool.abandon(h)
                 held[tag] = nil
-                finishRevoked(h.runner, terminated: true)
+                finishRevoked(h, terminated: true)
             }
         }
         logger.info("tasks \(ids.joined(separator: ", ")) flagged as revoked\(terminate ? " (terminate)" : "")")

@@ -110,29 +110,60 @@ public struct ResultRecord: Sendable {
     }
 
     /// `storeCommands()` as RESP, appended to `out`: the record is serialized once,
-    /// and the key and expiry are written as bytes.
+    /// straight into `out`, and the key and expiry are written as bytes.
     ///
     ///     record.appendStoreCommands(to: &pipeline)
     public func appendStoreCommands(to out: inout [UInt8]) {
-        var value: [UInt8] = []
-        value.reserveCapacity(256)
-        write(to: &value)
-        let needed = 2 * (64 + Self.keyPrefix.utf8.count + taskId.utf8.count + value.count)
+        let needed = 2 * (64 + Self.keyPrefix.utf8.count + taskId.utf8.count) + 512
         if out.capacity < out.count + needed { out.reserveCapacity(max(out.count + needed, out.capacity * 2)) }
-        append("SETEX", expiry: true, value: value, to: &out)
-        append("PUBLISH", expiry: false, value: value, to: &out)
+        appendHead("SETEX", expiry: true, to: &out)
+        let value = appendValue(to: &out)
+        appendHead("PUBLISH", expiry: false, to: &out)
+        // The same bytes again, copied within `out` (grown first, so its indices hold).
+        out.append(UInt8(ascii: "$"))
+        RESP.decimal(value.count, to: &out)
+        let at = out.count
+        out.append(contentsOf: repeatElement(0, count: value.count))
+        out.withUnsafeMutableBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            (base + at).update(from: base + value.lowerBound, count: value.count)
+        }
+        out.append(0x0D)
+        out.append(0x0A)
     }
 
     /// `expirySeconds` as SETEX takes it.
     private static let expiryText = Array(String(expirySeconds).utf8)
 
-    /// `name key [expiry] value` as RESP.
-    private func append(_ name: String, expiry: Bool, value: [UInt8], to out: inout [UInt8]) {
+    /// `name key [expiry]` of a command whose last argument (the value) follows.
+    private func appendHead(_ name: String, expiry: Bool, to out: inout [UInt8]) {
         RESP.appendCount(expiry ? 4 : 3, to: &out)
         RESP.appendBulk(name.utf8, to: &out)
         RESP.appendBulk(Self.keyPrefix.utf8, taskId.utf8, to: &out)
         if expiry { RESP.appendBulk(Self.expiryText, to: &out) }
-        RESP.appendBulk(value, to: &out)
+    }
+
+    /// The record as a bulk string, serialized in place: written first, then its
+    /// length line (`$n` CRLF) moved in front of it. Returns where the value's bytes are.
+    private func appendValue(to out: inout [UInt8]) -> Range<Int> {
+        let start = out.count
+        write(to: &out)
+        let length = out.count - start
+        out.append(UInt8(ascii: "$"))
+        RESP.decimal(length, to: &out)
+        let lineLength = out.count - start - length
+        out.withUnsafeMutableBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: lineLength) { line in
+                guard let saved = line.baseAddress else { return }
+                saved.update(from: base + start + length, count: lineLength)
+                (base + start + lineLength).update(from: base + start, count: length)  // overlapping: memmove
+                (base + start).update(from: saved, count: lineLength)
+            }
+        }
+        out.append(0x0D)
+        out.append(0x0A)
+        return (start + lineLength)..<(start + lineLength + length)
     }
 
     /// The commands that store and announce the record: SETEX + PUBLISH.

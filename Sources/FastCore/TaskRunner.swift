@@ -10,6 +10,9 @@ public final class TaskRunner: @unchecked Sendable {
     let task: RegisteredTask
     let outbox: Outbox
     let settings: Settings
+    /// When a delivery waiting for its ETA or rate limit is due (the consumer's, set and
+    /// read on its thread only); nil once it is queued to run.
+    var due: Double?
     /// When the task started (and its context), whether it finished, whether the pool gave up on it.
     private struct Progress {
         var startedAt: Double?

@@ -251,6 +251,20 @@ final class CodecTests: XCTestCase {
             #"{"exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"}"#)
     }
 
+    func testStoreCommandsWrittenInPlaceMatchTheCommandArrays() {
+        // Values whose length crosses a digit boundary of the length line (moved in front
+        // of the value after it is written), appended after bytes already in the buffer.
+        for size in [0, 1, 7, 8, 9, 10, 90, 100, 900, 1000, 9000, 10_000, 100_000] {
+            let record = ResultRecord(
+                taskId: "id-\(size)", state: .success, result: .string(String(repeating: "x", count: size)),
+                dateDone: 1_795_246_217.5)
+            var expected: [UInt8] = Array("*1\r\n$4\r\nPING\r\n".utf8)
+            for c in record.storeCommands() { RESP.append(c, to: &expected) }
+            var out: [UInt8] = Array("*1\r\n$4\r\nPING\r\n".utf8)
+            record.appendStoreCommands(to: &out)
+            XCTAssertEqual(out, expected, "result of \(size) characters")
+        }
+    }
     func testQueueKeysFollowKombu() {
         XCTAssertEqual(QueueKeys.listKey(queue: "celery", priority: 1), "celery")
         XCTAssertEqual(QueueKeys.listKey(queue: "celery", priority: 5), "celery\u{06}\u{16}3")

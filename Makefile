@@ -29,13 +29,13 @@ release: deps
 run: release venv
 	@bash scripts/run.sh
 
-SOCKET_SUITES = WorkerRedisStateTests|WorkerEngineTests|InteropTests|EndToEndTests|TaskOptionsTests|CanvasTests|RemoteControlTests|DocumentWorkflowTests|RoutingTests|WorkerMetricsTests
+SOCKET_SUITES = ClaimByMoveTests|WorkerRedisStateTests|WorkerEngineTests|InteropTests|EndToEndTests|TaskOptionsTests|CanvasTests|RemoteControlTests|DocumentWorkflowTests|RoutingTests|WorkerMetricsTests
 
 test: deps venv
 	swift build --build-tests
 	CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing
-	@echo "== the worker's tests again over the plain-socket broker transport (the run above used io_uring where allowed) =="
-	CELERIS_IO=socket CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing \
+	@echo "== the worker's tests again over the plain-socket broker transport, claiming by move (the run above used io_uring where allowed, and the claim script) =="
+	CELERIS_IO=socket CELERIS_CLAIM=move CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing \
 		--filter '$(SOCKET_SUITES)'
 
 # libFuzzer + ASan/UBSan on CEventShim's HTTP and WebSocket readers (CI runs 60 s each).

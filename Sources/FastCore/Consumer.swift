@@ -15,6 +15,9 @@ public struct WorkerConfiguration: Sendable {
     public var deadLetterKey: String
     /// The consumer connection's socket I/O: io_uring, plain socket, or io_uring where allowed.
     public var redisIO: IOMode = .socket
+    /// Claim by LMOVE into a claiming list, records written by the worker (`ClaimByMove`),
+    /// instead of the claim script (`DeliveryClaim`).
+    public var claimByMove = false
     /// Longest pause between claims while the queues are empty.
     public var maxIdleSeconds: Double
     /// A delivery whose lease is older than this is returned to its queue by any live worker (kombu's default: 1 h).
@@ -84,6 +87,8 @@ public final class Consumer: @unchecked Sendable {
     let outbox = Outbox()
     public let pool: ExecutorPool
     private let claim = DeliveryClaim()
+    /// This worker's claiming lists (used by `--claim move`; restored at connect whatever the mode).
+    private let claimLists: ClaimByMove
     private let restore = DeliveryRestore()
     let phase = LockedBox(Phase.consuming)
     let runnerSettings: TaskRunner.Settings
@@ -101,6 +106,11 @@ public final class Consumer: @unchecked Sendable {
             connection = newValue
             unsent(sentAhead)
             sentAhead.removeAll()
+            // What claims by move took and did not record goes back to its queues at the next
+            // connect (`restoreOwn`): their records may or may not have landed.
+            unrecorded.removeAll()
+            claimingInUse.removeAll()
+            lengths.removeAll()
         }
     }
     private var connection: RedisConnection?
@@ -111,6 +121,12 @@ public final class Consumer: @unchecked Sendable {
         case write(entries: [Outbox.Entry], own: [[String]], replies: Int)
         /// The next claim, sent last (after NOSCRIPT it is claimed again once every reply is read).
         case claim(DeliveryClaim.Pending)
+        /// A claim by move: LMOVEs from each list of the plan, and the claiming lists' registrations.
+        case moveClaim([(key: String, count: Int)])
+        /// LLEN of each consumed list (what the next claim by move plans from).
+        case lengths([String])
+        /// The transaction recording what claims by move took (`ClaimByMove.appendRecords`).
+        case records(replies: Int)
     }
     /// What the last exchange sent: Redis runs it while the consumer starts the previous
     /// claim's deliveries; the replies are read at the next use of the connection.
@@ -119,6 +135,11 @@ public final class Consumer: @unchecked Sendable {
     private var claimedAhead: [DeliveryClaim.Delivery] = []
     /// Deliveries the last claim read took (0: the queues look empty, so claim synchronously).
     private var lastClaimTook = 0
+    /// Claims by move: the consumed lists' lengths as last read, kombu records of what was
+    /// taken and not yet recorded, and the claiming lists to empty with them.
+    private var lengths: [String: Int] = [:]
+    private var unrecorded: [ClaimByMove.Taken] = []
+    private var claimingInUse: Set<String> = []
     /// Queues consumed now (remote control may add or cancel).
     var queues: [String]
     private var queueOrder: [String]
@@ -160,6 +181,7 @@ public final class Consumer: @unchecked Sendable {
         self.logger = logger
         self.queues = configuration.queues
         self.queueOrder = configuration.queues
+        self.claimLists = ClaimByMove(hostname: configuration.hostname)
         self.pool = ExecutorPool(size: configuration.autoscale?.min ?? configuration.concurrency)
         self.runnerSettings = TaskRunner.Settings(
             stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
@@ -265,6 +287,11 @@ public final class Consumer: @unchecked Sendable {
                 cmds.append(["SADD", QueueKeys.bindingKey(exchange: q), member])
             }
             _ = try r.pipeline(cmds)
+            let restored = try claimLists.restoreOwn(listKeys: QueueKeys.consumeOrder(queues: queues), on: r)
+            if restored > 0 {
+                logger.warning(
+                    "returned \(restored) message(s) this worker had claimed but not recorded to their queues")
+            }
             redis = r
             logger.info(
                 "connected to \(configuration.endpoint) (\(r.usesUring ? "io_uring" : "socket")), consuming \(configuration.queues.joined(separator: ","))"
@@ -300,6 +327,15 @@ public final class Consumer: @unchecked Sendable {
                         continue
                     }
                     tookClaim(took)
+                case .moveClaim(let plan):
+                    for (key, _) in plan { claimingInUse.insert(claimLists.claimingKey(key)) }
+                    tookClaim(try claimLists.deliveries(plan, on: r).map(recordMoved))
+                case .lengths(let keys):
+                    for key in keys { lengths[key] = Int(try r.read().integer ?? 0) }
+                case .records(let replies):
+                    for _ in 0..<replies {
+                        for e in try r.readErrors() { logger.error("recording claimed deliveries failed: \(e)") }
+                    }
                 }
             } catch {
                 logger.warning("lost Redis: \(error); reconnecting")
@@ -339,6 +375,40 @@ public final class Consumer: @unchecked Sendable {
         Thread.sleep(forTimeInterval: 0.5)
     }
 
+    /// A message a claim by move took: recorded by the next write, before anything that
+    /// could acknowledge it.
+    private func recordMoved(_ taken: ClaimByMove.Taken) -> DeliveryClaim.Delivery {
+        unrecorded.append(taken)
+        return DeliveryClaim.Delivery(tag: taken.tag, listKey: taken.listKey, raw: taken.raw)
+    }
+
+    /// Queue the records of what claims by move took; false if the connection failed.
+    private func sendRecords(on r: RedisConnection) -> Bool {
+        guard !claimingInUse.isEmpty else { return true }
+        var out: [UInt8] = []
+        let replies = claimLists.appendRecords(
+            unrecorded, claiming: Array(claimingInUse), stamp: Self.stamp(clock.now()), to: &out)
+        do {
+            try r.append(resp: out)
+        } catch {
+            dropConnection(error)
+            return false
+        }
+        sentAhead.append(.records(replies: replies))
+        unrecorded.removeAll()
+        claimingInUse.removeAll()
+        return true
+    }
+
+    /// A lease's time as kombu's `unacked_index` scores it here: whole seconds, rounded up.
+    static func stamp(_ now: Double) -> String { String(Int(now.rounded(.up))) }
+
+    /// Queue LLEN of `keys` (the lengths the next claim by move plans from).
+    private func sendLengths(_ keys: [String], on r: RedisConnection) throws(RedisError) {
+        try r.append(keys.map { ["LLEN", $0] })
+        sentAhead.append(.lengths(keys))
+    }
+
     /// A claim's deliveries wait in `claimedAhead` to be started.
     private func tookClaim(_ took: [DeliveryClaim.Delivery]) {
         lastClaimTook = took.count
@@ -358,6 +428,7 @@ public final class Consumer: @unchecked Sendable {
     /// Deliveries claimed ahead and not started (shutdown gives them back).
     private func takeClaimedAhead() -> [DeliveryClaim.Delivery] {
         settle()
+        if !claimingInUse.isEmpty { write([]) }  // recorded first: giving back reads `unacked`
         defer { claimedAhead.removeAll() }
         return claimedAhead
     }
@@ -390,6 +461,11 @@ public final class Consumer: @unchecked Sendable {
     /// Completions of deliveries no longer held (abandoned past their hard limit) are dropped.
     @discardableResult
     private func sendWrite(_ entries: [Outbox.Entry], on r: RedisConnection) -> Int {
+        // Records of claimed deliveries go before any write that could acknowledge one.
+        guard sendRecords(on: r) else {
+            outbox.requeue(entries)
+            return 0
+        }
         let live = entries.filter { $0.completes.map { held[$0] != nil } ?? true }
         for e in live { if let ev = e.event { events.pending.append(ev) } }
         guard !live.isEmpty || !ownWrites.isEmpty else { return 0 }
@@ -451,9 +527,21 @@ public final class Consumer: @unchecked Sendable {
         // the claim's, and a failed write drops the connection (and the claim).
         let room = capacity - active + completing - claimedAhead.count
         do {
-            if claiming && room > 0 {
+            let keys = configuration.claimByMove ? QueueKeys.consumeOrder(queues: queueOrder) : []
+            let plan = ClaimByMove.plan(keys: keys, lengths: lengths, room: room)
+            if claiming && room > 0 && !plan.isEmpty {
+                try claimLists.append(plan, stamp: Self.stamp(clock.now()), on: r)
+                sentAhead.append(.moveClaim(plan))
+                try sendLengths(keys, on: r)
+                try r.flush()
+                if lastClaimTook == 0 { settle() }
+            } else if claiming && room > 0 {
                 if let pending = try claim.start(on: r, queues: queueOrder, max: room) {
                     sentAhead.append(.claim(pending))
+                    if !keys.isEmpty {
+                        try sendLengths(keys, on: r)
+                        try r.flush()
+                    }
                     if lastClaimTook == 0 { settle() }
                 } else {
                     try r.flush()
@@ -645,7 +733,7 @@ public final class Consumer: @unchecked Sendable {
         guard now >= nextLease else { return }
         nextLease = now + configuration.leaseInterval
         let tags = Array(held.keys)
-        let stamp = String(Int(now.rounded(.up)))  // whole seconds, as the claim writes them
+        let stamp = Self.stamp(now)  // whole seconds, as the claim writes them
         for chunk in stride(from: 0, to: tags.count, by: 500) {
             var cmd = ["ZADD", DeliveryClaim.unackedIndexKey, "XX"]
             for tag in tags[chunk..<min(chunk + 500, tags.count)] { cmd += [stamp, tag] }
@@ -660,6 +748,8 @@ public final class Consumer: @unchecked Sendable {
         do {
             let n = try restore.recoverStale(on: r, visibilityTimeout: configuration.visibilityTimeout, now: now)
             if n > 0 { logger.warning("restored \(n) unacknowledged message(s) past the visibility timeout") }
+            let moved = try ClaimByMove.restoreStale(ceiling: now - configuration.visibilityTimeout, on: r)
+            if moved > 0 { logger.warning("restored \(moved) message(s) from a dead worker's claiming list") }
         } catch {
             dropConnection(error)
         }

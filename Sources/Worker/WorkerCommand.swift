@@ -67,11 +67,22 @@ struct WorkerCommand: ParsableCommand {
         name: .long, help: "Seconds before a dead worker's deliveries return to their queues (kombu's default 3600).")
     var visibilityTimeout: Double = 3600
 
+    @Option(
+        name: .long,
+        help:
+            "How deliveries are claimed: script (one Lua script per batch; any worker, Celery's included, restores a dead worker's deliveries) or move (LMOVE, records written by the worker: less Redis CPU per task; a worker killed between a claim and its records leaves that batch for Celeris workers to restore). Default $CELERIS_CLAIM or script."
+    )
+    var claim: String?
+
+    /// `--claim`, else `$CELERIS_CLAIM`, else the script claim.
+    var claimMode: String { claim ?? ProcessInfo.processInfo.environment["CELERIS_CLAIM"] ?? "script" }
+
     func validate() throws {
         guard concurrency >= 1, concurrency <= 4096 else { throw ValidationError("--concurrency must be 1...4096") }
         guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
         guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
         guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
+        guard ["script", "move"].contains(claimMode) else { throw ValidationError("--claim must be script or move") }
         guard visibilityTimeout >= 1 else { throw ValidationError("--visibility-timeout must be at least 1 second") }
         if autoscale != nil && autoscaleRange == nil { throw ValidationError("--autoscale takes MAX,MIN, e.g. 10,3") }
         if let io, IOMode(rawValue: io) == nil { throw ValidationError("--io takes uring, socket or auto") }
@@ -123,6 +134,7 @@ struct WorkerCommand: ParsableCommand {
             hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout, events: taskEvents,
             autoscale: autoscaleRange, autoscaleKeepalive: autoscaleKeepalive, metrics: metricsPort != nil)
         config.redisIO = ioMode
+        config.claimByMove = claimMode == "move"
         if let metricsPort {
             let prometheus = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))

@@ -195,6 +195,9 @@ void ce_ws_accept_key(const char *key, size_t key_len, char out[29]);
 /* 1 when bytes are valid UTF-8 (RFC 3629: no overlongs, no surrogates). */
 int ce_utf8_valid(const uint8_t *s, size_t len);
 
+/* find.c: byte-string search. */
+long ce_find(const uint8_t *hay, size_t len, const uint8_t *needle, size_t nlen);
+
 /* ---- Redis replies (read-only view of a hiredis reply) --------------- */
 
 typedef struct ce_reply ce_reply;

@@ -10,7 +10,7 @@ final class InProcessWorker {
 
     init(
         redis: RedisServer, queues: [String] = ["celery"], concurrency: Int = 2, prefetch: Int = 4,
-        register: (inout TaskRegistry) -> Void = { _ in }
+        claimByMove: Bool? = nil, register: (inout TaskRegistry) -> Void = { _ in }
     ) {
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)
@@ -22,6 +22,8 @@ final class InProcessWorker {
             hostname: "celeris@test", stepSeconds: 0)
         // The same tests run over each broker transport: CELERIS_IO=uring|socket|auto, as for the binaries.
         configuration.redisIO = IOMode(rawValue: ProcessInfo.processInfo.environment["CELERIS_IO"] ?? "auto") ?? .auto
+        // ... and with each claim: CELERIS_CLAIM=script|move.
+        configuration.claimByMove = claimByMove ?? (ProcessInfo.processInfo.environment["CELERIS_CLAIM"] == "move")
         consumer = Consumer(configuration: configuration, registry: registry, logger: logger)
         let c = consumer
         let done = finished

@@ -1,0 +1,271 @@
+import CEventShim
+
+/// Claiming by move (`--claim move`): each message is moved (LMOVE) from its queue
+/// list into this worker's claiming list, with no script, so Redis never copies a
+/// message into Lua (where Redis 7 hashes every byte of every string). kombu's
+/// `unacked` records for what a claim took are written by the worker, in its next
+/// pipelined write, in the transaction that also empties the claiming list. So a
+/// message is always in its queue, in a claiming list, or in `unacked`.
+///
+/// A claiming list is registered in `celeris.claiming` (scored by its claim's time)
+/// while it holds anything. A worker moves its own lists back to their queues when it
+/// connects (a restart, a lost connection); any Celeris worker moves back a list whose
+/// registration is older than the visibility timeout (its worker died between a claim
+/// and its records). Python workers do not know these lists: a fleet that mixes them
+/// keeps the script claim (`DeliveryClaim`), the default.
+///
+///     let byMove = ClaimByMove(hostname: "w1@host")
+///     let plan = ClaimByMove.plan(keys: ["celery"], lengths: ["celery": 500], room: 128)
+///     try byMove.append(plan, stamp: "1795246218", on: redis)   // then read with `deliveries`
+public struct ClaimByMove: Sendable {
+    /// The registry of claiming lists in use: member = list key, score = claim time.
+    public static let registryKey = "celeris.claiming"
+    public let hostname: String
+
+    public init(hostname: String) { self.hostname = hostname }
+
+    /// This worker's claiming list for the queue list `listKey` (the host name's length
+    /// first, so the queue list can be read back whatever either contains).
+    public func claimingKey(_ listKey: String) -> String {
+        "\(Self.registryKey):\(hostname.utf8.count):\(hostname):\(listKey)"
+    }
+
+    /// The queue list a claiming list's messages came from; nil for a key of another shape.
+    public static func sourceKey(ofClaimingKey key: String) -> String? {
+        let prefix = Array((registryKey + ":").utf8)
+        let bytes = Array(key.utf8)
+        guard bytes.starts(with: prefix), let colon = bytes[prefix.count...].firstIndex(of: UInt8(ascii: ":")),
+            let length = Int(String(decoding: bytes[prefix.count..<colon], as: UTF8.self)),
+            colon + 1 + length < bytes.count, bytes[colon + 1 + length] == UInt8(ascii: ":")
+        else { return nil }
+        return String(decoding: bytes[(colon + 2 + length)...], as: UTF8.self)
+    }
+
+    /// How many to move from each list: in consume order, what the last known lengths
+    /// show, up to `room` in all. Empty when nothing is known to wait.
+    public static func plan(keys: [String], lengths: [String: Int], room: Int) -> [(key: String, count: Int)] {
+        var left = room
+        var out: [(key: String, count: Int)] = []
+        for key in keys where left > 0 {
+            let n = min(left, lengths[key] ?? 0)
+            if n > 0 { out.append((key, n)) }
+            left -= n
+        }
+        return out
+    }
+
+    /// Queue the moves of `plan`, then each claiming list's registration (`stamp`: whole
+    /// seconds); `deliveries` reads the replies.
+    public func append(_ plan: [(key: String, count: Int)], stamp: String, on redis: RedisConnection)
+        throws(RedisError)
+    {
+        var out: [UInt8] = []
+        for (key, count) in plan {
+            let claiming = claimingKey(key)
+            var move: [UInt8] = []
+            RESP.append(["LMOVE", key, claiming, "RIGHT", "LEFT"], to: &move)
+            for _ in 0..<count { out += move }
+            RESP.append(["ZADD", Self.registryKey, stamp, claiming], to: &out)
+        }
+        try redis.append(resp: out)
+    }
+
+    /// The replies of `append`: each moved message (nil where the list ran dry), in order.
+    public func deliveries(_ plan: [(key: String, count: Int)], on redis: RedisConnection) throws(RedisError)
+        -> [Taken]
+    {
+        var out: [Taken] = []
+        var failure: String?
+        for (key, count) in plan {
+            for _ in 0..<count {
+                let raw = try redis.read { (r) -> [UInt8]? in
+                    if r.isError { failure = r.text }
+                    return r.isNil || r.isError ? nil : Array(r.bytes)
+                }
+                if let raw { out.append(Taken(listKey: key, raw: raw)) }
+            }
+            for e in try redis.readErrors() { failure = e }  // the registration
+        }
+        if let failure { throw .reply(failure) }
+        return out
+    }
+
+    /// What a claim by move took, read for its kombu record as the claim script reads it:
+    /// the delivery tag, exchange and routing key found in the envelope's text
+    /// (`properties` come last: the tail is searched first), not decoded.
+    public struct Taken: Sendable {
+        public let tag: String
+        public let listKey: String
+        public let raw: [UInt8]
+        /// Where the exchange and routing key are in `raw`; nil: "" and the queue's name.
+        let exchange: Range<Int>?
+        let routingKey: Range<Int>?
+        /// No tag in the text: recorded as a JSON string under a made-up tag, like the script does.
+        let undecodable: Bool
+
+        /// Find the fields in `raw`, moved from the list `listKey`.
+        public init(listKey: String, raw: [UInt8]) {
+            self.listKey = listKey
+            self.raw = raw
+            let tail = raw.count > 4096 ? raw.count - 4096 : 0
+            var from = tail
+            var tag = Self.field(raw, "delivery_tag", from: tail, empty: false)
+            if tag == nil && tail > 0 {
+                from = 0
+                tag = Self.field(raw, "delivery_tag", from: 0, empty: false)
+            }
+            if let tag {
+                self.tag = String(decoding: raw[tag], as: UTF8.self)
+                exchange = Self.field(raw, "exchange", from: from, empty: true)
+                routingKey = Self.field(raw, "routing_key", from: from, empty: true)
+                undecodable = false
+            } else {
+                self.tag = "celeris-undecodable-" + TaskMessage.newId()
+                exchange = nil
+                routingKey = nil
+                undecodable = true
+            }
+        }
+
+        /// The string value of the first `"name": "…"` at or after `from` (any spacing
+        /// around the colon; the value ends at the next quote, as the script reads it).
+        static func field(_ raw: [UInt8], _ name: String, from: Int, empty: Bool) -> Range<Int>? {
+            let key = Array("\"\(name)\"".utf8)
+            var i = from
+            while let at = find(key, in: raw, from: i) {
+                var j = at + key.count
+                while j < raw.count && (raw[j] == 0x20 || raw[j] == 0x09 || raw[j] == 0x0A || raw[j] == 0x0D) { j += 1 }
+                guard j < raw.count, raw[j] == UInt8(ascii: ":") else {
+                    i = at + 1
+                    continue
+                }
+                j += 1
+                while j < raw.count && (raw[j] == 0x20 || raw[j] == 0x09 || raw[j] == 0x0A || raw[j] == 0x0D) { j += 1 }
+                guard j < raw.count, raw[j] == UInt8(ascii: "\"") else {
+                    i = at + 1
+                    continue
+                }
+                guard let end = raw[(j + 1)...].firstIndex(of: UInt8(ascii: "\"")), empty || end > j + 1 else {
+                    i = at + 1
+                    continue
+                }
+                return (j + 1)..<end
+            }
+            return nil
+        }
+
+        /// Where `needle` first occurs in `raw` at or after `from` (libc's memmem).
+        static func find(_ needle: [UInt8], in raw: [UInt8], from: Int) -> Int? {
+            guard from < raw.count else { return nil }
+            let at = raw.withUnsafeBufferPointer { hay in
+                needle.withUnsafeBufferPointer { n in
+                    ce_find(hay.baseAddress! + from, hay.count - from, n.baseAddress, n.count)
+                }
+            }
+            return at < 0 ? nil : from + at
+        }
+
+        /// kombu's record `[<envelope>, "<exchange>", "<routing_key>"]` as one RESP bulk string.
+        func appendRecord(to out: inout [UInt8]) {
+            if undecodable {  // `[text, "", queue]` in the script's compact form (cjson's)
+                var record: [UInt8] = [UInt8(ascii: "[")]
+                JSON.writeString(String(decoding: raw, as: UTF8.self), to: &record)
+                record += #","","#.utf8
+                JSON.writeString(QueueKeys.queueName(ofListKey: listKey), to: &record)
+                record.append(UInt8(ascii: "]"))
+                RESP.appendBulk(record, to: &out)
+                return
+            }
+            let queue = routingKey == nil ? Array(QueueKeys.queueName(ofListKey: listKey).utf8) : []
+            let ex = exchange.map { raw[$0] } ?? []
+            let rk = routingKey.map { raw[$0] } ?? queue[...]
+            out.append(UInt8(ascii: "$"))
+            RESP.decimal(raw.count + ex.count + rk.count + 10, to: &out)
+            out.append(UInt8(ascii: "["))
+            out += raw
+            out += #", ""#.utf8
+            out += ex
+            out += #"", ""#.utf8
+            out += rk
+            out += #""]"#.utf8
+            out += "\r\n".utf8
+        }
+    }
+
+    /// The transaction that records what claims took in kombu's bookkeeping (HSET
+    /// `unacked`, ZADD `unacked_index` at `stamp`) and empties and unregisters the
+    /// claiming lists they were moved to, as RESP. Returns how many replies it gets.
+    public func appendRecords(_ taken: [Taken], claiming: [String], stamp: String, to out: inout [UInt8]) -> Int {
+        out.reserveCapacity(out.count + taken.reduce(256) { $0 + $1.raw.count + 160 })
+        RESP.append(["MULTI"], to: &out)
+        var commands = 2
+        if !taken.isEmpty {
+            RESP.appendCount(2 + 2 * taken.count, to: &out)
+            RESP.appendBulk("HSET".utf8, to: &out)
+            RESP.appendBulk(DeliveryClaim.unackedKey.utf8, to: &out)
+            for t in taken {
+                RESP.appendBulk(t.tag.utf8, to: &out)
+                t.appendRecord(to: &out)
+            }
+            RESP.appendCount(2 + 2 * taken.count, to: &out)
+            RESP.appendBulk("ZADD".utf8, to: &out)
+            RESP.appendBulk(DeliveryClaim.unackedIndexKey.utf8, to: &out)
+            for t in taken {
+                RESP.appendBulk(stamp.utf8, to: &out)
+                RESP.appendBulk(t.tag.utf8, to: &out)
+            }
+            commands += 2
+        }
+        RESP.append(["DEL"] + claiming, to: &out)
+        RESP.append(["ZREM", Self.registryKey] + claiming, to: &out)
+        RESP.append(["EXEC"], to: &out)
+        return commands + 2
+    }
+
+    /// KEYS: registry, claiming list, its queue list. ARGV: the newest registration that
+    /// may be moved. Moves the whole list back to the consuming end of its queue, oldest
+    /// claim consumed first, and unregisters it; returns how many moved.
+    static let restoreScript = RedisScript(
+        """
+        local score = redis.call('ZSCORE', KEYS[1], KEYS[2])
+        if score and tonumber(score) > tonumber(ARGV[1]) then return 0 end
+        local n = 0
+        while redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT') do n = n + 1 end
+        redis.call('ZREM', KEYS[1], KEYS[2])
+        return n
+        """)
+
+    /// Move this worker's claiming lists for `listKeys` back to their queues (at connect:
+    /// nothing in them is being run here). Returns how many messages moved.
+    @discardableResult
+    public func restoreOwn(listKeys: [String], on redis: RedisConnection) throws(RedisError) -> Int {
+        var n = 0
+        for key in listKeys {
+            let moved = try Self.restoreScript.run(
+                on: redis, keys: [Self.registryKey, claimingKey(key), key], args: ["1e300"])
+            n += Int(moved.integer ?? 0)
+        }
+        return n
+    }
+
+    /// Move back every claiming list registered at or before `ceiling` (its worker died
+    /// between a claim and its records). Returns how many messages moved.
+    @discardableResult
+    public static func restoreStale(ceiling: Double, on redis: RedisConnection, limit: Int = 100) throws(RedisError)
+        -> Int
+    {
+        let stale = try redis.command(
+            "ZRANGEBYSCORE", registryKey, "-inf", String(ceiling), "LIMIT", "0", String(limit))
+        var n = 0
+        for claiming in stale.elements?.compactMap(\.text) ?? [] {
+            guard let source = sourceKey(ofClaimingKey: claiming) else {
+                _ = try redis.command("ZREM", registryKey, claiming)
+                continue
+            }
+            let moved = try restoreScript.run(
+                on: redis, keys: [registryKey, claiming, source], args: [String(ceiling)])
+            n += Int(moved.integer ?? 0)
+        }
+        return n
+    }
+}

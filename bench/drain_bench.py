@@ -97,7 +97,7 @@ def redis_cost(stats, redis_cpu, worker_cpu, n):
             "claim_script_us": round(us("evalsha"), 2), "completion_transactions_us": round(us("exec"), 2),
             "by_command_us": {k: round(v[1] / n, 2) for k, v in stats.items() if v[0] >= 100}}
     # commandstats times a script's or a transaction's commands twice: alone and within it
-    inner = ("rpop", "hset", "zadd", "time", "setex", "publish", "zrem", "hdel")
+    inner = ("rpop", "hset", "zadd", "time", "setex", "publish", "zrem", "hdel", "del")
     cost["io_and_parsing_us"] = round(total - sum(us(k) for k in stats if k not in inner), 2)
     cost["redis_bound_ceiling_tasks_per_s"] = round(1e6 / total) if total else None
     return cost
@@ -159,21 +159,33 @@ def main():
                                   "cpu": cost}
         r.flushall()
         # Scaling: a wider prefetch window; several worker processes on the one broker
-        scaling = [(f"celeris-prefetch-{m}", 1, int(m)) for m in a.wide_prefetch.split(",") if m]
+        scaling = [(f"celeris-prefetch-{m}", 1, int(m), "script") for m in a.wide_prefetch.split(",") if m]
         if a.processes > 1:
-            scaling.append((f"celeris-{a.processes}-processes", a.processes, a.prefetch_multiplier))
-        for name, k, multiplier in scaling:
+            scaling.append((f"celeris-{a.processes}-processes", a.processes, a.prefetch_multiplier, "script"))
+        # The same runs claiming by move (`--claim move`: LMOVE, records written by the worker)
+        scaling += [(f"celeris-claim-move-prefetch-{m}", 1, m, "move")
+                    for m in [a.prefetch_multiplier] + [int(m) for m in a.wide_prefetch.split(",") if m]]
+        if a.processes > 1:
+            scaling.append((f"celeris-claim-move-{a.processes}-processes", a.processes, a.prefetch_multiplier, "move"))
+        for name, k, multiplier, claim in scaling:
             fill(r, a.tasks)
+            if name == f"celeris-claim-move-prefetch-{a.prefetch_multiplier}":
+                r.config_resetstat()
+                redis_cpu0 = cpu_seconds(rs.pid)
             ws = [subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
-                                    "-n", f"w{i}@bench", "--prefetch-multiplier", str(multiplier)]) for i in range(k)]
+                                    "-n", f"w{i}@bench", "--prefetch-multiplier", str(multiplier), "--claim", claim])
+                  for i in range(k)]
             procs.extend(ws)
             secs, peak = drain(name, r, a.tasks, ws[0], a.timeout)
+            out["runs"][name] = {"tasks": a.tasks, "seconds": round(secs, 3), "tasks_per_s": round(a.tasks / secs),
+                                 "processes": k, "prefetch_multiplier": multiplier, "claim": claim}
+            if name == f"celeris-claim-move-prefetch-{a.prefetch_multiplier}":
+                out["runs"][name]["cpu"] = redis_cost(commandstats(r), cpu_seconds(rs.pid) - redis_cpu0,
+                                                      cpu_seconds(ws[0].pid), a.tasks)
             for w in ws:
                 w.send_signal(signal.SIGTERM)
             for w in ws:
                 w.wait(10)
-            out["runs"][name] = {"tasks": a.tasks, "seconds": round(secs, 3), "tasks_per_s": round(a.tasks / secs),
-                                 "processes": k, "prefetch_multiplier": multiplier}
             r.flushall()
         # End-to-end latency at fixed offered rates (a fresh worker, an empty queue)
         w = subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
@@ -218,8 +230,9 @@ def main():
     print(f"{'celery prefork -c 2':20} {py['tasks']:8} {py['seconds']:9.2f} {py['tasks_per_s']:9}")
     for name, run in out["runs"].items():
         if "processes" in run:
-            label = f"{run['processes']} x celeris, prefetch x{run['prefetch_multiplier']}"
-            print(f"{label:28} {run['tasks']:8} {run['seconds']:9.2f} {run['tasks_per_s']:9}")
+            label = f"{run['processes']} x celeris, prefetch x{run['prefetch_multiplier']}, --claim {run['claim']}"
+            print(f"{label:42} {run['tasks']:8} {run['seconds']:9.2f} {run['tasks_per_s']:9}"
+                  f"  ({run['tasks_per_s'] / py['tasks_per_s']:.1f}x Celery)")
     print(f"(celeris: -c 2, prefetch x{a.prefetch_multiplier}) io_uring / socket: {out['uring_vs_socket']}")
     print(f"Celeris / Celery: {out['ratio']}x; Redis commands per task (Celeris): "
           f"{c['redis_commands_per_task_total']} {c['redis_commands_per_task']}")
@@ -228,6 +241,12 @@ def main():
           f" + completion transactions {k['completion_transactions_us']} + reading/parsing/replying {k['io_and_parsing_us']};"
           f" worker {k['worker_cpu_us_per_task']} us. One Redis core at that cost: at most"
           f" {k['redis_bound_ceiling_tasks_per_s']:,} tasks/s, whatever the worker does.")
+    for name, run in out["runs"].items():
+        if "cpu" in run and name != "celeris":
+            k = run["cpu"]
+            print(f"  {name}: Redis {k['redis_cpu_us_per_task']} us per task (the claim by move's LMOVEs and records:"
+                  f" see by_command_us in the JSON), worker {k['worker_cpu_us_per_task']} us;"
+                  f" ceiling {k['redis_bound_ceiling_tasks_per_s']:,} tasks/s")
     print(f"\n{'offered tasks/s':>16} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'max ms':>9}")
     for rate, l in out["latency_us"].items():
         print(f"{rate:>16} {l['p50'] / 1000:9.2f} {l['p99'] / 1000:9.2f} {l['p999'] / 1000:9.2f} {l['max'] / 1000:9.2f}")

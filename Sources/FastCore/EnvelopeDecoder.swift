@@ -17,6 +17,8 @@ struct EnvelopeDecoder {
         var ignoreResult: Bool?
         var origin = ""
         var replyTo = "", deliveryTag = "", exchange = ""
+        /// `reply_to` where it stands (no escapes): kept as bytes until asked for.
+        var replyToRange: Range<Int>?
         var routingKey: String?
         var priority = 0
         var bodyEncoding = "base64"
@@ -83,7 +85,7 @@ struct EnvelopeDecoder {
             if let tl = try r.value(depth: 2).arrayValue, tl.count == 2 {
                 f.timeLimit = (tl[0].doubleValue, tl[1].doubleValue)
             }
-        case "root_id": f.rootId = try r.optionalString()
+        case "root_id": f.rootId = try r.optionalString(sameAs: f.id)
         case "parent_id": f.parentId = try r.optionalString()
         case "group": f.group = try r.optionalString()
         case "group_index": f.groupIndex = try r.value(depth: 2).intValue.map { Int($0) }
@@ -98,7 +100,20 @@ struct EnvelopeDecoder {
     ) throws(JSONParseError) {
         switch key {
         case "body_encoding": f.bodyEncoding = try r.optionalString() ?? "base64"
-        case "reply_to": f.replyTo = try r.optionalString() ?? ""
+        case "reply_to":
+            r.skipSpace()
+            guard r.peek == UInt8(ascii: "\"") else {
+                try r.skipValue(depth: 2)
+                break
+            }
+            let mark = r.pos
+            let (range, escaped) = try r.stringSpan()
+            if escaped {
+                r.pos = mark
+                f.replyTo = try r.string()
+            } else {
+                f.replyToRange = range
+            }
         case "delivery_tag" where !knowsTag: f.deliveryTag = try r.optionalString() ?? ""
         case "priority": f.priority = Int(try r.value(depth: 2).intValue ?? 0)
         case "delivery_info":
@@ -222,8 +237,9 @@ extension JSONParser.Reader {
         }
     }
 
-    /// A string value, nil for null (or any other kind of value, which is skipped).
-    mutating func optionalString() throws(JSONParseError) -> String? {
+    /// A string value, nil for null (or any other kind of value, which is skipped);
+    /// `known` is returned itself when the value is the same text (no new storage).
+    mutating func optionalString(sameAs known: String? = nil) throws(JSONParseError) -> String? {
         skipSpace()
         guard peek == UInt8(ascii: "\"") else {
             try skipValue(depth: 1)
@@ -231,7 +247,12 @@ extension JSONParser.Reader {
         }
         let mark = pos
         let (range, escaped) = try stringSpan()
-        if !escaped { return String(decoding: UnsafeBufferPointer(rebasing: buf[range]), as: UTF8.self) }
+        if !escaped {
+            let text = UnsafeBufferPointer(rebasing: buf[range])
+            // The same text as `known` (a root_id that is the task's own id): share its storage.
+            if var known, known.withUTF8({ $0.elementsEqual(text) }) { return known }
+            return String(decoding: text, as: UTF8.self)
+        }
         pos = mark
         return try string()
     }

@@ -34,7 +34,24 @@ public struct TaskMessage: Sendable {
     public var group: String?
     public var groupIndex: Int?
     public var ignoreResult: Bool
-    public var replyTo: String
+    /// The `reply_to` property. A received message reads it from the envelope's bytes
+    /// when asked (it is only re-sent, never acted on).
+    public var replyTo: String {
+        get {
+            if let replyToValue { return replyToValue }
+            guard let range = replyToRange, let bytes = headersSource?.0 ?? replyToBytes else { return "" }
+            return String(decoding: bytes[range], as: UTF8.self)
+        }
+        set {
+            replyToValue = newValue
+            replyToRange = nil
+            replyToBytes = nil
+        }
+    }
+    private var replyToValue: String?
+    private var replyToRange: Range<Int>?
+    /// The envelope's bytes for `replyToRange` once `headers` is set (and no longer holds them).
+    private var replyToBytes: [UInt8]?
     public var deliveryTag: String
     public var origin: String
     /// Every header as received, so nothing a producer wrote is lost on re-send
@@ -47,6 +64,7 @@ public struct TaskMessage: Sendable {
             return (try? JSONParser.parse(Array(bytes[range]))) ?? .null
         }
         set {
+            if replyToRange != nil && replyToBytes == nil { replyToBytes = headersSource?.0 }
             headersValue = newValue
             headersSource = nil
         }
@@ -77,7 +95,7 @@ public struct TaskMessage: Sendable {
         self.group = nil
         self.groupIndex = nil
         self.ignoreResult = false
-        self.replyTo = TaskMessage.newId()
+        self.replyToValue = TaskMessage.newId()
         self.deliveryTag = TaskMessage.newId()
         self.origin = origin
     }
@@ -312,7 +330,11 @@ public struct TaskMessage: Sendable {
         group = f.group
         groupIndex = f.groupIndex
         ignoreResult = f.ignoreResult ?? false
-        replyTo = f.replyTo
+        if let range = f.replyToRange {
+            replyToRange = range
+        } else {
+            replyToValue = f.replyTo
+        }
         deliveryTag = f.deliveryTag
         origin = f.origin
         headersSource = headers

@@ -135,12 +135,20 @@ final class CodecTests: XCTestCase {
             XCTAssertEqual(m.groupIndex, h["group_index"]?.intValue.map { Int($0) })
             XCTAssertEqual(m.deliveryTag, full["properties"]?["delivery_tag"]?.stringValue)
             XCTAssertEqual(m.routingKey, full["properties"]?["delivery_info"]?["routing_key"]?.stringValue)
+            XCTAssertEqual(m.replyTo, full["properties"]?["reply_to"]?.stringValue ?? "")
             XCTAssertEqual(m.headers, h, "every header kept")
+            var replaced = m  // reply_to is read from the envelope: still there once the headers are replaced
+            replaced.headers = ["task": "other"]
+            XCTAssertEqual(replaced.replyTo, m.replyTo)
             let body = try JSONParser.parse(Base64.decode((full["body"]?.stringValue ?? "").utf8) ?? [])
             XCTAssertEqual(JSON.array(m.args), body[0])
         }
         let back = try TaskMessage.decode(Array(odd.envelope().utf8))
         XCTAssertEqual(back.task, "caf\u{e9}.t\"x")
+        XCTAssertEqual(back.rootId, back.id)
+        var escapedReply = odd
+        escapedReply.replyTo = "a\"b\u{e9}"
+        XCTAssertEqual(try TaskMessage.decode(Array(escapedReply.envelope().utf8)).replyTo, "a\"b\u{e9}")
         // A worker passes the tag its claim read: kept, the property not read again.
         let claimed = try TaskMessage.decode(Array(odd.envelope().utf8), deliveryTag: "from-the-claim")
         XCTAssertEqual(claimed.deliveryTag, "from-the-claim")

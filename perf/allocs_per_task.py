@@ -7,7 +7,8 @@ task: claim, decode, run, result encoding, the write. Starts its own
 redis-server on a free 127.0.0.1 port; prints progress; writes
 perf/results/allocs.json.
 
-  perf/allocs_per_task.py --bin .build/release [--tasks 20000,100000] [--prefetch-multiplier 64]
+  perf/allocs_per_task.py --bin .build/release [--tasks 20000,100000] [--prefetch-multiplier 64] [--claim script,move]
+(each claim measured in turn; the JSON keeps both)
 """
 import argparse
 import json
@@ -33,12 +34,12 @@ def shim():
     return out
 
 
-def drain_counting(binary, url, r, n, multiplier, so):
+def drain_counting(binary, url, r, n, multiplier, so, claim):
     fill(r, n)
     counts = os.path.join(BUILD, "malloc_count.txt")
     env = dict(os.environ, LD_PRELOAD=so, MALLOC_COUNT_OUT=counts)
     w = subprocess.Popen([os.path.join(binary, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
-                          "--prefetch-multiplier", str(multiplier)], env=env)
+                          "--prefetch-multiplier", str(multiplier), "--claim", claim], env=env)
     start, last = time.time(), 0
     while r.llen("celery") or r.hlen("unacked"):
         if time.time() - last >= 1:
@@ -59,6 +60,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--tasks", default="20000,100000")
     ap.add_argument("--prefetch-multiplier", type=int, default=64)
+    ap.add_argument("--claim", default="script,move", help="the worker's --claim values to measure")
     a = ap.parse_args()
     n1, n2 = (int(x) for x in a.tasks.split(","))
     so = shim()
@@ -67,12 +69,13 @@ def main():
         kids.redis(port)
         r = redis.Redis(port=port)
         url = f"redis://127.0.0.1:{port}/0"
-        c1 = drain_counting(a.bin, url, r, n1, a.prefetch_multiplier, so)
-        c2 = drain_counting(a.bin, url, r, n2, a.prefetch_multiplier, so)
-    per_task = (c2 - c1) / (n2 - n1)
-    print(f"worker heap allocations: {c1} for {n1} tasks, {c2} for {n2}: {per_task:.1f} per task")
-    out = {"tasks": [n1, n2], "allocations": [c1, c2], "per_task": round(per_task, 1),
-           "prefetch_multiplier": a.prefetch_multiplier}
+        out = {"tasks": [n1, n2], "prefetch_multiplier": a.prefetch_multiplier}
+        for claim in a.claim.split(","):
+            c1 = drain_counting(a.bin, url, r, n1, a.prefetch_multiplier, so, claim)
+            c2 = drain_counting(a.bin, url, r, n2, a.prefetch_multiplier, so, claim)
+            per_task = (c2 - c1) / (n2 - n1)
+            print(f"worker heap allocations, --claim {claim}: {c1} for {n1} tasks, {c2} for {n2}: {per_task:.1f} per task")
+            out[claim] = {"allocations": [c1, c2], "per_task": round(per_task, 1)}
     json.dump(out, open(os.path.join(HERE, "results", "allocs.json"), "w"), indent=1)
     print("wrote perf/results/allocs.json")
 

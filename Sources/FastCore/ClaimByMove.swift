@@ -109,15 +109,15 @@ public struct ClaimByMove: Sendable {
             self.raw = raw
             let tail = raw.count > 4096 ? raw.count - 4096 : 0
             var from = tail
-            var tag = Self.field(raw, "delivery_tag", from: tail, empty: false)
+            var tag = Self.field(raw, Self.tagKey, from: tail, empty: false)
             if tag == nil && tail > 0 {
                 from = 0
-                tag = Self.field(raw, "delivery_tag", from: 0, empty: false)
+                tag = Self.field(raw, Self.tagKey, from: 0, empty: false)
             }
             if let tag {
                 self.tag = String(decoding: raw[tag], as: UTF8.self)
-                exchange = Self.field(raw, "exchange", from: from, empty: true)
-                routingKey = Self.field(raw, "routing_key", from: from, empty: true)
+                exchange = Self.field(raw, Self.exchangeKey, from: from, empty: true)
+                routingKey = Self.field(raw, Self.routingKeyKey, from: from, empty: true)
                 undecodable = false
             } else {
                 self.tag = "celeris-undecodable-" + TaskMessage.newId()
@@ -127,10 +127,15 @@ public struct ClaimByMove: Sendable {
             }
         }
 
-        /// The string value of the first `"name": "…"` at or after `from` (any spacing
-        /// around the colon; the value ends at the next quote, as the script reads it).
-        static func field(_ raw: [UInt8], _ name: String, from: Int, empty: Bool) -> Range<Int>? {
-            let key = Array("\"\(name)\"".utf8)
+        /// The names searched for, quoted.
+        static let tagKey = Array(#""delivery_tag""#.utf8)
+        static let exchangeKey = Array(#""exchange""#.utf8)
+        static let routingKeyKey = Array(#""routing_key""#.utf8)
+
+        /// The string value of the first `key` (a quoted name) followed by `: "…"` at or
+        /// after `from` (any spacing around the colon; the value ends at the next quote,
+        /// as the script reads it).
+        static func field(_ raw: [UInt8], _ key: [UInt8], from: Int, empty: Bool) -> Range<Int>? {
             var i = from
             while let at = find(key, in: raw, from: i) {
                 var j = at + key.count

@@ -26,6 +26,13 @@ final class ClaimByMoveTests: RedisTestCase {
         ]
     }
 
+    /// The keyspace holds these messages' results and the queue's bindings, nothing else.
+    func assertOnlyResults(of messages: [TaskMessage], line: UInt = #line) throws {
+        let expected =
+            messages.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"]
+        XCTAssertEqual(try keys(), Set(expected), line: line)
+    }
+
     /// unacked as tag → record, and the records alone (made-up tags differ between runs).
     func unacked() throws -> (byTag: [String: String], records: [String]) {
         let flat = try client.command("HGETALL", "unacked").elements?.compactMap(\.text) ?? []
@@ -146,11 +153,7 @@ final class ClaimByMoveTests: RedisTestCase {
         }
         worker.stop()
         XCTAssertTrue(done)
-        XCTAssertEqual(
-            try keys(),
-            Set(
-                messages.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"])
-        )
+        try assertOnlyResults(of: messages)
     }
 
     /// A backlog drained by move (the first claim is the script's, the rest move) leaves
@@ -165,11 +168,7 @@ final class ClaimByMoveTests: RedisTestCase {
         }
         worker.stop()
         XCTAssertTrue(done)
-        XCTAssertEqual(
-            try keys(),
-            Set(
-                messages.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"])
-        )
+        try assertOnlyResults(of: messages)
         let stats = try client.command("INFO", "commandstats").text ?? ""
         XCTAssertTrue(stats.contains("cmdstat_lmove:calls="), "the backlog was claimed by move")
         for m in messages.prefix(20) { XCTAssertEqual(try result(m.id)?["status"], "SUCCESS") }

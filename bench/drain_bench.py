@@ -60,7 +60,7 @@ def fill(r, n):
 def drain(name, r, n, proc, timeout):
     start, last, peak = time.time(), 0, 0
     while True:
-        done = r.eval("return #redis.call('KEYS', 'celery-task-meta-*')", 0) if n <= 50000 else n - r.llen("celery") - r.hlen("unacked")
+        done = r.eval("return #redis.call('KEYS', 'celery-task-meta-*')", 0) if n <= 50000 else n - waiting(r)
         try:
             for line in open(f"/proc/{proc.pid}/status"):
                 if line.startswith("VmRSS:"):
@@ -76,9 +76,19 @@ def drain(name, r, n, proc, timeout):
             last = time.time()
         time.sleep(0.02)
     secs = time.time() - start
-    while r.hlen("unacked"):
+    while waiting(r):
         time.sleep(0.01)
     return secs, peak
+
+
+# Messages not done: queued, claimed and recorded in `unacked`, or (claiming by move) in a claiming list.
+WAITING = """local n = redis.call('LLEN', 'celery') + redis.call('HLEN', 'unacked')
+for _, k in ipairs(redis.call('ZRANGE', 'celeris.claiming', 0, -1)) do n = n + redis.call('LLEN', k) end
+return n"""
+
+
+def waiting(r):
+    return r.eval(WAITING, 0)
 
 
 def commandstats(r):

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 import redis  # noqa: E402
 from benchlib import BUILD, Children, free_port  # noqa: E402
-from drain_bench import fill  # noqa: E402
+from drain_bench import fill, waiting  # noqa: E402
 
 
 def shim():
@@ -41,7 +41,7 @@ def drain_counting(binary, url, r, n, multiplier, so, claim):
     w = subprocess.Popen([os.path.join(binary, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
                           "--prefetch-multiplier", str(multiplier), "--claim", claim], env=env)
     start, last = time.time(), 0
-    while r.llen("celery") or r.hlen("unacked"):
+    while waiting(r):
         if time.time() - last >= 1:
             print(f"  {n - r.llen('celery')}/{n} claimed", flush=True)
             last = time.time()

@@ -54,18 +54,19 @@ public struct ClaimByMove: Sendable {
         return out
     }
 
-    /// Queue the moves of `plan`, then each claiming list's registration (`stamp`: whole
-    /// seconds); `deliveries` reads the replies.
+    /// Queue each claiming list's registration (`stamp`: whole seconds), then its moves:
+    /// registered first, so a worker that dies part-way through sending leaves no
+    /// unregistered list behind. `deliveries` reads the replies.
     public func append(_ plan: [(key: String, count: Int)], stamp: String, on redis: RedisConnection)
         throws(RedisError)
     {
         var out: [UInt8] = []
         for (key, count) in plan {
             let claiming = claimingKey(key)
+            RESP.append(["ZADD", Self.registryKey, stamp, claiming], to: &out)
             var move: [UInt8] = []
             RESP.append(["LMOVE", key, claiming, "RIGHT", "LEFT"], to: &move)
             for _ in 0..<count { out += move }
-            RESP.append(["ZADD", Self.registryKey, stamp, claiming], to: &out)
         }
         try redis.append(resp: out)
     }
@@ -77,6 +78,7 @@ public struct ClaimByMove: Sendable {
         var out: [Taken] = []
         var failure: String?
         for (key, count) in plan {
+            for e in try redis.readErrors() { failure = e }  // the registration
             for _ in 0..<count {
                 let raw = try redis.read { (r) -> [UInt8]? in
                     if r.isError { failure = r.text }
@@ -84,7 +86,6 @@ public struct ClaimByMove: Sendable {
                 }
                 if let raw { out.append(Taken(listKey: key, raw: raw)) }
             }
-            for e in try redis.readErrors() { failure = e }  // the registration
         }
         if let failure { throw .reply(failure) }
         return out

@@ -174,6 +174,32 @@ final class ClaimByMoveTests: RedisTestCase {
         for m in messages.prefix(20) { XCTAssertEqual(try result(m.id)?["status"], "SUCCESS") }
     }
 
+    /// SIGTERM in the middle of a drain by move: what was claimed and not started goes
+    /// back (recorded first, then returned), what ran has its result, nothing is both,
+    /// nothing is lost, and no claiming list or `unacked` record is left.
+    func testWarmShutdownMidDrainByMoveReturnsWhatDidNotRun() throws {
+        let messages = (0..<4000).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
+        try enqueue(messages)
+        let a = try Celeris.worker(
+            redis: redis, extra: ["-n", "a@test", "--claim", "move", "--prefetch-multiplier", "64"])
+        let count = {
+            try self.client.command("EVAL", "return #redis.call('KEYS', 'celery-task-meta-*')", "0").integer ?? 0
+        }
+        XCTAssertTrue(try eventually(timeout: 30, interval: 0.005) { try count() >= 500 })
+        kill(a.process.processIdentifier, SIGTERM)
+        a.process.waitUntilExit()
+        XCTAssertEqual(a.process.terminationStatus, 0, a.log)
+        let queued = try client.command("LRANGE", "celery", "0", "-1").elements?.compactMap(\.bytes) ?? []
+        let returned = Set(try queued.map { try TaskMessage.decode($0).id })
+        let ran = Set(try messages.map(\.id).filter { try result($0) != nil })
+        XCTAssertEqual(returned.count, queued.count, "no message queued twice")
+        XCTAssertTrue(ran.isDisjoint(with: returned), "\(ran.intersection(returned).count) ran and were returned")
+        XCTAssertEqual(ran.union(returned), Set(messages.map(\.id)), "every message ran or is queued")
+        XCTAssertLessThan(ran.count, messages.count, "stopped mid-drain")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertEqual(try client.command("KEYS", "celeris.claiming*").elements?.count, 0)
+    }
+
     /// SIGKILL in the middle of a drain by move: every task still gets its result (a peer
     /// restores the dead worker's `unacked` and claiming list), and nothing is left over.
     func testKilledMoveWorkerLosesNothing() throws {

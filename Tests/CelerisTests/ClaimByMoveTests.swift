@@ -33,6 +33,23 @@ final class ClaimByMoveTests: RedisTestCase {
         XCTAssertEqual(try keys(), Set(expected), line: line)
     }
 
+    /// Results stored so far.
+    func resultCount() throws -> Int64 {
+        try client.command("EVAL", "return #redis.call('KEYS', 'celery-task-meta-*')", "0").integer ?? 0
+    }
+
+    /// `n` noop tasks drained by a worker claiming by move, sent `signal` once 500 have
+    /// results; returns when it has exited.
+    func drainByMove(_ n: Int, stoppedBy signal: Int32, extra: [String]) throws -> ([TaskMessage], Spawned) {
+        let messages = (0..<n).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
+        try enqueue(messages)
+        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test", "--claim", "move"] + extra)
+        XCTAssertTrue(try eventually(timeout: 30, interval: 0.005) { try self.resultCount() >= 500 })
+        kill(a.process.processIdentifier, signal)
+        a.process.waitUntilExit()
+        return (messages, a)
+    }
+
     /// unacked as tag → record, and the records alone (made-up tags differ between runs).
     func unacked() throws -> (byTag: [String: String], records: [String]) {
         let flat = try client.command("HGETALL", "unacked").elements?.compactMap(\.text) ?? []
@@ -163,9 +180,7 @@ final class ClaimByMoveTests: RedisTestCase {
         try enqueue(messages)
         try client.command("CONFIG", "RESETSTAT")
         let worker = InProcessWorker(redis: redis, prefetch: 16, claimByMove: true)
-        let done = try eventually(timeout: 30) {
-            try self.client.command("EVAL", "return #redis.call('KEYS', 'celery-task-meta-*')", "0").integer == 600
-        }
+        let done = try eventually(timeout: 30) { try self.resultCount() == 600 }
         worker.stop()
         XCTAssertTrue(done)
         try assertOnlyResults(of: messages)
@@ -178,16 +193,7 @@ final class ClaimByMoveTests: RedisTestCase {
     /// back (recorded first, then returned), what ran has its result, nothing is both,
     /// nothing is lost, and no claiming list or `unacked` record is left.
     func testWarmShutdownMidDrainByMoveReturnsWhatDidNotRun() throws {
-        let messages = (0..<4000).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
-        try enqueue(messages)
-        let a = try Celeris.worker(
-            redis: redis, extra: ["-n", "a@test", "--claim", "move", "--prefetch-multiplier", "64"])
-        let count = {
-            try self.client.command("EVAL", "return #redis.call('KEYS', 'celery-task-meta-*')", "0").integer ?? 0
-        }
-        XCTAssertTrue(try eventually(timeout: 30, interval: 0.005) { try count() >= 500 })
-        kill(a.process.processIdentifier, SIGTERM)
-        a.process.waitUntilExit()
+        let (messages, a) = try drainByMove(4000, stoppedBy: SIGTERM, extra: ["--prefetch-multiplier", "64"])
         XCTAssertEqual(a.process.terminationStatus, 0, a.log)
         let queued = try client.command("LRANGE", "celery", "0", "-1").elements?.compactMap(\.bytes) ?? []
         let returned = Set(try queued.map { try TaskMessage.decode($0).id })
@@ -203,20 +209,11 @@ final class ClaimByMoveTests: RedisTestCase {
     /// SIGKILL in the middle of a drain by move: every task still gets its result (a peer
     /// restores the dead worker's `unacked` and claiming list), and nothing is left over.
     func testKilledMoveWorkerLosesNothing() throws {
-        let messages = (0..<3000).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
-        try enqueue(messages)
-        let a = try Celeris.worker(
-            redis: redis, extra: ["-n", "a@test", "--claim", "move", "--visibility-timeout", "2"])
-        let count = {
-            try self.client.command("EVAL", "return #redis.call('KEYS', 'celery-task-meta-*')", "0").integer ?? 0
-        }
-        XCTAssertTrue(try eventually(timeout: 30, interval: 0.005) { try count() >= 500 })
-        kill(a.process.processIdentifier, SIGKILL)
-        a.process.waitUntilExit()
+        let (messages, _) = try drainByMove(3000, stoppedBy: SIGKILL, extra: ["--visibility-timeout", "2"])
         let parked = try client.command("KEYS", "celeris.claiming:*").elements?.count ?? 0
         let b = try Celeris.worker(
             redis: redis, extra: ["-n", "b@test", "--claim", "move", "--visibility-timeout", "2"])
-        XCTAssertTrue(try eventually(timeout: 60, interval: 0.1) { try count() == 3000 }, b.log)
+        XCTAssertTrue(try eventually(timeout: 60, interval: 0.1) { try self.resultCount() == 3000 }, b.log)
         XCTAssertTrue(try eventually(timeout: 10) { try self.client.command("HLEN", "unacked").integer == 0 }, b.log)
         for m in messages { XCTAssertEqual(try result(m.id)?["status"], "SUCCESS", m.id) }
         XCTAssertEqual(try client.command("EXISTS", ClaimByMove.registryKey).integer, 0)

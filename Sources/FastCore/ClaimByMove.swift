@@ -137,16 +137,20 @@ public struct ClaimByMove: Sendable {
         /// after `from` (any spacing around the colon; the value ends at the next quote,
         /// as the script reads it).
         static func field(_ raw: [UInt8], _ key: [UInt8], from: Int, empty: Bool) -> Range<Int>? {
+            /// The first index at or after `j` that is not JSON whitespace.
+            func skipSpace(_ j: Int) -> Int {
+                var j = j
+                while j < raw.count && (raw[j] == 0x20 || raw[j] == 0x09 || raw[j] == 0x0A || raw[j] == 0x0D) { j += 1 }
+                return j
+            }
             var i = from
             while let at = find(key, in: raw, from: i) {
-                var j = at + key.count
-                while j < raw.count && (raw[j] == 0x20 || raw[j] == 0x09 || raw[j] == 0x0A || raw[j] == 0x0D) { j += 1 }
+                var j = skipSpace(at + key.count)
                 guard j < raw.count, raw[j] == UInt8(ascii: ":") else {
                     i = at + 1
                     continue
                 }
-                j += 1
-                while j < raw.count && (raw[j] == 0x20 || raw[j] == 0x09 || raw[j] == 0x0A || raw[j] == 0x0D) { j += 1 }
+                j = skipSpace(j + 1)
                 guard j < raw.count, raw[j] == UInt8(ascii: "\"") else {
                     i = at + 1
                     continue

@@ -101,18 +101,10 @@ struct EnvelopeDecoder {
         switch key {
         case "body_encoding": f.bodyEncoding = try r.optionalString() ?? "base64"
         case "reply_to":
-            r.skipSpace()
-            guard r.peek == UInt8(ascii: "\"") else {
-                try r.skipValue(depth: 2)
-                break
-            }
-            let mark = r.pos
-            let (range, escaped) = try r.stringSpan()
-            if escaped {
-                r.pos = mark
-                f.replyTo = try r.string()
-            } else {
-                f.replyToRange = range
+            switch try r.optionalStringValue() {
+            case .span(let range): f.replyToRange = range
+            case .text(let text): f.replyTo = text
+            case nil: break
             }
         case "delivery_tag" where !knowsTag: f.deliveryTag = try r.optionalString() ?? ""
         case "priority": f.priority = Int(try r.value(depth: 2).intValue ?? 0)
@@ -237,9 +229,14 @@ extension JSONParser.Reader {
         }
     }
 
-    /// A string value, nil for null (or any other kind of value, which is skipped);
-    /// `known` is returned itself when the value is the same text (no new storage).
-    mutating func optionalString(sameAs known: String? = nil) throws(JSONParseError) -> String? {
+    /// A string value as it stands in the buffer (no escapes) or unescaped.
+    enum StringValue {
+        case span(Range<Int>)
+        case text(String)
+    }
+
+    /// A string value, nil for null (or any other kind of value, which is skipped).
+    mutating func optionalStringValue() throws(JSONParseError) -> StringValue? {
         skipSpace()
         guard peek == UInt8(ascii: "\"") else {
             try skipValue(depth: 1)
@@ -247,14 +244,23 @@ extension JSONParser.Reader {
         }
         let mark = pos
         let (range, escaped) = try stringSpan()
-        if !escaped {
+        if !escaped { return .span(range) }
+        pos = mark
+        return .text(try string())
+    }
+
+    /// A string value, nil for null (or any other kind of value, which is skipped);
+    /// `known` is returned itself when the value is the same text (no new storage).
+    mutating func optionalString(sameAs known: String? = nil) throws(JSONParseError) -> String? {
+        switch try optionalStringValue() {
+        case nil: return nil
+        case .text(let text): return text
+        case .span(let range):
             let text = UnsafeBufferPointer(rebasing: buf[range])
             // The same text as `known` (a root_id that is the task's own id): share its storage.
             if var known, known.withUTF8({ $0.elementsEqual(text) }) { return known }
             return String(decoding: text, as: UTF8.self)
         }
-        pos = mark
-        return try string()
     }
 
     /// Step over one value, checking it is well-formed, without building it.

@@ -39,19 +39,16 @@ public struct TaskMessage: Sendable {
     public var replyTo: String {
         get {
             if let replyToValue { return replyToValue }
-            guard let range = replyToRange, let bytes = headersSource?.0 ?? replyToBytes else { return "" }
-            return String(decoding: bytes[range], as: UTF8.self)
+            guard let range = replyToRange else { return "" }
+            return String(decoding: received[range], as: UTF8.self)
         }
         set {
             replyToValue = newValue
             replyToRange = nil
-            replyToBytes = nil
         }
     }
     private var replyToValue: String?
     private var replyToRange: Range<Int>?
-    /// The envelope's bytes for `replyToRange` once `headers` is set (and no longer holds them).
-    private var replyToBytes: [UInt8]?
     public var deliveryTag: String
     public var origin: String
     /// Every header as received, so nothing a producer wrote is lost on re-send
@@ -60,17 +57,19 @@ public struct TaskMessage: Sendable {
     public var headers: JSON {
         get {
             if let headersValue { return headersValue }
-            guard let (bytes, range) = headersSource else { return .null }
-            return (try? JSONParser.parse(Array(bytes[range]))) ?? .null
+            guard let range = headersRange else { return .null }
+            return (try? JSONParser.parse(Array(received[range]))) ?? .null
         }
         set {
-            if replyToRange != nil && replyToBytes == nil { replyToBytes = headersSource?.0 }
             headersValue = newValue
-            headersSource = nil
+            headersRange = nil
         }
     }
     private var headersValue: JSON?
-    private var headersSource: ([UInt8], Range<Int>)?
+    private var headersRange: Range<Int>?
+    /// A received message's envelope as it was queued (empty for one made here): where
+    /// `headersRange` and `replyToRange` point.
+    private var received: [UInt8] = []
 
     /// A new message with fresh ids, for the default exchange.
     public init(
@@ -268,7 +267,7 @@ public struct TaskMessage: Sendable {
         }
         return TaskMessage(
             decoded: f, args: body.args, kwargs: body.kwargs, embed: body.embed, queue: queue,
-            headers: (bytes, headerRange))
+            envelope: bytes, headers: headerRange)
     }
 
     /// The embed Celery sends when there is no canvas, shared by every such message.
@@ -310,7 +309,7 @@ public struct TaskMessage: Sendable {
     /// A received message: every field from the envelope, no fresh ids made.
     private init(
         decoded f: EnvelopeDecoder.Fields, args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON,
-        queue: String, headers: ([UInt8], Range<Int>)
+        queue: String, envelope: [UInt8], headers: Range<Int>
     ) {
         id = f.id
         task = f.task
@@ -337,7 +336,8 @@ public struct TaskMessage: Sendable {
         }
         deliveryTag = f.deliveryTag
         origin = f.origin
-        headersSource = headers
+        received = envelope
+        headersRange = headers
     }
 }
 

@@ -19,18 +19,21 @@ elif mode == "chord":
     r = chord([sig("add", (i, i)) for i in range(n)])(sig("tsum"))
     out = {"result": r.get(timeout=30), "id": r.id}
 elif mode == "chord_error":
+    import time
+
     r = chord([sig("add", (1, 1)), sig("add", ("x", 1))])(sig("tsum"))
+    body = app.AsyncResult(r.id)  # the chord body itself, without its parents
+    # Wait for the whole chord first: get() checks the parents before it starts waiting and
+    # after each wait, so a chord that ends between its first check and its subscription
+    # would surface the body's ChordError instead (a race in Celery's client, whatever worker).
+    deadline = time.time() + 20
+    while not body.ready() and time.time() < deadline:
+        time.sleep(0.05)
     try:
         r.get(timeout=20)
         out = {"error": None}
     except Exception as e:  # get() re-raises the failed header (parent) first, as with Celery workers
         out = {"error": type(e).__name__, "message": str(e), "id": r.id}
-    body = app.AsyncResult(r.id)  # the chord body itself, without its parents
-    import time
-
-    deadline = time.time() + 20
-    while not body.ready() and time.time() < deadline:
-        time.sleep(0.05)
     out["body_state"] = body.state
     out["body_error"] = type(body.result).__name__
     out["body_message"] = str(body.result)

@@ -3,9 +3,11 @@
 #include "CEventShim.h"
 #include "shim_internal.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 struct ce_redis_sync {
@@ -13,6 +15,7 @@ struct ce_redis_sync {
     ce_redis_uring *uring; /* NULL: plain socket reads and writes */
     ce_reply_arena *arena; /* where the reader builds replies; reset by ce_redis_sync_release */
     int timeout_ms;
+    ce_feed received; /* the plain socket path's receives, fed to the reader in pieces */
 };
 
 /* Connect with a timeout; NULL with a message in err on failure. */
@@ -46,11 +49,37 @@ int ce_redis_sync_append_formatted(ce_redis_sync *r, const char *buf, size_t len
     return redisAppendFormattedCommand(r->ctx, buf, len) == REDIS_OK ? 0 : -1;
 }
 
+/* Mark the context failed the way hiredis does, so its errstr explains. */
+static int fail(redisContext *c, int type, const char *what) {
+    c->err = type;
+    snprintf(c->errstr, sizeof(c->errstr), "%s", what);
+    return REDIS_ERR;
+}
+
+/* The next reply over the plain socket: from what was received, else after writing
+ * what is queued and receiving once more (blocking, within the socket's timeout). */
+static int socket_get_reply(ce_redis_sync *r, void **reply) {
+    redisContext *c = r->ctx;
+    if (ce_feed_reply(&r->received, c, reply) != REDIS_OK) return REDIS_ERR;
+    while (*reply == NULL) {
+        if (ce_redis_sync_flush(r) != 0) return REDIS_ERR;
+        size_t room;
+        char *space = ce_feed_space(&r->received, &room);
+        ssize_t n = recv(c->fd, space, room, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail(c, REDIS_ERR_IO, strerror(errno));
+        if (n == 0) return fail(c, REDIS_ERR_EOF, "Server closed the connection");
+        ce_feed_received(&r->received, (size_t)n);
+        if (ce_feed_reply(&r->received, c, reply) != REDIS_OK) return REDIS_ERR;
+    }
+    return REDIS_OK;
+}
+
 /* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */
 int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out) {
     void *reply = NULL;
     int rc = r->uring ? ce_redis_uring_get_reply(r->uring, r->ctx, r->timeout_ms, &reply)
-                      : redisGetReply(r->ctx, &reply);
+                      : socket_get_reply(r, &reply);
     if (rc != REDIS_OK) return -1;
     *out = reply;
     return 0;

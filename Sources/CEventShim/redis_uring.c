@@ -1,7 +1,8 @@
 /* redis_uring.c: a blocking hiredis connection's socket I/O through io_uring.
  * Each round is one submission: the pending output (SEND, MSG_WAITALL so the
  * kernel finishes a short send itself), linked to a RECV, linked to a timeout;
- * what arrives is fed to hiredis' reader, which knows nothing of I/O. */
+ * what arrives is fed to hiredis' reader (in pieces: redis_feed.c), which knows
+ * nothing of I/O. */
 #include "CEventShim.h"
 #include "shim_internal.h"
 
@@ -12,11 +13,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
-enum { TAG_SEND = 1, TAG_RECV = 2, TAG_TIMEOUT = 3, RECV_BYTES = 64 * 1024 };
+enum { TAG_SEND = 1, TAG_RECV = 2, TAG_TIMEOUT = 3 };
 
 struct ce_redis_uring {
     struct io_uring ring;
-    char buf[RECV_BYTES];
+    ce_feed received;
 };
 
 /* A ring for one connection; NULL with *err = errno when io_uring is refused. */
@@ -56,8 +57,10 @@ static int round_trip(ce_redis_uring *u, redisContext *c, int timeout_ms) {
         sqe->flags |= IOSQE_IO_LINK;
         sqe->user_data = TAG_SEND;
     }
+    size_t room;
+    char *space = ce_feed_space(&u->received, &room);
     sqe = io_uring_get_sqe(&u->ring);
-    io_uring_prep_recv(sqe, c->fd, u->buf, sizeof(u->buf), 0);
+    io_uring_prep_recv(sqe, c->fd, space, room, 0);
     sqe->user_data = TAG_RECV;
     struct __kernel_timespec ts = { timeout_ms / 1000, (long long)(timeout_ms % 1000) * 1000000 };
     if (timeout_ms > 0) {
@@ -86,8 +89,7 @@ static int round_trip(ce_redis_uring *u, redisContext *c, int timeout_ms) {
             if (res == 0) status = fail(c, REDIS_ERR_EOF, "Server closed the connection");
             else if (res == -ECANCELED) status = fail(c, REDIS_ERR_IO, "Resource temporarily unavailable");
             else if (res < 0) status = fail(c, REDIS_ERR_IO, strerror(-res));
-            else if (redisReaderFeed(c->reader, u->buf, (size_t)res) != REDIS_OK)
-                status = fail(c, REDIS_ERR_PROTOCOL, c->reader->errstr);
+            else ce_feed_received(&u->received, (size_t)res);
         }
     }
     return status;
@@ -112,13 +114,12 @@ int ce_redis_uring_flush(ce_redis_uring *u, redisContext *c) {
     return sdslen(c->obuf) ? fail(c, REDIS_ERR_IO, "short send") : REDIS_OK;
 }
 
-/* The next reply: from what the reader holds, else after rounds of send/recv. */
+/* The next reply: from what was received, else after rounds of send/recv. */
 int ce_redis_uring_get_reply(ce_redis_uring *u, redisContext *c, int timeout_ms, void **reply) {
-    *reply = NULL;
-    if (redisGetReplyFromReader(c, reply) != REDIS_OK) return REDIS_ERR;
+    if (ce_feed_reply(&u->received, c, reply) != REDIS_OK) return REDIS_ERR;
     while (*reply == NULL) {
         if (round_trip(u, c, timeout_ms) != REDIS_OK) return REDIS_ERR;
-        if (redisGetReplyFromReader(c, reply) != REDIS_OK) return REDIS_ERR;
+        if (ce_feed_reply(&u->received, c, reply) != REDIS_OK) return REDIS_ERR;
     }
     return REDIS_OK;
 }

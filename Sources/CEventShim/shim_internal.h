@@ -12,6 +12,16 @@ struct ce_loop;
 /* The libevent base behind a loop. */
 struct event_base *ce_loop_base(struct ce_loop *loop);
 
+/* Received bytes fed to hiredis' reader a piece at a time (redis_feed.c). */
+struct redisContext;
+typedef struct ce_feed {
+    char buf[64 * 1024];
+    size_t got, fed; /* received into buf; handed to the reader so far */
+} ce_feed;
+char *ce_feed_space(ce_feed *f, size_t *len);
+void ce_feed_received(ce_feed *f, size_t n);
+int ce_feed_reply(ce_feed *f, struct redisContext *c, void **reply);
+
 /* io_uring transport for a blocking hiredis connection (redis_uring.c). */
 typedef struct ce_redis_uring ce_redis_uring;
 struct redisContext;

@@ -1,11 +1,12 @@
 import CEventShim
 
-/// Claiming by move (`--claim move`): each message is moved (LMOVE) from its queue
-/// list into this worker's claiming list, with no script, so Redis never copies a
-/// message into Lua (where Redis 7 hashes every byte of every string). kombu's
-/// `unacked` records for what a claim took are written by the worker, in its next
-/// pipelined write, in the transaction that also empties the claiming list. So a
-/// message is always in its queue, in a claiming list, or in `unacked`.
+/// Claiming by move (`--claim move`): a batch of messages is copied from the tail of
+/// its queue list into this worker's claiming list and trimmed off the queue in one
+/// transaction (`SORT … BY nosort LIMIT 0 n DESC STORE`, `LTRIM`), with no script, so
+/// Redis never copies a message into Lua (where Redis 7 hashes every byte of every
+/// string). kombu's `unacked` records for what a claim took are written by the worker,
+/// in its next pipelined write, in the transaction that also empties the claiming
+/// list. So a message is always in its queue, in a claiming list, or in `unacked`.
 ///
 /// A claiming list is registered in `celeris.claiming` (scored by its claim's time)
 /// while it holds anything. A worker moves its own lists back to their queues when it
@@ -13,6 +14,9 @@ import CEventShim
 /// registration is older than the visibility timeout (its worker died between a claim
 /// and its records). Python workers do not know these lists: a fleet that mixes them
 /// keeps the script claim (`DeliveryClaim`), the default.
+///
+/// A claim replaces its claiming list (`STORE`): the caller sends the records of the
+/// previous claim from a list (which delete it) before the next claim into it.
 ///
 ///     let byMove = ClaimByMove(hostname: "w1@host")
 ///     let plan = ClaimByMove.plan(keys: ["celery"], lengths: ["celery": 500], room: 128)
@@ -54,37 +58,40 @@ public struct ClaimByMove: Sendable {
         return out
     }
 
-    /// Queue each claiming list's registration (`stamp`: whole seconds), then its moves:
-    /// registered first, so a worker that dies part-way through sending leaves no
-    /// unregistered list behind. `deliveries` reads the replies.
+    /// Queue each claiming list's registration (`stamp`: whole seconds), then one
+    /// transaction that moves each list's batch (oldest first) into its claiming list,
+    /// then a read of each claiming list. Registered first, so a worker that dies
+    /// part-way through sending leaves no unregistered list behind. `deliveries` reads
+    /// the replies.
     public func append(_ plan: [(key: String, count: Int)], stamp: String, on redis: RedisConnection)
         throws(RedisError)
     {
         var out: [UInt8] = []
+        for (key, _) in plan { RESP.append(["ZADD", Self.registryKey, stamp, claimingKey(key)], to: &out) }
+        RESP.append(["MULTI"], to: &out)
         for (key, count) in plan {
-            let claiming = claimingKey(key)
-            RESP.append(["ZADD", Self.registryKey, stamp, claiming], to: &out)
-            var move: [UInt8] = []
-            RESP.append(["LMOVE", key, claiming, "RIGHT", "LEFT"], to: &move)
-            for _ in 0..<count { out += move }
+            RESP.append(
+                ["SORT", key, "BY", "nosort", "LIMIT", "0", String(count), "DESC", "STORE", claimingKey(key)], to: &out)
+            RESP.append(["LTRIM", key, "0", String(-count - 1)], to: &out)
         }
+        RESP.append(["EXEC"], to: &out)
+        for (key, _) in plan { RESP.append(["LRANGE", claimingKey(key), "0", "-1"], to: &out) }
         try redis.append(resp: out)
     }
 
-    /// The replies of `append`: each moved message (nil where the list ran dry), in order.
+    /// The replies of `append`: the messages each claiming list received, oldest first.
     public func deliveries(_ plan: [(key: String, count: Int)], on redis: RedisConnection) throws(RedisError)
         -> [Taken]
     {
-        var out: [Taken] = []
         var failure: String?
-        for (key, count) in plan {
-            for e in try redis.readErrors() { failure = e }  // the registration
-            for _ in 0..<count {
-                let raw = try redis.read { (r) -> [UInt8]? in
-                    if r.isError { failure = r.text }
-                    return r.isNil || r.isError ? nil : Array(r.bytes)
-                }
-                if let raw { out.append(Taken(listKey: key, raw: raw)) }
+        for _ in 0..<(plan.count * 3 + 2) {  // registrations, MULTI, QUEUED…, EXEC
+            for e in try redis.readErrors() { failure = e }
+        }
+        var out: [Taken] = []
+        for (key, _) in plan {
+            try redis.read { (r) throws(RedisError) in
+                if r.isError { failure = r.text }
+                for i in 0..<r.count { out.append(Taken(listKey: key, raw: Array(r[i].bytes))) }
             }
         }
         if let failure { throw .reply(failure) }
@@ -233,14 +240,15 @@ public struct ClaimByMove: Sendable {
     }
 
     /// KEYS: registry, claiming list, its queue list. ARGV: the newest registration that
-    /// may be moved. Moves the whole list back to the consuming end of its queue, oldest
-    /// claim consumed first, and unregisters it; returns how many moved.
+    /// may be moved. Moves the whole list (oldest claim first) back to the consuming end
+    /// of its queue, the oldest to be consumed first, and unregisters it; returns how
+    /// many moved.
     static let restoreScript = RedisScript(
         """
         local score = redis.call('ZSCORE', KEYS[1], KEYS[2])
         if score and tonumber(score) > tonumber(ARGV[1]) then return 0 end
         local n = 0
-        while redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT') do n = n + 1 end
+        while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'RIGHT') do n = n + 1 end
         redis.call('ZREM', KEYS[1], KEYS[2])
         return n
         """)

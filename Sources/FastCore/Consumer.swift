@@ -15,8 +15,8 @@ public struct WorkerConfiguration: Sendable {
     public var deadLetterKey: String
     /// The consumer connection's socket I/O: io_uring, plain socket, or io_uring where allowed.
     public var redisIO: IOMode = .socket
-    /// Claim by LMOVE into a claiming list, records written by the worker (`ClaimByMove`),
-    /// instead of the claim script (`DeliveryClaim`).
+    /// Claim by moving each batch into a claiming list (one transaction, no script), the
+    /// records written by the worker (`ClaimByMove`), instead of the claim script (`DeliveryClaim`).
     public var claimByMove = false
     /// Longest pause between claims while the queues are empty.
     public var maxIdleSeconds: Double
@@ -121,7 +121,8 @@ public final class Consumer: @unchecked Sendable {
         case write(entries: [Outbox.Entry], own: [[String]], replies: Int)
         /// The next claim, sent last (after NOSCRIPT it is claimed again once every reply is read).
         case claim(DeliveryClaim.Pending)
-        /// A claim by move: LMOVEs from each list of the plan, and the claiming lists' registrations.
+        /// A claim by move: the claiming lists' registrations, the transaction moving each
+        /// list's batch, and the reads of the claiming lists.
         case moveClaim([(key: String, count: Int)])
         /// LLEN of each consumed list (what the next claim by move plans from).
         case lengths([String])
@@ -529,7 +530,8 @@ public final class Consumer: @unchecked Sendable {
         do {
             let keys = configuration.claimByMove ? QueueKeys.consumeOrder(queues: queueOrder) : []
             let plan = ClaimByMove.plan(keys: keys, lengths: lengths, room: room)
-            if claiming && room > 0 && !plan.isEmpty {
+            // A claim by move replaces its claiming list: only once the last one's records are sent.
+            if claiming && room > 0 && !plan.isEmpty && claimingInUse.isEmpty {
                 try claimLists.append(plan, stamp: Self.stamp(clock.now()), on: r)
                 sentAhead.append(.moveClaim(plan))
                 try sendLengths(keys, on: r)

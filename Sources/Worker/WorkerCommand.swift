@@ -70,7 +70,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "How deliveries are claimed: script (one Lua script per batch; any worker, Celery's included, restores a dead worker's deliveries) or move (LMOVE, records written by the worker: less Redis CPU per task; a worker killed between a claim and its records leaves that batch for Celeris workers to restore). Default $CELERIS_CLAIM or script."
+            "How deliveries are claimed: script (one Lua script per batch; any worker, Celery's included, restores a dead worker's deliveries) or move (each batch moved to the worker's claiming list in one transaction, records written by the worker: less Redis CPU per task; a worker killed between a claim and its records leaves that batch for Celeris workers to restore). Default $CELERIS_CLAIM or script."
     )
     var claim: String?
 

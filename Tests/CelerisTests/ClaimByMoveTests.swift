@@ -122,8 +122,8 @@ final class ClaimByMoveTests: RedisTestCase {
         try enqueue([waiting])
         let dead = ClaimByMove(hostname: "dead@test").claimingKey("celery")
         let live = ClaimByMove(hostname: "live@test").claimingKey("celery")
-        for _ in 0..<3 { try client.command("LMOVE", "celery", dead, "RIGHT", "LEFT") }
-        try client.command("LMOVE", "celery", live, "RIGHT", "LEFT")
+        for _ in 0..<3 { try client.command("LMOVE", "celery", dead, "RIGHT", "RIGHT") }
+        try client.command("LMOVE", "celery", live, "RIGHT", "RIGHT")
         let now = CeleryTime.now()
         try client.command("ZADD", ClaimByMove.registryKey, String(Int(now) - 100), dead, String(Int(now)), live)
 
@@ -145,7 +145,7 @@ final class ClaimByMoveTests: RedisTestCase {
         let messages = (0..<4).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
         try enqueue(messages)
         let dead = ClaimByMove(hostname: "dead@test").claimingKey("celery")
-        for _ in messages { try client.command("LMOVE", "celery", dead, "RIGHT", "LEFT") }
+        for _ in messages { try client.command("LMOVE", "celery", dead, "RIGHT", "RIGHT") }
         try client.command("ZADD", ClaimByMove.registryKey, String(Int(CeleryTime.now()) - 60), dead)
         let b = try Celeris.worker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "2"])
         XCTAssertTrue(
@@ -162,7 +162,7 @@ final class ClaimByMoveTests: RedisTestCase {
         let messages = (0..<3).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
         try enqueue(messages)
         let own = ClaimByMove(hostname: "celeris@test").claimingKey("celery")
-        for _ in messages { try client.command("LMOVE", "celery", own, "RIGHT", "LEFT") }
+        for _ in messages { try client.command("LMOVE", "celery", own, "RIGHT", "RIGHT") }
         try client.command("ZADD", ClaimByMove.registryKey, String(Int(CeleryTime.now())), own)
         let worker = InProcessWorker(redis: redis, claimByMove: true)
         let done = try eventually(timeout: 15) {
@@ -185,7 +185,7 @@ final class ClaimByMoveTests: RedisTestCase {
         XCTAssertTrue(done)
         try assertOnlyResults(of: messages)
         let stats = try client.command("INFO", "commandstats").text ?? ""
-        XCTAssertTrue(stats.contains("cmdstat_lmove:calls="), "the backlog was claimed by move")
+        XCTAssertTrue(stats.contains("cmdstat_sort:calls="), "the backlog was claimed by move")
         for m in messages.prefix(20) { XCTAssertEqual(try result(m.id)?["status"], "SUCCESS") }
     }
 

@@ -30,6 +30,25 @@ final class RedisTransportTests: RedisTestCase {
         }
     }
 
+    /// A receive is handed to the reader a piece at a time: thousands of pipelined
+    /// replies of every size around a piece's (4 KiB) read back byte for byte, each
+    /// split across pieces and receives at a different place.
+    func testManyRepliesAcrossFeedPiecesReadBackIntact() throws {
+        for io in [IOMode.uring, .socket] {
+            let r = try connect(io)
+            let values = (0..<2000).map { i in
+                String(decoding: (0..<(i * 37 % 9000)).map { UInt8(33 + ($0 * 31 + i) % 90) }, as: UTF8.self)
+            }
+            let stored = try r.pipeline(values.enumerated().map { ["SET", "v-\(io)-\($0.offset)", $0.element] })
+            XCTAssertTrue(stored.allSatisfy { $0 == .status("OK") }, "\(io)")
+            try r.append(values.indices.map { ["GET", "v-\(io)-\($0)"] } + [["PING"]])
+            for (i, v) in values.enumerated() {
+                XCTAssertEqual(try r.read { Array($0.bytes) }, Array(v.utf8), "\(io): value \(i)")
+            }
+            XCTAssertEqual(try r.read(), .status("PONG"))
+        }
+    }
+
     /// Replies are built in one reusable block per connection: a reply that outgrows it
     /// (nested arrays of many elements, a 5 MB value past the block's keep limit) reads
     /// back byte for byte, and so do the small replies read after it, in place and copied.

@@ -210,7 +210,8 @@ public struct ClaimByMove: Sendable {
     }
 
     /// The transaction that records what claims took in kombu's bookkeeping (HSET
-    /// `unacked`, ZADD `unacked_index` at `stamp`) and empties and unregisters the
+    /// `unacked`, ZADD `unacked_index` at `stamp`, kept a skiplist by
+    /// `DeliveryClaim.indexWidener`) and empties and unregisters the
     /// claiming lists they were moved to, as RESP. Returns how many replies it gets.
     public func appendRecords(_ taken: [Taken], claiming: [String], stamp: String, to out: inout [UInt8]) -> Int {
         out.reserveCapacity(out.count + taken.reduce(256) { $0 + $1.raw.count + 160 })
@@ -224,14 +225,15 @@ public struct ClaimByMove: Sendable {
                 RESP.appendBulk(t.tag.utf8, to: &out)
                 t.appendRecord(to: &out)
             }
-            RESP.appendCount(2 + 2 * taken.count, to: &out)
+            RESP.appendCount(4 + 2 * taken.count, to: &out)
             RESP.appendBulk("ZADD".utf8, to: &out)
             RESP.appendBulk(DeliveryClaim.unackedIndexKey.utf8, to: &out)
-            for t in taken {
+            for member in [DeliveryClaim.indexWidener] + taken.map(\.tag) {
                 RESP.appendBulk(stamp.utf8, to: &out)
-                RESP.appendBulk(t.tag.utf8, to: &out)
+                RESP.appendBulk(member.utf8, to: &out)
             }
-            commands += 2
+            RESP.append(["ZREM", DeliveryClaim.unackedIndexKey, DeliveryClaim.indexWidener], to: &out)
+            commands += 3
         }
         RESP.append(["DEL"] + claiming, to: &out)
         RESP.append(["ZREM", Self.registryKey] + claiming, to: &out)

@@ -63,6 +63,9 @@ final class ClaimByMoveTests: RedisTestCase {
         for m in messages { try client.command("LPUSH", "celery", m) }
         let script = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 100)
         XCTAssertEqual(script.count, messages.count)
+        // The index holds only the tags, kept a skiplist (see `DeliveryClaim.indexWidener`).
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, Int64(messages.count))
+        XCTAssertEqual(try client.command("OBJECT", "ENCODING", "unacked_index").text, "skiplist")
         let byScript = try unacked()
         try client.command("DEL", "unacked", "unacked_index")
 
@@ -98,6 +101,7 @@ final class ClaimByMoveTests: RedisTestCase {
         XCTAssertEqual(named(taken.map(\.tag)), named(script.map(\.tag)))
         let index = try client.command("ZRANGE", "unacked_index", "0", "-1", "WITHSCORES").elements?.compactMap(\.text)
         XCTAssertEqual(index?.count, 2 * messages.count)
+        XCTAssertEqual(try client.command("OBJECT", "ENCODING", "unacked_index").text, "skiplist")
         XCTAssertEqual(Set(stride(from: 1, to: index?.count ?? 0, by: 2).map { index![$0] }), ["1795246218"])
     }
 

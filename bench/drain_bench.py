@@ -172,7 +172,7 @@ def main():
         scaling = [(f"celeris-prefetch-{m}", 1, int(m), "script") for m in a.wide_prefetch.split(",") if m]
         if a.processes > 1:
             scaling.append((f"celeris-{a.processes}-processes", a.processes, a.prefetch_multiplier, "script"))
-        # The same runs claiming by move (`--claim move`: LMOVE, records written by the worker)
+        # The same runs claiming by move (`--claim move`: each batch moved in one transaction, records written by the worker)
         scaling += [(f"celeris-claim-move-prefetch-{m}", 1, m, "move")
                     for m in [a.prefetch_multiplier] + [int(m) for m in a.wide_prefetch.split(",") if m]]
         if a.processes > 1:
@@ -254,7 +254,7 @@ def main():
     for name, run in out["runs"].items():
         if "cpu" in run and name != "celeris":
             k = run["cpu"]
-            print(f"  {name}: Redis {k['redis_cpu_us_per_task']} us per task (the claim by move's LMOVEs and records:"
+            print(f"  {name}: Redis {k['redis_cpu_us_per_task']} us per task (the claim by move's transactions and records:"
                   f" see by_command_us in the JSON), worker {k['worker_cpu_us_per_task']} us;"
                   f" ceiling {k['redis_bound_ceiling_tasks_per_s']:,} tasks/s")
     print(f"\n{'offered tasks/s':>16} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'max ms':>9}")

@@ -91,6 +91,20 @@ def waiting(r):
     return r.eval(WAITING, 0)
 
 
+def wait_drained(r, n, proc, label, timeout, every=1.0, poll=0.02):
+    """Wait until none of the `n` queued tasks waits, printing progress every `every`
+    seconds; kill `proc` and stop the run after `timeout` seconds."""
+    start, last = time.time(), 0
+    while waiting(r):
+        if time.time() - last >= every:
+            print(f"  {label}: {n - r.llen('celery')}/{n} claimed", flush=True)
+            last = time.time()
+        if time.time() - start > timeout:
+            proc.kill()
+            raise SystemExit(f"{label}: drain did not finish in {timeout} s")
+        time.sleep(poll)
+
+
 def commandstats(r):
     """Calls and microseconds per command since the last CONFIG RESETSTAT."""
     return {k.replace("cmdstat_", ""): (v["calls"], v["usec"]) for k, v in r.info("commandstats").items()}

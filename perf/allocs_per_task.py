@@ -16,13 +16,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 import redis  # noqa: E402
 from benchlib import BUILD, Children, free_port  # noqa: E402
-from drain_bench import fill, waiting  # noqa: E402
+from drain_bench import fill, wait_drained  # noqa: E402
 
 
 def shim():
@@ -40,15 +39,7 @@ def drain_counting(binary, url, r, n, multiplier, so, claim):
     env = dict(os.environ, LD_PRELOAD=so, MALLOC_COUNT_OUT=counts)
     w = subprocess.Popen([os.path.join(binary, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
                           "--prefetch-multiplier", str(multiplier), "--claim", claim], env=env)
-    start, last = time.time(), 0
-    while waiting(r):
-        if time.time() - last >= 1:
-            print(f"  {n - r.llen('celery')}/{n} claimed", flush=True)
-            last = time.time()
-        if time.time() - start > 300:
-            w.kill()
-            raise SystemExit("drain did not finish in 300 s")
-        time.sleep(0.02)
+    wait_drained(r, n, w, f"{claim}, {n} tasks", 300)
     w.send_signal(signal.SIGTERM)
     w.wait(30)
     r.flushall()

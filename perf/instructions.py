@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 import redis  # noqa: E402
 from benchlib import Children, free_port  # noqa: E402
-from drain_bench import fill, waiting  # noqa: E402
+from drain_bench import fill, wait_drained  # noqa: E402
 
 
 def total_instructions(path):
@@ -44,15 +44,7 @@ def total_instructions(path):
 def drain(cmd, r, n, label):
     """Run the worker `cmd` until the `n` queued tasks are done, then stop it (SIGINT)."""
     w = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    start, last = time.time(), 0
-    while waiting(r):
-        if time.time() - last >= 5:
-            print(f"  {label}: {n - r.llen('celery')}/{n} claimed", flush=True)
-            last = time.time()
-        if time.time() - start > 1200:
-            w.kill()
-            raise SystemExit(f"{label}: drain did not finish in 1200 s")
-        time.sleep(0.1)
+    wait_drained(r, n, w, label, 1200, every=5, poll=0.1)
     w.send_signal(signal.SIGINT)
     w.wait(120)
 

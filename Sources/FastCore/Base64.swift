@@ -38,12 +38,15 @@ public enum Base64 {
     public static func decode<Text: Collection<UInt8>>(_ text: Text, into out: UnsafeMutableBufferPointer<UInt8>)
         -> Int?
     {
-        var count = 0
+        // Whole groups of four first, while none is padding or foreign (contiguous text).
+        let (done, written) =
+            text.withContiguousStorageIfAvailable { decodeGroups($0, into: out) } ?? (0, 0)
+        var count = written
         var acc: UInt32 = 0
         var bits = 0
         var padding = 0
         let ok = values.withUnsafeBufferPointer { v -> Bool in
-            for c in text {
+            for c in text.dropFirst(done) {
                 if c == UInt8(ascii: "=") {
                     padding += 1
                     continue
@@ -61,6 +64,30 @@ public enum Base64 {
             return padding <= 2 && bits < 6
         }
         return ok ? count : nil
+    }
+
+    /// Decode groups of four characters from the start of `text` into `out` until one
+    /// holds padding or a character that is not base64 (left for the caller to read):
+    /// how many characters were read, and bytes written.
+    private static func decodeGroups(_ text: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>)
+        -> (read: Int, written: Int)
+    {
+        values.withUnsafeBufferPointer { v in
+            var i = 0
+            var o = 0
+            while i + 4 <= text.count {
+                let a = UInt32(v[Int(text[i])]), b = UInt32(v[Int(text[i + 1])])
+                let c = UInt32(v[Int(text[i + 2])]), d = UInt32(v[Int(text[i + 3])])
+                if (a | b | c | d) & 0x80 != 0 { break }
+                let n = a << 18 | b << 12 | c << 6 | d
+                out[o] = UInt8(truncatingIfNeeded: n >> 16)
+                out[o + 1] = UInt8(truncatingIfNeeded: n >> 8)
+                out[o + 2] = UInt8(truncatingIfNeeded: n)
+                i += 4
+                o += 3
+            }
+            return (i, o)
+        }
     }
 
     /// Append the base64 text of `bytes` to `out`.

@@ -491,9 +491,8 @@ public final class Consumer: @unchecked Sendable {
     private func completed(_ entries: [Outbox.Entry]) {
         for e in entries { if let part = e.chord { joinChord(part, tag: e.completes) } }
         for e in entries {
-            guard let tag = e.completes else { continue }
-            if let name = held[tag]?.message.task { processed[name, default: 0] += 1 }
-            held[tag] = nil
+            guard let tag = e.completes, let h = held.removeValue(forKey: tag) else { continue }
+            processed[h.message.task, default: 0] += 1
         }
     }
 

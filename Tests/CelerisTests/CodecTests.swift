@@ -40,6 +40,13 @@ final class CodecTests: XCTestCase {
         XCTAssertNil(Base64.decode(Array("ab=d".utf8)), "data after padding")
         XCTAssertNil(Base64.decode(Array("abcde".utf8)), "a dangling character")
         XCTAssertEqual(Base64.decode(Array("aGk".utf8)), Array("hi".utf8), "padding optional")
+        // Past whole groups read four at a time: a foreign character or padding deep inside.
+        let groups = String(repeating: "QUJD", count: 50)
+        XCTAssertEqual(
+            Base64.decode(Array((groups + "QQ==").utf8)), Array((String(repeating: "ABC", count: 50) + "A").utf8))
+        XCTAssertNil(Base64.decode(Array((groups + "Q$JD" + groups).utf8)))
+        XCTAssertNil(Base64.decode(Array((groups + "QU=D" + groups).utf8)), "data after padding")
+        XCTAssertNil(Base64.decode(Array((groups + "QUJ").utf8 + [0xC3, 0xA9])), "a byte above 127")
     }
 
     func testBase64MatchesFoundationForEveryTailLength() {

@@ -135,15 +135,24 @@ public struct ClaimByMove: Sendable {
             }
         }
 
-        /// The names searched for, quoted.
-        static let tagKey = Array(#""delivery_tag""#.utf8)
-        static let exchangeKey = Array(#""exchange""#.utf8)
-        static let routingKeyKey = Array(#""routing_key""#.utf8)
+        /// A name searched for, quoted, and which of its bytes to look for first: one that
+        /// is rare in an envelope's text (the search stops at each of its occurrences).
+        struct Key: Sendable {
+            let bytes: [UInt8]
+            let anchor: Int
+            init(_ name: String, anchor: Character) {
+                bytes = Array("\"\(name)\"".utf8)
+                self.anchor = bytes.firstIndex(of: anchor.asciiValue!)!
+            }
+        }
+        static let tagKey = Key("delivery_tag", anchor: "y")
+        static let exchangeKey = Key("exchange", anchor: "x")
+        static let routingKeyKey = Key("routing_key", anchor: "k")
 
         /// The string value of the first `key` (a quoted name) followed by `: "…"` at or
         /// after `from` (any spacing around the colon; the value ends at the next quote,
         /// as the script reads it).
-        static func field(_ raw: [UInt8], _ key: [UInt8], from: Int, empty: Bool) -> Range<Int>? {
+        static func field(_ raw: [UInt8], _ key: Key, from: Int, empty: Bool) -> Range<Int>? {
             /// The first index at or after `j` that is not JSON whitespace.
             func skipSpace(_ j: Int) -> Int {
                 var j = j
@@ -152,7 +161,7 @@ public struct ClaimByMove: Sendable {
             }
             var i = from
             while let at = find(key, in: raw, from: i) {
-                var j = skipSpace(at + key.count)
+                var j = skipSpace(at + key.bytes.count)
                 guard j < raw.count, raw[j] == UInt8(ascii: ":") else {
                     i = at + 1
                     continue
@@ -171,12 +180,12 @@ public struct ClaimByMove: Sendable {
             return nil
         }
 
-        /// Where `needle` first occurs in `raw` at or after `from` (libc's memmem).
-        static func find(_ needle: [UInt8], in raw: [UInt8], from: Int) -> Int? {
+        /// Where `key` first occurs in `raw` at or after `from`.
+        static func find(_ key: Key, in raw: [UInt8], from: Int) -> Int? {
             guard from < raw.count else { return nil }
             let at = raw.withUnsafeBufferPointer { hay in
-                needle.withUnsafeBufferPointer { n in
-                    ce_find(hay.baseAddress! + from, hay.count - from, n.baseAddress, n.count)
+                key.bytes.withUnsafeBufferPointer { n in
+                    ce_find(hay.baseAddress! + from, hay.count - from, n.baseAddress, n.count, key.anchor)
                 }
             }
             return at < 0 ? nil : from + at

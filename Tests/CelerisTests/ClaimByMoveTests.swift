@@ -1,3 +1,4 @@
+import CEventShim
 import FastCore
 import Foundation
 import XCTest
@@ -103,6 +104,42 @@ final class ClaimByMoveTests: RedisTestCase {
         XCTAssertEqual(index?.count, 2 * messages.count)
         XCTAssertEqual(try client.command("OBJECT", "ENCODING", "unacked_index").text, "skiplist")
         XCTAssertEqual(Set(stride(from: 1, to: index?.count ?? 0, by: 2).map { index![$0] }), ["1795246218"])
+    }
+
+    /// The field search (`ce_find`: memchr for one byte of the name, then memcmp) finds
+    /// what a plain search finds, whichever byte anchors it: at either end, overlapping,
+    /// absent, longer than the text, over random text of a small alphabet.
+    func testFieldSearchFindsTheFirstOccurrenceWhateverItsAnchor() {
+        func naive(_ hay: [UInt8], _ needle: [UInt8]) -> Int {
+            guard needle.count <= hay.count else { return -1 }
+            for i in 0...(hay.count - needle.count) where Array(hay[i..<(i + needle.count)]) == needle { return i }
+            return -1
+        }
+        func find(_ hay: [UInt8], _ needle: [UInt8], _ anchor: Int) -> Int {
+            hay.withUnsafeBufferPointer { h in
+                needle.withUnsafeBufferPointer { n in ce_find(h.baseAddress, h.count, n.baseAddress, n.count, anchor) }
+            }
+        }
+        var rng = SystemRandomNumberGenerator()
+        let cases: [([UInt8], [UInt8])] =
+            [
+                (Array("abcabcabd".utf8), Array("abcabd".utf8)), (Array("xyz".utf8), Array("xyz".utf8)),
+                (Array("xy".utf8), Array("xyz".utf8)), (Array("aaaa".utf8), Array("aab".utf8)),
+            ]
+            + (0..<300).map { _ in
+                let hay = (0..<Int.random(in: 0..<60, using: &rng)).map { _ in UInt8.random(in: 97...99, using: &rng) }
+                let needle = (0..<Int.random(in: 1...4, using: &rng)).map { _ in UInt8.random(in: 97...99, using: &rng)
+                }
+                return (hay, needle)
+            }
+        for (hay, needle) in cases {
+            for anchor in needle.indices {
+                XCTAssertEqual(
+                    find(hay, needle, anchor), naive(hay, needle),
+                    "\(String(decoding: needle, as: UTF8.self)) in \(String(decoding: hay, as: UTF8.self)) anchored at \(anchor)"
+                )
+            }
+        }
     }
 
     func testPlanFollowsConsumeOrderWithinTheRoom() {

@@ -196,7 +196,7 @@ void ce_ws_accept_key(const char *key, size_t key_len, char out[29]);
 int ce_utf8_valid(const uint8_t *s, size_t len);
 
 /* find.c: byte-string search. */
-long ce_find(const uint8_t *hay, size_t len, const uint8_t *needle, size_t nlen);
+long ce_find(const uint8_t *hay, size_t len, const uint8_t *needle, size_t nlen, size_t anchor);
 
 /* ---- Redis replies (read-only view of a hiredis reply) --------------- */
 

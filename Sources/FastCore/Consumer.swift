@@ -141,6 +141,8 @@ public final class Consumer: @unchecked Sendable {
     private var lengths: [String: Int] = [:]
     private var unrecorded: [ClaimByMove.Taken] = []
     private var claimingInUse: Set<String> = []
+    /// Redis answered a claim by move with an error: the script claims for the rest of the run.
+    private var moveRefused = false
     /// Queues consumed now (remote control may add or cancel).
     var queues: [String]
     private var queueOrder: [String]
@@ -339,6 +341,12 @@ public final class Consumer: @unchecked Sendable {
                     }
                 }
             } catch {
+                if case .moveClaim = op, case .reply(let m) = error {
+                    // ACLs that deny SORT (it is in @dangerous), a renamed command, …: the reconnect
+                    // below returns whatever was moved; from then on the script claims.
+                    logger.error("Redis refused the claim by move (\(m)); claiming with the script from now on")
+                    moveRefused = true
+                }
                 logger.warning("lost Redis: \(error); reconnecting")
                 connection = nil
                 unsent(ops[i...])
@@ -527,7 +535,7 @@ public final class Consumer: @unchecked Sendable {
         // the claim's, and a failed write drops the connection (and the claim).
         let room = capacity - active + completing - claimedAhead.count
         do {
-            let keys = configuration.claimByMove ? QueueKeys.consumeOrder(queues: queueOrder) : []
+            let keys = configuration.claimByMove && !moveRefused ? QueueKeys.consumeOrder(queues: queueOrder) : []
             let plan = ClaimByMove.plan(keys: keys, lengths: lengths, room: room)
             // A claim by move replaces its claiming list: only once the last one's records are sent.
             if claiming && room > 0 && !plan.isEmpty && claimingInUse.isEmpty {

@@ -230,6 +230,23 @@ final class ClaimByMoveTests: RedisTestCase {
         for m in messages.prefix(20) { XCTAssertEqual(try result(m.id)?["status"], "SUCCESS") }
     }
 
+    /// A Redis whose ACL denies SORT (a managed Redis may deny @dangerous): the worker
+    /// says so, returns what a refused claim registered, claims with the script from then
+    /// on, and every task runs once.
+    func testRefusedClaimByMoveFallsBackToTheScript() throws {
+        let messages = (0..<300).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
+        try enqueue(messages)
+        try client.command("ACL", "SETUSER", "default", "-sort")
+        let worker = try Celeris.worker(redis: redis, extra: ["--claim", "move", "--prefetch-multiplier", "16"])
+        let done = try eventually(timeout: 30) { try self.resultCount() == messages.count }
+        worker.stop()
+        XCTAssertTrue(done, worker.log)
+        XCTAssertTrue(worker.log.contains("Redis refused the claim by move"), worker.log)
+        XCTAssertEqual(worker.log.components(separatedBy: "Redis refused the claim by move").count, 2, "said once")
+        try client.command("ACL", "SETUSER", "default", "+sort")
+        try assertOnlyResults(of: messages)
+    }
+
     /// SIGTERM in the middle of a drain by move: what was claimed and not started goes
     /// back (recorded first, then returned), what ran has its result, nothing is both,
     /// nothing is lost, and no claiming list or `unacked` record is left.

@@ -9,6 +9,13 @@
 
 enum { FEED_PIECE = 4096 };
 
+/* Mark the context failed the way hiredis does, so its errstr explains; REDIS_ERR. */
+int ce_redis_fail(struct redisContext *c, int type, const char *what) {
+    c->err = type;
+    snprintf(c->errstr, sizeof(c->errstr), "%s", what);
+    return REDIS_ERR;
+}
+
 /* Where the next receive goes and how much fits (only once every byte is fed). */
 char *ce_feed_space(ce_feed *f, size_t *len) {
     *len = sizeof(f->buf);
@@ -29,11 +36,8 @@ int ce_feed_reply(ce_feed *f, struct redisContext *c, void **reply) {
         if (redisGetReplyFromReader(c, reply) != REDIS_OK) return REDIS_ERR;
         if (*reply || f->fed == f->got) return REDIS_OK;
         size_t n = f->got - f->fed < FEED_PIECE ? f->got - f->fed : FEED_PIECE;
-        if (redisReaderFeed(c->reader, f->buf + f->fed, n) != REDIS_OK) {
-            c->err = REDIS_ERR_PROTOCOL;
-            snprintf(c->errstr, sizeof(c->errstr), "%s", c->reader->errstr);
-            return REDIS_ERR;
-        }
+        if (redisReaderFeed(c->reader, f->buf + f->fed, n) != REDIS_OK)
+            return ce_redis_fail(c, REDIS_ERR_PROTOCOL, c->reader->errstr);
         f->fed += n;
     }
 }

@@ -49,13 +49,6 @@ int ce_redis_sync_append_formatted(ce_redis_sync *r, const char *buf, size_t len
     return redisAppendFormattedCommand(r->ctx, buf, len) == REDIS_OK ? 0 : -1;
 }
 
-/* Mark the context failed the way hiredis does, so its errstr explains. */
-static int fail(redisContext *c, int type, const char *what) {
-    c->err = type;
-    snprintf(c->errstr, sizeof(c->errstr), "%s", what);
-    return REDIS_ERR;
-}
-
 /* The next reply over the plain socket: from what was received, else after writing
  * what is queued and receiving once more (blocking, within the socket's timeout). */
 static int socket_get_reply(ce_redis_sync *r, void **reply) {
@@ -67,8 +60,8 @@ static int socket_get_reply(ce_redis_sync *r, void **reply) {
         char *space = ce_feed_space(&r->received, &room);
         ssize_t n = recv(c->fd, space, room, 0);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return fail(c, REDIS_ERR_IO, strerror(errno));
-        if (n == 0) return fail(c, REDIS_ERR_EOF, "Server closed the connection");
+        if (n < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(errno));
+        if (n == 0) return ce_redis_fail(c, REDIS_ERR_EOF, "Server closed the connection");
         ce_feed_received(&r->received, (size_t)n);
         if (ce_feed_reply(&r->received, c, reply) != REDIS_OK) return REDIS_ERR;
     }

@@ -40,13 +40,6 @@ void ce_redis_uring_free(ce_redis_uring *u) {
     free(u);
 }
 
-/* Mark the context failed the way hiredis does, so its errstr explains. */
-static int fail(redisContext *c, int type, const char *what) {
-    c->err = type;
-    snprintf(c->errstr, sizeof(c->errstr), "%s", what);
-    return REDIS_ERR;
-}
-
 /* One round: send what is pending (if any) and receive once, within timeout_ms. */
 static int round_trip(ce_redis_uring *u, redisContext *c, int timeout_ms) {
     size_t pending = sdslen(c->obuf);
@@ -71,24 +64,24 @@ static int round_trip(ce_redis_uring *u, redisContext *c, int timeout_ms) {
     }
     unsigned want = (pending ? 1 : 0) + 1 + (timeout_ms > 0 ? 1 : 0);
     int rc = io_uring_submit_and_wait(&u->ring, want);
-    if (rc < 0) return fail(c, REDIS_ERR_IO, strerror(-rc));
+    if (rc < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(-rc));
     int status = REDIS_OK;
     for (unsigned seen = 0; seen < want;) {
         struct io_uring_cqe *cqe;
         rc = io_uring_wait_cqe(&u->ring, &cqe);
-        if (rc < 0) return fail(c, REDIS_ERR_IO, strerror(-rc));
+        if (rc < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(-rc));
         int res = cqe->res;
         unsigned long long tag = cqe->user_data;
         io_uring_cqe_seen(&u->ring, cqe);
         seen++;
         if (status != REDIS_OK) continue;
         if (tag == TAG_SEND) {
-            if (res < 0) status = fail(c, REDIS_ERR_IO, strerror(-res));
+            if (res < 0) status = ce_redis_fail(c, REDIS_ERR_IO, strerror(-res));
             else sdsrange(c->obuf, res, -1);
         } else if (tag == TAG_RECV) {
-            if (res == 0) status = fail(c, REDIS_ERR_EOF, "Server closed the connection");
-            else if (res == -ECANCELED) status = fail(c, REDIS_ERR_IO, "Resource temporarily unavailable");
-            else if (res < 0) status = fail(c, REDIS_ERR_IO, strerror(-res));
+            if (res == 0) status = ce_redis_fail(c, REDIS_ERR_EOF, "Server closed the connection");
+            else if (res == -ECANCELED) status = ce_redis_fail(c, REDIS_ERR_IO, "Resource temporarily unavailable");
+            else if (res < 0) status = ce_redis_fail(c, REDIS_ERR_IO, strerror(-res));
             else ce_feed_received(&u->received, (size_t)res);
         }
     }
@@ -103,15 +96,15 @@ int ce_redis_uring_flush(ce_redis_uring *u, redisContext *c) {
     io_uring_prep_send(sqe, c->fd, c->obuf, pending, MSG_WAITALL | MSG_NOSIGNAL);
     sqe->user_data = TAG_SEND;
     int rc = io_uring_submit_and_wait(&u->ring, 1);
-    if (rc < 0) return fail(c, REDIS_ERR_IO, strerror(-rc));
+    if (rc < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(-rc));
     struct io_uring_cqe *cqe;
     rc = io_uring_wait_cqe(&u->ring, &cqe);
-    if (rc < 0) return fail(c, REDIS_ERR_IO, strerror(-rc));
+    if (rc < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(-rc));
     int res = cqe->res;
     io_uring_cqe_seen(&u->ring, cqe);
-    if (res < 0) return fail(c, REDIS_ERR_IO, strerror(-res));
+    if (res < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(-res));
     sdsrange(c->obuf, res, -1);
-    return sdslen(c->obuf) ? fail(c, REDIS_ERR_IO, "short send") : REDIS_OK;
+    return sdslen(c->obuf) ? ce_redis_fail(c, REDIS_ERR_IO, "short send") : REDIS_OK;
 }
 
 /* The next reply: from what was received, else after rounds of send/recv. */

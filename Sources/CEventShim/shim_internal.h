@@ -21,6 +21,7 @@ typedef struct ce_feed {
 char *ce_feed_space(ce_feed *f, size_t *len);
 void ce_feed_received(ce_feed *f, size_t n);
 int ce_feed_reply(ce_feed *f, struct redisContext *c, void **reply);
+int ce_redis_fail(struct redisContext *c, int type, const char *what);
 
 /* io_uring transport for a blocking hiredis connection (redis_uring.c). */
 typedef struct ce_redis_uring ce_redis_uring;

@@ -59,8 +59,6 @@ public struct RedisReply {
 
     /// An error reply.
     public var isError: Bool { ce_reply_type(pointer) == Int32(CE_REPLY_ERROR.rawValue) }
-    /// A nil reply (a missing key, an empty list).
-    public var isNil: Bool { ce_reply_type(pointer) == Int32(CE_REPLY_NIL.rawValue) }
     /// An array reply.
     public var isArray: Bool { ce_reply_type(pointer) == Int32(CE_REPLY_ARRAY.rawValue) }
     /// Elements of an array reply (0 for any other kind).

@@ -20,7 +20,8 @@ let package = Package(
             name: "CEventShim",
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [
-                .linkedLibrary("event"), .linkedLibrary("hiredis"), .linkedLibrary("http_parser"), .linkedLibrary("uring"),
+                .linkedLibrary("event"), .linkedLibrary("hiredis"), .linkedLibrary("http_parser"),
+                .linkedLibrary("uring"),
             ]
         ),
         .target(
@@ -28,7 +29,11 @@ let package = Package(
             dependencies: [
                 "CEventShim", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            // Release builds skip the run-time exclusivity checks (about 1.5k instructions per
+            // task on the worker's path, each class property access on the consumer's hot loop);
+            // debug builds, which the tests run, keep them.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .executableTarget(
             name: "Frontend",

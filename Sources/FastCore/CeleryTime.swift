@@ -20,32 +20,80 @@ public enum CeleryTime {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Append `isoformat(epoch)`'s bytes.
+    /// Append `isoformat(epoch)`'s bytes: the calendar date by arithmetic (no `gmtime_r`),
+    /// the 32 characters written on the stack and appended in one copy.
     static func writeIsoformat(_ epoch: Double, to out: inout [UInt8]) {
-        var secs = time_t(epoch.rounded(.down))
+        var secs = Int(epoch.rounded(.down))
         var micros = Int(((epoch - Double(secs)) * 1_000_000).rounded())
         if micros >= 1_000_000 {
             secs += 1
             micros -= 1_000_000
         }
+        let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
+        let clock = secs - days * 86400
+        let (year, month, day) = civilDate(daysSinceEpoch: days)
+        guard (0...9999).contains(year) else {
+            writeIsoformatWide(secs, micros, to: &out)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { b in
+            /// `v` in exactly `width` digits ending just before `end`.
+            func put(_ v: Int, _ width: Int, endingAt end: Int) {
+                var v = v
+                for i in stride(from: end - 1, through: end - width, by: -1) {
+                    b[i] = UInt8(48 + v % 10)
+                    v /= 10
+                }
+            }
+            put(year, 4, endingAt: 4)
+            b[4] = UInt8(ascii: "-")
+            put(month, 2, endingAt: 7)
+            b[7] = UInt8(ascii: "-")
+            put(day, 2, endingAt: 10)
+            b[10] = UInt8(ascii: "T")
+            put(clock / 3600, 2, endingAt: 13)
+            b[13] = UInt8(ascii: ":")
+            put(clock / 60 % 60, 2, endingAt: 16)
+            b[16] = UInt8(ascii: ":")
+            put(clock % 60, 2, endingAt: 19)
+            b[19] = UInt8(ascii: ".")
+            put(micros, 6, endingAt: 26)
+            b[26] = UInt8(ascii: "+")
+            b[27] = UInt8(ascii: "0")
+            b[28] = UInt8(ascii: "0")
+            b[29] = UInt8(ascii: ":")
+            b[30] = UInt8(ascii: "0")
+            b[31] = UInt8(ascii: "0")
+            out.append(contentsOf: UnsafeBufferPointer(b))
+        }
+    }
+
+    /// Year, month (1–12) and day (1–31) of a day counted from 1970-01-01, proleptic
+    /// Gregorian (Howard Hinnant's `civil_from_days`).
+    static func civilDate(daysSinceEpoch: Int) -> (year: Int, month: Int, day: Int) {
+        let z = daysSinceEpoch + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shifted = (5 * dayOfYear + 2) / 153  // months from March
+        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
+        let month = shifted < 10 ? shifted + 3 : shifted - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    /// Years outside 0–9999, through `gmtime_r` (every digit of the year kept).
+    private static func writeIsoformatWide(_ seconds: Int, _ micros: Int, to out: inout [UInt8]) {
+        var secs = time_t(seconds)
         var tm = Glibc.tm()
         gmtime_r(&secs, &tm)
         /// `v` in `width` decimal digits, zero-padded (wider values keep every digit).
         func digits(_ v: Int, _ width: Int, then separator: UInt8?) {
-            var count = 1
-            var power = 10
-            while power <= v {
-                count += 1
-                power &*= 10
+            let text = String(v)
+            if text.utf8.count < width {
+                out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - text.utf8.count))
             }
-            if count < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - count)) }
-            var rest = v
-            power /= 10
-            while power > 0 {
-                out.append(UInt8(48 + rest / power))
-                rest %= power
-                power /= 10
-            }
+            out.append(utf8: text)
             if let separator { out.append(separator) }
         }
         digits(Int(tm.tm_year) + 1900, 4, then: UInt8(ascii: "-"))
@@ -55,7 +103,7 @@ public enum CeleryTime {
         digits(Int(tm.tm_min), 2, then: UInt8(ascii: ":"))
         digits(Int(tm.tm_sec), 2, then: UInt8(ascii: "."))
         digits(micros, 6, then: nil)
-        out.append(contentsOf: "+00:00".utf8)
+        out.append(ascii: "+00:00")
     }
 
     /// Parse Celery's ISO-8601 times (`2026-11-21T07:31:05.219234+00:00`, `Z`,

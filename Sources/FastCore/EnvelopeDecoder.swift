@@ -258,7 +258,13 @@ extension JSONParser.Reader {
         case .span(let range):
             let text = UnsafeBufferPointer(rebasing: buf[range])
             // The same text as `known` (a root_id that is the task's own id): share its storage.
-            if var known, known.withUTF8({ $0.elementsEqual(text) }) { return known }
+            if var known,
+                known.withUTF8({ k in
+                    k.count == text.count && (k.isEmpty || memcmp(k.baseAddress!, text.baseAddress!, k.count) == 0)
+                })
+            {
+                return known
+            }
             return String(decoding: text, as: UTF8.self)
         }
     }

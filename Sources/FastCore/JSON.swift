@@ -107,7 +107,7 @@ extension JSON {
     /// Append the serialised form as UTF-8 bytes (cheaper than String appends).
     public func write(to out: inout [UInt8]) {
         switch self {
-        case .null: out.append(contentsOf: "null".utf8)
+        case .null: out.append(ascii: "null")
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .int(let i): JSON.writeInt(i, to: &out)
         case .double(let d):
@@ -118,16 +118,16 @@ extension JSON {
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { out.append(contentsOf: ", ".utf8) }
+                if i > 0 { out.append(ascii: ", ") }
                 item.write(to: &out)
             }
             out.append(UInt8(ascii: "]"))
         case .object(let pairs):
             out.append(UInt8(ascii: "{"))
             for (i, pair) in pairs.enumerated() {
-                if i > 0 { out.append(contentsOf: ", ".utf8) }
+                if i > 0 { out.append(ascii: ", ") }
                 JSON.writeString(pair.key, to: &out)
-                out.append(contentsOf: ": ".utf8)
+                out.append(ascii: ": ")
                 pair.value.write(to: &out)
             }
             out.append(UInt8(ascii: "}"))
@@ -165,15 +165,15 @@ extension JSON {
                 guard c < 0x20 || c == 0x22 || c == 0x5C else { continue }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: b[start..<i]))
                 switch c {
-                case 0x22: out.append(contentsOf: "\\\"".utf8)
-                case 0x5C: out.append(contentsOf: "\\\\".utf8)
-                case 0x0A: out.append(contentsOf: "\\n".utf8)
-                case 0x0D: out.append(contentsOf: "\\r".utf8)
-                case 0x09: out.append(contentsOf: "\\t".utf8)
-                case 0x08: out.append(contentsOf: "\\b".utf8)
-                case 0x0C: out.append(contentsOf: "\\f".utf8)
+                case 0x22: out.append(ascii: "\\\"")
+                case 0x5C: out.append(ascii: "\\\\")
+                case 0x0A: out.append(ascii: "\\n")
+                case 0x0D: out.append(ascii: "\\r")
+                case 0x09: out.append(ascii: "\\t")
+                case 0x08: out.append(ascii: "\\b")
+                case 0x0C: out.append(ascii: "\\f")
                 default:
-                    out.append(contentsOf: "\\u00".utf8)
+                    out.append(ascii: "\\u00")
                     out.append(hexDigits[Int(c >> 4)])
                     out.append(hexDigits[Int(c & 0x0F)])
                 }

@@ -81,8 +81,7 @@ public enum JSONParser {
         mutating func literal(_ word: StaticString) throws(JSONParseError) {
             let n = word.utf8CodeUnitCount
             guard pos + n <= buf.count else { throw fail("bad literal") }
-            let w = word.utf8Start
-            for i in 0..<n where buf[pos + i] != w[i] { throw fail("bad literal") }
+            guard memcmp(buf.baseAddress! + pos, word.utf8Start, n) == 0 else { throw fail("bad literal") }
             pos += n
         }
 
@@ -245,6 +244,13 @@ public enum JSONParser {
                 let expStart = pos
                 while pos < buf.count, buf[pos] >= 0x30, buf[pos] <= 0x39 { pos += 1 }
                 if pos == expStart { throw fail("bad exponent") }
+            }
+            // An integer of up to 18 digits (any retries count, priority, index) is summed in
+            // place; longer ones and floats go through the standard library's parsing.
+            if isInt && pos - digitsStart <= 18 {
+                var v: Int64 = 0
+                for i in digitsStart..<pos { v = v &* 10 &+ Int64(buf[i] &- 0x30) }
+                return .int(digitsStart > start ? -v : v)
             }
             let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<pos]), as: UTF8.self)
             if isInt, let i = Int64(text) { return .int(i) }

@@ -32,17 +32,20 @@ public enum QueueKeys {
         prioritySteps.flatMap { step in queues.map { step == 0 ? $0 : $0 + separator + String(step) } }
     }
 
-    /// The queue a list key belongs to.
+    /// The queue a list key belongs to: the key up to its last separator, if it has one.
     public static func queueName(ofListKey key: String) -> String {
-        let sep = separator.utf8
-        let bytes = key.utf8
-        guard bytes.count >= sep.count else { return key }
-        var i = bytes.index(bytes.endIndex, offsetBy: -sep.count)
-        while true {
-            if bytes[i...].starts(with: sep) { return String(key[..<i]) }
-            if i == bytes.startIndex { return key }
-            i = bytes.index(before: i)
+        var key = key
+        let cut: Int? = key.withUTF8 { b in
+            // The separator is \x06\x16: find the last \x06 that a \x16 follows.
+            var i = b.count - 2
+            while i >= 0 {
+                if b[i] == 0x06 && b[i + 1] == 0x16 { return i }
+                i -= 1
+            }
+            return nil
         }
+        guard let cut else { return key }
+        return key.withUTF8 { String(decoding: UnsafeBufferPointer(rebasing: $0[..<cut]), as: UTF8.self) }
     }
 
     /// The binding set of an exchange (`_kombu.binding.<exchange>`).

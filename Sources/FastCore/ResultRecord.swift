@@ -77,36 +77,36 @@ public struct ResultRecord: Sendable {
 
     /// The stored JSON's bytes, appended to `out`.
     func write(to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"status": ""#.utf8)
-        out.append(contentsOf: state.rawValue.utf8)
-        out.append(contentsOf: #"", "result": "#.utf8)
+        out.append(ascii: #"{"status": ""#)
+        out.append(utf8: state.rawValue)
+        out.append(ascii: #"", "result": "#)
         result.write(to: &out)
-        out.append(contentsOf: #", "traceback": "#.utf8)
+        out.append(ascii: #", "traceback": "#)
         Self.write(traceback, to: &out)
-        out.append(contentsOf: #", "children": [], "date_done": "#.utf8)
+        out.append(ascii: #", "children": [], "date_done": "#)
         if let dateDone {
             out.append(UInt8(ascii: "\""))
             CeleryTime.writeIsoformat(dateDone, to: &out)
             out.append(UInt8(ascii: "\""))
         } else {
-            out.append(contentsOf: "null".utf8)
+            out.append(ascii: "null")
         }
         if let groupId {
-            out.append(contentsOf: #", "group_id": "#.utf8)
+            out.append(ascii: #", "group_id": "#)
             JSON.writeString(groupId, to: &out)
         }
         if let parentId {
-            out.append(contentsOf: #", "parent_id": "#.utf8)
+            out.append(ascii: #", "parent_id": "#)
             JSON.writeString(parentId, to: &out)
         }
-        out.append(contentsOf: #", "task_id": "#.utf8)
+        out.append(ascii: #", "task_id": "#)
         JSON.writeString(taskId, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
     /// A string or null.
     private static func write(_ s: String?, to out: inout [UInt8]) {
-        if let s { JSON.writeString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        if let s { JSON.writeString(s, to: &out) } else { out.append(ascii: "null") }
     }
 
     /// `storeCommands()` as RESP, appended to `out`: the record is serialized once,
@@ -136,12 +136,16 @@ public struct ResultRecord: Sendable {
     private static let expiryText = Array(String(expirySeconds).utf8)
 
     /// `name key [expiry]` of a command whose last argument (the value) follows.
-    private func appendHead(_ name: String, expiry: Bool, to out: inout [UInt8]) {
+    private func appendHead(_ name: StaticString, expiry: Bool, to out: inout [UInt8]) {
         RESP.appendCount(expiry ? 4 : 3, to: &out)
-        RESP.appendBulk(name.utf8, to: &out)
-        RESP.appendBulk(Self.keyPrefix.utf8, taskId.utf8, to: &out)
+        RESP.appendBulk(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), to: &out)
+        var id = taskId
+        id.withUTF8 { RESP.appendBulk(Self.keyPrefixBytes, $0, to: &out) }
         if expiry { RESP.appendBulk(Self.expiryText, to: &out) }
     }
+
+    /// `keyPrefix` as bytes (a key is written as this and the id, back to back).
+    private static let keyPrefixBytes = Array(keyPrefix.utf8)
 
     /// The record as a bulk string, serialized in place: written first, then its
     /// length line (`$n` CRLF) moved in front of it. Returns where the value's bytes are.

@@ -15,25 +15,131 @@ public struct PoisonMessage: Error, CustomStringConvertible, Sendable {
 ///     let text = m.envelope()               // what LPUSH stores
 ///     let back = try TaskMessage.decode(Array(text.utf8))
 public struct TaskMessage: Sendable {
-    public var id: String
-    public var task: String
-    public var args: [JSON]
-    public var kwargs: [(key: String, value: JSON)]
+    /// The message's fields, shared between copies until one of them changes (a copy is
+    /// one reference count, not one per string: messages are copied on their way from
+    /// the claim to the executor and into the task's context).
+    private struct Fields {
+        var id: String = ""
+        var task: String = ""
+        var args: [JSON] = []
+        var kwargs: [(key: String, value: JSON)] = []
+        var embed: JSON = TaskMessage.noEmbed
+        var queue: String = "celery"
+        var exchange: String = ""
+        var routingKey: String = "celery"
+        var priority: Int = 0
+        var eta: String? = nil
+        var expires: String? = nil
+        var retries: Int = 0
+        var timeLimit: (soft: Double?, hard: Double?) = (nil, nil)
+        var rootId: String? = nil
+        var parentId: String? = nil
+        var group: String? = nil
+        var groupIndex: Int? = nil
+        var ignoreResult: Bool = false
+        var replyToValue: String? = nil
+        var replyToRange: Range<Int>? = nil
+        var deliveryTag: String = ""
+        var origin: String = ""
+        var headersValue: JSON? = nil
+        var headersRange: Range<Int>? = nil
+        var received: [UInt8] = []
+    }
+
+    private final class Storage: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var storage: Storage
+
+    /// The storage, copied first if another message shares it.
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+        return storage
+    }
+
+    public var id: String {
+        get { storage.fields.id }
+        _modify { yield &unique().fields.id }
+    }
+    public var task: String {
+        get { storage.fields.task }
+        _modify { yield &unique().fields.task }
+    }
+    public var args: [JSON] {
+        get { storage.fields.args }
+        _modify { yield &unique().fields.args }
+    }
+    public var kwargs: [(key: String, value: JSON)] {
+        get { storage.fields.kwargs }
+        _modify { yield &unique().fields.kwargs }
+    }
     /// `{"callbacks", "errbacks", "chain", "chord"}` from the body.
-    public var embed: JSON
-    public var queue: String
-    public var exchange: String
-    public var routingKey: String
-    public var priority: Int
-    public var eta: String?
-    public var expires: String?
-    public var retries: Int
-    public var timeLimit: (soft: Double?, hard: Double?)
-    public var rootId: String?
-    public var parentId: String?
-    public var group: String?
-    public var groupIndex: Int?
-    public var ignoreResult: Bool
+    public var embed: JSON {
+        get { storage.fields.embed }
+        _modify { yield &unique().fields.embed }
+    }
+    public var queue: String {
+        get { storage.fields.queue }
+        _modify { yield &unique().fields.queue }
+    }
+    public var exchange: String {
+        get { storage.fields.exchange }
+        _modify { yield &unique().fields.exchange }
+    }
+    public var routingKey: String {
+        get { storage.fields.routingKey }
+        _modify { yield &unique().fields.routingKey }
+    }
+    public var priority: Int {
+        get { storage.fields.priority }
+        _modify { yield &unique().fields.priority }
+    }
+    public var eta: String? {
+        get { storage.fields.eta }
+        _modify { yield &unique().fields.eta }
+    }
+    public var expires: String? {
+        get { storage.fields.expires }
+        _modify { yield &unique().fields.expires }
+    }
+    public var retries: Int {
+        get { storage.fields.retries }
+        _modify { yield &unique().fields.retries }
+    }
+    public var timeLimit: (soft: Double?, hard: Double?) {
+        get { storage.fields.timeLimit }
+        _modify { yield &unique().fields.timeLimit }
+    }
+    public var rootId: String? {
+        get { storage.fields.rootId }
+        _modify { yield &unique().fields.rootId }
+    }
+    public var parentId: String? {
+        get { storage.fields.parentId }
+        _modify { yield &unique().fields.parentId }
+    }
+    public var group: String? {
+        get { storage.fields.group }
+        _modify { yield &unique().fields.group }
+    }
+    public var groupIndex: Int? {
+        get { storage.fields.groupIndex }
+        _modify { yield &unique().fields.groupIndex }
+    }
+    public var ignoreResult: Bool {
+        get { storage.fields.ignoreResult }
+        _modify { yield &unique().fields.ignoreResult }
+    }
+    private var replyToValue: String? {
+        get { storage.fields.replyToValue }
+        _modify { yield &unique().fields.replyToValue }
+    }
+    private var replyToRange: Range<Int>? {
+        get { storage.fields.replyToRange }
+        _modify { yield &unique().fields.replyToRange }
+    }
     /// The `reply_to` property. A received message reads it from the envelope's bytes
     /// when asked (it is only re-sent, never acted on).
     public var replyTo: String {
@@ -47,10 +153,14 @@ public struct TaskMessage: Sendable {
             replyToRange = nil
         }
     }
-    private var replyToValue: String?
-    private var replyToRange: Range<Int>?
-    public var deliveryTag: String
-    public var origin: String
+    public var deliveryTag: String {
+        get { storage.fields.deliveryTag }
+        _modify { yield &unique().fields.deliveryTag }
+    }
+    public var origin: String {
+        get { storage.fields.origin }
+        _modify { yield &unique().fields.origin }
+    }
     /// Every header as received, so nothing a producer wrote is lost on re-send
     /// (`.null` for a message made here). A received message keeps the envelope's
     /// bytes and parses its headers only when asked (a retry, `inspect`).
@@ -65,38 +175,49 @@ public struct TaskMessage: Sendable {
             headersRange = nil
         }
     }
-    private var headersValue: JSON?
-    private var headersRange: Range<Int>?
+    private var headersValue: JSON? {
+        get { storage.fields.headersValue }
+        _modify { yield &unique().fields.headersValue }
+    }
+    private var headersRange: Range<Int>? {
+        get { storage.fields.headersRange }
+        _modify { yield &unique().fields.headersRange }
+    }
     /// A received message's envelope as it was queued (empty for one made here): where
     /// `headersRange` and `replyToRange` point.
-    private var received: [UInt8] = []
+    private var received: [UInt8] {
+        get { storage.fields.received }
+        _modify { yield &unique().fields.received }
+    }
 
     /// A new message with fresh ids, for the default exchange.
     public init(
         task: String, args: [JSON] = [], kwargs: [(key: String, value: JSON)] = [], queue: String = "celery",
         priority: Int = 0, id: String = TaskMessage.newId(), origin: String = TaskMessage.defaultOrigin
     ) {
-        self.id = id
-        self.task = task
-        self.args = args
-        self.kwargs = kwargs
-        self.embed = ["callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil]
-        self.queue = queue
-        self.exchange = ""
-        self.routingKey = queue
-        self.priority = priority
-        self.eta = nil
-        self.expires = nil
-        self.retries = 0
-        self.timeLimit = (nil, nil)
-        self.rootId = id
-        self.parentId = nil
-        self.group = nil
-        self.groupIndex = nil
-        self.ignoreResult = false
-        self.replyToValue = TaskMessage.newId()
-        self.deliveryTag = TaskMessage.newId()
-        self.origin = origin
+        var f = Fields()
+        f.id = id
+        f.task = task
+        f.args = args
+        f.kwargs = kwargs
+        f.embed = ["callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil]
+        f.queue = queue
+        f.exchange = ""
+        f.routingKey = queue
+        f.priority = priority
+        f.eta = nil
+        f.expires = nil
+        f.retries = 0
+        f.timeLimit = (nil, nil)
+        f.rootId = id
+        f.parentId = nil
+        f.group = nil
+        f.groupIndex = nil
+        f.ignoreResult = false
+        f.replyToValue = TaskMessage.newId()
+        f.deliveryTag = TaskMessage.newId()
+        f.origin = origin
+        storage = Storage(f)
     }
 
     /// A lower-case uuid4, as Celery makes task ids and delivery tags.
@@ -163,25 +284,25 @@ public struct TaskMessage: Sendable {
         out.reserveCapacity(body.count * 4 / 3 + 1024)
         out.append(contentsOf: #"{"body": ""#.utf8)
         Base64.encode(body, to: &out)
-        out.append(contentsOf: #"", "content-encoding": "utf-8", "content-type": "application/json", "headers": "#.utf8)
+        out.append(ascii: #"", "content-encoding": "utf-8", "content-type": "application/json", "headers": "#)
         if case .object = headers {
             envelopeHeaders().write(to: &out)  // a received message: keep every header its producer wrote
         } else {
             writeFreshHeaders(to: &out)  // hot path (every POST /tasks): no JSON tree
         }
-        out.append(contentsOf: #", "properties": {"correlation_id": "#.utf8)
+        out.append(ascii: #", "properties": {"correlation_id": "#)
         JSON.writeString(id, to: &out)
-        out.append(contentsOf: #", "reply_to": "#.utf8)
+        out.append(ascii: #", "reply_to": "#)
         JSON.writeString(replyTo, to: &out)
-        out.append(contentsOf: #", "delivery_mode": 2, "delivery_info": {"exchange": "#.utf8)
+        out.append(ascii: #", "delivery_mode": 2, "delivery_info": {"exchange": "#)
         JSON.writeString(exchange, to: &out)
-        out.append(contentsOf: #", "routing_key": "#.utf8)
+        out.append(ascii: #", "routing_key": "#)
         JSON.writeString(routingKey, to: &out)
-        out.append(contentsOf: #"}, "priority": "#.utf8)
+        out.append(ascii: #"}, "priority": "#)
         out.append(contentsOf: String(priority).utf8)
-        out.append(contentsOf: #", "body_encoding": "base64", "delivery_tag": "#.utf8)
+        out.append(ascii: #", "body_encoding": "base64", "delivery_tag": "#)
         JSON.writeString(deliveryTag, to: &out)
-        out.append(contentsOf: "}}".utf8)
+        out.append(ascii: "}}")
         return out
     }
 
@@ -189,23 +310,23 @@ public struct TaskMessage: Sendable {
     private func writeFreshHeaders(to out: inout [UInt8]) {
         func string(_ key: String, _ value: String?, first: Bool = false) {
             out.append(contentsOf: ((first ? "{\"" : ", \"") + key + "\": ").utf8)
-            if let value { JSON.writeString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+            if let value { JSON.writeString(value, to: &out) } else { out.append(ascii: "null") }
         }
         func number(_ v: Double?) {
-            if let v { JSON.double(v).write(to: &out) } else { out.append(contentsOf: "null".utf8) }
+            if let v { JSON.double(v).write(to: &out) } else { out.append(ascii: "null") }
         }
         string("lang", "py", first: true)
         string("task", task)
         string("id", id)
-        out.append(contentsOf: #", "shadow": null"#.utf8)
+        out.append(ascii: #", "shadow": null"#)
         string("eta", eta)
         string("expires", expires)
         string("group", group)
         out.append(contentsOf: (#", "group_index": "# + (groupIndex.map(String.init) ?? "null")).utf8)
         out.append(contentsOf: (#", "retries": "# + String(retries)).utf8)
-        out.append(contentsOf: #", "timelimit": ["#.utf8)
+        out.append(ascii: #", "timelimit": ["#)
         number(timeLimit.soft)
-        out.append(contentsOf: ", ".utf8)
+        out.append(ascii: ", ")
         number(timeLimit.hard)
         out.append(UInt8(ascii: "]"))
         string("root_id", rootId)
@@ -214,7 +335,7 @@ public struct TaskMessage: Sendable {
         string("kwargsrepr", kwargsRepr)
         string("origin", origin)
         out.append(contentsOf: (#", "ignore_result": "# + (ignoreResult ? "true" : "false")).utf8)
-        out.append(contentsOf: #", "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {}}"#.utf8)
+        out.append(ascii: #", "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {}}"#)
     }
 
     /// Decode an envelope as a worker receives it; `queue` is the list it came from.
@@ -308,36 +429,38 @@ public struct TaskMessage: Sendable {
 
     /// A received message: every field from the envelope, no fresh ids made.
     private init(
-        decoded f: EnvelopeDecoder.Fields, args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON,
+        decoded d: EnvelopeDecoder.Fields, args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON,
         queue: String, envelope: [UInt8], headers: Range<Int>
     ) {
-        id = f.id
-        task = f.task
-        self.args = args
-        self.kwargs = kwargs
-        self.embed = embed.isNull ? Self.noEmbed : embed
-        self.queue = queue
-        exchange = f.exchange
-        routingKey = f.routingKey ?? queue
-        priority = f.priority
-        eta = f.eta
-        expires = f.expires
-        retries = f.retries
-        timeLimit = f.timeLimit
-        rootId = f.rootId
-        parentId = f.parentId
-        group = f.group
-        groupIndex = f.groupIndex
-        ignoreResult = f.ignoreResult ?? false
-        if let range = f.replyToRange {
-            replyToRange = range
+        var f = Fields()
+        f.id = d.id
+        f.task = d.task
+        f.args = args
+        f.kwargs = kwargs
+        f.embed = embed.isNull ? Self.noEmbed : embed
+        f.queue = queue
+        f.exchange = d.exchange
+        f.routingKey = d.routingKey ?? queue
+        f.priority = d.priority
+        f.eta = d.eta
+        f.expires = d.expires
+        f.retries = d.retries
+        f.timeLimit = d.timeLimit
+        f.rootId = d.rootId
+        f.parentId = d.parentId
+        f.group = d.group
+        f.groupIndex = d.groupIndex
+        f.ignoreResult = d.ignoreResult ?? false
+        if let range = d.replyToRange {
+            f.replyToRange = range
         } else {
-            replyToValue = f.replyTo
+            f.replyToValue = d.replyTo
         }
-        deliveryTag = f.deliveryTag
-        origin = f.origin
-        received = envelope
-        headersRange = headers
+        f.deliveryTag = d.deliveryTag
+        f.origin = d.origin
+        f.received = envelope
+        f.headersRange = headers
+        storage = Storage(f)
     }
 }
 

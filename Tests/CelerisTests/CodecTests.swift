@@ -249,6 +249,26 @@ final class CodecTests: XCTestCase {
         }
     }
 
+    /// The date arithmetic agrees with glibc's `gmtime_r` over years 1–9999, days either
+    /// side of the epoch and leap days; years past 9999 keep every digit.
+    func testIsoformatCalendarMatchesGmtime() {
+        func viaGmtime(_ seconds: Int) -> String {
+            var t = time_t(seconds)
+            var tm = tm()
+            gmtime_r(&t, &tm)
+            let year = String(Int(tm.tm_year) + 1900)
+            func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+            return String(repeating: "0", count: max(0, 4 - year.count)) + year + "-" + two(tm.tm_mon + 1) + "-"
+                + two(tm.tm_mday) + "T" + two(tm.tm_hour) + ":" + two(tm.tm_min) + ":" + two(tm.tm_sec)
+                + ".000000+00:00"
+        }
+        var rng = SystemRandomNumberGenerator()
+        var samples = [-62_135_596_800, -86401, -86400, -1, 0, 86399, 951_782_400, 4_107_456_000, 253_402_300_799]
+        for _ in 0..<20000 { samples.append(Int.random(in: -62_135_596_800...253_402_300_799, using: &rng)) }
+        for s in samples { XCTAssertEqual(CeleryTime.isoformat(Double(s)), viaGmtime(s), "epoch \(s)") }
+        XCTAssertEqual(CeleryTime.isoformat(253_402_300_800), "10000-01-01T00:00:00.000000+00:00")
+    }
+
     func testResultRecordMatchesCeleryByteForByte() {
         // SETEX value captured from a Celery 5.7 worker running add(2, 3).
         let captured =

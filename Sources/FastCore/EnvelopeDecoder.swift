@@ -81,6 +81,7 @@ struct EnvelopeDecoder {
         case "retries": f.retries = Int(try r.value(depth: 2).intValue ?? 0)
         case "timelimit":
             // Usually `[null, null]`: read as it stands, without building an array.
+            r.skipSpace()
             if r.skip("[null, null]") { break }
             if let tl = try r.value(depth: 2).arrayValue, tl.count == 2 {
                 f.timeLimit = (tl[0].doubleValue, tl[1].doubleValue)

@@ -7,6 +7,11 @@ import Foundation
 public enum QueueKeys {
     /// kombu's separator inside priority keys and binding members.
     public static let separator = "\u{06}\u{16}"
+    /// `separator`'s two bytes, for searching keys byte by byte.
+    private static let separatorBytes: (UInt8, UInt8) = {
+        let b = Array(separator.utf8)
+        return (b[0], b[1])
+    }()
     /// kombu's default priority steps for Redis.
     public static let prioritySteps = [0, 3, 6, 9]
 
@@ -35,11 +40,11 @@ public enum QueueKeys {
     /// The queue a list key belongs to: the key up to its last separator, if it has one.
     public static func queueName(ofListKey key: String) -> String {
         var key = key
+        let (first, second) = separatorBytes
         let cut: Int? = key.withUTF8 { b in
-            // The separator is \x06\x16: find the last \x06 that a \x16 follows.
             var i = b.count - 2
             while i >= 0 {
-                if b[i] == 0x06 && b[i + 1] == 0x16 { return i }
+                if b[i] == first && b[i + 1] == second { return i }
                 i -= 1
             }
             return nil

@@ -282,7 +282,7 @@ public struct TaskMessage: Sendable {
         JSON.array([.array(args), .object(kwargs), embed]).write(to: &body)
         var out: [UInt8] = []
         out.reserveCapacity(body.count * 4 / 3 + 1024)
-        out.append(contentsOf: #"{"body": ""#.utf8)
+        out.append(ascii: #"{"body": ""#)
         Base64.encode(body, to: &out)
         out.append(ascii: #"", "content-encoding": "utf-8", "content-type": "application/json", "headers": "#)
         if case .object = headers {

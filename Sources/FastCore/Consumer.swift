@@ -134,8 +134,15 @@ public final class Consumer: @unchecked Sendable {
     private var sentAhead: [SentAhead] = []
     /// Claimed and not yet started.
     private var claimedAhead: [DeliveryClaim.Delivery] = []
-    /// Deliveries the last claim read took (0: the queues look empty, so claim synchronously).
-    private var lastClaimTook = 0
+    /// The last claim took less than it asked for (or, claiming by move, left every list
+    /// empty): the queues look drained. The consumer then reads its next claim at once,
+    /// and claims only when a waker fires or the idle poll is due (`pollDue`), instead of
+    /// sending an empty claim every turn while the tasks it started finish.
+    private var queuesLookEmpty = true
+    /// When the idle poll claims again although no waker fired (priority lists, new queues).
+    private var pollDue = 0.0
+    /// Seconds of the coming idle wait (doubling while claims find nothing).
+    private var idle = 0.001
     /// Claims by move: the consumed lists' lengths as last read, kombu records of what was
     /// taken and not yet recorded, and the claiming lists to empty with them.
     private var lengths: [String: Int] = [:]
@@ -214,7 +221,6 @@ public final class Consumer: @unchecked Sendable {
 
     /// Consume until stopped.
     public func run() {
-        var idle = 0.001
         var claimed = 0
         while true {
             let phase = self.phase.get()
@@ -233,8 +239,8 @@ public final class Consumer: @unchecked Sendable {
                 write(rest)
                 continue
             }
-            if claimed == 0 && phase == .consuming && hasRoom { armWakers() }
-            let busy = claimed > 0 || !sentAhead.isEmpty
+            if (claimed == 0 || queuesLookEmpty) && phase == .consuming && hasRoom { armWakers() }
+            let busy = (claimed > 0 && !queuesLookEmpty) || !sentAhead.isEmpty
             let entries = outbox.take(
                 waitingUpTo: busy ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1))
             let now = clock.now()
@@ -250,9 +256,10 @@ public final class Consumer: @unchecked Sendable {
                 recoverStale(now)
                 autoscale(now)
             }
-            claimed = exchange(entries, claiming: phase == .consuming)
+            let quiet = queuesLookEmpty && now < pollDue && wakersArmed
+            claimed = exchange(entries, claiming: phase == .consuming, claimMore: !quiet)
             submitStarted()
-            idle = claimed > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds)
+            if !quiet { idle = claimed > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds) }
         }
         pool.shutdown()
         for w in wakers.values { w.stop() }
@@ -329,12 +336,13 @@ public final class Consumer: @unchecked Sendable {
                         lostScript = pending
                         continue
                     }
-                    tookClaim(took)
+                    tookClaim(took, asked: pending.max)
                 case .moveClaim(let plan):
                     for (key, _) in plan { claimingInUse.insert(claimLists.claimingKey(key)) }
-                    tookClaim(try claimLists.deliveries(plan, on: r).map(recordMoved))
+                    tookClaim(try claimLists.deliveries(plan, on: r).map(recordMoved), asked: nil)
                 case .lengths(let keys):
                     for key in keys { lengths[key] = Int(try r.read().integer ?? 0) }
+                    if keys.allSatisfy({ lengths[$0] == 0 }) { lookedEmpty() } else { queuesLookEmpty = false }
                 case .records(let replies):
                     for _ in 0..<replies {
                         for e in try r.readErrors() { logger.error("recording claimed deliveries failed: \(e)") }
@@ -357,7 +365,7 @@ public final class Consumer: @unchecked Sendable {
         if let pending = lostScript, connection != nil {
             settle()
             do {
-                tookClaim(try claim.retry(pending, on: r))
+                tookClaim(try claim.retry(pending, on: r), asked: pending.max)
             } catch {
                 dropConnection(error)
             }
@@ -418,11 +426,27 @@ public final class Consumer: @unchecked Sendable {
         sentAhead.append(.lengths(keys))
     }
 
-    /// A claim's deliveries wait in `claimedAhead` to be started.
-    private func tookClaim(_ took: [DeliveryClaim.Delivery]) {
-        lastClaimTook = took.count
+    /// A claim's deliveries wait in `claimedAhead` to be started; one that took less
+    /// than `asked` saw the queues drained (a claim by move learns it from the lengths).
+    private func tookClaim(_ took: [DeliveryClaim.Delivery], asked: Int?) {
+        if let asked, took.count < asked {
+            lookedEmpty()
+        } else {
+            queuesLookEmpty = false
+        }
         rotateQueues(after: took)
         claimedAhead += took
+    }
+
+    /// The queues were found drained: claim again when a waker fires or the idle poll is due.
+    private func lookedEmpty() {
+        queuesLookEmpty = true
+        pollDue = clock.now() + idle
+    }
+
+    /// Every consumed queue's waker is waiting for a message (none has fired since armed).
+    private var wakersArmed: Bool {
+        wakers.count == queueOrder.count && wakers.values.allSatisfy(\.isArmed)
     }
 
     /// Put the writes among `ops` back to be sent again (their replies never came).
@@ -520,11 +544,12 @@ public final class Consumer: @unchecked Sendable {
     // MARK: - claiming and starting
 
     /// One exchange with the broker per loop turn: send this turn's writes and, with
-    /// room in the prefetch window, the next claim, in one flush; then start what the
-    /// previous claim took while Redis works on them. The replies are read at the
-    /// connection's next use, except when the queues looked empty: then the claim is
-    /// read at once, so a message that just arrived starts now. Returns how many started.
-    private func exchange(_ entries: [Outbox.Entry], claiming: Bool) -> Int {
+    /// room in the prefetch window and `claimMore`, the next claim, in one flush; then
+    /// start what the previous claim took while Redis works on them. The replies are
+    /// read at the connection's next use, except when the queues looked empty: then the
+    /// claim is read at once, so a message that just arrived starts now. Returns how
+    /// many started.
+    private func exchange(_ entries: [Outbox.Entry], claiming: Bool, claimMore: Bool = true) -> Int {
         guard ensureConnected(), let r = redis else {
             outbox.requeue(entries)
             return 0
@@ -538,12 +563,14 @@ public final class Consumer: @unchecked Sendable {
             let keys = configuration.claimByMove && !moveRefused ? QueueKeys.consumeOrder(queues: queueOrder) : []
             let plan = ClaimByMove.plan(keys: keys, lengths: lengths, room: room)
             // A claim by move replaces its claiming list: only once the last one's records are sent.
-            if claiming && room > 0 && !plan.isEmpty && claimingInUse.isEmpty {
+            if !claimMore {
+                try r.flush()
+            } else if claiming && room > 0 && !plan.isEmpty && claimingInUse.isEmpty {
                 try claimLists.append(plan, stamp: Self.stamp(clock.now()), on: r)
                 sentAhead.append(.moveClaim(plan))
                 try sendLengths(keys, on: r)
                 try r.flush()
-                if lastClaimTook == 0 { settle() }
+                if queuesLookEmpty { settle() }
             } else if claiming && room > 0 {
                 if let pending = try claim.start(on: r, queues: queueOrder, max: room) {
                     sentAhead.append(.claim(pending))
@@ -551,11 +578,11 @@ public final class Consumer: @unchecked Sendable {
                         try sendLengths(keys, on: r)
                         try r.flush()
                     }
-                    if lastClaimTook == 0 { settle() }
+                    if queuesLookEmpty { settle() }
                 } else {
                     try r.flush()
                     settle()  // the first claim loads the script, reading its own replies
-                    tookClaim(try claim.claim(on: r, queues: queueOrder, max: room))
+                    tookClaim(try claim.claim(on: r, queues: queueOrder, max: room), asked: room)
                 }
             } else {
                 try r.flush()

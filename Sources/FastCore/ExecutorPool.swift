@@ -33,10 +33,9 @@ public final class ExecutorPool: @unchecked Sendable {
     /// Queue tasks in order, waking at most as many threads as there are tasks.
     public func submit(contentsOf runners: [TaskRunner]) {
         guard !runners.isEmpty else { return }
-        condition.withLock {
-            queue += runners
-            if runners.count == 1 { condition.signal() } else { condition.broadcast() }
-        }
+        condition.withLock { queue += runners }
+        // After the unlock: a woken thread takes the lock at once (each waiter re-checks the queue).
+        if runners.count == 1 { condition.signal() } else { condition.broadcast() }
     }
 
     /// Slots (threads not abandoned).

@@ -38,20 +38,22 @@ public final class Outbox: @unchecked Sendable {
 
     public init() {}
 
-    /// Add an entry and wake the consumer.
+    /// Add an entry and wake the consumer. The signal follows the unlock, so the woken
+    /// consumer does not block at once on the lock the poster still holds (the waiter
+    /// checks `entries` under the lock before it waits, so no wake-up is lost).
     public func post(_ entry: Entry) {
         condition.lock()
         entries.append(entry)
-        condition.signal()
         condition.unlock()
+        condition.signal()
     }
 
-    /// Wake a waiting consumer without posting (shutdown).
+    /// Wake a waiting consumer without posting (shutdown, a queue got a message).
     public func wake() {
         condition.lock()
         woken = true
-        condition.signal()
         condition.unlock()
+        condition.signal()
     }
 
     /// Everything posted so far; waits up to `seconds` while empty.

@@ -30,12 +30,16 @@ public final class QueueWaker: @unchecked Sendable {
 
     /// The consumer is about to wait: call `wake` as soon as the list is non-empty.
     public func arm() {
-        condition.withLock {
-            guard !armed else { return }
+        let armedNow = condition.withLock {
+            guard !armed else { return false }
             armed = true
-            condition.signal()
+            return true
         }
+        if armedNow { condition.signal() }
     }
+
+    /// Armed and not fired yet: no message has landed since `arm` (or the waker is off).
+    public var isArmed: Bool { condition.withLock { armed } }
 
     /// End the thread (within the 1 s block).
     public func stop() {

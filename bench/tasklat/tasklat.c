@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static double now(void) {
@@ -57,31 +58,68 @@ static int envelope(long i, char *buf, size_t cap) {
         body, id, id, id, tag);
 }
 
-/* Sender: every 0.1 ms, push the tasks whose scheduled time has come. */
+/* Seconds since `start` at which task i is due. */
+static double due_at(long i) { return (double)i / rate; }
+
+/* Sleep until `start + t` (absolute, so a late wake-up does not drift). */
+static void sleep_until(double t) {
+    double when = start + t;
+    struct timespec ts = { .tv_sec = (time_t)when, .tv_nsec = (long)((when - (time_t)when) * 1e9) };
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+/* Read whatever LPUSH replies have arrived, without waiting; how many. */
+static long drain_replies(redisContext *r, int block) {
+    long n = 0;
+    for (;;) {
+        void *rep = NULL;
+        if (redisReaderGetReply(r->reader, &rep) != REDIS_OK) { fprintf(stderr, "LPUSH: bad reply\n"); exit(1); }
+        if (rep) { freeReplyObject(rep); n++; continue; }
+        struct pollfd p = { .fd = r->fd, .events = POLLIN };
+        if (poll(&p, 1, block ? 1000 : 0) <= 0) return n;
+        if (redisBufferRead(r) != REDIS_OK) { fprintf(stderr, "LPUSH: %s\n", r->errstr); exit(1); }
+        if (block) return n;
+    }
+}
+
+/* Sender lateness per task (actual LPUSH write - scheduled time), microseconds. */
+static float *send_lag;
+
+/* Sender: sleep until the next task is due (1 us timer slack, absolute deadline),
+ * push every task whose time has come in one write, and read the LPUSH replies
+ * as they arrive, never waiting on them before the next send. */
 static void *send_loop(void *arg) {
     (void)arg;
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     redisContext *r = redisConnect("127.0.0.1", redis_port);
     if (!r || r->err) { fprintf(stderr, "redis connect failed\n"); exit(1); }
     char buf[2048];
-    long i = 0;
+    long i = 0, replies = 0;
     while (i < total) {
+        sleep_until(due_at(i));
         long due = (long)((now() - start) * rate) + 1;
         if (due > total) due = total;
-        long n = 0;
-        for (; i < due; i++, n++) {
+        long first = i;
+        for (; i < due; i++) {
             int len = envelope(i, buf, sizeof(buf));
             redisAppendCommand(r, "LPUSH celery %b", buf, (size_t)len);
         }
-        for (long k = 0; k < n; k++) {
-            void *rep;
-            if (redisGetReply(r, &rep) != REDIS_OK) { fprintf(stderr, "LPUSH failed\n"); exit(1); }
-            freeReplyObject(rep);
-        }
+        int done = 0;
+        while (!done)
+            if (redisBufferWrite(r, &done) != REDIS_OK) { fprintf(stderr, "LPUSH: %s\n", r->errstr); exit(1); }
+        double t = now() - start;
+        for (long k = first; k < i; k++) send_lag[k] = (float)((t - due_at(k)) * 1e6);
         sent = i;
-        usleep(100);
+        replies += drain_replies(r, 0);
     }
+    while (replies < total) replies += drain_replies(r, 1);
     redisFree(r);
     return NULL;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {
@@ -94,6 +132,7 @@ int main(int argc, char **argv) {
     if (!out || total <= 0) { fprintf(stderr, "bad arguments\n"); return 2; }
     nonce = (unsigned)getpid() ^ (unsigned)time(NULL);
     char *seen = calloc(total, 1);
+    send_lag = calloc(total, sizeof(float));
     redisContext *sub = redisConnect("127.0.0.1", redis_port);
     if (!sub || sub->err) { fprintf(stderr, "redis connect failed\n"); return 1; }
     redisReply *rep = redisCommand(sub, "PSUBSCRIBE celery-task-meta-*");
@@ -144,6 +183,8 @@ int main(int argc, char **argv) {
     pthread_join(t, NULL);
     fclose(out);
     fprintf(stderr, "  %.0f/s: %ld of %ld results\n", rate, got, total);
-    printf("{\"rate\": %.0f, \"sent\": %ld, \"results\": %ld}\n", rate, total, got);
+    qsort(send_lag, total, sizeof(float), cmp_float);
+    printf("{\"rate\": %.0f, \"sent\": %ld, \"results\": %ld, \"send_lag_us\": {\"p50\": %.0f, \"p99\": %.0f}}\n",
+           rate, total, got, send_lag[total / 2], send_lag[total * 99 / 100]);
     return got == total ? 0 : 3;
 }

@@ -112,6 +112,9 @@ int ce_redis_sync_use_uring(ce_redis_sync *r) {
 /* The last error message. */
 const char *ce_redis_sync_error(const ce_redis_sync *r) { return r->ctx->errstr; }
 
+/* The connection's socket (to wait for a reply's arrival with ce_wait_readable). */
+int ce_redis_sync_fd(const ce_redis_sync *r) { return r->ctx->fd; }
+
 /* Close and free. */
 void ce_redis_sync_free(ce_redis_sync *r) {
     if (!r) return;

@@ -241,9 +241,13 @@ public final class Consumer: @unchecked Sendable {
             }
             if (claimed == 0 || queuesLookEmpty) && phase == .consuming && hasRoom { armWakers() }
             let busy = (claimed > 0 && !queuesLookEmpty) || !sentAhead.isEmpty
+            let watched = phase == .consuming ? wakers.values.compactMap(\.socket) : []
+            var ready: [Int32] = []
             let entries = outbox.take(
-                waitingUpTo: busy ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1))
+                waitingUpTo: busy ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1),
+                watching: watched, readable: &ready)
             let now = clock.now()
+            if !ready.isEmpty { wakersFired(ready, now: now) }
             startDue(now)
             submitStarted()
             enforceHardLimits(now)
@@ -446,7 +450,7 @@ public final class Consumer: @unchecked Sendable {
 
     /// Every consumed queue's waker is waiting for a message (none has fired since armed).
     private var wakersArmed: Bool {
-        wakers.count == queueOrder.count && wakers.values.allSatisfy(\.isArmed)
+        queueOrder.allSatisfy { wakers[$0]?.isArmed ?? false }
     }
 
     /// Put the writes among `ops` back to be sent again (their replies never came).
@@ -681,14 +685,20 @@ public final class Consumer: @unchecked Sendable {
     /// Nothing was claimed: have each queue's waker end the coming wait when a message lands
     /// (the wait's own timeout still polls the priority lists and queues added later).
     private func armWakers() {
+        let now = clock.now()
         for q in queueOrder {
             if wakers[q] == nil {
-                let outbox = outbox
                 wakers[q] = QueueWaker(
-                    endpoint: configuration.endpoint, listKey: QueueKeys.listKey(queue: q, priority: 0), logger: logger
-                ) { outbox.wake() }
+                    endpoint: configuration.endpoint, listKey: QueueKeys.listKey(queue: q, priority: 0), logger: logger)
             }
-            wakers[q]!.arm()
+            wakers[q]!.arm(now: now)
+        }
+    }
+
+    /// Read the answers of the wakers whose sockets the wait found readable.
+    private func wakersFired(_ sockets: [Int32], now: Double) {
+        for w in wakers.values {
+            if let s = w.socket, sockets.contains(s) { _ = w.fired(now: now) }
         }
     }
 

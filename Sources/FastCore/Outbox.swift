@@ -1,8 +1,11 @@
+import CEventShim
 import Foundation
 
 /// Redis writes that executor threads hand to the consumer's connection:
 /// progress updates, and completions (result + ack). The consumer drains the
-/// whole box into one pipelined write.
+/// whole box into one pipelined write. While the box is empty the consumer
+/// waits on a bell (an eventfd) and, optionally, sockets of its own (the queue
+/// wakers'), so one wait ends on whichever comes first.
 ///
 ///     outbox.post(Outbox.Entry(commands: cmds, completes: tag))
 ///     let batch = outbox.take(waitingUpTo: 0.01)
@@ -32,47 +35,78 @@ public final class Outbox: @unchecked Sendable {
         }
     }
 
-    private let condition = NSCondition()
+    private let lock = NSLock()
     private var entries: [Entry] = []
     private var woken = false
+    /// The consumer is in `take`'s wait: the next post rings the bell (and clears this).
+    private var waiting = false
+    private let bell: Int32
 
-    public init() {}
-
-    /// Add an entry and wake the consumer. The signal follows the unlock, so the woken
-    /// consumer does not block at once on the lock the poster still holds (the waiter
-    /// checks `entries` under the lock before it waits, so no wake-up is lost).
-    public func post(_ entry: Entry) {
-        condition.lock()
-        entries.append(entry)
-        condition.unlock()
-        condition.signal()
+    public init() {
+        bell = ce_bell_new()
+        precondition(bell >= 0, "eventfd: \(String(cString: strerror(errno)))")
     }
 
-    /// Wake a waiting consumer without posting (shutdown, a queue got a message).
+    deinit { close(bell) }
+
+    /// Add an entry and wake the consumer if it waits (the bell rings after the unlock).
+    public func post(_ entry: Entry) {
+        lock.lock()
+        entries.append(entry)
+        let ring = waiting
+        waiting = false
+        lock.unlock()
+        if ring { ce_bell_ring(bell) }
+    }
+
+    /// Wake a waiting consumer without posting (shutdown).
     public func wake() {
-        condition.lock()
+        lock.lock()
         woken = true
-        condition.unlock()
-        condition.signal()
+        let ring = waiting
+        waiting = false
+        lock.unlock()
+        if ring { ce_bell_ring(bell) }
     }
 
     /// Everything posted so far; waits up to `seconds` while empty.
     public func take(waitingUpTo seconds: Double) -> [Entry] {
-        condition.lock()
-        defer { condition.unlock() }
-        if entries.isEmpty && !woken && seconds > 0 {
-            _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+        var readable: [Int32] = []
+        return take(waitingUpTo: seconds, watching: [], readable: &readable)
+    }
+
+    /// Everything posted so far; while empty, waits up to `seconds` or until one of
+    /// `sockets` is readable. The readable ones are appended to `readable` (with
+    /// entries already posted, or `seconds` 0, the sockets are only looked at).
+    ///
+    ///     var ready: [Int32] = []
+    ///     let batch = outbox.take(waitingUpTo: 0.1, watching: [waker.socket], readable: &ready)
+    public func take(waitingUpTo seconds: Double, watching sockets: [Int32], readable: inout [Int32]) -> [Entry] {
+        lock.lock()
+        let wait = entries.isEmpty && !woken && seconds > 0
+        if wait || !sockets.isEmpty {
+            waiting = wait
+            lock.unlock()
+            var fds = sockets
+            if wait { fds.append(bell) }
+            var flags = [UInt8](repeating: 0, count: fds.count)
+            _ = ce_wait_readable(fds, Int32(fds.count), wait ? Int(min(seconds, 3600) * 1e6) : 0, &flags)
+            if wait && flags[fds.count - 1] != 0 { ce_bell_clear(bell) }
+            for (i, fd) in sockets.enumerated() where flags[i] != 0 { readable.append(fd) }
+            lock.lock()
+            waiting = false
         }
         woken = false
         let out = entries
         entries.removeAll(keepingCapacity: true)
+        lock.unlock()
         return out
     }
 
     /// Put entries back at the front (their write failed).
     public func requeue(_ failed: [Entry]) {
-        condition.lock()
+        lock.lock()
         entries.insert(contentsOf: failed, at: 0)
-        condition.unlock()
+        lock.unlock()
     }
 }

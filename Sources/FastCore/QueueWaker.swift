@@ -2,75 +2,86 @@ import Foundation
 import Logging
 
 /// Wakes an idle consumer the moment a queue gets a message, instead of it
-/// polling: on a connection of its own, `BLMOVE list list RIGHT RIGHT 1`
+/// polling: on a connection of its own, `BLMOVE list list RIGHT RIGHT 0`
 /// blocks while the list is empty and, once it is not, rotates the oldest
 /// message onto itself (the message never leaves Redis, so nothing is at risk)
-/// and returns. One thread per queue, blocked in Redis only while armed.
+/// and answers. The consumer sends it (`arm`) when it finds the queues drained,
+/// and waits on the connection's socket together with its outbox: no thread of
+/// its own, so a wake-up costs no thread hand-off.
 ///
-///     let waker = QueueWaker(endpoint: ep, listKey: "celery", logger: log) { outbox.wake() }
-///     waker.arm()  // the consumer found nothing and is about to wait
-public final class QueueWaker: @unchecked Sendable {
+///     let waker = QueueWaker(endpoint: ep, listKey: "celery", logger: log)
+///     waker.arm(now: clock.now())
+///     var ready: [Int32] = []
+///     _ = outbox.take(waitingUpTo: 0.1, watching: waker.socket.map { [$0] } ?? [], readable: &ready)
+///     if let s = waker.socket, ready.contains(s), waker.fired(now: clock.now()) { /* claim */ }
+public final class QueueWaker {
     private let endpoint: RedisEndpoint
     private let listKey: String
     private let logger: Logger
-    private let wake: @Sendable () -> Void
-    private let condition = NSCondition()
-    private var armed = false
-    private var stopped = false
+    private var redis: RedisConnection?
+    /// A BLMOVE was sent and its answer not read.
+    private var outstanding = false
+    /// Redis refused BLMOVE (an old server, an ACL): the consumer polls.
+    private var off = false
+    /// After a lost connection: when to connect again.
+    private var retryAt = 0.0
 
-    public init(endpoint: RedisEndpoint, listKey: String, logger: Logger, wake: @escaping @Sendable () -> Void) {
+    public init(endpoint: RedisEndpoint, listKey: String, logger: Logger) {
         self.endpoint = endpoint
         self.listKey = listKey
         self.logger = logger
-        self.wake = wake
-        let t = Thread { [self] in run() }
-        t.name = "celeris-waker"
-        t.start()
     }
 
-    /// The consumer is about to wait: call `wake` as soon as the list is non-empty.
-    public func arm() {
-        let armedNow = condition.withLock {
-            guard !armed else { return false }
-            armed = true
+    /// No message has landed since `arm` as far as this waker has read (or it is off,
+    /// and the consumer polls).
+    public var isArmed: Bool { outstanding || off }
+
+    /// The socket to wait on while armed.
+    public var socket: Int32? { outstanding ? redis?.socket : nil }
+
+    /// The queue looked drained: send the BLMOVE unless one is already out.
+    public func arm(now: Double) {
+        guard !outstanding, !off, now >= retryAt else { return }
+        do {
+            if redis == nil { redis = try RedisConnection(endpoint: endpoint, timeoutMs: 3000) }
+            try redis!.append(["BLMOVE", listKey, listKey, "RIGHT", "RIGHT", "0"])
+            try redis!.flush()
+            outstanding = true
+        } catch {
+            lost(now)
+        }
+    }
+
+    /// The socket was readable: read the answer. True when the list got a message (or
+    /// the connection broke: the consumer's claim then finds out what Redis holds).
+    public func fired(now: Double) -> Bool {
+        guard outstanding, let r = redis else { return false }
+        outstanding = false
+        do {
+            let reply = try r.read()
+            if let e = reply.errorMessage {
+                logger.warning("queue waker for \(listKey) off (\(e)); the consumer polls")
+                off = true
+                redis = nil
+                return false
+            }
+            if case .null = reply { return false }
+            return true
+        } catch {
+            lost(now)
             return true
         }
-        if armedNow { condition.signal() }
     }
 
-    /// Armed and not fired yet: no message has landed since `arm` (or the waker is off).
-    public var isArmed: Bool { condition.withLock { armed } }
-
-    /// End the thread (within the 1 s block).
+    /// Close the connection (a BLMOVE still out ends with it).
     public func stop() {
-        condition.withLock {
-            stopped = true
-            condition.signal()
-        }
+        redis = nil
+        outstanding = false
     }
 
-    private func run() {
-        var redis: RedisConnection?
-        while true {
-            let go = condition.withLock { () -> Bool in
-                while !armed && !stopped { condition.wait() }
-                return !stopped
-            }
-            guard go else { return }
-            do {
-                if redis == nil { redis = try RedisConnection(endpoint: endpoint, timeoutMs: 3000) }
-                let reply = try redis!.command("BLMOVE", listKey, listKey, "RIGHT", "RIGHT", "1")
-                if let e = reply.errorMessage {
-                    logger.warning("queue waker for \(listKey) off (\(e)); the consumer polls")
-                    return
-                }
-                if case .null = reply { continue }  // a second without messages: block again if still armed
-                condition.withLock { armed = false }
-                wake()
-            } catch {
-                redis = nil  // the consumer notices the outage itself; retry after a pause
-                Thread.sleep(forTimeInterval: 0.5)
-            }
-        }
+    private func lost(_ now: Double) {
+        redis = nil
+        outstanding = false
+        retryAt = now + 0.5
     }
 }

@@ -53,6 +53,10 @@ public final class RedisConnection {
 
     deinit { ce_redis_sync_free(handle) }
 
+    /// The socket, to wait for a reply with `Outbox.take(waitingUpTo:watching:readable:)`
+    /// (meaningful with one command outstanding: earlier replies may sit in the read buffer).
+    public var socket: Int32 { ce_redis_sync_fd(handle) }
+
     /// Queue a command without waiting.
     public func append(_ args: [String]) throws(RedisError) { try append([args]) }
 

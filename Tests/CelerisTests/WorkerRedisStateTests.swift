@@ -199,22 +199,35 @@ final class WorkerRedisStateTests: RedisTestCase {
             Set(ms.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"]))
     }
 
-    /// The idle consumer's waker fires when a message lands, and leaves the list as it was.
+    /// The idle consumer's waker fires when a message lands, and leaves the list as it was;
+    /// the outbox's wait ends on its socket, or on a post, whichever comes first.
     func testQueueWakerFiresOnPushAndLeavesTheMessageQueued() throws {
-        let woken = LockedCounter()
-        let waker = QueueWaker(endpoint: redis.endpoint, listKey: "celery", logger: Logger(label: "test")) {
-            woken.increment()
-        }
+        let waker = QueueWaker(endpoint: redis.endpoint, listKey: "celery", logger: Logger(label: "test"))
         defer { waker.stop() }
-        waker.arm()
-        Thread.sleep(forTimeInterval: 0.3)
-        XCTAssertEqual(woken.value, 0, "an empty list does not wake the consumer")
+        let outbox = Outbox()
+        XCTAssertNil(waker.socket, "not armed yet")
+        waker.arm(now: 0)
+        let socket = try XCTUnwrap(waker.socket)
+        XCTAssertTrue(waker.isArmed)
+        var ready: [Int32] = []
+        XCTAssertTrue(outbox.take(waitingUpTo: 0.3, watching: [socket], readable: &ready).isEmpty)
+        XCTAssertEqual(ready, [], "an empty list does not wake the consumer")
+
+        let posted = Outbox.Entry(commands: [["PING"]])
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.1) { outbox.post(posted) }
+        let started = Date()
+        XCTAssertEqual(outbox.take(waitingUpTo: 5, watching: [socket], readable: &ready).count, 1)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 4, "a post ends the wait")
+        XCTAssertEqual(ready, [])
+
         let m = TaskMessage(task: "add", args: [2, 3])
         try enqueue([m])
-        XCTAssertTrue(eventually(timeout: 2) { woken.value == 1 })
+        XCTAssertTrue(outbox.take(waitingUpTo: 5, watching: [socket], readable: &ready).isEmpty)
+        XCTAssertEqual(ready, [socket], "the message ends the wait")
+        XCTAssertTrue(waker.fired(now: 0))
+        XCTAssertFalse(waker.isArmed, "disarmed after one wake")
+        XCTAssertNil(waker.socket)
         XCTAssertEqual(try client.command("LRANGE", "celery", "0", "-1").elements?.compactMap(\.text), [m.envelope()])
-        Thread.sleep(forTimeInterval: 0.2)
-        XCTAssertEqual(woken.value, 1, "disarmed after one wake")
     }
 
     func testTaskRunLeavesOnlyItsResult() throws {

@@ -271,8 +271,22 @@ int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms);
 int ce_redis_sync_use_uring(ce_redis_sync *r);
 /* The last error message. */
 const char *ce_redis_sync_error(const ce_redis_sync *r);
+/* The connection's socket (to wait for a reply's arrival with ce_wait_readable). */
+int ce_redis_sync_fd(const ce_redis_sync *r);
 /* Close and free. */
 void ce_redis_sync_free(ce_redis_sync *r);
+
+/* ---- waiting on descriptors (wait.c) ---------------------------------- */
+
+/* Wait up to timeout_us (0: only look) until one of fds[0..n) is readable;
+ * readable[i] is set to 1 for each that is. Returns how many are readable, or -1 (errno). */
+int ce_wait_readable(const int *fds, int n, long timeout_us, unsigned char *readable);
+/* A new bell (non-blocking eventfd); -1 on failure. */
+int ce_bell_new(void);
+/* Ring the bell: a wait watching it ends. */
+void ce_bell_ring(int bell);
+/* Silence the bell (it stays readable until cleared). */
+void ce_bell_clear(int bell);
 
 /* ---- io_uring file reads -------------------------------------------- */
 

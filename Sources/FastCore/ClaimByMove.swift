@@ -83,6 +83,14 @@ public struct ClaimByMove: Sendable {
     public func deliveries(_ plan: [(key: String, count: Int)], on redis: RedisConnection) throws(RedisError)
         -> [Taken]
     {
+        var spare: [[UInt8]] = []
+        return try deliveries(plan, on: redis, reusing: &spare)
+    }
+
+    /// `deliveries`, each message copied into one of `spare`'s buffers while it has any.
+    public func deliveries(
+        _ plan: [(key: String, count: Int)], on redis: RedisConnection, reusing spare: inout [[UInt8]]
+    ) throws(RedisError) -> [Taken] {
         var failure: String?
         for _ in 0..<(plan.count * 3 + 2) {  // registrations, MULTI, QUEUED…, EXEC
             for e in try redis.readErrors() { failure = e }
@@ -91,7 +99,9 @@ public struct ClaimByMove: Sendable {
         for (key, _) in plan {
             try redis.read { (r) throws(RedisError) in
                 if r.isError { failure = r.text }
-                for i in 0..<r.count { out.append(Taken(listKey: key, raw: Array(r[i].bytes))) }
+                for i in 0..<r.count {
+                    out.append(Taken(listKey: key, raw: DeliveryClaim.copy(r[i].bytes, reusing: &spare)))
+                }
             }
         }
         if let failure { throw .reply(failure) }

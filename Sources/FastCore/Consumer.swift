@@ -134,6 +134,9 @@ public final class Consumer: @unchecked Sendable {
     private var sentAhead: [SentAhead] = []
     /// Claimed and not yet started.
     private var claimedAhead: [DeliveryClaim.Delivery] = []
+    /// Envelope buffers of finished tasks, for the next claims' messages (a buffer still
+    /// shared when reused is copied, so this only saves allocations).
+    private var spareEnvelopes: [[UInt8]] = []
     /// The last claim took less than it asked for (or, claiming by move, left every list
     /// empty): the queues look drained. The consumer then reads its next claim at once,
     /// and claims only when a waker fires or the idle poll is due (`pollDue`), instead of
@@ -343,7 +346,8 @@ public final class Consumer: @unchecked Sendable {
                     tookClaim(took, asked: pending.max)
                 case .moveClaim(let plan):
                     for (key, _) in plan { claimingInUse.insert(claimLists.claimingKey(key)) }
-                    tookClaim(try claimLists.deliveries(plan, on: r).map(recordMoved), asked: nil)
+                    tookClaim(
+                        try claimLists.deliveries(plan, on: r, reusing: &spareEnvelopes).map(recordMoved), asked: nil)
                 case .lengths(let keys):
                     for key in keys { lengths[key] = Int(try r.read().integer ?? 0) }
                     if keys.allSatisfy({ lengths[$0] == 0 }) { lookedEmpty() } else { queuesLookEmpty = false }
@@ -365,7 +369,7 @@ public final class Consumer: @unchecked Sendable {
                 break
             }
         }
-        completed(confirmed)
+        completed(&confirmed)
         if let pending = lostScript, connection != nil {
             settle()
             do {
@@ -382,7 +386,7 @@ public final class Consumer: @unchecked Sendable {
         -> [DeliveryClaim.Delivery]?
     {
         do {
-            return try claim.finish(pending, on: r)
+            return try claim.finish(pending, on: r, reusing: &spareEnvelopes)
         } catch {
             guard case .reply(let m) = error else { throw error }
             claimRefused(m)
@@ -524,12 +528,24 @@ public final class Consumer: @unchecked Sendable {
     }
 
     /// Written and acknowledged: count chord parts, free the deliveries.
-    private func completed(_ entries: [Outbox.Entry]) {
+    /// Their transaction buffers go back to the outbox for the executors' next parts.
+    private func completed(_ entries: inout [Outbox.Entry]) {
         for e in entries { if let part = e.chord { joinChord(part, tag: e.completes) } }
-        for e in entries {
-            guard let tag = e.completes, let h = held.removeValue(forKey: tag) else { continue }
+        var spent: [[UInt8]] = []
+        spent.reserveCapacity(entries.count)
+        for i in entries.indices {
+            let b = entries[i].part.takeTransactionBuffer()
+            if b.capacity > 0 { spent.append(b) }
+            guard let tag = entries[i].completes, let h = held.removeValue(forKey: tag) else { continue }
             processed[h.message.task, default: 0] += 1
+            let envelope = h.message.received
+            if envelope.capacity > 0 && envelope.capacity <= Outbox.spareBytes
+                && spareEnvelopes.count < Outbox.spareCount
+            {
+                spareEnvelopes.append(envelope)
+            }
         }
+        outbox.recycle(spent)
     }
 
     /// Count a finished header task into its chord, then acknowledge it.

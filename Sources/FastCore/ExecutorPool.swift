@@ -10,7 +10,9 @@ import Foundation
 ///     let unstarted = pool.takeQueued()
 public final class ExecutorPool: @unchecked Sendable {
     private let condition = NSCondition()
-    private var queue: [TaskRunner] = []
+    /// Runners in arrival order from `head` on; a taken slot is emptied at once, so a
+    /// finished task is not kept alive by the queue until it is compacted.
+    private var queue: [TaskRunner?] = []
     private var head = 0
     private var target: Int
     private var alive = 0
@@ -33,7 +35,7 @@ public final class ExecutorPool: @unchecked Sendable {
     /// Queue tasks in order, waking at most as many threads as there are tasks.
     public func submit(contentsOf runners: [TaskRunner]) {
         guard !runners.isEmpty else { return }
-        condition.withLock { queue += runners }
+        condition.withLock { for r in runners { queue.append(r) } }
         // After the unlock: a woken thread takes the lock at once (each waiter re-checks the queue).
         if runners.count == 1 { condition.signal() } else { condition.broadcast() }
     }
@@ -48,7 +50,7 @@ public final class ExecutorPool: @unchecked Sendable {
     /// Remove and return every task not yet started.
     public func takeQueued() -> [TaskRunner] {
         condition.withLock {
-            let out = Array(queue[head...])
+            let out = queue[head...].compactMap { $0 }
             queue.removeAll()
             head = 0
             return out
@@ -58,8 +60,8 @@ public final class ExecutorPool: @unchecked Sendable {
     /// Remove one queued task by delivery tag (revoked before it started).
     public func cancel(tag: String) -> TaskRunner? {
         condition.withLock {
-            guard let i = queue[head...].firstIndex(where: { $0.message.deliveryTag == tag }) else { return nil }
-            return queue.remove(at: i)
+            guard let i = queue[head...].firstIndex(where: { $0?.message.deliveryTag == tag }) else { return nil }
+            return queue.remove(at: i).flatMap { $0 }
         }
     }
 
@@ -102,6 +104,7 @@ public final class ExecutorPool: @unchecked Sendable {
     }
 
     private func work() {
+        var buffer: [UInt8] = []  // a written part's storage, for this thread's next result
         condition.lock()
         while true {
             while head == queue.count && !closed && alive - abandoned <= target { condition.wait() }
@@ -110,7 +113,7 @@ public final class ExecutorPool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let runner = queue[head]
+            guard let runner = queue[head].take() else { preconditionFailure("empty slot in the run queue") }
             head += 1
             if head > 1024 && head * 2 > queue.count {
                 queue.removeFirst(head)
@@ -118,7 +121,7 @@ public final class ExecutorPool: @unchecked Sendable {
             }
             busy += 1
             condition.unlock()
-            runner.run()
+            runner.run(reusing: &buffer)
             condition.lock()
             if runner.isAbandoned {
                 abandoned -= 1

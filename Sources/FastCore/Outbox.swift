@@ -15,7 +15,7 @@ public final class Outbox: @unchecked Sendable {
     public struct Entry: Sendable {
         /// The commands as RESP, encoded by the posting thread for the consumer's
         /// `WriteBatch` (the command arrays are freed there too, not on the consumer).
-        let part: WriteBatch.Part
+        var part: WriteBatch.Part
         public var completes: String?
         public var event: JSON?
         /// A chord header task's result to count into its chord before the ack.
@@ -37,6 +37,11 @@ public final class Outbox: @unchecked Sendable {
 
     private let lock = NSLock()
     private var entries: [Entry] = []
+    /// Written parts' transaction buffers, for the executors' next parts.
+    private var spare: [[UInt8]] = []
+    /// At most this many spare buffers are kept, none bigger than `spareBytes`.
+    public static let spareCount = 1024
+    public static let spareBytes = 16 << 10
     private var woken = false
     /// The consumer is in `take`'s wait: the next post rings the bell (and clears this).
     private var waiting = false
@@ -57,6 +62,30 @@ public final class Outbox: @unchecked Sendable {
         waiting = false
         lock.unlock()
         if ring { ce_bell_ring(bell) }
+    }
+
+    /// Post, and take a written part's buffer for the poster's next part (`buffer` is
+    /// left as it is when there is none): an executor's parts reuse the consumer's
+    /// written ones instead of allocating.
+    ///
+    ///     var spare: [UInt8] = []
+    ///     outbox.post(entry, recycling: &spare)   // then WriteBatch.Part(reusing: &spare)
+    public func post(_ entry: Entry, recycling buffer: inout [UInt8]) {
+        lock.lock()
+        entries.append(entry)
+        if buffer.capacity == 0, let b = spare.popLast() { buffer = b }
+        let ring = waiting
+        waiting = false
+        lock.unlock()
+        if ring { ce_bell_ring(bell) }
+    }
+
+    /// Keep written parts' buffers for reuse (up to `spareCount`, those of at most `spareBytes`).
+    public func recycle(_ buffers: [[UInt8]]) {
+        guard !buffers.isEmpty else { return }
+        lock.lock()
+        for b in buffers where spare.count < Self.spareCount && b.capacity <= Self.spareBytes { spare.append(b) }
+        lock.unlock()
     }
 
     /// Wake a waiting consumer without posting (shutdown).

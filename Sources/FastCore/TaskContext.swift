@@ -2,44 +2,51 @@ import Foundation
 import Synchronization
 
 /// What a running task sees: its message, its arguments, and ways to report
-/// progress (`updateState`) and to publish updates for WebSocket clients.
+/// progress (`updateState`) and to publish updates for WebSocket clients. The
+/// same object carries the worker's side of the task (`TaskRunner`: its
+/// delivery's schedule, start, finish and abandonment), so a claimed task is one
+/// allocation, not a runner and a context.
 ///
 ///     let n = try ctx.int(0, "task_length")
 ///     ctx.updateState(.progress, meta: ["progress": 1])
-public final class TaskContext: Sendable {
+public final class TaskContext: @unchecked Sendable {
     public let message: TaskMessage
-    /// Seconds `create_task` sleeps per step (worker's `--step-seconds`).
-    public let stepSeconds: Double
-    /// The pub/sub channel WebSocket frontends fan out (`task_status`).
-    public let statusChannel: String
-    /// When the soft time limit passes, if the task has one.
-    public let softDeadline: Double?
-    private let clock: any WallClock
-    private let outbox: Outbox
-    /// Stored inline, as is the cancel flag: a context is one allocation per task.
+    let task: RegisteredTask
+    let outbox: Outbox
+    let settings: Settings
+    /// When a delivery waiting for its ETA or rate limit is due (the consumer's, set and
+    /// read on its thread only); nil once it is queued to run.
+    var due: Double?
+    /// When the soft time limit passes, if the task has one: set by the executor thread
+    /// as the task starts, before the task function sees the context.
+    public private(set) var softDeadline: Double?
+    /// When the task started, whether it finished, whether the pool gave up on it.
+    struct Progress {
+        var startedAt: Double?
+        var finished = false
+        var abandoned = false
+    }
+    let progress = Mutex(Progress())
+    /// Stored inline, as is the cancel flag: no allocation beyond the context's own.
     private let completion = Mutex<JSON?>(nil)
     /// Set when the worker gave up on this task (revoked with terminate, or past its hard time limit).
     private let cancelled = Atomic<Bool>(false)
-    /// A flag shared with the caller, when it passed one.
-    private let sharedCancel: LockedBox<Bool>?
-    /// Where tasks this task sends are routed.
-    public let routes: TaskRoutes
 
-    public init(
-        message: TaskMessage, outbox: Outbox, stepSeconds: Double, statusChannel: String = "task_status",
-        softDeadline: Double? = nil, clock: any WallClock = SystemClock(),
-        cancelled: LockedBox<Bool>? = nil,
-        routes: TaskRoutes = .defaults
-    ) {
-        self.sharedCancel = cancelled
-        self.routes = routes
+    /// A claimed task, run later by `run()` on an executor thread.
+    init(message: TaskMessage, task: RegisteredTask, outbox: Outbox, settings: Settings) {
         self.message = message
+        self.task = task
         self.outbox = outbox
-        self.stepSeconds = stepSeconds
-        self.statusChannel = statusChannel
-        self.softDeadline = softDeadline
-        self.clock = clock
+        self.settings = settings
     }
+
+    /// Seconds `create_task` sleeps per step (worker's `--step-seconds`).
+    public var stepSeconds: Double { settings.stepSeconds }
+    /// The pub/sub channel WebSocket frontends fan out (`task_status`).
+    public var statusChannel: String { settings.statusChannel }
+    /// Where tasks this task sends are routed.
+    public var routes: TaskRoutes { settings.routes }
+    private var clock: any WallClock { settings.clock }
 
     public var taskId: String { message.id }
 
@@ -81,6 +88,9 @@ public final class TaskContext: Sendable {
     /// The completion fields set by the task, if any.
     public var completionFields: JSON? { completion.withLock { $0 } }
 
+    /// The executor thread starts the task: its soft deadline, if any, counts from `now`.
+    func starting(softDeadline: Double?) { self.softDeadline = softDeadline }
+
     /// Tell the task to stop writing and sleeping (the worker gave up on it).
     func cancel() { cancelled.store(true, ordering: .releasing) }
 
@@ -94,7 +104,7 @@ public final class TaskContext: Sendable {
     }
 
     /// True once the worker has given up on this task; its writes are dropped from then on.
-    public var isCancelled: Bool { cancelled.load(ordering: .acquiring) || sharedCancel?.get() == true }
+    public var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
 
     /// Throws `SoftTimeLimitExceeded` once the soft time limit has passed, or
     /// `TaskRevokedError` once the task was terminated; long tasks call it between steps.

@@ -184,8 +184,9 @@ public struct TaskMessage: Sendable {
         _modify { yield &unique().fields.headersRange }
     }
     /// A received message's envelope as it was queued (empty for one made here): where
-    /// `headersRange` and `replyToRange` point.
-    private var received: [UInt8] {
+    /// `headersRange` and `replyToRange` point. The worker recycles its storage for the
+    /// next claim's envelopes once the task is done.
+    var received: [UInt8] {
         get { storage.fields.received }
         _modify { yield &unique().fields.received }
     }

@@ -5,23 +5,10 @@ import Synchronization
 /// One claimed task on its way through an executor thread: runs the
 /// function, then posts the result, any status update and the ack as one
 /// MULTI, so the result is stored if and only if the delivery is acknowledged.
-public final class TaskRunner: @unchecked Sendable {
-    public let message: TaskMessage
-    let task: RegisteredTask
-    let outbox: Outbox
-    let settings: Settings
-    /// When a delivery waiting for its ETA or rate limit is due (the consumer's, set and
-    /// read on its thread only); nil once it is queued to run.
-    var due: Double?
-    /// When the task started (and its context), whether it finished, whether the pool gave up on it.
-    private struct Progress {
-        var startedAt: Double?
-        var context: TaskContext?
-        var finished = false
-        var abandoned = false
-    }
-    private let progress = Mutex(Progress())
+/// The runner is the task's `TaskContext` itself (one object per task).
+public typealias TaskRunner = TaskContext
 
+extension TaskContext {
     /// What every runner of a worker shares.
     struct Settings: Sendable {
         var stepSeconds: Double
@@ -32,13 +19,6 @@ public final class TaskRunner: @unchecked Sendable {
         var events: LockedBox<Bool>
         var routes: TaskRoutes = .defaults
         var metrics = WorkerMetrics()
-    }
-
-    init(message: TaskMessage, task: RegisteredTask, outbox: Outbox, settings: Settings) {
-        self.message = message
-        self.task = task
-        self.outbox = outbox
-        self.settings = settings
     }
 
     /// Soft and hard limits: the message's `timelimit` header wins over the task's options.
@@ -55,7 +35,7 @@ public final class TaskRunner: @unchecked Sendable {
         progress.withLock {
             guard $0.startedAt != nil, !$0.finished, !$0.abandoned else { return false }
             $0.abandoned = true
-            $0.context?.cancel()
+            cancel()
             return true
         }
     }
@@ -69,19 +49,21 @@ public final class TaskRunner: @unchecked Sendable {
     }
 
     func run() {
+        var buffer: [UInt8] = []
+        run(reusing: &buffer)
+    }
+
+    /// Run, encoding the result into `buffer`'s storage; `buffer` comes back holding a
+    /// written part's buffer for the next run (the executor thread keeps it).
+    func run(reusing buffer: inout [UInt8]) {
         let now = settings.clock.now()
         let events = settings.events.get()
         if events { outbox.post(.init(commands: [], event: event("task-started"))) }
-        let soft = limits.soft.map { now + $0 }
-        let ctx = TaskContext(
-            message: message, outbox: outbox, stepSeconds: settings.stepSeconds, statusChannel: settings.statusChannel,
-            softDeadline: soft, clock: settings.clock, routes: settings.routes)
-        progress.withLock {
-            $0.startedAt = now
-            $0.context = ctx
-        }
+        starting(softDeadline: limits.soft.map { now + $0 })
+        let ctx = self
+        progress.withLock { $0.startedAt = now }
         // The result is encoded straight into the part; other commands gather in `cmds`.
-        var part = WriteBatch.Part()
+        var part = WriteBatch.Part(reusing: &buffer)
         var cmds: [[String]] = []
         // The event body is built only when events are on (a result's Python repr is not
         // free), and on the success path its closure is made only then too.
@@ -135,7 +117,6 @@ public final class TaskRunner: @unchecked Sendable {
         part.transact(cmds)
         let post = progress.withLock {
             $0.finished = true
-            $0.context = nil
             return !$0.abandoned
         }
         if post {
@@ -143,7 +124,7 @@ public final class TaskRunner: @unchecked Sendable {
             if chord == nil { part.acknowledge(message.deliveryTag) }
             var entry = Outbox.Entry(part: part, completes: message.deliveryTag, event: events ? done?() : nil)
             entry.chord = chord
-            outbox.post(entry)
+            outbox.post(entry, recycling: &buffer)
         }
         settings.metrics.finished(message.task, outcome: outcome, seconds: settings.clock.now() - now)
     }

@@ -22,6 +22,22 @@ public struct WriteBatch {
         /// An empty part, filled by `store` and `transact` (what an executor does).
         public init() {}
 
+        /// An empty part whose transaction is encoded into `buffer`'s storage (emptied
+        /// first, and `buffer` left empty): a recycled buffer saves the allocation.
+        ///
+        ///     var part = WriteBatch.Part(reusing: &spare)
+        public init(reusing buffer: inout [UInt8]) {
+            buffer.removeAll(keepingCapacity: true)
+            swap(&transaction, &buffer)
+        }
+
+        /// The transaction's bytes, taken out for reuse once written (the part keeps none).
+        mutating func takeTransactionBuffer() -> [UInt8] {
+            var out: [UInt8] = []
+            swap(&out, &transaction)
+            return out
+        }
+
         /// Split `commands`: a MULTI … EXEC group's body joins the batch's transaction;
         /// anything else goes out as it is. `tag`: a delivery the transaction acknowledges
         /// (folded into the batch's one ZREM and one HDEL).

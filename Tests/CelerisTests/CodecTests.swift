@@ -9,6 +9,37 @@ final class CodecTests: XCTestCase {
         Array(try Data(contentsOf: TestPaths.fixtures.appendingPathComponent(name)))
     }
 
+    /// Written parts' buffers go back to posters, one per post and only to one holding
+    /// none; oversize buffers and those past the limit are not kept.
+    func testOutboxHandsWrittenBuffersBackToPosters() {
+        let outbox = Outbox()
+        outbox.recycle([
+            [UInt8](repeating: 1, count: 100), [UInt8](repeating: 2, count: Outbox.spareBytes + 1),
+            [UInt8](repeating: 3, count: 200),
+        ])
+        var buffer: [UInt8] = []
+        outbox.post(Outbox.Entry(commands: [["PING"]]), recycling: &buffer)
+        XCTAssertEqual(buffer, [UInt8](repeating: 3, count: 200), "the last kept one (contents as written)")
+        outbox.post(Outbox.Entry(commands: [["PING"]]), recycling: &buffer)
+        XCTAssertEqual(buffer.first, 3, "a poster holding a buffer keeps it")
+        buffer = []
+        outbox.post(Outbox.Entry(commands: [["PING"]]), recycling: &buffer)
+        XCTAssertEqual(buffer.count, 100, "the oversize one was dropped")
+        buffer = []
+        outbox.post(Outbox.Entry(commands: [["PING"]]), recycling: &buffer)
+        XCTAssertEqual(buffer, [], "none left")
+        XCTAssertEqual(outbox.take(waitingUpTo: 0).count, 4)
+        outbox.recycle(Array(repeating: [UInt8](repeating: 0, count: 8), count: Outbox.spareCount + 5))
+        var taken = 0
+        while true {
+            var b: [UInt8] = []
+            outbox.post(Outbox.Entry(commands: []), recycling: &b)
+            if b.capacity == 0 { break }
+            taken += 1
+        }
+        XCTAssertEqual(taken, Outbox.spareCount)
+    }
+
     func testSwiftRESPEncodingMatchesHiredis() {
         var g = SystemRandomNumberGenerator()
         for n in [0, 1, 9, 10, 11, 99, 100, 12345] {

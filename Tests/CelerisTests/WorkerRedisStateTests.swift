@@ -82,6 +82,23 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 301)
     }
 
+    /// A claim copies its messages into recycled buffers (whatever they held) while it has
+    /// any, and into fresh ones after: the same deliveries either way.
+    func testClaimReusesSpareEnvelopeBuffers() throws {
+        let claim = DeliveryClaim()
+        XCTAssertEqual(try claim.claim(on: client, queues: ["celery"], max: 5).count, 0, "loads the script")
+        let ms = (0..<3).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
+        try enqueue(ms)
+        var spare = [Array(repeating: UInt8(ascii: "x"), count: 4000), Array("stale".utf8)]
+        let pending = try XCTUnwrap(try claim.start(on: client, queues: ["celery"], max: 5))
+        let took = try XCTUnwrap(try claim.finish(pending, on: client, reusing: &spare))
+        XCTAssertEqual(spare.count, 0, "both spare buffers used")
+        XCTAssertEqual(took.map(\.tag), ms.map(\.deliveryTag))
+        XCTAssertEqual(took.map(\.raw), ms.map { Array($0.envelope().utf8) })
+        XCTAssertGreaterThanOrEqual(took[1].raw.capacity, 4000, "spares are taken from the end: the second message's")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 3)
+    }
+
     /// A claim sent ahead after Redis lost the script (a restart, SCRIPT FLUSH) reads
     /// NOSCRIPT, takes nothing, and is claimed again with the script reloaded.
     func testClaimSentAheadAfterScriptFlushIsClaimedAgain() throws {
@@ -96,6 +113,7 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(try client.command("EXISTS", "unacked").integer, 0)
         let took = try claim.retry(pending, on: client)
         XCTAssertEqual(took.map(\.tag), ms.map(\.deliveryTag))
+        XCTAssertEqual(took.map(\.raw), ms.map { Array($0.envelope().utf8) })
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 3)
         XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 3)
         XCTAssertEqual(try client.command("EXISTS", "celery").integer, 0)
@@ -163,18 +181,21 @@ final class WorkerRedisStateTests: RedisTestCase {
         let claimed = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10)
         XCTAssertEqual(claimed.count, 3)
         let progress: [[String]] = [["PUBLISH", "task_status", "{}"]]
-        // The first from commands, the others as an executor encodes them: the same bytes.
+        // The first from commands, the others as an executor encodes them (the last into a
+        // recycled buffer still holding a written part's bytes): the same bytes.
+        var recycled = Array("a written part's stale bytes".utf8)
         let completions = ms.enumerated().map { (i, m) in
             let record = ResultRecord(taskId: m.id, state: .success, result: 2, dateDone: 1)
             guard i > 0 else {
                 return WriteBatch.Part(
                     [["MULTI"]] + record.storeCommands() + [["EXEC"]], acknowledging: m.deliveryTag)
             }
-            var part = WriteBatch.Part()
+            var part = i == 2 ? WriteBatch.Part(reusing: &recycled) : WriteBatch.Part()
             part.store(record)
             part.acknowledge(m.deliveryTag)
             return part
         }
+        XCTAssertEqual(recycled, [], "the part took the buffer")
         var batch = WriteBatch()
         for part in [completions[0], WriteBatch.Part(progress), completions[1], completions[2]] { batch.add(part) }
         batch.add(own: [["SET", "own", "last"]])

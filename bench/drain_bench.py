@@ -220,14 +220,17 @@ def main():
         for rate in [int(x) for x in a.rates.split(",")]:
             print(f"latency at {rate} tasks/s offered ...", flush=True)
             path = os.path.join(BUILD, f"latency-{rate}.txt")
-            subprocess.run([tasklat, str(port), str(rate), str(a.latency_seconds), path], timeout=a.latency_seconds + 600)
+            done = subprocess.run([tasklat, str(port), str(rate), str(a.latency_seconds), path],
+                                  timeout=a.latency_seconds + 600, stdout=subprocess.PIPE, text=True)
+            summary = json.loads(done.stdout.strip().splitlines()[-1])  # the sender's own lateness, for the reader
             h = HdrHistogram(1, 600_000_000, 3)
             n = 0
             for line in open(path):
                 h.record_value(max(1, int(float(line))))
                 n += 1
             out["latency_us"][str(rate)] = {"tasks": n, **{p: h.get_value_at_percentile(q) for p, q in
-                                                            (("p50", 50), ("p99", 99), ("p999", 99.9), ("max", 100))}}
+                                                            (("p50", 50), ("p99", 99), ("p999", 99.9), ("max", 100))},
+                                            "sender_lateness": summary.get("send_lag_us")}
             r.flushall()
         w.send_signal(signal.SIGTERM); w.wait(10)
         # Python Celery prefork
@@ -271,9 +274,12 @@ def main():
             print(f"  {name}: Redis {k['redis_cpu_us_per_task']} us per task (the claim by move's transactions and records:"
                   f" see by_command_us in the JSON), worker {k['worker_cpu_us_per_task']} us;"
                   f" ceiling {k['redis_bound_ceiling_tasks_per_s']:,} tasks/s")
-    print(f"\n{'offered tasks/s':>16} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'max ms':>9}")
+    print(f"\n{'offered tasks/s':>16} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'max ms':>9}"
+          f" {'sender late p50/p99 ms':>24}")
     for rate, l in out["latency_us"].items():
-        print(f"{rate:>16} {l['p50'] / 1000:9.2f} {l['p99'] / 1000:9.2f} {l['p999'] / 1000:9.2f} {l['max'] / 1000:9.2f}")
+        late = l.get("sender_lateness") or {}
+        print(f"{rate:>16} {l['p50'] / 1000:9.2f} {l['p99'] / 1000:9.2f} {l['p999'] / 1000:9.2f} {l['max'] / 1000:9.2f}"
+              f" {late.get('p50', 0) / 1000:>15.2f} / {late.get('p99', 0) / 1000:.2f}")
     json.dump(out, open(os.path.join(ROOT, "perf/results/drain.json"), "w"), indent=1)
     print("wrote perf/results/drain.json")
 

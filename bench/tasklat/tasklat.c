@@ -3,13 +3,17 @@
  *   tasklat REDIS_PORT RATE SECONDS OUT_FILE
  *
  * A sender thread LPUSHes `noop` tasks (Celery protocol v2 envelopes, as a
- * Python client writes them) on queue "celery" at RATE per second for SECONDS,
- * in 0.1 ms ticks. The main thread PSUBSCRIBEs to celery-task-meta-* (the result
- * backend publishes every stored result there) and writes, per task, the time
- * from its *scheduled* send to its result's publish in microseconds, one per
- * line, to OUT_FILE: scheduled, not actual, so a stalled sender cannot hide
- * queueing (no coordinated omission). Progress goes to stderr once a second;
- * it stops when every result arrived or 10 s after the last send. */
+ * Python client writes them) on queue "celery" at RATE per second for SECONDS:
+ * it sleeps to each task's due time (absolute deadline, 1 us timer slack) and
+ * never waits on LPUSH replies before the next send. The main thread
+ * PSUBSCRIBEs to celery-task-meta-* (the result backend publishes every stored
+ * result there) and writes, per task, the time from its *scheduled* send to its
+ * result's publish in microseconds, one per line, to OUT_FILE: scheduled, not
+ * actual, so a stalled sender cannot hide queueing (no coordinated omission).
+ * The last stdout line is a JSON summary with the sender's own lateness
+ * (p50/p99 of actual write - scheduled time), which that figure includes.
+ * Progress goes to stderr once a second; it stops when every result arrived or
+ * 10 s after the last send. */
 #define _GNU_SOURCE
 #include <hiredis/hiredis.h>
 #include <poll.h>

@@ -58,10 +58,7 @@ public final class Outbox: @unchecked Sendable {
     public func post(_ entry: Entry) {
         lock.lock()
         entries.append(entry)
-        let ring = waiting
-        waiting = false
-        lock.unlock()
-        if ring { ce_bell_ring(bell) }
+        unlockAndWake()
     }
 
     /// Post, and take a written part's buffer for the poster's next part (`buffer` is
@@ -74,10 +71,7 @@ public final class Outbox: @unchecked Sendable {
         lock.lock()
         entries.append(entry)
         if buffer.capacity == 0, let b = spare.popLast() { buffer = b }
-        let ring = waiting
-        waiting = false
-        lock.unlock()
-        if ring { ce_bell_ring(bell) }
+        unlockAndWake()
     }
 
     /// Keep written parts' buffers for reuse (up to `spareCount`, those of at most `spareBytes`).
@@ -92,6 +86,11 @@ public final class Outbox: @unchecked Sendable {
     public func wake() {
         lock.lock()
         woken = true
+        unlockAndWake()
+    }
+
+    /// Unlock, then ring the bell if the consumer was waiting (once: the flag is cleared).
+    private func unlockAndWake() {
         let ring = waiting
         waiting = false
         lock.unlock()
@@ -109,7 +108,7 @@ public final class Outbox: @unchecked Sendable {
     /// entries already posted, or `seconds` 0, the sockets are only looked at).
     ///
     ///     var ready: [Int32] = []
-    ///     let batch = outbox.take(waitingUpTo: 0.1, watching: [waker.socket], readable: &ready)
+    ///     let batch = outbox.take(waitingUpTo: 0.1, watching: [socket], readable: &ready)
     public func take(waitingUpTo seconds: Double, watching sockets: [Int32], readable: inout [Int32]) -> [Entry] {
         lock.lock()
         let wait = entries.isEmpty && !woken && seconds > 0

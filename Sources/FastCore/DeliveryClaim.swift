@@ -66,10 +66,26 @@ public struct DeliveryClaim: Sendable {
             nh, ni = 0, 0
           end
         end
-        for i = 3, #KEYS do
-          local key = KEYS[i]
+        -- Redis 7's LMPOP pops from the first non-empty list of several in one call (kombu's
+        -- priority order): one call where a claim that empties the queue made one per list.
+        -- Older servers RPOP each list in turn.
+        local lmpop = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
+        local i = 3
+        while i <= #KEYS and n < max do
+          local key, popped
+          if lmpop then
+            local args = {#KEYS - i + 1}
+            for j = i, #KEYS do args[#args + 1] = KEYS[j] end
+            args[#args + 1], args[#args + 2], args[#args + 3] = 'RIGHT', 'COUNT', max - n
+            local r = redis.call('LMPOP', unpack(args))
+            if not r then break end
+            key, popped = r[1], r[2]
+            while KEYS[i] ~= key do i = i + 1 end
+          else
+            key, popped = KEYS[i], redis.call('RPOP', KEYS[i], max - n)
+          end
+          i = i + 1
           local queue = string.gsub(key, '\\6\\22%d$', '')
-          local popped = n < max and redis.call('RPOP', key, max - n) or false
           for _, m in ipairs(popped or {}) do
             -- kombu writes "properties" last: look in the tail first, so a
             -- many-megabyte body (a chord's results) is not scanned three times.
@@ -96,7 +112,6 @@ public struct DeliveryClaim: Sendable {
             out[no + 1], out[no + 2], out[no + 3] = tag, key, m
             no = no + 3
           end
-          if n >= max then break end
         end
         flush()
         return out

@@ -60,7 +60,7 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(record[2], "celery")
     }
 
-    /// A batch claim pops with one RPOP per list and records every delivery, in
+    /// A batch claim pops with one LMPOP per non-empty list and records every delivery, in
     /// kombu's format, with one HSET and one ZADD; what is over `max` stays queued.
     func testBatchClaimTakesExactlyMaxAcrossPriorityLists() throws {
         var later = TaskMessage(task: "add", args: [1, 1])
@@ -80,6 +80,32 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(rest.map(\.tag), normal[250...].map(\.deliveryTag) + [later.deliveryTag])
         XCTAssertEqual(rest.last?.listKey, "celery\u{06}\u{16}3")
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 301)
+    }
+
+    /// Where Redis has no LMPOP (before 7.0) the claim pops each list in turn: the same
+    /// deliveries in the same order, and the same bookkeeping, as the one-call path above.
+    func testClaimWithoutLMPOPTakesTheSameDeliveries() throws {
+        let versionCheck = "(redis.REDIS_VERSION_NUM or 0) >= 0x070000"
+        XCTAssertTrue(DeliveryClaim.script.source.contains(versionCheck))
+        let perList = RedisScript(DeliveryClaim.script.source.replacingOccurrences(of: versionCheck, with: "false"))
+        var later = TaskMessage(task: "add", args: [1, 1])
+        later.priority = 3
+        let normal = (0..<300).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
+        try enqueue([later] + normal)
+        let keys =
+            [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: ["celery"])
+        func tags(_ reply: RedisValue) -> [String] {
+            let items = reply.elements ?? []
+            return stride(from: 0, to: items.count, by: 3).compactMap { items[$0].text }
+        }
+        XCTAssertEqual(tags(try perList.run(on: client, keys: keys, args: ["250"])), normal[..<250].map(\.deliveryTag))
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 50)
+        let rest = try perList.run(on: client, keys: keys, args: ["100"])
+        XCTAssertEqual(tags(rest), normal[250...].map(\.deliveryTag) + [later.deliveryTag])
+        XCTAssertEqual(rest.elements?[rest.elements!.count - 2].text, "celery\u{06}\u{16}3")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 301)
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 301)
+        XCTAssertEqual(tags(try perList.run(on: client, keys: keys, args: ["10"])), [], "all lists empty")
     }
 
     /// A claim copies its messages into recycled buffers (whatever they held) while it has

@@ -19,7 +19,7 @@ public final class TaskContext: @unchecked Sendable {
     var due: Double?
     /// When the soft time limit passes, if the task has one: set by the executor thread
     /// as the task starts, before the task function sees the context.
-    public private(set) var softDeadline: Double?
+    public internal(set) var softDeadline: Double?
     /// When the task started, whether it finished, whether the pool gave up on it.
     struct Progress {
         var startedAt: Double?
@@ -87,9 +87,6 @@ public final class TaskContext: @unchecked Sendable {
 
     /// The completion fields set by the task, if any.
     public var completionFields: JSON? { completion.withLock { $0 } }
-
-    /// The executor thread starts the task: its soft deadline, if any, counts from `now`.
-    func starting(softDeadline: Double?) { self.softDeadline = softDeadline }
 
     /// Tell the task to stop writing and sleeping (the worker gave up on it).
     func cancel() { cancelled.store(true, ordering: .releasing) }

@@ -59,7 +59,7 @@ extension TaskContext {
         let now = settings.clock.now()
         let events = settings.events.get()
         if events { outbox.post(.init(commands: [], event: event("task-started"))) }
-        starting(softDeadline: limits.soft.map { now + $0 })
+        softDeadline = limits.soft.map { now + $0 }
         let ctx = self
         progress.withLock { $0.startedAt = now }
         // The result is encoded straight into the part; other commands gather in `cmds`.

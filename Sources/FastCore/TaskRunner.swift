@@ -115,6 +115,9 @@ extension TaskContext {
         var chord: ChordPart? = nil
         if let final { chord = chordPart(state: final.state, result: final.result) }
         part.transact(cmds)
+        // Counted before the completion is posted: once the consumer sees the delivery
+        // done (no longer in flight), its task is in the metrics.
+        settings.metrics.finished(message.task, outcome: outcome, seconds: settings.clock.now() - now)
         let post = progress.withLock {
             $0.finished = true
             return !$0.abandoned
@@ -126,7 +129,6 @@ extension TaskContext {
             entry.chord = chord
             outbox.post(entry, recycling: &buffer)
         }
-        settings.metrics.finished(message.task, outcome: outcome, seconds: settings.clock.now() - now)
     }
 
     /// After success: the next step of the chain (`embed.chain`, last first) and

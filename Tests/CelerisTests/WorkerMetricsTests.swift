@@ -29,11 +29,15 @@ final class WorkerMetricsTests: XCTestCase {
         }
         var m: [String: Double] = [:]
         // Counters move with each task; the gauges are sampled once a second, so the
-        // sample taken in the turn that claimed the tasks may still show them queued.
+        // sample taken in the turn that claimed the tasks may still show them queued, and
+        // one taken before the failing task started shows nothing in flight: wait for
+        // every counter, not the gauges alone.
         XCTAssertTrue(
             try eventually(timeout: 10, interval: 0.2) {
                 m = try scrape()
-                return m[#"celeris_tasks_succeeded_total{task="add"}"#] == 5 && m["celeris_pool_size"] == 3
+                return m[#"celeris_tasks_succeeded_total{task="add"}"#] == 5
+                    && m[#"celeris_tasks_failed_total{task="add"}"#] == 1
+                    && m[#"celeris_tasks_failed_total{task="nope"}"#] == 1 && m["celeris_pool_size"] == 3
                     && m[#"celeris_queue_depth{queue="celery"}"#] == 0 && m["celeris_tasks_in_flight"] == 0
             }, "\(m)\n\(worker.log)")
         XCTAssertEqual(m[#"celeris_tasks_received_total{task="add"}"#], 6)

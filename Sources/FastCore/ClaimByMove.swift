@@ -83,13 +83,13 @@ public struct ClaimByMove: Sendable {
     public func deliveries(_ plan: [(key: String, count: Int)], on redis: RedisConnection) throws(RedisError)
         -> [Taken]
     {
-        var spare: [[UInt8]] = []
+        var spare = SpareBuffers()
         return try deliveries(plan, on: redis, reusing: &spare)
     }
 
-    /// `deliveries`, each message copied into one of `spare`'s buffers while it has any.
+    /// `deliveries`, each message and tag copied into `spare`'s buffers while it has any.
     public func deliveries(
-        _ plan: [(key: String, count: Int)], on redis: RedisConnection, reusing spare: inout [[UInt8]]
+        _ plan: [(key: String, count: Int)], on redis: RedisConnection, reusing spare: inout SpareBuffers
     ) throws(RedisError) -> [Taken] {
         var failure: String?
         for _ in 0..<(plan.count * 3 + 2) {  // registrations, MULTI, QUEUED…, EXEC
@@ -100,7 +100,7 @@ public struct ClaimByMove: Sendable {
             try redis.read { (r) throws(RedisError) in
                 if r.isError { failure = r.text }
                 for i in 0..<r.count {
-                    out.append(Taken(listKey: key, raw: DeliveryClaim.copy(r[i].bytes, reusing: &spare)))
+                    out.append(Taken(listKey: key, raw: spare.envelope(r[i].bytes), reusing: &spare))
                 }
             }
         }
@@ -123,6 +123,12 @@ public struct ClaimByMove: Sendable {
 
         /// Find the fields in `raw`, moved from the list `listKey`.
         public init(listKey: String, raw: [UInt8]) {
+            var spare = SpareBuffers()
+            self.init(listKey: listKey, raw: raw, reusing: &spare)
+        }
+
+        /// `init(listKey:raw:)`, the tag written over one of `spare`'s while it has any.
+        init(listKey: String, raw: [UInt8], reusing spare: inout SpareBuffers) {
             self.listKey = listKey
             self.raw = raw
             let tail = raw.count > 4096 ? raw.count - 4096 : 0
@@ -133,7 +139,7 @@ public struct ClaimByMove: Sendable {
                 tag = Self.field(raw, Self.tagKey, from: 0, empty: false)
             }
             if let tag {
-                self.tag = String(decoding: raw[tag], as: UTF8.self)
+                self.tag = raw.withUnsafeBytes { spare.tag(UnsafeRawBufferPointer(rebasing: $0[tag])) }
                 exchange = Self.field(raw, Self.exchangeKey, from: from, empty: true)
                 routingKey = Self.field(raw, Self.routingKeyKey, from: from, empty: true)
                 undecodable = false

@@ -134,9 +134,11 @@ public final class Consumer: @unchecked Sendable {
     private var sentAhead: [SentAhead] = []
     /// Claimed and not yet started.
     private var claimedAhead: [DeliveryClaim.Delivery] = []
-    /// Envelope buffers of finished tasks, for the next claims' messages (a buffer still
-    /// shared when reused is copied, so this only saves allocations).
-    private var spareEnvelopes: [[UInt8]] = []
+    /// Envelope buffers and tags of finished tasks, for the next claims' messages.
+    private var spare = SpareBuffers()
+    /// Finished tasks' runners that nothing else holds: the next deliveries are decoded
+    /// into them (`TaskMessage.decode`, `TaskContext.reuse`) instead of new ones.
+    private var spareRunners: [TaskRunner] = []
     /// The last claim took less than it asked for (or, claiming by move, left every list
     /// empty): the queues look drained. The consumer then reads its next claim at once,
     /// and claims only when a waker fires or the idle poll is due (`pollDue`), instead of
@@ -347,7 +349,7 @@ public final class Consumer: @unchecked Sendable {
                 case .moveClaim(let plan):
                     for (key, _) in plan { claimingInUse.insert(claimLists.claimingKey(key)) }
                     tookClaim(
-                        try claimLists.deliveries(plan, on: r, reusing: &spareEnvelopes).map(recordMoved), asked: nil)
+                        try claimLists.deliveries(plan, on: r, reusing: &spare).map(recordMoved), asked: nil)
                 case .lengths(let keys):
                     for key in keys { lengths[key] = Int(try r.read().integer ?? 0) }
                     if keys.allSatisfy({ lengths[$0] == 0 }) { lookedEmpty() } else { queuesLookEmpty = false }
@@ -386,7 +388,7 @@ public final class Consumer: @unchecked Sendable {
         -> [DeliveryClaim.Delivery]?
     {
         do {
-            return try claim.finish(pending, on: r, reusing: &spareEnvelopes)
+            return try claim.finish(pending, on: r, reusing: &spare)
         } catch {
             guard case .reply(let m) = error else { throw error }
             claimRefused(m)
@@ -536,16 +538,21 @@ public final class Consumer: @unchecked Sendable {
         for i in entries.indices {
             let b = entries[i].part.takeTransactionBuffer()
             if b.capacity > 0 { spent.append(b) }
-            guard let tag = entries[i].completes, let h = held.removeValue(forKey: tag) else { continue }
+            guard let tag = entries[i].completes, var h = held.removeValue(forKey: tag) else { continue }
             processed[h.message.task, default: 0] += 1
-            let envelope = h.message.received
-            if envelope.capacity > 0 && envelope.capacity <= Outbox.spareBytes
-                && spareEnvelopes.count < Outbox.spareCount
-            {
-                spareEnvelopes.append(envelope)
-            }
+            recycle(&h)
         }
         outbox.recycle(spent)
+    }
+
+    /// Keep a finished task's runner for the next delivery, and its envelope buffer and
+    /// tag for the next claims, when nothing else holds them (an executor thread that has
+    /// not yet let go, a chord join, a remote-control reply: then they are left to go).
+    private func recycle(_ h: inout TaskRunner) {
+        guard isKnownUniquelyReferenced(&h), let (envelope, tag) = h.message.takeBuffers() else { return }
+        spare.keep(envelope: envelope)
+        spare.keep(tag: tag)
+        if spareRunners.count < capacity { spareRunners.append(h) }
     }
 
     /// Count a finished header task into its chord, then acknowledge it.
@@ -637,15 +644,24 @@ public final class Consumer: @unchecked Sendable {
             logger.warning("delivery \(d.tag) claimed again while it is still held here; not run twice")
             return
         }
+        // Decoded into a finished task's runner when one is spare (no new objects).
+        let spareRunner = spareRunners.popLast()
         let message: TaskMessage
         do {
-            message = try TaskMessage.decode(d.raw, queue: d.queue, deliveryTag: d.tag)
+            if let spareRunner {
+                try spareRunner.message.decode(d.raw, queue: d.queue, deliveryTag: d.tag)
+                message = spareRunner.message
+            } else {
+                message = try TaskMessage.decode(d.raw, queue: d.queue, deliveryTag: d.tag)
+            }
         } catch {
+            if let spareRunner { spareRunners.append(spareRunner) }
             deadLetter(d, reason: error.reason)
             return
         }
         metrics.received(message.task)
         guard let task = registry.task(named: message.task) else {
+            if let spareRunner { spareRunners.append(spareRunner) }
             logger.error("Received unregistered task of type '\(message.task)' (id \(message.id)); stored as FAILURE")
             let failure = TaskFailure(
                 type: "NotRegistered", arguments: [.string(message.task)], module: "celery.exceptions")
@@ -653,7 +669,9 @@ public final class Consumer: @unchecked Sendable {
             return
         }
         let eta = message.eta
-        let h = TaskRunner(message: message, task: task, outbox: outbox, settings: runnerSettings)
+        let h =
+            spareRunner?.reuse(for: task)
+            ?? TaskRunner(message: message, task: task, outbox: outbox, settings: runnerSettings)
         if runnerSettings.events.get() {
             let message = h.message
             events.pending.append(

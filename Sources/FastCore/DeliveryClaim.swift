@@ -160,12 +160,12 @@ public struct DeliveryClaim: Sendable {
     /// What a claim sent ahead took, read in its turn among the connection's replies;
     /// nil when Redis had lost the script: claim again once the later replies are read.
     public func finish(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery]? {
-        var spare: [[UInt8]] = []
+        var spare = SpareBuffers()
         return try finish(pending, on: redis, reusing: &spare)
     }
 
-    /// `finish`, copying the messages into `spare`'s buffers (taken from its end) while it has any.
-    public func finish(_ pending: Pending, on redis: RedisConnection, reusing spare: inout [[UInt8]])
+    /// `finish`, copying the messages and tags into `spare`'s buffers while it has any.
+    public func finish(_ pending: Pending, on redis: RedisConnection, reusing spare: inout SpareBuffers)
         throws(RedisError) -> [Delivery]?
     {
         try DeliveryClaim.script.finish(on: redis) { (r) throws(RedisError) in try Self.deliveries(r, reusing: &spare) }
@@ -181,12 +181,12 @@ public struct DeliveryClaim: Sendable {
     ///
     ///     let took = try redis.read { try DeliveryClaim.deliveries($0) }
     public static func deliveries(_ reply: RedisReply) throws(RedisError) -> [Delivery] {
-        var spare: [[UInt8]] = []
+        var spare = SpareBuffers()
         return try deliveries(reply, reusing: &spare)
     }
 
-    /// `deliveries`, each message copied into one of `spare`'s buffers while it has any.
-    public static func deliveries(_ reply: RedisReply, reusing spare: inout [[UInt8]]) throws(RedisError)
+    /// `deliveries`, each message and tag copied into `spare`'s buffers while it has any.
+    public static func deliveries(_ reply: RedisReply, reusing spare: inout SpareBuffers) throws(RedisError)
         -> [Delivery]
     {
         guard reply.isArray else { throw .reply("claim script returned \(RedisValue(reply: reply.pointer))") }
@@ -196,19 +196,12 @@ public struct DeliveryClaim: Sendable {
         var i = 0
         while i + 2 < n {
             out.append(
-                Delivery(tag: reply[i].text, listKey: reply[i + 1].text, raw: copy(reply[i + 2].bytes, reusing: &spare))
+                Delivery(
+                    tag: spare.tag(reply[i].bytes), listKey: reply[i + 1].text, raw: spare.envelope(reply[i + 2].bytes))
             )
             i += 3
         }
         return out
-    }
-
-    /// `bytes` in a buffer of `spare`'s (emptied first; a fresh one when it has none).
-    static func copy(_ bytes: UnsafeRawBufferPointer, reusing spare: inout [[UInt8]]) -> [UInt8] {
-        guard var b = spare.popLast() else { return Array(bytes) }
-        b.removeAll(keepingCapacity: true)
-        b.append(contentsOf: bytes)
-        return b
     }
 
     /// Commands that acknowledge a delivery (kombu's ack: ZREM + HDEL).

@@ -9,13 +9,16 @@ import Foundation
 ///     let fields = try EnvelopeDecoder.read(bytes)   // task, id, eta, …, body bytes
 struct EnvelopeDecoder {
     struct Fields {
-        var task = "", id = ""
+        /// The task name, id and origin as they stand in the envelope (or unescaped): the
+        /// message writes them into its own strings (`String.assign(utf8:)`).
+        var task: Text?, id: Text?, origin: Text?
+        /// `root_id` is the same text as `id` (a workflow's first task, any plain task).
+        var rootIsId = false
         var eta: String?, expires: String?, rootId: String?, parentId: String?, group: String?
         var retries = 0
         var timeLimit: (soft: Double?, hard: Double?) = (nil, nil)
         var groupIndex: Int?
         var ignoreResult: Bool?
-        var origin = ""
         var replyTo = "", deliveryTag = "", exchange = ""
         /// `reply_to` where it stands (no escapes): kept as bytes until asked for.
         var replyToRange: Range<Int>?
@@ -30,6 +33,9 @@ struct EnvelopeDecoder {
         /// The headers object's bytes (nil: no headers object).
         var headers: Range<Int>?
     }
+
+    /// A string as read: its bytes' place in the envelope (no escapes), or its unescaped text.
+    typealias Text = JSONParser.Reader.StringValue
 
     /// Every field the worker uses; throws on malformed JSON.
     /// `deliveryTag`: the tag the claim already read from this envelope (its property is then skipped).
@@ -74,8 +80,8 @@ struct EnvelopeDecoder {
     private static func header(_ key: MemberKey, _ r: inout JSONParser.Reader, _ f: inout Fields) throws(JSONParseError)
     {
         switch key {
-        case "task": f.task = try r.optionalString() ?? ""
-        case "id": f.id = try r.optionalString() ?? ""
+        case "task": f.task = try r.optionalStringValue()
+        case "id": f.id = try r.optionalStringValue()
         case "eta": f.eta = try r.optionalString()
         case "expires": f.expires = try r.optionalString()
         case "retries": f.retries = Int(try r.value(depth: 2).intValue ?? 0)
@@ -86,12 +92,18 @@ struct EnvelopeDecoder {
             if let tl = try r.value(depth: 2).arrayValue, tl.count == 2 {
                 f.timeLimit = (tl[0].doubleValue, tl[1].doubleValue)
             }
-        case "root_id": f.rootId = try r.optionalString(sameAs: f.id)
+        case "root_id":
+            let root = try r.optionalStringValue()
+            if let root, let id = f.id, root.same(as: id, in: r.buf) {
+                f.rootIsId = true
+            } else {
+                f.rootId = root?.text(in: r.buf)
+            }
         case "parent_id": f.parentId = try r.optionalString()
         case "group": f.group = try r.optionalString()
         case "group_index": f.groupIndex = try r.value(depth: 2).intValue.map { Int($0) }
         case "ignore_result": if case .bool(let b) = try r.value(depth: 2) { f.ignoreResult = b }
-        case "origin": f.origin = try r.optionalString() ?? ""
+        case "origin": f.origin = try r.optionalStringValue()
         default: try r.skipValue(depth: 2)
         }
     }
@@ -234,6 +246,42 @@ extension JSONParser.Reader {
     enum StringValue {
         case span(Range<Int>)
         case text(String)
+
+        /// The text, read from `buf` (the buffer it was found in) when it is a span.
+        func text(in buf: UnsafeBufferPointer<UInt8>) -> String {
+            switch self {
+            case .span(let range): return String(decoding: UnsafeBufferPointer(rebasing: buf[range]), as: UTF8.self)
+            case .text(let text): return text
+            }
+        }
+
+        /// Set `s` to the text, over its own storage where it can (`String.assign(utf8:)`).
+        func assign(to s: inout String, in buf: UnsafeBufferPointer<UInt8>) {
+            switch self {
+            case .span(let range): s.assign(utf8: UnsafeBufferPointer(rebasing: buf[range]))
+            case .text(let text): s = text
+            }
+        }
+
+        /// No characters.
+        var isEmpty: Bool {
+            switch self {
+            case .span(let range): return range.isEmpty
+            case .text(let text): return text.isEmpty
+            }
+        }
+
+        /// The same text as `other`, both read from `buf` (an escaped text never matches a span).
+        func same(as other: StringValue, in buf: UnsafeBufferPointer<UInt8>) -> Bool {
+            switch (self, other) {
+            case (.span(let a), .span(let b)):
+                return a.count == b.count
+                    && (a.isEmpty
+                        || memcmp(buf.baseAddress! + a.lowerBound, buf.baseAddress! + b.lowerBound, a.count) == 0)
+            case (.text(let a), .text(let b)): return a == b
+            default: return false
+            }
+        }
     }
 
     /// A string value, nil for null (or any other kind of value, which is skipped).
@@ -250,24 +298,9 @@ extension JSONParser.Reader {
         return .text(try string())
     }
 
-    /// A string value, nil for null (or any other kind of value, which is skipped);
-    /// `known` is returned itself when the value is the same text (no new storage).
-    mutating func optionalString(sameAs known: String? = nil) throws(JSONParseError) -> String? {
-        switch try optionalStringValue() {
-        case nil: return nil
-        case .text(let text): return text
-        case .span(let range):
-            let text = UnsafeBufferPointer(rebasing: buf[range])
-            // The same text as `known` (a root_id that is the task's own id): share its storage.
-            if var known,
-                known.withUTF8({ k in
-                    k.count == text.count && (k.isEmpty || memcmp(k.baseAddress!, text.baseAddress!, k.count) == 0)
-                })
-            {
-                return known
-            }
-            return String(decoding: text, as: UTF8.self)
-        }
+    /// A string value, nil for null (or any other kind of value, which is skipped).
+    mutating func optionalString() throws(JSONParseError) -> String? {
+        try optionalStringValue()?.text(in: buf)
     }
 
     /// Step over one value, checking it is well-formed, without building it.

@@ -116,12 +116,19 @@ public enum JSONParser {
         }
 
         mutating func array(depth: Int) throws(JSONParseError) -> JSON {
-            pos += 1
             var items: [JSON] = []
+            try elements(depth: depth, into: &items)
+            return .array(items)
+        }
+
+        /// Read the array that starts here, appending its values to `items` (whose storage
+        /// a recycled message keeps: a task's arguments need no new array).
+        mutating func elements(depth: Int, into items: inout [JSON]) throws(JSONParseError) {
+            pos += 1
             skipSpace()
             if pos < buf.count, buf[pos] == UInt8(ascii: "]") {
                 pos += 1
-                return .array(items)
+                return
             }
             items.reserveCapacity(4)  // one allocation for the usual short array, not three
             while true {
@@ -132,7 +139,7 @@ public enum JSONParser {
                     pos += 1
                 } else if buf[pos] == UInt8(ascii: "]") {
                     pos += 1
-                    return .array(items)
+                    return
                 } else {
                     throw fail("expected ',' or ']'")
                 }

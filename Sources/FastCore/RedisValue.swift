@@ -75,10 +75,18 @@ public struct RedisReply {
     public var text: String { String(decoding: bytes, as: UTF8.self) }
     /// Error messages in this reply and, for an array, in its elements.
     public var errors: [String] {
-        if isError { return [text] }
         var out: [String] = []
-        for i in 0..<count { out += self[i].errors }
+        appendErrors(to: &out)
         return out
+    }
+
+    /// Append the error replies in this reply (and its elements) to `out`.
+    private func appendErrors(to out: inout [String]) {
+        if isError {
+            out.append(text)
+        } else {
+            for i in 0..<count { self[i].appendErrors(to: &out) }
+        }
     }
 }
 

@@ -10,8 +10,10 @@ import Synchronization
 ///     let n = try ctx.int(0, "task_length")
 ///     ctx.updateState(.progress, meta: ["progress": 1])
 public final class TaskContext: @unchecked Sendable {
-    public let message: TaskMessage
-    let task: RegisteredTask
+    /// Changed only while nothing else holds the context: the consumer decodes the next
+    /// claimed message into a finished task's context (`reuse(for:)`).
+    public internal(set) var message: TaskMessage
+    private(set) var task: RegisteredTask
     let outbox: Outbox
     let settings: Settings
     /// When a delivery waiting for its ETA or rate limit is due (the consumer's, set and
@@ -38,6 +40,21 @@ public final class TaskContext: @unchecked Sendable {
         self.task = task
         self.outbox = outbox
         self.settings = settings
+    }
+
+    /// This finished context, made ready to run `task` on the message just decoded into
+    /// it: the worker's consumer recycles a context once nothing else holds it.
+    ///
+    ///     try spare.message.decode(raw, queue: "celery", deliveryTag: tag)
+    ///     let runner = spare.reuse(for: task)
+    func reuse(for task: RegisteredTask) -> TaskContext {
+        self.task = task
+        due = nil
+        softDeadline = nil
+        progress.withLock { $0 = Progress() }
+        completion.withLock { $0 = nil }
+        cancelled.store(false, ordering: .relaxed)
+        return self
     }
 
     /// Seconds `create_task` sleeps per step (worker's `--step-seconds`).

@@ -18,7 +18,7 @@ public struct TaskMessage: Sendable {
     /// The message's fields, shared between copies until one of them changes (a copy is
     /// one reference count, not one per string: messages are copied on their way from
     /// the claim to the executor and into the task's context).
-    private struct Fields {
+    fileprivate struct Fields {
         var id: String = ""
         var task: String = ""
         var args: [JSON] = []
@@ -191,6 +191,18 @@ public struct TaskMessage: Sendable {
         _modify { yield &unique().fields.received }
     }
 
+    /// Take the envelope buffer and the delivery tag out of a finished message, for the
+    /// next claims to copy into (`SpareBuffers`); nil when another copy of the message
+    /// shares its storage (the message is then left as it is).
+    mutating func takeBuffers() -> (envelope: [UInt8], tag: String)? {
+        guard isKnownUniquelyReferenced(&storage) else { return nil }
+        defer {
+            storage.fields.received = []
+            storage.fields.deliveryTag = ""
+        }
+        return (storage.fields.received, storage.fields.deliveryTag)
+    }
+
     /// A new message with fresh ids, for the default exchange.
     public init(
         task: String, args: [JSON] = [], kwargs: [(key: String, value: JSON)] = [], queue: String = "celery",
@@ -344,124 +356,145 @@ public struct TaskMessage: Sendable {
     public static func decode(
         _ bytes: [UInt8], queue: String = "celery", deliveryTag: String? = nil
     ) throws(PoisonMessage) -> TaskMessage {
-        let f: EnvelopeDecoder.Fields
-        do {
-            f = try bytes.withUnsafeBufferPointer { (b) throws(JSONParseError) in
-                try EnvelopeDecoder.read(b, deliveryTag: deliveryTag)
+        var m = TaskMessage(storage: Storage(Fields()))
+        try m.decode(bytes, queue: queue, deliveryTag: deliveryTag)
+        return m
+    }
+
+    private init(storage: Storage) { self.storage = storage }
+
+    /// Decode an envelope into this message, replacing every field. The worker decodes
+    /// into finished tasks' messages: when nothing else holds this one's storage, its id,
+    /// task name and argument array are written over in place rather than made anew (a
+    /// copy held elsewhere is never changed). A message that throws is left part-written.
+    ///
+    ///     try recycled.decode(raw, queue: "celery", deliveryTag: tag)
+    mutating func decode(_ bytes: [UInt8], queue: String, deliveryTag: String?) throws(PoisonMessage) {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(Fields()) }
+        let s = storage
+        try bytes.withUnsafeBufferPointer { (buf) throws(PoisonMessage) in
+            let f: EnvelopeDecoder.Fields
+            do {
+                f = try EnvelopeDecoder.read(buf, deliveryTag: deliveryTag)
+            } catch {
+                throw PoisonMessage("envelope is not JSON (or not an object): \(error)")
             }
-        } catch {
-            throw PoisonMessage("envelope is not JSON (or not an object): \(error)")
+            if let ct = f.contentType, ct != "application/json" {
+                throw PoisonMessage("unsupported content-type \(ct)")
+            }
+            guard let headerRange = f.headers else { throw PoisonMessage("envelope has no headers object") }
+            guard let task = f.task, !task.isEmpty else {
+                throw PoisonMessage("headers carry no task name (protocol v1 or not a Celery message)")
+            }
+            guard let id = f.id, !id.isEmpty else { throw PoisonMessage("headers carry no task id") }
+            guard let bodyRange = f.body else { throw PoisonMessage("envelope has no body") }
+            try Self.body(f, at: bodyRange, in: buf, into: &s.fields)
+            s.fields.rootId = nil  // first: an id shared with root_id is not its own storage
+            id.assign(to: &s.fields.id, in: buf)
+            task.assign(to: &s.fields.task, in: buf)
+            s.fields.read(f, queue: queue, headers: headerRange, in: buf)
         }
-        if let ct = f.contentType, ct != "application/json" { throw PoisonMessage("unsupported content-type \(ct)") }
-        guard let headerRange = f.headers else { throw PoisonMessage("envelope has no headers object") }
-        guard !f.task.isEmpty else {
-            throw PoisonMessage("headers carry no task name (protocol v1 or not a Celery message)")
-        }
-        guard !f.id.isEmpty else { throw PoisonMessage("headers carry no task id") }
-        guard let bodyRange = f.body else { throw PoisonMessage("envelope has no body") }
-        let body: (args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON)
+        s.fields.received = bytes
+    }
+
+    /// The body `[args, kwargs, embed]` found at `range` of the envelope `buf`, read into `f`.
+    private static func body(
+        _ f: EnvelopeDecoder.Fields, at range: Range<Int>, in buf: UnsafeBufferPointer<UInt8>, into fields: inout Fields
+    ) throws(PoisonMessage) {
         if f.bodyHasEscapes {
             // Rare: a body string with JSON escapes; let the full reader unescape it.
             guard
-                let text = try? JSONParser.parse(Array(bytes[(bodyRange.lowerBound - 1)...bodyRange.upperBound]))
-                    .stringValue
+                let text = try? JSONParser.parse(
+                    UnsafeBufferPointer(rebasing: buf[(range.lowerBound - 1)...range.upperBound])
+                )
+                .stringValue
             else { throw PoisonMessage("envelope has no body") }
             let bodyBytes = f.bodyEncoding == "base64" ? (Base64.decode(text.utf8) ?? []) : Array(text.utf8)
             if f.bodyEncoding == "base64" && bodyBytes.isEmpty && !text.isEmpty {
                 throw PoisonMessage("body is not base64")
             }
-            body = try bodyBytes.withUnsafeBufferPointer { (b) throws(PoisonMessage) in try Self.body(b) }
+            try bodyBytes.withUnsafeBufferPointer { (b) throws(PoisonMessage) in try Self.body(b, into: &fields) }
         } else if f.bodyEncoding == "base64" {
             // The usual case: the body is decoded into scratch space (on the stack when small)
             // and read from there.
-            body = try withUnsafeTemporaryAllocation(
-                of: UInt8.self, capacity: Base64.decodedCapacity(bodyRange.count)
-            ) { (scratch) throws(PoisonMessage) in
-                guard let n = Base64.decode(bytes[bodyRange], into: scratch) else {
+            try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Base64.decodedCapacity(range.count)) {
+                (scratch) throws(PoisonMessage) in
+                guard let n = Base64.decode(buf[range], into: scratch) else {
                     throw PoisonMessage("body is not base64")
                 }
-                return try Self.body(UnsafeBufferPointer(rebasing: scratch[..<n]))
+                try Self.body(UnsafeBufferPointer(rebasing: scratch[..<n]), into: &fields)
             }
         } else {
-            body = try bytes.withUnsafeBufferPointer { (b) throws(PoisonMessage) in
-                try Self.body(UnsafeBufferPointer(rebasing: b[bodyRange]))
-            }
+            try Self.body(UnsafeBufferPointer(rebasing: buf[range]), into: &fields)
         }
-        return TaskMessage(
-            decoded: f, args: body.args, kwargs: body.kwargs, embed: body.embed, queue: queue,
-            envelope: bytes, headers: headerRange)
     }
 
     /// The embed Celery sends when there is no canvas, shared by every such message.
     public static let noEmbed: JSON = ["callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil]
 
-    /// A body `[args, kwargs, embed]`, read without building the outer array; the usual
-    /// all-null embed, as json.dumps writes it, becomes `noEmbed` without being built.
-    private static func body(_ buf: UnsafeBufferPointer<UInt8>) throws(PoisonMessage) -> (
-        args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON
-    ) {
+    /// A body `[args, kwargs, embed]`, read without building the outer array (the args
+    /// go into `f.args`' own storage); the usual all-null embed, as json.dumps writes
+    /// it, becomes `noEmbed` without being built.
+    private static func body(_ buf: UnsafeBufferPointer<UInt8>, into f: inout Fields) throws(PoisonMessage) {
         var r = JSONParser.Reader(buf: buf)
-        let parts: (JSON, JSON, JSON)
+        var shaped = true
+        let kwargs: JSON
+        let embed: JSON
+        f.args.removeAll(keepingCapacity: true)
         do {
-            r.skipSpace()
             try r.expect(UInt8(ascii: "["))
-            let args = try r.value(depth: 1)
+            r.skipSpace()
+            if r.peek == UInt8(ascii: "[") {
+                try r.elements(depth: 1, into: &f.args)
+            } else {
+                _ = try r.value(depth: 1)
+                shaped = false
+            }
             try r.expect(UInt8(ascii: ","))
-            let kwargs = try r.value(depth: 1)
+            kwargs = try r.value(depth: 1)
             try r.expect(UInt8(ascii: ","))
             r.skipSpace()
-            let embed =
+            embed =
                 r.skip(#"{"callbacks": null, "errbacks": null, "chain": null, "chord": null}"#)
                 ? Self.noEmbed : try r.value(depth: 1)
             try r.expect(UInt8(ascii: "]"))
             r.skipSpace()
             if r.pos != buf.count { throw r.fail("trailing bytes") }
-            parts = (args, kwargs, embed)
         } catch {
             // Not three parts, or not JSON at all: say which.
             if (try? JSONParser.parse(buf)) == nil { throw PoisonMessage("body is not JSON: \(error)") }
             throw PoisonMessage("body is not [args, kwargs, embed]")
         }
-        guard case .array(let args) = parts.0, case .object(let kwargs) = parts.1 else {
-            throw PoisonMessage("body is not [args, kwargs, embed]")
-        }
-        return (args, kwargs, parts.2)
-    }
-
-    /// A received message: every field from the envelope, no fresh ids made.
-    private init(
-        decoded d: EnvelopeDecoder.Fields, args: [JSON], kwargs: [(key: String, value: JSON)], embed: JSON,
-        queue: String, envelope: [UInt8], headers: Range<Int>
-    ) {
-        var f = Fields()
-        f.id = d.id
-        f.task = d.task
-        f.args = args
-        f.kwargs = kwargs
+        guard shaped, case .object(let pairs) = kwargs else { throw PoisonMessage("body is not [args, kwargs, embed]") }
+        f.kwargs = pairs
         f.embed = embed.isNull ? Self.noEmbed : embed
-        f.queue = queue
-        f.exchange = d.exchange
-        f.routingKey = d.routingKey ?? queue
-        f.priority = d.priority
-        f.eta = d.eta
-        f.expires = d.expires
-        f.retries = d.retries
-        f.timeLimit = d.timeLimit
-        f.rootId = d.rootId
-        f.parentId = d.parentId
-        f.group = d.group
-        f.groupIndex = d.groupIndex
-        f.ignoreResult = d.ignoreResult ?? false
-        if let range = d.replyToRange {
-            f.replyToRange = range
-        } else {
-            f.replyToValue = d.replyTo
-        }
-        f.deliveryTag = d.deliveryTag
-        f.origin = d.origin
-        f.received = envelope
-        f.headersRange = headers
-        storage = Storage(f)
+    }
+}
+
+extension TaskMessage.Fields {
+    /// Every other field of a received message from its decoded envelope `buf` (no fresh ids made).
+    mutating func read(
+        _ d: EnvelopeDecoder.Fields, queue: String, headers: Range<Int>, in buf: UnsafeBufferPointer<UInt8>
+    ) {
+        if self.queue != queue { self.queue = queue }
+        exchange = d.exchange
+        routingKey = d.routingKey ?? queue
+        priority = d.priority
+        eta = d.eta
+        expires = d.expires
+        retries = d.retries
+        timeLimit = d.timeLimit
+        rootId = d.rootIsId ? id : d.rootId
+        parentId = d.parentId
+        group = d.group
+        groupIndex = d.groupIndex
+        ignoreResult = d.ignoreResult ?? false
+        replyToValue = d.replyToRange == nil ? d.replyTo : nil
+        replyToRange = d.replyToRange
+        deliveryTag = d.deliveryTag
+        if let origin = d.origin { origin.assign(to: &self.origin, in: buf) } else { origin = "" }
+        headersValue = nil
+        headersRange = headers
     }
 }
 

@@ -108,23 +108,6 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(tags(try perList.run(on: client, keys: keys, args: ["10"])), [], "all lists empty")
     }
 
-    /// A claim copies its messages into recycled buffers (whatever they held) while it has
-    /// any, and into fresh ones after: the same deliveries either way.
-    func testClaimReusesSpareEnvelopeBuffers() throws {
-        let claim = DeliveryClaim()
-        XCTAssertEqual(try claim.claim(on: client, queues: ["celery"], max: 5).count, 0, "loads the script")
-        let ms = (0..<3).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
-        try enqueue(ms)
-        var spare = [Array(repeating: UInt8(ascii: "x"), count: 4000), Array("stale".utf8)]
-        let pending = try XCTUnwrap(try claim.start(on: client, queues: ["celery"], max: 5))
-        let took = try XCTUnwrap(try claim.finish(pending, on: client, reusing: &spare))
-        XCTAssertEqual(spare.count, 0, "both spare buffers used")
-        XCTAssertEqual(took.map(\.tag), ms.map(\.deliveryTag))
-        XCTAssertEqual(took.map(\.raw), ms.map { Array($0.envelope().utf8) })
-        XCTAssertGreaterThanOrEqual(took[1].raw.capacity, 4000, "spares are taken from the end: the second message's")
-        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 3)
-    }
-
     /// A claim sent ahead after Redis lost the script (a restart, SCRIPT FLUSH) reads
     /// NOSCRIPT, takes nothing, and is claimed again with the script reloaded.
     func testClaimSentAheadAfterScriptFlushIsClaimedAgain() throws {

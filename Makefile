@@ -29,7 +29,7 @@ release: deps
 run: release venv
 	@bash scripts/run.sh
 
-SOCKET_SUITES = ClaimByMoveTests|WorkerRedisStateTests|WorkerEngineTests|InteropTests|EndToEndTests|TaskOptionsTests|CanvasTests|RemoteControlTests|DocumentWorkflowTests|RoutingTests|WorkerMetricsTests|RecyclingTests
+SOCKET_SUITES = ClaimByMoveTests|WorkerRedisStateTests|WorkerEngineTests|InteropTests|EndToEndTests|TaskOptionsTests|CanvasTests|RemoteControlTests|DocumentWorkflowTests|RoutingTests|WorkerMetricsTests|RecyclingTests|LostConnectionTests
 
 test: deps venv
 	swift build --build-tests

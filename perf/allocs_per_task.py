@@ -65,8 +65,8 @@ def main():
             c1 = drain_counting(a.bin, url, r, n1, a.prefetch_multiplier, so, claim)
             c2 = drain_counting(a.bin, url, r, n2, a.prefetch_multiplier, so, claim)
             per_task = (c2 - c1) / (n2 - n1)
-            print(f"worker heap allocations, --claim {claim}: {c1} for {n1} tasks, {c2} for {n2}: {per_task:.1f} per task")
-            out[claim] = {"allocations": [c1, c2], "per_task": round(per_task, 1)}
+            print(f"worker heap allocations, --claim {claim}: {c1} for {n1} tasks, {c2} for {n2}: {per_task:.3f} per task")
+            out[claim] = {"allocations": [c1, c2], "per_task": round(per_task, 3)}
     json.dump(out, open(os.path.join(HERE, "results", "allocs.json"), "w"), indent=1)
     print("wrote perf/results/allocs.json")
 

@@ -25,13 +25,20 @@ public struct ClaimByMove: Sendable {
     /// The registry of claiming lists in use: member = list key, score = claim time.
     public static let registryKey = "celeris.claiming"
     public let hostname: String
+    /// Claiming list keys by queue list, made once each (a claim names each three times).
+    private let claimingKeys = LockedBox<[String: String]>([:])
 
     public init(hostname: String) { self.hostname = hostname }
 
     /// This worker's claiming list for the queue list `listKey` (the host name's length
     /// first, so the queue list can be read back whatever either contains).
     public func claimingKey(_ listKey: String) -> String {
-        "\(Self.registryKey):\(hostname.utf8.count):\(hostname):\(listKey)"
+        if let key = claimingKeys.get()[listKey] { return key }
+        let key = "\(Self.registryKey):\(hostname.utf8.count):\(hostname):\(listKey)"
+        var keys = claimingKeys.get()
+        keys[listKey] = key
+        claimingKeys.set(keys)
+        return key
     }
 
     /// The queue list a claiming list's messages came from; nil for a key of another shape.
@@ -67,16 +74,22 @@ public struct ClaimByMove: Sendable {
         throws(RedisError)
     {
         var out: [UInt8] = []
-        for (key, _) in plan { RESP.append(["ZADD", Self.registryKey, stamp, claimingKey(key)], to: &out) }
-        RESP.append(["MULTI"], to: &out)
+        append(plan, stamp: stamp, to: &out)
+        try redis.append(resp: out)
+    }
+
+    /// `append`'s commands as RESP, added to `out` (a caller's buffer, kept for its storage).
+    public func append(_ plan: [(key: String, count: Int)], stamp: String, to out: inout [UInt8]) {
+        for (key, _) in plan { RESP.append(command: "ZADD", Self.registryKey, stamp, claimingKey(key), to: &out) }
+        RESP.append(command: "MULTI", to: &out)
         for (key, count) in plan {
             RESP.append(
-                ["SORT", key, "BY", "nosort", "LIMIT", "0", String(count), "DESC", "STORE", claimingKey(key)], to: &out)
-            RESP.append(["LTRIM", key, "0", String(-count - 1)], to: &out)
+                command: "SORT", key, "BY", "nosort", "LIMIT", "0", String(count), "DESC", "STORE", claimingKey(key),
+                to: &out)
+            RESP.append(command: "LTRIM", key, "0", String(-count - 1), to: &out)
         }
-        RESP.append(["EXEC"], to: &out)
-        for (key, _) in plan { RESP.append(["LRANGE", claimingKey(key), "0", "-1"], to: &out) }
-        try redis.append(resp: out)
+        RESP.append(command: "EXEC", to: &out)
+        for (key, _) in plan { RESP.append(command: "LRANGE", claimingKey(key), "0", "-1", to: &out) }
     }
 
     /// The replies of `append`: the messages each claiming list received, oldest first.
@@ -91,21 +104,35 @@ public struct ClaimByMove: Sendable {
     public func deliveries(
         _ plan: [(key: String, count: Int)], on redis: RedisConnection, reusing spare: inout SpareBuffers
     ) throws(RedisError) -> [Taken] {
-        var failure: String?
-        for _ in 0..<(plan.count * 3 + 2) {  // registrations, MULTI, QUEUED…, EXEC
-            for e in try redis.readErrors() { failure = e }
-        }
         var out: [Taken] = []
-        for (key, _) in plan {
-            try redis.read { (r) throws(RedisError) in
-                if r.isError { failure = r.text }
-                for i in 0..<r.count {
-                    out.append(Taken(listKey: key, raw: spare.envelope(r[i].bytes), reusing: &spare))
+        try deliveries(plan, on: redis, reusing: &spare, into: &out)
+        return out
+    }
+
+    /// `deliveries`, appended to `out` (nothing is appended when it throws).
+    public func deliveries(
+        _ plan: [(key: String, count: Int)], on redis: RedisConnection, reusing spare: inout SpareBuffers,
+        into out: inout [Taken]
+    ) throws(RedisError) {
+        let from = out.count
+        do throws(RedisError) {
+            var failure: String?
+            for _ in 0..<(plan.count * 3 + 2) {  // registrations, MULTI, QUEUED…, EXEC
+                for e in try redis.readErrors() { failure = e }
+            }
+            for (key, _) in plan {
+                try redis.read { (r) throws(RedisError) in
+                    if r.isError { failure = r.text }
+                    for i in 0..<r.count {
+                        out.append(Taken(listKey: key, raw: spare.envelope(r[i].bytes), reusing: &spare))
+                    }
                 }
             }
+            if let failure { throw .reply(failure) }
+        } catch {
+            out.removeSubrange(from...)
+            throw error
         }
-        if let failure { throw .reply(failure) }
-        return out
     }
 
     /// What a claim by move took, read for its kombu record as the claim script reads it:
@@ -238,7 +265,9 @@ public struct ClaimByMove: Sendable {
     /// `unacked`, ZADD `unacked_index` at `stamp`, kept a skiplist by
     /// `DeliveryClaim.indexWidener`) and empties and unregisters the
     /// claiming lists they were moved to, as RESP. Returns how many replies it gets.
-    public func appendRecords(_ taken: [Taken], claiming: [String], stamp: String, to out: inout [UInt8]) -> Int {
+    public func appendRecords(
+        _ taken: [Taken], claiming: some Collection<String>, stamp: String, to out: inout [UInt8]
+    ) -> Int {
         out.reserveCapacity(out.count + taken.reduce(256) { $0 + $1.raw.count + 160 })
         RESP.append(["MULTI"], to: &out)
         var commands = 2
@@ -253,15 +282,22 @@ public struct ClaimByMove: Sendable {
             RESP.appendCount(4 + 2 * taken.count, to: &out)
             RESP.appendBulk("ZADD".utf8, to: &out)
             RESP.appendBulk(DeliveryClaim.unackedIndexKey.utf8, to: &out)
-            for member in [DeliveryClaim.indexWidener] + taken.map(\.tag) {
+            RESP.appendBulk(stamp.utf8, to: &out)
+            RESP.appendBulk(DeliveryClaim.indexWidener.utf8, to: &out)
+            for t in taken {
                 RESP.appendBulk(stamp.utf8, to: &out)
-                RESP.appendBulk(member.utf8, to: &out)
+                RESP.appendBulk(t.tag.utf8, to: &out)
             }
             RESP.append(["ZREM", DeliveryClaim.unackedIndexKey, DeliveryClaim.indexWidener], to: &out)
             commands += 3
         }
-        RESP.append(["DEL"] + claiming, to: &out)
-        RESP.append(["ZREM", Self.registryKey] + claiming, to: &out)
+        RESP.appendCount(1 + claiming.count, to: &out)
+        RESP.appendBulk("DEL".utf8, to: &out)
+        for key in claiming { RESP.appendBulk(key.utf8, to: &out) }
+        RESP.appendCount(2 + claiming.count, to: &out)
+        RESP.appendBulk("ZREM".utf8, to: &out)
+        RESP.appendBulk(Self.registryKey.utf8, to: &out)
+        for key in claiming { RESP.appendBulk(key.utf8, to: &out) }
         RESP.append(["EXEC"], to: &out)
         return commands + 2
     }

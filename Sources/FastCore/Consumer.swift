@@ -86,7 +86,12 @@ public final class Consumer: @unchecked Sendable {
     let logger: Logger
     let outbox = Outbox()
     public let pool: ExecutorPool
-    private let claim = DeliveryClaim()
+    private let claim: DeliveryClaim
+    /// The next claim's serial (its receipt's first line): a random start, then counting.
+    private var claimSerial = UInt64.random(in: 1..<(1 << 40))
+    /// A claim whose reply the connection took with it (its serial): at the next connect,
+    /// what its receipt says it took and nobody holds goes back to its queues.
+    private var lostClaim: String?
     /// This worker's claiming lists (used by `--claim move`; restored at connect whatever the mode).
     private let claimLists: ClaimByMove
     private let restore = DeliveryRestore()
@@ -104,6 +109,7 @@ public final class Consumer: @unchecked Sendable {
         }
         set {
             connection = newValue
+            lostClaims(in: sentAhead)
             unsent(sentAhead)
             sentAhead.removeAll()
             // What claims by move took and did not record goes back to its queues at the next
@@ -117,8 +123,9 @@ public final class Consumer: @unchecked Sendable {
 
     /// Work written to the broker whose replies are not read yet, oldest first.
     private enum SentAhead {
-        /// Outbox entries and the consumer's own commands, sent as one `WriteBatch`.
-        case write(entries: [Outbox.Entry], own: [[String]], replies: Int)
+        /// `entries` outbox entries (the next ones in `written`) and the consumer's own
+        /// commands, sent as one `WriteBatch`.
+        case write(entries: Int, own: [[String]], replies: Int)
         /// The next claim, sent last (after NOSCRIPT it is claimed again once every reply is read).
         case claim(DeliveryClaim.Pending)
         /// A claim by move: the claiming lists' registrations, the transaction moving each
@@ -132,6 +139,19 @@ public final class Consumer: @unchecked Sendable {
     /// What the last exchange sent: Redis runs it while the consumer starts the previous
     /// claim's deliveries; the replies are read at the next use of the connection.
     private var sentAhead: [SentAhead] = []
+    /// `settle`'s list of what it reads, kept between turns for its storage.
+    private var settling: [SentAhead] = []
+    /// Outbox entries written and not yet confirmed, oldest first (the `.write`s in
+    /// `sentAhead` count them off in order).
+    private var written: [Outbox.Entry] = []
+    /// This turn's outbox entries (an array the outbox and the consumer swap each turn).
+    private var taken: [Outbox.Entry] = []
+    /// The write being built, and written buffers on their way back to the outbox:
+    /// kept between turns for their storage.
+    private var batch = WriteBatch()
+    private var spent: [[UInt8]] = []
+    /// Commands the consumer encodes itself (claims by move, their records), kept for its storage.
+    private var wire: [UInt8] = []
     /// Claimed and not yet started.
     private var claimedAhead: [DeliveryClaim.Delivery] = []
     /// Envelope buffers and tags of finished tasks, for the next claims' messages.
@@ -161,6 +181,26 @@ public final class Consumer: @unchecked Sendable {
 
     /// Consume from `queues` from the next claim on.
     func resetQueueOrder(_ queues: [String]) { queueOrder = queues }
+    /// The claim script's keys for `queueOrder`, made again only when the order changes.
+    private var claimKeys: [String] {
+        if claimKeysOrder != queueOrder {
+            claimKeysOrder = queueOrder
+            claimKeysMade = claim.keys(queueOrder)
+        }
+        return claimKeysMade
+    }
+    private var claimKeysOrder: [String] = []
+    private var claimKeysMade: [String] = []
+    /// The consumed lists in consume order (`QueueKeys.consumeOrder`), for claims by move.
+    private var moveKeys: [String] {
+        if moveKeysOrder != queueOrder {
+            moveKeysOrder = queueOrder
+            moveKeysMade = QueueKeys.consumeOrder(queues: queueOrder)
+        }
+        return moveKeysMade
+    }
+    private var moveKeysOrder: [String] = []
+    private var moveKeysMade: [String] = []
     /// Claimed deliveries by tag, each with its runner (queued, waiting, running or finishing).
     var held: [String: TaskRunner] = [:]
     var scheduled: [(due: Double, tag: String)] = []
@@ -197,6 +237,7 @@ public final class Consumer: @unchecked Sendable {
         self.queues = configuration.queues
         self.queueOrder = configuration.queues
         self.claimLists = ClaimByMove(hostname: configuration.hostname)
+        self.claim = DeliveryClaim(receiptKey: DeliveryClaim.receiptKey(hostname: configuration.hostname))
         self.pool = ExecutorPool(size: configuration.autoscale?.min ?? configuration.concurrency)
         self.runnerSettings = TaskRunner.Settings(
             stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
@@ -236,21 +277,21 @@ public final class Consumer: @unchecked Sendable {
             }
             if phase == .warm && !unstartedReturned { returnUnstarted() }
             if phase == .warm && unstartedReturned && held.isEmpty && ownWrites.isEmpty {
-                let rest = outbox.take(waitingUpTo: 0)
+                var rest = outbox.take(waitingUpTo: 0)
                 if rest.isEmpty {
                     sayGoodbye()
                     break
                 }
-                write(rest)
+                write(&rest)
                 continue
             }
             if (claimed == 0 || queuesLookEmpty) && phase == .consuming && hasRoom { armWakers() }
             let busy = (claimed > 0 && !queuesLookEmpty) || !sentAhead.isEmpty
             let watched = phase == .consuming ? wakers.values.compactMap(\.socket) : []
             var ready: [Int32] = []
-            let entries = outbox.take(
+            outbox.take(
                 waitingUpTo: busy ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1),
-                watching: watched, readable: &ready)
+                watching: watched, readable: &ready, into: &taken)
             let now = clock.now()
             if !ready.isEmpty { wakersFired(ready, now: now) }
             startDue(now)
@@ -266,12 +307,14 @@ public final class Consumer: @unchecked Sendable {
                 autoscale(now)
             }
             let quiet = queuesLookEmpty && now < pollDue && wakersArmed
-            claimed = exchange(entries, claiming: phase == .consuming, claimMore: !quiet)
+            claimed = exchange(&taken, claiming: phase == .consuming, claimMore: !quiet)
             submitStarted()
             if !quiet { idle = claimed > 0 ? 0.001 : min(idle * 2, configuration.maxIdleSeconds) }
         }
         pool.shutdown()
         for w in wakers.values { w.stop() }
+        // A clean stop leaves no receipt behind (no claim of this worker is unanswered).
+        if let key = claim.receiptKey, lostClaim == nil, let r = redis { _ = try? r.command("DEL", key) }
         logger.info("consumer stopped")
     }
 
@@ -311,6 +354,7 @@ public final class Consumer: @unchecked Sendable {
                 logger.warning(
                     "returned \(restored) message(s) this worker had claimed but not recorded to their queues")
             }
+            try returnLostClaim(on: r)
             redis = r
             logger.info(
                 "connected to \(configuration.endpoint) (\(r.usesUring ? "io_uring" : "socket")), consuming \(configuration.queues.joined(separator: ","))"
@@ -323,14 +367,32 @@ public final class Consumer: @unchecked Sendable {
         }
     }
 
+    /// A claim's reply was lost with the connection: what its receipt says it took, and
+    /// this worker does not hold, goes back to its queues now (not at the visibility timeout).
+    private func returnLostClaim(on r: RedisConnection) throws(RedisError) {
+        guard let serial = lostClaim else { return }
+        let ahead = Set(claimedAhead.map(\.tag))
+        let tags = try claim.receipt(of: serial, on: r).filter { held[$0] == nil && !ahead.contains($0) }
+        let returned = try restore.returnDeliveries(tags, on: r)
+        lostClaim = nil
+        if returned > 0 {
+            logger.warning("returned \(returned) message(s) a claim took as the connection dropped to their queues")
+        }
+    }
+
     /// Read the replies of what was sent ahead, in order. Confirmed writes free their
     /// deliveries (once every reply is read: a chord join uses the connection); a
     /// claim's deliveries join `claimedAhead`.
     private func settle() {
         guard !sentAhead.isEmpty, let r = connection else { return }
-        let ops = sentAhead
-        sentAhead.removeAll()
-        var confirmed: [Outbox.Entry] = []
+        var ops: [SentAhead] = []
+        swap(&ops, &settling)
+        swap(&ops, &sentAhead)
+        defer {
+            ops.removeAll(keepingCapacity: true)
+            settling = ops
+        }
+        var confirmed = 0
         var lostScript: DeliveryClaim.Pending?
         for (i, op) in ops.enumerated() {
             do {
@@ -348,8 +410,15 @@ public final class Consumer: @unchecked Sendable {
                     tookClaim(took, asked: pending.max)
                 case .moveClaim(let plan):
                     for (key, _) in plan { claimingInUse.insert(claimLists.claimingKey(key)) }
-                    tookClaim(
-                        try claimLists.deliveries(plan, on: r, reusing: &spare).map(recordMoved), asked: nil)
+                    // Taken straight into `unrecorded`: recorded by the next write, before
+                    // anything that could acknowledge one.
+                    let from = unrecorded.count
+                    try claimLists.deliveries(plan, on: r, reusing: &spare, into: &unrecorded)
+                    var took = spare.deliveryList()
+                    for t in unrecorded[from...] {
+                        took.append(DeliveryClaim.Delivery(tag: t.tag, listKey: t.listKey, raw: t.raw))
+                    }
+                    tookClaim(took, asked: nil)
                 case .lengths(let keys):
                     for key in keys { lengths[key] = Int(try r.read().integer ?? 0) }
                     if keys.allSatisfy({ lengths[$0] == 0 }) { lookedEmpty() } else { queuesLookEmpty = false }
@@ -367,16 +436,18 @@ public final class Consumer: @unchecked Sendable {
                 }
                 logger.warning("lost Redis: \(error); reconnecting")
                 connection = nil
+                lostClaims(in: ops[i...])
                 unsent(ops[i...])
                 break
             }
         }
-        completed(&confirmed)
+        completed(first: confirmed)
         if let pending = lostScript, connection != nil {
             settle()
             do {
                 tookClaim(try claim.retry(pending, on: r), asked: pending.max)
             } catch {
+                if case .connection = error { lostClaim = pending.serial }
                 dropConnection(error)
             }
         }
@@ -402,28 +473,21 @@ public final class Consumer: @unchecked Sendable {
         Thread.sleep(forTimeInterval: 0.5)
     }
 
-    /// A message a claim by move took: recorded by the next write, before anything that
-    /// could acknowledge it.
-    private func recordMoved(_ taken: ClaimByMove.Taken) -> DeliveryClaim.Delivery {
-        unrecorded.append(taken)
-        return DeliveryClaim.Delivery(tag: taken.tag, listKey: taken.listKey, raw: taken.raw)
-    }
-
     /// Queue the records of what claims by move took; false if the connection failed.
     private func sendRecords(on r: RedisConnection) -> Bool {
         guard !claimingInUse.isEmpty else { return true }
-        var out: [UInt8] = []
+        wire.removeAll(keepingCapacity: true)
         let replies = claimLists.appendRecords(
-            unrecorded, claiming: Array(claimingInUse), stamp: Self.stamp(clock.now()), to: &out)
+            unrecorded, claiming: claimingInUse, stamp: Self.stamp(clock.now()), to: &wire)
         do {
-            try r.append(resp: out)
+            try r.append(resp: wire)
         } catch {
             dropConnection(error)
             return false
         }
         sentAhead.append(.records(replies: replies))
-        unrecorded.removeAll()
-        claimingInUse.removeAll()
+        unrecorded.removeAll(keepingCapacity: true)
+        claimingInUse.removeAll(keepingCapacity: true)
         return true
     }
 
@@ -432,7 +496,9 @@ public final class Consumer: @unchecked Sendable {
 
     /// Queue LLEN of `keys` (the lengths the next claim by move plans from).
     private func sendLengths(_ keys: [String], on r: RedisConnection) throws(RedisError) {
-        try r.append(keys.map { ["LLEN", $0] })
+        wire.removeAll(keepingCapacity: true)
+        for key in keys { RESP.append(command: "LLEN", key, to: &wire) }
+        try r.append(resp: wire)
         sentAhead.append(.lengths(keys))
     }
 
@@ -445,7 +511,7 @@ public final class Consumer: @unchecked Sendable {
             queuesLookEmpty = false
         }
         rotateQueues(after: took)
-        claimedAhead += took
+        if claimedAhead.isEmpty { claimedAhead = took } else { claimedAhead += took }
     }
 
     /// The queues were found drained: claim again when a waker fires or the idle poll is due.
@@ -459,19 +525,30 @@ public final class Consumer: @unchecked Sendable {
         queueOrder.allSatisfy { wakers[$0]?.isArmed ?? false }
     }
 
-    /// Put the writes among `ops` back to be sent again (their replies never came).
+    /// Note a claim among `ops` whose reply will not come (the connection is gone).
+    private func lostClaims(in ops: some Collection<SentAhead>) {
+        for op in ops { if case .claim(let pending) = op { lostClaim = pending.serial } }
+    }
+
+    /// Put the writes among `ops` (the last ones sent) back to be sent again (their
+    /// replies never came): their entries are the last in `written`.
     private func unsent(_ ops: some Collection<SentAhead>) {
-        for op in ops.reversed() {
-            guard case .write(let entries, let own, _) = op else { continue }
-            outbox.requeue(entries)
-            ownWrites = own + ownWrites
+        var entries = 0
+        var own: [[String]] = []
+        for op in ops {
+            guard case .write(let n, let commands, _) = op else { continue }
+            entries += n
+            own += commands
         }
+        outbox.requeue(Array(written.suffix(entries)))
+        written.removeLast(entries)
+        if !own.isEmpty { ownWrites = own + ownWrites }
     }
 
     /// Deliveries claimed ahead and not started (shutdown gives them back).
     private func takeClaimedAhead() -> [DeliveryClaim.Delivery] {
         settle()
-        if !claimingInUse.isEmpty { write([]) }  // recorded first: giving back reads `unacked`
+        if !claimingInUse.isEmpty { writeOwn() }  // recorded first: giving back reads `unacked`
         defer { claimedAhead.removeAll() }
         return claimedAhead
     }
@@ -483,14 +560,21 @@ public final class Consumer: @unchecked Sendable {
 
     // MARK: - writes
 
+    /// Send the consumer's own commands (and the records of claims by move) and wait for the replies.
+    func writeOwn() {
+        var none: [Outbox.Entry] = []
+        write(&none)
+    }
+
     /// Pipeline our own commands plus the outbox entries and wait for the replies;
     /// on failure keep them for later.
-    private func write(_ entries: [Outbox.Entry]) {
+    private func write(_ entries: inout [Outbox.Entry]) {
         guard ensureConnected(), let r = redis else {
             outbox.requeue(entries)
+            entries.removeAll(keepingCapacity: true)
             return
         }
-        sendWrite(entries, on: r)
+        sendWrite(&entries, on: r)
         do {
             try r.flush()
         } catch {
@@ -502,47 +586,51 @@ public final class Consumer: @unchecked Sendable {
     /// Queue the outbox entries' commands and our own on the connection, without
     /// waiting (`settle` reads the replies); returns how many deliveries they complete.
     /// Completions of deliveries no longer held (abandoned past their hard limit) are dropped.
+    /// `entries` is left empty (its storage kept): they are in `written`, or back in the outbox.
     @discardableResult
-    private func sendWrite(_ entries: [Outbox.Entry], on r: RedisConnection) -> Int {
+    private func sendWrite(_ entries: inout [Outbox.Entry], on r: RedisConnection) -> Int {
+        defer { entries.removeAll(keepingCapacity: true) }
         // Records of claimed deliveries go before any write that could acknowledge one.
         guard sendRecords(on: r) else {
             outbox.requeue(entries)
             return 0
         }
-        let live = entries.filter { $0.completes.map { held[$0] != nil } ?? true }
-        for e in live { if let ev = e.event { events.pending.append(ev) } }
-        guard !live.isEmpty || !ownWrites.isEmpty else { return 0 }
+        entries.removeAll { e in e.completes.map { held[$0] == nil } ?? false }
+        for e in entries { if let ev = e.event { events.pending.append(ev) } }
+        guard !entries.isEmpty || !ownWrites.isEmpty else { return 0 }
         // The consumer's own writes go last: a REVOKED or TimeLimitExceeded record
         // must land after any progress its abandoned task had already posted.
-        var batch = WriteBatch()
-        for e in live { batch.add(e.part) }
+        defer { batch.removeAll() }  // let go of the parts: their buffers go back to the executors
+        for e in entries { batch.add(e.part) }
         batch.add(own: ownWrites)
         do {
             try batch.append(to: r)
         } catch {
             dropConnection(error)
-            outbox.requeue(live)
+            outbox.requeue(entries)
             return 0
         }
-        sentAhead.append(.write(entries: live, own: ownWrites, replies: batch.replies))
+        written += entries
+        sentAhead.append(.write(entries: entries.count, own: ownWrites, replies: batch.replies))
         ownWrites.removeAll()
-        return live.count { $0.completes != nil }
+        return entries.count { $0.completes != nil }
     }
 
-    /// Written and acknowledged: count chord parts, free the deliveries.
-    /// Their transaction buffers go back to the outbox for the executors' next parts.
-    private func completed(_ entries: inout [Outbox.Entry]) {
-        for e in entries { if let part = e.chord { joinChord(part, tag: e.completes) } }
-        var spent: [[UInt8]] = []
-        spent.reserveCapacity(entries.count)
-        for i in entries.indices {
-            let b = entries[i].part.takeTransactionBuffer()
+    /// The first `count` entries in `written` were written and acknowledged: count chord
+    /// parts, free the deliveries. Their transaction buffers go back to the outbox for
+    /// the executors' next parts.
+    private func completed(first count: Int) {
+        guard count > 0 else { return }
+        for e in written[..<count] { if let part = e.chord { joinChord(part, tag: e.completes) } }
+        for i in 0..<count {
+            let b = written[i].part.takeTransactionBuffer()
             if b.capacity > 0 { spent.append(b) }
-            guard let tag = entries[i].completes, var h = held.removeValue(forKey: tag) else { continue }
+            guard let tag = written[i].completes, var h = held.removeValue(forKey: tag) else { continue }
             processed[h.message.task, default: 0] += 1
             recycle(&h)
         }
-        outbox.recycle(spent)
+        written.removeFirst(count)
+        outbox.recycle(&spent)
     }
 
     /// Keep a finished task's runner for the next delivery, and its envelope buffer and
@@ -576,30 +664,37 @@ public final class Consumer: @unchecked Sendable {
     /// read at the connection's next use, except when the queues looked empty: then the
     /// claim is read at once, so a message that just arrived starts now. Returns how
     /// many started.
-    private func exchange(_ entries: [Outbox.Entry], claiming: Bool, claimMore: Bool = true) -> Int {
+    private func exchange(_ entries: inout [Outbox.Entry], claiming: Bool, claimMore: Bool = true) -> Int {
         guard ensureConnected(), let r = redis else {
             outbox.requeue(entries)
+            entries.removeAll(keepingCapacity: true)
             return 0
         }
-        let completing = sendWrite(entries, on: r)
+        let completing = sendWrite(&entries, on: r)
         guard connection != nil else { return 0 }
         // Deliveries this write completes free their slots now: its replies come before
         // the claim's, and a failed write drops the connection (and the claim).
         let room = capacity - active + completing - claimedAhead.count
+        var sending: String?
         do {
-            let keys = configuration.claimByMove && !moveRefused ? QueueKeys.consumeOrder(queues: queueOrder) : []
+            let keys = configuration.claimByMove && !moveRefused ? moveKeys : []
             let plan = ClaimByMove.plan(keys: keys, lengths: lengths, room: room)
             // A claim by move replaces its claiming list: only once the last one's records are sent.
             if !claimMore {
                 try r.flush()
             } else if claiming && room > 0 && !plan.isEmpty && claimingInUse.isEmpty {
-                try claimLists.append(plan, stamp: Self.stamp(clock.now()), on: r)
+                wire.removeAll(keepingCapacity: true)
+                claimLists.append(plan, stamp: Self.stamp(clock.now()), to: &wire)
+                try r.append(resp: wire)
                 sentAhead.append(.moveClaim(plan))
                 try sendLengths(keys, on: r)
                 try r.flush()
                 if queuesLookEmpty { settle() }
             } else if claiming && room > 0 {
-                if let pending = try claim.start(on: r, queues: queueOrder, max: room) {
+                claimSerial += 1
+                sending = String(claimSerial)
+                if let pending = try claim.start(on: r, keys: claimKeys, max: room, serial: sending!) {
+                    sending = nil
                     sentAhead.append(.claim(pending))
                     if !keys.isEmpty {
                         try sendLengths(keys, on: r)
@@ -609,12 +704,15 @@ public final class Consumer: @unchecked Sendable {
                 } else {
                     try r.flush()
                     settle()  // the first claim loads the script, reading its own replies
-                    tookClaim(try claim.claim(on: r, queues: queueOrder, max: room), asked: room)
+                    tookClaim(try claim.claim(on: r, queues: queueOrder, max: room, serial: sending!), asked: room)
+                    sending = nil
                 }
             } else {
                 try r.flush()
             }
         } catch {
+            // A claim being sent when the connection broke may have run: its receipt says.
+            if case .connection = error, let serial = sending { lostClaim = serial }
             if case .reply(let m) = error {
                 claimRefused(m)
             } else {
@@ -622,8 +720,12 @@ public final class Consumer: @unchecked Sendable {
             }
         }
         guard claiming else { return 0 }
-        let deliveries = claimedAhead
-        claimedAhead.removeAll()
+        var deliveries: [DeliveryClaim.Delivery] = []
+        swap(&deliveries, &claimedAhead)
+        defer {
+            deliveries.removeAll(keepingCapacity: true)
+            spare.keep(deliveries: deliveries)
+        }
         let now = clock.now()
         for d in deliveries { dispatch(d, now: now) }
         return deliveries.count
@@ -858,7 +960,8 @@ public final class Consumer: @unchecked Sendable {
     /// Cold stop: give back everything held, running tasks included.
     private func leave(returning tags: [String]) {
         _ = pool.takeQueued()
-        write(outbox.take(waitingUpTo: 0))
+        var rest = outbox.take(waitingUpTo: 0)
+        write(&rest)
         let pending = tags.filter { held[$0] != nil } + takeClaimedAhead().map(\.tag)
         if giveBack(pending), !pending.isEmpty {
             logger.warning(
@@ -869,7 +972,7 @@ public final class Consumer: @unchecked Sendable {
     /// Restore tags to their queues; true on success (or nothing to do).
     private func giveBack(_ tags: [String]) -> Bool {
         guard !tags.isEmpty else { return true }
-        write([])
+        writeOwn()
         guard ensureConnected(), let r = redis else { return false }
         do {
             try restore.returnDeliveries(tags, on: r)

@@ -27,18 +27,23 @@ public struct DeliveryClaim: Sendable {
         public var queue: String { QueueKeys.queueName(ofListKey: listKey) }
     }
 
-    /// KEYS: unacked, unacked_index, then lists in consume order. ARGV: max.
+    /// KEYS: unacked, unacked_index, then lists in consume order, then (with a serial)
+    /// the receipt key. ARGV: max, the claim's serial ("" or absent: no receipt).
     /// Returns a flat array: tag, list key, message, tag, list key, …
+    /// A claim that took anything and has a serial also writes its receipt: the serial,
+    /// then each tag, a line each (`receipt(of:on:)`).
     public static let script = RedisScript(
         """
         local max = tonumber(ARGV[1])
+        local serial = ARGV[2] or ''
+        local lists = serial ~= '' and #KEYS - 1 or #KEYS
         local t = redis.call('TIME')
         -- Whole seconds, rounded up (a lease never looks older than it is): Redis keeps
         -- a small zset as a listpack, where a fractional score is re-parsed with strtod
         -- at every step of every insert's scan (the top cost of a claim in profiles).
         -- Passed as a string: Lua would format a number with "%.17g" for every member.
         local now = tostring(tonumber(t[1]) + (tonumber(t[2]) > 0 and 1 or 0))
-        local out, hash, index = {}, {}, {}
+        local out, hash, index, tags = {}, {}, {}, {serial}
         local n, no, nh, ni = 0, 0, 0, 0
         local find, sub, match = string.find, string.sub, string.match
         local TAG, EXCHANGE, ROUTING = 'delivery_tag": "', 'exchange": "', 'routing_key": "'
@@ -71,11 +76,11 @@ public struct DeliveryClaim: Sendable {
         -- Older servers RPOP each list in turn.
         local lmpop = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
         local i = 3
-        while i <= #KEYS and n < max do
+        while i <= lists and n < max do
           local key, popped
           if lmpop then
-            local args = {#KEYS - i + 1}
-            for j = i, #KEYS do args[#args + 1] = KEYS[j] end
+            local args = {lists - i + 1}
+            for j = i, lists do args[#args + 1] = KEYS[j] end
             args[#args + 1], args[#args + 2], args[#args + 3] = 'RIGHT', 'COUNT', max - n
             local r = redis.call('LMPOP', unpack(args))
             if not r then break end
@@ -109,52 +114,94 @@ public struct DeliveryClaim: Sendable {
             nh, ni = nh + 2, ni + 2
             if nh >= 2000 then flush() end
             n = n + 1
+            tags[n + 1] = tag
             out[no + 1], out[no + 2], out[no + 3] = tag, key, m
             no = no + 3
           end
         end
         flush()
+        if serial ~= '' and n > 0 then
+          redis.call('SET', KEYS[#KEYS], table.concat(tags, '\\n'), 'EX', 86400)
+        end
         return out
         """)
 
-    public init() {}
+    /// Where this worker's claims write their receipts (nil: no receipts).
+    public let receiptKey: String?
 
-    /// Claim up to `max` messages from `queues` (kombu's priority order).
-    public func claim(on redis: RedisConnection, queues: [String], max: Int) throws(RedisError) -> [Delivery] {
-        try claim(on: redis, keys: Self.keys(queues), max: max)
+    /// `receiptKey`: where each claim writes what it took, so a worker whose connection
+    /// dropped before a claim's reply came can put those messages back (`receipt(of:on:)`)
+    /// instead of leaving them in `unacked` until the visibility timeout. One per worker.
+    ///
+    ///     let claim = DeliveryClaim(receiptKey: DeliveryClaim.receiptKey(hostname: "w1@host"))
+    public init(receiptKey: String? = nil) { self.receiptKey = receiptKey }
+
+    /// A worker's receipt key.
+    public static func receiptKey(hostname: String) -> String { "celeris.claim_receipt:\(hostname)" }
+
+    /// The tags the claim `serial` took, from this worker's receipt; empty when the receipt
+    /// is another claim's (the claim never ran, or took nothing).
+    public func receipt(of serial: String, on redis: RedisConnection) throws(RedisError) -> [String] {
+        guard let receiptKey, let text = try redis.command("GET", receiptKey).text else { return [] }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.first == serial else { return [] }
+        return Array(lines.dropFirst())
     }
 
-    /// Run the script on `keys` and read its reply, loading it first where Redis lacks it.
-    private func claim(on redis: RedisConnection, keys: [String], max: Int) throws(RedisError) -> [Delivery] {
-        let pending = Pending(keys: keys, max: max)
-        if try DeliveryClaim.script.start(on: redis, keys: keys, args: [String(max)]),
-            let took = try finish(pending, on: redis)
-        {
-            return took
-        }
+    /// Claim up to `max` messages from `queues` (kombu's priority order). `serial`: this
+    /// claim's, written to the receipt (when the claim has a receipt key).
+    public func claim(on redis: RedisConnection, queues: [String], max: Int, serial: String = "") throws(RedisError)
+        -> [Delivery]
+    {
+        try claim(on: redis, pending: Pending(keys: keys(queues), max: max, serial: serial))
+    }
+
+    /// Run the script for `pending` and read its reply, loading it first where Redis lacks it.
+    private func claim(on redis: RedisConnection, pending: Pending) throws(RedisError) -> [Delivery] {
+        if try send(pending, on: redis), let took = try finish(pending, on: redis) { return took }
         _ = try DeliveryClaim.script.load(on: redis)
-        guard try DeliveryClaim.script.start(on: redis, keys: keys, args: [String(max)]),
-            let took = try finish(pending, on: redis)
-        else { throw .reply("the claim script was lost again right after loading") }
+        guard try send(pending, on: redis), let took = try finish(pending, on: redis) else {
+            throw .reply("the claim script was lost again right after loading")
+        }
         return took
     }
 
-    /// The script's keys: kombu's bookkeeping, then the lists in consume order.
-    private static func keys(_ queues: [String]) -> [String] {
-        [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
+    /// Send the EVALSHA; false when the script is not loaded yet.
+    private func send(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> Bool {
+        try DeliveryClaim.script.start(
+            on: redis, keys: pending.keys,
+            args: [String(pending.max), receiptKey == nil ? "" : pending.serial.isEmpty ? "-" : pending.serial])
+    }
+
+    /// The script's keys: kombu's bookkeeping, the lists in consume order, then the receipt key.
+    public func keys(_ queues: [String]) -> [String] {
+        var keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey] + QueueKeys.consumeOrder(queues: queues)
+        if let receiptKey { keys.append(receiptKey) }
+        return keys
     }
 
     /// A claim sent ahead (`start`), whose reply `finish` reads: Redis runs it while the caller works.
     public struct Pending: Sendable {
         let keys: [String]
         let max: Int
+        /// The claim's serial, written to the receipt with its tags.
+        public let serial: String
     }
 
     /// Send a claim without waiting; nil when it cannot be sent ahead (script not loaded yet).
-    public func start(on redis: RedisConnection, queues: [String], max: Int) throws(RedisError) -> Pending? {
-        let keys = Self.keys(queues)
-        guard try DeliveryClaim.script.start(on: redis, keys: keys, args: [String(max)]) else { return nil }
-        return Pending(keys: keys, max: max)
+    public func start(on redis: RedisConnection, queues: [String], max: Int, serial: String = "") throws(RedisError)
+        -> Pending?
+    {
+        try start(on: redis, keys: keys(queues), max: max, serial: serial)
+    }
+
+    /// `start` with the script's keys made already (`keys(queues)`: a caller that claims
+    /// from the same queues every turn makes them once).
+    public func start(on redis: RedisConnection, keys: [String], max: Int, serial: String = "") throws(RedisError)
+        -> Pending?
+    {
+        let pending = Pending(keys: keys, max: max, serial: serial)
+        return try send(pending, on: redis) ? pending : nil
     }
 
     /// What a claim sent ahead took, read in its turn among the connection's replies;
@@ -173,7 +220,7 @@ public struct DeliveryClaim: Sendable {
 
     /// Claim again what a `finish` that returned nil did not take.
     public func retry(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery] {
-        try claim(on: redis, keys: pending.keys, max: pending.max)
+        try claim(on: redis, pending: pending)
     }
 
     /// The claim script's flat reply (tag, list key, message, …) read in place: one
@@ -191,7 +238,7 @@ public struct DeliveryClaim: Sendable {
     {
         guard reply.isArray else { throw .reply("claim script returned \(RedisValue(reply: reply.pointer))") }
         let n = reply.count
-        var out: [Delivery] = []
+        var out = spare.deliveryList()
         out.reserveCapacity(n / 3)
         var i = 0
         while i + 2 < n {

@@ -76,9 +76,17 @@ public final class Outbox: @unchecked Sendable {
 
     /// Keep written parts' buffers for reuse (up to `spareCount`, those of at most `spareBytes`).
     public func recycle(_ buffers: [[UInt8]]) {
+        var buffers = buffers
+        recycle(&buffers)
+    }
+
+    /// `recycle`, emptying `buffers` (its storage kept) before an executor can take one:
+    /// a buffer still listed there would be shared, and copied on reuse.
+    public func recycle(_ buffers: inout [[UInt8]]) {
         guard !buffers.isEmpty else { return }
         lock.lock()
         for b in buffers where spare.count < Self.spareCount && b.capacity <= Self.spareBytes { spare.append(b) }
+        buffers.removeAll(keepingCapacity: true)
         lock.unlock()
     }
 
@@ -110,6 +118,19 @@ public final class Outbox: @unchecked Sendable {
     ///     var ready: [Int32] = []
     ///     let batch = outbox.take(waitingUpTo: 0.1, watching: [socket], readable: &ready)
     public func take(waitingUpTo seconds: Double, watching sockets: [Int32], readable: inout [Int32]) -> [Entry] {
+        var out: [Entry] = []
+        take(waitingUpTo: seconds, watching: sockets, readable: &readable, into: &out)
+        return out
+    }
+
+    /// `take`, swapping the posted entries into `out` (which must be empty): its storage
+    /// becomes the box's, so the consumer's turns reuse two arrays, not one per turn.
+    ///
+    ///     outbox.take(waitingUpTo: 0, watching: [], readable: &ready, into: &entries)
+    public func take(
+        waitingUpTo seconds: Double, watching sockets: [Int32], readable: inout [Int32], into out: inout [Entry]
+    ) {
+        precondition(out.isEmpty, "take(into:) needs an empty array")
         lock.lock()
         let wait = entries.isEmpty && !woken && seconds > 0
         if wait || !sockets.isEmpty {
@@ -125,10 +146,8 @@ public final class Outbox: @unchecked Sendable {
             waiting = false
         }
         woken = false
-        let out = entries
-        entries.removeAll(keepingCapacity: true)
+        swap(&out, &entries)
         lock.unlock()
-        return out
     }
 
     /// Put entries back at the front (their write failed).

@@ -30,6 +30,15 @@ public enum RESP {
         for var a in args { a.withUTF8 { appendBulk($0, to: &out) } }
     }
 
+    /// Append one command written as its name and arguments, with no array of them built.
+    ///
+    ///     RESP.append(command: "LLEN", key, to: &out)
+    public static func append(command name: StaticString, _ args: String..., to out: inout [UInt8]) {
+        appendCount(1 + args.count, to: &out)
+        appendBulk(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), to: &out)
+        for var a in args { a.withUTF8 { appendBulk($0, to: &out) } }
+    }
+
     /// A command's count line, `*n` CRLF, for commands written argument by argument.
     static func appendCount(_ n: Int, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "*"))

@@ -23,6 +23,8 @@ public final class RedisConnection {
     public let endpoint: RedisEndpoint
     /// The socket's sends and receives go through io_uring (one submission per round trip).
     public let usesUring: Bool
+    /// Where commands are encoded before hiredis copies them (kept for its storage).
+    private var scratch: [UInt8] = []
 
     /// Connect and run the endpoint's AUTH/SELECT. `timeoutMs` bounds the connect and
     /// every reply (`readTimeoutMs: 0`: replies may take forever, for a subscriber).
@@ -62,10 +64,26 @@ public final class RedisConnection {
 
     /// Queue commands without waiting: encoded as RESP here and handed to hiredis in one call.
     public func append(_ commands: [[String]]) throws(RedisError) {
-        var wire: [UInt8] = []
-        wire.reserveCapacity(commands.count * 64)
-        for c in commands { RESP.append(c, to: &wire) }
-        try append(resp: wire)
+        scratch.removeAll(keepingCapacity: true)
+        for c in commands { RESP.append(c, to: &scratch) }
+        try append(resp: scratch)
+    }
+
+    /// Queue one command given in parts (`name`, then each of `parts` in turn), encoded
+    /// without an array of its arguments being built: a claim's EVALSHA each loop turn.
+    ///
+    ///     try redis.append("EVALSHA", [sha, "2"], keys, CollectionOfOne("10"))
+    func append(
+        _ name: StaticString, _ first: some Collection<String>, _ second: some Collection<String>,
+        _ third: some Collection<String>
+    ) throws(RedisError) {
+        scratch.removeAll(keepingCapacity: true)
+        RESP.appendCount(1 + first.count + second.count + third.count, to: &scratch)
+        RESP.appendBulk(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), to: &scratch)
+        for var a in first { a.withUTF8 { RESP.appendBulk($0, to: &scratch) } }
+        for var a in second { a.withUTF8 { RESP.appendBulk($0, to: &scratch) } }
+        for var a in third { a.withUTF8 { RESP.appendBulk($0, to: &scratch) } }
+        try append(resp: scratch)
     }
 
     /// Queue commands already encoded as RESP, without waiting.

@@ -26,9 +26,11 @@ public final class RedisScript: Sendable {
     /// Start a run without waiting: the EVALSHA is written now and its reply read
     /// by `finish` (other replies must not be read in between). False when the
     /// script is not loaded yet: call `run` instead.
-    public func start(on redis: RedisConnection, keys: [String], args: [String] = []) throws(RedisError) -> Bool {
+    public func start(on redis: RedisConnection, keys: [String], args: some Collection<String> = [])
+        throws(RedisError) -> Bool
+    {
         guard let sha = sha.get() else { return false }
-        try redis.append(command(sha: sha, keys: keys, args: args))
+        try redis.append("EVALSHA", [sha, String(keys.count)], keys, args)
         try redis.flush()
         return true
     }

@@ -15,6 +15,8 @@ public struct SpareBuffers: Sendable {
 
     public private(set) var envelopes: [[UInt8]] = []
     public private(set) var tags: [String] = []
+    /// An emptied list of deliveries, for the next claim's.
+    private var deliveries: [DeliveryClaim.Delivery] = []
 
     public init() {}
 
@@ -41,6 +43,19 @@ public struct SpareBuffers: Sendable {
             return
         }
         envelopes.append(envelope)
+    }
+
+    /// An empty list for a claim's deliveries (a started claim's storage, when kept).
+    mutating func deliveryList() -> [DeliveryClaim.Delivery] {
+        var out: [DeliveryClaim.Delivery] = []
+        swap(&out, &deliveries)
+        return out
+    }
+
+    /// Keep a list whose deliveries were all started, emptied, for the next claim's.
+    public mutating func keep(deliveries list: [DeliveryClaim.Delivery]) {
+        guard list.isEmpty, list.capacity > deliveries.capacity else { return }
+        deliveries = list
     }
 
     /// Keep a finished delivery's tag string (unless full).

@@ -72,10 +72,14 @@ public struct WriteBatch {
 
     private var parts: [Part] = []
     private var transactionCount = 0
-    private var acked: [String] = []
+    /// The acknowledged tags as RESP bulk strings, for the one ZREM and one HDEL.
+    private var ackedTags: [UInt8] = []
+    private var ackedCount = 0
     private var own: [UInt8] = []
     private var plainCount = 0
     private var ownCount = 0
+    /// Where the transaction's end (ZREM, HDEL, EXEC) is encoded when the batch is sent.
+    private var close: [UInt8] = []
 
     public init() {}
 
@@ -84,7 +88,10 @@ public struct WriteBatch {
         parts.append(part)
         plainCount += part.plainCount
         transactionCount += part.transactionCount
-        if let tag = part.acked { acked.append(tag) }
+        if var tag = part.acked {
+            tag.withUTF8 { RESP.appendBulk($0, to: &ackedTags) }
+            ackedCount += 1
+        }
     }
 
     /// Add commands that go last, after the transaction (the consumer's own writes).
@@ -93,45 +100,68 @@ public struct WriteBatch {
         ownCount += commands.count
     }
 
-    private var hasTransaction: Bool { transactionCount > 0 || !acked.isEmpty }
+    /// Empty the batch for the next loop turn, keeping its buffers' storage (the parts
+    /// are let go, so their buffers can be reused by the executors).
+    public mutating func removeAll() {
+        parts.removeAll(keepingCapacity: true)
+        ackedTags.removeAll(keepingCapacity: true)
+        own.removeAll(keepingCapacity: true)
+        transactionCount = 0
+        ackedCount = 0
+        plainCount = 0
+        ownCount = 0
+    }
+
+    private var hasTransaction: Bool { transactionCount > 0 || ackedCount > 0 }
 
     /// Nothing to send.
     public var isEmpty: Bool { plainCount == 0 && !hasTransaction && ownCount == 0 }
 
     /// How many replies the batch's commands get.
     public var replies: Int {
-        plainCount + (hasTransaction ? 2 + transactionCount + (acked.isEmpty ? 0 : 2) : 0) + ownCount
+        plainCount + (hasTransaction ? 2 + transactionCount + (ackedCount == 0 ? 0 : 2) : 0) + ownCount
     }
 
     /// Queue the batch on `redis` without waiting, piece by piece in pipeline order.
-    public func append(to redis: RedisConnection) throws(RedisError) {
+    public mutating func append(to redis: RedisConnection) throws(RedisError) {
         try pieces { (bytes) throws(RedisError) in try redis.append(resp: bytes) }
     }
 
     /// The batch as one RESP pipeline (what `append(to:)` queues).
     public var wire: [UInt8] {
-        var out: [UInt8] = []
-        pieces { out += $0 }
-        return out
+        mutating get {
+            var out: [UInt8] = []
+            pieces { out += $0 }
+            return out
+        }
     }
 
+    private static let multi = RESP.format(["MULTI"])
+    private static let exec = RESP.format(["EXEC"])
+
     /// The batch's bytes in pipeline order: plain commands, the transaction, own commands.
-    private func pieces<E: Error>(_ body: ([UInt8]) throws(E) -> Void) throws(E) {
+    private mutating func pieces<E: Error>(_ body: ([UInt8]) throws(E) -> Void) throws(E) {
         for p in parts where p.plainCount > 0 { try body(p.plain) }
         if hasTransaction {
-            var open: [UInt8] = []
-            RESP.append(["MULTI"], to: &open)
-            try body(open)
+            try body(Self.multi)
             for p in parts where p.transactionCount > 0 { try body(p.transaction) }
-            var close: [UInt8] = []
-            close.reserveCapacity(64 + acked.count * 90)
-            if !acked.isEmpty {
-                RESP.append(["ZREM", DeliveryClaim.unackedIndexKey] + acked, to: &close)
-                RESP.append(["HDEL", DeliveryClaim.unackedKey] + acked, to: &close)
+            close.removeAll(keepingCapacity: true)
+            if ackedCount > 0 {
+                appendAcks("ZREM", DeliveryClaim.unackedIndexKey)
+                appendAcks("HDEL", DeliveryClaim.unackedKey)
             }
-            RESP.append(["EXEC"], to: &close)
+            close += Self.exec
             try body(close)
         }
         if ownCount > 0 { try body(own) }
+    }
+
+    /// `command key tag…` with every acknowledged tag, into `close` (kombu's ack, folded).
+    private mutating func appendAcks(_ command: StaticString, _ key: String) {
+        RESP.appendCount(ackedCount + 2, to: &close)
+        RESP.appendBulk(UnsafeBufferPointer(start: command.utf8Start, count: command.utf8CodeUnitCount), to: &close)
+        var key = key
+        key.withUTF8 { RESP.appendBulk($0, to: &close) }
+        close += ackedTags
     }
 }

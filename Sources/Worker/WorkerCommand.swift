@@ -121,6 +121,9 @@ struct WorkerCommand: ParsableCommand {
         let step = stepSeconds ?? env["CELERIS_STEP_SECONDS"].flatMap(Double.init) ?? 1
         let node = nodeName()
         let logger = CelerisLogging.bootstrap(label: node, level: CelerisLogging.level(loglevel)!)
+        // A write to a connection Redis has closed is an error the consumer handles (it
+        // reconnects and sends again), not a reason for the process to die.
+        signal(SIGPIPE, SIG_IGN)
 
         let ioMode = IOMode(rawValue: io ?? env["CELERIS_IO"] ?? "auto") ?? .auto
         let reader = FileReader(mode: ioMode)

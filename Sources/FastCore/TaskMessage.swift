@@ -397,7 +397,7 @@ public struct TaskMessage: Sendable {
         s.fields.received = bytes
     }
 
-    /// The body `[args, kwargs, embed]` found at `range` of the envelope `buf`, read into `f`.
+    /// The body `[args, kwargs, embed]` found at `range` of the envelope `buf`, read into `fields`.
     private static func body(
         _ f: EnvelopeDecoder.Fields, at range: Range<Int>, in buf: UnsafeBufferPointer<UInt8>, into fields: inout Fields
     ) throws(PoisonMessage) {

@@ -8,10 +8,10 @@
 ///     let took = try claim.finish(pending, on: redis, reusing: &spare)
 ///     spare.keep(envelope: finished.received)
 public struct SpareBuffers: Sendable {
-    /// At most this many of each are kept.
-    public static let limit = 1024
+    /// At most this many of each are kept (as many as the outbox keeps written buffers).
+    public static let limit = Outbox.spareCount
     /// Envelope buffers larger than this are let go (one huge message would pin its size).
-    public static let largestEnvelope = 16 << 10
+    public static let largestEnvelope = Outbox.spareBytes
 
     public private(set) var envelopes: [[UInt8]] = []
     public private(set) var tags: [String] = []

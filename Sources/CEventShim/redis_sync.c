@@ -28,6 +28,9 @@ ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms,
         return NULL;
     }
     redisEnableKeepAlive(ctx);
+    /* Keep the reader's buffer when it empties: hiredis frees it past 16 KB and regrows
+     * it for the next large reply (a claim's batch), several reallocations a turn. */
+    ctx->reader->maxbuf = 0;
     ce_redis_sync *r = calloc(1, sizeof(*r));
     ce_reply_arena *arena = ce_reply_arena_new();
     if (!r || !arena) {
@@ -84,14 +87,24 @@ void ce_redis_sync_release(ce_redis_sync *r, ce_reply *reply) {
     ce_reply_arena_reset(r->arena);
 }
 
+/* Send what is queued over the plain socket and empty the buffer, keeping its memory
+ * (hiredis' own write frees it and starts a new one each time it drains). */
+static int socket_flush(redisContext *c) {
+    size_t len = sdslen(c->obuf), sent = 0;
+    while (sent < len) {
+        ssize_t n = send(c->fd, c->obuf + sent, len - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(errno));
+        sent += (size_t)n;
+    }
+    sdsclear(c->obuf);
+    return REDIS_OK;
+}
+
 /* Write everything queued without reading (its replies are read later). 0 ok, -1 on error. */
 int ce_redis_sync_flush(ce_redis_sync *r) {
     if (r->uring) return ce_redis_uring_flush(r->uring, r->ctx) == REDIS_OK ? 0 : -1;
-    int done = 0;
-    do {
-        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) return -1;
-    } while (!done);
-    return 0;
+    return socket_flush(r->ctx) == REDIS_OK ? 0 : -1;
 }
 
 /* Set the read timeout for blocking commands. */

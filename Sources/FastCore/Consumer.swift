@@ -152,6 +152,9 @@ public final class Consumer: @unchecked Sendable {
     private var spent: [[UInt8]] = []
     /// Commands the consumer encodes itself (claims by move, their records), kept for its storage.
     private var wire: [UInt8] = []
+    /// The armed wakers' sockets the loop waits on, and those found readable (kept between turns).
+    private var watched: [Int32] = []
+    private var ready: [Int32] = []
     /// Claimed and not yet started.
     private var claimedAhead: [DeliveryClaim.Delivery] = []
     /// Envelope buffers and tags of finished tasks, for the next claims' messages.
@@ -287,8 +290,9 @@ public final class Consumer: @unchecked Sendable {
             }
             if (claimed == 0 || queuesLookEmpty) && phase == .consuming && hasRoom { armWakers() }
             let busy = (claimed > 0 && !queuesLookEmpty) || !sentAhead.isEmpty
-            let watched = phase == .consuming ? wakers.values.compactMap(\.socket) : []
-            var ready: [Int32] = []
+            watched.removeAll(keepingCapacity: true)
+            if phase == .consuming { for w in wakers.values { if let s = w.socket { watched.append(s) } } }
+            ready.removeAll(keepingCapacity: true)
             outbox.take(
                 waitingUpTo: busy ? 0 : wait(idle: phase == .consuming && hasRoom ? idle : 0.1),
                 watching: watched, readable: &ready, into: &taken)

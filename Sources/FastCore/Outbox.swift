@@ -136,12 +136,19 @@ public final class Outbox: @unchecked Sendable {
         if wait || !sockets.isEmpty {
             waiting = wait
             lock.unlock()
-            var fds = sockets
-            if wait { fds.append(bell) }
-            var flags = [UInt8](repeating: 0, count: fds.count)
-            _ = ce_wait_readable(fds, Int32(fds.count), wait ? Int(min(seconds, 3600) * 1e6) : 0, &flags)
-            if wait && flags[fds.count - 1] != 0 { ce_bell_clear(bell) }
-            for (i, fd) in sockets.enumerated() where flags[i] != 0 { readable.append(fd) }
+            // The sockets, then the bell when waiting, in scratch space on the stack.
+            let n = sockets.count + (wait ? 1 : 0)
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { fds in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n) { flags in
+                    for (i, fd) in sockets.enumerated() { fds[i] = fd }
+                    if wait { fds[n - 1] = bell }
+                    flags.initialize(repeating: 0)
+                    let timeout = wait ? Int(min(seconds, 3600) * 1e6) : 0
+                    _ = ce_wait_readable(fds.baseAddress, Int32(n), timeout, flags.baseAddress)
+                    if wait && flags[n - 1] != 0 { ce_bell_clear(bell) }
+                    for (i, fd) in sockets.enumerated() where flags[i] != 0 { readable.append(fd) }
+                }
+            }
             lock.lock()
             waiting = false
         }

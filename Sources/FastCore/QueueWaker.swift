@@ -30,7 +30,11 @@ public final class QueueWaker {
         self.endpoint = endpoint
         self.listKey = listKey
         self.logger = logger
+        blockingMove = RESP.format(["BLMOVE", listKey, listKey, "RIGHT", "RIGHT", "0"])
     }
+
+    /// The BLMOVE each arming sends, encoded once.
+    private let blockingMove: [UInt8]
 
     /// No message has landed since `arm` as far as this waker has read (or it is off,
     /// and the consumer polls).
@@ -44,7 +48,7 @@ public final class QueueWaker {
         guard !outstanding, !off, now >= retryAt else { return }
         do {
             if redis == nil { redis = try RedisConnection(endpoint: endpoint, timeoutMs: 3000) }
-            try redis!.append(["BLMOVE", listKey, listKey, "RIGHT", "RIGHT", "0"])
+            try redis!.append(resp: blockingMove)
             try redis!.flush()
             outstanding = true
         } catch {
@@ -58,15 +62,15 @@ public final class QueueWaker {
         guard outstanding, let r = redis else { return false }
         outstanding = false
         do {
-            let reply = try r.read()
-            if let e = reply.errorMessage {
-                logger.warning("queue waker for \(listKey) off (\(e)); the consumer polls")
+            // Looked at where it was parsed: the moved message itself is not copied out.
+            let (error, isNull) = try r.read { ($0.isError ? $0.text : nil, $0.isNil) }
+            if let error {
+                logger.warning("queue waker for \(listKey) off (\(error)); the consumer polls")
                 off = true
                 redis = nil
                 return false
             }
-            if case .null = reply { return false }
-            return true
+            return !isNull
         } catch {
             lost(now)
             return true

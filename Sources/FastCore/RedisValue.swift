@@ -61,6 +61,8 @@ public struct RedisReply {
     public var isError: Bool { ce_reply_type(pointer) == Int32(CE_REPLY_ERROR.rawValue) }
     /// An array reply.
     public var isArray: Bool { ce_reply_type(pointer) == Int32(CE_REPLY_ARRAY.rawValue) }
+    /// A nil reply (a blocking pop that timed out, a missing key).
+    public var isNil: Bool { ce_reply_type(pointer) == Int32(CE_REPLY_NIL.rawValue) }
     /// Elements of an array reply (0 for any other kind).
     public var count: Int { ce_reply_elements(pointer) }
     /// Element `i` of an array reply.

@@ -292,12 +292,12 @@ public struct ClaimByMove: Sendable {
             commands += 3
         }
         RESP.appendCount(1 + claiming.count, to: &out)
-        RESP.appendBulk("DEL".utf8, to: &out)
-        for key in claiming { RESP.appendBulk(key.utf8, to: &out) }
+        RESP.appendBulk("DEL", to: &out)
+        RESP.appendBulks(claiming, to: &out)
         RESP.appendCount(2 + claiming.count, to: &out)
-        RESP.appendBulk("ZREM".utf8, to: &out)
+        RESP.appendBulk("ZREM", to: &out)
         RESP.appendBulk(Self.registryKey.utf8, to: &out)
-        for key in claiming { RESP.appendBulk(key.utf8, to: &out) }
+        RESP.appendBulks(claiming, to: &out)
         RESP.append(["EXEC"], to: &out)
         return commands + 2
     }

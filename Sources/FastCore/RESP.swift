@@ -27,7 +27,7 @@ public enum RESP {
         for a in args { needed += 16 + a.utf8.count }
         if out.capacity < out.count + needed { out.reserveCapacity(max(out.count + needed, out.capacity * 2)) }
         appendCount(args.count, to: &out)
-        for var a in args { a.withUTF8 { appendBulk($0, to: &out) } }
+        appendBulks(args, to: &out)
     }
 
     /// Append one command written as its name and arguments, with no array of them built.
@@ -35,8 +35,8 @@ public enum RESP {
     ///     RESP.append(command: "LLEN", key, to: &out)
     public static func append(command name: StaticString, _ args: String..., to out: inout [UInt8]) {
         appendCount(1 + args.count, to: &out)
-        appendBulk(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), to: &out)
-        for var a in args { a.withUTF8 { appendBulk($0, to: &out) } }
+        appendBulk(name, to: &out)
+        appendBulks(args, to: &out)
     }
 
     /// A command's count line, `*n` CRLF, for commands written argument by argument.
@@ -55,6 +55,16 @@ public enum RESP {
         out.append(contentsOf: second)
         out.append(0x0D)
         out.append(0x0A)
+    }
+
+    /// A literal argument (a command's name) as a bulk string.
+    static func appendBulk(_ text: StaticString, to out: inout [UInt8]) {
+        appendBulk(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount), to: &out)
+    }
+
+    /// Each string as a bulk string, from its contiguous UTF-8.
+    static func appendBulks(_ args: some Sequence<String>, to out: inout [UInt8]) {
+        for var a in args { a.withUTF8 { appendBulk($0, to: &out) } }
     }
 
     /// One argument as a bulk string.

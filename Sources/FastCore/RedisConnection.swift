@@ -79,10 +79,10 @@ public final class RedisConnection {
     ) throws(RedisError) {
         scratch.removeAll(keepingCapacity: true)
         RESP.appendCount(1 + first.count + second.count + third.count, to: &scratch)
-        RESP.appendBulk(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), to: &scratch)
-        for var a in first { a.withUTF8 { RESP.appendBulk($0, to: &scratch) } }
-        for var a in second { a.withUTF8 { RESP.appendBulk($0, to: &scratch) } }
-        for var a in third { a.withUTF8 { RESP.appendBulk($0, to: &scratch) } }
+        RESP.appendBulk(name, to: &scratch)
+        RESP.appendBulks(first, to: &scratch)
+        RESP.appendBulks(second, to: &scratch)
+        RESP.appendBulks(third, to: &scratch)
         try append(resp: scratch)
     }
 

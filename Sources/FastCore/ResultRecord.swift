@@ -138,7 +138,7 @@ public struct ResultRecord: Sendable {
     /// `name key [expiry]` of a command whose last argument (the value) follows.
     private func appendHead(_ name: StaticString, expiry: Bool, to out: inout [UInt8]) {
         RESP.appendCount(expiry ? 4 : 3, to: &out)
-        RESP.appendBulk(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), to: &out)
+        RESP.appendBulk(name, to: &out)
         var id = taskId
         id.withUTF8 { RESP.appendBulk(Self.keyPrefixBytes, $0, to: &out) }
         if expiry { RESP.appendBulk(Self.expiryText, to: &out) }

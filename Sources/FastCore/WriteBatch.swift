@@ -159,7 +159,7 @@ public struct WriteBatch {
     /// `command key tag…` with every acknowledged tag, into `close` (kombu's ack, folded).
     private mutating func appendAcks(_ command: StaticString, _ key: String) {
         RESP.appendCount(ackedCount + 2, to: &close)
-        RESP.appendBulk(UnsafeBufferPointer(start: command.utf8Start, count: command.utf8CodeUnitCount), to: &close)
+        RESP.appendBulk(command, to: &close)
         var key = key
         key.withUTF8 { RESP.appendBulk($0, to: &close) }
         close += ackedTags

@@ -38,29 +38,36 @@ public struct DeliveryClaim: Sendable {
         local serial = ARGV[2] or ''
         local lists = serial ~= '' and #KEYS - 1 or #KEYS
         local t = redis.call('TIME')
+        -- Numbers go to Redis as strings made with '%d': Lua would format each with "%.14g"
+        -- (printf's floating-point path, about 2,000 instructions a number).
+        local fmt = string.format
         -- Whole seconds, rounded up (a lease never looks older than it is): Redis keeps
         -- a small zset as a listpack, where a fractional score is re-parsed with strtod
         -- at every step of every insert's scan (the top cost of a claim in profiles).
-        -- Passed as a string: Lua would format a number with "%.17g" for every member.
-        local now = tostring(tonumber(t[1]) + (tonumber(t[2]) > 0 and 1 or 0))
+        local now = t[2] == '0' and t[1] or fmt('%d', tonumber(t[1]) + 1)
         local out, hash, index, tags = {}, {}, {}, {serial}
         local n, no, nh, ni = 0, 0, 0, 0
         local find, sub, match = string.find, string.sub, string.match
         local TAG, EXCHANGE, ROUTING = 'delivery_tag": "', 'exchange": "', 'routing_key": "'
-        -- The value after `key` ('name": "' as kombu's json.dumps writes it), else any spacing.
+        -- The value after `key` ('name": "' as kombu's json.dumps writes it), else any spacing,
+        -- searched from `from` (kombu writes "properties" last: a claim looks in the last
+        -- 512 bytes first, so neither a small envelope nor a many-megabyte chord body is
+        -- scanned whole three times), then, if not there, from the start.
         -- The search starts from the name's first letter (a plain search stops at every
         -- quote in the JSON otherwise), then checks the opening quote: the same first match.
-        local function field(s, key, name, empty)
-          local i = find(s, key, 1, true)
+        local function field(s, from, key, name, empty)
+          local i = find(s, key, from, true)
           if i and sub(s, i - 1, i - 1) ~= '"' then
-            i = find(s, '"' .. key, 1, true)
+            i = find(s, '"' .. key, from, true)
             i = i and i + 1
           end
           if i then
             local j = find(s, '"', i + #key, true)
             if j and (empty or j > i + #key) then return sub(s, i + #key, j - 1) end
           end
-          return match(s, '"' .. name .. '"%s*:%s*"([^"]' .. (empty and '*' or '+') .. ')"')
+          local v = match(s, '"' .. name .. '"%s*:%s*"([^"]' .. (empty and '*' or '+') .. ')"', from)
+          if v or from == 1 then return v end
+          return field(s, 1, key, name, empty)
         end
         -- HSET/ZADD once per batch (in chunks, within Lua's unpack limit).
         local function flush()
@@ -79,31 +86,25 @@ public struct DeliveryClaim: Sendable {
         while i <= lists and n < max do
           local key, popped
           if lmpop then
-            local args = {lists - i + 1}
+            local args = {fmt('%d', lists - i + 1)}
             for j = i, lists do args[#args + 1] = KEYS[j] end
-            args[#args + 1], args[#args + 2], args[#args + 3] = 'RIGHT', 'COUNT', max - n
+            args[#args + 1], args[#args + 2], args[#args + 3] = 'RIGHT', 'COUNT', n == 0 and ARGV[1] or fmt('%d', max - n)
             local r = redis.call('LMPOP', unpack(args))
             if not r then break end
             key, popped = r[1], r[2]
             while KEYS[i] ~= key do i = i + 1 end
           else
-            key, popped = KEYS[i], redis.call('RPOP', KEYS[i], max - n)
+            key, popped = KEYS[i], redis.call('RPOP', KEYS[i], n == 0 and ARGV[1] or fmt('%d', max - n))
           end
           i = i + 1
           local queue = string.gsub(key, '\\6\\22%d$', '')
           for _, m in ipairs(popped or {}) do
-            -- kombu writes "properties" last: look in the tail first, so a
-            -- many-megabyte body (a chord's results) is not scanned three times.
-            local props = #m > 4096 and sub(m, -4096) or m
-            local tag = field(props, TAG, 'delivery_tag', false)
-            if not tag and props ~= m then
-              props = m
-              tag = field(m, TAG, 'delivery_tag', false)
-            end
+            local from = #m > 512 and #m - 511 or 1
+            local tag = field(m, from, TAG, 'delivery_tag', false)
             local record
             if tag then
-              local ex = field(props, EXCHANGE, 'exchange', true) or ''
-              local rk = field(props, ROUTING, 'routing_key', true) or queue
+              local ex = field(m, from, EXCHANGE, 'exchange', true) or ''
+              local rk = field(m, from, ROUTING, 'routing_key', true) or queue
               record = '[' .. m .. ', "' .. ex .. '", "' .. rk .. '"]'
             else
               tag = 'celeris-undecodable-' .. t[1] .. '.' .. t[2] .. '-' .. n
@@ -121,7 +122,7 @@ public struct DeliveryClaim: Sendable {
         end
         flush()
         if serial ~= '' and n > 0 then
-          redis.call('SET', KEYS[#KEYS], table.concat(tags, '\\n'), 'EX', 86400)
+          redis.call('SET', KEYS[#KEYS], table.concat(tags, '\\n'), 'EX', '86400')
         end
         return out
         """)

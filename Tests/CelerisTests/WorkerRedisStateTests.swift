@@ -60,6 +60,47 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(record[2], "celery")
     }
 
+    /// The claim looks for the tag, exchange and routing key in the envelope's last 512
+    /// bytes first: a field before them (long properties), in JSON with other spacing,
+    /// or in a short envelope is still found, and so is a tag after a large body.
+    func testClaimFindsDeliveryFieldsInsideAndOutsideTheTail() throws {
+        let routed = TaskMessage(task: "add", args: [1, 2])
+        let padding = String(repeating: "p", count: 700)
+        let longProperties = routed.envelope()
+            .replacingOccurrences(
+                of: #""delivery_info": {"exchange": "", "routing_key": "celery"}"#,
+                with: #""delivery_info": {"exchange": "tasks", "routing_key": "add.fast"}"#
+            )
+            .replacingOccurrences(of: #""body_encoding""#, with: #""x-padding": "\#(padding)", "body_encoding""#)
+        let spaced = TaskMessage(task: "add", args: [3, 4])
+        let spacedRaw = spaced.envelope()
+            .replacingOccurrences(of: #""exchange": """#, with: #""exchange" :  "direct""#)
+            .replacingOccurrences(of: #""delivery_tag": ""#, with: #""delivery_tag":""#)
+        let big = TaskMessage(task: "add", args: [.string(String(repeating: "x", count: 100_000)), 1])
+        let short = #"{"properties": {"delivery_info": {"exchange": "e", "routing_key": "r"}, "delivery_tag": "t1"}}"#
+        for raw in [longProperties, spacedRaw, big.envelope(), short] {
+            try client.command("LPUSH", "celery", raw)
+        }
+        let info = try XCTUnwrap(longProperties.range(of: "delivery_info"))
+        XCTAssertGreaterThan(
+            longProperties.utf8.distance(from: info.lowerBound, to: longProperties.endIndex), 512,
+            "the exchange lies before the last 512 bytes")
+        let claimed = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10)
+        XCTAssertEqual(claimed.map(\.tag), [routed.deliveryTag, spaced.deliveryTag, big.deliveryTag, "t1"])
+        func record(_ tag: String) throws -> JSON {
+            try JSONParser.parse(try client.command("HGET", "unacked", tag).bytes ?? [])
+        }
+        XCTAssertEqual(try record(routed.deliveryTag)[1], "tasks", "found before the last 512 bytes")
+        XCTAssertEqual(try record(routed.deliveryTag)[2], "add.fast")
+        XCTAssertEqual(try record(spaced.deliveryTag)[1], "direct", "other spacing")
+        XCTAssertEqual(try record(spaced.deliveryTag)[2], "celery")
+        XCTAssertEqual(try record(big.deliveryTag)[0]?["headers"]?["id"], .string(big.id))
+        XCTAssertEqual(try record("t1")[1], "e")
+        XCTAssertEqual(try record("t1")[2], "r")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 4)
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 4)
+    }
+
     /// A batch claim pops with one LMPOP per non-empty list and records every delivery, in
     /// kombu's format, with one HSET and one ZADD; what is over `max` stays queued.
     func testBatchClaimTakesExactlyMaxAcrossPriorityLists() throws {

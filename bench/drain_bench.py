@@ -4,8 +4,9 @@ stored in Celery's format, drained by a Celeris worker and by Python Celery
 (prefork -c 2) in one run; worker peak RSS; Redis commands per task from
 INFO commandstats; redis-benchmark -P 32 as the box's limit; then end-to-end
 latency (scheduled LPUSH -> result published) at fixed offered rates with the
-native client tasklat/tasklat.c, percentiles from an HdrHistogram. Writes
-perf/results/drain.json.
+native client tasklat/tasklat.c, percentiles from an HdrHistogram, bracketed by
+wakeprobe/wakeprobe.c (how late this machine wakes a sleeping thread with nothing
+else running: a floor under any p99 here). Writes perf/results/drain.json.
 
 Scaling runs on the same workload: the io_uring worker with larger prefetch
 windows (--wide-prefetch) and K worker processes sharing the broker
@@ -127,6 +128,14 @@ def redis_cost(stats, redis_cpu, worker_cpu, n):
     return cost
 
 
+def wake_lateness(probe, seconds=3):
+    """How late the machine wakes a thread sleeping 100 us at a time (us percentiles)."""
+    print(f"wake-up probe, {seconds} s ...", flush=True)
+    done = subprocess.run([probe, str(seconds), "100"], timeout=seconds + 60, stdout=subprocess.PIPE, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["late_us"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -140,6 +149,7 @@ def main():
     ap.add_argument("--processes", type=int, default=2, help="a drain by this many worker processes (0: none)")
     a = ap.parse_args()
     tasklat = native_client("tasklat")
+    wakeprobe = native_client("wakeprobe")
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     procs = []
@@ -217,6 +227,7 @@ def main():
         procs.append(w)
         time.sleep(1)
         out["latency_us"] = {}
+        out["wake_late_us"] = {"before": wake_lateness(wakeprobe)}
         for rate in [int(x) for x in a.rates.split(",")]:
             print(f"latency at {rate} tasks/s offered ...", flush=True)
             path = os.path.join(BUILD, f"latency-{rate}.txt")
@@ -232,6 +243,7 @@ def main():
                                                             (("p50", 50), ("p99", 99), ("p999", 99.9), ("max", 100))},
                                             "sender_lateness": summary.get("send_lag_us")}
             r.flushall()
+        out["wake_late_us"]["after"] = wake_lateness(wakeprobe)
         w.send_signal(signal.SIGTERM); w.wait(10)
         # Python Celery prefork
         fill(r, a.celery_tasks)
@@ -280,6 +292,10 @@ def main():
         late = l.get("sender_lateness") or {}
         print(f"{rate:>16} {l['p50'] / 1000:9.2f} {l['p99'] / 1000:9.2f} {l['p999'] / 1000:9.2f} {l['max'] / 1000:9.2f}"
               f" {late.get('p50', 0) / 1000:>15.2f} / {late.get('p99', 0) / 1000:.2f}")
+    for when, w in out["wake_late_us"].items():
+        print(f"{'idle wake-up late':>16} p50 {w['p50'] / 1000:.2f} ms, p99 {w['p99'] / 1000:.2f} ms,"
+              f" p99.9 {w['p999'] / 1000:.2f} ms, max {w['max'] / 1000:.2f} ms ({when} the latency runs:"
+              f" a thread sleeping 100 us at a time, the worker and Redis idle)")
     json.dump(out, open(os.path.join(ROOT, "perf/results/drain.json"), "w"), indent=1)
     print("wrote perf/results/drain.json")
 

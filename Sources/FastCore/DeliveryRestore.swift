@@ -27,6 +27,19 @@ public struct DeliveryRestore: Sendable {
         return 1
         """)
 
+    /// KEYS: unacked, unacked_index. ARGV: tag, newest score that may be dropped. Drops
+    /// the tag's index entry if it has no record in `unacked` (someone deleted the hash,
+    /// or a write was cut between the two) and its lease is no newer than ARGV[2], as
+    /// kombu's restore does: left there, such entries would fill every recovery pass's
+    /// first `limit` tags and keep the stale deliveries behind them from ever coming back.
+    static let dropUnrecordedScript = RedisScript(
+        """
+        local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+        if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+        if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+        return redis.call('ZREM', KEYS[2], ARGV[1])
+        """)
+
     /// KEYS: mutex. ARGV: token. kombu's compare-and-delete release.
     static let releaseScript = RedisScript(
         """
@@ -66,15 +79,26 @@ public struct DeliveryRestore: Sendable {
         let records = try redis.pipeline(tags.map { ["HGET", DeliveryClaim.unackedKey, $0] })
         let sha = try DeliveryRestore.moveScript.load(on: redis)  // then one pipelined EVALSHA per tag
         var moves: [[String]] = []
+        var unrecorded: [[String]] = []
         for (tag, record) in zip(tags, records) {
-            guard let raw = record.bytes else { continue }
+            guard let raw = record.bytes else {
+                unrecorded.append([tag, String(newestScore)])
+                continue
+            }
             let (target, envelope) = DeliveryRestore.restoredMessage(record: raw)
             moves.append(
                 DeliveryRestore.moveScript.command(
                     sha: sha, keys: [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey, target],
                     args: [tag, String(decoding: raw, as: UTF8.self), envelope, String(newestScore)]))
         }
-        return try redis.pipeline(moves).reduce(0) { $0 + Int($1.integer ?? 0) }
+        if !unrecorded.isEmpty {
+            let drop = try DeliveryRestore.dropUnrecordedScript.load(on: redis)
+            let keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey]
+            moves += unrecorded.map { DeliveryRestore.dropUnrecordedScript.command(sha: drop, keys: keys, args: $0) }
+        }
+        // The drops' replies (1 per entry dropped) are not moves: only the first `count` replies count.
+        let count = moves.count - unrecorded.count
+        return try redis.pipeline(moves).prefix(count).reduce(0) { $0 + Int($1.integer ?? 0) }
     }
 
     /// From an `unacked` record `[envelope, exchange, routing_key]`: the list

@@ -101,6 +101,32 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 4)
     }
 
+    /// Recovery drops stale `unacked_index` entries whose record is gone (someone deleted
+    /// `unacked`), as kombu's restore does: 1,200 of them ahead of a stale delivery no
+    /// longer fill every pass's first 1,000 tags and keep that delivery from coming back.
+    func testRecoveryDropsIndexEntriesWhoseRecordIsGone() throws {
+        let m = TaskMessage(task: "add", args: [1, 2])
+        try enqueue([m])
+        XCTAssertEqual(try DeliveryClaim().claim(on: client, queues: ["celery"], max: 1).count, 1)
+        var stale = ["ZADD", "unacked_index", "2000", m.deliveryTag, "9000", "recent-and-gone"]
+        for i in 0..<1200 { stale += [String(1000 + i % 500), "gone-\(i)"] }
+        _ = try client.pipeline([stale])
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 1202)
+        let restore = DeliveryRestore()
+        // Leases up to 3000 are stale (visibility timeout 3600 at 6600).
+        XCTAssertEqual(try restore.recoverStale(on: client, visibilityTimeout: 3600, now: 6600), 0)
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 202, "the first 1,000 dropped")
+        XCTAssertEqual(try restore.recoverStale(on: client, visibilityTimeout: 3600, now: 6600), 1)
+        XCTAssertEqual(
+            try keys(), ["celery", "unacked_index", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+        XCTAssertEqual(
+            try client.command("ZRANGE", "unacked_index", "0", "2").elements?.compactMap(\.text), ["recent-and-gone"],
+            "an entry whose lease is not stale stays")
+        let back = try XCTUnwrap(try client.command("LRANGE", "celery", "0", "-1").elements?.first?.bytes)
+        XCTAssertEqual(try JSONParser.parse(back)["headers"]?["id"], .string(m.id))
+        XCTAssertEqual(try JSONParser.parse(back)["headers"]?["redelivered"], true)
+    }
+
     /// A batch claim pops with one LMPOP per non-empty list and records every delivery, in
     /// kombu's format, with one HSET and one ZADD; what is over `max` stays queued.
     func testBatchClaimTakesExactlyMaxAcrossPriorityLists() throws {

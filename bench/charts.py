@@ -13,7 +13,8 @@ from benchlib import ROOT  # noqa: E402
 RESULTS = os.path.join(ROOT, "perf", "results")
 
 
-def bars(path, title, labels, values, unit, log=False):
+def bars(path, title, labels, values, unit, log=False, lines=()):
+    """Horizontal bars; `lines`: (x, label) reference lines drawn across them."""
     fig, ax = plt.subplots(figsize=(9, 0.55 * len(labels) + 1.6))
     colors = ["#2b8a3e" if l.lower().startswith(("celeris", "nginx")) else "#868e96" for l in labels]
     ax.barh(labels, values, color=colors)
@@ -23,7 +24,10 @@ def bars(path, title, labels, values, unit, log=False):
     ax.set_xlabel(unit)
     ax.set_title(title)
     for i, v in enumerate(values):
-        ax.text(v, i, f" {v:,.0f}", va="center", fontsize=8)
+        ax.text(v, i, f" {v:,.2f}" if v < 10 else f" {v:,.0f}", va="center", fontsize=8)
+    for x, label in lines:
+        ax.axvline(x, color="#c92a2a", linestyle="--", linewidth=1)
+        ax.text(x, -0.6, f" {label}", color="#c92a2a", fontsize=8, va="bottom")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -60,8 +64,13 @@ def main():
         if lat:
             labels = [f"{rate}/s {p}" for rate in lat for p in ("p50", "p99", "p999")]
             values = [lat[rate][p] / 1000 for rate in lat for p in ("p50", "p99", "p999")]
+            lines = [(2.0, "target p99 at 10k/s: 2 ms")]
+            wake = dr.get("wake_late_us")
+            if wake:
+                floor = max(w["p99"] for w in wake.values()) / 1000
+                lines.append((floor, f"idle wake-up late, p99: {floor:.2f} ms"))
             bars(os.path.join(RESULTS, "latency.png"), "Celeris worker, LPUSH -> result published, fixed offered rates",
-                 labels, values, "milliseconds (log)", log=True)
+                 labels, values, "milliseconds (log)", log=True, lines=lines)
 
 
 if __name__ == "__main__":

@@ -79,10 +79,10 @@ public struct DeliveryRestore: Sendable {
         let records = try redis.pipeline(tags.map { ["HGET", DeliveryClaim.unackedKey, $0] })
         let sha = try DeliveryRestore.moveScript.load(on: redis)  // then one pipelined EVALSHA per tag
         var moves: [[String]] = []
-        var unrecorded: [[String]] = []
+        var unrecorded: [String] = []
         for (tag, record) in zip(tags, records) {
             guard let raw = record.bytes else {
-                unrecorded.append([tag, String(newestScore)])
+                unrecorded.append(tag)
                 continue
             }
             let (target, envelope) = DeliveryRestore.restoredMessage(record: raw)
@@ -91,14 +91,16 @@ public struct DeliveryRestore: Sendable {
                     sha: sha, keys: [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey, target],
                     args: [tag, String(decoding: raw, as: UTF8.self), envelope, String(newestScore)]))
         }
+        var drops: [[String]] = []
         if !unrecorded.isEmpty {
             let drop = try DeliveryRestore.dropUnrecordedScript.load(on: redis)
             let keys = [DeliveryClaim.unackedKey, DeliveryClaim.unackedIndexKey]
-            moves += unrecorded.map { DeliveryRestore.dropUnrecordedScript.command(sha: drop, keys: keys, args: $0) }
+            drops = unrecorded.map {
+                DeliveryRestore.dropUnrecordedScript.command(sha: drop, keys: keys, args: [$0, String(newestScore)])
+            }
         }
-        // The drops' replies (1 per entry dropped) are not moves: only the first `count` replies count.
-        let count = moves.count - unrecorded.count
-        return try redis.pipeline(moves).prefix(count).reduce(0) { $0 + Int($1.integer ?? 0) }
+        // Only the moves count: the drops' replies come after theirs.
+        return try redis.pipeline(moves + drops).prefix(moves.count).reduce(0) { $0 + Int($1.integer ?? 0) }
     }
 
     /// From an `unacked` record `[envelope, exchange, routing_key]`: the list

@@ -184,26 +184,19 @@ public final class Consumer: @unchecked Sendable {
 
     /// Consume from `queues` from the next claim on.
     func resetQueueOrder(_ queues: [String]) { queueOrder = queues }
-    /// The claim script's keys for `queueOrder`, made again only when the order changes.
-    private var claimKeys: [String] {
-        if claimKeysOrder != queueOrder {
-            claimKeysOrder = queueOrder
-            claimKeysMade = claim.keys(queueOrder)
+    /// The claim script's keys for `queueOrder`, and the consumed lists in consume order
+    /// (`QueueKeys.consumeOrder`, for claims by move): made again only when the order changes.
+    private var claimKeys: [String] { queueKeys.claim }
+    private var moveKeys: [String] { queueKeys.lists }
+    private var queueKeys: (claim: [String], lists: [String]) {
+        if keysOrder != queueOrder {
+            keysOrder = queueOrder
+            keysMade = (claim.keys(queueOrder), QueueKeys.consumeOrder(queues: queueOrder))
         }
-        return claimKeysMade
+        return keysMade
     }
-    private var claimKeysOrder: [String] = []
-    private var claimKeysMade: [String] = []
-    /// The consumed lists in consume order (`QueueKeys.consumeOrder`), for claims by move.
-    private var moveKeys: [String] {
-        if moveKeysOrder != queueOrder {
-            moveKeysOrder = queueOrder
-            moveKeysMade = QueueKeys.consumeOrder(queues: queueOrder)
-        }
-        return moveKeysMade
-    }
-    private var moveKeysOrder: [String] = []
-    private var moveKeysMade: [String] = []
+    private var keysOrder: [String] = []
+    private var keysMade: (claim: [String], lists: [String]) = ([], [])
     /// Claimed deliveries by tag, each with its runner (queued, waiting, running or finishing).
     var held: [String: TaskRunner] = [:]
     var scheduled: [(due: Double, tag: String)] = []

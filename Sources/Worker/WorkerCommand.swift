@@ -180,8 +180,10 @@ final class ShutdownSignals {
             signal(signo, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             src.setEventHandler {
-                let n = count.get() + 1
-                count.set(n)
+                let n = count.modify { n in
+                    n += 1
+                    return n
+                }
                 handler(signo, n)
             }
             src.resume()

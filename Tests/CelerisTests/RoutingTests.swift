@@ -67,7 +67,8 @@ final class RoutingTests: XCTestCase {
         let order = LockedBox<[Int64]>([])
         let worker = InProcessWorker(redis: redis, concurrency: 1, prefetch: 1) { r in
             r.register("record") { ctx in
-                order.set(order.get() + [try ctx.int(0, "p")])
+                let p = try ctx.int(0, "p")
+                order.modify { $0.append(p) }
                 return nil
             }
         }
@@ -87,7 +88,8 @@ final class RoutingTests: XCTestCase {
         let order = LockedBox<[String]>([])
         let worker = InProcessWorker(redis: redis, queues: ["a", "b"], concurrency: 1, prefetch: 1) { r in
             r.register("record_queue") { ctx in
-                order.set(order.get() + [ctx.argument(0, "q")?.stringValue ?? "?"])
+                let q = ctx.argument(0, "q")?.stringValue ?? "?"
+                order.modify { $0.append(q) }
                 return nil
             }
         }

@@ -118,7 +118,7 @@ final class TaskOptionsTests: RedisTestCase {
         let starts = LockedBox<[Double]>([])
         let worker = InProcessWorker(redis: redis, concurrency: 4) { r in
             r.register("limited", options: TaskOptions(rateLimit: RateLimit("5/s"))) { _ in
-                starts.set(starts.get() + [CeleryTime.now()])
+                starts.modify { $0.append(CeleryTime.now()) }
                 return nil
             }
         }

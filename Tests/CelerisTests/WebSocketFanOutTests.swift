@@ -129,7 +129,7 @@ final class Collector: @unchecked Sendable {
     func start() {
         Thread { [self] in
             while let m = try? WebSocketFanOutTests.nextText(socket) {
-                if m["state"] == "SUCCESS" { finals.set(finals.get() + 1) } else { progress.set(progress.get() + 1) }
+                if m["state"] == "SUCCESS" { finals.modify { $0 += 1 } } else { progress.modify { $0 += 1 } }
                 if finals.get() == 1 { break }
             }
         }.start()

@@ -5,14 +5,13 @@ import Foundation
 extension Consumer {
     /// Hand a remote-control command to the loop (thread-safe).
     public func control(_ request: ControlRequest) {
-        controlInbox.set(controlInbox.get() + [request])
+        controlInbox.modify { $0.append(request) }
         outbox.wake()
     }
 
     func answerControlRequests() {
-        let requests = controlInbox.get()
+        let requests = controlInbox.exchange([])
         guard !requests.isEmpty else { return }
-        controlInbox.set([])
         for request in requests where request.isFor(configuration.hostname) {
             let reply = answer(request)
             if let reply, let to = request.replyTo { sendReply(reply, to: to, ticket: request.ticket) }
@@ -340,9 +339,4 @@ extension Consumer {
         }
         autoscaler = scaler
     }
-}
-
-/// The package version reported in events and stats.
-public enum Celeris {
-    public static let version = "0.1.0"
 }

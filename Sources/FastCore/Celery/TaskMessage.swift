@@ -1,12 +1,5 @@
 import Foundation
 
-/// Why a queued message cannot be run; such a message goes to the dead-letter list.
-public struct PoisonMessage: Error, CustomStringConvertible, Sendable {
-    public let reason: String
-    public init(_ reason: String) { self.reason = reason }
-    public var description: String { reason }
-}
-
 /// A task message in Celery's protocol v2, carried in a kombu envelope.
 ///
 /// Build one to send, or decode one a producer (Python Celery or Celeris) queued:
@@ -495,22 +488,5 @@ extension TaskMessage.Fields {
         if let origin = d.origin { origin.assign(to: &self.origin, in: buf) } else { origin = "" }
         headersValue = nil
         headersRange = headers
-    }
-}
-
-/// Python's `repr` for JSON values, used in `argsrepr`/`kwargsrepr`.
-public enum PythonRepr {
-    public static func repr(_ v: JSON) -> String {
-        switch v {
-        case .null: return "None"
-        case .bool(let b): return b ? "True" : "False"
-        case .int(let i): return String(i)
-        case .double(let d): return "\(d)"
-        case .string(let s):
-            guard s.utf8.contains(where: { $0 == 0x27 || $0 == 0x5C }) else { return "'" + s + "'" }
-            return "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
-        case .array(let a): return "[" + a.map(repr).joined(separator: ", ") + "]"
-        case .object(let o): return "{" + o.map { "'\($0.key)': \(repr($0.value))" }.joined(separator: ", ") + "}"
-        }
     }
 }

@@ -175,12 +175,3 @@ public final class TaskContext: @unchecked Sendable {
     /// How many times this task id was retried before.
     public var retries: Int { message.retries }
 }
-
-/// A value guarded by a lock, shared between threads.
-public final class LockedBox<Value: Sendable>: Sendable {
-    /// Stored inline: a box is one allocation (an NSLock adds two, per task on the hot path).
-    private let state: Mutex<Value>
-    public init(_ value: Value) { state = Mutex(value) }
-    public func get() -> Value { state.withLock { $0 } }
-    public func set(_ v: Value) { state.withLock { $0 = v } }
-}

@@ -1,0 +1,61 @@
+import CEventShim
+
+/// A client connection; holds a C reference until released with the object.
+public final class Connection {
+    public let handle: OpaquePointer
+    public let id: UInt64
+
+    public init(_ handle: OpaquePointer) {
+        self.handle = handle
+        ce_conn_retain(handle)
+        id = ce_conn_id(handle)
+    }
+
+    deinit { ce_conn_release(handle) }
+
+    public var isOpen: Bool { ce_conn_is_open(handle) != 0 }
+
+    /// Called with the status of the response this connection object writes (request metrics).
+    public var onRespond: ((Int) -> Void)?
+
+    /// Write a response; `close` ends the connection after it.
+    public func respond(
+        status: Int, body: String, contentType: String = "application/json", headers: [String: String] = [:],
+        close: Bool = false
+    ) {
+        onRespond?(status)
+        onRespond = nil
+        let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+        var body = body
+        body.withUTF8 { b in
+            _ = ce_http_respond(
+                handle, Int32(status), HTTPStatus.reason(status), contentType,
+                UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self), b.count,
+                extra.isEmpty ? nil : extra, close ? 1 : 0)
+        }
+    }
+
+    /// Write `value` as a JSON response.
+    public func respond(status: Int, json value: JSON, headers: [String: String] = [:], close: Bool = false) {
+        respond(status: status, body: value.serialized(), headers: headers, close: close)
+    }
+
+    /// Accept a WebSocket upgrade with the client's key.
+    public func acceptWebSocket(key: String) { _ = ce_ws_accept(handle, key, key.utf8.count) }
+
+    /// Queue a frame shared with other connections.
+    public func send(frame: OpaquePointer) { _ = ce_ws_send_frame(handle, frame) }
+
+    /// Send one text frame to this connection only.
+    public func sendText(_ text: String) {
+        var text = text
+        text.withUTF8 { b in
+            _ = ce_ws_send(
+                handle, Int32(CE_WS_TEXT.rawValue),
+                UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self), b.count)
+        }
+    }
+
+    /// Start the close handshake.
+    public func closeWebSocket(code: Int, reason: String) { _ = ce_ws_close(handle, Int32(code), reason) }
+}

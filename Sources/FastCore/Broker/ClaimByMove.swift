@@ -35,9 +35,7 @@ public struct ClaimByMove: Sendable {
     public func claimingKey(_ listKey: String) -> String {
         if let key = claimingKeys.get()[listKey] { return key }
         let key = "\(Self.registryKey):\(hostname.utf8.count):\(hostname):\(listKey)"
-        var keys = claimingKeys.get()
-        keys[listKey] = key
-        claimingKeys.set(keys)
+        claimingKeys.modify { $0[listKey] = key }
         return key
     }
 

@@ -19,14 +19,6 @@ public struct DeliveryClaim: Sendable {
     public static let indexWidener =
         "celeris: a member longer than zset-max-listpack-value keeps unacked_index a skiplist; never left in it"
 
-    /// One claimed message.
-    public struct Delivery: Sendable {
-        public let tag: String
-        public let listKey: String
-        public let raw: [UInt8]
-        public var queue: String { QueueKeys.queueName(ofListKey: listKey) }
-    }
-
     /// KEYS: unacked, unacked_index, then lists in consume order, then (with a serial)
     /// the receipt key. ARGV: max, the claim's serial ("" or absent: no receipt).
     /// Returns a flat array: tag, list key, message, tag, list key, …

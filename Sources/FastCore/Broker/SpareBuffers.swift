@@ -16,7 +16,7 @@ public struct SpareBuffers: Sendable {
     public private(set) var envelopes: [[UInt8]] = []
     public private(set) var tags: [String] = []
     /// An emptied list of deliveries, for the next claim's.
-    private var deliveries: [DeliveryClaim.Delivery] = []
+    private var deliveries: [Delivery] = []
 
     public init() {}
 
@@ -46,14 +46,14 @@ public struct SpareBuffers: Sendable {
     }
 
     /// An empty list for a claim's deliveries (a started claim's storage, when kept).
-    mutating func deliveryList() -> [DeliveryClaim.Delivery] {
-        var out: [DeliveryClaim.Delivery] = []
+    mutating func deliveryList() -> [Delivery] {
+        var out: [Delivery] = []
         swap(&out, &deliveries)
         return out
     }
 
     /// Keep a list whose deliveries were all started, emptied, for the next claim's.
-    public mutating func keep(deliveries list: [DeliveryClaim.Delivery]) {
+    public mutating func keep(deliveries list: [Delivery]) {
         guard list.isEmpty, list.capacity > deliveries.capacity else { return }
         deliveries = list
     }

@@ -29,6 +29,34 @@ struct WorkerEvents {
         ]
     }
 
+    /// The writes of one turn: worker-online once, pending task events as one
+    /// `task.multi`, a heartbeat every `heartbeatSeconds`. `workerEvent` makes a
+    /// worker event's body of a type.
+    mutating func commands(now: Double, hostname node: String, db: Int, workerEvent: (String) -> JSON) -> [[String]] {
+        var out: [[String]] = []
+        if !online {
+            online = true
+            out.append(
+                Self.publish(
+                    stamp(workerEvent("worker-online"), hostname: node), routingKey: "worker.online", hostname: node,
+                    db: db))
+        }
+        if !pending.isEmpty {
+            var batch: [JSON] = []
+            for event in pending { batch.append(stamp(event, hostname: node)) }
+            pending.removeAll()
+            out.append(Self.publish(.array(batch), routingKey: "task.multi", hostname: node, db: db))
+        }
+        if now >= nextHeartbeat {
+            nextHeartbeat = now + Self.heartbeatSeconds
+            out.append(
+                Self.publish(
+                    stamp(workerEvent("worker-heartbeat"), hostname: node), routingKey: "worker.heartbeat",
+                    hostname: node, db: db))
+        }
+        return out
+    }
+
     /// The system's 1, 5 and 15 minute load averages.
     static func loadAverage() -> JSON {
         var l = [Double](repeating: 0, count: 3)

@@ -1,7 +1,7 @@
 import Foundation
 
-/// Celery's remote-control commands and events, answered on the consumer
-/// thread, which owns the worker's state.
+/// Celery's remote-control commands (`celery inspect` / `celery control`), answered
+/// on the consumer thread, which owns the worker's state, and the worker's events.
 extension Consumer {
     /// Hand a remote-control command to the loop (thread-safe).
     public func control(_ request: ControlRequest) {
@@ -20,7 +20,7 @@ extension Consumer {
 
     /// LPUSH `{node: reply}` to the queue bound to the reply routing key.
     private func sendReply(_ reply: JSON, to: (exchange: String, routingKey: String), ticket: String?) {
-        guard let r = redis,
+        guard let r = settledConnection(),
             let members = try? r.command("SMEMBERS", QueueKeys.bindingKey(exchange: to.exchange)).elements
         else { return }
         let prefix = to.routingKey + QueueKeys.separator
@@ -33,7 +33,7 @@ extension Consumer {
             headers: ["ticket": ticket.map(JSON.string) ?? nil, "clock": .int(Int64(events.clock))],
             exchange: to.exchange,
             routingKey: to.routingKey)
-        ownWrites.append(["LPUSH", queue, envelope])
+        pipeline.own.append(["LPUSH", queue, envelope])
     }
 
     /// The answer to one command; nil sends no reply (as Celery does for shutdown and mingle).
@@ -58,7 +58,7 @@ extension Consumer {
                         "request": requestInfo(h),
                     ]
                 })
-        case "revoked": return .array(revoked.map(JSON.string))
+        case "revoked": return .array(revoked.ids.map(JSON.string))
         case "revoke": return revoke(args)
         case "query_task":
             let ids = Set(args["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
@@ -100,7 +100,7 @@ extension Consumer {
             guard let max = args["max"]?.intValue, let min = args["min"]?.intValue else {
                 return ["error": "max and min required"]
             }
-            autoscaler = Autoscaler(max: Int(max), min: Int(min), keepalive: configuration.autoscaleKeepalive)
+            autoscaling.scaler = Autoscaler(max: Int(max), min: Int(min), keepalive: configuration.autoscaleKeepalive)
             return ["ok": .string("autoscale now max=\(max) min=\(min)")]
         case "add_consumer":
             guard let q = args["queue"]?.stringValue, !q.isEmpty else { return ["error": "queue required"] }
@@ -143,18 +143,11 @@ extension Consumer {
         let ids =
             args["task_id"]?.arrayValue?.compactMap(\.stringValue) ?? [args["task_id"]?.stringValue].compactMap { $0 }
         let terminate = args["terminate"] == true
-        for id in ids where !revokedSet.contains(id) {
-            revokedSet.insert(id)
-            revoked.append(id)
-        }
-        if revoked.count > 50_000 {
-            for id in revoked.prefix(revoked.count - 50_000) { revokedSet.remove(id) }
-            revoked.removeFirst(revoked.count - 50_000)
-        }
+        revoked.add(ids)
         for (tag, h) in held where ids.contains(h.message.id) {
             if h.started == nil {
                 if let runner = pool.cancel(tag: tag) ?? (h.due != nil ? h : nil) {
-                    scheduled.removeAll { $0.tag == tag }
+                    schedule.remove(tag)
                     held[tag] = nil
                     finishRevoked(runner, terminated: false)
                 }
@@ -183,9 +176,9 @@ extension Consumer {
 
     private func setQueues(_ new: [String]) {
         queues = new.isEmpty ? queues : new
-        _ = redis  // take in a claim in flight first
-        redis = nil  // reconnect declares bindings for the new set
-        resetQueueOrder(queues)
+        settle()  // take in a claim in flight first
+        dropConnection()  // reconnect declares bindings for the new set
+        fetcher.reset(queues: queues)
     }
 
     /// `active` / `reserved` entries as Celery's inspect shows them.
@@ -231,7 +224,7 @@ extension Consumer {
             ("implementation", "celeris:threads"), ("running", .int(Int64(pool.running))),
             ("queued", .int(Int64(pool.queued))),
         ]
-        if let a = autoscaler {
+        if let a = autoscaling.scaler {
             poolInfo.append(
                 ("autoscaler", ["max": .int(Int64(a.max)), "min": .int(Int64(a.min)), "qty": .int(Int64(size))]))
         }
@@ -253,7 +246,7 @@ extension Consumer {
                 "stime": .double(Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6),
                 "maxrss": .int(Int64(usage.ru_maxrss)),
             ],
-            "held": ["reserved": .int(Int64(held.count - scheduled.count)), "scheduled": .int(Int64(scheduled.count))],
+            "held": ["reserved": .int(Int64(held.count - schedule.count)), "scheduled": .int(Int64(schedule.count))],
             "sw_ident": "celeris", "sw_ver": .string(Celeris.version), "sw_sys": "Linux",
         ]
     }
@@ -266,77 +259,16 @@ extension Consumer {
             events.pending.removeAll()
             return
         }
-        let node = configuration.hostname
-        let db = configuration.endpoint.db
-        if !events.online {
-            events.online = true
-            ownWrites.append(
-                WorkerEvents.publish(
-                    events.stamp(workerEvent("worker-online"), hostname: node), routingKey: "worker.online",
-                    hostname: node, db: db))
-        }
-        if !events.pending.isEmpty {
-            let batch = events.pending.map { events.stamp($0, hostname: node) }
-            events.pending.removeAll()
-            ownWrites.append(WorkerEvents.publish(.array(batch), routingKey: "task.multi", hostname: node, db: db))
-        }
-        if now >= events.nextHeartbeat {
-            events.nextHeartbeat = now + WorkerEvents.heartbeatSeconds
-            ownWrites.append(
-                WorkerEvents.publish(
-                    events.stamp(workerEvent("worker-heartbeat"), hostname: node), routingKey: "worker.heartbeat",
-                    hostname: node,
-                    db: db))
-        }
+        pipeline.own += events.commands(
+            now: now, hostname: configuration.hostname, db: configuration.endpoint.db, workerEvent: workerEvent)
     }
 
-    /// worker-offline on the way out.
-    func sayGoodbye() {
-        guard runnerSettings.events.get(), events.online, let r = redis else { return }
-        let node = configuration.hostname
-        let ev = events.stamp(workerEvent("worker-offline"), hostname: node)
-        _ = try? r.pipeline([
-            WorkerEvents.publish(ev, routingKey: "worker.offline", hostname: node, db: configuration.endpoint.db)
-        ])
-    }
-
-    private func workerEvent(_ type: String) -> JSON {
+    func workerEvent(_ type: String) -> JSON {
         [
             "freq": .double(WorkerEvents.heartbeatSeconds), "active": .int(Int64(pool.running)),
             "processed": .int(Int64(processed.values.reduce(0, +))), "loadavg": WorkerEvents.loadAverage(),
             "sw_ident": "celeris", "sw_ver": .string(Celeris.version), "sw_sys": "Linux",
             "timestamp": .double(clock.now()), "type": .string(type),
         ]
-    }
-
-    // MARK: - autoscale
-
-    /// Once a second: sample the gauges, and size the pool to running + waiting
-    /// work, the Redis backlog included.
-    func autoscale(_ now: Double) {
-        guard autoscaler != nil || configuration.metrics, now >= nextAutoscale, let r = redis else { return }
-        nextAutoscale = now + 1
-        let keys = QueueKeys.consumeOrder(queues: queues)
-        let depths = (try? r.pipeline(keys.map { ["LLEN", $0] })) ?? []
-        var perQueue: [String: Int] = [:]
-        for (key, n) in zip(keys, depths) {
-            perQueue[QueueKeys.queueName(ofListKey: key), default: 0] += Int(n.integer ?? 0)
-        }
-        let backlog = perQueue.values.reduce(0, +)
-        if configuration.metrics {
-            metrics.sample(
-                poolSize: pool.size, running: pool.running, prefetched: pool.queued,
-                scheduled: scheduled.count, queueDepths: perQueue)
-        }
-        guard var scaler = autoscaler else { return }
-        let size = pool.size
-        let demand = pool.running + pool.queued + backlog
-        if let n = scaler.decide(now: now, size: size, demand: demand), n != size {
-            pool.resize(to: n)
-            logger.info(
-                "autoscale: \(size) -> \(n) slots (running \(pool.running), waiting \(pool.queued), backlog \(backlog))"
-            )
-        }
-        autoscaler = scaler
     }
 }

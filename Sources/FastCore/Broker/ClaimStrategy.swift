@@ -1,0 +1,67 @@
+import Logging
+
+/// The seam between the worker engine and how it claims deliveries: `ScriptClaim`
+/// (one Lua script pops a batch and records it in kombu's `unacked`, the default) and
+/// `MoveClaim` (`--claim move`: a transaction moves each batch into the worker's
+/// claiming list, and the worker's next write records it).
+///
+/// The engine sends a claim ahead with its turn's writes (`send`), and reads each
+/// part of it in its turn among the connection's replies (`read`). Whatever must be
+/// written before anything can acknowledge a claimed delivery comes first in the next
+/// write (`appendRecords`).
+///
+///     var claim: any ClaimStrategy = ScriptClaim(hostname: "w1@host")
+///     _ = try claim.connected(on: redis, held: { _ in false })
+///     try claim.send(room: 64, queues: ["celery"], stamp: stamp, on: redis, into: &inFlight)
+protocol ClaimStrategy: AnyObject {
+    /// Queue the next claim of up to `room` deliveries from `queues` (kombu's consume
+    /// order) on the connection and flush it, adding what it sent to `inFlight`.
+    func send(
+        room: Int, queues: [String], stamp: String, on redis: RedisConnection, into inFlight: inout [ClaimInFlight])
+        throws(RedisError)
+    /// Read the reply of one part of a claim sent ahead.
+    func read(_ part: ClaimInFlight, on redis: RedisConnection, reusing spare: inout SpareBuffers)
+        throws(RedisError) -> ClaimReply
+    /// Claim again, synchronously, what a claim whose script Redis had lost did not take.
+    func retry(_ pending: DeliveryClaim.Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery]
+    /// Append what must be written before any acknowledgement (a claim by move's kombu
+    /// records), as RESP; the number of replies it gets, or nil when there is nothing.
+    func appendRecords(stamp: String, to wire: inout [UInt8]) -> Int?
+    /// Whether claimed deliveries wait to be recorded (`appendRecords`).
+    var hasUnrecorded: Bool { get }
+    /// The connection is gone with `inFlight` unanswered: forget what it knew of it.
+    func connectionLost(inFlight: some Collection<ClaimInFlight>)
+    /// A new connection, before any claim: put back what a claim lost with the last
+    /// connection took and nobody holds (`held` says who does). Returns how many went back.
+    func connected(on redis: RedisConnection, held: (String) -> Bool) throws(RedisError) -> Int
+    /// A clean stop: remove what only a lost claim would need.
+    func stopped(on redis: RedisConnection)
+}
+
+/// A part of a claim sent ahead, whose reply is read in its turn.
+enum ClaimInFlight {
+    /// The claim script (`DeliveryClaim`).
+    case script(DeliveryClaim.Pending)
+    /// A claim by move: each list's registration, the moving transaction and the reads
+    /// of the claiming lists (`ClaimByMove.append`).
+    case move([(key: String, count: Int)])
+    /// LLEN of each consumed list (what the next claim by move plans from).
+    case lengths([String])
+    /// The transaction recording what claims by move took (`ClaimByMove.appendRecords`).
+    case records(replies: Int)
+}
+
+/// What reading a part of a claim gave.
+enum ClaimReply {
+    /// Deliveries taken; a claim that took fewer than `asked` found the queues drained
+    /// (nil: the claim cannot tell).
+    case took([Delivery], asked: Int?)
+    /// Redis had lost the claim script: `retry` once every later reply is read.
+    case scriptLost(DeliveryClaim.Pending)
+    /// Redis refused the claim (LOADING, BUSY, …): the connection stays, the next claim waits a while.
+    case refused(String)
+    /// The consumed lists' lengths: whether every one was empty.
+    case lengths(allEmpty: Bool)
+    /// Nothing for the engine (records written).
+    case none
+}

@@ -1,0 +1,201 @@
+import Logging
+
+/// The worker's broker connection and what is in flight on it. Each turn's writes
+/// (outbox entries and the roles' own commands, in one `WriteBatch`) and the next
+/// claim go out together; their replies are read later, in order, by `settle`, so
+/// Redis works while the worker starts the previous claim's tasks. Nothing here reads
+/// a reply as a side effect: a caller that wants the connection to itself settles first
+/// (`settled()`).
+///
+///     pipeline.sendWrite(&entries) { _ in }
+///     try pipeline.sendClaim(room: 64, queues: ["celery"], stamp: stamp)
+///     let confirmed = pipeline.settle(reusing: &spare) { reply in fetcher.apply(reply, now: now) }
+final class BrokerPipeline {
+    /// Work written whose replies are not read yet, oldest first.
+    enum SentAhead {
+        /// `entries` outbox entries (the next ones in `written`) and the roles' own
+        /// commands, sent as one `WriteBatch`.
+        case write(entries: Int, own: [[String]], replies: Int)
+        /// A part of a claim (`ClaimStrategy`).
+        case claim(ClaimInFlight)
+    }
+
+    private(set) var connection: RedisConnection?
+    let claim: any ClaimStrategy
+    /// Commands the worker's roles add to the next write: results of tasks that did not
+    /// run with their acks, lease renewals, events, remote-control replies.
+    var own: [[String]] = []
+    private let outbox: Outbox
+    private let logger: Logger
+    private let clock: any WallClock
+    private var sentAhead: [SentAhead] = []
+    /// `settle`'s list of what it reads, kept between turns for its storage.
+    private var settling: [SentAhead] = []
+    /// A claim's parts as it sends them, kept for its storage.
+    private var claimParts: [ClaimInFlight] = []
+    /// Outbox entries written and not yet confirmed, oldest first (the `.write`s in
+    /// `sentAhead` count them off in order).
+    private var written: [Outbox.Entry] = []
+    /// The write being built, written buffers on their way back to the outbox, and the
+    /// claim records' encoding: kept between turns for their storage.
+    private var batch = WriteBatch()
+    private var spent: [[UInt8]] = []
+    private var wire: [UInt8] = []
+
+    init(claim: any ClaimStrategy, outbox: Outbox, clock: any WallClock, logger: Logger) {
+        self.claim = claim
+        self.outbox = outbox
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Whether replies are awaited.
+    var isWaiting: Bool { !sentAhead.isEmpty }
+
+    /// Use `r` from now on (nothing is in flight).
+    func connected(_ r: RedisConnection) { connection = r }
+
+    /// The connection with every reply read (nil when there is none).
+    func settled(_ settle: () -> Void) -> RedisConnection? {
+        settle()
+        return connection
+    }
+
+    /// Forget the connection: writes in flight go back to be sent again, and what a
+    /// claim in flight took stays in `unacked` until its lease runs out (the claim
+    /// strategy puts back what it can at the next connect).
+    func drop(_ error: RedisError? = nil) {
+        if let error { logger.warning("lost Redis: \(error); reconnecting") }
+        connection = nil
+        let ops = sentAhead
+        sentAhead.removeAll()
+        lost(ops[...])
+    }
+
+    /// Queue this turn's outbox `entries` and the own commands without waiting
+    /// (`settle` reads the replies); returns how many deliveries they complete.
+    /// `prepare` filters the entries once the claim records are queued. `entries` is
+    /// left empty (its storage kept): they are in `written`, or back in the outbox.
+    @discardableResult
+    func sendWrite(_ entries: inout [Outbox.Entry], prepare: (inout [Outbox.Entry]) -> Void) -> Int {
+        defer { entries.removeAll(keepingCapacity: true) }
+        guard let r = connection else {
+            outbox.requeue(entries)
+            return 0
+        }
+        // Records of claimed deliveries go before any write that could acknowledge one.
+        wire.removeAll(keepingCapacity: true)
+        if let replies = claim.appendRecords(stamp: Leases.stamp(clock.now()), to: &wire) {
+            do {
+                try r.append(resp: wire)
+            } catch {
+                drop(error)
+                outbox.requeue(entries)
+                return 0
+            }
+            sentAhead.append(.claim(.records(replies: replies)))
+        }
+        prepare(&entries)
+        guard !entries.isEmpty || !own.isEmpty else { return 0 }
+        // The roles' own writes go last: a REVOKED or TimeLimitExceeded record must
+        // land after any progress its abandoned task had already posted.
+        defer { batch.removeAll() }  // let go of the parts: their buffers go back to the executors
+        for e in entries { batch.add(e.part) }
+        batch.add(own: own)
+        do {
+            try batch.append(to: r)
+        } catch {
+            drop(error)
+            outbox.requeue(entries)
+            return 0
+        }
+        written += entries
+        sentAhead.append(.write(entries: entries.count, own: own, replies: batch.replies))
+        own.removeAll()
+        return entries.count { $0.completes != nil }
+    }
+
+    /// Queue and flush the next claim (the strategy's parts go to `sentAhead`).
+    func sendClaim(room: Int, queues: [String], stamp: String) throws(RedisError) {
+        guard let r = connection else { return }
+        claimParts.removeAll(keepingCapacity: true)
+        defer { for part in claimParts { sentAhead.append(.claim(part)) } }
+        try claim.send(room: room, queues: queues, stamp: stamp, on: r, into: &claimParts)
+    }
+
+    /// Flush what is queued.
+    func flush() throws(RedisError) { try connection?.flush() }
+
+    /// Read the replies of what was sent ahead, in order: each claim part's reply goes
+    /// to `claimed` (claimed messages are copied into `spare`'s buffers while it has
+    /// any). Returns how many of the first entries in `written` were confirmed
+    /// (`confirm` frees them). A broken connection is dropped here.
+    func settle(reusing spare: inout SpareBuffers, _ claimed: (ClaimReply) -> Void) -> Int {
+        guard !sentAhead.isEmpty, let r = connection else { return 0 }
+        var ops: [SentAhead] = []
+        swap(&ops, &settling)
+        swap(&ops, &sentAhead)
+        defer {
+            ops.removeAll(keepingCapacity: true)
+            settling = ops
+        }
+        var confirmed = 0
+        for (i, op) in ops.enumerated() {
+            do {
+                switch op {
+                case .write(let entries, _, let replies):
+                    for _ in 0..<replies {
+                        for e in try r.readErrors() { logger.error("write failed: \(e)") }
+                    }
+                    confirmed += entries
+                case .claim(let part):
+                    claimed(try claim.read(part, on: r, reusing: &spare))
+                }
+            } catch {
+                logger.warning("lost Redis: \(error); reconnecting")
+                connection = nil
+                lost(ops[i...])
+                break
+            }
+        }
+        return confirmed
+    }
+
+    /// The first `count` written entries, confirmed, in order (read-only: chord joins).
+    func forEachConfirmed(_ count: Int, _ body: (Outbox.Entry) -> Void) {
+        for e in written[..<count] { body(e) }
+    }
+
+    /// Let go of the first `count` written entries (confirmed): `body` sees each; their
+    /// transaction buffers go back to the outbox for the executors' next parts.
+    func confirm(first count: Int, _ body: (Outbox.Entry) -> Void) {
+        guard count > 0 else { return }
+        for i in 0..<count {
+            let b = written[i].part.takeTransactionBuffer()
+            if b.capacity > 0 { spent.append(b) }
+            body(written[i])
+        }
+        written.removeFirst(count)
+        outbox.recycle(&spent)
+    }
+
+    /// What `ops` (the last ones sent, unanswered) leave behind: writes go back to be
+    /// sent again (their entries are the last in `written`), the claim forgets its parts.
+    private func lost(_ ops: ArraySlice<SentAhead>) {
+        var entries = 0
+        var ownLost: [[String]] = []
+        var parts: [ClaimInFlight] = []
+        for op in ops {
+            switch op {
+            case .write(let n, let commands, _):
+                entries += n
+                ownLost += commands
+            case .claim(let part): parts.append(part)
+            }
+        }
+        claim.connectionLost(inFlight: parts)
+        outbox.requeue(Array(written.suffix(entries)))
+        written.removeLast(entries)
+        if !ownLost.isEmpty { own = ownLost + own }
+    }
+}

@@ -1,0 +1,30 @@
+/// This worker's leases on what it holds: every delivery's `unacked_index` score is
+/// re-stamped every `interval` seconds (`ZADD … XX`), so only a dead worker's
+/// deliveries ever look older than the visibility timeout.
+///
+///     var leases = Leases(interval: 1)
+///     redisWrites += leases.renewals(now: clock.now(), held: held.keys)
+struct Leases {
+    let interval: Double
+    private(set) var nextRenewal = 0.0
+
+    init(interval: Double) { self.interval = interval }
+
+    /// A lease's time as kombu's `unacked_index` scores it here: whole seconds, rounded up.
+    static func stamp(_ now: Double) -> String { String(Int(now.rounded(.up))) }
+
+    /// The commands renewing every held delivery's lease, when a renewal is due (else none).
+    mutating func renewals(now: Double, held: some Collection<String>) -> [[String]] {
+        guard now >= nextRenewal else { return [] }
+        nextRenewal = now + interval
+        let tags = Array(held)
+        let stamp = Self.stamp(now)  // whole seconds, as the claim writes them
+        var out: [[String]] = []
+        for chunk in stride(from: 0, to: tags.count, by: 500) {
+            var cmd = ["ZADD", DeliveryClaim.unackedIndexKey, "XX"]
+            for tag in tags[chunk..<min(chunk + 500, tags.count)] { cmd += [stamp, tag] }
+            out.append(cmd)
+        }
+        return out
+    }
+}

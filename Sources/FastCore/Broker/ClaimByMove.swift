@@ -156,7 +156,7 @@ public struct ClaimByMove: Sendable {
         init(listKey: String, raw: [UInt8], reusing spare: inout SpareBuffers) {
             self.listKey = listKey
             self.raw = raw
-            let tail = raw.count > 4096 ? raw.count - 4096 : 0
+            let tail = max(0, raw.count - DeliveryClaim.fieldSearchTail)
             var from = tail
             var tag = Self.field(raw, Self.tagKey, from: tail, empty: false)
             if tag == nil && tail > 0 {

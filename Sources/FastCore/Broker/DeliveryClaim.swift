@@ -19,6 +19,11 @@ public struct DeliveryClaim: Sendable {
     public static let indexWidener =
         "celeris: a member longer than zset-max-listpack-value keeps unacked_index a skiplist; never left in it"
 
+    /// How many bytes at an envelope's end are searched first for its delivery tag,
+    /// exchange and routing key (kombu writes `properties` last), by the claim script
+    /// and by a claim by move's records alike; the whole envelope only when not found there.
+    public static let fieldSearchTail = 512
+
     /// KEYS: unacked, unacked_index, then lists in consume order, then (with a serial)
     /// the receipt key. ARGV: max, the claim's serial ("" or absent: no receipt).
     /// Returns a flat array: tag, list key, message, tag, list key, …
@@ -43,7 +48,7 @@ public struct DeliveryClaim: Sendable {
         local TAG, EXCHANGE, ROUTING = 'delivery_tag": "', 'exchange": "', 'routing_key": "'
         -- The value after `key` ('name": "' as kombu's json.dumps writes it), else any spacing,
         -- searched from `from` (kombu writes "properties" last: a claim looks in the last
-        -- 512 bytes first, so neither a small envelope nor a many-megabyte chord body is
+        -- \(fieldSearchTail) bytes first, so neither a small envelope nor a many-megabyte chord body is
         -- scanned whole three times), then, if not there, from the start.
         -- The search starts from the name's first letter (a plain search stops at every
         -- quote in the JSON otherwise), then checks the opening quote: the same first match.
@@ -91,7 +96,7 @@ public struct DeliveryClaim: Sendable {
           i = i + 1
           local queue = string.gsub(key, '\\6\\22%d$', '')
           for _, m in ipairs(popped or {}) do
-            local from = #m > 512 and #m - 511 or 1
+            local from = #m > \(fieldSearchTail) and #m - \(fieldSearchTail - 1) or 1
             local tag = field(m, from, TAG, 'delivery_tag', false)
             local record
             if tag then

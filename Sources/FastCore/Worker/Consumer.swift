@@ -25,7 +25,7 @@ public final class Consumer: @unchecked Sendable {
     let outbox = Outbox()
     public let pool: ExecutorPool
     let phase = LockedBox(Phase.consuming)
-    let runnerSettings: TaskRunner.Settings
+    let runnerSettings: TaskContext.Settings
     var clock: any WallClock { configuration.clock }
     let metrics: WorkerMetrics
     let started: Double
@@ -47,11 +47,11 @@ public final class Consumer: @unchecked Sendable {
     private let claimLists: ClaimByMove
 
     /// Claimed deliveries by tag, each with its runner (queued, waiting, running or finishing).
-    var held: [String: TaskRunner] = [:]
+    var held: [String: TaskContext] = [:]
     /// Queues consumed now (remote control may add or cancel).
     var queues: [String]
     /// Tasks started this loop turn, handed to the pool together (`submitStarted`).
-    var startedThisTurn: [TaskRunner] = []
+    var startedThisTurn: [TaskContext] = []
     /// Tasks finished, by name (for `stats` and heartbeats).
     var processed: [String: Int] = [:]
     /// Remote-control commands waiting for the loop.
@@ -82,7 +82,7 @@ public final class Consumer: @unchecked Sendable {
         self.recoverer = Recoverer(
             visibilityTimeout: configuration.visibilityTimeout, interval: configuration.recoveryInterval)
         self.pool = ExecutorPool(size: configuration.autoscale?.min ?? configuration.concurrency)
-        self.runnerSettings = TaskRunner.Settings(
+        self.runnerSettings = TaskContext.Settings(
             stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
             events: LockedBox(configuration.events), routes: configuration.routes,
             metrics: WorkerMetrics(enabled: configuration.metrics))

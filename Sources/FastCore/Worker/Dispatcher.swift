@@ -42,7 +42,7 @@ extension Consumer {
         let eta = message.eta
         let h =
             spareRunner?.reuse(for: task)
-            ?? TaskRunner(message: message, task: task, outbox: outbox, settings: runnerSettings)
+            ?? TaskContext(message: message, task: task, outbox: outbox, settings: runnerSettings)
         if runnerSettings.events.get() {
             let message = h.message
             events.pending.append(
@@ -65,7 +65,7 @@ extension Consumer {
     }
 
     /// Run now, or schedule for when the task's rate limit allows; expired tasks end REVOKED.
-    func start(_ h: TaskRunner, now: Double) {
+    func start(_ h: TaskContext, now: Double) {
         if revoked.contains(h.message.id) {
             held[h.message.deliveryTag] = nil
             finishRevoked(h, terminated: false)
@@ -87,7 +87,7 @@ extension Consumer {
         }
     }
 
-    func schedule(_ h: TaskRunner, at due: Double) {
+    func schedule(_ h: TaskContext, at due: Double) {
         h.due = due
         schedule.add(h.message.deliveryTag, due: due)
     }

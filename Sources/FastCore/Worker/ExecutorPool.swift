@@ -12,7 +12,7 @@ public final class ExecutorPool: @unchecked Sendable {
     private let condition = NSCondition()
     /// Runners in arrival order from `head` on; a taken slot is emptied at once, so a
     /// finished task is not kept alive by the queue until it is compacted.
-    private var queue: [TaskRunner?] = []
+    private var queue: [TaskContext?] = []
     private var head = 0
     private var target: Int
     private var alive = 0
@@ -30,10 +30,10 @@ public final class ExecutorPool: @unchecked Sendable {
     }
 
     /// Queue a task.
-    public func submit(_ runner: TaskRunner) { submit(contentsOf: [runner]) }
+    public func submit(_ runner: TaskContext) { submit(contentsOf: [runner]) }
 
     /// Queue tasks in order, waking at most as many threads as there are tasks.
-    public func submit(contentsOf runners: [TaskRunner]) {
+    public func submit(contentsOf runners: [TaskContext]) {
         guard !runners.isEmpty else { return }
         condition.withLock { for r in runners { queue.append(r) } }
         // After the unlock: a woken thread takes the lock at once (each waiter re-checks the queue).
@@ -48,7 +48,7 @@ public final class ExecutorPool: @unchecked Sendable {
     public var queued: Int { condition.withLock { queue.count - head } }
 
     /// Remove and return every task not yet started.
-    public func takeQueued() -> [TaskRunner] {
+    public func takeQueued() -> [TaskContext] {
         condition.withLock {
             let out = queue[head...].compactMap { $0 }
             queue.removeAll()
@@ -58,7 +58,7 @@ public final class ExecutorPool: @unchecked Sendable {
     }
 
     /// Remove one queued task by delivery tag (revoked before it started).
-    public func cancel(tag: String) -> TaskRunner? {
+    public func cancel(tag: String) -> TaskContext? {
         condition.withLock {
             guard let i = queue[head...].firstIndex(where: { $0?.message.deliveryTag == tag }) else { return nil }
             return queue.remove(at: i).flatMap { $0 }
@@ -75,7 +75,7 @@ public final class ExecutorPool: @unchecked Sendable {
     }
 
     /// A runner passed its hard time limit: give up on its thread and start another.
-    public func abandon(_ runner: TaskRunner) {
+    public func abandon(_ runner: TaskContext) {
         condition.withLock {
             guard runner.markAbandoned() else { return }
             abandoned += 1

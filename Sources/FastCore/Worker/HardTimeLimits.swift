@@ -14,12 +14,12 @@ struct HardTimeLimits {
     mutating func watch(_ tag: String) { tags.append(tag) }
 
     /// Abandon the tasks past their hard limit; returns each (tag, runner, limit).
-    mutating func expired(now: Double, held: [String: TaskRunner], pool: ExecutorPool)
-        -> [(tag: String, runner: TaskRunner, limit: Double)]
+    mutating func expired(now: Double, held: [String: TaskContext], pool: ExecutorPool)
+        -> [(tag: String, runner: TaskContext, limit: Double)]
     {
         nextDeadline = .infinity
         tags.removeAll { held[$0] == nil }
-        var out: [(tag: String, runner: TaskRunner, limit: Double)] = []
+        var out: [(tag: String, runner: TaskContext, limit: Double)] = []
         for tag in tags {
             guard let h = held[tag], let started = h.started, let hard = h.limits.hard else { continue }
             guard now >= started + hard else {

@@ -9,17 +9,17 @@ struct Recycler {
     /// Envelope buffers and tags for the next claims' messages.
     var spare = SpareBuffers()
     /// Finished tasks' runners that nothing else holds.
-    private var runners: [TaskRunner] = []
+    private var runners: [TaskContext] = []
 
-    mutating func popRunner() -> TaskRunner? { runners.popLast() }
+    mutating func popRunner() -> TaskContext? { runners.popLast() }
 
     /// Put back a runner `popRunner` gave that was not used.
-    mutating func putBack(_ runner: TaskRunner) { runners.append(runner) }
+    mutating func putBack(_ runner: TaskContext) { runners.append(runner) }
 
     /// Keep a finished task's runner for the next delivery, and its envelope buffer and
     /// tag for the next claims, when nothing else holds them (an executor thread that has
     /// not yet let go, a chord join, a remote-control reply: then they are left to go).
-    mutating func recycle(_ h: inout TaskRunner, capacity: Int) {
+    mutating func recycle(_ h: inout TaskContext, capacity: Int) {
         guard isKnownUniquelyReferenced(&h), let (envelope, tag) = h.message.takeBuffers() else { return }
         spare.keep(envelope: envelope)
         spare.keep(tag: tag)

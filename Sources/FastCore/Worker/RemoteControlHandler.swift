@@ -162,7 +162,7 @@ extension Consumer {
     }
 
     /// REVOKED result + ack + task-revoked event for a task that will not run (or was terminated).
-    func finishRevoked(_ runner: TaskRunner, terminated: Bool) {
+    func finishRevoked(_ runner: TaskContext, terminated: Bool) {
         let m = runner.message
         finishWithoutRunning(
             m, .revoked, TaskFailure(type: "TaskRevokedError", message: "revoked", module: "celery.exceptions"))
@@ -182,7 +182,7 @@ extension Consumer {
     }
 
     /// `active` / `reserved` entries as Celery's inspect shows them.
-    private func requestInfo(_ runner: TaskRunner) -> JSON {
+    private func requestInfo(_ runner: TaskContext) -> JSON {
         let m = runner.message
         return [
             "id": .string(m.id), "name": .string(m.task), "args": .array(m.args), "kwargs": .object(m.kwargs),

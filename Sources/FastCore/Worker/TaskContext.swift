@@ -3,7 +3,7 @@ import Synchronization
 
 /// What a running task sees: its message, its arguments, and ways to report
 /// progress (`updateState`) and to publish updates for WebSocket clients. The
-/// same object carries the worker's side of the task (`TaskRunner`: its
+/// same object carries the worker's side of the task (`TaskContext+Run.swift`: its
 /// delivery's schedule, start, finish and abandonment), so a claimed task is one
 /// allocation, not a runner and a context.
 ///

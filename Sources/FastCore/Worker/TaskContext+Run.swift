@@ -2,12 +2,10 @@ import Foundation
 import Logging
 import Synchronization
 
-/// One claimed task on its way through an executor thread: runs the
-/// function, then posts the result, any status update and the ack as one
-/// MULTI, so the result is stored if and only if the delivery is acknowledged.
-/// The runner is the task's `TaskContext` itself (one object per task).
-public typealias TaskRunner = TaskContext
-
+/// The worker's side of a task (one object per task: the context a task sees is
+/// also what carries it through an executor thread): runs the function, then posts
+/// the result, any status update and the ack as one MULTI, so the result is stored
+/// if and only if the delivery is acknowledged.
 extension TaskContext {
     /// What every runner of a worker shares.
     struct Settings: Sendable {

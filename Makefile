@@ -29,14 +29,19 @@ release: deps
 run: release venv
 	@bash scripts/run.sh
 
-SOCKET_SUITES = ClaimByMoveTests|WorkerRedisStateTests|WorkerEngineTests|InteropTests|EndToEndTests|TaskOptionsTests|CanvasTests|RemoteControlTests|DocumentWorkflowTests|RoutingTests|WorkerMetricsTests|RecyclingTests|LostConnectionTests
+# The second pass runs every suite that runs the worker engine: each XCTestCase class
+# (`class <Name>Tests:`) in a file under Tests/CelerisTests/Worker, Interop or System.
+# A suite added there joins the pass by itself; Unit, Redis and Frontend suites run once.
+SOCKET_DIRS := Worker Interop System
+SOCKET_SUITES = $(shell sed -n 's/^\(final \)\{0,1\}class \([A-Za-z0-9_]*Tests\): .*/\2/p' \
+	$(foreach d,$(SOCKET_DIRS),Tests/CelerisTests/$(d)/*.swift) | sort -u | paste -sd'|')
 
 test: deps venv
 	swift build --build-tests
 	CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing
 	@echo "== the worker's tests again over the plain-socket broker transport, claiming by move (the run above used io_uring where allowed, and the claim script) =="
 	CELERIS_IO=socket CELERIS_CLAIM=move CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing \
-		--filter '$(SOCKET_SUITES)'
+		--filter '^CelerisTests\.($(SOCKET_SUITES))/'
 
 # libFuzzer + ASan/UBSan on CEventShim's HTTP and WebSocket readers (CI runs 60 s each).
 FUZZ_SECONDS ?= 60

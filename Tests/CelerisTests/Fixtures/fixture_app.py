@@ -6,6 +6,7 @@ import time
 from array import array
 
 from celery import Celery
+from celery.signals import task_success
 
 broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 app = Celery("fixture_app", broker=broker, backend=broker)
@@ -15,6 +16,14 @@ if os.environ.get("FIXTURE_ACKS_LATE"):
 if os.environ.get("FIXTURE_VISIBILITY_TIMEOUT"):
     app.conf.broker_transport_options = {"visibility_timeout": float(os.environ["FIXTURE_VISIBILITY_TIMEOUT"])}
 STEP = float(os.environ.get("FIXTURE_STEP_SECONDS", "0.05"))
+# Every task this Python worker ran to success, counted by id in the broker's Redis, so
+# tests can assert who ran what (and how often) on state rather than on log text.
+SUCCEEDED_KEY = "fixture.python.succeeded"
+
+
+@task_success.connect
+def count_success(sender=None, **_):
+    app.backend.client.hincrby(SUCCEEDED_KEY, sender.request.id, 1)
 
 
 @app.task(name="create_task", bind=True)

@@ -126,8 +126,11 @@ enum HTTPClient {
 
 /// Client-side WebSocket frames for tests that must send bad ones.
 enum WSFrame {
-    static func make(opcode: UInt8, payload: [UInt8], masked: Bool = true, fin: Bool = true) -> [UInt8] {
-        var f: [UInt8] = [(fin ? 0x80 : 0) | opcode]
+    /// `rsv` is the three reserved bits (RSV1-3, 0x40/0x20/0x10 of the first byte).
+    static func make(opcode: UInt8, payload: [UInt8], masked: Bool = true, fin: Bool = true, rsv: UInt8 = 0)
+        -> [UInt8]
+    {
+        var f: [UInt8] = [(fin ? 0x80 : 0) | (rsv & 0x70) | opcode]
         let maskBit: UInt8 = masked ? 0x80 : 0
         if payload.count < 126 {
             f.append(maskBit | UInt8(payload.count))

@@ -26,10 +26,7 @@ class RedisTestCase: XCTestCase {
     }
 
     /// A task's stored result record, or nil.
-    func result(_ id: String) throws -> JSON? {
-        guard let b = try client.command("GET", ResultRecord.key(id)).bytes else { return nil }
-        return try JSONParser.parse(b)
-    }
+    func result(_ id: String) throws -> JSON? { try client.result(id) }
 }
 
 /// A test case with a Redis and a celeris-frontend started with `frontendFlags`.

@@ -4,44 +4,24 @@ import XCTest
 
 /// Many workers, crashes and shutdowns, with real worker processes on a real redis-server.
 final class WorkerEngineTests: RedisTestCase {
-    /// How many times a worker log says each task id succeeded ("Task noop[<id>] succeeded in …").
-    func successes(_ worker: Spawned) -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for line in worker.log.split(separator: "\n") where line.contains("] succeeded in") {
-            guard let task = line.range(of: " Task ")?.upperBound, let open = line[task...].firstIndex(of: "["),
-                let close = line[open...].firstIndex(of: "]")
-            else { continue }
-            counts[String(line[line.index(after: open)..<close]), default: 0] += 1
-        }
-        return counts
-    }
-
-    /// How many times the workers' logs say a task id succeeded.
-    func runs(_ id: String, in workers: [Spawned]) -> Int {
-        workers.reduce(0) { $0 + (successes($1)[id] ?? 0) }
-    }
-
+    /// Each of 2,000 tasks has its result, and the two workers' success counters add up
+    /// to 2,000: none ran twice.
     func testTwoWorkersShare2000TasksAndRunEachExactlyOnce() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test"])
-        let b = try Celeris.worker(redis: redis, extra: ["-n", "b@test"])
+        let a = try MetricsWorker(redis: redis, extra: ["-n", "a@test"])
+        let b = try MetricsWorker(redis: redis, extra: ["-n", "b@test"])
         let messages = (0..<2000).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
         try enqueue(messages)
+        XCTAssertTrue(try eventually(timeout: 60, interval: 0.1) { try self.client.resultCount() == 2000 })
+        var ran = (a: 0, b: 0)
         XCTAssertTrue(
-            try eventually(timeout: 60, interval: 0.1) {
-                try self.client.command("EVAL", "return #redis.call('KEYS', 'celery-task-meta-*')", "0").integer == 2000
+            try eventually(timeout: 10) {
+                ran = (try a.succeeded("noop"), try b.succeeded("noop"))
+                return ran.a + ran.b >= 2000
             })
-        let countsA = successes(a)
-        let countsB = successes(b)
-        var perWorker = [0, 0]
-        for m in messages {
-            let inA = countsA[m.id] ?? 0
-            let inB = countsB[m.id] ?? 0
-            XCTAssertEqual(inA + inB, 1, "task \(m.id) ran \(inA + inB) times")
-            perWorker[0] += inA
-            perWorker[1] += inB
-        }
-        XCTAssertGreaterThan(perWorker[0], 0, "worker a took no work")
-        XCTAssertGreaterThan(perWorker[1], 0, "worker b took no work")
+        XCTAssertEqual(ran.a + ran.b, 2000, "runs: \(ran)")
+        XCTAssertEqual(try a.received("noop") + b.received("noop"), 2000, "each delivered once")
+        XCTAssertGreaterThan(ran.a, 0, "worker a took no work")
+        XCTAssertGreaterThan(ran.b, 0, "worker b took no work")
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
     }
@@ -58,11 +38,12 @@ final class WorkerEngineTests: RedisTestCase {
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 1)
         XCTAssertEqual(try client.command("HEXISTS", "unacked", m.deliveryTag).integer, 1)
 
-        let b = try Celeris.worker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "2"], step: "0.05")
+        let b = try MetricsWorker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "2"], step: "0.05")
         XCTAssertTrue(try eventually(timeout: 15) { try self.result(m.id)?["status"] == "SUCCESS" }, b.log)
-        XCTAssertTrue(b.log.contains("restored 1 unacknowledged message"), b.log)
-        XCTAssertEqual(runs(m.id, in: [b]), 1)
-        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        // Only in `unacked` when b started: b restored it, then claimed and ran it once.
+        XCTAssertTrue(try eventually(timeout: 5) { try b.succeeded("create_task") == 1 })
+        XCTAssertEqual(try b.received("create_task"), 1)
+        XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
     }
 
     /// A Python Celery worker recovers a message a killed Celeris worker held.
@@ -73,21 +54,16 @@ final class WorkerEngineTests: RedisTestCase {
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" })
         kill(a.process.processIdentifier, SIGKILL)
         a.process.waitUntilExit()
-        // Let the lease go stale before kombu's start-up restore (leases are whole seconds, rounded up).
-        Thread.sleep(forTimeInterval: 3.5)
-        let python = try Spawned(
-            try TestPaths.python(),
-            [
-                "-m", "celery", "-A", "fixture_app", "worker", "-P", "solo", "-c", "1", "--loglevel=info", "-n",
-                "py@test",
-                "--without-mingle", "--without-gossip",
-            ],
-            env: ["CELERY_BROKER_URL": redis.url, "FIXTURE_STEP_SECONDS": "0.01", "FIXTURE_VISIBILITY_TIMEOUT": "2"],
-            cwd: TestPaths.fixtures, name: "pyworker")
+        // Let the lease go stale before kombu's start-up restore: its score (whole seconds,
+        // rounded up) more than the 2 s visibility timeout in the past.
+        let lease = try XCTUnwrap(Double(try client.command("ZSCORE", "unacked_index", m.deliveryTag).text ?? ""))
+        XCTAssertTrue(eventually(timeout: 10, interval: 0.05) { CeleryTime.now() - lease > 2.5 })
+        let python = try PythonWorker.spawn(
+            redis: redis, env: ["FIXTURE_STEP_SECONDS": "0.01", "FIXTURE_VISIBILITY_TIMEOUT": "2"])
         XCTAssertTrue(
             try eventually(timeout: 30) { try self.result(m.id)?["status"] == "SUCCESS" },
             "python worker:\n\(python.log)")
-        XCTAssertTrue(python.log.contains("Task create_task[\(m.id)] received"), python.log)
+        XCTAssertTrue(try eventually(timeout: 5) { try self.client.pythonSuccesses(m.id) == 1 }, python.log)
         // Celery acknowledges after storing the result: the ack may trail the SUCCESS by a moment.
         XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
         python.stop()
@@ -109,31 +85,48 @@ final class WorkerEngineTests: RedisTestCase {
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
         XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 0)
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 5)
+        // a ran `first` alone: none of the others has a result.
         for m in rest { XCTAssertNil(try result(m.id)) }
-        XCTAssertTrue(a.log.contains("returned 3 unstarted message(s)"), a.log)
+        // The 3 it had prefetched went back marked redelivered (2 were never claimed).
         let returned = try client.command("LRANGE", "celery", "0", "-1").elements?.compactMap(\.bytes) ?? []
         XCTAssertEqual(returned.filter { (try? JSONParser.parse($0))?["headers"]?["redelivered"] == true }.count, 3)
 
-        let b = try Celeris.worker(redis: redis, step: "0")
+        let b = try MetricsWorker(redis: redis, step: "0")
         XCTAssertTrue(
             try eventually(timeout: 15) { try rest.allSatisfy { try self.result($0.id)?["status"] == "SUCCESS" } })
-        for m in [first] + rest { XCTAssertEqual(runs(m.id, in: [a, b]), 1, m.id) }
+        // b ran the five others, each once, and not `first` again.
+        XCTAssertTrue(try eventually(timeout: 5) { try b.succeeded("create_task") == rest.count })
+        XCTAssertEqual(try b.received("create_task"), rest.count)
     }
 
     /// Celery runs an ETA task once per visibility timeout that passes while
     /// it waits; Celeris keeps its lease and runs it once.
     func testCountdownLongerThanVisibilityTimeoutRunsExactlyOnce() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test", "--visibility-timeout", "1"])
-        let b = try Celeris.worker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "1"])
+        let a = try MetricsWorker(redis: redis, extra: ["-n", "a@test", "--visibility-timeout", "1"])
+        let b = try MetricsWorker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "1"])
         var m = TaskMessage(task: "add", args: [1, 2])
-        m.eta = CeleryTime.isoformat(CeleryTime.now() + 3.5)
+        let eta = CeleryTime.now() + 3.5
+        m.eta = CeleryTime.isoformat(eta)
         try enqueue([m])
-        Thread.sleep(forTimeInterval: 2)
-        XCTAssertNil(try result(m.id), "ran before its ETA")
-        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["result"] == 3 })
-        Thread.sleep(forTimeInterval: 2)
-        XCTAssertEqual(runs(m.id, in: [a, b]), 1)
-        XCTAssertFalse(a.log.contains("restored") || b.log.contains("restored"))
+        // While it waits for its ETA (3.5 visibility timeouts) the delivery stays held and
+        // never goes back to the queue: no worker restores it.
+        var held = 0
+        XCTAssertTrue(
+            try eventually(timeout: 10) {
+                if try self.result(m.id) != nil { return true }
+                let s = try self.client.pipeline([["LLEN", "celery"], ["HEXISTS", "unacked", m.deliveryTag]])
+                if s[0].integer == 0 && s[1].integer == 1 { held += 1 }
+                XCTAssertFalse(s[0].integer == 1, "returned to the queue while it waited")
+                return false
+            })
+        XCTAssertGreaterThan(held, 0)
+        let done = try XCTUnwrap(try result(m.id))
+        XCTAssertEqual(done["result"], 3)
+        let doneAt = try XCTUnwrap(done["date_done"]?.stringValue.flatMap(CeleryTime.parse))
+        XCTAssertGreaterThanOrEqual(doneAt, eta - 0.1, "ran before its ETA")
+        XCTAssertTrue(try eventually(timeout: 5) { try a.succeeded("add") + b.succeeded("add") == 1 })
+        XCTAssertEqual(try a.received("add") + b.received("add"), 1, "delivered once: never restored")
+        XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
     }
 
     /// A busy worker sends its next claim before it reads the last write's replies, yet
@@ -163,34 +156,47 @@ final class WorkerEngineTests: RedisTestCase {
     /// Workers with different visibility timeouts share a broker: a peer with 2 s leaves
     /// a live worker's 4-second task alone, since that worker renews its lease every second.
     func testShortVisibilityTimeoutPeerLeavesALiveWorkersTaskAlone() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test"], step: "1")
+        let a = try MetricsWorker(redis: redis, extra: ["-n", "a@test"], step: "1")
         let m = TaskMessage(task: "create_task", args: [4])
         try enqueue([m])
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" })
-        let b = try Celeris.worker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "2"], step: "0.01")
+        let b = try MetricsWorker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "2"], step: "0.01")
         XCTAssertTrue(try eventually(timeout: 15) { try self.result(m.id)?["status"] == "SUCCESS" }, a.log)
-        XCTAssertEqual(runs(m.id, in: [a, b]), 1, b.log)
-        XCTAssertFalse(b.log.contains("restored"), b.log)
+        XCTAssertTrue(try eventually(timeout: 5) { try a.succeeded("create_task") == 1 }, a.log)
+        // b never restored and took it: nothing of it reached b.
+        XCTAssertEqual(try b.received("create_task"), 0, b.log)
+        XCTAssertEqual(try b.succeeded("create_task"), 0, b.log)
         XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
     }
 
     /// A delivery returned to its queue while its worker still runs it, and claimed back by
     /// that worker, runs once: the running task's ack clears the claim's new `unacked` entry.
     func testDeliveryClaimedBackWhileRunningRunsOnce() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test", "-c", "2"], step: "0.5")
+        let a = try MetricsWorker(redis: redis, extra: ["-n", "a@test", "-c", "2"], step: "0.5")
         let m = TaskMessage(task: "create_task", args: [4])
         try enqueue([m])
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" })
         // What a peer's recovery pass does to a stale lease.
         XCTAssertEqual(try DeliveryRestore().returnDeliveries([m.deliveryTag], on: client), 1)
-        XCTAssertTrue(try eventually(timeout: 10) { a.log.contains("claimed again") }, a.log)
-        XCTAssertEqual(try client.command("HEXISTS", "unacked", m.deliveryTag).integer, 1)
-        XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
+        // a claims it back while the first run goes on: held again, the queue empty.
+        XCTAssertTrue(
+            try eventually(timeout: 10) {
+                try self.client.command("LLEN", "celery").integer == 0
+                    && self.client.command("HEXISTS", "unacked", m.deliveryTag).integer == 1
+            }, a.log)
+        XCTAssertEqual(try result(m.id)?["status"], "PROGRESS", "claimed back while still running")
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "SUCCESS" }, a.log)
         XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
         XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 0)
-        Thread.sleep(forTimeInterval: 2.5)  // a second run would have finished by now
-        XCTAssertEqual(runs(m.id, in: [a]), 1, a.log)
+        // Once a gauge sample shows nothing running or waiting, a second run would have
+        // been counted (concurrency 2: it would have started at once).
+        XCTAssertTrue(
+            try eventually(timeout: 10, interval: 0.1) {
+                let s = try a.metrics()
+                return s["celeris_tasks_in_flight"] == 0 && s["celeris_tasks_prefetched"] == 0
+                    && s["celeris_tasks_succeeded_total{task=\"create_task\"}"] == 1
+            }, a.log)
+        XCTAssertEqual(try a.succeeded("create_task"), 1, a.log)
     }
 
     /// A second SIGTERM is a cold shutdown: every held message, the running one included, goes back.
@@ -199,39 +205,38 @@ final class WorkerEngineTests: RedisTestCase {
         let messages = (0..<3).map { _ in TaskMessage(task: "create_task", args: [30]) }
         try enqueue(messages)
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(messages[0].id)?["status"] == "PROGRESS" })
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 3, "all three held")
         kill(a.process.processIdentifier, SIGTERM)
-        Thread.sleep(forTimeInterval: 0.3)
+        // The warm shutdown returns the two unstarted ones and waits for the running one.
+        XCTAssertTrue(try eventually(timeout: 10) { try self.client.command("LLEN", "celery").integer == 2 }, a.log)
+        XCTAssertTrue(a.isRunning, "still running its task")
         kill(a.process.processIdentifier, SIGTERM)
         a.process.waitUntilExit()
+        // The cold shutdown returned the running one too.
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 3)
-        XCTAssertTrue(a.log.contains("cold shutdown: returned 1 message"), a.log)
+        XCTAssertEqual(try result(messages[0].id)?["status"], "PROGRESS", "stopped mid-run")
     }
 
     /// "And vice versa": a Python worker (acks_late) killed mid-task; a Celeris worker restores and runs it.
     func testCelerisRecoversMessageFromKilledPythonWorker() throws {
-        let python = try Spawned(
-            try TestPaths.python(),
-            [
-                "-m", "celery", "-A", "fixture_app", "worker", "-P", "solo", "-c", "1", "--loglevel=info", "-n",
-                "py@test",
-                "--without-mingle", "--without-gossip",
-            ],
-            env: [
-                "CELERY_BROKER_URL": redis.url, "FIXTURE_STEP_SECONDS": "1", "FIXTURE_ACKS_LATE": "1",
-                "FIXTURE_VISIBILITY_TIMEOUT": "2",
-            ], cwd: TestPaths.fixtures, name: "pyworker")
-        XCTAssertTrue(eventually(timeout: 30) { python.log.contains("ready.") }, python.log)
+        let python = try PythonWorker.spawn(
+            redis: redis,
+            env: ["FIXTURE_STEP_SECONDS": "1", "FIXTURE_ACKS_LATE": "1", "FIXTURE_VISIBILITY_TIMEOUT": "2"])
         let m = TaskMessage(task: "create_task", args: [10])
         try enqueue([m])
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" }, python.log)
         kill(python.process.processIdentifier, SIGKILL)
         python.process.waitUntilExit()
         XCTAssertEqual(try client.command("HEXISTS", "unacked", m.deliveryTag).integer, 1)
-        let b = try Celeris.worker(redis: redis, extra: ["--visibility-timeout", "2"], step: "0")
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 0, "only in unacked")
+        let b = try MetricsWorker(redis: redis, extra: ["--visibility-timeout", "2"], step: "0")
         XCTAssertTrue(try eventually(timeout: 15) { try self.result(m.id)?["status"] == "SUCCESS" }, b.log)
-        XCTAssertTrue(b.log.contains("restored 1 unacknowledged message"), b.log)
-        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        // b restored it from `unacked`, then claimed and ran it once.
+        XCTAssertTrue(try eventually(timeout: 5) { try b.succeeded("create_task") == 1 }, b.log)
+        XCTAssertEqual(try b.received("create_task"), 1)
+        XCTAssertEqual(try client.pythonSuccesses(m.id), 0, "the killed Python worker never finished it")
+        XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
     }
 
     /// A task that blocks (sleep) holds one slot; the others keep running and publishing.

@@ -5,11 +5,7 @@ import XCTest
 /// Celery's inspect/control commands and event receiver against a Celeris worker.
 final class RemoteControlTests: RedisTestCase {
     func probe(_ args: [String]) throws -> JSON {
-        let out = try runPython("control_probe.py", [redis.url] + args)
-        guard let line = out.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {
-            throw TestFailure("no RESULT:\n\(out)")
-        }
-        return try JSONParser.parse(String(line.dropFirst(7)))
+        try resultLine(try runPython("control_probe.py", [redis.url] + args))
     }
 
     func testInspectPingActiveQueuesRegisteredAndStats() throws {
@@ -37,29 +33,27 @@ final class RemoteControlTests: RedisTestCase {
         try enqueue([m])
         XCTAssertTrue(
             try eventually(timeout: 10) {
-                try self.client.command("GET", ResultRecord.key(m.id)).bytes.flatMap { try JSONParser.parse($0) }?[
-                    "result"]?[
-                        "exc_type"] == "SoftTimeLimitExceeded"
+                try self.result(m.id)?["result"]?["exc_type"] == "SoftTimeLimitExceeded"
             }, worker.log)
     }
 
     func testRevokeBeforeAndDuringExecution() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-c", "1"], step: "0.2")
+        let worker = try MetricsWorker(redis: redis, extra: ["-n", "w1@test", "-c", "1"], step: "0.2")
         let running = TaskMessage(task: "create_task", args: [50])
         let waiting = TaskMessage(task: "add", args: [1, 2])
         try enqueue([running, waiting])
-        XCTAssertTrue(
-            try eventually(timeout: 10) { try self.client.command("GET", ResultRecord.key(running.id)).bytes != nil })
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(running.id) != nil })
         let r1 = try probe(["revoke", waiting.id])
         XCTAssertEqual(r1[0]?["w1@test"]?["ok"], .string("tasks \(waiting.id) flagged as revoked"))
         let r2 = try probe(["revoke", running.id, "terminate"])
         XCTAssertNotNil(r2[0]?["w1@test"]?["ok"])
-        func state(_ id: String) throws -> JSON? {
-            try client.command("GET", ResultRecord.key(id)).bytes.flatMap { try JSONParser.parse($0) }?["status"]
-        }
+        func state(_ id: String) throws -> JSON? { try result(id)?["status"] }
         XCTAssertTrue(
             try eventually(timeout: 5) { try state(running.id) == "REVOKED" && state(waiting.id) == "REVOKED" })
-        XCTAssertFalse(worker.log.contains("[\(waiting.id)] succeeded"))
+        // The waiting one was dropped unrun (counted revoked, never succeeded); the running one was stopped.
+        XCTAssertTrue(try eventually(timeout: 5) { try worker.count("revoked", "add") == 1 }, worker.log)
+        XCTAssertEqual(try worker.succeeded("add"), 0)
+        XCTAssertEqual(try worker.succeeded("create_task"), 0)
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
     }
 
@@ -77,10 +71,7 @@ final class RemoteControlTests: RedisTestCase {
             try eventually(timeout: 15) { try self.client.command("PUBSUB", "NUMPAT").integer ?? 0 >= 1 }, capture.log)
         try enqueue([m])
         XCTAssertTrue(eventually(timeout: 20) { !capture.isRunning }, capture.log)
-        guard let line = capture.log.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {
-            return XCTFail(capture.log)
-        }
-        let r = try JSONParser.parse(String(line.dropFirst(7)))
+        let r = try resultLine(capture.log)
         for t in ["task-received", "task-started", "task-succeeded", "worker-heartbeat"] {
             XCTAssertTrue(r["types"]?.arrayValue?.contains(.string(t)) ?? false, "missing \(t): \(r)")
         }
@@ -107,7 +98,6 @@ final class RemoteControlTests: RedisTestCase {
                 try self.client.command("LLEN", "celery").integer == 0 && size() == 1
             },
             worker.log)
-        XCTAssertTrue(worker.log.contains("autoscale: 1 -> 4"), worker.log)
     }
 
     /// inspect active / reserved / scheduled, control rate_limit, then control shutdown (warm).
@@ -118,8 +108,7 @@ final class RemoteControlTests: RedisTestCase {
         var later = TaskMessage(task: "add", args: [2, 2])
         later.eta = CeleryTime.isoformat(CeleryTime.now() + 60)
         try enqueue([running, waiting, later])
-        XCTAssertTrue(
-            try eventually(timeout: 10) { try self.client.command("GET", ResultRecord.key(running.id)).bytes != nil })
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(running.id) != nil })
         let q = try probe(["queues"])
         XCTAssertEqual(q["active"]?["w1@test"]?.arrayValue?.map { $0["id"] }, [.string(running.id)])
         XCTAssertEqual(q["active"]?["w1@test"]?[0]?["args"], [20])
@@ -130,11 +119,11 @@ final class RemoteControlTests: RedisTestCase {
         XCTAssertEqual(try probe(["rate_limit", "nope", "10/m"])[0]?["w1@test"], ["error": "unknown task"])
         _ = try probe(["shutdown"])
         XCTAssertTrue(eventually(timeout: 15) { !worker.isRunning }, worker.log)
-        XCTAssertTrue(worker.log.contains("Got shutdown from remote"))
+        // A warm shutdown: a clean exit, the running task finished, the others returned.
+        XCTAssertEqual(worker.process.terminationStatus, 0, worker.log)
+        XCTAssertEqual(worker.process.terminationReason, .exit)
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 2, "the reserved and the ETA task went back")
-        XCTAssertEqual(
-            try client.command("GET", ResultRecord.key(running.id)).bytes.flatMap { try JSONParser.parse($0) }?[
-                "status"], "SUCCESS")
+        XCTAssertEqual(try result(running.id)?["status"], "SUCCESS")
     }
 }

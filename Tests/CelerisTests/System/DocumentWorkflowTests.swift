@@ -37,9 +37,9 @@ final class DocumentWorkflowTests: XCTestCase {
         let redis = try RedisServer()
         let port = freePort()
         let frontend = try Celeris.frontend(redis: redis, port: port)
-        let fetch = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue", "-c", "1", "-n", "fetch@test"])
-        let extract = try Celeris.worker(redis: redis, extra: ["-Q", "extract_queue", "-c", "2", "-n", "extract@test"])
-        let compare = try Celeris.worker(redis: redis, extra: ["-Q", "compare_queue", "-c", "1", "-n", "compare@test"])
+        let fetch = try MetricsWorker(redis: redis, extra: ["-Q", "fetch_queue", "-c", "1", "-n", "fetch@test"])
+        let extract = try MetricsWorker(redis: redis, extra: ["-Q", "extract_queue", "-c", "2", "-n", "extract@test"])
+        let compare = try MetricsWorker(redis: redis, extra: ["-Q", "compare_queue", "-c", "1", "-n", "compare@test"])
         let s = try runWorkflow(port: port, dir: dir)
         XCTAssertEqual(s["status"], "Completed", "\(s)")
         let result = try XCTUnwrap(s["result"])
@@ -49,11 +49,17 @@ final class DocumentWorkflowTests: XCTestCase {
         XCTAssertEqual(found, planted, "every planted pair and no other above the threshold")
         XCTAssertEqual(Set((result["errors"]?.arrayValue ?? []).map { name($0["document"]) }), broken)
         XCTAssertEqual(result["clusters"]?.arrayValue?.count, 5)
-        // Each stage ran on its own queue's worker.
-        XCTAssertTrue(fetch.log.contains("Task fetch_documents_task["))
-        XCTAssertTrue(extract.log.contains("Task extract_data_task["))
-        XCTAssertFalse(extract.log.contains("Task compare_data_task["))
-        XCTAssertTrue(compare.log.contains("Task compare_data_task["))
+        // Each stage ran on its own queue's worker, and only there.
+        XCTAssertEqual(try fetch.received("fetch_documents_task"), 1)
+        XCTAssertGreaterThan(try extract.received("extract_data_task"), 0)
+        XCTAssertEqual(try compare.received("compare_data_task"), 1)
+        for (worker, others) in [
+            (fetch, ["extract_data_task", "compare_data_task"]),
+            (extract, ["fetch_documents_task", "compare_data_task"]),
+            (compare, ["fetch_documents_task", "extract_data_task"]),
+        ] {
+            for task in others { XCTAssertEqual(try worker.received(task), 0, "\(task) off its queue") }
+        }
         XCTAssertTrue(frontend.isRunning)
     }
 
@@ -64,14 +70,7 @@ final class DocumentWorkflowTests: XCTestCase {
         let port = freePort()
         let frontend = try Celeris.frontend(redis: redis, port: port)
         let worker = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,extract_queue"])
-        let python = try Spawned(
-            try TestPaths.python(),
-            [
-                "-m", "celery", "-A", "fixture_app", "worker", "-P", "solo", "-c", "1", "-Q", "compare_queue",
-                "--loglevel=info", "-n", "py@test", "--without-mingle", "--without-gossip",
-            ],
-            env: ["CELERY_BROKER_URL": redis.url], cwd: TestPaths.fixtures, name: "pyworker")
-        XCTAssertTrue(eventually(timeout: 30) { python.log.contains("ready.") }, python.log)
+        let python = try PythonWorker.spawn(redis: redis, queues: "compare_queue")
         let s = try runWorkflow(port: port, dir: dir)
         XCTAssertEqual(s["result"]?["method"], "python-exact", "\(s)\n\(python.log)")
         let found = Set((s["result"]?["pairs"]?.arrayValue ?? []).map { [name($0["a"]), name($0["b"])].sorted() })
@@ -125,8 +124,8 @@ final class DocumentWorkflowTests: XCTestCase {
         let redis = try RedisServer()
         let port = freePort()
         let frontend = try Celeris.frontend(redis: redis, port: port)
-        let others = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,compare_queue", "-n", "others@test"])
-        let first = try Celeris.worker(
+        let others = try MetricsWorker(redis: redis, extra: ["-Q", "fetch_queue,compare_queue", "-n", "others@test"])
+        let first = try MetricsWorker(
             redis: redis,
             extra: [
                 "-Q", "extract_queue", "-c", "1", "--prefetch-multiplier", "1", "--visibility-timeout", "2", "-n",
@@ -135,13 +134,13 @@ final class DocumentWorkflowTests: XCTestCase {
         let r = try HTTPClient.request("POST", port: port, path: "/process?blob_path=\(dir)")
         let id = try XCTUnwrap(r.json?["task_id"]?.stringValue)
         XCTAssertTrue(
-            eventually(timeout: 60) { first.log.components(separatedBy: "Task extract_data_task[").count - 1 >= 3 },
-            first.log)
-        kill(first.process.processIdentifier, SIGKILL)
-        first.process.waitUntilExit()
+            try eventually(timeout: 60, interval: 0.1) { try first.received("extract_data_task") >= 3 }, first.log)
+        kill(first.process.process.processIdentifier, SIGKILL)
+        first.process.process.waitUntilExit()
         let client = try redis.client()
-        XCTAssertGreaterThan(try client.command("HLEN", "unacked").integer ?? 0, 0, "the killed worker held deliveries")
-        let second = try Celeris.worker(
+        let held = try client.command("HKEYS", "unacked").elements?.compactMap(\.text) ?? []
+        XCTAssertGreaterThan(held.count, 0, "the killed worker held deliveries")
+        let second = try MetricsWorker(
             redis: redis, extra: ["-Q", "extract_queue", "-c", "2", "--visibility-timeout", "2", "-n", "x2@test"])
         var final: JSON?
         XCTAssertTrue(
@@ -152,8 +151,10 @@ final class DocumentWorkflowTests: XCTestCase {
         XCTAssertEqual(final?["result"]?["documents"], 14)
         let found = Set((final?["result"]?["pairs"]?.arrayValue ?? []).map { [name($0["a"]), name($0["b"])].sorted() })
         XCTAssertEqual(found, planted)
-        XCTAssertTrue(second.log.contains("restored"), second.log)
-        XCTAssertEqual(others.log.components(separatedBy: "Task compare_data_task[").count - 1, 1, "compare ran once")
+        // What the killed worker held was restored (none of it is held any more) and run.
+        XCTAssertGreaterThan(try second.received("extract_data_task"), 0, second.log)
+        XCTAssertEqual(try others.succeeded("compare_data_task"), 1, "compare ran once")
+        XCTAssertEqual(try others.received("compare_data_task"), 1, "compare delivered once")
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
         XCTAssertTrue(frontend.isRunning)
     }

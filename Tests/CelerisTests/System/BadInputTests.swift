@@ -100,10 +100,21 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(WSFrame.closeCode(f.payload), 1002)
     }
 
+    /// No extension is negotiated: a frame with any reserved bit set, or a reserved
+    /// opcode, is a protocol error.
     func testReservedBitsAndBadOpcodeClose1002() throws {
+        for rsv: UInt8 in [0x40, 0x20, 0x10] {
+            let s = try WSFrame.open(port: port)
+            try s.send(WSFrame.make(opcode: 0x1, payload: Array("hi".utf8), rsv: rsv))
+            let f = try WSFrame.read(s)
+            XCTAssertEqual(f.opcode, 0x8, "RSV \(rsv)")
+            XCTAssertEqual(WSFrame.closeCode(f.payload), 1002, "RSV \(rsv)")
+        }
         let s = try WSFrame.open(port: port)
         try s.send(WSFrame.make(opcode: 0x3, payload: []))
-        XCTAssertEqual(WSFrame.closeCode(try WSFrame.read(s).payload), 1002)
+        let f = try WSFrame.read(s)
+        XCTAssertEqual(f.opcode, 0x8)
+        XCTAssertEqual(WSFrame.closeCode(f.payload), 1002)
     }
 
     func testInvalidUTF8TextClosesWith1007() throws {

@@ -6,10 +6,6 @@ import XCTest
 /// The worker's broker bookkeeping on a real redis-server, asserting the whole
 /// keyspace before and after.
 final class WorkerRedisStateTests: RedisTestCase {
-    func keys() throws -> Set<String> {
-        Set(try client.command("KEYS", "*").elements?.compactMap(\.text) ?? [])
-    }
-
     /// Run an in-process consumer until `done` holds, then stop it and wait for it.
     func consume(until done: () throws -> Bool, timeout: Double = 15) throws {
         let worker = InProcessWorker(redis: redis) { registry in
@@ -23,7 +19,7 @@ final class WorkerRedisStateTests: RedisTestCase {
     func testClaimMovesMessageIntoKombuUnackedAtomically() throws {
         let m = TaskMessage(task: "add", args: [2, 3])
         try enqueue([m])
-        XCTAssertEqual(try keys(), ["celery", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+        XCTAssertEqual(try client.keys(), ["celery", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
 
         let before = CeleryTime.now()
         let claimed = try DeliveryClaim().claim(on: client, queues: ["celery"], max: 10)
@@ -33,7 +29,7 @@ final class WorkerRedisStateTests: RedisTestCase {
 
         // The list is gone and the message sits in unacked exactly as kombu's QoS records it.
         XCTAssertEqual(
-            try keys(), ["unacked", "unacked_index", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+            try client.keys(), ["unacked", "unacked_index", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
         let record = try JSONParser.parse(try client.command("HGET", "unacked", m.deliveryTag).bytes ?? [])
         XCTAssertEqual(record[0], try JSONParser.parse(m.envelope()))
         XCTAssertEqual(record[1], "")
@@ -118,7 +114,7 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 202, "the first 1,000 dropped")
         XCTAssertEqual(try restore.recoverStale(on: client, visibilityTimeout: 3600, now: 6600), 1)
         XCTAssertEqual(
-            try keys(), ["celery", "unacked_index", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+            try client.keys(), ["celery", "unacked_index", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
         XCTAssertEqual(
             try client.command("ZRANGE", "unacked_index", "0", "2").elements?.compactMap(\.text), ["recent-and-gone"],
             "an entry whose lease is not stale stays")
@@ -212,7 +208,7 @@ final class WorkerRedisStateTests: RedisTestCase {
             return try self.client.pipeline([["EXISTS"] + results])[0].integer == 200
         })
         XCTAssertEqual(
-            try keys(),
+            try client.keys(),
             Set(
                 ([first] + ms).map { ResultRecord.key($0.id) } + [
                     "_kombu.binding.celery", "_kombu.binding_permanent.celery",
@@ -229,11 +225,7 @@ final class WorkerRedisStateTests: RedisTestCase {
         defer { worker.stop() }
         XCTAssertTrue(try eventually { try self.client.command("EXISTS", ResultRecord.key(first.id)).integer == 1 })
         try client.command("CONFIG", "SET", "busy-reply-threshold", "100")
-        func connections() throws -> Int {
-            let info = try client.command("INFO", "stats").text ?? ""
-            let line = info.split(separator: "\r\n").first { $0.hasPrefix("total_connections_received:") }
-            return Int(line?.split(separator: ":").last ?? "") ?? -1
-        }
+        func connections() throws -> Int { try client.info("stats", "total_connections_received") ?? -1 }
         let before = try connections()
         let busy = try RedisConnection(endpoint: redis.endpoint, readTimeoutMs: 0)
         try busy.append(["EVAL", "while true do end", "0"])
@@ -292,7 +284,7 @@ final class WorkerRedisStateTests: RedisTestCase {
         for _ in 0..<batch.replies { XCTAssertEqual(try client.readErrors(), []) }
         try client.command("DEL", "own")
         XCTAssertEqual(
-            try keys(),
+            try client.keys(),
             Set(ms.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"]))
     }
 
@@ -333,7 +325,7 @@ final class WorkerRedisStateTests: RedisTestCase {
         try consume(until: { try self.client.command("EXISTS", ResultRecord.key(m.id)).integer == 1 })
 
         XCTAssertEqual(
-            try keys(), [ResultRecord.key(m.id), "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
+            try client.keys(), [ResultRecord.key(m.id), "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
         let ttl = try client.command("TTL", ResultRecord.key(m.id)).integer ?? 0
         XCTAssertTrue((86390...86400).contains(ttl), "ttl \(ttl)")
         let result = try JSONParser.parse(try client.command("GET", ResultRecord.key(m.id)).bytes ?? [])
@@ -382,7 +374,7 @@ final class WorkerRedisStateTests: RedisTestCase {
         try consume(until: { try self.client.command("EXISTS", ResultRecord.key(good.id)).integer == 1 })
 
         XCTAssertEqual(
-            try keys(),
+            try client.keys(),
             [
                 ResultRecord.key(good.id), "celeris.dead_letter", "_kombu.binding.celery",
                 "_kombu.binding_permanent.celery",
@@ -415,12 +407,4 @@ final class WorkerRedisStateTests: RedisTestCase {
         let result = try JSONParser.parse(try client.command("GET", ResultRecord.key(m.id)).bytes ?? [])
         XCTAssertEqual(result["result"], ["status": "Task completed"])
     }
-}
-
-/// A counter callbacks on other threads bump.
-final class LockedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func increment() { lock.withLock { n += 1 } }
-    var value: Int { lock.withLock { n } }
 }

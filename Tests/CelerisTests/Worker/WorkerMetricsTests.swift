@@ -16,17 +16,7 @@ final class WorkerMetricsTests: XCTestCase {
         _ = try client.pipeline((ok + bad).flatMap { producer.sendCommands(for: $0) })
         _ = try client.command("LPUSH", "other_queue", "not consumed")
 
-        func scrape() throws -> [String: Double] {
-            let r = try HTTPClient.request("GET", port: port, path: "/metrics")
-            XCTAssertEqual(r.status, 200)
-            XCTAssertTrue(r.headers["content-type"]?.hasPrefix("text/plain") ?? false)
-            var values: [String: Double] = [:]
-            for line in r.text.split(separator: "\n") where !line.hasPrefix("#") {
-                let parts = line.split(separator: " ")
-                if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
-            }
-            return values
-        }
+        func scrape() throws -> [String: Double] { try Prometheus.scrape(port: port) }
         var m: [String: Double] = [:]
         // Counters move with each task; the gauges are sampled once a second, so the
         // sample taken in the turn that claimed the tasks may still show them queued, and

@@ -80,7 +80,7 @@ struct WorkerCommand: ParsableCommand {
     func validate() throws {
         guard concurrency >= 1, concurrency <= 4096 else { throw ValidationError("--concurrency must be 1...4096") }
         guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
-        guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
+        if let problem = CommandSetup.checkLogLevel(loglevel) { throw ValidationError(problem) }
         guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
         guard ["script", "move"].contains(claimMode) else { throw ValidationError("--claim must be script or move") }
         guard visibilityTimeout >= 1 else { throw ValidationError("--visibility-timeout must be at least 1 second") }
@@ -114,16 +114,16 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
-        let env = ProcessInfo.processInfo.environment
-        let endpoint: RedisEndpoint
-        do { endpoint = try RedisEndpoint.broker(flag: broker, environment: ProcessInfo.processInfo.environment) } catch
-        { throw ValidationError("\(error)") }
-        let step = stepSeconds ?? env["CELERIS_STEP_SECONDS"].flatMap(Double.init) ?? 1
+        // Logging to stderr, the broker from -b or $CELERIS_BROKER_URL, and SIGPIPE ignored: a write
+        // to a connection Redis has closed is an error the consumer handles (it reconnects and
+        // sends again), not a reason for the process to die.
         let node = nodeName()
-        let logger = CelerisLogging.bootstrap(label: node, level: CelerisLogging.level(loglevel)!)
-        // A write to a connection Redis has closed is an error the consumer handles (it
-        // reconnects and sends again), not a reason for the process to die.
-        signal(SIGPIPE, SIG_IGN)
+        let setup: CommandSetup
+        do { setup = try CommandSetup(label: node, loglevel: loglevel, broker: broker) } catch {
+            throw ValidationError(error.description)
+        }
+        let (env, endpoint, logger) = (setup.environment, setup.endpoint, setup.logger)
+        let step = stepSeconds ?? env["CELERIS_STEP_SECONDS"].flatMap(Double.init) ?? 1
 
         let ioMode = IOMode(rawValue: io ?? env["CELERIS_IO"] ?? "auto") ?? .auto
         let reader = FileReader(mode: ioMode)
@@ -150,7 +150,7 @@ struct WorkerCommand: ParsableCommand {
         let consumer = Consumer(configuration: config, registry: registry, logger: logger)
         RemoteControlListener(endpoint: endpoint, logger: logger) { consumer.control($0) }.start()
 
-        let signals = ShutdownSignals { signo, count in
+        let signals = ShutdownSignals(signals: [SIGINT, SIGTERM, SIGQUIT]) { signo, count in
             if count == 1 && signo != SIGQUIT {
                 logger.info("signal \(signo): warm shutdown, finishing running tasks (again to quit now)")
                 consumer.stop()
@@ -166,29 +166,5 @@ struct WorkerCommand: ParsableCommand {
         withExtendedLifetime(signals) {}
         // Threads still inside abandoned or cold-stopped tasks are not waited for.
         Foundation.exit(0)
-    }
-}
-
-/// SIGINT/SIGTERM delivered on a dispatch queue with a running count.
-final class ShutdownSignals {
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ handler: @escaping @Sendable (Int32, Int) -> Void) {
-        let count = LockedBox(0)
-        var made: [any DispatchSourceSignal] = []
-        for signo in [SIGINT, SIGTERM, SIGQUIT] {
-            signal(signo, SIG_IGN)
-            let src = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            src.setEventHandler {
-                let n = count.modify { n in
-                    n += 1
-                    return n
-                }
-                handler(signo, n)
-            }
-            src.resume()
-            made.append(src)
-        }
-        sources = made
     }
 }

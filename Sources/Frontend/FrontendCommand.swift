@@ -90,7 +90,7 @@ struct FrontendCommand: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
-        guard CelerisLogging.level(loglevel) != nil else { throw ValidationError("unknown --loglevel \(loglevel)") }
+        if let problem = CommandSetup.checkLogLevel(loglevel) { throw ValidationError(problem) }
         guard defaultTaskLength >= 0 else { throw ValidationError("--default-task-length must be >= 0") }
         if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be 1...256") }
     }
@@ -103,20 +103,17 @@ struct FrontendCommand: ParsableCommand {
             print(BearerAuth(secret: secret).issue(subject: subject, ttl: tokenTtl, scopes: scopes))
             return
         }
-        let endpoint: RedisEndpoint
-        do { endpoint = try RedisEndpoint.broker(flag: broker, environment: ProcessInfo.processInfo.environment) } catch
-        { throw ValidationError("\(error)") }
-        let logger = CelerisLogging.bootstrap(label: "celeris-frontend", level: CelerisLogging.level(loglevel)!)
-        signal(SIGPIPE, SIG_IGN)
+        let setup: CommandSetup
+        do { setup = try CommandSetup(label: "celeris-frontend", loglevel: loglevel, broker: broker) } catch {
+            throw ValidationError(error.description)
+        }
+        let (endpoint, logger) = (setup.endpoint, setup.logger)
 
         var settings = FrontendApp.Settings()
         settings.defaultTaskLength = defaultTaskLength
-        settings.limits.max_body_bytes = maxBodyBytes
-        settings.limits.max_header_bytes = maxHeaderBytes
-        settings.limits.max_ws_message = maxWsMessageBytes
-        settings.limits.header_timeout_ms = UInt32(clamping: headerTimeoutMs)
-        settings.limits.idle_timeout_ms = UInt32(clamping: idleTimeoutMs)
-        settings.limits.max_connections = UInt32(clamping: maxConnections)
+        settings.limits = HTTPServer.Limits(
+            maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes, maxWebSocketMessageBytes: maxWsMessageBytes,
+            headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections)
         settings.maxPendingRedis = maxPendingRedis
         if let secret, !secret.isEmpty { settings.auth = BearerAuth(secret: secret) }
         let prometheus = PrometheusCollectorRegistry()
@@ -132,8 +129,19 @@ struct FrontendCommand: ParsableCommand {
             count: loops ?? ProcessInfo.processInfo.activeProcessorCount, endpoint: endpoint, settings: settings,
             logger: logger)
         let bound = try frontend.start(host: host, port: port)
+        // The first SIGINT/SIGTERM shuts every loop down gracefully, a second one stops at once.
+        let signals = ShutdownSignals { _, count in
+            if count == 1 {
+                logger.info(
+                    "shutting down: no new connections, WebSockets closed with 1001, finishing requests in flight")
+                frontend.requestStop()
+            } else {
+                frontend.requestStopNow()
+            }
+        }
         logger.info(
             "celeris-frontend listening on http://\(host):\(bound) with \(frontend.count) loop(s) (broker \(endpoint))")
         frontend.run()
+        withExtendedLifetime(signals) {}
     }
 }

@@ -1,11 +1,16 @@
 import CEventShim
 
-/// A client connection; holds a C reference until released with the object.
-public final class Connection {
-    public let handle: OpaquePointer
+/// A client connection handed to an `HTTPServerDelegate`: answer its requests,
+/// upgrade it to a WebSocket and talk on that. Holds a reference on the C
+/// connection until the object goes.
+///
+///     connection.respond(status: 200, json: ["task_id": "…"])
+///     connection.acceptWebSocket(key: key); connection.sendText("hello")
+public final class Connection: WebSocketPeer {
+    let handle: OpaquePointer
     public let id: UInt64
 
-    public init(_ handle: OpaquePointer) {
+    init(_ handle: OpaquePointer) {
         self.handle = handle
         ce_conn_retain(handle)
         id = ce_conn_id(handle)
@@ -14,6 +19,12 @@ public final class Connection {
     deinit { ce_conn_release(handle) }
 
     public var isOpen: Bool { ce_conn_is_open(handle) != 0 }
+
+    /// Bytes queued for the client and not yet written.
+    public var queuedBytes: Int { ce_conn_output_pending(handle) }
+
+    /// Seconds since the client last sent anything.
+    public var idleSeconds: Double { Double(ce_conn_idle_ms(handle)) / 1000 }
 
     /// Called with the status of the response this connection object writes (request metrics).
     public var onRespond: ((Int) -> Void)?
@@ -44,7 +55,7 @@ public final class Connection {
     public func acceptWebSocket(key: String) { _ = ce_ws_accept(handle, key, key.utf8.count) }
 
     /// Queue a frame shared with other connections.
-    public func send(frame: OpaquePointer) { _ = ce_ws_send_frame(handle, frame) }
+    public func send(frame: borrowing WebSocketFrame) { _ = ce_ws_send_frame(handle, frame.handle) }
 
     /// Send one text frame to this connection only.
     public func sendText(_ text: String) {
@@ -56,6 +67,9 @@ public final class Connection {
         }
     }
 
-    /// Start the close handshake.
-    public func closeWebSocket(code: Int, reason: String) { _ = ce_ws_close(handle, Int32(code), reason) }
+    /// Send a ping with a short fixed payload.
+    public func sendPing() { _ = ce_ws_send(handle, Int32(CE_WS_PING.rawValue), "celeris", 7) }
+
+    /// Start the WebSocket close handshake.
+    public func close(code: Int, reason: String) { _ = ce_ws_close(handle, Int32(code), reason) }
 }

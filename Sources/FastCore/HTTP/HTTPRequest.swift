@@ -1,6 +1,9 @@
 import CEventShim
 
-/// One parsed HTTP request, copied out of the C parser.
+/// One parsed HTTP request, copied out of the C parser (or made by hand in tests).
+///
+///     let request = HTTPRequest(method: "POST", target: "/tasks?task_length=3", body: Array("{}".utf8))
+///     request.path  // "/tasks"; request.query["task_length"] == "3"
 public struct HTTPRequest {
     public var method: String
     public var path: String
@@ -21,13 +24,24 @@ public struct HTTPRequest {
         return zip(a.utf8, b.utf8).allSatisfy { $0 | 0x20 == $1 | 0x20 }
     }
 
-    public init(_ r: UnsafePointer<ce_http_request>) {
-        let req = r.pointee
-        method = String(cString: req.method)
-        let url = UnsafeRawBufferPointer(start: req.url, count: req.url_len)
+    /// A request for `target` (path and query, percent-encoded as on the wire).
+    public init(
+        method: String, target: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
+        keepAlive: Bool = true, upgrade: Bool = false
+    ) {
+        self.method = method
+        (path, query) = Array(target.utf8).withUnsafeBytes { HTTPRequest.split(target: $0) }
+        self.headers = headers
+        self.body = body
+        self.keepAlive = keepAlive
+        self.upgrade = upgrade
+    }
+
+    /// Path and query of a request target, each percent-decoded.
+    static func split(target url: UnsafeRawBufferPointer) -> (path: String, query: [String: String]) {
         let mark = url.firstIndex(of: UInt8(ascii: "?")) ?? url.count
-        path = HTTPRequest.percentDecode(String(decoding: url[..<mark], as: UTF8.self))
-        query = [:]
+        let path = HTTPRequest.percentDecode(String(decoding: url[..<mark], as: UTF8.self))
+        var query: [String: String] = [:]
         if mark < url.count {
             for pair in url[(mark + 1)...].split(separator: UInt8(ascii: "&")) {
                 let eq = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.endIndex
@@ -37,6 +51,13 @@ public struct HTTPRequest {
                     ? HTTPRequest.percentDecode(String(decoding: pair[(eq + 1)...], as: UTF8.self)) : ""
             }
         }
+        return (path, query)
+    }
+
+    init(_ r: UnsafePointer<ce_http_request>) {
+        let req = r.pointee
+        method = String(cString: req.method)
+        (path, query) = HTTPRequest.split(target: UnsafeRawBufferPointer(start: req.url, count: req.url_len))
         headers = withUnsafeBytes(of: req.headers) { raw in
             let hs = raw.bindMemory(to: ce_header.self)
             return (0..<req.header_count).map { i in

@@ -1,5 +1,3 @@
-import CEventShim
-import FastCore
 import Metrics
 
 /// The frontend's numbers through swift-metrics (Prometheus text on `GET /metrics`).
@@ -8,22 +6,14 @@ import Metrics
 ///     let metrics = FrontendMetrics()
 ///     metrics.request(route: "/tasks", status: 200, seconds: 0.0004)
 final class FrontendMetrics {
+    init() {}
+
     private var handles: MetricHandles { .shared }
     private struct RouteStatus: Hashable {
         let route: String
         let status: Int
     }
     private var requestHandles: [RouteStatus: (Counter, Timer)] = [:]
-
-    /// Route label for a path: the route it matched, or "other".
-    static func route(_ path: String) -> String {
-        if path.hasPrefix("/status/") { return "/status" }
-        switch path {
-        case "/tasks", "/process", "/health", "/ws", "/metrics": return path
-        case "/process/": return "/process"
-        default: return "other"
-        }
-    }
 
     func request(route: String, status: Int, seconds: Double) {
         let key = RouteStatus(route: route, status: status)

@@ -1,16 +1,15 @@
-import FastCore
 import Foundation
 import Logging
 
-/// The frontend's loops: loop 0 on the main thread (signals, gauges), the others
+/// The frontend's loops: loop 0 on the thread that calls `run()`, the others
 /// each on a thread of its own with its own Redis connections, all accepting on
 /// one port through SO_REUSEPORT. Nothing but `FrontendShared` crosses threads.
 ///
-///     let loops = FrontendLoops(count: 2, endpoint: ep, settings: settings, logger: log)
+///     let loops = try FrontendLoops(count: 2, endpoint: ep, settings: settings, logger: log)
 ///     let port = try loops.start(host: "0.0.0.0", port: 8000)
-///     loops.run()  // until SIGINT/SIGTERM, then a graceful shutdown of every loop
-final class FrontendLoops {
-    let count: Int
+///     loops.run()  // until requestStop() (graceful) or requestStopNow(), from any thread
+public final class FrontendLoops: @unchecked Sendable {
+    public let count: Int
     private let endpoint: RedisEndpoint
     private let settings: FrontendApp.Settings
     private let logger: Logger
@@ -18,6 +17,10 @@ final class FrontendLoops {
     private let main: LoopParts
     /// Signalled once by each other loop when its thread ends.
     private let finished = DispatchSemaphore(value: 0)
+    /// Threads started (loops beyond 0 that are running or have run).
+    private var started = 0
+    /// How often each loop looks for a stop request.
+    static let stopPollMs: UInt64 = 50
 
     /// One loop's pieces, built on the thread that runs it.
     struct LoopParts {
@@ -28,9 +31,7 @@ final class FrontendLoops {
 
         init(
             index: Int, endpoint: RedisEndpoint, settings: FrontendApp.Settings, logger: Logger, shared: FrontendShared
-        )
-            throws
-        {
+        ) throws {
             loop = try EventLoop()
             redis = AsyncRedis(loop: loop, endpoint: endpoint, role: "commands", logger: logger)
             subscriber = AsyncRedis(loop: loop, endpoint: endpoint, role: "pub/sub", logger: logger)
@@ -45,7 +46,7 @@ final class FrontendLoops {
         }
     }
 
-    init(count: Int, endpoint: RedisEndpoint, settings: FrontendApp.Settings, logger: Logger) throws {
+    public init(count: Int, endpoint: RedisEndpoint, settings: FrontendApp.Settings, logger: Logger) throws {
         self.count = max(1, count)
         self.endpoint = endpoint
         self.settings = settings
@@ -54,8 +55,11 @@ final class FrontendLoops {
         main = try LoopParts(index: 0, endpoint: endpoint, settings: settings, logger: logger, shared: shared)
     }
 
+    /// Totals over the loops (WebSockets, broker state).
+    public var totals: FrontendShared { shared }
+
     /// Bind every loop to host:port (0 picks one) and connect them to Redis; returns the port.
-    func start(host: String, port: Int) throws -> Int {
+    public func start(host: String, port: Int) throws -> Int {
         let bound = try main.app.listen(host: host, port: port, reusePort: count > 1)
         main.startRedis()
         for index in 1..<count {
@@ -67,7 +71,7 @@ final class FrontendLoops {
     /// Start loop `index` on its own thread; returns once it listens (or throws its error).
     private func startThread(index: Int, host: String, port: Int) throws {
         let ready = DispatchSemaphore(value: 0)
-        let outcome = ThreadOutcome()
+        let outcome = LockedBox<(any Error)?>(nil)
         let (endpoint, settings, logger, shared, finished) = (endpoint, settings, logger, shared, finished)
         let first = UncheckedBox(value: main.app.server)
         let thread = Thread {
@@ -78,7 +82,7 @@ final class FrontendLoops {
                 parts.startRedis()
                 ready.signal()
                 var stopping = false
-                let watch = parts.loop.timer(after: 50, repeating: true) {
+                let watch = parts.loop.timer(after: Self.stopPollMs, repeating: true) {
                     guard shared.stopRequested, !stopping else { return }
                     stopping = true
                     parts.app.shutdown { parts.loop.stop() }
@@ -93,39 +97,39 @@ final class FrontendLoops {
         }
         thread.name = "celeris-loop-\(index)"
         thread.start()
+        started += 1
         ready.wait()
-        if let error = outcome.error { throw error }
+        if let error = outcome.get() { throw error }
     }
 
-    /// Run loop 0 until a signal; the first SIGINT/SIGTERM shuts every loop down
-    /// gracefully, a second one stops at once.
-    func run() {
+    /// Ask every loop to shut down gracefully: no new connections, WebSockets
+    /// closed with 1001, requests in flight answered. Any thread.
+    public func requestStop() { shared.requestStop() }
+
+    /// Ask loop 0 to stop at once (its requests in flight are not waited for). Any thread.
+    public func requestStopNow() { shared.requestStopNow() }
+
+    /// Run loop 0 until a stop request; after a graceful one, wait (bounded) for
+    /// every other loop to finish its own.
+    public func run() {
         var stopping = false
         let loop = main.loop
-        for signo in [SIGINT, SIGTERM] {
-            loop.onSignal(signo) { [self] _ in
-                guard !stopping else { return loop.stop() }  // a second signal: now
-                stopping = true
-                logger.info(
-                    "shutting down: no new connections, WebSockets closed with 1001, finishing requests in flight")
-                shared.requestStop()
-                main.app.shutdown { loop.stop() }
-            }
+        let app = main.app
+        let shared = shared
+        let watch = loop.timer(after: Self.stopPollMs, repeating: true) {
+            if shared.stopNowRequested { return loop.stop() }
+            guard shared.stopRequested, !stopping else { return }
+            stopping = true
+            app.shutdown { loop.stop() }
         }
         loop.run()
-        if stopping {
-            // Each other loop finishes its own graceful shutdown (bounded by its 5 s limit).
-            for _ in 1..<count { _ = finished.wait(timeout: .now() + 6) }
+        watch.cancel()
+        if stopping || shared.stopRequested {
+            // Each other loop finishes its own graceful shutdown (bounded by its limit).
+            let limit = Double(settings.shutdownLimitMs) / 1000 + 1
+            for _ in 0..<started { _ = finished.wait(timeout: .now() + limit) }
         }
     }
-}
-
-/// An error handed from a loop thread to the thread that started it.
-private final class ThreadOutcome: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Error?
-    func set(_ e: Error) { lock.withLock { stored = e } }
-    var error: Error? { lock.withLock { stored } }
 }
 
 /// Loop 0's server, handed to the other loops only for `countConnections(with:)`

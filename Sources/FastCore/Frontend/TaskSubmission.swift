@@ -1,26 +1,33 @@
-import FastCore
-
 /// What `POST /tasks` asks for, read from the query and an optional JSON body:
 /// `{"task": name, "args": [...], "kwargs": {...}, "queue": q, "priority": p}`.
 /// With no body it is the tutorial's `create_task(task_length)`.
-struct TaskSubmission {
-    var task = "create_task"
-
-    init() {}
-    var args: [JSON] = []
-    var kwargs: [(key: String, value: JSON)] = []
+///
+///     let submission = try TaskSubmission(request: request, defaultTaskLength: 5)
+///     redis.send(bytes: TaskProducer.pushCommand(for: submission.message(routes: .defaults))) { _ in }
+public struct TaskSubmission {
+    public var task = "create_task"
+    public var args: [JSON] = []
+    public var kwargs: [(key: String, value: JSON)] = []
     /// The queue the client named; nil lets the routes decide.
-    var queue: String?
-    var priority = 0
+    public var queue: String?
+    public var priority = 0
 
-    /// A request the client must fix: the HTTP status and the reason.
-    struct Invalid: Error {
-        let status: Int
-        let detail: String
+    public init() {}
+
+    /// A request the client must fix: the HTTP status (400 malformed JSON, 422 wrong
+    /// shape or values) and the reason.
+    public struct Invalid: Error, Equatable {
+        public let status: Int
+        public let detail: String
+
+        public init(status: Int, detail: String) {
+            self.status = status
+            self.detail = detail
+        }
     }
 
     /// Parse a request; `defaultTaskLength` fills `create_task` with no arguments.
-    init(request: HTTPRequest, defaultTaskLength: Int) throws(Invalid) {
+    public init(request: HTTPRequest, defaultTaskLength: Int) throws(Invalid) {
         var taskLength = defaultTaskLength
         if let text = request.query["task_length"] {
             guard let n = Int(text), n >= 0, n <= 100_000 else {
@@ -77,7 +84,7 @@ struct TaskSubmission {
     }
 
     /// `/process`: `blob_path` from the query or a JSON body, optional `threshold` (0...1).
-    init(processRequest request: HTTPRequest) throws(Invalid) {
+    public init(processRequest request: HTTPRequest) throws(Invalid) {
         var path = request.query["blob_path"]
         var threshold = request.query["threshold"].flatMap(Double.init)
         if request.query["threshold"] != nil && threshold == nil {
@@ -108,31 +115,9 @@ struct TaskSubmission {
     }
 
     /// The Celery message to queue: the client's queue, else the routed one, else `celery`.
-    func message(routes: TaskRoutes) -> TaskMessage {
+    public func message(routes: TaskRoutes) -> TaskMessage {
         TaskMessage(
             task: task, args: args, kwargs: kwargs, queue: queue ?? routes.queue(for: task) ?? "celery",
             priority: priority)
-    }
-}
-
-/// `GET /status/{id}` as the scaling guide's FastAPI endpoint answers it,
-/// plus Celery's own `state`.
-enum TaskStatusView {
-    static func render(record: String?) -> JSON {
-        guard let record else { return ["status": "Pending...", "state": "PENDING"] }
-        guard let json = try? JSONParser.parse(record), let state = json["status"]?.stringValue else {
-            return ["status": "Failed", "state": "UNKNOWN", "result": "unreadable result record"]
-        }
-        let result = json["result"] ?? .null
-        switch state {
-        case "SUCCESS":
-            return ["status": "Completed", "state": "SUCCESS", "result": result]
-        case "FAILURE":
-            return ["status": "Failed", "state": "FAILURE", "result": .string(TaskFailureText.text(result))]
-        case "PENDING":
-            return ["status": "Pending...", "state": "PENDING"]
-        default:
-            return ["status": .string(state), "state": .string(state), "meta": result]
-        }
     }
 }

@@ -1,5 +1,4 @@
-import CEventShim
-import FastCore
+import Foundation
 import Logging
 
 /// The frontend's routes and WebSocket fan-out on one loop; `--loops N` runs N
@@ -7,61 +6,65 @@ import Logging
 ///
 ///     let app = FrontendApp(loop: loop, redis: redis, subscriber: sub, settings: settings, logger: log)
 ///     try app.listen(host: "0.0.0.0", port: 8000)
-final class FrontendApp: HTTPServerDelegate {
-    struct Settings: Sendable {
-        var defaultTaskLength = 5
-        var statusChannel = "task_status"
-        var routes = TaskRoutes.defaults
-        var limits = ce_server_limits(
-            max_header_bytes: 16 * 1024, max_body_bytes: 1 << 20, max_ws_message: 1 << 20, header_timeout_ms: 10_000,
-            idle_timeout_ms: 60_000, max_connections: 10_000)
+public final class FrontendApp: HTTPServerDelegate {
+    /// Everything the command line sets.
+    ///
+    ///     var settings = FrontendApp.Settings()
+    ///     settings.limits.maxBodyBytes = 4 << 20
+    public struct Settings: Sendable {
+        public var defaultTaskLength = 5
+        public var statusChannel = "task_status"
+        public var routes = TaskRoutes.defaults
+        public var limits = HTTPServer.Limits()
         /// Redis commands awaiting replies before new work is refused with 503.
-        var maxPendingRedis = 10_000
-        var webSockets = WebSocketHub.Settings()
+        public var maxPendingRedis = 10_000
+        public var webSockets = WebSocketHub.Settings()
         /// Bearer-token checking (nil: off).
-        var auth: BearerAuth?
+        public var auth: BearerAuth?
         /// Renders Prometheus text for `GET /metrics` (nil: 404).
-        var renderMetrics: (@Sendable () -> String)?
+        public var renderMetrics: (@Sendable () -> String)?
+        /// Milliseconds a graceful shutdown waits for requests in flight.
+        public var shutdownLimitMs: UInt64 = 5000
+
+        public init() {}
     }
 
     private let loop: EventLoop
     private let redis: AsyncRedis
     private let subscriber: AsyncRedis
-    private let settings: Settings
+    public let settings: Settings
     private let logger: Logger
+    private let clock: any WallClock
     private let shared: FrontendShared
     /// This loop's slot in `shared`; loop 0 publishes the gauges and queue depths.
     private let loopIndex: Int
-    private(set) var server: HTTPServer?
+    public private(set) var server: HTTPServer?
     private var reportedWebSockets = 0
     private var producer = TaskProducer()
-    private var hub: WebSocketHub!
+    /// This loop's WebSocket clients.
+    public let hub: WebSocketHub
     private let metrics = FrontendMetrics()
     private var sampler: LoopTimer?
+    private var pinger: LoopTimer?
     private var drainTimer: LoopTimer?
     /// Queues requests were sent to (their LLEN is sampled for /metrics).
     private var knownQueues: Set<String> = ["celery"]
 
     /// `redis` carries commands; `subscriber` is a second connection for pub/sub.
-    init(
+    /// `clock` times requests, the shutdown limit and the WebSocket policy.
+    public init(
         loop: EventLoop, redis: AsyncRedis, subscriber: AsyncRedis, settings: Settings, logger: Logger,
-        shared: FrontendShared = FrontendShared(loops: 1), loopIndex: Int = 0
+        shared: FrontendShared = FrontendShared(loops: 1), loopIndex: Int = 0, clock: any WallClock = SystemClock()
     ) {
         self.loop = loop
         self.redis = redis
         self.subscriber = subscriber
         self.settings = settings
         self.logger = logger
+        self.clock = clock
         self.shared = shared
         self.loopIndex = loopIndex
-        redis.onStateChange = { [weak self, weak subscriber] up in
-            if up { self?.producer.reset() }
-            shared.setBrokerUp(loop: loopIndex, up && subscriber?.isConnected == true)
-        }
-        subscriber.onStateChange = { [weak redis] up in
-            shared.setBrokerUp(loop: loopIndex, up && redis?.isConnected == true)
-        }
-        hub = WebSocketHub(loop: loop, settings: settings.webSockets, logger: logger) { [weak redis] task, send in
+        hub = WebSocketHub(settings: settings.webSockets, logger: logger, clock: clock) { [weak redis] task, send in
             // A new subscriber gets the task's current state at once.
             redis?.send(["GET", ResultRecord.key(task)]) { reply in
                 var state: JSON = ["task_id": .string(task)]
@@ -71,30 +74,44 @@ final class FrontendApp: HTTPServerDelegate {
                 send(state.serialized())
             }
         }
-        subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.broadcast(payload) }
+        redis.onStateChange = { [weak self, weak subscriber] up in
+            if up { self?.producer.reset() }
+            shared.setBrokerUp(loop: loopIndex, up && subscriber?.isConnected == true)
+        }
+        subscriber.onStateChange = { [weak redis] up in
+            shared.setBrokerUp(loop: loopIndex, up && redis?.isConnected == true)
+        }
+        pinger = loop.timer(after: settings.webSockets.pingIntervalMs, repeating: true) { [weak self] in
+            self?.hub.keepalive()
+        }
+        subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.hub.broadcast(payload) }
     }
 
     /// Bind the listener; returns the bound port. With `reusePort` other loops may
     /// listen on it too; `first` is the loop whose connection count this one shares.
     @discardableResult
-    func listen(host: String, port: Int, reusePort: Bool = false, countingWith first: HTTPServer? = nil) throws -> Int {
-        server = try HTTPServer(
+    public func listen(host: String, port: Int, reusePort: Bool = false, countingWith first: HTTPServer? = nil) throws
+        -> Int
+    {
+        let server = try HTTPServer(
             loop: loop, host: host, port: port, limits: settings.limits, delegate: self, reusePort: reusePort)
-        if let first { server!.countConnections(with: first) }
+        self.server = server
+        if let first { server.countConnections(with: first) }
         if settings.renderMetrics != nil {
             sampler = loop.timer(after: 1000, repeating: true) { [weak self] in self?.sampleMetrics() }
         }
-        return server!.port
+        return server.port
     }
 
     /// Graceful shutdown: stop accepting, close WebSockets with 1001, and call
-    /// `done` once every request waiting on Redis has been answered (or after `limitMs`).
-    func shutdown(limitMs: UInt64 = 5000, done: @escaping () -> Void) {
+    /// `done` once every request waiting on Redis has been answered (or after
+    /// `settings.shutdownLimitMs`).
+    public func shutdown(done: @escaping () -> Void) {
         server?.stopListening()
         hub.closeAll(code: 1001, reason: "server shutting down")
-        let deadline = CeleryTime.now() + Double(limitMs) / 1000
+        let deadline = clock.now() + Double(settings.shutdownLimitMs) / 1000
         func check() {
-            if redis.pending == 0 || CeleryTime.now() >= deadline {
+            if redis.pending == 0 || clock.now() >= deadline {
                 // Let the last responses and close frames reach the wire.
                 drainTimer = loop.timer(after: 100) { done() }
             } else {
@@ -106,41 +123,33 @@ final class FrontendApp: HTTPServerDelegate {
 
     // MARK: - routing
 
-    func handle(_ request: HTTPRequest, on connection: Connection) {
+    public func handle(_ request: HTTPRequest, on connection: Connection) {
         var request = request
         if request.method == "HEAD" { request.method = "GET" }  // answered as GET; the shim drops the body
         let path = request.path
-        let route = FrontendMetrics.route(path)
-        let start = CeleryTime.now()
-        connection.onRespond = { [metrics] status in
-            metrics.request(route: route, status: status, seconds: CeleryTime.now() - start)
+        let label = FrontendRoute.label(path: path)
+        let start = clock.now()
+        connection.onRespond = { [metrics, clock] status in
+            metrics.request(route: label, status: status, seconds: clock.now() - start)
         }
-        if let auth = settings.auth, let scope = Self.scope(of: route) {
-            switch auth.check(token: Self.token(of: request), scope: scope) {
-            case .allowed: break
-            case .unauthorized(let why):
-                return error(
-                    connection, 401, "unauthorized", why,
-                    headers: ["WWW-Authenticate": "Bearer realm=\"celeris\", error=\"invalid_token\""])
-            case .forbidden(let why):
-                return error(connection, 403, "forbidden", why)
-            }
+        if let auth = settings.auth, let scope = FrontendRoute.scope(label: label),
+            let denied = FrontendError.auth(auth.check(token: Self.token(of: request), scope: scope))
+        {
+            return answer(connection, denied)
         }
-        switch path {
-        case "/tasks":
-            guard request.method == "POST" else { return methodNotAllowed(connection, allow: "POST") }
+        switch FrontendRoute.resolve(method: request.method, path: path) {
+        case .notFound:
+            answer(connection, .notFound("no route for \(request.method) \(path)"))
+        case .methodNotAllowed(let allow):
+            answer(connection, .methodNotAllowed(allow: allow))
+        case .route(.tasks):
             submitTask(request, connection)
-        case "/process", "/process/":
-            guard request.method == "POST" else { return methodNotAllowed(connection, allow: "POST") }
+        case .route(.process):
             process(request, connection)
-        case "/metrics":
-            guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
-            guard let render = settings.renderMetrics else {
-                return error(connection, 404, "not_found", "metrics are off")
-            }
+        case .route(.metrics):
+            guard let render = settings.renderMetrics else { return answer(connection, .notFound("metrics are off")) }
             connection.respond(status: 200, body: render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
-        case "/health":
-            guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
+        case .route(.health):
             let up = shared.brokerUp
             connection.respond(
                 status: up ? 200 : 503,
@@ -148,61 +157,44 @@ final class FrontendApp: HTTPServerDelegate {
                     "status": up ? "ok" : "degraded", "broker": up ? "connected" : "unreachable",
                     "websockets": .int(Int64(shared.webSockets)),
                 ])
-        case "/ws":
-            guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
+        case .route(.webSocket):
             upgrade(request, connection)
-        default:
-            if path.hasPrefix("/status/") {
-                guard request.method == "GET" else { return methodNotAllowed(connection, allow: "GET") }
-                status(taskId: String(path.dropFirst("/status/".count)), connection)
-            } else {
-                error(connection, 404, "not_found", "no route for \(request.method) \(path)")
-            }
-        }
-    }
-
-    /// The scope a route needs; nil for the open ones (/health, /metrics).
-    static func scope(of route: String) -> String? {
-        switch route {
-        case "/tasks", "other": return "tasks"
-        case "/process": return "process"
-        case "/status": return "status"
-        case "/ws": return "ws"
-        default: return nil
+        case .route(.status(let taskId)):
+            status(taskId: taskId, connection)
         }
     }
 
     /// `Authorization: Bearer <token>`, else `?token=` (browsers cannot set headers on WebSockets).
-    static func token(of request: HTTPRequest) -> String? {
+    public static func token(of request: HTTPRequest) -> String? {
         if let h = request.header("Authorization"), h.lowercased().hasPrefix("bearer ") {
             return String(h.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         }
         return request.query["token"]
     }
 
-    private func error(
-        _ c: Connection, _ status: Int, _ code: String, _ detail: String, headers: [String: String] = [:],
-        close: Bool = false
-    ) {
-        c.respond(
-            status: status, json: ["error": .string(code), "detail": .string(detail)], headers: headers, close: close)
-    }
-
-    private func methodNotAllowed(_ c: Connection, allow: String) {
-        error(c, 405, "method_not_allowed", "use \(allow)", headers: ["Allow": allow])
+    private func answer(_ c: Connection, _ e: FrontendError) {
+        c.respond(status: e.status, json: e.body, headers: e.headers, close: e.close)
     }
 
     /// Back-pressure: Redis is slower than the clients; refuse instead of queueing without bound.
     private func overloaded(_ c: Connection) {
-        error(
-            c, 503, "overloaded", "\(redis.pending) Redis commands pending; retry shortly",
-            headers: ["Retry-After": "1"])
+        answer(
+            c,
+            FrontendError(
+                503, "overloaded", "\(redis.pending) Redis commands pending; retry shortly",
+                headers: ["Retry-After": "1"]))
     }
 
     private func brokerUnavailable(_ c: Connection) {
-        error(
-            c, 503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
-            headers: ["Retry-After": "1"])
+        answer(
+            c,
+            FrontendError(
+                503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
+                headers: ["Retry-After": "1"]))
+    }
+
+    private func brokerError(_ c: Connection, _ message: String) {
+        answer(c, FrontendError(503, "broker_error", message, headers: ["Retry-After": "1"]))
     }
 
     // MARK: - tasks
@@ -212,8 +204,7 @@ final class FrontendApp: HTTPServerDelegate {
         do {
             submission = try TaskSubmission(request: request, defaultTaskLength: settings.defaultTaskLength)
         } catch {
-            return self.error(
-                connection, error.status, error.status == 400 ? "bad_request" : "invalid_task", error.detail)
+            return answer(connection, .invalid(error, invalidCode: "invalid_task"))
         }
         enqueue(submission.message(routes: settings.routes), connection)
     }
@@ -225,8 +216,7 @@ final class FrontendApp: HTTPServerDelegate {
         do {
             workflow = try TaskSubmission(processRequest: request)
         } catch {
-            return self.error(
-                connection, error.status, error.status == 400 ? "bad_request" : "invalid_workflow", error.detail)
+            return answer(connection, .invalid(error, invalidCode: "invalid_workflow"))
         }
         enqueue(workflow.message(routes: settings.routes), connection)
     }
@@ -247,7 +237,7 @@ final class FrontendApp: HTTPServerDelegate {
             }
             if let e = reply.errorMessage {
                 logger.error("LPUSH failed: \(e)")
-                self?.error(connection, 503, "broker_error", e, headers: ["Retry-After": "1"])
+                self?.brokerError(connection, e)
                 return
             }
             connection.respond(status: 200, json: ["task_id": .string(message.id)])
@@ -260,7 +250,7 @@ final class FrontendApp: HTTPServerDelegate {
 
     private func status(taskId: String, _ connection: Connection) {
         guard !taskId.isEmpty, taskId.utf8.count <= 255, !taskId.utf8.contains(UInt8(ascii: "/")) else {
-            return error(connection, 404, "not_found", "no such task id")
+            return answer(connection, .notFound("no such task id"))
         }
         guard redis.pending < settings.maxPendingRedis else { return overloaded(connection) }
         let sent = redis.send(["GET", ResultRecord.key(taskId)]) { [weak self] reply in
@@ -269,7 +259,7 @@ final class FrontendApp: HTTPServerDelegate {
                 return
             }
             if let e = reply.errorMessage {
-                self?.error(connection, 503, "broker_error", e, headers: ["Retry-After": "1"])
+                self?.brokerError(connection, e)
                 return
             }
             connection.respond(status: 200, json: TaskStatusView.render(record: reply.text))
@@ -279,28 +269,8 @@ final class FrontendApp: HTTPServerDelegate {
 
     // MARK: - HTTP errors
 
-    func requestFailed(_ kind: Int32, on connection: Connection) {
-        switch UInt32(kind) {
-        case CE_HTTP_ERR_HEADERS_TOO_LARGE.rawValue:
-            error(
-                connection, 431, "headers_too_large",
-                "request headers exceed \(settings.limits.max_header_bytes) bytes",
-                close: true)
-        case CE_HTTP_ERR_BODY_TOO_LARGE.rawValue:
-            error(
-                connection, 413, "body_too_large", "request body exceeds \(settings.limits.max_body_bytes) bytes",
-                close: true)
-        case CE_HTTP_ERR_TIMEOUT.rawValue:
-            error(
-                connection, 408, "request_timeout",
-                "request not received within \(settings.limits.header_timeout_ms) ms", close: true)
-        case CE_HTTP_ERR_OVERLOADED.rawValue:
-            error(
-                connection, 503, "too_many_connections", "over \(settings.limits.max_connections) open connections",
-                headers: ["Retry-After": "1"], close: true)
-        default:
-            error(connection, 400, "bad_request", "malformed HTTP request", close: true)
-        }
+    public func requestFailed(_ error: HTTPRequestError, on connection: Connection) {
+        answer(connection, .request(error, limits: settings.limits))
     }
 
     // MARK: - WebSocket
@@ -310,17 +280,20 @@ final class FrontendApp: HTTPServerDelegate {
             $0.trimmingCharacters(in: .whitespaces)
         }
         guard request.header("Upgrade")?.lowercased() == "websocket", connectionTokens.contains("upgrade") else {
-            return error(connection, 400, "bad_handshake", "expected a WebSocket upgrade (Upgrade: websocket)")
+            return answer(
+                connection, FrontendError(400, "bad_handshake", "expected a WebSocket upgrade (Upgrade: websocket)"))
         }
         guard request.header("Sec-WebSocket-Version") == "13" else {
-            return error(
-                connection, 400, "bad_handshake", "Sec-WebSocket-Version must be 13",
-                headers: ["Sec-WebSocket-Version": "13"])
+            return answer(
+                connection,
+                FrontendError(
+                    400, "bad_handshake", "Sec-WebSocket-Version must be 13", headers: ["Sec-WebSocket-Version": "13"]))
         }
         guard let key = request.header("Sec-WebSocket-Key")?.trimmingCharacters(in: .whitespaces),
             key.utf8.count == 24, key.hasSuffix("==")
         else {
-            return error(connection, 400, "bad_handshake", "Sec-WebSocket-Key must be 16 base64-encoded bytes")
+            return answer(
+                connection, FrontendError(400, "bad_handshake", "Sec-WebSocket-Key must be 16 base64-encoded bytes"))
         }
         connection.acceptWebSocket(key: key)
         hub.add(connection)
@@ -328,30 +301,34 @@ final class FrontendApp: HTTPServerDelegate {
         logger.debug("WebSocket \(connection.id) connected (\(hub.count) open)")
     }
 
-    func webSocketMessage(_ opcode: Int32, _ bytes: UnsafeRawBufferPointer, on connection: Connection) {
-        if opcode == Int32(CE_WS_TEXT.rawValue) {
-            guard ce_utf8_valid(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) != 0 else {
-                connection.closeWebSocket(code: 1007, reason: "text frame is not valid UTF-8")
+    public func webSocketMessage(
+        _ kind: WebSocketMessageKind, _ bytes: UnsafeRawBufferPointer, on connection: Connection
+    ) {
+        switch kind {
+        case .text:
+            guard UTF8Validator.isValid(bytes) else {
+                connection.close(code: 1007, reason: "text frame is not valid UTF-8")
                 return
             }
             let text = String(decoding: bytes, as: UTF8.self)
             if !hub.command(text, from: connection.id) { logger.info("Received WebSocket data: \(text)") }
-        } else {
+        case .binary:
+            hub.heard(from: connection.id)
             logger.info("Received WebSocket binary message of \(bytes.count) bytes")
         }
     }
 
-    func webSocketFailed(_ kind: Int32, on connection: Connection) {
-        let tooBig = UInt32(kind) == CE_WS_ERR_TOO_BIG.rawValue
-        logger.info("WebSocket \(connection.id) protocol error \(kind); closing")
-        connection.closeWebSocket(code: tooBig ? 1009 : 1002, reason: tooBig ? "message too big" : "protocol error")
+    public func webSocketFailed(_ error: WebSocketError, on connection: Connection) {
+        let tooBig = error == .tooBig
+        logger.info("WebSocket \(connection.id) protocol error \(error); closing")
+        connection.close(code: tooBig ? 1009 : 1002, reason: tooBig ? "message too big" : "protocol error")
     }
 
-    func webSocketClosed(code: Int, on connection: Connection) {
+    public func webSocketClosed(code: Int, on connection: Connection) {
         logger.debug("WebSocket \(connection.id) closed by client with \(code)")
     }
 
-    func connectionClosed(_ id: UInt64) {
+    public func connectionClosed(_ id: UInt64) {
         hub.remove(id)
         reportWebSockets()
     }
@@ -393,7 +370,4 @@ final class FrontendApp: HTTPServerDelegate {
             }
         }
     }
-
-    /// Fan a `task_status` message out to the WebSocket clients.
-    private func broadcast(_ payload: String) { hub.broadcast(payload) }
 }

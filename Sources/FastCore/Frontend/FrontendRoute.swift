@@ -1,0 +1,67 @@
+/// The frontend's routes: which one a method and path reach, the label
+/// request metrics use, and the token scope each needs.
+///
+///     FrontendRoute.resolve(method: "GET", path: "/tasks")  // .methodNotAllowed(allow: "POST")
+///     FrontendRoute.resolve(method: "GET", path: "/status/abc")  // .route(.status(taskId: "abc"))
+public enum FrontendRoute: Equatable, Sendable {
+    /// `POST /tasks`
+    case tasks
+    /// `POST /process` (or `/process/`)
+    case process
+    /// `GET /metrics`
+    case metrics
+    /// `GET /health`
+    case health
+    /// `GET /ws`
+    case webSocket
+    /// `GET /status/{id}` (the id as it came, possibly empty)
+    case status(taskId: String)
+
+    /// Where a request goes.
+    public enum Resolution: Equatable, Sendable {
+        case route(FrontendRoute)
+        /// A known path, another method: 405 with `Allow: allow`.
+        case methodNotAllowed(allow: String)
+        /// 404.
+        case notFound
+    }
+
+    /// The route for `method` and `path` (HEAD is answered as GET: pass "GET" for it).
+    public static func resolve(method: String, path: String) -> Resolution {
+        let route: FrontendRoute
+        let allow: String
+        switch path {
+        case "/tasks": (route, allow) = (.tasks, "POST")
+        case "/process", "/process/": (route, allow) = (.process, "POST")
+        case "/metrics": (route, allow) = (.metrics, "GET")
+        case "/health": (route, allow) = (.health, "GET")
+        case "/ws": (route, allow) = (.webSocket, "GET")
+        default:
+            guard path.hasPrefix("/status/") else { return .notFound }
+            (route, allow) = (.status(taskId: String(path.dropFirst("/status/".count))), "GET")
+        }
+        return method == allow ? .route(route) : .methodNotAllowed(allow: allow)
+    }
+
+    /// Route label for a path in metrics: the route it matched, or "other".
+    public static func label(path: String) -> String {
+        if path.hasPrefix("/status/") { return "/status" }
+        switch path {
+        case "/tasks", "/process", "/health", "/ws", "/metrics": return path
+        case "/process/": return "/process"
+        default: return "other"
+        }
+    }
+
+    /// The token scope a route label needs; nil for the open ones (/health, /metrics).
+    /// Unknown paths need `tasks`, so a 404 tells nothing to a client without a token.
+    public static func scope(label: String) -> String? {
+        switch label {
+        case "/tasks", "other": return "tasks"
+        case "/process": return "process"
+        case "/status": return "status"
+        case "/ws": return "ws"
+        default: return nil
+        }
+    }
+}

@@ -46,14 +46,17 @@ final class WebSocketFanOutTests: FrontendTestCase {
         XCTAssertEqual(current["t1"]?["state"], "PENDING")
         XCTAssertEqual(current["done-1"]?["state"], "SUCCESS")
         XCTAssertEqual(current["done-1"]?["result"], 5)
-        Thread.sleep(forTimeInterval: 0.1)
+        // Both current states came after the subscription was in place, and `everything` was
+        // added before its 101 went out: no wait needed before publishing.
         try publish("t2", "PROGRESS")
         try publish("t1", "PROGRESS")
         XCTAssertEqual(try nextText(narrow)["task_id"], "t1")
         XCTAssertEqual(try nextText(everything)["task_id"], "t2")
         XCTAssertEqual(try nextText(everything)["task_id"], "t1")
-        try narrow.send(WSFrame.make(opcode: 0x1, payload: Array(#"{"unsubscribe": "*"}"#.utf8)))
-        Thread.sleep(forTimeInterval: 0.1)
+        // Subscribing comes first in a command, so the current state of "ack" arrives only
+        // after the unsubscribe in the same message has taken effect.
+        try narrow.send(WSFrame.make(opcode: 0x1, payload: Array(#"{"subscribe": ["ack"], "unsubscribe": "*"}"#.utf8)))
+        XCTAssertEqual(try nextText(narrow)["task_id"], "ack")
         try publish("t3", "PROGRESS")
         XCTAssertEqual(try nextText(narrow)["task_id"], "t3")
     }
@@ -103,6 +106,8 @@ final class WebSocketFanOutTests: FrontendTestCase {
         withExtendedLifetime(stuck) {}
     }
 
+    /// End to end: the loop's timer runs the hub's keepalive and the transport's idle
+    /// time reaches it (the policy's edges are in FrontendWebSocketHubTests, on a ManualClock).
     func testSilentClientIsClosedAfterTheIdleTimeout() throws {
         let silent = try WSFrame.open(port: port)
         // It never answers pings: after ~1.5 s the server closes it with 1001.

@@ -161,19 +161,21 @@ final class BrokerPipeline {
         return confirmed
     }
 
-    /// The first `count` written entries, confirmed, in order (read-only: chord joins).
-    func forEachConfirmed(_ count: Int, _ body: (Outbox.Entry) -> Void) {
-        for e in written[..<count] { body(e) }
+    /// The chord parts among the first `count` written entries (confirmed), in order,
+    /// with the delivery each completes.
+    func forEachConfirmedChordPart(_ count: Int, _ body: (ChordPart, String?) -> Void) {
+        for i in 0..<count { if let part = written[i].chord { body(part, written[i].completes) } }
     }
 
-    /// Let go of the first `count` written entries (confirmed): `body` sees each; their
-    /// transaction buffers go back to the outbox for the executors' next parts.
-    func confirm(first count: Int, _ body: (Outbox.Entry) -> Void) {
+    /// Let go of the first `count` written entries (confirmed): `completed` gets the
+    /// delivery each completes; their transaction buffers go back to the outbox for the
+    /// executors' next parts.
+    func confirm(first count: Int, _ completed: (String) -> Void) {
         guard count > 0 else { return }
         for i in 0..<count {
             let b = written[i].part.takeTransactionBuffer()
             if b.capacity > 0 { spent.append(b) }
-            body(written[i])
+            if let tag = written[i].completes { completed(tag) }
         }
         written.removeFirst(count)
         outbox.recycle(&spent)

@@ -314,9 +314,9 @@ public final class Consumer: @unchecked Sendable {
     /// deliveries and recycle their runners.
     private func completed(first count: Int) {
         guard count > 0 else { return }
-        pipeline.forEachConfirmed(count) { e in if let part = e.chord { joinChord(part, tag: e.completes) } }
-        pipeline.confirm(first: count) { e in
-            guard let tag = e.completes, var h = held.removeValue(forKey: tag) else { return }
+        pipeline.forEachConfirmedChordPart(count) { part, tag in joinChord(part, tag: tag) }
+        pipeline.confirm(first: count) { tag in
+            guard var h = held.removeValue(forKey: tag) else { return }
             processed[h.message.task, default: 0] += 1
             recycler.recycle(&h, capacity: capacity)
         }

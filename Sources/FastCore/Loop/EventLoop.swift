@@ -7,7 +7,6 @@ import CEventShim
 ///     loop.run()
 public final class EventLoop {
     public let handle: OpaquePointer
-    private var signalHandlers: [SignalHandler] = []
 
     public struct Unavailable: Error, CustomStringConvertible {
         public var description: String { "libevent could not create an event base" }
@@ -32,15 +31,4 @@ public final class EventLoop {
         t.start(ms: ms, repeating: repeating)
         return t
     }
-
-    /// Run `body` on the loop whenever `signo` arrives.
-    public func onSignal(_ signo: Int32, _ body: @escaping (Int32) -> Void) {
-        let h = SignalHandler(body: body)
-        signalHandlers.append(h)
-        _ = ce_loop_on_signal(handle, signo, signalTrampoline, Unmanaged.passUnretained(h).toOpaque())
-    }
-}
-
-private func signalTrampoline(_ signo: Int32, _ ctx: UnsafeMutableRawPointer?) {
-    Unmanaged<SignalHandler>.fromOpaque(ctx!).takeUnretainedValue().body(signo)
 }

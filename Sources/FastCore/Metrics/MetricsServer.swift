@@ -1,4 +1,3 @@
-import CEventShim
 import Foundation
 
 /// A tiny HTTP endpoint on its own thread and event loop: `GET /metrics`
@@ -20,9 +19,9 @@ public final class MetricsServer: HTTPServerDelegate, @unchecked Sendable {
             let app = MetricsServer(render: render)
             do {
                 let loop = try EventLoop()
-                let limits = ce_server_limits(
-                    max_header_bytes: 8192, max_body_bytes: 0, max_ws_message: 0, header_timeout_ms: 10_000,
-                    idle_timeout_ms: 60_000, max_connections: 256)
+                let limits = HTTPServer.Limits(
+                    maxHeaderBytes: 8192, maxBodyBytes: 0, maxWebSocketMessageBytes: 0, headerTimeoutMs: 10_000,
+                    idleTimeoutMs: 60_000, maxConnections: 256)
                 app.server = try HTTPServer(loop: loop, host: host, port: port, limits: limits, delegate: app)
                 outcome.set(.success(app.server!.port))
                 ready.signal()
@@ -48,13 +47,4 @@ public final class MetricsServer: HTTPServerDelegate, @unchecked Sendable {
         }
         connection.respond(status: 200, body: render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
-
-    public func requestFailed(_ kind: Int32, on connection: Connection) {
-        connection.respond(status: 400, json: ["error": "bad_request", "detail": "malformed request"], close: true)
-    }
-
-    public func webSocketMessage(_ opcode: Int32, _ bytes: UnsafeRawBufferPointer, on connection: Connection) {}
-    public func webSocketFailed(_ kind: Int32, on connection: Connection) {}
-    public func webSocketClosed(code: Int, on connection: Connection) {}
-    public func connectionClosed(_ id: UInt64) {}
 }

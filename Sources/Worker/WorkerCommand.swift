@@ -132,6 +132,7 @@ struct WorkerCommand: ParsableCommand {
 
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)
+        DocumentTasks.register(into: &registry)
         var config = WorkerConfiguration(
             endpoint: endpoint, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout, events: taskEvents,

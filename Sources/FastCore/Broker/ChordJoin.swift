@@ -106,21 +106,22 @@ enum ChordJoin {
         return 1
         """)
 
-    /// "extracted k of N" on a workflow's result (a chord body that asked for it with `celeris_progress`).
-    static func progress(_ id: String, ready: Int, size: Int, on redis: RedisConnection) throws(RedisError) {
-        let meta: JSON = ["stage": "extracting", "documents": .int(Int64(size)), "extracted": .int(Int64(ready))]
-        let record = ResultRecord(taskId: id, state: .progress, result: meta).serialized()
-        let update: JSON = [
-            "task_id": .string(id), "state": "PROGRESS", "stage": "extracting", "extracted": .int(Int64(ready)),
-            "documents": .int(Int64(size)), "ts": .double(CeleryTime.now()),
-        ]
-        try progressScript.run(on: redis, keys: [ResultRecord.key(id)], args: [record, update.serialized()])
+    /// "k of N parts in" on a chord body's result, labelled as the body asked (`ChordProgress`).
+    static func progress(
+        _ id: String, _ labels: ChordProgress, ready: Int, size: Int, now: Double, on redis: RedisConnection
+    ) throws(RedisError) {
+        let record = ResultRecord(taskId: id, state: .progress, result: labels.meta(ready: ready, size: size))
+        let update = labels.update(taskId: id, ready: ready, size: size, now: now)
+        try progressScript.run(
+            on: redis, keys: [ResultRecord.key(id)], args: [record.serialized(), update.serialized()])
     }
 
     /// Count one part in; if it completes the chord and we win the claim, send
     /// the body (or fail it with ChordError). Returns (ready, size) for progress.
     @discardableResult
-    static func partReturn(_ p: ChordPart, on redis: RedisConnection, routes: TaskRoutes, logger: Logger)
+    static func partReturn(
+        _ p: ChordPart, on redis: RedisConnection, routes: TaskRoutes, logger: Logger, now: Double = CeleryTime.now()
+    )
         throws(RedisError)
         -> (ready: Int, size: Int)
     {
@@ -138,8 +139,10 @@ enum ChordJoin {
         let size = Int(parts.count > 2 ? parts[2].text ?? "0" : "0") ?? 0
         // About fifty progress writes per chord (and the last part), not one per part.
         let step = max(1, size / 50)
-        if p.callback.options["celeris_progress"] == true, let id = p.callback.id, ready % step == 0 || ready >= size {
-            try progress(id, ready: ready, size: size, on: redis)
+        if let labels = ChordProgress(option: p.callback.options["celeris_progress"]), let id = p.callback.id,
+            ready % step == 0 || ready >= size
+        {
+            try progress(id, labels, ready: ready, size: size, now: now, on: redis)
         }
         guard parts.count > 3, parts[3].integer == 1 else { return (ready, size) }
         // We won the claim: gather the header's results in group order.
@@ -160,7 +163,7 @@ enum ChordJoin {
                 let record = ResultRecord(
                     taskId: p.callback.id ?? TaskMessage.newId(), state: .failure,
                     result: TaskFailure(type: "ChordError", message: message, module: "celery.exceptions").resultJSON,
-                    dateDone: CeleryTime.now(), groupId: g)
+                    dateDone: now, groupId: g)
                 _ = try redis.pipeline(record.storeCommands() + [["DEL", key(g, ".s")]])
                 return (ready, size)
             }

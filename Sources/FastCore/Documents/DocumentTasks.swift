@@ -32,8 +32,9 @@ public enum DocumentTasks {
         ctx.updateState(
             .progress, meta: ["stage": "fetched", "documents": .int(Int64(documents.count)), "extracted": 0])
         ctx.publishStatus(["state": "PROGRESS", "stage": "fetched", "documents": .int(Int64(documents.count))])
+        let progress = ChordProgress.option(stage: "extracting", total: "documents", done: "extracted")
         let body = Signature(
-            "compare_data_task", kwargs: [("threshold", threshold)], options: ["celeris_progress": true])
+            "compare_data_task", kwargs: [("threshold", threshold)], options: ["celeris_progress": progress])
         throw ctx.replace(
             with: .chord(documents.map { .task(Signature("extract_data_task", args: [.string($0)])) }, body))
     }

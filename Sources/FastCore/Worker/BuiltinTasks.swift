@@ -1,13 +1,16 @@
 /// The tasks every Celeris worker knows: the tutorial's `create_task`, and
-/// `add` / `noop` for interop tests and benchmarks.
+/// `add` / `noop` / `tsum` for interop tests, benchmarks and chords. The document
+/// pipeline's tasks are `DocumentTasks`' (`celeris-worker` registers both).
 public enum BuiltinTasks {
-    /// Register `create_task`, `add` and `noop` into `registry`.
+    /// Register `create_task`, `add`, `noop` and `tsum` into `registry`.
+    ///
+    ///     var registry = TaskRegistry()
+    ///     BuiltinTasks.register(into: &registry)
     public static func register(into registry: inout TaskRegistry) {
         registry.register("create_task", createTask)
         registry.register("add", add)
         registry.register("noop") { ctx in ctx.argument(0, "x") ?? .null }
         registry.register("tsum", tsum)
-        DocumentTasks.register(into: &registry)
     }
 
     /// `create_task(task_length)`: per step, store PROGRESS `{"progress": i}`,

@@ -16,13 +16,7 @@ final class FrontendMetricsTests: RedisTestCase {
         var m: [String: Double] = [:]
         XCTAssertTrue(
             try eventually(timeout: 5, interval: 0.2) {
-                let r = try HTTPClient.request("GET", port: port, path: "/metrics")
-                XCTAssertEqual(r.status, 200)
-                m = [:]
-                for line in r.text.split(separator: "\n") where !line.hasPrefix("#") {
-                    let parts = line.split(separator: " ")
-                    if parts.count == 2, let v = Double(parts[1]) { m[String(parts[0])] = v }
-                }
+                m = try Prometheus.scrape(port: port)
                 return m[#"celeris_queue_depth{queue="celery"}"#] == 3 && m["celeris_ws_messages_delivered_total"] == 1
             }, "\(m)")
         XCTAssertEqual(m[#"celeris_http_requests_total{route="/tasks",status="200"}"#], 3)

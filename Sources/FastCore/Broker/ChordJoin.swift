@@ -7,6 +7,12 @@ import Logging
 /// sends the body with them, and cleans up, leaving `.c` = "done". Python and
 /// Celeris workers can finish parts of the same chord.
 enum ChordJoin {
+    /// Celery's `on_chord_part_return` for one header task.
+    /// KEYS: `.j` (results), `.t` (total adjustment), `.s` (size), `.d` (dedupe set), the group
+    /// key, `.c` (finisher claim). ARGV: task id, encoded result, "1" when results are ordered
+    /// by header index, the index (score), result expiry, group expiry, claim expiry, claim token.
+    /// Returns `{ready, totaldiff, size, claimed}`: `{-1, 0, 0, 0}` for a chord already done;
+    /// `claimed` 1 when this call won the right to send the body.
     static let partReturnScript = RedisScript(
         """
         local jkey, tkey, skey, dkey, gkey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -58,6 +64,9 @@ enum ChordJoin {
 
         return {readycount, totaldiff, size, claimed}
         """)
+    /// KEYS: `.c`, `.j`, `.t`, `.s`, `.d`. ARGV: the finisher's claim token, seconds to keep
+    /// the "done" marker. Deletes the chord's state and marks it done if the claim is still
+    /// this finisher's. Returns 1 if it was, else 0.
     static let cleanupScript = RedisScript(
         """
         local ckey = KEYS[1]
@@ -77,6 +86,9 @@ enum ChordJoin {
         end
         return 0
         """)
+    /// KEYS: `.c`, `.s`. ARGV: the claim token, claim expiry. Extends this finisher's claim, or
+    /// takes a lapsed one while the chord still exists. Returns 1 when the claim is this
+    /// finisher's, else 0.
     static let claimExtendScript = RedisScript(
         """
         local ckey, skey = KEYS[1], KEYS[2]
@@ -95,7 +107,8 @@ enum ChordJoin {
 
     static func key(_ gid: String, _ suffix: String = "") -> String { Canvas.setPrefix + gid + suffix }
 
-    /// KEYS: the body's result key. ARGV: record, status update. Stores PROGRESS unless the body already finished.
+    /// KEYS: the body's result key. ARGV: record, status update. Stores and publishes
+    /// PROGRESS unless the body already finished. Returns 1 when stored, else 0.
     static let progressScript = RedisScript(
         """
         local cur = redis.call('GET', KEYS[1])

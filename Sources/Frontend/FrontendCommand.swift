@@ -122,7 +122,9 @@ struct FrontendCommand: ParsableCommand {
         settings.webSockets = WebSocketHub.Settings(
             softLimitBytes: wsSoftLimitBytes, hardLimitBytes: wsHardLimitBytes, stuckSeconds: wsStuckSeconds,
             pingIntervalMs: UInt64(max(50, wsPingMs)), idleMs: UInt64(max(100, wsIdleMs)))
-        do { settings.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes) } catch {
+        do {
+            settings.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes, base: DocumentTasks.routes)
+        } catch {
             throw ValidationError("\(error)")
         }
         let frontend = try FrontendLoops(

@@ -145,7 +145,9 @@ struct WorkerCommand: ParsableCommand {
             let bound = try MetricsServer.start(host: metricsHost, port: metricsPort) { prometheus.emitToString() }
             logger.info("metrics on http://\(metricsHost):\(bound)/metrics")
         }
-        do { config.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes) } catch {
+        do {
+            config.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes, base: DocumentTasks.routes)
+        } catch {
             throw ValidationError("\(error)")
         }
         let consumer = Consumer(configuration: config, registry: registry, logger: logger)

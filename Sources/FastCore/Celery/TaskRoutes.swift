@@ -3,21 +3,17 @@ import Foundation
 /// Celery's `task_routes`: task-name patterns (exact, or globs with `*` and
 /// `?`) mapped to queues; the first matching rule wins.
 ///
-///     var routes = TaskRoutes.defaults
+///     var routes = TaskRoutes()
 ///     try routes.add(flag: "report_*=reports")
-///     routes.queue(for: "extract_data_task")  // "extract_queue"
+///     routes.queue(for: "report_daily")  // "reports"
 public struct TaskRoutes: Sendable {
     public private(set) var rules: [(pattern: String, queue: String)]
 
     public init(rules: [(pattern: String, queue: String)] = []) { self.rules = rules }
 
-    /// The scaling guide's document pipeline, each stage on its own queue
-    /// (bare names, and Celery's module-qualified `tasks.<name>`).
-    public static let defaults = TaskRoutes(rules: [
-        ("fetch_documents_task", "fetch_queue"), ("*.fetch_documents_task", "fetch_queue"),
-        ("extract_data_task", "extract_queue"), ("*.extract_data_task", "extract_queue"),
-        ("compare_data_task", "compare_queue"), ("*.compare_data_task", "compare_queue"),
-    ])
+    /// The document pipeline's routes (`DocumentTasks.routes`), the default of the
+    /// commands; kept under this name until every caller names what it routes by.
+    public static var defaults: TaskRoutes { DocumentTasks.routes }
 
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
@@ -59,9 +55,11 @@ public struct TaskRoutes: Sendable {
 }
 
 extension TaskRoutes {
-    /// The defaults, then a routes file, then `--route` flags (later wins).
-    public static func fromCommandLine(flags: [String], file: String?) throws(Invalid) -> TaskRoutes {
-        var routes = TaskRoutes.defaults
+    /// `base`, then a routes file, then `--route` flags (later wins).
+    public static func fromCommandLine(flags: [String], file: String?, base: TaskRoutes = TaskRoutes())
+        throws(Invalid) -> TaskRoutes
+    {
+        var routes = base
         if let file { try routes.add(file: file) }
         for f in flags { try routes.add(flag: f) }
         return routes

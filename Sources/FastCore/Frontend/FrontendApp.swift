@@ -14,7 +14,7 @@ public final class FrontendApp: HTTPServerDelegate {
     public struct Settings: Sendable {
         public var defaultTaskLength = 5
         public var statusChannel = "task_status"
-        public var routes = TaskRoutes.defaults
+        public var routes = TaskRoutes()
         public var limits = HTTPServer.Limits()
         /// Redis commands awaiting replies before new work is refused with 503.
         public var maxPendingRedis = 10_000
@@ -354,12 +354,7 @@ public final class FrontendApp: HTTPServerDelegate {
         let queues = shared.queues
         var left = queues.count
         for q in queues {
-            let keys = QueueKeys.listKeys(queue: q)
-            // EVAL keeps the four LLENs one round trip per queue.
-            redis.send(
-                ["EVAL", "local n = 0 for _, k in ipairs(KEYS) do n = n + redis.call('LLEN', k) end return n", "4"]
-                    + keys
-            ) {
+            redis.send(QueueDepth.command(queue: q)) {
                 [metrics] reply in
                 depths[q] = Int(reply?.integer ?? 0)
                 left -= 1

@@ -3,7 +3,7 @@
 /// With no body it is the tutorial's `create_task(task_length)`.
 ///
 ///     let submission = try TaskSubmission(request: request, defaultTaskLength: 5)
-///     redis.send(bytes: TaskProducer.pushCommand(for: submission.message(routes: .defaults))) { _ in }
+///     redis.send(bytes: TaskProducer.pushCommand(for: submission.message(routes: TaskRoutes()))) { _ in }
 public struct TaskSubmission {
     public var task = "create_task"
     public var args: [JSON] = []

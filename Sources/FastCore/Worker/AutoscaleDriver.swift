@@ -28,12 +28,8 @@ struct AutoscaleDriver {
     ) {
         guard isDue(now) else { return }
         nextTick = now + 1
-        let keys = QueueKeys.consumeOrder(queues: queues)
-        let depths = (try? r.pipeline(keys.map { ["LLEN", $0] })) ?? []
-        var perQueue: [String: Int] = [:]
-        for (key, n) in zip(keys, depths) {
-            perQueue[QueueKeys.queueName(ofListKey: key), default: 0] += Int(n.integer ?? 0)
-        }
+        let replies = (try? r.pipeline(QueueDepth.commands(queues: queues))) ?? []
+        let perQueue = QueueDepth.depths(queues: queues, replies: replies.map(\.integer))
         let backlog = perQueue.values.reduce(0, +)
         if sampling {
             metrics.sample(

@@ -28,7 +28,7 @@ final class FrontendTaskSubmissionTests: XCTestCase {
         XCTAssertEqual(s.kwargs.map(\.value), [true])
         XCTAssertEqual(s.queue, "math")
         XCTAssertEqual(s.priority, 7)
-        let m = s.message(routes: .defaults)
+        let m = s.message(routes: DocumentTasks.routes)
         XCTAssertEqual(m.task, "add")
         XCTAssertEqual(m.queue, "math")
         XCTAssertEqual(m.args, [2, 3])

@@ -1,4 +1,4 @@
-/* loop.c: the libevent event base, timers and signals. */
+/* loop.c: the libevent event base and timers. */
 #include "CEventShim.h"
 #include "shim_internal.h"
 
@@ -11,17 +11,8 @@ struct ce_timer {
     void *ctx;
 };
 
-/* One registered signal handler. */
-typedef struct ce_signal {
-    struct event *ev;
-    ce_signal_cb cb;
-    void *ctx;
-    struct ce_signal *next;
-} ce_signal;
-
 struct ce_loop {
     struct event_base *base;
-    ce_signal *signals;
 };
 
 /* Create an event loop (one per thread). */
@@ -36,13 +27,6 @@ ce_loop *ce_loop_new(void) {
 /* Free a loop that no longer runs. */
 void ce_loop_free(ce_loop *loop) {
     if (!loop) return;
-    ce_signal *s = loop->signals;
-    while (s) {
-        ce_signal *next = s->next;
-        event_free(s->ev);
-        free(s);
-        s = next;
-    }
     event_base_free(loop->base);
     free(loop);
 }
@@ -96,30 +80,6 @@ void ce_timer_free(ce_timer *t) {
     if (!t) return;
     event_free(t->ev);
     free(t);
-}
-
-/* libevent trampoline for signals. */
-static void signal_fired(evutil_socket_t signo, short what, void *arg) {
-    (void)what;
-    ce_signal *s = arg;
-    s->cb((int)signo, s->ctx);
-}
-
-/* Call cb(signo, ctx) on the loop when signo arrives (persistent). */
-int ce_loop_on_signal(ce_loop *loop, int signo, ce_signal_cb cb, void *ctx) {
-    ce_signal *s = calloc(1, sizeof(*s));
-    if (!s) return -1;
-    s->cb = cb;
-    s->ctx = ctx;
-    s->ev = evsignal_new(loop->base, signo, signal_fired, s);
-    if (!s->ev || evsignal_add(s->ev, NULL) < 0) {
-        if (s->ev) event_free(s->ev);
-        free(s);
-        return -1;
-    }
-    s->next = loop->signals;
-    loop->signals = s;
-    return 0;
 }
 
 /* Hand memory the allocator holds but no longer uses back to the OS (malloc_trim). */

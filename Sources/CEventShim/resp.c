@@ -1,17 +1,10 @@
-/* resp.c: RESP in memory, no I/O: hiredis' command formatter and reply reader
- * over caller buffers (the same code the connections use on their sockets). */
+/* resp.c: RESP in memory, no I/O: hiredis' reply reader over a caller buffer
+ * (the same code the connections use on their sockets). Commands are encoded
+ * in Swift (RESP.swift). */
 #include "CEventShim.h"
 
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
-
-/* Format argv as one RESP command into a malloc'd *out; its length, or -1. */
-long long ce_resp_format(int argc, const char **argv, const size_t *lens, char **out) {
-    return redisFormatCommandArgv(out, argc, argv, lens);
-}
-
-/* Free what ce_resp_format made. */
-void ce_resp_free(char *s) { redisFreeCommand(s); }
 
 /* Parse one complete reply from buf; NULL when it is incomplete or not RESP. */
 ce_reply *ce_resp_parse(const char *buf, size_t len) {

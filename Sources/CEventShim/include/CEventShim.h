@@ -23,7 +23,6 @@ extern "C" {
 typedef struct ce_loop ce_loop;
 typedef struct ce_timer ce_timer;
 typedef void (*ce_timer_cb)(void *ctx);
-typedef void (*ce_signal_cb)(int signo, void *ctx);
 
 /* Create an event loop (one per thread). */
 ce_loop *ce_loop_new(void);
@@ -45,8 +44,6 @@ void ce_timer_stop(ce_timer *t);
 void ce_timer_free(ce_timer *t);
 /* Hand memory the allocator holds but no longer uses back to the OS (malloc_trim). */
 void ce_release_free_memory(void);
-/* Call cb(signo, ctx) on the loop when signo arrives (persistent). */
-int ce_loop_on_signal(ce_loop *loop, int signo, ce_signal_cb cb, void *ctx);
 
 /* ---- HTTP/1.1 + WebSocket server ------------------------------------- */
 
@@ -220,10 +217,6 @@ const ce_reply *ce_reply_element(const ce_reply *r, size_t i);
 /* Free a reply obtained from ce_resp_parse. */
 void ce_reply_free(ce_reply *r);
 
-/* Format argv as one RESP command into a malloc'd *out; its length, or -1. */
-long long ce_resp_format(int argc, const char **argv, const size_t *lens, char **out);
-/* Free what ce_resp_format made. */
-void ce_resp_free(char *s);
 /* Parse one complete reply from buf (no I/O); NULL when incomplete or not RESP. Free with ce_reply_free. */
 ce_reply *ce_resp_parse(const char *buf, size_t len);
 

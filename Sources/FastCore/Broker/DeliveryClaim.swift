@@ -248,9 +248,4 @@ public struct DeliveryClaim: Sendable {
         }
         return out
     }
-
-    /// Commands that acknowledge a delivery (kombu's ack: ZREM + HDEL).
-    public static func ackCommands(tag: String) -> [[String]] {
-        [["ZREM", unackedIndexKey, tag], ["HDEL", unackedKey, tag]]
-    }
 }

@@ -146,22 +146,10 @@ public struct WriteBatch {
             try body(Self.multi)
             for p in parts where p.transactionCount > 0 { try body(p.transaction) }
             close.removeAll(keepingCapacity: true)
-            if ackedCount > 0 {
-                appendAcks("ZREM", DeliveryClaim.unackedIndexKey)
-                appendAcks("HDEL", DeliveryClaim.unackedKey)
-            }
+            if ackedCount > 0 { DeliveryClaim.appendAcks(tags: ackedTags, count: ackedCount, to: &close) }
             close += Self.exec
             try body(close)
         }
         if ownCount > 0 { try body(own) }
-    }
-
-    /// `command key tag…` with every acknowledged tag, into `close` (kombu's ack, folded).
-    private mutating func appendAcks(_ command: StaticString, _ key: String) {
-        RESP.appendCount(ackedCount + 2, to: &close)
-        RESP.appendBulk(command, to: &close)
-        var key = key
-        key.withUTF8 { RESP.appendBulk($0, to: &close) }
-        close += ackedTags
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 
 /// One remote-control command from Celery's pidbox broadcast.
@@ -13,10 +12,10 @@ public struct ControlRequest: Sendable {
 
     /// Decode a broadcast envelope; nil when it is not a pidbox command or has expired.
     public init?(envelope raw: [UInt8], now: Double) {
-        guard let env = try? JSONParser.parse(raw), let body = KombuEnvelope.body(of: raw),
-            let method = body["method"]?.stringValue
-        else { return nil }
-        if let expires = env["headers"]?["expires"]?.doubleValue, expires < now { return nil }
+        guard let (headers, body) = KombuEnvelope.read(raw), let method = body["method"]?.stringValue else {
+            return nil
+        }
+        if let expires = headers["expires"]?.doubleValue, expires < now { return nil }
         self.method = method
         arguments = body["arguments"] ?? [:]
         ticket = body["ticket"]?.stringValue

@@ -24,7 +24,8 @@ struct EnvelopeDecoder {
         var replyToRange: Range<Int>?
         var routingKey: String?
         var priority = 0
-        var bodyEncoding = "base64"
+        /// `body_encoding` (nil: absent or null; a task's body is then base64, kombu's default).
+        var bodyEncoding: String?
         /// nil when absent or JSON (the JSON case is matched in place, not made a String).
         var contentType: String?
         /// The body string's bytes as they stand in the envelope (base64 text, usually).
@@ -112,7 +113,7 @@ struct EnvelopeDecoder {
         _ key: MemberKey, _ r: inout JSONParser.Reader, _ f: inout Fields, knowsTag: Bool
     ) throws(JSONParseError) {
         switch key {
-        case "body_encoding": f.bodyEncoding = try r.optionalString() ?? "base64"
+        case "body_encoding": f.bodyEncoding = try r.optionalString()
         case "reply_to":
             switch try r.optionalStringValue() {
             case .span(let range): f.replyToRange = range
@@ -130,6 +131,39 @@ struct EnvelopeDecoder {
                 }
             }
         default: try r.skipValue(depth: 2)
+        }
+    }
+}
+
+extension EnvelopeDecoder {
+    /// The body found at `range` of the envelope `buf`, decoded (from base64 when `base64`)
+    /// and handed to `read`. The usual body, base64 without escapes, is decoded into
+    /// scratch space (on the stack when small); a body string with JSON escapes is
+    /// unescaped by the full reader first (rare).
+    static func withBody<R>(
+        _ f: Fields, at range: Range<Int>, base64: Bool, in buf: UnsafeBufferPointer<UInt8>,
+        _ read: (UnsafeBufferPointer<UInt8>) throws(PoisonMessage) -> R
+    ) throws(PoisonMessage) -> R {
+        if f.bodyHasEscapes {
+            guard
+                let text = try? JSONParser.parse(
+                    UnsafeBufferPointer(rebasing: buf[(range.lowerBound - 1)...range.upperBound])
+                )
+                .stringValue
+            else { throw PoisonMessage("envelope has no body") }
+            let bodyBytes = base64 ? (Base64.decode(text.utf8) ?? []) : Array(text.utf8)
+            if base64 && bodyBytes.isEmpty && !text.isEmpty { throw PoisonMessage("body is not base64") }
+            return try bodyBytes.withUnsafeBufferPointer { (b) throws(PoisonMessage) in try read(b) }
+        } else if base64 {
+            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Base64.decodedCapacity(range.count)) {
+                (scratch) throws(PoisonMessage) in
+                guard let n = Base64.decode(buf[range], into: scratch) else {
+                    throw PoisonMessage("body is not base64")
+                }
+                return try read(UnsafeBufferPointer(rebasing: scratch[..<n]))
+            }
+        } else {
+            return try read(UnsafeBufferPointer(rebasing: buf[range]))
         }
     }
 }

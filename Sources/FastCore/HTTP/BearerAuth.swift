@@ -52,14 +52,32 @@ public struct BearerAuth: Sendable {
         return .allowed(sub)
     }
 
+    /// base64url without padding (RFC 4648 section 5), from the standard alphabet's text.
     static func base64url(_ d: Data) -> String {
-        d.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        var text: [UInt8] = []
+        Base64.encode(Array(d), to: &text)
+        while text.last == UInt8(ascii: "=") { text.removeLast() }
+        for i in text.indices {
+            if text[i] == UInt8(ascii: "+") {
+                text[i] = UInt8(ascii: "-")
+            } else if text[i] == UInt8(ascii: "/") {
+                text[i] = UInt8(ascii: "_")
+            }
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
+    /// The bytes of base64url text (padding optional); nil if it is not base64url.
     static func unbase64url(_ s: String) -> Data? {
-        var b = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while b.count % 4 != 0 { b += "=" }
-        return Data(base64Encoded: b)
+        var text = Array(s.utf8)
+        for i in text.indices {
+            switch text[i] {
+            case UInt8(ascii: "-"): text[i] = UInt8(ascii: "+")
+            case UInt8(ascii: "_"): text[i] = UInt8(ascii: "/")
+            default: break
+            }
+        }
+        if text.count % 4 == 1 { return nil }
+        return Base64.decode(text).map { Data($0) }
     }
 }

@@ -1,24 +1,20 @@
 import CEventShim
 
-/// RESP in memory (no connection): the command formatter and reply reader the
-/// Redis connections use, for benchmarks and for checking bytes in tests.
+/// RESP in memory (no connection): the one command encoder every Redis client
+/// here uses (a pipeline, a write batch, a result record's SETEX, a claim's
+/// commands), and a reply reader for benchmarks and for checking bytes in tests.
 ///
 ///     let wire = RESP.format(["LPUSH", "celery", envelope])  // *3\r\n$5\r\nLPUSH…
 ///     let reply = RESP.parse(Array("*2\r\n$1\r\na\r\n:1\r\n".utf8))  // .array([.string("a"), .integer(1)])
 public enum RESP {
     /// One command as RESP bytes.
     public static func format(_ args: [String]) -> [UInt8] {
-        withArgv(args) { argc, argv, lens in
-            var out: UnsafeMutablePointer<CChar>?
-            let n = ce_resp_format(argc, argv, lens, &out)
-            defer { ce_resp_free(out) }
-            guard n >= 0, let out else { return [] }
-            return Array(UnsafeRawBufferPointer(start: out, count: Int(n)))
-        }
+        var out: [UInt8] = []
+        append(args, to: &out)
+        return out
     }
 
-    /// Append one command's RESP to `out`: what `format` makes, without a C round trip
-    /// per command (a pipeline writes a whole batch this way).
+    /// Append one command's RESP to `out`: a pipeline writes a whole batch this way.
     public static func append(_ args: [String], to out: inout [UInt8]) {
         // Grow once: a count line, then per argument a length line (at most 14 bytes
         // for any length an array can hold) and the bytes with their CRLF.

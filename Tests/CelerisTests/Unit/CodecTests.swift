@@ -1,5 +1,5 @@
 import CEventShim
-import FastCore
+@testable import FastCore
 import Foundation
 import XCTest
 
@@ -40,18 +40,53 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(taken, Outbox.spareCount)
     }
 
-    func testSwiftRESPEncodingMatchesHiredis() {
+    /// RESP's command encoding as the protocol spells it: `*count`, then `$length` and the
+    /// bytes per argument, each line ending CRLF; every way of writing a command agrees.
+    func testRESPEncodingFollowsTheProtocol() {
+        func spelled(_ args: [String]) -> [UInt8] {
+            Array(("*\(args.count)\r\n" + args.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.joined()).utf8)
+        }
         var g = SystemRandomNumberGenerator()
         for n in [0, 1, 9, 10, 11, 99, 100, 12345] {
             let args = ["SET", String(repeating: "k", count: n), String(repeating: "\u{e9}", count: n % 7), ""]
-            var out: [UInt8] = []
+            var out: [UInt8] = Array("*1\r\n$4\r\nPING\r\n".utf8)
             RESP.append(args, to: &out)
-            XCTAssertEqual(out, RESP.format(args), "length \(n)")
+            XCTAssertEqual(out, Array("*1\r\n$4\r\nPING\r\n".utf8) + spelled(args), "length \(n)")
+            XCTAssertEqual(RESP.format(args), spelled(args), "length \(n)")
+            var named: [UInt8] = []
+            RESP.append(command: "SET", args[1], args[2], args[3], to: &named)
+            XCTAssertEqual(named, spelled(args), "length \(n)")
         }
         let many = (0..<12).map { _ in String(UInt64.random(in: 0...UInt64.max, using: &g)) }
-        var out: [UInt8] = []
-        RESP.append(many, to: &out)
-        XCTAssertEqual(out, RESP.format(many), "12 arguments")
+        XCTAssertEqual(RESP.format(many), spelled(many), "12 arguments")
+        XCTAssertEqual(RESP.format([]), Array("*0\r\n".utf8))
+    }
+
+    /// A write batch's acks, folded into one ZREM and one HDEL over every tag, are
+    /// `DeliveryClaim.ackCommands` for one delivery, and their tags in order for many.
+    func testFoldedAcksMatchTheAckCommands() {
+        for tags in [["t-1"], ["t-1", "\u{e9}-2", String(repeating: "x", count: 300)]] {
+            var bulks: [UInt8] = []
+            for t in tags { RESP.appendBulk(Array(t.utf8), to: &bulks) }
+            var folded: [UInt8] = []
+            DeliveryClaim.appendAcks(tags: bulks, count: tags.count, to: &folded)
+            var expected: [UInt8] = []
+            let one = tags.map { DeliveryClaim.ackCommands(tag: $0) }
+            for i in 0..<2 { RESP.append(Array(one[0][i].prefix(2)) + tags, to: &expected) }
+            XCTAssertEqual(folded, expected, "\(tags.count) tags")
+            if tags.count == 1 {
+                var single: [UInt8] = []
+                for c in one[0] { RESP.append(c, to: &single) }
+                XCTAssertEqual(folded, single)
+            }
+            var batch = WriteBatch()
+            for t in tags {
+                var part = WriteBatch.Part()
+                part.acknowledge(t)
+                batch.add(part)
+            }
+            XCTAssertEqual(batch.wire, RESP.format(["MULTI"]) + expected + RESP.format(["EXEC"]))
+        }
     }
 
     func testRESPFormatAndParseRoundTrip() {
@@ -98,173 +133,6 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(try JSONParser.parse(#""\ud83d\ude00""#), .string("😀"))
         for bad in ["{", "[1,]", "01", "\"abc", "{\"a\" 1}", "nul", "1 2", "[\u{01}]"] {
             XCTAssertThrowsError(try JSONParser.parse(bad), "accepted \(bad)")
-        }
-    }
-
-    func testDecodesCapturedCeleryEnvelope() throws {
-        let m = try TaskMessage.decode(try fixture("celery57_noop_envelope.json"))
-        XCTAssertEqual(m.task, "noop")
-        XCTAssertEqual(m.id, "16c18fe1-c3fb-4ffd-a690-9513b30b78e0")
-        XCTAssertEqual(m.args, [1])
-        XCTAssertTrue(m.kwargs.isEmpty)
-        XCTAssertEqual(m.priority, 1)
-        XCTAssertEqual(m.deliveryTag, "71a5a25d-a60f-41c4-9d38-347b2789a25f")
-        XCTAssertEqual(m.routingKey, "celery")
-
-        let chordHeader = try TaskMessage.decode(try fixture("celery57_chord_header_envelope.json"))
-        XCTAssertEqual(chordHeader.group, "9269088f-09e8-4db8-9f93-5b6fc60d132b")
-        XCTAssertNotNil(chordHeader.groupIndex)
-        XCTAssertEqual(chordHeader.embed["chord"]?["task"], "tsum")
-    }
-
-    func testEncodedEnvelopeHasEveryHeaderAndPropertyCeleryWrites() throws {
-        var m = TaskMessage(task: "add", args: [2], kwargs: [("y", 3)], queue: "fetch_queue", priority: 5)
-        m.origin = "1@test"
-        let env = try JSONParser.parse(m.envelope())
-        let captured = try JSONParser.parse(try fixture("celery57_noop_envelope.json"))
-        XCTAssertEqual(env.objectPairs?.map(\.key), captured.objectPairs?.map(\.key))
-        XCTAssertEqual(env["headers"]?.objectPairs?.map(\.key), captured["headers"]?.objectPairs?.map(\.key))
-        XCTAssertEqual(env["properties"]?.objectPairs?.map(\.key), captured["properties"]?.objectPairs?.map(\.key))
-        XCTAssertEqual(env["headers"]?["argsrepr"], "(2,)")
-        XCTAssertEqual(env["headers"]?["kwargsrepr"], "{'y': 3}")
-        XCTAssertEqual(env["properties"]?["delivery_info"]?["routing_key"], "fetch_queue")
-        let body = Data(base64Encoded: env["body"]!.stringValue!)!
-        XCTAssertEqual(
-            String(decoding: body, as: UTF8.self),
-            #"[[2], {"y": 3}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#)
-        // The byte-written fast path equals the JSON-tree form of the same headers.
-        XCTAssertEqual(env["headers"], m.protocolHeaders())
-        var withEta = m
-        withEta.eta = "2026-11-21T07:31:05.219234+00:00"
-        withEta.timeLimit = (1.5, 30)
-        withEta.group = "g\"1"
-        withEta.groupIndex = 2
-        XCTAssertEqual(try JSONParser.parse(withEta.envelope())["headers"], withEta.protocolHeaders())
-        let back = try TaskMessage.decode(Array(m.envelope().utf8), queue: "fetch_queue")
-        XCTAssertEqual(back.id, m.id)
-        XCTAssertEqual(back.kwargs.first?.value, 3)
-    }
-
-    /// The one-pass decoder reads what a full JSON parse reads, whatever the
-    /// spacing, key order, escapes or extra fields, and keeps every header.
-    func testEnvelopeDecoderAgreesWithTheFullParser() throws {
-        let fixtures = ["celery57_noop_envelope.json", "celery57_chord_header_envelope.json"].map {
-            try! Array(Data(contentsOf: TestPaths.fixtures.appendingPathComponent($0)))
-        }
-        var odd = TaskMessage(task: "caf\u{e9}.t\"x", args: ["\u{1F600}", 1.5, [1, [2]]], kwargs: [("k", ["a": nil])])
-        odd.eta = "2026-11-21T10:00:00+00:00"
-        odd.groupIndex = 3
-        // Compact separators, keys reordered, unknown fields, an escaped body string.
-        let env = try JSONParser.parse(odd.envelope())
-        var pairs = (env.objectPairs ?? []).reversed().map { $0 }
-        pairs.append(("x-extra", ["nested": [1, ["deep": true]], "s": "a\\\"b"]))
-        let compact = JSON.object(pairs).serialized().replacingOccurrences(of: "\", \"", with: "\",\"")
-            .replacingOccurrences(of: "\": ", with: "\":")
-        let escapedBody = odd.envelope().replacingOccurrences(of: "\"body\": \"", with: "\"body\": \"\\u0057")
-            .replacingOccurrences(of: "\\u0057W", with: "\\u0057")  // same body, its first letter escaped
-        for raw in fixtures + [Array(compact.utf8), Array(escapedBody.utf8), Array(odd.envelope().utf8)] {
-            let m = try TaskMessage.decode(raw, queue: "q")
-            let full = try JSONParser.parse(raw)
-            let h = full["headers"]!
-            XCTAssertEqual(m.task, h["task"]?.stringValue)
-            XCTAssertEqual(m.id, h["id"]?.stringValue)
-            XCTAssertEqual(m.eta, h["eta"]?.stringValue)
-            XCTAssertEqual(m.rootId, h["root_id"]?.stringValue)
-            XCTAssertEqual(m.groupIndex, h["group_index"]?.intValue.map { Int($0) })
-            XCTAssertEqual(m.deliveryTag, full["properties"]?["delivery_tag"]?.stringValue)
-            XCTAssertEqual(m.routingKey, full["properties"]?["delivery_info"]?["routing_key"]?.stringValue)
-            XCTAssertEqual(m.replyTo, full["properties"]?["reply_to"]?.stringValue ?? "")
-            XCTAssertEqual(m.headers, h, "every header kept")
-            var replaced = m  // reply_to is read from the envelope: still there once the headers are replaced
-            replaced.headers = ["task": "other"]
-            XCTAssertEqual(replaced.replyTo, m.replyTo)
-            let body = try JSONParser.parse(Base64.decode((full["body"]?.stringValue ?? "").utf8) ?? [])
-            XCTAssertEqual(JSON.array(m.args), body[0])
-        }
-        let back = try TaskMessage.decode(Array(odd.envelope().utf8))
-        XCTAssertEqual(back.task, "caf\u{e9}.t\"x")
-        XCTAssertEqual(back.rootId, back.id)
-        var escapedReply = odd
-        escapedReply.replyTo = "a\"b\u{e9}"
-        XCTAssertEqual(try TaskMessage.decode(Array(escapedReply.envelope().utf8)).replyTo, "a\"b\u{e9}")
-        // A worker passes the tag its claim read: kept, the property not read again.
-        let claimed = try TaskMessage.decode(Array(odd.envelope().utf8), deliveryTag: "from-the-claim")
-        XCTAssertEqual(claimed.deliveryTag, "from-the-claim")
-        XCTAssertEqual(back.deliveryTag, odd.deliveryTag)
-        XCTAssertEqual(claimed.id, back.id)
-        XCTAssertEqual(claimed.args, back.args)
-        XCTAssertEqual(back.args, odd.args)
-        // Well-formed around, malformed inside a skipped field: refused, not run.
-        let broken = odd.envelope().replacingOccurrences(of: "\"shadow\": null", with: "\"shadow\": nul")
-        XCTAssertThrowsError(try TaskMessage.decode(Array(broken.utf8)))
-    }
-
-    /// The decoder steps over plain string bytes 8 at a time: a quote, a backslash or a
-    /// control character at any offset, next to multi-byte UTF-8, is still seen.
-    func testStringScanFindsEveryStopByteAtEveryOffset() throws {
-        func envelope(id: String) -> [UInt8] {
-            Array((#"{"headers": {"task": "t", "id": ""# + id + #""}, "body": "W1tdLCB7fSwge31d"}"#).utf8)
-        }
-        for length in 0..<24 {
-            for at in 0...length {
-                let (head, tail) = (String(repeating: "a", count: at), String(repeating: "b", count: length - at))
-                for (stop, expect) in [("\\\"", "\""), ("\\\\", "\\"), ("\\n", "\n"), ("é", "é")] {
-                    XCTAssertEqual(try TaskMessage.decode(envelope(id: head + stop + tail)).id, head + expect + tail)
-                }
-                XCTAssertThrowsError(
-                    try TaskMessage.decode(envelope(id: head + "\u{01}" + tail)), "control character at \(at)")
-                XCTAssertThrowsError(
-                    try TaskMessage.decode(Array((#"{"headers": {"id": ""# + head).utf8)), "unterminated at \(at)")
-            }
-        }
-    }
-
-    func testPoisonMessagesAreNamed() {
-        let cases = [
-            "garbage": "not JSON", #"{"headers": {}}"#: "no task name",
-            #"{"headers": {"task": "add", "id": "1"}, "body": "!!!"}"#: "not base64",
-            #"{"headers": {"task": "add", "id": "1"}, "body": "WzEsIDJd"}"#: "[args, kwargs, embed]",
-            #"{"headers": {"task": "add", "id": "1"}, "content-type": "application/x-python-serialize", "body": "W10="}"#:
-                "unsupported content-type application/x-python-serialize",
-            #"{"headers": {"task": "add", "id": "1"}, "content-type": "application/jsonx", "body": "W10="}"#:
-                "unsupported content-type application/jsonx",
-        ]
-        for (raw, reason) in cases {
-            XCTAssertThrowsError(try TaskMessage.decode(Array(raw.utf8))) { e in
-                XCTAssertTrue("\(e)".contains(reason), "\(raw): \(e)")
-            }
-        }
-    }
-
-    /// The body is read in place as `[args, kwargs, embed]`: the same values the JSON tree
-    /// gives for any spacing and embed, and bad bodies named as before.
-    func testBodyReaderAgreesWithTheTreeReader() throws {
-        func envelope(_ body: String) -> [UInt8] {
-            let b64 = Data(body.utf8).base64EncodedString()
-            return Array(#"{"headers": {"task": "add", "id": "1"}, "body": "\#(b64)"}"#.utf8)
-        }
-        let good = [
-            #"[[2], {"y": 3}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#,
-            #" [ [1, "a", [2]] ,{} , null ] "#,
-            #"[[], {}, {"callbacks": null, "errbacks": null, "chain": [{"task": "add"}], "chord": null}]"#,
-            #"[[], {}, {"callbacks":null,"errbacks":null,"chain":null,"chord":null}]"#,
-        ]
-        for body in good {
-            let m = try TaskMessage.decode(envelope(body))
-            let tree = try JSONParser.parse(body)
-            XCTAssertEqual(.array(m.args), tree[0], body)
-            XCTAssertEqual(.object(m.kwargs), tree[1], body)
-            XCTAssertEqual(m.embed, tree[2]!.isNull ? TaskMessage.noEmbed : tree[2], body)
-        }
-        let bad = [
-            "[[1], {}": "not JSON", "[[1], {}, null] x": "not JSON", "[[1], {}, null, 4]": "[args, kwargs, embed]",
-            "[1, {}, null]": "[args, kwargs, embed]", "[[1], [], null]": "[args, kwargs, embed]",
-            "[[1], {}]": "[args, kwargs, embed]",
-        ]
-        for (body, reason) in bad {
-            XCTAssertThrowsError(try TaskMessage.decode(envelope(body))) { e in
-                XCTAssertTrue("\(e)".contains(reason), "\(body): \(e)")
-            }
         }
     }
 

@@ -73,18 +73,17 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     if (!cmd->persistent || reply == NULL) free(cmd);
 }
 
-/* Send one command; cb runs once (or per message for SUBSCRIBE). */
-int ce_redis_command(ce_redis *r, int argc, const char **argv, const size_t *lens, ce_redis_reply_cb cb,
-                     void *privdata) {
+/* Send one command, already encoded as RESP (len bytes); cb runs once, or for every
+   reply while persistent (a SUBSCRIBE's messages). */
+int ce_redis_send(ce_redis *r, const char *resp, size_t len, int persistent, ce_redis_reply_cb cb, void *privdata) {
     if (!r->ac || !r->connected) return -1;
     command *cmd = calloc(1, sizeof(*cmd));
     if (!cmd) return -1;
     cmd->r = r;
     cmd->cb = cb;
     cmd->privdata = privdata;
-    cmd->persistent = argc > 0 && lens[0] >= 9 && (strncasecmp(argv[0], "subscribe", 9) == 0 ||
-                                                   strncasecmp(argv[0], "psubscribe", 10) == 0);
-    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, lens) != REDIS_OK) {
+    cmd->persistent = persistent != 0;
+    if (redisAsyncFormattedCommand(r->ac, on_reply, cmd, resp, len) != REDIS_OK) {
         free(cmd);
         return -1;
     }

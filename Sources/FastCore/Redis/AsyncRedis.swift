@@ -39,25 +39,31 @@ public final class AsyncRedis {
     /// Returns false (and never calls back) when not connected.
     @discardableResult
     public func send(_ args: [String], _ callback: @escaping (RedisValue?) -> Void) -> Bool {
-        send(callback) { h, box in
-            withArgv(args) { argc, argv, lens in ce_redis_command(h, argc, argv, lens, replyTrampoline, box) }
-        }
+        var wire: [UInt8] = []
+        RESP.append(args, to: &wire)
+        return send(resp: wire, callback)
     }
 
     /// `send` with arguments already in bytes.
     @discardableResult
     public func send(bytes args: [[UInt8]], _ callback: @escaping (RedisValue?) -> Void) -> Bool {
-        send(callback) { h, box in
-            withArgv(bytes: args) { argc, argv, lens in ce_redis_command(h, argc, argv, lens, replyTrampoline, box) }
-        }
+        var wire: [UInt8] = []
+        RESP.appendCount(args.count, to: &wire)
+        for a in args { RESP.appendBulk(a, to: &wire) }
+        return send(resp: wire, callback)
     }
 
-    private func send(
-        _ callback: @escaping (RedisValue?) -> Void, _ issue: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
-    ) -> Bool {
+    /// `send` of a command encoded as RESP (`RESP.append`); the one encoder every client shares.
+    private func send(resp wire: [UInt8], persistent: Bool = false, _ callback: @escaping (RedisValue?) -> Void)
+        -> Bool
+    {
         guard isConnected, let h = handle else { return false }
-        let box = Unmanaged.passRetained(ReplyBox(callback, persistent: false)).toOpaque()
-        let rc = issue(h, box)
+        let box = Unmanaged.passRetained(ReplyBox(callback, persistent: persistent)).toOpaque()
+        let rc = wire.withUnsafeBytes {
+            ce_redis_send(
+                h, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count, persistent ? 1 : 0, replyTrampoline,
+                box)
+        }
         if rc != 0 {
             Unmanaged<ReplyBox>.fromOpaque(box).release()
             return false
@@ -72,21 +78,12 @@ public final class AsyncRedis {
     }
 
     private func issueSubscribe(channel: String, onMessage: @escaping (String) -> Void) {
-        guard let h = handle else { return }
-        let box = Unmanaged.passRetained(
-            ReplyBox(
-                { reply in
-                    // ["message", channel, payload] per publish; ["subscribe", channel, n] once.
-                    guard let parts = reply?.elements, parts.count == 3, parts[0].text == "message",
-                        let payload = parts[2].text
-                    else { return }
-                    onMessage(payload)
-                }, persistent: true)
-        ).toOpaque()
-        let rc = withArgv(["SUBSCRIBE", channel]) { argc, argv, lens in
-            ce_redis_command(h, argc, argv, lens, replyTrampoline, box)
+        _ = send(resp: RESP.format(["SUBSCRIBE", channel]), persistent: true) { reply in
+            // ["message", channel, payload] per publish; ["subscribe", channel, n] once.
+            guard let parts = reply?.elements, parts.count == 3, parts[0].text == "message", let payload = parts[2].text
+            else { return }
+            onMessage(payload)
         }
-        if rc != 0 { Unmanaged<ReplyBox>.fromOpaque(box).release() }
     }
 
     private func connect() {

@@ -10,11 +10,17 @@ public final class RemoteControlListener: @unchecked Sendable {
     public static let exchange = "celery.pidbox"
     private let endpoint: RedisEndpoint
     private let logger: Logger
+    /// Judges a request's `expires` header.
+    private let clock: any WallClock
     private let deliver: @Sendable (ControlRequest) -> Void
 
-    public init(endpoint: RedisEndpoint, logger: Logger, deliver: @escaping @Sendable (ControlRequest) -> Void) {
+    public init(
+        endpoint: RedisEndpoint, logger: Logger, clock: any WallClock = SystemClock(),
+        deliver: @escaping @Sendable (ControlRequest) -> Void
+    ) {
         self.endpoint = endpoint
         self.logger = logger
+        self.clock = clock
         self.deliver = deliver
     }
 
@@ -36,11 +42,11 @@ public final class RemoteControlListener: @unchecked Sendable {
                     guard let parts = msg.elements, parts.count == 3, parts[0].text == "message",
                         let payload = parts[2].bytes
                     else { continue }
-                    if let request = ControlRequest(envelope: payload, now: CeleryTime.now()) { deliver(request) }
+                    if let request = ControlRequest(envelope: payload, now: clock.now()) { deliver(request) }
                 }
             } catch {
                 logger.debug("remote control listener: \(error); reconnecting")
-                Thread.sleep(forTimeInterval: 0.5)
+                Thread.sleep(forTimeInterval: 0.5)  // a pause before reconnecting, not a judged time
             }
         }
     }

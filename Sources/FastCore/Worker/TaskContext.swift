@@ -113,7 +113,7 @@ public final class TaskContext: @unchecked Sendable {
         var pairs: [(key: String, value: JSON)] = [("task_id", .string(message.id))]
         if let state { pairs.append(("state", .string(state.rawValue))) }
         pairs += fields.objectPairs ?? []
-        pairs.append(("ts", .double(CeleryTime.now())))
+        pairs.append(("ts", .double(clock.now())))
         return .object(pairs)
     }
 
@@ -131,7 +131,8 @@ public final class TaskContext: @unchecked Sendable {
         }
     }
 
-    /// Sleep the executor thread; interrupted by the soft time limit.
+    /// Sleep the executor thread for `seconds` of real time (the task's own work), checking
+    /// the soft time limit, judged by the worker's clock, every 50 ms.
     public func sleep(seconds: Double) throws(TaskFailure) {
         var left = seconds
         while left > 0 {

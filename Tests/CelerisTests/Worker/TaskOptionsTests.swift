@@ -1,12 +1,21 @@
-import FastCore
+@testable import FastCore
 import Foundation
 import XCTest
 
 /// Celery's task options carried by the protocol or declared by a task.
 final class TaskOptionsTests: RedisTestCase {
-    func assertClean(file: StaticString = #filePath, line: UInt = #line) throws {
-        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0, file: file, line: line)
-        XCTAssertEqual(try client.command("LLEN", "celery").integer, 0, file: file, line: line)
+    /// Nothing held or queued: the keyspace is the results of `results` and the queue's bindings.
+    func assertClean(results: [TaskMessage] = [], file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(
+            try client.keys(),
+            Set(
+                results.map { ResultRecord.key($0.id) } + ["_kombu.binding.celery", "_kombu.binding_permanent.celery"]),
+            file: file, line: line)
+    }
+
+    /// Task id → retries of every message held in `unacked`.
+    func heldRetries() throws -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: try client.heldMessages().values.map { ($0.id, $0.retries) })
     }
 
     /// `flaky(n)` fails until it has been retried n times.
@@ -20,25 +29,43 @@ final class TaskOptionsTests: RedisTestCase {
         }
     }
 
+    /// Each step the clock is held: the retries wait, held, for their ETA; moving the
+    /// clock past the backoff runs them.
     func testRetryWithBackoffEndsInSuccessOrPastMaxRetriesInFailure() throws {
-        let worker = InProcessWorker(redis: redis, register: Self.registerFlaky)
+        let clock = ManualClock(CeleryTime.now())
+        let worker = InProcessWorker(redis: redis, clock: clock, register: Self.registerFlaky)
         let recovers = TaskMessage(task: "flaky", args: [2])
         let givesUp = TaskMessage(task: "flaky", args: [10])
         try enqueue([recovers, givesUp])
+        // Tries 1 and 2 of both: stored as RETRY, their retries held for their ETA (backoff ≤ 0.05 × 2^n).
+        for retries in 1...2 {
+            XCTAssertTrue(
+                try eventually {
+                    try self.heldRetries() == [recovers.id: retries, givesUp.id: retries]
+                        && self.result(recovers.id)?["status"] == "RETRY"
+                        && self.result(givesUp.id)?["status"] == "RETRY"
+                }, "retry \(retries) held")
+            XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
+            clock.advance(1)
+        }
         XCTAssertTrue(
-            try eventually(timeout: 15) {
-                try self.result(recovers.id)?["status"] == "SUCCESS" && self.result(givesUp.id)?["status"] == "FAILURE"
+            try eventually {
+                try self.heldRetries() == [givesUp.id: 3] && self.result(recovers.id)?["status"] == "SUCCESS"
             })
-        worker.stop()
         XCTAssertEqual(try result(recovers.id)?["result"], 2)
+        XCTAssertEqual(try result(givesUp.id)?["status"], "RETRY")
+        clock.advance(1)
+        XCTAssertTrue(try eventually { try self.result(givesUp.id)?["status"] == "FAILURE" })
+        worker.stop()
         XCTAssertEqual(
             try result(givesUp.id)?["result"],
             ["exc_type": "ConnectionError", "exc_message": ["attempt 3"], "exc_module": "builtins"])
-        try assertClean()
+        try assertClean(results: [recovers, givesUp])
     }
 
     func testRetriedMessageIsWhatCeleryWouldSend() throws {
-        let worker = InProcessWorker(redis: redis) { r in
+        let clock = ManualClock(CeleryTime.now())
+        let worker = InProcessWorker(redis: redis, clock: clock) { r in
             r.register("later", options: TaskOptions(maxRetries: 1)) { ctx in
                 if ctx.retries == 0 {
                     throw ctx.retry(after: 60, because: TaskFailure(type: "IOError", message: "busy"))
@@ -48,89 +75,146 @@ final class TaskOptionsTests: RedisTestCase {
         }
         let m = TaskMessage(task: "later", args: [1])
         try enqueue([m])
-        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "RETRY" })
+        // The retry is claimed and held for its ETA, a minute away on the held clock.
+        XCTAssertTrue(
+            try eventually { try self.heldRetries() == [m.id: 1] && self.result(m.id)?["status"] == "RETRY" })
         worker.stop()
-        // The retry was claimed (held for its ETA) and returned on shutdown: it is back in the queue.
+        // Returned on shutdown: it is back in the queue.
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 1)
         let raw = try XCTUnwrap(try client.command("LINDEX", "celery", "0").bytes)
         let retried = try TaskMessage.decode(raw)
         XCTAssertEqual(retried.id, m.id)
         XCTAssertEqual(retried.retries, 1)
         XCTAssertNotEqual(retried.deliveryTag, m.deliveryTag)
         let eta = try XCTUnwrap(retried.eta.flatMap(CeleryTime.parse))
-        XCTAssertEqual(eta, CeleryTime.now() + 60, accuracy: 5)
+        XCTAssertEqual(eta, clock.now() + 60, accuracy: 0.001)
         XCTAssertEqual(try result(m.id)?["result"]?["exc_type"], "IOError")
-        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertEqual(
+            try client.keys(),
+            ["celery", ResultRecord.key(m.id), "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
     }
 
+    /// The stuck task blocks until the test lets it go; its hard limit passes when the clock is moved.
     func testHardTimeLimitFailsTheTaskAndFreesItsSlot() throws {
-        let worker = InProcessWorker(redis: redis, concurrency: 1) { r in
-            r.register("stuck") { _ in
-                Thread.sleep(forTimeInterval: 3)  // ignores every limit
+        let clock = ManualClock(CeleryTime.now())
+        let release = DispatchSemaphore(value: 0)
+        let running = LockedBox<TaskContext?>(nil)
+        let worker = InProcessWorker(redis: redis, concurrency: 1, clock: clock) { r in
+            r.register("stuck") { ctx in
+                running.set(ctx)
+                release.wait()  // ignores every limit
                 return "late"
             }
         }
         var stuck = TaskMessage(task: "stuck")
-        stuck.timeLimit = (nil, 0.3)
+        stuck.timeLimit = (nil, 60)
         let next = TaskMessage(task: "add", args: [1, 1])
         try enqueue([stuck, next])
-        XCTAssertTrue(try eventually(timeout: 2.5) { try self.result(next.id)?["result"] == 2 }, "slot not freed")
+        XCTAssertTrue(try eventually { running.get() != nil }, "stuck started")
+        XCTAssertNil(try result(stuck.id))
+        XCTAssertNil(try result(next.id), "one slot, taken")
+        clock.advance(60.5)
+        XCTAssertTrue(try eventually { try self.result(next.id)?["result"] == 2 }, "slot not freed")
         XCTAssertEqual(
             try result(stuck.id)?["result"],
-            ["exc_type": "TimeLimitExceeded", "exc_message": [0.3], "exc_module": "billiard.exceptions"])
+            ["exc_type": "TimeLimitExceeded", "exc_message": [60.0], "exc_module": "billiard.exceptions"])
         XCTAssertEqual(worker.consumer.pool.size, 1)
-        Thread.sleep(forTimeInterval: 3)  // the abandoned thread finishes: its late result must not land
-        XCTAssertEqual(try result(stuck.id)?["status"], "FAILURE")
+        // The abandoned thread finishes: its late result must not land.
+        release.signal()
+        let ctx = try XCTUnwrap(running.get())
+        XCTAssertTrue(eventually { ctx.progress.withLock { $0.finished } }, "the abandoned run ended")
         worker.stop()
-        try assertClean()
+        XCTAssertEqual(try result(stuck.id)?["status"], "FAILURE")
+        try assertClean(results: [stuck, next])
     }
 
     func testSoftTimeLimitInterruptsTheTask() throws {
-        let worker = InProcessWorker(redis: redis) { r in
+        let clock = ManualClock(CeleryTime.now())
+        let started = LockedBox(false)
+        let worker = InProcessWorker(redis: redis, clock: clock) { r in
             r.register("slow") { ctx in
-                try ctx.sleep(seconds: 10)
+                started.set(true)
+                try ctx.sleep(seconds: 600)
                 return "finished"
             }
         }
         var m = TaskMessage(task: "slow")
-        m.timeLimit = (0.2, nil)
+        m.timeLimit = (60, nil)
         try enqueue([m])
+        XCTAssertTrue(eventually { started.get() })
+        XCTAssertNil(try result(m.id))
+        clock.advance(60.5)
+        // The sleep checks the limit every 50 ms: told within a moment, not after its ten minutes.
         XCTAssertTrue(try eventually(timeout: 5) { try self.result(m.id)?["status"] == "FAILURE" })
         worker.stop()
         XCTAssertEqual(try result(m.id)?["result"]?["exc_type"], "SoftTimeLimitExceeded")
-        try assertClean()
+        try assertClean(results: [m])
     }
 
+    /// Expired on arrival, or by the time its ETA comes: REVOKED, not run; one whose
+    /// expiry is later than its ETA runs.
     func testExpiredTaskIsRevokedNotRun() throws {
-        let worker = InProcessWorker(redis: redis) { r in
+        let clock = ManualClock(CeleryTime.now())
+        let start = clock.now()
+        let worker = InProcessWorker(redis: redis, clock: clock) { r in
             r.register("must_not_run") { _ in throw TaskFailure(type: "AssertionError", message: "ran") }
+            r.register("may_run") { _ in "ran" }
         }
-        var m = TaskMessage(task: "must_not_run")
-        m.expires = CeleryTime.isoformat(CeleryTime.now() - 1)
-        try enqueue([m])
-        XCTAssertTrue(try eventually(timeout: 5) { try self.result(m.id) != nil })
+        var expired = TaskMessage(task: "must_not_run")
+        expired.expires = CeleryTime.isoformat(start - 1)
+        var expiresWhileHeld = TaskMessage(task: "must_not_run")
+        expiresWhileHeld.eta = CeleryTime.isoformat(start + 60)
+        expiresWhileHeld.expires = CeleryTime.isoformat(start + 30)
+        var runsInTime = TaskMessage(task: "may_run")
+        runsInTime.eta = CeleryTime.isoformat(start + 60)
+        runsInTime.expires = CeleryTime.isoformat(start + 120)
+        try enqueue([expired, expiresWhileHeld, runsInTime])
+        XCTAssertTrue(
+            try eventually {
+                try self.result(expired.id)?["status"] == "REVOKED"
+                    && Set(self.client.heldMessages().values.map(\.id)) == [expiresWhileHeld.id, runsInTime.id]
+            })
+        XCTAssertNil(try result(expiresWhileHeld.id))
+        XCTAssertNil(try result(runsInTime.id))
+        clock.advance(61)
+        XCTAssertTrue(
+            try eventually { try self.result(expiresWhileHeld.id) != nil && self.result(runsInTime.id) != nil })
         worker.stop()
-        XCTAssertEqual(try result(m.id)?["status"], "REVOKED")
-        XCTAssertEqual(try result(m.id)?["result"]?["exc_type"], "TaskRevokedError")
-        try assertClean()
+        for m in [expired, expiresWhileHeld] {
+            XCTAssertEqual(try result(m.id)?["status"], "REVOKED")
+            XCTAssertEqual(try result(m.id)?["result"]?["exc_type"], "TaskRevokedError")
+        }
+        XCTAssertEqual(try result(runsInTime.id)?["result"], "ran")
+        try assertClean(results: [expired, expiresWhileHeld, runsInTime])
     }
 
+    /// 1/m: one start at once, then one more each time the clock moves a minute.
     func testRateLimitSpacesStarts() throws {
+        let clock = ManualClock(CeleryTime.now())
         let starts = LockedBox<[Double]>([])
-        let worker = InProcessWorker(redis: redis, concurrency: 4) { r in
-            r.register("limited", options: TaskOptions(rateLimit: RateLimit("5/s"))) { _ in
-                starts.modify { $0.append(CeleryTime.now()) }
+        let worker = InProcessWorker(redis: redis, concurrency: 4, clock: clock) { r in
+            r.register("limited", options: TaskOptions(rateLimit: RateLimit("1/m"))) { _ in
+                starts.modify { $0.append(clock.now()) }
                 return nil
             }
         }
         let messages = (0..<6).map { _ in TaskMessage(task: "limited") }
         try enqueue(messages)
-        XCTAssertTrue(try eventually(timeout: 10) { try messages.allSatisfy { try self.result($0.id) != nil } })
+        func finished() throws -> Int { try messages.filter { try self.result($0.id) != nil }.count }
+        for step in 1...6 {
+            XCTAssertTrue(
+                try eventually {
+                    try finished() == step && self.client.command("HLEN", "unacked").integer == Int64(6 - step)
+                },
+                "step \(step)")
+            XCTAssertEqual(try finished(), step, "no start before the clock moved")
+            clock.advance(60.5)
+        }
         worker.stop()
         let t = starts.get().sorted()
         XCTAssertEqual(t.count, 6)
-        // 1 token at start, then one every 0.2 s: the sixth start is at least ~1 s after the first.
-        XCTAssertGreaterThan(t[5] - t[0], 0.8)
-        try assertClean()
+        for i in 1..<6 { XCTAssertGreaterThanOrEqual(t[i] - t[i - 1], 60, "start \(i)") }
+        try assertClean(results: messages)
     }
 
     func testIgnoreResultStoresNothing() throws {
@@ -142,7 +226,7 @@ final class TaskOptionsTests: RedisTestCase {
         XCTAssertTrue(try eventually(timeout: 5) { try self.result(marker.id) != nil })
         worker.stop()
         XCTAssertNil(try result(m.id))
-        try assertClean()
+        try assertClean(results: [marker])
     }
 
     func testRateLimitAndBackoffArithmetic() {

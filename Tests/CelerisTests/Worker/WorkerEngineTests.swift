@@ -2,7 +2,8 @@ import FastCore
 import Foundation
 import XCTest
 
-/// Many workers, crashes and shutdowns, with real worker processes on a real redis-server.
+/// Many workers, crashes and shutdowns, with real worker processes (or in-process ones on a
+/// clock the test moves) on a real redis-server.
 final class WorkerEngineTests: RedisTestCase {
     /// Each of 2,000 tasks has its result, and the two workers' success counters add up
     /// to 2,000: none ran twice.
@@ -26,8 +27,8 @@ final class WorkerEngineTests: RedisTestCase {
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
     }
 
-    /// SIGKILL mid-task: the message stays in `unacked`; after the visibility
-    /// timeout another worker restores it and runs it.
+    /// SIGKILL mid-task: the message stays in `unacked`; once its visibility timeout has
+    /// passed on its clock, another worker restores it and runs it.
     func testKilledWorkersTaskRunsAgainElsewhereAfterVisibilityTimeout() throws {
         let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test", "--visibility-timeout", "2"], step: "0.5")
         let m = TaskMessage(task: "create_task", args: [4])
@@ -38,12 +39,32 @@ final class WorkerEngineTests: RedisTestCase {
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 1)
         XCTAssertEqual(try client.command("HEXISTS", "unacked", m.deliveryTag).integer, 1)
 
-        let b = try MetricsWorker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "2"], step: "0.05")
-        XCTAssertTrue(try eventually(timeout: 15) { try self.result(m.id)?["status"] == "SUCCESS" }, b.log)
+        // b, in this process, on a clock held at the real time: the lease is not stale yet.
+        let clock = ManualClock(CeleryTime.now())
+        let runs = LockedCounter()
+        let b = InProcessWorker(redis: redis, clock: clock, visibilityTimeout: 30, hostname: "b@test") { r in
+            let createTask = r.task(named: "create_task")!.function
+            r.register("create_task") { ctx in
+                runs.increment()
+                return try createTask(ctx)
+            }
+        }
+        XCTAssertEqual(try client.command("HEXISTS", "unacked", m.deliveryTag).integer, 1)
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
+        XCTAssertEqual(try result(m.id)?["status"], "PROGRESS")
+        clock.advance(32)  // past b's visibility timeout, whole seconds rounded up included
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "SUCCESS" })
+        XCTAssertTrue(try eventually { try self.client.command("HLEN", "unacked").integer == 0 })
+        b.stop()
         // Only in `unacked` when b started: b restored it, then claimed and ran it once.
-        XCTAssertTrue(try eventually(timeout: 5) { try b.succeeded("create_task") == 1 })
-        XCTAssertEqual(try b.received("create_task"), 1)
-        XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
+        XCTAssertEqual(runs.value, 1)
+        // What is left of a: the receipt of its last claim (read only by a worker of its name).
+        XCTAssertEqual(
+            try client.keys(),
+            [
+                ResultRecord.key(m.id), DeliveryClaim.receiptKey(hostname: "a@test"), "_kombu.binding.celery",
+                "_kombu.binding_permanent.celery",
+            ])
     }
 
     /// A Python Celery worker recovers a message a killed Celeris worker held.
@@ -100,33 +121,49 @@ final class WorkerEngineTests: RedisTestCase {
     }
 
     /// Celery runs an ETA task once per visibility timeout that passes while
-    /// it waits; Celeris keeps its lease and runs it once.
+    /// it waits; Celeris keeps its lease and runs it once. Two workers share a clock
+    /// the test moves half a visibility timeout at a time.
     func testCountdownLongerThanVisibilityTimeoutRunsExactlyOnce() throws {
-        let a = try MetricsWorker(redis: redis, extra: ["-n", "a@test", "--visibility-timeout", "1"])
-        let b = try MetricsWorker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "1"])
-        var m = TaskMessage(task: "add", args: [1, 2])
-        let eta = CeleryTime.now() + 3.5
+        let clock = ManualClock(CeleryTime.now())
+        let runs = LockedCounter()
+        func worker(_ name: String) -> InProcessWorker {
+            InProcessWorker(redis: redis, clock: clock, visibilityTimeout: 1, hostname: name) { r in
+                r.register("counted_add") { ctx in
+                    runs.increment()
+                    return .int(try ctx.int(0, "x") + ctx.int(1, "y"))
+                }
+            }
+        }
+        let a = worker("a@test")
+        let b = worker("b@test")
+        var m = TaskMessage(task: "counted_add", args: [1, 2])
+        let eta = clock.now() + 3.5
         m.eta = CeleryTime.isoformat(eta)
         try enqueue([m])
-        // While it waits for its ETA (3.5 visibility timeouts) the delivery stays held and
-        // never goes back to the queue: no worker restores it.
-        var held = 0
-        XCTAssertTrue(
-            try eventually(timeout: 10) {
-                if try self.result(m.id) != nil { return true }
-                let s = try self.client.pipeline([["LLEN", "celery"], ["HEXISTS", "unacked", m.deliveryTag]])
-                if s[0].integer == 0 && s[1].integer == 1 { held += 1 }
-                XCTAssertFalse(s[0].integer == 1, "returned to the queue while it waited")
-                return false
-            })
-        XCTAssertGreaterThan(held, 0)
+        // While it waits for its ETA (3.5 visibility timeouts) the delivery stays held, its
+        // lease renewed, and never goes back to the queue: no worker restores it.
+        XCTAssertTrue(try eventually { try self.client.heldMessages().keys.sorted() == [m.deliveryTag] })
+        for step in 1...6 {
+            clock.advance(0.5)
+            XCTAssertTrue(
+                try eventually { try self.client.lease(m.deliveryTag) == clock.now().rounded(.up) },
+                "lease renewed at step \(step)")
+            XCTAssertEqual(try client.heldMessages().keys.sorted(), [m.deliveryTag], "step \(step)")
+            XCTAssertEqual(try client.command("LLEN", "celery").integer, 0, "step \(step)")
+            XCTAssertNil(try result(m.id), "step \(step)")
+        }
+        clock.advance(1)
+        XCTAssertTrue(try eventually { try self.result(m.id) != nil })
+        XCTAssertTrue(try eventually { try self.client.command("HLEN", "unacked").integer == 0 })
+        a.stop()
+        b.stop()
         let done = try XCTUnwrap(try result(m.id))
         XCTAssertEqual(done["result"], 3)
         let doneAt = try XCTUnwrap(done["date_done"]?.stringValue.flatMap(CeleryTime.parse))
-        XCTAssertGreaterThanOrEqual(doneAt, eta - 0.1, "ran before its ETA")
-        XCTAssertTrue(try eventually(timeout: 5) { try a.succeeded("add") + b.succeeded("add") == 1 })
-        XCTAssertEqual(try a.received("add") + b.received("add"), 1, "delivered once: never restored")
-        XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
+        XCTAssertGreaterThanOrEqual(doneAt, eta, "ran before its ETA")
+        XCTAssertEqual(runs.value, 1, "run once: never restored")
+        XCTAssertEqual(
+            try client.keys(), [ResultRecord.key(m.id), "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
     }
 
     /// A busy worker sends its next claim before it reads the last write's replies, yet
@@ -154,19 +191,47 @@ final class WorkerEngineTests: RedisTestCase {
     }
 
     /// Workers with different visibility timeouts share a broker: a peer with 2 s leaves
-    /// a live worker's 4-second task alone, since that worker renews its lease every second.
+    /// a live worker's task alone for 5 s of their shared clock, since that worker renews
+    /// its lease every second.
     func testShortVisibilityTimeoutPeerLeavesALiveWorkersTaskAlone() throws {
-        let a = try MetricsWorker(redis: redis, extra: ["-n", "a@test"], step: "1")
-        let m = TaskMessage(task: "create_task", args: [4])
+        let clock = ManualClock(CeleryTime.now())
+        let release = DispatchSemaphore(value: 0)
+        let runs = (a: LockedCounter(), b: LockedCounter())
+        let a = InProcessWorker(redis: redis, clock: clock, hostname: "a@test") { r in
+            r.register("held") { _ in
+                runs.a.increment()
+                release.wait()
+                return "done"
+            }
+        }
+        let m = TaskMessage(task: "held")
         try enqueue([m])
-        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" })
-        let b = try MetricsWorker(redis: redis, extra: ["-n", "b@test", "--visibility-timeout", "2"], step: "0.01")
-        XCTAssertTrue(try eventually(timeout: 15) { try self.result(m.id)?["status"] == "SUCCESS" }, a.log)
-        XCTAssertTrue(try eventually(timeout: 5) { try a.succeeded("create_task") == 1 }, a.log)
-        // b never restored and took it: nothing of it reached b.
-        XCTAssertEqual(try b.received("create_task"), 0, b.log)
-        XCTAssertEqual(try b.succeeded("create_task"), 0, b.log)
-        XCTAssertTrue(try eventually(timeout: 5) { try self.client.command("HLEN", "unacked").integer == 0 })
+        XCTAssertTrue(eventually { runs.a.value == 1 })
+        let b = InProcessWorker(redis: redis, clock: clock, visibilityTimeout: 2, hostname: "b@test") { r in
+            r.register("held") { _ in
+                runs.b.increment()
+                return "run twice"
+            }
+        }
+        for step in 1...5 {
+            clock.advance(1)
+            XCTAssertTrue(
+                try eventually { try self.client.lease(m.deliveryTag) == clock.now().rounded(.up) },
+                "lease renewed at step \(step)")
+            XCTAssertEqual(try client.heldMessages().keys.sorted(), [m.deliveryTag], "step \(step)")
+            XCTAssertEqual(try client.command("LLEN", "celery").integer, 0, "step \(step)")
+        }
+        release.signal()
+        XCTAssertTrue(try eventually { try self.result(m.id)?["status"] == "SUCCESS" })
+        XCTAssertTrue(try eventually { try self.client.command("HLEN", "unacked").integer == 0 })
+        a.stop()
+        b.stop()
+        XCTAssertEqual(try result(m.id)?["result"], "done")
+        // b never restored and took it.
+        XCTAssertEqual(runs.a.value, 1)
+        XCTAssertEqual(runs.b.value, 0)
+        XCTAssertEqual(
+            try client.keys(), [ResultRecord.key(m.id), "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
     }
 
     /// A delivery returned to its queue while its worker still runs it, and claimed back by

@@ -7,8 +7,8 @@ import XCTest
 /// keyspace before and after.
 final class WorkerRedisStateTests: RedisTestCase {
     /// Run an in-process consumer until `done` holds, then stop it and wait for it.
-    func consume(until done: () throws -> Bool, timeout: Double = 15) throws {
-        let worker = InProcessWorker(redis: redis) { registry in
+    func consume(until done: () throws -> Bool, timeout: Double = 15, clock: (any WallClock)? = nil) throws {
+        let worker = InProcessWorker(redis: redis, clock: clock) { registry in
             registry.register("fail") { _ in throw TaskFailure(type: "ValueError", message: "boom") }
         }
         let ok = try eventually(timeout: timeout, done)
@@ -217,11 +217,13 @@ final class WorkerRedisStateTests: RedisTestCase {
 
     /// A claim answered with an error (here BUSY: another client's script is running)
     /// is logged and retried after a pause on the same connection: no reconnect storm,
-    /// and the queue is served once Redis answers again.
+    /// and the queue is served once Redis answers again. The worker's clock is held:
+    /// moving it lets the idle poll, then the pause's end, send the next claim.
     func testClaimErrorReplyIsWaitedOutWithoutReconnecting() throws {
         let first = TaskMessage(task: "add", args: [1, 1])
         try enqueue([first])
-        let worker = InProcessWorker(redis: redis)
+        let clock = ManualClock(CeleryTime.now())
+        let worker = InProcessWorker(redis: redis, clock: clock)
         defer { worker.stop() }
         XCTAssertTrue(try eventually { try self.client.command("EXISTS", ResultRecord.key(first.id)).integer == 1 })
         try client.command("CONFIG", "SET", "busy-reply-threshold", "100")
@@ -230,12 +232,24 @@ final class WorkerRedisStateTests: RedisTestCase {
         let busy = try RedisConnection(endpoint: redis.endpoint, readTimeoutMs: 0)
         try busy.append(["EVAL", "while true do end", "0"])
         try busy.flush()
-        Thread.sleep(forTimeInterval: 1.5)  // every claim meanwhile reads -BUSY
+        // Redis answers nothing else meanwhile: what the worker keeps of a refused claim is its log line.
+        // (Claiming by move, the first refusal also turns the worker to the script.)
+        func refusals() -> [String] {
+            worker.errors.get().filter {
+                $0.hasPrefix("claim failed: ") || $0.hasPrefix("Redis refused the claim by move")
+            }
+        }
+        for n in 1...3 {
+            clock.advance(1)  // past the idle poll, then past each refusal's pause (0.5 s)
+            XCTAssertTrue(eventually { refusals().count >= n }, "claim \(n) read -BUSY")
+        }
         let killer = try RedisConnection(endpoint: redis.endpoint)
         XCTAssertTrue(
             eventually(timeout: 5) { (try? killer.command("SCRIPT", "KILL")) != nil }, "the busy script was killed")
         XCTAssertNotNil(try busy.read().errorMessage, "the killed script's caller gets an error")
         XCTAssertLessThanOrEqual(try connections() - before, 3, "the worker kept its connection")
+        XCTAssertEqual(worker.errors.get().count, refusals().count, "no other error: \(worker.errors.get())")
+        clock.advance(1)  // past the last refusal's pause
         let second = TaskMessage(task: "add", args: [2, 2])
         try enqueue([second])
         XCTAssertTrue(try eventually { try self.client.command("EXISTS", ResultRecord.key(second.id)).integer == 1 })
@@ -395,7 +409,8 @@ final class WorkerRedisStateTests: RedisTestCase {
         try sub.command("SUBSCRIBE", "task_status")
         let m = TaskMessage(task: "create_task", args: [2])
         try enqueue([m])
-        try consume(until: { try self.client.command("EXISTS", ResultRecord.key(m.id)).integer == 1 })
+        let clock = ManualClock(CeleryTime.now())
+        try consume(until: { try self.client.command("EXISTS", ResultRecord.key(m.id)).integer == 1 }, clock: clock)
         var updates: [JSON] = []
         while updates.count < 3 {
             let msg = try sub.read()
@@ -404,7 +419,10 @@ final class WorkerRedisStateTests: RedisTestCase {
         XCTAssertEqual(updates.map { $0["state"] }, ["PROGRESS", "PROGRESS", "SUCCESS"])
         XCTAssertEqual(updates.map { $0["progress"] }, [0, 1, 2])
         XCTAssertTrue(updates.allSatisfy { $0["task_id"] == .string(m.id) && $0["total"] == 2 })
+        XCTAssertEqual(
+            updates.map { $0["ts"] }, Array(repeating: .double(clock.now()), count: 3), "stamped by the worker's clock")
         let result = try JSONParser.parse(try client.command("GET", ResultRecord.key(m.id)).bytes ?? [])
         XCTAssertEqual(result["result"], ["status": "Task completed"])
+        XCTAssertEqual(result["date_done"], .string(CeleryTime.isoformat(clock.now())))
     }
 }

@@ -151,7 +151,7 @@ struct WorkerCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         let consumer = Consumer(configuration: config, registry: registry, logger: logger)
-        RemoteControlListener(endpoint: endpoint, logger: logger) { consumer.control($0) }.start()
+        RemoteControlListener(endpoint: endpoint, logger: logger, clock: config.clock) { consumer.control($0) }.start()
 
         let signals = ShutdownSignals(signals: [SIGINT, SIGTERM, SIGQUIT]) { signo, count in
             if count == 1 && signo != SIGQUIT {

@@ -13,7 +13,7 @@ public indirect enum Canvas: Sendable {
 
     /// The Redis commands that start the workflow, and the id whose result is the workflow's result.
     public func sendCommands(
-        routes: TaskRoutes = .defaults, parent: TaskMessage? = nil, partial: JSON? = nil
+        routes: TaskRoutes = TaskRoutes(), parent: TaskMessage? = nil, partial: JSON? = nil
     ) -> (commands: [[String]], resultId: String) {
         var producer = TaskProducer()
         var out: [[String]] = []

@@ -11,10 +11,6 @@ public struct TaskRoutes: Sendable {
 
     public init(rules: [(pattern: String, queue: String)] = []) { self.rules = rules }
 
-    /// The document pipeline's routes (`DocumentTasks.routes`), the default of the
-    /// commands; kept under this name until every caller names what it routes by.
-    public static var defaults: TaskRoutes { DocumentTasks.routes }
-
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
     }

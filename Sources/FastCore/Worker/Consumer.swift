@@ -327,7 +327,7 @@ public final class Consumer: @unchecked Sendable {
     private func joinChord(_ part: ChordPart, tag: String?) {
         guard let r = pipeline.connection else { return }
         do {
-            try ChordJoin.partReturn(part, on: r, routes: configuration.routes, logger: logger)
+            try ChordJoin.partReturn(part, on: r, routes: configuration.routes, logger: logger, now: clock.now())
             if let tag { pipeline.own += DeliveryClaim.ackCommands(tag: tag) }
         } catch {
             logger.error(

@@ -15,7 +15,7 @@ extension TaskContext {
         var logger: Logger
         /// Whether task events go out (`-E`, or `enable_events` from remote control).
         var events: LockedBox<Bool>
-        var routes: TaskRoutes = .defaults
+        var routes = TaskRoutes()
         var metrics = WorkerMetrics()
     }
 

@@ -41,7 +41,7 @@ public struct WorkerConfiguration: Sendable {
         hostname: String, stepSeconds: Double = 1, deadLetterKey: String = "celeris.dead_letter",
         maxIdleSeconds: Double = 0.02, visibilityTimeout: Double = 3600, maxScheduledBeyondPrefetch: Int = 1000,
         events: Bool = false, autoscale: (max: Int, min: Int)? = nil, autoscaleKeepalive: Double = 30,
-        metrics: Bool = false, routes: TaskRoutes = .defaults, clock: any WallClock = SystemClock()
+        metrics: Bool = false, routes: TaskRoutes = TaskRoutes(), clock: any WallClock = SystemClock()
     ) {
         self.endpoint = endpoint
         self.queues = queues

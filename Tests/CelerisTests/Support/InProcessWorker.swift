@@ -23,7 +23,8 @@ final class InProcessWorker {
     init(
         redis: RedisServer, queues: [String] = ["celery"], concurrency: Int = 2, prefetch: Int = 4,
         claimByMove: Bool? = nil, clock: (any WallClock)? = nil, visibilityTimeout: Double? = nil,
-        hostname: String = "celeris@test", register: (inout TaskRegistry) -> Void = { _ in }
+        hostname: String = "celeris@test", routes: TaskRoutes = TaskRoutes(),
+        register: (inout TaskRegistry) -> Void = { _ in }
     ) {
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)
@@ -35,6 +36,7 @@ final class InProcessWorker {
             endpoint: redis.endpoint, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetch,
             hostname: hostname, stepSeconds: 0)
         if let clock { configuration.clock = clock }
+        configuration.routes = routes
         if let visibilityTimeout { configuration.visibilityTimeout = visibilityTimeout }
         // The same tests run over each broker transport: CELERIS_IO=uring|socket|auto, as for the binaries.
         configuration.redisIO = IOMode(rawValue: ProcessInfo.processInfo.environment["CELERIS_IO"] ?? "auto") ?? .auto

@@ -5,7 +5,7 @@ import XCTest
 /// Routing rules, priority steps and fair consumption of several queues.
 final class RoutingTests: XCTestCase {
     func testRoutesMatchLikeCeleryTaskRoutes() throws {
-        var routes = TaskRoutes.defaults
+        var routes = DocumentTasks.routes
         XCTAssertEqual(routes.queue(for: "fetch_documents_task"), "fetch_queue")
         XCTAssertEqual(routes.queue(for: "tasks.extract_data_task"), "extract_queue")
         XCTAssertNil(routes.queue(for: "add"))
@@ -41,7 +41,7 @@ final class RoutingTests: XCTestCase {
     func testTaskSendsTaskToItsRoutedQueueAsItsParent() throws {
         let redis = try RedisServer()
         let client = try redis.client()
-        let worker = InProcessWorker(redis: redis) { r in
+        let worker = InProcessWorker(redis: redis, routes: DocumentTasks.routes) { r in
             r.register("fan_out") { ctx in .string(ctx.send("extract_data_task", args: ["doc.txt"])) }
         }
         let parent = TaskMessage(task: "fan_out")

@@ -37,31 +37,3 @@ protocol ClaimStrategy: AnyObject {
     /// A clean stop: remove what only a lost claim would need.
     func stopped(on redis: RedisConnection)
 }
-
-/// A part of a claim sent ahead, whose reply is read in its turn.
-enum ClaimInFlight {
-    /// The claim script (`DeliveryClaim`).
-    case script(DeliveryClaim.Pending)
-    /// A claim by move: each list's registration, the moving transaction and the reads
-    /// of the claiming lists (`ClaimByMove.append`).
-    case move([(key: String, count: Int)])
-    /// LLEN of each consumed list (what the next claim by move plans from).
-    case lengths([String])
-    /// The transaction recording what claims by move took (`ClaimByMove.appendRecords`).
-    case records(replies: Int)
-}
-
-/// What reading a part of a claim gave.
-enum ClaimReply {
-    /// Deliveries taken; a claim that took fewer than `asked` found the queues drained
-    /// (nil: the claim cannot tell).
-    case took([Delivery], asked: Int?)
-    /// Redis had lost the claim script: `retry` once every later reply is read.
-    case scriptLost(DeliveryClaim.Pending)
-    /// Redis refused the claim (LOADING, BUSY, …): the connection stays, the next claim waits a while.
-    case refused(String)
-    /// The consumed lists' lengths: whether every one was empty.
-    case lengths(allEmpty: Bool)
-    /// Nothing for the engine (records written).
-    case none
-}

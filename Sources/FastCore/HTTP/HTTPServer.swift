@@ -98,7 +98,7 @@ public final class HTTPServer {
     deinit { ce_server_free(handle) }
 }
 
-final class DelegateBox {
+private final class DelegateBox {
     weak var delegate: HTTPServerDelegate?
     init(_ d: HTTPServerDelegate) { delegate = d }
 }

@@ -127,7 +127,7 @@ public final class AsyncRedis {
     }
 }
 
-final class ReplyBox {
+private final class ReplyBox {
     let callback: (RedisValue?) -> Void
     let persistent: Bool
     init(_ callback: @escaping (RedisValue?) -> Void, persistent: Bool) {

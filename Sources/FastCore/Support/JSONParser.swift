@@ -2,13 +2,6 @@
     import Glibc
 #endif
 
-/// Why a JSON text was refused, with the byte offset.
-public struct JSONParseError: Error, CustomStringConvertible, Sendable {
-    public let message: String
-    public let offset: Int
-    public var description: String { "\(message) at byte \(offset)" }
-}
-
 /// A strict JSON reader (RFC 8259) producing `JSON` values.
 ///
 ///     let v = try JSONParser.parse(Array(#"{"a": [1, 2.5, "x"]}"#.utf8))

@@ -2,13 +2,6 @@
 /// progress through it, and returns a JSON result or throws.
 public typealias TaskFunction = @Sendable (TaskContext) throws -> JSON
 
-/// A registered task: its function and its options.
-public struct RegisteredTask: Sendable {
-    public let name: String
-    public let options: TaskOptions
-    public let function: TaskFunction
-}
-
 /// Task names a worker can run, with their functions and options.
 ///
 ///     var registry = TaskRegistry()

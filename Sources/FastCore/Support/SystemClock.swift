@@ -1,0 +1,5 @@
+/// The real wall clock.
+public struct SystemClock: WallClock {
+    public init() {}
+    public func now() -> Double { CeleryTime.now() }
+}

@@ -73,7 +73,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     if (!cmd->persistent || reply == NULL) free(cmd);
 }
 
-/* Send one command, already encoded as RESP (len bytes); cb runs once, or for every
+/* Send one command, already encoded as RESP (len bytes, followed by a NUL that is not
+   sent: hiredis scans a formatted command as a C string); cb runs once, or for every
    reply while persistent (a SUBSCRIBE's messages). */
 int ce_redis_send(ce_redis *r, const char *resp, size_t len, int persistent, ce_redis_reply_cb cb, void *privdata) {
     if (!r->ac || !r->connected) return -1;

@@ -233,8 +233,8 @@ typedef void (*ce_redis_reply_cb)(ce_redis *r, const ce_reply *reply, void *priv
 
 /* Start connecting to host:port on the loop. NULL when it cannot even start. */
 ce_redis *ce_redis_connect(ce_loop *loop, const char *host, int port, ce_redis_state_cb cb, void *ctx);
-/* Send one command already encoded as RESP; cb runs once, or per reply while persistent
-   (SUBSCRIBE). -1 when down. */
+/* Send one command already encoded as RESP (len bytes, then a NUL not sent); cb runs once,
+   or per reply while persistent (SUBSCRIBE). -1 when down. */
 int ce_redis_send(ce_redis *r, const char *resp, size_t len, int persistent, ce_redis_reply_cb cb, void *privdata);
 /* Replies still awaited on this connection. */
 int ce_redis_pending(const ce_redis *r);

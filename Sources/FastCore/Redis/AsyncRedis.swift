@@ -41,7 +41,8 @@ public final class AsyncRedis {
     public func send(_ args: [String], _ callback: @escaping (RedisValue?) -> Void) -> Bool {
         var wire: [UInt8] = []
         RESP.append(args, to: &wire)
-        return send(resp: wire, callback)
+        wire.append(0)
+        return send(resp: wire, persistent: args.first.map { Self.isSubscribe($0.utf8) } ?? false, callback)
     }
 
     /// `send` with arguments already in bytes.
@@ -50,18 +51,33 @@ public final class AsyncRedis {
         var wire: [UInt8] = []
         RESP.appendCount(args.count, to: &wire)
         for a in args { RESP.appendBulk(a, to: &wire) }
-        return send(resp: wire, callback)
+        wire.append(0)
+        return send(resp: wire, persistent: args.first.map { Self.isSubscribe($0) } ?? false, callback)
+    }
+
+    /// SUBSCRIBE or PSUBSCRIBE, in any case: their callback stays for every message.
+    private static func isSubscribe(_ name: some Collection<UInt8>) -> Bool {
+        func matches(_ word: StaticString) -> Bool {
+            name.count == word.utf8CodeUnitCount
+                && zip(name, UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)).allSatisfy {
+                    $0 | 0x20 == $1
+                }
+        }
+        return matches("subscribe") || matches("psubscribe")
     }
 
     /// `send` of a command encoded as RESP (`RESP.append`); the one encoder every client shares.
+    /// hiredis reads a formatted command as a C string (it scans SUBSCRIBE's arguments up to
+    /// a NUL), so `wire` ends with a NUL, which is not sent.
     private func send(resp wire: [UInt8], persistent: Bool = false, _ callback: @escaping (RedisValue?) -> Void)
         -> Bool
     {
-        guard isConnected, let h = handle else { return false }
+        guard isConnected, let h = handle, wire.last == 0 else { return false }
         let box = Unmanaged.passRetained(ReplyBox(callback, persistent: persistent)).toOpaque()
         let rc = wire.withUnsafeBytes {
             ce_redis_send(
-                h, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count, persistent ? 1 : 0, replyTrampoline,
+                h, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count - 1, persistent ? 1 : 0,
+                replyTrampoline,
                 box)
         }
         if rc != 0 {
@@ -78,7 +94,9 @@ public final class AsyncRedis {
     }
 
     private func issueSubscribe(channel: String, onMessage: @escaping (String) -> Void) {
-        _ = send(resp: RESP.format(["SUBSCRIBE", channel]), persistent: true) { reply in
+        var wire = RESP.format(["SUBSCRIBE", channel])
+        wire.append(0)
+        _ = send(resp: wire, persistent: true) { reply in
             // ["message", channel, payload] per publish; ["subscribe", channel, n] once.
             guard let parts = reply?.elements, parts.count == 3, parts[0].text == "message", let payload = parts[2].text
             else { return }

@@ -57,6 +57,8 @@ public final class Consumer: @unchecked Sendable {
     /// Remote-control commands waiting for the loop.
     let controlInbox = LockedBox<[ControlRequest]>([])
     var unstartedReturned = false
+    /// A warm give-back that failed is tried again from this time.
+    var giveBackAt = 0.0
     /// No connection attempt before this time (the last one failed).
     private var reconnectAt = 0.0
     /// This turn's outbox entries (an array the outbox and the consumer swap each turn).
@@ -119,17 +121,23 @@ public final class Consumer: @unchecked Sendable {
                 sayGoodbye()
                 break
             }
-            if phase == .warm && !unstartedReturned { returnUnstarted() }
+            if phase == .warm && !unstartedReturned && clock.now() >= giveBackAt { returnUnstarted() }
             if phase == .warm && unstartedReturned && held.isEmpty && pipeline.own.isEmpty {
                 var rest = outbox.take(waitingUpTo: 0)
                 if rest.isEmpty {
                     sayGoodbye()
                     break
                 }
-                write(&rest)
-                continue
+                if ensureConnected() {
+                    write(&rest)
+                    continue
+                }
+                outbox.requeue(rest)  // Redis is away: the wait below paces the next try
             }
-            if (claimed == 0 || fetcher.queuesLookEmpty) && phase == .consuming && hasRoom {
+            // No waker while a refused claim pauses claiming: one that fires at once would spin the loop.
+            if (claimed == 0 || fetcher.queuesLookEmpty) && phase == .consuming && hasRoom
+                && fetcher.mayClaim(now: clock.now())
+            {
                 wakers.arm(queues: fetcher.order, now: clock.now())
             }
             let busy = (claimed > 0 && !fetcher.queuesLookEmpty) || pipeline.isWaiting
@@ -183,6 +191,7 @@ public final class Consumer: @unchecked Sendable {
         if runnerSettings.events.get() { next = min(next, events.nextHeartbeat) }
         if autoscaling.isActive { next = min(next, autoscaling.nextTick) }
         if pipeline.connection == nil { next = max(min(next, reconnectAt), now) }
+        if fetcher.pausedUntil > now { next = min(next, fetcher.pausedUntil) }
         next = min(next, hardLimits.nextDeadline)
         return max(0, next - now)
     }
@@ -233,6 +242,9 @@ public final class Consumer: @unchecked Sendable {
         settle()
         return pipeline.connection
     }
+
+    /// Let the next `ensureConnected` try at once (a cold stop's last chance to give back).
+    func allowReconnectNow() { reconnectAt = 0 }
 
     /// Forget the connection (the next turn reconnects).
     func dropConnection(_ error: RedisError? = nil) { pipeline.drop(error) }

@@ -12,17 +12,24 @@ extension Consumer {
         let ahead = takeClaimedAhead()
         let tags = queued + waiting + ahead.map(\.tag)
         guard giveBack(tags) else {
+            // Tried again in a moment (the loop's wait paces it); nothing held starts before then.
+            giveBackAt = clock.now() + Self.giveBackRetrySeconds
             fetcher.restore(ahead)
-            for tag in queued { if let h = held[tag] { schedule(h, at: 0) } }
-            for tag in waiting { if let h = held[tag] { schedule(h, at: h.due ?? 0) } }
+            for tag in queued { if let h = held[tag] { schedule(h, at: giveBackAt) } }
+            for tag in waiting { if let h = held[tag] { schedule(h, at: max(h.due ?? 0, giveBackAt)) } }
             return
         }
         unstartedReturned = true
         if !tags.isEmpty { logger.info("warm shutdown: returned \(tags.count) unstarted message(s) to their queues") }
     }
 
-    /// Cold stop: give back everything held, running tasks included.
+    /// How long a failed warm give-back waits before the next try.
+    static let giveBackRetrySeconds = 0.2
+
+    /// Cold stop: give back everything held, running tasks included (one connection attempt
+    /// now, even if the last one failed moments ago).
     func leave(returning tags: [String]) {
+        allowReconnectNow()
         _ = pool.takeQueued()
         var rest = outbox.take(waitingUpTo: 0)
         write(&rest)

@@ -177,6 +177,9 @@ extension Consumer {
     private func setQueues(_ new: [String]) {
         queues = new.isEmpty ? queues : new
         settle()  // take in a claim in flight first
+        // Record what claims by move took before the reconnect: it moves this worker's
+        // claiming lists back to their queues, and what is held here would run twice.
+        if pipeline.claim.hasUnrecorded { writeOwn() }
         dropConnection()  // reconnect declares bindings for the new set
         fetcher.reset(queues: queues)
     }

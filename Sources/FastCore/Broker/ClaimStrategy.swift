@@ -12,12 +12,12 @@ import Logging
 ///
 ///     var claim: any ClaimStrategy = ScriptClaim(hostname: "w1@host")
 ///     _ = try claim.connected(on: redis, held: { _ in false })
-///     try claim.send(room: 64, queues: ["celery"], stamp: stamp, on: redis, into: &inFlight)
+///     try claim.send(room: 64, queues: ["celery"], now: clock.now(), on: redis, into: &inFlight)
 protocol ClaimStrategy: AnyObject {
     /// Queue the next claim of up to `room` deliveries from `queues` (kombu's consume
     /// order) on the connection and flush it, adding what it sent to `inFlight`.
     func send(
-        room: Int, queues: [String], stamp: String, on redis: RedisConnection, into inFlight: inout [ClaimInFlight])
+        room: Int, queues: [String], now: Double, on redis: RedisConnection, into inFlight: inout [ClaimInFlight])
         throws(RedisError)
     /// Read the reply of one part of a claim sent ahead.
     func read(_ part: ClaimInFlight, on redis: RedisConnection, reusing spare: inout SpareBuffers)

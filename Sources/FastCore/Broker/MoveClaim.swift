@@ -9,7 +9,7 @@ import Logging
 /// the script from then on.
 ///
 ///     let claim = MoveClaim(hostname: "w1@host", logger: log)
-///     try claim.send(room: 64, queues: ["celery"], stamp: stamp, on: redis, into: &inFlight)
+///     try claim.send(room: 64, queues: ["celery"], now: clock.now(), on: redis, into: &inFlight)
 final class MoveClaim: ClaimStrategy {
     private let lists: ClaimByMove
     private let script: ScriptClaim
@@ -34,12 +34,12 @@ final class MoveClaim: ClaimStrategy {
     }
 
     func send(
-        room: Int, queues: [String], stamp: String, on redis: RedisConnection, into inFlight: inout [ClaimInFlight]
+        room: Int, queues: [String], now: Double, on redis: RedisConnection, into inFlight: inout [ClaimInFlight]
     )
         throws(RedisError)
     {
         if refused {
-            try script.send(room: room, queues: queues, stamp: stamp, on: redis, into: &inFlight)
+            try script.send(room: room, queues: queues, now: now, on: redis, into: &inFlight)
             return
         }
         if listsOrder != queues {
@@ -50,11 +50,11 @@ final class MoveClaim: ClaimStrategy {
         // A claim by move replaces its claiming list: only once the last one's records are sent.
         if !plan.isEmpty && claimingInUse.isEmpty {
             wire.removeAll(keepingCapacity: true)
-            lists.append(plan, stamp: stamp, to: &wire)
+            lists.append(plan, stamp: Leases.stamp(now), to: &wire)
             try redis.append(resp: wire)
             inFlight.append(.move(plan))
         } else {
-            try script.send(room: room, queues: queues, stamp: stamp, on: redis, into: &inFlight)
+            try script.send(room: room, queues: queues, now: now, on: redis, into: &inFlight)
         }
         wire.removeAll(keepingCapacity: true)
         for key in listKeys { RESP.append(command: "LLEN", key, to: &wire) }

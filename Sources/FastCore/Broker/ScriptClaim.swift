@@ -4,7 +4,7 @@
 /// not at the visibility timeout.
 ///
 ///     let claim = ScriptClaim(hostname: "w1@host")
-///     try claim.send(room: 64, queues: ["celery"], stamp: "", on: redis, into: &inFlight)
+///     try claim.send(room: 64, queues: ["celery"], now: clock.now(), on: redis, into: &inFlight)
 final class ScriptClaim: ClaimStrategy {
     let claim: DeliveryClaim
     /// The next claim's serial (its receipt's first line): a random start, then counting.
@@ -20,7 +20,7 @@ final class ScriptClaim: ClaimStrategy {
     }
 
     func send(
-        room: Int, queues: [String], stamp: String, on redis: RedisConnection, into inFlight: inout [ClaimInFlight]
+        room: Int, queues: [String], now: Double, on redis: RedisConnection, into inFlight: inout [ClaimInFlight]
     )
         throws(RedisError)
     {

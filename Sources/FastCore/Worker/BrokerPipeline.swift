@@ -8,7 +8,7 @@ import Logging
 /// (`settled()`).
 ///
 ///     pipeline.sendWrite(&entries) { _ in }
-///     try pipeline.sendClaim(room: 64, queues: ["celery"], stamp: stamp)
+///     try pipeline.sendClaim(room: 64, queues: ["celery"], now: clock.now())
 ///     let confirmed = pipeline.settle(reusing: &spare) { reply in fetcher.apply(reply, now: now) }
 final class BrokerPipeline {
     /// Work written whose replies are not read yet, oldest first.
@@ -83,44 +83,40 @@ final class BrokerPipeline {
             outbox.requeue(entries)
             return 0
         }
-        // Records of claimed deliveries go before any write that could acknowledge one.
-        wire.removeAll(keepingCapacity: true)
-        if let replies = claim.appendRecords(stamp: Leases.stamp(clock.now()), to: &wire) {
-            do {
-                try r.append(resp: wire)
-            } catch {
-                drop(error)
-                outbox.requeue(entries)
-                return 0
-            }
-            sentAhead.append(.claim(.records(replies: replies)))
-        }
-        prepare(&entries)
-        guard !entries.isEmpty || !own.isEmpty else { return 0 }
-        // The roles' own writes go last: a REVOKED or TimeLimitExceeded record must
-        // land after any progress its abandoned task had already posted.
-        defer { batch.removeAll() }  // let go of the parts: their buffers go back to the executors
-        for e in entries { batch.add(e.part) }
-        batch.add(own: own)
+        let replies: Int
         do {
+            // Records of claimed deliveries go before any write that could acknowledge one.
+            wire.removeAll(keepingCapacity: true)
+            if claim.hasUnrecorded, let records = claim.appendRecords(stamp: Leases.stamp(clock.now()), to: &wire) {
+                try r.append(resp: wire)
+                sentAhead.append(.claim(.records(replies: records)))
+            }
+            prepare(&entries)
+            guard !entries.isEmpty || !own.isEmpty else { return 0 }
+            // The roles' own writes go last: a REVOKED or TimeLimitExceeded record must
+            // land after any progress its abandoned task had already posted.
+            defer { batch.removeAll() }  // let go of the parts: their buffers go back to the executors
+            for e in entries { batch.add(e.part) }
+            batch.add(own: own)
             try batch.append(to: r)
+            replies = batch.replies
         } catch {
             drop(error)
             outbox.requeue(entries)
             return 0
         }
         written += entries
-        sentAhead.append(.write(entries: entries.count, own: own, replies: batch.replies))
+        sentAhead.append(.write(entries: entries.count, own: own, replies: replies))
         own.removeAll()
         return entries.count { $0.completes != nil }
     }
 
     /// Queue and flush the next claim (the strategy's parts go to `sentAhead`).
-    func sendClaim(room: Int, queues: [String], stamp: String) throws(RedisError) {
+    func sendClaim(room: Int, queues: [String], now: Double) throws(RedisError) {
         guard let r = connection else { return }
         claimParts.removeAll(keepingCapacity: true)
         defer { for part in claimParts { sentAhead.append(.claim(part)) } }
-        try claim.send(room: room, queues: queues, stamp: stamp, on: r, into: &claimParts)
+        try claim.send(room: room, queues: queues, now: now, on: r, into: &claimParts)
     }
 
     /// Flush what is queued.

@@ -135,10 +135,9 @@ public final class Consumer: @unchecked Sendable {
                 outbox.requeue(rest)  // Redis is away: the wait below paces the next try
             }
             // No waker while a refused claim pauses claiming: one that fires at once would spin the loop.
-            if (claimed == 0 || fetcher.queuesLookEmpty) && phase == .consuming && hasRoom
-                && fetcher.mayClaim(now: clock.now())
-            {
-                wakers.arm(queues: fetcher.order, now: clock.now())
+            if (claimed == 0 || fetcher.queuesLookEmpty) && phase == .consuming && hasRoom {
+                let now = clock.now()
+                if fetcher.mayClaim(now: now) { wakers.arm(queues: fetcher.order, now: now) }
             }
             let busy = (claimed > 0 && !fetcher.queuesLookEmpty) || pipeline.isWaiting
             watched.removeAll(keepingCapacity: true)
@@ -365,9 +364,10 @@ public final class Consumer: @unchecked Sendable {
         // Deliveries this write completes free their slots now: its replies come before
         // the claim's, and a failed write drops the connection (and the claim).
         let room = capacity - active + completing - fetcher.claimedAhead.count
+        let sentAt = clock.now()
         do {
-            if claimMore && claiming && room > 0 && fetcher.mayClaim(now: clock.now()) {
-                try pipeline.sendClaim(room: room, queues: fetcher.order, stamp: Leases.stamp(clock.now()))
+            if claimMore && claiming && room > 0 && fetcher.mayClaim(now: sentAt) {
+                try pipeline.sendClaim(room: room, queues: fetcher.order, now: sentAt)
                 if fetcher.queuesLookEmpty { settle() }
             } else {
                 try pipeline.flush()
@@ -375,7 +375,7 @@ public final class Consumer: @unchecked Sendable {
         } catch {
             if case .reply(let m) = error {
                 logger.error("claim failed: \(m)")
-                fetcher.apply(.refused(m), now: clock.now())
+                fetcher.apply(.refused(m), now: sentAt)
             } else {
                 dropConnection(error)
             }

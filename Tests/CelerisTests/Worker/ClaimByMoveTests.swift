@@ -31,26 +31,12 @@ final class ClaimByMoveTests: RedisTestCase {
     }
 
     /// `n` noop tasks drained by a worker claiming by move, sent `signal` once 500 have
-    /// results; returns when it has exited. With `withAClaimParked`, the worker is frozen
-    /// (SIGSTOP) until it is caught with a claiming list in Redis, and signalled frozen.
-    func drainByMove(_ n: Int, stoppedBy signal: Int32, extra: [String], withAClaimParked: Bool = false) throws
-        -> ([TaskMessage], Spawned)
-    {
+    /// results; returns when it has exited.
+    func drainByMove(_ n: Int, stoppedBy signal: Int32, extra: [String]) throws -> ([TaskMessage], Spawned) {
         let messages = (0..<n).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
         try enqueue(messages)
         let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test", "--claim", "move"] + extra)
         XCTAssertTrue(try eventually(timeout: 30, interval: 0.005) { try self.client.resultCount() >= 500 })
-        if withAClaimParked {
-            let pid = a.process.processIdentifier
-            let caught = try eventually(timeout: 20, interval: 0) {
-                kill(pid, SIGSTOP)
-                Thread.sleep(forTimeInterval: 0.05)  // what it had sent reaches Redis
-                if try !self.client.keys("celeris.claiming:*").isEmpty { return true }
-                kill(pid, SIGCONT)
-                return false
-            }
-            XCTAssertTrue(caught, "never caught with a claiming list in Redis")
-        }
         kill(a.process.processIdentifier, signal)
         a.process.waitUntilExit()
         return (messages, a)

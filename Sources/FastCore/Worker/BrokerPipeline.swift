@@ -55,12 +55,6 @@ final class BrokerPipeline {
     /// Use `r` from now on (nothing is in flight).
     func connected(_ r: RedisConnection) { connection = r }
 
-    /// The connection with every reply read (nil when there is none).
-    func settled(_ settle: () -> Void) -> RedisConnection? {
-        settle()
-        return connection
-    }
-
     /// Forget the connection: writes in flight go back to be sent again, and what a
     /// claim in flight took stays in `unacked` until its lease runs out (the claim
     /// strategy puts back what it can at the next connect).

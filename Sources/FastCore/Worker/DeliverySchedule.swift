@@ -8,7 +8,6 @@ struct DeliverySchedule {
     private(set) var entries: [(due: Double, tag: String)] = []
 
     var count: Int { entries.count }
-    var isEmpty: Bool { entries.isEmpty }
     /// The earliest due time.
     var nextDue: Double? { entries.first?.due }
     var tags: [String] { entries.map(\.tag) }

@@ -5,7 +5,7 @@ import Logging
 /// claim go out together; their replies are read later, in order, by `settle`, so
 /// Redis works while the worker starts the previous claim's tasks. Nothing here reads
 /// a reply as a side effect: a caller that wants the connection to itself settles first
-/// (`settled()`).
+/// (`Consumer.settledConnection()`).
 ///
 ///     pipeline.sendWrite(&entries) { _ in }
 ///     try pipeline.sendClaim(room: 64, queues: ["celery"], now: clock.now())

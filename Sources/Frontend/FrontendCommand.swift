@@ -79,7 +79,11 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds an issued token is valid.")
     var tokenTtl: Double = 3600
 
-    @Option(name: .long, help: "Scopes of an issued token: tasks,process,status,ws or *.")
+    @Option(
+        name: .long,
+        help:
+            "Scopes of an issued token: tasks,process,status,ws or *; tasks:NAME allows only task NAME, ws:all every task's updates."
+    )
     var tokenScope: String = "*"
 
     @Option(name: .long, help: "Route tasks with no queue in the request: PATTERN=QUEUE (repeatable; globs allowed).")
@@ -88,11 +92,53 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "JSON file of routes: {\"task_routes\": {\"pattern\": \"queue\"}}.")
     var routes: String?
 
+    @Option(
+        name: .long,
+        help: "Also allow POST /tasks to send this task (repeatable; globs allowed). Always allowed: create_task, add.")
+    var allowTask: [String] = []
+
+    @Option(name: .long, help: "File of task names (or globs) POST /tasks may send, one a line (# comments).")
+    var allowTasksFile: String?
+
+    @Option(name: .long, help: "Most steps a create_task sent through POST /tasks may ask for.")
+    var maxTaskLength: Int = 1000
+
+    @Option(name: .long, help: "A queue clients may name besides celery and the routed ones (repeatable).")
+    var allowQueue: [String] = []
+
+    @Option(
+        name: .long,
+        help:
+            "Host name requests may name in Host (repeatable; globs). Default: any, or only localhost/127.0.0.1/::1 when --host is loopback."
+    )
+    var allowedHost: [String] = []
+
+    @Option(
+        name: .long,
+        help: "Browser Origin allowed besides this server's own, e.g. https://app.example (repeatable; * for any).")
+    var allowOrigin: [String] = []
+
+    @Option(name: .long, help: "Most task ids one WebSocket subscribe message may name.")
+    var wsMaxIdsPerMessage: Int = 100
+
+    @Option(name: .long, help: "Most tasks one WebSocket may be subscribed to.")
+    var wsMaxSubscriptions: Int = 1000
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         if let problem = CommandSetup.checkLogLevel(loglevel) { throw ValidationError(problem) }
         guard defaultTaskLength >= 0 else { throw ValidationError("--default-task-length must be >= 0") }
         if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be 1...256") }
+        guard maxTaskLength >= 0 else { throw ValidationError("--max-task-length must be >= 0") }
+        guard defaultTaskLength <= maxTaskLength else {
+            throw ValidationError("--default-task-length must be <= --max-task-length (\(maxTaskLength))")
+        }
+        for q in allowQueue where !TaskPolicy.isValidQueueName(q) {
+            throw ValidationError("--allow-queue '\(q)': 1 to 200 characters of A-Z a-z 0-9 _ . : @ -")
+        }
+        guard wsMaxIdsPerMessage >= 1, wsMaxSubscriptions >= 1 else {
+            throw ValidationError("--ws-max-ids-per-message and --ws-max-subscriptions must be >= 1")
+        }
     }
 
     func run() throws {
@@ -122,6 +168,21 @@ struct FrontendCommand: ParsableCommand {
         settings.webSockets = WebSocketHub.Settings(
             softLimitBytes: wsSoftLimitBytes, hardLimitBytes: wsHardLimitBytes, stuckSeconds: wsStuckSeconds,
             pingIntervalMs: UInt64(max(50, wsPingMs)), idleMs: UInt64(max(100, wsIdleMs)))
+        settings.webSockets.maxIdsPerMessage = wsMaxIdsPerMessage
+        settings.webSockets.maxSubscriptions = wsMaxSubscriptions
+        settings.tasks.allowedTasks += allowTask
+        if let allowTasksFile {
+            guard let text = try? String(contentsOfFile: allowTasksFile, encoding: .utf8) else {
+                throw ValidationError("cannot read --allow-tasks-file \(allowTasksFile)")
+            }
+            settings.tasks.allowedTasks += text.split(whereSeparator: \.isNewline).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        settings.tasks.maxTaskLength = maxTaskLength
+        settings.tasks.allowedQueues = Set(allowQueue)
+        settings.allowedHosts = allowedHost
+        settings.allowedOrigins = allowOrigin
         do {
             settings.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes, base: DocumentTasks.routes)
         } catch {

@@ -25,6 +25,12 @@ public final class FrontendApp: HTTPServerDelegate {
         public var renderMetrics: (@Sendable () -> String)?
         /// Milliseconds a graceful shutdown waits for requests in flight.
         public var shutdownLimitMs: UInt64 = 5000
+        /// Which tasks, arguments and queues `POST /tasks` may send.
+        public var tasks = TaskPolicy()
+        /// Host names requests may name (globs); empty: any, or only loopback names on a loopback listener.
+        public var allowedHosts: [String] = []
+        /// Browser origins allowed besides the server's own (`/ws` and `POST`s).
+        public var allowedOrigins: [String] = []
 
         public init() {}
     }
@@ -49,6 +55,8 @@ public final class FrontendApp: HTTPServerDelegate {
     private var drainTimer: LoopTimer?
     /// Queues requests were sent to (their LLEN is sampled for /metrics).
     private var knownQueues: Set<String> = ["celery"]
+    /// Host and origin checks (set by `listen`, which knows the listen address).
+    private var requestGuard = RequestGuard(listenHost: "", allowedHosts: [], allowedOrigins: [])
 
     /// `redis` carries commands; `subscriber` is a second connection for pub/sub.
     /// `clock` times requests, the shutdown limit and the WebSocket policy.
@@ -64,9 +72,17 @@ public final class FrontendApp: HTTPServerDelegate {
         self.clock = clock
         self.shared = shared
         self.loopIndex = loopIndex
+        let maxPending = settings.maxPendingRedis
         hub = WebSocketHub(settings: settings.webSockets, logger: logger, clock: clock) { [weak redis] task, send in
-            // A new subscriber gets the task's current state at once.
-            redis?.send(["GET", ResultRecord.key(task)]) { reply in
+            // A new subscriber gets the task's current state at once, within the pending-command bound.
+            guard let redis, redis.pending < maxPending else {
+                return send(
+                    JSON.object([
+                        ("task_id", .string(task)), ("error", "overloaded"),
+                        ("detail", "current state not looked up (Redis busy); updates follow"),
+                    ]).serialized())
+            }
+            redis.send(["GET", ResultRecord.key(task)]) { reply in
                 var state: JSON = ["task_id": .string(task)]
                 for (k, v) in TaskStatusView.render(record: reply?.text).objectPairs ?? [] {
                     state = state.setting(k, v)
@@ -93,6 +109,8 @@ public final class FrontendApp: HTTPServerDelegate {
     public func listen(host: String, port: Int, reusePort: Bool = false, countingWith first: HTTPServer? = nil) throws
         -> Int
     {
+        requestGuard = RequestGuard(
+            listenHost: host, allowedHosts: settings.allowedHosts, allowedOrigins: settings.allowedOrigins)
         let server = try HTTPServer(
             loop: loop, host: host, port: port, limits: settings.limits, delegate: self, reusePort: reusePort)
         self.server = server
@@ -132,10 +150,21 @@ public final class FrontendApp: HTTPServerDelegate {
         connection.onRespond = { [metrics, clock] status in
             metrics.request(route: label, status: status, seconds: clock.now() - start)
         }
-        if let auth = settings.auth, let scope = FrontendRoute.scope(label: label),
-            let denied = FrontendError.auth(auth.check(token: Self.token(of: request), scope: scope))
-        {
-            return answer(connection, denied)
+        if label != "/health", let refused = requestGuard.hostRefusal(request) { return answer(connection, refused) }
+        if label == "/ws" || request.method != "GET", let refused = requestGuard.originRefusal(request) {
+            return answer(connection, refused)
+        }
+        var claims: BearerAuth.Claims?
+        if let auth = settings.auth, let scope = FrontendRoute.scope(label: label) {
+            switch auth.verify(token: Self.token(of: request), now: clock.now()) {
+            case .failure(let e):
+                return answer(connection, FrontendError.auth(.unauthorized(e.reason)) ?? .notFound(e.reason))
+            case .success(let c):
+                if let denied = FrontendError.auth(BearerAuth.verdict(c, scope: scope)) {
+                    return answer(connection, denied)
+                }
+                claims = c
+            }
         }
         switch FrontendRoute.resolve(method: request.method, path: path) {
         case .notFound:
@@ -143,7 +172,7 @@ public final class FrontendApp: HTTPServerDelegate {
         case .methodNotAllowed(let allow):
             answer(connection, .methodNotAllowed(allow: allow))
         case .route(.tasks):
-            submitTask(request, connection)
+            submitTask(request, connection, scopes: claims?.scopes)
         case .route(.process):
             process(request, connection)
         case .route(.metrics):
@@ -158,7 +187,7 @@ public final class FrontendApp: HTTPServerDelegate {
                     "websockets": .int(Int64(shared.webSockets)),
                 ])
         case .route(.webSocket):
-            upgrade(request, connection)
+            upgrade(request, connection, claims: claims)
         case .route(.status(let taskId)):
             status(taskId: taskId, connection)
         }
@@ -199,12 +228,17 @@ public final class FrontendApp: HTTPServerDelegate {
 
     // MARK: - tasks
 
-    private func submitTask(_ request: HTTPRequest, _ connection: Connection) {
+    /// `scopes`: the token's (nil with auth off), which may narrow the allowed tasks.
+    private func submitTask(_ request: HTTPRequest, _ connection: Connection, scopes: [String]?) {
+        if let refused = RequestGuard.contentTypeRefusal(request) { return answer(connection, refused) }
         let submission: TaskSubmission
         do {
             submission = try TaskSubmission(request: request, defaultTaskLength: settings.defaultTaskLength)
         } catch {
             return answer(connection, .invalid(error, invalidCode: "invalid_task"))
+        }
+        if let r = settings.tasks.refusal(for: submission, routes: settings.routes, scopes: scopes) {
+            return answer(connection, FrontendError(r.status, r.code, r.detail))
         }
         enqueue(submission.message(routes: settings.routes), connection)
     }
@@ -212,6 +246,7 @@ public final class FrontendApp: HTTPServerDelegate {
     /// `POST /process?blob_path=…` (or `{"blob_path": …, "threshold": …}`): the
     /// document workflow, whose task id `GET /status` follows to the comparison.
     private func process(_ request: HTTPRequest, _ connection: Connection) {
+        if let refused = RequestGuard.contentTypeRefusal(request) { return answer(connection, refused) }
         let workflow: TaskSubmission
         do {
             workflow = try TaskSubmission(processRequest: request)
@@ -275,7 +310,9 @@ public final class FrontendApp: HTTPServerDelegate {
 
     // MARK: - WebSocket
 
-    private func upgrade(_ request: HTTPRequest, _ connection: Connection) {
+    /// `claims`: the token's (nil with auth off). Without `ws:all` the client gets only
+    /// the tasks it subscribes to; it is closed (1008) when the token expires.
+    private func upgrade(_ request: HTTPRequest, _ connection: Connection, claims: BearerAuth.Claims?) {
         let connectionTokens = (request.header("Connection") ?? "").lowercased().split(separator: ",").map {
             $0.trimmingCharacters(in: .whitespaces)
         }
@@ -296,7 +333,7 @@ public final class FrontendApp: HTTPServerDelegate {
                 connection, FrontendError(400, "bad_handshake", "Sec-WebSocket-Key must be 16 base64-encoded bytes"))
         }
         connection.acceptWebSocket(key: key)
-        hub.add(connection)
+        hub.add(connection, firehose: claims?.has("ws:all") ?? true, expiresAt: claims?.expires)
         reportWebSockets()
         logger.debug("WebSocket \(connection.id) connected (\(hub.count) open)")
     }

@@ -1,7 +1,9 @@
 import Logging
 
 /// The `/ws` clients of one loop: fan-out of `task_status` with per-client
-/// subscriptions, a slow-consumer policy that bounds memory, and idle close.
+/// subscriptions (bounded per message and per client), a slow-consumer policy
+/// that bounds memory, idle close, and close (1008) when a client's token expires.
+/// A client added without `firehose` gets only the tasks it subscribes to.
 /// Talks to its clients only through `WebSocketPeer` and reads "now" only from
 /// its clock, so a test drives it with fake peers and a `ManualClock`.
 ///
@@ -24,6 +26,12 @@ public final class WebSocketHub {
         public var pingIntervalMs: UInt64
         /// A client silent this long (no pong, no message) is closed with 1001.
         public var idleMs: UInt64
+        /// Most task ids one `subscribe` message may name (more: the message is refused).
+        public var maxIdsPerMessage = 100
+        /// Most tasks one client may be subscribed to at once.
+        public var maxSubscriptions = 1000
+        /// Longest task id accepted in `subscribe`.
+        public static let maxTaskIdBytes = 255
 
         public init(
             softLimitBytes: Int = 64 * 1024, hardLimitBytes: Int = 4 * 1024 * 1024, stuckSeconds: Double = 10,
@@ -44,9 +52,15 @@ public final class WebSocketHub {
         var overSince: Double?
         /// When the client last sent anything, by the hub's clock.
         var heardAt: Double
-        init(_ peer: any WebSocketPeer, now: Double) {
+        /// With no subscriptions: every task's messages (true), or none (false).
+        let firehose: Bool
+        /// When the client's token expires, by the hub's clock (nil: never).
+        let expiresAt: Double?
+        init(_ peer: any WebSocketPeer, now: Double, firehose: Bool, expiresAt: Double?) {
             self.peer = peer
             heardAt = now
+            self.firehose = firehose
+            self.expiresAt = expiresAt
         }
     }
 
@@ -89,10 +103,14 @@ public final class WebSocketHub {
     /// Whether the client with `id` is still served.
     public func contains(_ id: UInt64) -> Bool { clients[id] != nil }
 
-    /// The tasks the client with `id` subscribed to (empty: every task).
+    /// The tasks the client with `id` subscribed to (empty: every task, for a firehose client).
     public func subscriptions(of id: UInt64) -> Set<String> { clients[id]?.subscriptions ?? [] }
 
-    public func add(_ peer: any WebSocketPeer) { clients[peer.id] = Client(peer, now: clock.now()) }
+    /// Serve `peer`. Without `firehose` it gets only the tasks it subscribes to
+    /// (a `ws` token without `ws:all`); at `expiresAt` (the hub's clock) it is closed with 1008.
+    public func add(_ peer: any WebSocketPeer, firehose: Bool = true, expiresAt: Double? = nil) {
+        clients[peer.id] = Client(peer, now: clock.now(), firehose: firehose, expiresAt: expiresAt)
+    }
 
     public func remove(_ id: UInt64) { clients[id] = nil }
 
@@ -113,7 +131,10 @@ public final class WebSocketHub {
         guard let frame = WebSocketFrame(text: payload) else { return }
         let now = clock.now()
         for client in clients.values {
-            if !client.subscriptions.isEmpty, !(field("task_id").map(client.subscriptions.contains) ?? false) {
+            if expired(client, now: now) { continue }
+            if client.subscriptions.isEmpty {
+                if !client.firehose { continue }
+            } else if !(field("task_id").map(client.subscriptions.contains) ?? false) {
                 continue
             }
             let pending = client.peer.queuedBytes
@@ -143,17 +164,18 @@ public final class WebSocketHub {
     public func heard(from id: UInt64) { clients[id]?.heardAt = clock.now() }
 
     /// A client's text: `{"subscribe": [ids]}` / `{"unsubscribe": [ids] | "*"}`; true when it was one.
+    /// A `subscribe` naming more than `maxIdsPerMessage` ids, or taking the client over
+    /// `maxSubscriptions`, is answered with `{"error": …}` and not applied (in part, for the latter).
     public func command(_ text: String, from id: UInt64) -> Bool {
         guard let client = clients[id] else { return false }
-        client.heardAt = clock.now()
+        let now = clock.now()
+        client.heardAt = now
+        if expired(client, now: now) { return true }
         guard let json = try? JSONParser.parse(text), case .object = json else { return false }
         var handled = false
-        if let ids = json["subscribe"]?.arrayValue?.compactMap(\.stringValue) {
+        if let ids = json["subscribe"]?.arrayValue {
             handled = true
-            for task in ids where !client.subscriptions.contains(task) {
-                client.subscriptions.insert(task)
-                currentState(task) { [weak client] message in client?.peer.sendText(message) }
-            }
+            subscribe(client, ids)
         }
         if let un = json["unsubscribe"] {
             handled = true
@@ -163,13 +185,47 @@ public final class WebSocketHub {
         return handled
     }
 
+    private func subscribe(_ client: Client, _ ids: [JSON]) {
+        guard ids.count <= settings.maxIdsPerMessage else {
+            return refuse(
+                client, "too_many_ids", "subscribe names at most \(settings.maxIdsPerMessage) task ids per message")
+        }
+        for task in ids.compactMap(\.stringValue) where !client.subscriptions.contains(task) {
+            guard !task.isEmpty, task.utf8.count <= Settings.maxTaskIdBytes else {
+                refuse(client, "invalid_task_id", "task ids are 1 to \(Settings.maxTaskIdBytes) bytes")
+                continue
+            }
+            guard client.subscriptions.count < settings.maxSubscriptions else {
+                return refuse(
+                    client, "too_many_subscriptions",
+                    "at most \(settings.maxSubscriptions) subscriptions per connection; unsubscribe first")
+            }
+            client.subscriptions.insert(task)
+            currentState(task) { [weak client] message in client?.peer.sendText(message) }
+        }
+    }
+
+    private func refuse(_ client: Client, _ code: String, _ detail: String) {
+        client.peer.sendText(JSON.object([("error", .string(code)), ("detail", .string(detail))]).serialized())
+    }
+
+    /// Close a client whose token has expired; true when it was.
+    private func expired(_ client: Client, now: Double) -> Bool {
+        guard let at = client.expiresAt, now >= at else { return false }
+        logger.info("closing WebSocket \(client.peer.id) with 1008: token expired")
+        client.peer.close(code: 1008, reason: "token expired")
+        clients[client.peer.id] = nil
+        return true
+    }
+
     /// Run every `settings.pingIntervalMs`: ping every client; close the ones silent
     /// for longer than `idleMs` (1001), and the ones over the soft limit for longer
-    /// than `stuckSeconds` (1008, even with no new messages).
+    /// than `stuckSeconds` (1008, even with no new messages), and the ones whose token expired (1008).
     public func keepalive() {
         let now = clock.now()
         trimIfIdle(now: now)
         for client in clients.values {
+            if expired(client, now: now) { continue }
             if client.peer.queuedBytes > settings.softLimitBytes, isStuck(client, now: now) {
                 closeSlow(client, code: 1008, reason: "client stopped reading")
                 continue

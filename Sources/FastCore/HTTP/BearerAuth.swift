@@ -31,25 +31,60 @@ public struct BearerAuth: Sendable {
         return body + "." + Self.base64url(Data(HMAC<SHA256>.authenticationCode(for: Data(body.utf8), using: key)))
     }
 
-    /// Whether `token` may use `scope` now.
-    public func check(token: String?, scope: String, now: Double = CeleryTime.now()) -> Verdict {
-        guard let token, !token.isEmpty else { return .unauthorized("missing bearer token") }
+    /// What a valid token says: who, until when, and its scopes.
+    public struct Claims: Equatable, Sendable {
+        public let subject: String
+        /// Seconds since the epoch after which the token is refused.
+        public let expires: Double
+        public let scopes: [String]
+
+        /// Whether the token may use `scope`: it has `*`, the scope itself, or a
+        /// narrower `scope:…` (`tasks:create_task` reaches `POST /tasks`, which then
+        /// sends only that task; `ws:all` reaches `/ws`).
+        public func allows(_ scope: String) -> Bool {
+            scopes.contains("*") || scopes.contains(scope) || scopes.contains { $0.hasPrefix(scope + ":") }
+        }
+
+        /// Whether the token has exactly `scope` (or `*`).
+        public func has(_ scope: String) -> Bool { scopes.contains("*") || scopes.contains(scope) }
+    }
+
+    /// A token's claims when it is well formed, signed with this secret and not expired;
+    /// otherwise the 401 verdict.
+    public func verify(token: String?, now: Double = CeleryTime.now()) -> Result<Claims, Unauthorized> {
+        guard let token, !token.isEmpty else { return .failure(Unauthorized(reason: "missing bearer token")) }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let mac = Self.unbase64url(String(parts[1])) else {
-            return .unauthorized("malformed token")
+            return .failure(Unauthorized(reason: "malformed token"))
         }
         guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data(parts[0].utf8), using: key) else {
-            return .unauthorized("bad token signature")
+            return .failure(Unauthorized(reason: "bad token signature"))
         }
         guard let raw = Self.unbase64url(String(parts[0])), let payload = try? JSONParser.parse(Array(raw)),
             let exp = payload["exp"]?.doubleValue, let sub = payload["sub"]?.stringValue
-        else { return .unauthorized("malformed token payload") }
-        guard now < exp else { return .unauthorized("token expired") }
+        else { return .failure(Unauthorized(reason: "malformed token payload")) }
+        guard now < exp else { return .failure(Unauthorized(reason: "token expired")) }
         let scopes = payload["scope"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        guard scopes.contains("*") || scopes.contains(scope) else {
-            return .forbidden("token for \(sub) does not allow '\(scope)'")
+        return .success(Claims(subject: sub, expires: exp, scopes: scopes))
+    }
+
+    /// Why a token is not usable (401).
+    public struct Unauthorized: Error, Equatable, Sendable {
+        public let reason: String
+    }
+
+    /// Whether `token` may use `scope` now (see `Claims.allows`).
+    public func check(token: String?, scope: String, now: Double = CeleryTime.now()) -> Verdict {
+        switch verify(token: token, now: now) {
+        case .failure(let e): return .unauthorized(e.reason)
+        case .success(let claims): return Self.verdict(claims, scope: scope)
         }
-        return .allowed(sub)
+    }
+
+    /// The verdict for a verified token's `claims` on `scope`.
+    public static func verdict(_ claims: Claims, scope: String) -> Verdict {
+        claims.allows(scope)
+            ? .allowed(claims.subject) : .forbidden("token for \(claims.subject) does not allow '\(scope)'")
     }
 
     /// base64url without padding (RFC 4648 section 5), from the standard alphabet's text.

@@ -52,12 +52,12 @@ final class AuthTests: RedisTestCase {
         // WebSocket: a bad token is refused with 401 before the upgrade; ?token= works for browsers.
         let bad = try RawSocket(port: port)
         try bad.send(
-            "GET /ws?token=\(forged) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "GET /ws?token=\(forged) HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         XCTAssertEqual(try bad.readResponse().status, 401)
         let ok = try RawSocket(port: port)
         try ok.send(
-            "GET /ws?token=\(good) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "GET /ws?token=\(good) HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         XCTAssertEqual(try ok.readResponse().status, 101)
         XCTAssertTrue(frontend.isRunning)

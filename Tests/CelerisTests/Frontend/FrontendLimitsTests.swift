@@ -15,7 +15,7 @@ final class FrontendLimitsTests: FrontendTestCase {
 
     func testSlowlorisGets408() throws {
         let s = try RawSocket(port: port)
-        try s.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        try s.send("GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         let r = try s.readResponse()
         XCTAssertEqual(r.status, 408)
         XCTAssertEqual(r.json?["error"], "request_timeout")
@@ -24,7 +24,7 @@ final class FrontendLimitsTests: FrontendTestCase {
 
     func testIdleKeepAliveConnectionIsClosed() throws {
         let s = try RawSocket(port: port)
-        try s.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        try s.send("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         XCTAssertEqual(try s.readResponse().status, 200)
         let answered = Date()
         XCTAssertTrue(s.isClosedByPeer(), "closed within the socket's 5 s read timeout")
@@ -44,7 +44,7 @@ final class FrontendLimitsTests: FrontendTestCase {
 
     func testHeadHasHeadersButNoBody() throws {
         let s = try RawSocket(port: port)
-        try s.send("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nGET /status/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        try s.send("HEAD /health HTTP/1.1\r\nHost: localhost\r\n\r\nGET /status/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
         let head = try s.read(until: Array("\r\n\r\n".utf8))
         let text = String(decoding: head, as: UTF8.self)
         XCTAssertTrue(text.hasPrefix("HTTP/1.1 200 OK"), text)
@@ -58,7 +58,7 @@ final class FrontendLimitsTests: FrontendTestCase {
         let s = try RawSocket(port: port)
         let body = #"{"task": "add", "args": [1, 2]}"#
         try s.send(
-            "POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+            "POST /tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
                 + "Expect: 100-continue\r\n\r\n")
         let interim = String(decoding: try s.read(until: Array("\r\n\r\n".utf8)), as: UTF8.self)
         XCTAssertTrue(interim.hasPrefix("HTTP/1.1 100 Continue"), interim)
@@ -73,7 +73,7 @@ final class FrontendLimitsTests: FrontendTestCase {
         Thread.sleep(forTimeInterval: 0.1)
         let started = Date()
         let sockets = try (0..<3).map { _ in try RawSocket(port: port, timeout: 10) }
-        for s in sockets { try s.send("GET /status/abc HTTP/1.1\r\nHost: x\r\n\r\n") }
+        for s in sockets { try s.send("GET /status/abc HTTP/1.1\r\nHost: localhost\r\n\r\n") }
         let statuses = try sockets.map { try $0.readResponse().status }.sorted()
         XCTAssertEqual(statuses, [200, 200, 503])
         XCTAssertGreaterThan(Date().timeIntervalSince(started), 1.0, "the 200s waited for the stalled Redis")
@@ -87,7 +87,7 @@ final class FrontendLimitsTests: FrontendTestCase {
         try blocker.send("*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$3\r\n0.8\r\n")
         Thread.sleep(forTimeInterval: 0.1)
         let waiting = try RawSocket(port: port, timeout: 10)
-        try waiting.send("GET /status/abc HTTP/1.1\r\nHost: x\r\n\r\n")
+        try waiting.send("GET /status/abc HTTP/1.1\r\nHost: localhost\r\n\r\n")
         Thread.sleep(forTimeInterval: 0.1)
         kill(frontend.process.processIdentifier, SIGTERM)
         let close = try WSFrame.read(ws)

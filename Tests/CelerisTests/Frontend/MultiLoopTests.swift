@@ -16,7 +16,7 @@ final class MultiLoopTests: FrontendTestCase {
         XCTAssertEqual(health.json?["websockets"], 11, "every loop's WebSockets are counted")
         Thread.sleep(forTimeInterval: 0.1)  // the /health connection is closed
         let twelfth = try RawSocket(port: port)  // with the 11 WebSockets: the limit of 12
-        try twelfth.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        try twelfth.send("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         XCTAssertEqual(try twelfth.readResponse().status, 200)
         let refused = try RawSocket(port: port).readResponse()
         XCTAssertEqual(refused.status, 503, "the limit counts connections on every loop")
@@ -37,7 +37,7 @@ final class MultiLoopTests: FrontendTestCase {
         try blocker.send("*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$3\r\n0.8\r\n")
         Thread.sleep(forTimeInterval: 0.1)
         let waiting = try (0..<4).map { _ in try RawSocket(port: port, timeout: 10) }
-        for w in waiting { try w.send("GET /status/abc HTTP/1.1\r\nHost: x\r\n\r\n") }
+        for w in waiting { try w.send("GET /status/abc HTTP/1.1\r\nHost: localhost\r\n\r\n") }
         Thread.sleep(forTimeInterval: 0.1)
         kill(frontend.process.processIdentifier, SIGTERM)
         for ws in sockets {

@@ -73,7 +73,7 @@ final class BadInputTests: XCTestCase {
     func testKeepAliveAndPipelinedRequestsAnswerInOrder() throws {
         let s = try RawSocket(port: port)
         try s.send(
-            "GET /status/a HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /status/a HTTP/1.1\r\nHost: localhost\r\n\r\nGET /nope HTTP/1.1\r\nHost: localhost\r\n\r\nGET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
         )
         XCTAssertEqual(try s.readResponse().json?["status"], "Pending...")
         XCTAssertEqual(try s.readResponse().status, 404)
@@ -86,7 +86,7 @@ final class BadInputTests: XCTestCase {
     func testBadWebSocketHandshakeIs400() throws {
         let s = try RawSocket(port: port)
         try s.send(
-            "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         assertJSONError(try s.readResponse(), 400)
         assertJSONError(try HTTPClient.request("GET", port: port, path: "/ws"), 400)

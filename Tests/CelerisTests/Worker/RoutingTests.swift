@@ -23,7 +23,12 @@ final class RoutingTests: XCTestCase {
         let redis = try RedisServer()
         let client = try redis.client()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port, extra: ["--route", "report_*=reports"])
+        let frontend = try Celeris.frontend(
+            redis: redis, port: port,
+            extra: [
+                "--route", "report_*=reports", "--allow-task", "report_daily", "--allow-task", "extract_data_task",
+                "--allow-queue", "custom",
+            ])
         for body in [
             #"{"task": "report_daily"}"#, #"{"task": "extract_data_task", "args": ["a.txt"]}"#,
             #"{"task": "report_daily", "queue": "custom"}"#, #"{"task": "add", "args": [1, 2]}"#,

@@ -31,6 +31,11 @@ struct ce_server {
 typedef struct span { size_t off, len; } span;
 
 enum { MODE_HTTP = 0, MODE_WS = 1 };
+enum { TIMER_NONE = 0, TIMER_IDLE = 1, TIMER_DEADLINE = 2 };
+
+/* A request or WebSocket message buffer above this is freed once it has been handled
+ * (a large request must not keep its buffer for the connection's lifetime). */
+#define CE_KEEP_BUFFER_BYTES (16 * 1024)
 
 struct ce_conn {
     int refs;
@@ -66,6 +71,11 @@ struct ce_conn {
     int is_head;           /* the request with Swift is a complete HEAD request */
     uint64_t last_read_ms;
     struct event *close_timer;
+    /* Request timing: an idle connection must start a request, and a started one
+     * must arrive whole, before this fires (a deadline: later bytes do not move it). */
+    struct event *request_timer;
+    int timer_kind;        /* TIMER_NONE, TIMER_IDLE or TIMER_DEADLINE */
+    int out_paused;        /* not read: output is above limits.max_output_bytes */
     /* Output is written at the end of the loop turn (one write for every
      * response and frame queued in it); EV_WRITE is watched only while the
      * socket will not take it all. */
@@ -93,12 +103,61 @@ static uint64_t now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Arm the read timeout (0 disarms). */
-static void set_read_timeout(ce_conn *c, unsigned ms) {
-    if (!c->bev) return;
-    if (!ms) { bufferevent_set_timeouts(c->bev, NULL, NULL); return; }
+static void request_timer_fired(evutil_socket_t fd, short what, void *arg);
+
+/* Arm the request timer as `kind` for ms (TIMER_NONE or 0 ms disarms). */
+static void set_request_timer(ce_conn *c, int kind, unsigned ms) {
+    if (!c->open) return;
+    if (kind == TIMER_NONE || ms == 0) {
+        if (c->request_timer) evtimer_del(c->request_timer);
+        c->timer_kind = TIMER_NONE;
+        return;
+    }
+    if (!c->request_timer) {
+        c->request_timer = evtimer_new(ce_loop_base(c->srv->loop), request_timer_fired, c);
+        if (!c->request_timer) return;
+    }
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    evtimer_add(c->request_timer, &tv);
+    c->timer_kind = kind;
+}
+
+/* Read from the socket only while it is useful: not while a request is with Swift
+ * (pipelined requests wait in the socket, not in memory), not while the output is
+ * above the watermark, not once the connection is closing (except to discard). */
+static void update_reading(ce_conn *c) {
+    if (!c->open || !c->bev) return;
+    int want = c->lingering ||
+               (!c->close_after_write && !c->out_paused && !(c->mode == MODE_HTTP && c->awaiting_response));
+    if (want) bufferevent_enable(c->bev, EV_READ);
+    else bufferevent_disable(c->bev, EV_READ);
+}
+
+/* 1 when the output queued for the peer is at or above the high watermark. */
+static int output_full(ce_conn *c) {
+    size_t high = c->srv->limits.max_output_bytes;
+    return high && evbuffer_get_length(bufferevent_get_output(c->bev)) >= high;
+}
+
+/* Stop reading until the peer takes its output (see resume_if_drained). */
+static void pause_for_output(ce_conn *c) {
+    c->out_paused = 1;
+    update_reading(c);
+}
+
+/* Free a large request buffer once its request has been answered. */
+static void shrink_buffers(ce_conn *c) {
+    if (c->buf_cap > CE_KEEP_BUFFER_BYTES) {
+        free(c->buf);
+        c->buf = NULL;
+        c->buf_cap = 0;
+    }
+    if (c->msg_cap > CE_KEEP_BUFFER_BYTES && !c->in_message) {
+        free(c->msg);
+        c->msg = NULL;
+        c->msg_cap = 0;
+        c->msg_len = 0;
+    }
 }
 
 /* 1 when a header name equals `want` (ASCII, case-insensitive). */
@@ -167,7 +226,10 @@ static const char *http_date(void) {
 /* ---- http_parser callbacks ---- */
 
 static int on_message_begin(http_parser *p) {
-    reset_request(p->data);
+    ce_conn *c = p->data;
+    reset_request(c);
+    /* The whole request must arrive within the header timeout of its first byte. */
+    set_request_timer(c, TIMER_DEADLINE, c->srv->limits.header_timeout_ms);
     return 0;
 }
 
@@ -277,13 +339,16 @@ static void dispatch_request(ce_conn *c) {
     }
     c->awaiting_response = 1;
     c->is_head = c->parser.method == HTTP_HEAD;
+    set_request_timer(c, TIMER_NONE, 0); /* Swift answers it (its own deadlines) */
+    update_reading(c);
     c->srv->cbs.on_request(c, &req, c->srv->ctx);
 }
 
 /* Stop reading requests and let Swift answer the error. */
 static void report_http_error(ce_conn *c, int kind) {
     c->awaiting_response = 1;
-    bufferevent_disable(c->bev, EV_READ);
+    set_request_timer(c, TIMER_NONE, 0);
+    update_reading(c);
     c->srv->cbs.on_http_error(c, kind, c->srv->ctx);
 }
 
@@ -293,6 +358,7 @@ static void process_http(ce_conn *c) {
         struct evbuffer *in = bufferevent_get_input(c->bev);
         size_t len = evbuffer_get_length(in);
         if (len == 0) return;
+        if (output_full(c)) { pause_for_output(c); return; } /* the peer is not reading its responses */
         char *data = (char *)evbuffer_pullup(in, -1);
         size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
         evbuffer_drain(in, n);
@@ -374,7 +440,7 @@ static void ws_control(ce_conn *c, int opcode, uint8_t *payload, size_t len) {
     ce_ws_send(c, CE_WS_CLOSE, (const char *)echo, code == 1005 ? 0 : 2);
     c->close_sent = 1;
     c->close_after_write = 1;
-    bufferevent_disable(c->bev, EV_READ);
+    update_reading(c);
 }
 
 /* Check a frame header against RFC 6455; returns an error kind or 0. */
@@ -400,6 +466,7 @@ static void process_ws(ce_conn *c) {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (c->open && !c->ws_failed) {
         size_t len = evbuffer_get_length(in);
+        if (len && output_full(c)) { pause_for_output(c); return; } /* pongs and replies pile up unread */
         uint8_t head[14];
         size_t hl = len < sizeof(head) ? len : sizeof(head);
         if (hl < 2) return;
@@ -428,6 +495,7 @@ static void process_ws(ce_conn *c) {
         c->in_message = !fi.fin;
         if (fi.fin && !c->close_sent)
             c->srv->cbs.on_ws_message(c, c->msg_opcode, (const char *)c->msg, c->msg_len, c->srv->ctx);
+        if (fi.fin && c->open) shrink_buffers(c);
     }
     if (c->ws_failed) evbuffer_drain(in, evbuffer_get_length(in));
 }
@@ -462,9 +530,31 @@ static void close_after(ce_conn *c, int secs) {
  * (closing with unread input would RST away the response) until its EOF. */
 static void linger(ce_conn *c) {
     c->lingering = 1;
+    set_request_timer(c, TIMER_NONE, 0);
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    bufferevent_enable(c->bev, EV_READ);
+    update_reading(c);
     close_after(c, 2);
+}
+
+/* The request timer: an idle connection closes; a request not whole by its deadline
+ * is Swift's to answer (408). Nothing while Swift has the request or the connection closes. */
+static void request_timer_fired(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    ce_conn *c = arg;
+    int kind = c->timer_kind;
+    c->timer_kind = TIMER_NONE;
+    if (!c->open || c->mode != MODE_HTTP || c->awaiting_response || c->lingering || c->close_after_write) return;
+    if (kind == TIMER_DEADLINE) report_http_error(c, CE_HTTP_ERR_TIMEOUT);
+    else close_conn(c);
+}
+
+/* The peer took enough of its output: read again, starting with what is buffered. */
+static void resume_if_drained(ce_conn *c) {
+    if (!c->out_paused || !c->open) return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > c->srv->limits.max_output_bytes / 2) return;
+    c->out_paused = 0;
+    update_reading(c);
+    if (!c->close_after_write && !c->lingering) process_input(c);
 }
 
 static void conn_read(struct bufferevent *bev, void *arg) {
@@ -483,9 +573,12 @@ static void output_drained(ce_conn *c) {
     if (c->close_after_write && !c->lingering) linger(c);
 }
 
+
 /* libevent drained what the socket refused earlier: back to end-of-turn writes. */
 static void conn_write(struct bufferevent *bev, void *arg) {
     ce_conn *c = arg;
+    resume_if_drained(c); /* called at the low watermark (half of max_output_bytes) */
+    if (!c->open) return;
     if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) return;
     bufferevent_disable(bev, EV_WRITE);
     output_drained(c);
@@ -501,6 +594,7 @@ static void flush_conn(ce_conn *c) {
     evbuffer_freeze(out, 1);
     if (evbuffer_get_length(out) > 0) bufferevent_enable(c->bev, EV_WRITE); /* EAGAIN, or an error it will report */
     else output_drained(c);
+    if (c->open) resume_if_drained(c);
 }
 
 /* End of the loop turn: write every connection that queued output in it. */
@@ -534,22 +628,8 @@ static void queue_output(ce_conn *c) {
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg) {
+    (void)bev;
     ce_conn *c = arg;
-    if (what & BEV_EVENT_TIMEOUT) {
-        /* A read timeout: a request begun and not finished (slowloris) is
-         * Swift's to answer; an idle keep-alive connection just closes. */
-        int started = c->header_bytes > 0 || evbuffer_get_length(bufferevent_get_input(bev)) > 0;
-        if (c->mode == MODE_HTTP && c->awaiting_response) {
-            bufferevent_enable(bev, EV_READ); /* Swift is still answering: not the client's fault */
-            return;
-        }
-        if (c->mode == MODE_HTTP && started && !c->lingering) {
-            report_http_error(c, CE_HTTP_ERR_TIMEOUT);
-            return;
-        }
-        close_conn(c);
-        return;
-    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) close_conn(c);
 }
 
@@ -559,6 +639,7 @@ static void close_conn(ce_conn *c) {
     c->open = 0;
     __atomic_sub_fetch(c->srv->open_count, 1, __ATOMIC_RELAXED);
     if (c->close_timer) { event_free(c->close_timer); c->close_timer = NULL; }
+    if (c->request_timer) { event_free(c->request_timer); c->request_timer = NULL; }
     bufferevent_free(c->bev);
     c->bev = NULL;
     c->srv->cbs.on_close(c, c->srv->ctx);
@@ -585,7 +666,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     unsigned open = __atomic_add_fetch(s->open_count, 1, __ATOMIC_RELAXED);
     bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
     bufferevent_enable(c->bev, EV_READ); /* EV_WRITE only while output waits on the socket */
-    set_read_timeout(c, s->limits.header_timeout_ms);
+    /* libevent calls conn_write once the output falls to half the high watermark. */
+    if (s->limits.max_output_bytes) bufferevent_setwatermark(c->bev, EV_WRITE, s->limits.max_output_bytes / 2, 0);
+    set_request_timer(c, TIMER_IDLE, s->limits.header_timeout_ms); /* a new connection must start a request */
     if (s->limits.max_connections && open > s->limits.max_connections)
         report_http_error(c, CE_HTTP_ERR_OVERLOADED);
 }
@@ -674,6 +757,13 @@ size_t ce_conn_output_pending(const ce_conn *c) {
 
 uint64_t ce_conn_idle_ms(const ce_conn *c) { return now_ms() - c->last_read_ms; }
 
+size_t ce_conn_input_retained(const ce_conn *c) {
+    size_t unparsed = c->open && c->bev ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
+    return unparsed + c->buf_cap + c->msg_cap;
+}
+
+int ce_conn_is_paused(const ce_conn *c) { return c->out_paused; }
+
 unsigned ce_server_connections(const ce_server *s) { return __atomic_load_n(s->open_count, __ATOMIC_RELAXED); }
 
 /* Count s's connections with first's, so max_connections bounds both (first must outlive s). */
@@ -697,12 +787,16 @@ int ce_http_respond(ce_conn *c, int status, const char *reason, const char *cont
     queue_output(c);
     if (!keep) {
         c->close_after_write = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        set_request_timer(c, TIMER_NONE, 0);
+        update_reading(c);
         return 0;
     }
     c->awaiting_response = 0;
     reset_request(c);
-    set_read_timeout(c, c->srv->limits.idle_timeout_ms ? c->srv->limits.idle_timeout_ms : c->srv->limits.header_timeout_ms);
+    shrink_buffers(c);
+    set_request_timer(c, TIMER_IDLE,
+                      c->srv->limits.idle_timeout_ms ? c->srv->limits.idle_timeout_ms : c->srv->limits.header_timeout_ms);
+    update_reading(c);
     process_input(c);
     return 0;
 }
@@ -720,7 +814,9 @@ int ce_ws_accept(ce_conn *c, const char *key, size_t key_len) {
     c->mode = MODE_WS;
     c->awaiting_response = 0;
     reset_request(c);
-    set_read_timeout(c, 0); /* WebSocket liveness is Swift's (pings) */
+    shrink_buffers(c);
+    set_request_timer(c, TIMER_NONE, 0); /* WebSocket liveness is Swift's (pings) */
+    update_reading(c);
     if (!c->processing) process_input(c);
     return 0;
 }
@@ -750,7 +846,7 @@ int ce_ws_close(ce_conn *c, int code, const char *reason) {
     c->close_sent = 1;
     if (c->ws_failed) {
         c->close_after_write = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        update_reading(c);
         return 0;
     }
     close_after(c, 2);

@@ -7,13 +7,19 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
 struct ce_redis {
     redisAsyncContext *ac; /* NULL once the connection is gone */
     int connected;
     int pending;
+    int waiting;          /* commands sent whose (one) reply has not come */
+    uint64_t since_ms;    /* when the oldest of them was sent, or the last reply came */
     ce_redis_state_cb state_cb;
     void *ctx;
 };
@@ -25,6 +31,13 @@ typedef struct command {
     void *privdata;
     int persistent; /* SUBSCRIBE: called per message */
 } command;
+
+/* Monotonic milliseconds. */
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* hiredis connect callback. */
 static void on_connect(const redisAsyncContext *ac, int status) {
@@ -69,6 +82,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     command *cmd = privdata;
     if (!cmd->persistent || reply == NULL) cmd->r->pending--;
+    if (!cmd->persistent) cmd->r->waiting--;
+    cmd->r->since_ms = now_ms(); /* the link answers */
     cmd->cb(cmd->r, reply, cmd->privdata);
     if (!cmd->persistent || reply == NULL) free(cmd);
 }
@@ -89,6 +104,28 @@ int ce_redis_send(ce_redis *r, const char *resp, size_t len, int persistent, ce_
         return -1;
     }
     r->pending++;
+    if (!cmd->persistent && r->waiting++ == 0) r->since_ms = now_ms();
+    return 0;
+}
+
+/* Milliseconds the connection has owed a reply without answering anything (0: owes none). */
+uint64_t ce_redis_stalled_ms(const ce_redis *r) {
+    if (r->waiting <= 0) return 0;
+    uint64_t now = now_ms();
+    return now > r->since_ms ? now - r->since_ms : 0;
+}
+
+/* TCP keepalive on the connection's socket: probes after idle_s of silence, every
+ * idle_s/3, dropped after 3 unanswered; unacknowledged writes fail after idle_s too. */
+int ce_redis_keepalive(ce_redis *r, int idle_s) {
+    if (!r->ac || idle_s <= 0) return -1;
+    int fd = r->ac->c.fd, yes = 1, intvl = idle_s / 3 > 0 ? idle_s / 3 : 1, cnt = 3;
+    unsigned user_timeout_ms = (unsigned)idle_s * 1000;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &yes, sizeof(yes)) < 0) return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
     return 0;
 }
 

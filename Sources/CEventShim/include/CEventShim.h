@@ -107,6 +107,8 @@ typedef struct ce_server_limits {
     unsigned header_timeout_ms; /* a started request must arrive whole within this (0: none) */
     unsigned idle_timeout_ms;   /* keep-alive connection with no request is closed after this (0: none) */
     unsigned max_connections;   /* beyond this, on_http_error(CE_HTTP_ERR_OVERLOADED) (0: none) */
+    size_t max_output_bytes;    /* a connection with this much output queued is not read until it
+                                   falls to half (0: read regardless) */
 } ce_server_limits;
 
 typedef struct ce_server_callbacks {
@@ -145,6 +147,11 @@ uint64_t ce_conn_id(const ce_conn *c);
 size_t ce_conn_output_pending(const ce_conn *c);
 /* Milliseconds since the peer last sent anything. */
 uint64_t ce_conn_idle_ms(const ce_conn *c);
+/* Bytes the connection holds for its peer's input: received and unparsed, plus the
+ * request and WebSocket message buffers' capacity. */
+size_t ce_conn_input_retained(const ce_conn *c);
+/* 1 while the connection is not read because its output is above max_output_bytes. */
+int ce_conn_is_paused(const ce_conn *c);
 /* Open connections on a server. */
 unsigned ce_server_connections(const ce_server *s);
 
@@ -240,6 +247,11 @@ int ce_redis_send(ce_redis *r, const char *resp, size_t len, int persistent, ce_
 int ce_redis_pending(const ce_redis *r);
 /* 1 while connected. */
 int ce_redis_is_connected(const ce_redis *r);
+/* Milliseconds the connection has owed a reply and received nothing (0 when it owes none);
+ * replies to persistent commands (SUBSCRIBE) are not owed. */
+uint64_t ce_redis_stalled_ms(const ce_redis *r);
+/* TCP keepalive (and TCP_USER_TIMEOUT) on the socket, idle_s seconds; -1 without a socket. */
+int ce_redis_keepalive(ce_redis *r, int idle_s);
 /* Close (if open) and free the handle; pending callbacks get NULL first. */
 void ce_redis_free(ce_redis *r);
 

@@ -11,6 +11,7 @@ import Logging
 public final class FrontendLoops: @unchecked Sendable {
     public let count: Int
     private let endpoint: RedisEndpoint
+    private let redisOptions: AsyncRedis.Options
     private let settings: FrontendApp.Settings
     private let logger: Logger
     private let shared: FrontendShared
@@ -30,11 +31,13 @@ public final class FrontendLoops: @unchecked Sendable {
         let app: FrontendApp
 
         init(
-            index: Int, endpoint: RedisEndpoint, settings: FrontendApp.Settings, logger: Logger, shared: FrontendShared
+            index: Int, endpoint: RedisEndpoint, redisOptions: AsyncRedis.Options, settings: FrontendApp.Settings,
+            logger: Logger, shared: FrontendShared
         ) throws {
             loop = try EventLoop()
-            redis = AsyncRedis(loop: loop, endpoint: endpoint, role: "commands", logger: logger)
-            subscriber = AsyncRedis(loop: loop, endpoint: endpoint, role: "pub/sub", logger: logger)
+            redis = AsyncRedis(loop: loop, endpoint: endpoint, role: "commands", options: redisOptions, logger: logger)
+            subscriber = AsyncRedis(
+                loop: loop, endpoint: endpoint, role: "pub/sub", options: redisOptions, logger: logger)
             app = FrontendApp(
                 loop: loop, redis: redis, subscriber: subscriber, settings: settings, logger: logger, shared: shared,
                 loopIndex: index)
@@ -46,13 +49,20 @@ public final class FrontendLoops: @unchecked Sendable {
         }
     }
 
-    public init(count: Int, endpoint: RedisEndpoint, settings: FrontendApp.Settings, logger: Logger) throws {
+    /// `redisOptions` are every loop's Redis connections' timeouts and keepalive.
+    public init(
+        count: Int, endpoint: RedisEndpoint, redisOptions: AsyncRedis.Options = AsyncRedis.Options(),
+        settings: FrontendApp.Settings, logger: Logger
+    ) throws {
         self.count = max(1, count)
         self.endpoint = endpoint
+        self.redisOptions = redisOptions
         self.settings = settings
         self.logger = logger
         shared = FrontendShared(loops: self.count)
-        main = try LoopParts(index: 0, endpoint: endpoint, settings: settings, logger: logger, shared: shared)
+        main = try LoopParts(
+            index: 0, endpoint: endpoint, redisOptions: redisOptions, settings: settings, logger: logger, shared: shared
+        )
     }
 
     /// Totals over the loops (WebSockets, broker state).
@@ -72,12 +82,15 @@ public final class FrontendLoops: @unchecked Sendable {
     private func startThread(index: Int, host: String, port: Int) throws {
         let ready = DispatchSemaphore(value: 0)
         let outcome = LockedBox<(any Error)?>(nil)
-        let (endpoint, settings, logger, shared, finished) = (endpoint, settings, logger, shared, finished)
+        let (endpoint, redisOptions, settings, logger, shared, finished) = (
+            endpoint, redisOptions, settings, logger, shared, finished
+        )
         let first = UncheckedBox(value: main.app.server)
         let thread = Thread {
             do {
                 let parts = try LoopParts(
-                    index: index, endpoint: endpoint, settings: settings, logger: logger, shared: shared)
+                    index: index, endpoint: endpoint, redisOptions: redisOptions, settings: settings, logger: logger,
+                    shared: shared)
                 try parts.app.listen(host: host, port: port, reusePort: true, countingWith: first.value)
                 parts.startRedis()
                 ready.signal()

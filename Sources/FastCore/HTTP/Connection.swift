@@ -23,6 +23,13 @@ public final class Connection: WebSocketPeer {
     /// Bytes queued for the client and not yet written.
     public var queuedBytes: Int { ce_conn_output_pending(handle) }
 
+    /// Bytes held for the client's input: received and not yet parsed, plus the request and
+    /// WebSocket message buffers (a large request's buffer is freed once it is answered).
+    public var retainedInputBytes: Int { ce_conn_input_retained(handle) }
+
+    /// True while the connection is not read because the client does not take its output.
+    public var isPausedForOutput: Bool { ce_conn_is_paused(handle) != 0 }
+
     /// Seconds since the client last sent anything.
     public var idleSeconds: Double { Double(ce_conn_idle_ms(handle)) / 1000 }
 

@@ -28,10 +28,14 @@ public final class HTTPServer {
         public var idleTimeoutMs: Int
         /// Beyond this many open connections new ones get `HTTPRequestError.overloaded` (0: no limit).
         public var maxConnections: Int
+        /// A connection with this many response, pong or message bytes queued for it is not
+        /// read (its next requests wait in the socket) until it takes half of them (0: no limit).
+        public var maxQueuedOutputBytes: Int
 
         public init(
             maxHeaderBytes: Int = 16 * 1024, maxBodyBytes: Int = 1 << 20, maxWebSocketMessageBytes: Int = 1 << 20,
-            headerTimeoutMs: Int = 10_000, idleTimeoutMs: Int = 60_000, maxConnections: Int = 10_000
+            headerTimeoutMs: Int = 10_000, idleTimeoutMs: Int = 60_000, maxConnections: Int = 10_000,
+            maxQueuedOutputBytes: Int = 256 * 1024
         ) {
             self.maxHeaderBytes = maxHeaderBytes
             self.maxBodyBytes = maxBodyBytes
@@ -39,6 +43,7 @@ public final class HTTPServer {
             self.headerTimeoutMs = headerTimeoutMs
             self.idleTimeoutMs = idleTimeoutMs
             self.maxConnections = maxConnections
+            self.maxQueuedOutputBytes = maxQueuedOutputBytes
         }
 
         /// The C server's form (negative sizes read as 0, times and counts clamped to 32 bits).
@@ -46,7 +51,8 @@ public final class HTTPServer {
             ce_server_limits(
                 max_header_bytes: max(0, maxHeaderBytes), max_body_bytes: max(0, maxBodyBytes),
                 max_ws_message: max(0, maxWebSocketMessageBytes), header_timeout_ms: UInt32(clamping: headerTimeoutMs),
-                idle_timeout_ms: UInt32(clamping: idleTimeoutMs), max_connections: UInt32(clamping: maxConnections))
+                idle_timeout_ms: UInt32(clamping: idleTimeoutMs), max_connections: UInt32(clamping: maxConnections),
+                max_output_bytes: max(0, maxQueuedOutputBytes))
         }
     }
 

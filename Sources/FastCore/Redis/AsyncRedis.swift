@@ -1,13 +1,44 @@
 import CEventShim
+import Foundation
 import Logging
 
 /// A Redis connection on an `EventLoop` (hiredis async), reconnecting by
 /// itself: while it is down, `send` returns false and callers answer 503.
+/// It counts as connected once Redis answers a PING on the new link; a reply owed
+/// for longer than `Options.commandTimeoutMs` (a silent partition, a stalled Redis)
+/// drops the link, fails every pending command (their callbacks get nil) and reconnects.
+/// Host names are resolved on a thread of their own, never on the loop.
 ///
 ///     let redis = AsyncRedis(loop: loop, endpoint: ep, logger: log)
 ///     redis.send(["LPUSH", "celery", envelope]) { reply in ... }
 public final class AsyncRedis {
+    /// How long Redis may take, and how a dead link is found.
+    ///
+    ///     AsyncRedis.Options(commandTimeoutMs: 2000, keepAliveSeconds: 10)
+    public struct Options: Sendable, Equatable {
+        /// A reply owed this long with nothing heard drops the link (0: wait for ever).
+        public var commandTimeoutMs: UInt64
+        /// A connection not answering its first PING within this is dropped (0: commandTimeoutMs).
+        public var connectTimeoutMs: UInt64
+        /// TCP keepalive idle time on the socket (0: off).
+        public var keepAliveSeconds: Int
+        /// A PING this often on an idle command connection, so a partition is found
+        /// before a request needs Redis (0: off; connections with subscriptions never PING).
+        public var heartbeatMs: UInt64
+
+        public init(
+            commandTimeoutMs: UInt64 = 5000, connectTimeoutMs: UInt64 = 0, keepAliveSeconds: Int = 15,
+            heartbeatMs: UInt64 = 1000
+        ) {
+            self.commandTimeoutMs = commandTimeoutMs
+            self.connectTimeoutMs = connectTimeoutMs
+            self.keepAliveSeconds = keepAliveSeconds
+            self.heartbeatMs = heartbeatMs
+        }
+    }
+
     public let endpoint: RedisEndpoint
+    public let options: Options
     /// What this connection is for, in log lines ("commands", "pub/sub").
     public let role: String
     private let loop: EventLoop
@@ -15,17 +46,32 @@ public final class AsyncRedis {
     private var handle: OpaquePointer?
     private var retired: [OpaquePointer] = []
     private var reconnectTimer: LoopTimer?
+    /// Watches for owed replies (command timeout) and sends heartbeats.
+    private var watchTimer: LoopTimer?
+    private var connectTimer: LoopTimer?
+    private var resolveTimer: LoopTimer?
+    private var dropTimer: LoopTimer?
+    private var sinceHeartbeatMs: UInt64 = 0
+    /// The TCP link is up (the PING that makes it usable may still be owed).
+    private var linkUp = false
+    /// Links dropped because a reply was owed longer than the command timeout.
+    public private(set) var timeouts = 0
     private var subscriptions: [(channel: String, onMessage: (String) -> Void)] = []
     /// Delay between reconnect attempts.
     public var reconnectDelayMs: UInt64 = 500
     /// Called with true on (re)connect and false when the link drops.
     public var onStateChange: ((Bool) -> Void)?
+    /// Connected and answering (its first PING was answered).
     public private(set) var isConnected = false
 
-    public init(loop: EventLoop, endpoint: RedisEndpoint, role: String = "commands", logger: Logger) {
+    public init(
+        loop: EventLoop, endpoint: RedisEndpoint, role: String = "commands", options: Options = Options(),
+        logger: Logger
+    ) {
         self.loop = loop
         self.endpoint = endpoint
         self.role = role
+        self.options = options
         self.logger = logger
     }
 
@@ -72,7 +118,15 @@ public final class AsyncRedis {
     private func send(resp wire: [UInt8], persistent: Bool = false, _ callback: @escaping (RedisValue?) -> Void)
         -> Bool
     {
-        guard isConnected, let h = handle, wire.last == 0 else { return false }
+        guard isConnected else { return false }
+        return sendNow(resp: wire, persistent: persistent, callback)
+    }
+
+    /// `send` once the link is up, before it counts as connected (the handshake and its PING).
+    private func sendNow(resp wire: [UInt8], persistent: Bool = false, _ callback: @escaping (RedisValue?) -> Void)
+        -> Bool
+    {
+        guard linkUp, let h = handle, wire.last == 0 else { return false }
         let box = Unmanaged.passRetained(ReplyBox(callback, persistent: persistent)).toOpaque()
         let rc = wire.withUnsafeBytes {
             ce_redis_send(
@@ -104,13 +158,104 @@ public final class AsyncRedis {
         }
     }
 
+    /// Resolve the host off the loop (a numeric address needs no lookup), then open a link to the address.
     private func connect() {
         for r in retired { ce_redis_free(r) }
         retired.removeAll()
+        if RedisEndpoint.isNumericAddress(endpoint.host) { return open(address: endpoint.host) }
+        let resolved = LockedBox<String??>(nil)
+        let host = endpoint.host
+        let resolver = Thread { resolved.set(.some(RedisEndpoint.resolve(host: host))) }
+        resolver.name = "celeris-resolve"
+        resolver.start()
+        resolveTimer?.cancel()
+        resolveTimer = loop.timer(after: 5, repeating: true) { [weak self] in
+            guard let self, let outcome = resolved.get() else { return }
+            self.resolveTimer?.cancel()
+            if let address = outcome {
+                self.open(address: address)
+            } else {
+                self.logger.debug("cannot resolve \(host) for Redis (\(self.role)); retrying")
+                self.scheduleReconnect()
+            }
+        }
+    }
+
+    private func open(address: String) {
         handle = ce_redis_connect(
-            loop.handle, endpoint.host, Int32(endpoint.port), stateTrampoline, Unmanaged.passUnretained(self).toOpaque()
-        )
-        if handle == nil { scheduleReconnect() }
+            loop.handle, address, Int32(endpoint.port), stateTrampoline, Unmanaged.passUnretained(self).toOpaque())
+        guard let h = handle else { return scheduleReconnect() }
+        if options.keepAliveSeconds > 0 { _ = ce_redis_keepalive(h, Int32(clamping: options.keepAliveSeconds)) }
+        let limit = options.connectTimeoutMs > 0 ? options.connectTimeoutMs : options.commandTimeoutMs
+        connectTimer?.cancel()
+        if limit > 0 {
+            connectTimer = loop.timer(after: limit) { [weak self] in
+                guard let self, !self.linkUp, self.handle != nil else { return }
+                self.drop(reason: "no connection within \(limit) ms")
+            }
+        }
+        startWatching()
+    }
+
+    /// Check owed replies (and send heartbeats) while a link exists.
+    private func startWatching() {
+        guard watchTimer == nil, options.commandTimeoutMs > 0 || options.heartbeatMs > 0 else { return }
+        let tick = max(10, min(250, (options.commandTimeoutMs > 0 ? options.commandTimeoutMs : 1000) / 4))
+        watchTimer = loop.timer(after: tick, repeating: true) { [weak self] in self?.watch(tickMs: tick) }
+    }
+
+    private func watch(tickMs: UInt64) {
+        guard let h = handle, linkUp else { return }
+        let stalled = ce_redis_stalled_ms(h)
+        if options.commandTimeoutMs > 0, stalled > options.commandTimeoutMs {
+            timeouts += 1
+            return drop(reason: "no reply within \(options.commandTimeoutMs) ms")
+        }
+        sinceHeartbeatMs += tickMs
+        if isConnected, options.heartbeatMs > 0, sinceHeartbeatMs >= options.heartbeatMs, subscriptions.isEmpty,
+            stalled == 0
+        {
+            sinceHeartbeatMs = 0
+            send(["PING"]) { _ in }
+        }
+    }
+
+    /// Close the link ourselves (a timeout, or a link that will not answer its PING): every
+    /// pending command's callback gets nil now, then reconnect. Never called from a hiredis callback.
+    private func drop(reason: String) {
+        guard let h = handle else { return }
+        let wasConnected = isConnected
+        isConnected = false
+        linkUp = false
+        handle = nil
+        connectTimer?.cancel()
+        ce_redis_free(h)
+        if wasConnected {
+            logger.warning("Redis at \(endpoint) (\(role)): \(reason); reconnecting")
+            onStateChange?(false)
+        } else {
+            logger.debug("Redis at \(endpoint) (\(role)): \(reason); retrying")
+        }
+        scheduleReconnect()
+    }
+
+    /// `drop` once out of hiredis' callback, if the link is still the same one.
+    private func dropLater(reason: String) {
+        let link = handle
+        dropTimer = loop.timer(after: 0) { [weak self] in
+            guard let self, link != nil, self.handle == link else { return }
+            self.drop(reason: reason)
+        }
+    }
+
+    /// The link answered its PING: usable from now on.
+    private func becomeReady() {
+        guard linkUp, !isConnected else { return }
+        isConnected = true
+        sinceHeartbeatMs = 0
+        for s in subscriptions { issueSubscribe(channel: s.channel, onMessage: s.onMessage) }
+        logger.info("connected to \(endpoint) (\(role))")
+        onStateChange?(true)
     }
 
     private func scheduleReconnect() {
@@ -120,18 +265,31 @@ public final class AsyncRedis {
     fileprivate func stateChanged(_ state: Int32, _ error: String?) {
         switch UInt32(state) {
         case CE_REDIS_CONNECTED.rawValue:
-            isConnected = true
+            linkUp = true
+            connectTimer?.cancel()
             for cmd in endpoint.handshake {
-                send(cmd) { [logger] r in
+                var wire = RESP.format(cmd)
+                wire.append(0)
+                _ = sendNow(resp: wire) { [logger] r in
                     if let e = r?.errorMessage { logger.error("Redis handshake failed: \(e)") }
                 }
             }
-            for s in subscriptions { issueSubscribe(channel: s.channel, onMessage: s.onMessage) }
-            logger.info("connected to \(endpoint) (\(role))")
-            onStateChange?(true)
+            var ping = RESP.format(["PING"])
+            ping.append(0)
+            let sent = sendNow(resp: ping) { [weak self] reply in
+                guard let self, let reply else { return }
+                if let e = reply.errorMessage {
+                    self.dropLater(reason: "PING: \(e)")  // not usable yet (LOADING, NOAUTH…)
+                } else {
+                    self.becomeReady()
+                }
+            }
+            if !sent { dropLater(reason: "PING not sent") }
         default:
             let wasConnected = isConnected
             isConnected = false
+            linkUp = false
+            connectTimer?.cancel()
             if let h = handle { retired.append(h) }
             handle = nil
             if wasConnected {

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Where Redis is: `redis://[:password@]host[:port][/db]`.
 ///
 ///     let ep = try RedisEndpoint(url: "redis://127.0.0.1:6379/0")
@@ -50,6 +52,40 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// The broker named by a `-b/--broker` flag, else `$CELERIS_BROKER_URL`, else local Redis.
     public static func broker(flag: String?, environment: [String: String]) throws(InvalidURL) -> RedisEndpoint {
         try RedisEndpoint(url: flag ?? environment["CELERIS_BROKER_URL"] ?? "redis://127.0.0.1:6379/0")
+    }
+
+    /// True when `host` is an IPv4 or IPv6 address (connecting needs no name lookup).
+    public static func isNumericAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    /// The first TCP address of `host` as text, or nil. Blocks on DNS: call it off the event loop.
+    public static func resolve(host: String) -> String? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list else { return nil }
+        defer { freeaddrinfo(list) }
+        guard let address = first.pointee.ai_addr else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let ok: Bool
+        switch first.pointee.ai_family {
+        case AF_INET:
+            ok = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                var a = $0.pointee.sin_addr
+                return inet_ntop(AF_INET, &a, &text, socklen_t(text.count)) != nil
+            }
+        case AF_INET6:
+            ok = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                var a = $0.pointee.sin6_addr
+                return inet_ntop(AF_INET6, &a, &text, socklen_t(text.count)) != nil
+            }
+        default:
+            ok = false
+        }
+        return ok ? String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 
     /// Commands to run on every new connection (AUTH, SELECT).

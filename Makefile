@@ -43,10 +43,13 @@ test: deps venv
 	CELERIS_IO=socket CELERIS_CLAIM=move CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing \
 		--filter '^CelerisTests\.($(SOCKET_SUITES))/'
 
-# libFuzzer + ASan/UBSan on CEventShim's HTTP and WebSocket readers (CI runs 60 s each).
+# libFuzzer + ASan/UBSan on CEventShim's HTTP and WebSocket readers (CI runs 60 s each), and
+# libFuzzer + ASan on the Swift readers of JSON, base64, times, envelopes, control requests
+# and task submissions (Tests/Fuzz/Swift, SWIFT_FUZZ_SECONDS each).
 FUZZ_SECONDS ?= 60
+SWIFT_FUZZ_SECONDS ?= 30
 fuzz: deps
-	bash Tests/Fuzz/run.sh $(FUZZ_SECONDS)
+	bash Tests/Fuzz/run.sh $(FUZZ_SECONDS) $(SWIFT_FUZZ_SECONDS)
 
 # Benchmarks (not part of CI): each prints progress, ends by itself, writes perf/results/.
 bench: release venv

@@ -12,7 +12,7 @@ public enum CeleryTime {
     }
 
     /// ISO-8601 in UTC as Python's `datetime.isoformat()` writes it:
-    /// `2026-11-21T07:30:17.699307+00:00`.
+    /// `2026-11-21T07:30:17.699307+00:00`. Any `Double` is written (see `widestEpoch`).
     public static func isoformat(_ epoch: Double) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(32)
@@ -20,9 +20,16 @@ public enum CeleryTime {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The furthest instant from the epoch that is formatted as itself (about 317 million
+    /// years either way, inside what `gmtime_r`'s `int` year holds); times further out,
+    /// infinities included, are written as this bound. A NaN time is written as the epoch.
+    static let widestEpoch = 1e16
+
     /// Append `isoformat(epoch)`'s bytes: the calendar date by arithmetic (no `gmtime_r`),
-    /// the 32 characters written on the stack and appended in one copy.
+    /// the 32 characters written on the stack and appended in one copy. Any `Double` is
+    /// written (a countdown or rate limit can make a due time past `Int`): see `widestEpoch`.
     static func writeIsoformat(_ epoch: Double, to out: inout [UInt8]) {
+        let epoch = epoch.isNaN ? 0 : min(max(epoch, -widestEpoch), widestEpoch)
         var secs = Int(epoch.rounded(.down))
         var micros = Int(((epoch - Double(secs)) * 1_000_000).rounded())
         if micros >= 1_000_000 {

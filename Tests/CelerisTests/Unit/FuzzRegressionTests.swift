@@ -1,0 +1,26 @@
+@testable import FastCore
+import Foundation
+import XCTest
+
+/// Inputs the Swift fuzz targets (Tests/Fuzz/Swift, `make fuzz`) found trapping a
+/// process, each kept as a regression test; the input itself is committed in the
+/// target's corpus (Tests/Fuzz/corpus/<target>/crash-*).
+final class FuzzRegressionTests: XCTestCase {
+    /// `corpus/celery_time/crash-isoformat-below-int-min`: a due time past `Int` (a huge
+    /// countdown, a tiny rate limit in `inspect scheduled`) trapped converting to `Int`.
+    /// Any `Double` formats now; times past `widestEpoch` are written as that bound.
+    func testIsoformatWritesAnyDouble() {
+        let far = "316889355-01-25T17:46:40.000000+00:00"
+        // Before year 0 the date is glibc's `gmtime_r`'s (a day off the proleptic calendar there).
+        let farBack = CeleryTime.isoformat(-CeleryTime.widestEpoch)
+        XCTAssertTrue(farBack.hasPrefix("-316885416-12-"), farBack)
+        XCTAssertEqual(CeleryTime.isoformat(CeleryTime.widestEpoch), far)
+        XCTAssertEqual(CeleryTime.isoformat(.infinity), far)
+        XCTAssertEqual(CeleryTime.isoformat(1e300), far)
+        XCTAssertEqual(CeleryTime.isoformat(Double(Int.max)), far)
+        XCTAssertEqual(CeleryTime.isoformat(-.infinity), farBack)
+        XCTAssertEqual(CeleryTime.isoformat(-1.1004247622256236e+49), farBack, "the fuzzer's input")
+        XCTAssertEqual(CeleryTime.isoformat(.nan), "1970-01-01T00:00:00.000000+00:00")
+        XCTAssertEqual(CeleryTime.isoformat(253_402_300_800), "10000-01-01T00:00:00.000000+00:00", "in range: kept")
+    }
+}

@@ -1,0 +1,54 @@
+// libFuzzer target: a queued envelope as a worker claims it. The first byte picks
+// the shape: 0 the input is the whole envelope; otherwise it is the body (the task's
+// `[args, kwargs, embed]` JSON), wrapped in a Celery 5.7 envelope, base64 or not.
+// A message that decodes must re-encode and decode again to the same fields, and
+// its lazily read headers and reply_to must be readable.
+@testable import FastCore
+
+private let headers =
+    #"{"lang": "py", "task": "add", "id": "16c18fe1-c3fb-4ffd-a690-9513b30b78e0", "shadow": null, "eta": null, "expires": null, "group": null, "group_index": null, "retries": 0, "timelimit": [null, null], "root_id": "16c18fe1-c3fb-4ffd-a690-9513b30b78e0", "parent_id": null, "argsrepr": "(2, 3)", "kwargsrepr": "{}", "origin": "gen1@host", "ignore_result": false, "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {}}"#
+private let properties =
+    #""properties": {"correlation_id": "16c18fe1-c3fb-4ffd-a690-9513b30b78e0", "reply_to": "4b6e2c4e-1b8e-3c8e-9c55-7a0e3a8b6f11", "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": "celery"}, "priority": 0, "#
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzEnvelope(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let rest = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
+    let envelope: [UInt8]
+    switch data[0] % 3 {
+    case 0: envelope = rest
+    case 1:
+        var out = Array(#"{"body": ""#.utf8)
+        Base64.encode(rest, to: &out)
+        out += Array(#"", "content-encoding": "utf-8", "content-type": "application/json", "headers": "#.utf8)
+        out +=
+            Array(headers.utf8) + Array((", " + properties + #""body_encoding": "base64", "delivery_tag": "t"}}"#).utf8)
+        envelope = out
+    default:
+        var out = Array(#"{"body": "#.utf8)
+        JSON.writeString(String(decoding: rest, as: UTF8.self), to: &out)
+        out += Array(#", "content-type": "application/json", "headers": "#.utf8)
+        out +=
+            Array(headers.utf8) + Array((", " + properties + #""body_encoding": "utf-8", "delivery_tag": "t"}}"#).utf8)
+        envelope = out
+    }
+    _ = KombuEnvelope.read(envelope)
+    _ = ControlRequest(envelope: envelope, now: 0)
+    guard let message = try? TaskMessage.decode(envelope, queue: "celery") else { return 0 }
+    _ = message.headers
+    _ = message.replyTo
+    _ = message.argsRepr
+    _ = message.kwargsRepr
+    let again = message.envelopeBytes()
+    guard let back = try? TaskMessage.decode(again, queue: "celery") else {
+        preconditionFailure("re-encoded message does not decode: \(String(decoding: again, as: UTF8.self))")
+    }
+    precondition(back.id == message.id && back.task == message.task, "id or task changed on re-encode")
+    precondition(back.bodyJSON() == message.bodyJSON(), "body changed on re-encode")
+    precondition(back.eta == message.eta && back.expires == message.expires, "eta/expires changed on re-encode")
+    precondition(back.retries == message.retries && back.priority == message.priority, "retries/priority changed")
+    // A recycled message decodes the next envelope over its own storage.
+    var recycled = message
+    _ = try? recycled.decode(envelope, queue: "celery", deliveryTag: "tag")
+    return 0
+}

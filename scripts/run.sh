@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 BIN=$(swift build -c release --show-bin-path)
 PORT=${PORT:-8000}
 QUEUES=${QUEUES:-celery}
+# The only directory document tasks may read (--documents-root): the walkthrough's corpus.
+DOCS=${DOCUMENTS_ROOT:-/tmp/sample-docs}
+mkdir -p "$DOCS"
 BROKER=${CELERIS_BROKER_URL:-}
 RUN_DIR=$(mktemp -d /tmp/celeris-run.XXXXXX)
 pids=()
@@ -41,7 +44,8 @@ fi
 setsid "$BIN/celeris-worker" -b "$BROKER" -Q "$QUEUES" -n "celeris@%h" &
 pids+=($!)
 # The document workflow's stages on their own queues (POST /process).
-setsid "$BIN/celeris-worker" -b "$BROKER" -Q fetch_queue,extract_queue,compare_queue -n "documents@%h" &
+setsid "$BIN/celeris-worker" -b "$BROKER" -Q fetch_queue,extract_queue,compare_queue -n "documents@%h" \
+  --documents-root "$DOCS" &
 pids+=($!)
 setsid "$BIN/celeris-frontend" -b "$BROKER" --port "$PORT" &
 pids+=($!)
@@ -49,14 +53,14 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1
 
 cat <<MSG
 
-Celeris is up: frontend http://localhost:$PORT, broker $BROKER
+Celeris is up: frontend http://localhost:$PORT, broker $BROKER, documents root $DOCS
 Try, in another terminal:
   curl -X POST http://localhost:$PORT/tasks
   curl -X POST 'http://localhost:$PORT/tasks?task_length=3'
   curl -X POST http://localhost:$PORT/tasks -H 'Content-Type: application/json' -d '{"task": "add", "args": [2, 3]}'
   curl http://localhost:$PORT/status/<task_id>
-  python3 scripts/make_corpus.py /tmp/sample-docs 50 --pairs 3 --broken
-  curl -X POST 'http://localhost:$PORT/process?blob_path=/tmp/sample-docs'
+  python3 scripts/make_corpus.py $DOCS 50 --pairs 3 --broken
+  curl -X POST 'http://localhost:$PORT/process?blob_path=$DOCS'
   wscat -c ws://localhost:$PORT/ws                     # npm install -g wscat
   .venv/bin/python -m websockets ws://localhost:$PORT/ws   # same, without node
 Ctrl-C stops everything.

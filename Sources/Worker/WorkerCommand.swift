@@ -74,6 +74,16 @@ struct WorkerCommand: ParsableCommand {
     )
     var claim: String?
 
+    @Option(
+        name: .long,
+        help:
+            "The directory document tasks may list and read (resolved with symlinks; nothing outside it is read or told of). Default $CELERIS_DOCUMENTS_ROOT; with neither, document tasks read nothing."
+    )
+    var documentsRoot: String?
+
+    @Option(name: .long, help: "Largest document extract_data_task reads, in bytes (default 67108864: 64 MiB).")
+    var maxDocumentBytes: Int = FileReader.defaultMaxBytes
+
     /// `--claim`, else `$CELERIS_CLAIM`, else the script claim.
     var claimMode: String { claim ?? ProcessInfo.processInfo.environment["CELERIS_CLAIM"] ?? "script" }
 
@@ -129,6 +139,9 @@ struct WorkerCommand: ParsableCommand {
         let reader = FileReader(mode: ioMode)
         do { try reader.validate() } catch { throw ValidationError("\(error)") }
         FileReader.shared.set(reader)
+        do {
+            try DocumentPolicy.configure(root: documentsRoot ?? env["CELERIS_DOCUMENTS_ROOT"], maxBytes: maxDocumentBytes)
+        } catch { throw ValidationError("\(error)") }
 
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)

@@ -56,16 +56,71 @@ public final class FileReader: @unchecked Sendable {
     /// Whether io_uring is in use (false once refused, or in `socket` mode).
     public var usesUring: Bool { mode != .socket && lock.withLock { refusal == nil } }
 
+    /// The largest file `withContents(of:)` reads unless told otherwise: 64 MiB (the
+    /// worker's `--max-document-bytes`).
+    public static let defaultMaxBytes = 64 << 20
+
     /// Call `body` with the whole file's bytes, in a pooled buffer valid only during the call.
-    public func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// Only a regular file at most `maxBytes` long is read (`openRegularFile`).
+    public func withContents<R>(
+        of path: String, maxBytes: Int = FileReader.defaultMaxBytes, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R {
+        try FileReader.withRegularFile(path, maxBytes: maxBytes) { fd, size in
+            try withContents(ofDescriptor: fd, size: size, path: path, body)
+        }
+    }
+
+    /// Open `path` for reading without waiting and without following a final symlink
+    /// (`O_NONBLOCK | O_NOFOLLOW`: a FIFO or a device cannot hang the caller), check with
+    /// `fstat` that it is a regular file of at most `maxBytes`, and call `body` with the
+    /// descriptor and the size. Anything else (a FIFO, a device, a socket, a directory, a
+    /// symlink, a larger file) throws before a byte is read.
+    public static func withRegularFile<R>(
+        _ path: String, maxBytes: Int, _ body: (Int32, Int) throws -> R
+    ) throws -> R {
+        // lstat first: a device is not even opened (opening some has side effects).
+        var pre = stat()
+        guard lstat(path, &pre) == 0 else {
+            throw DocumentError("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        guard (pre.st_mode & S_IFMT) == S_IFREG else { throw DocumentError("cannot open \(path): not a regular file") }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)
         guard fd >= 0 else { throw DocumentError("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             throw DocumentError("cannot stat \(path): \(String(cString: strerror(errno)))")
         }
+        // Checked again on what was opened: the path may have been swapped since the lstat.
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw DocumentError("cannot open \(path): not a regular file") }
         let size = Int(st.st_size)
+        guard size <= maxBytes else {
+            throw DocumentError("cannot read \(path): \(size) bytes, over the \(maxBytes)-byte limit")
+        }
+        return try body(fd, size)
+    }
+
+    /// Up to `count` bytes from the start of an open file (`pread`: the offset is not moved),
+    /// to check a format before reading the rest.
+    public static func prefix(of fd: Int32, count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw DocumentError("cannot read: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            done += n
+        }
+        out.removeSubrange(done...)
+        return out
+    }
+
+    /// Call `body` with the first `size` bytes of an open file (from `withRegularFile`),
+    /// in a pooled buffer valid only during the call.
+    public func withContents<R>(
+        ofDescriptor fd: Int32, size: Int, path: String, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R {
         let buffer = takeBuffer(size)
         defer { giveBack(buffer: buffer) }
         let n = try read(fd: fd, into: buffer, size: size, path: path)

@@ -4,10 +4,21 @@ import XCTest
 
 /// The scaling guide's document pipeline on dedicated queues.
 final class DocumentWorkflowTests: XCTestCase {
+    /// This test's documents root: the workers read only inside it (`--documents-root`).
+    var docsRoot = ""
+    var rootFlag: [String] { ["--documents-root", docsRoot] }
+
+    override func setUpWithError() throws {
+        docsRoot = FileManager.default.temporaryDirectory.appendingPathComponent("docs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: docsRoot, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: docsRoot) }
+
     /// Generate a corpus with scripts/make_corpus.py; returns (dir, planted pair names, broken names).
     func corpus(_ n: Int, pairs: Int, words: Int = 0) throws -> (dir: String, pairs: Set<[String]>, broken: Set<String>)
     {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(UUID().uuidString)").path
+        let dir = (docsRoot as NSString).appendingPathComponent("corpus-\(UUID().uuidString)")
         _ = try runPython(
             "../../../scripts/make_corpus.py", [dir, "\(n)", "--pairs", "\(pairs)", "--broken", "--words", "\(words)"])
         let manifest = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: dir + ".planted.json"))))
@@ -37,9 +48,12 @@ final class DocumentWorkflowTests: XCTestCase {
         let redis = try RedisServer()
         let port = freePort()
         let frontend = try Celeris.frontend(redis: redis, port: port)
-        let fetch = try MetricsWorker(redis: redis, extra: ["-Q", "fetch_queue", "-c", "1", "-n", "fetch@test"])
-        let extract = try MetricsWorker(redis: redis, extra: ["-Q", "extract_queue", "-c", "2", "-n", "extract@test"])
-        let compare = try MetricsWorker(redis: redis, extra: ["-Q", "compare_queue", "-c", "1", "-n", "compare@test"])
+        let fetch = try MetricsWorker(
+            redis: redis, extra: ["-Q", "fetch_queue", "-c", "1", "-n", "fetch@test"] + rootFlag)
+        let extract = try MetricsWorker(
+            redis: redis, extra: ["-Q", "extract_queue", "-c", "2", "-n", "extract@test"] + rootFlag)
+        let compare = try MetricsWorker(
+            redis: redis, extra: ["-Q", "compare_queue", "-c", "1", "-n", "compare@test"] + rootFlag)
         let s = try runWorkflow(port: port, dir: dir)
         XCTAssertEqual(s["status"], "Completed", "\(s)")
         let result = try XCTUnwrap(s["result"])
@@ -69,7 +83,7 @@ final class DocumentWorkflowTests: XCTestCase {
         let redis = try RedisServer()
         let port = freePort()
         let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,extract_queue"])
+        let worker = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,extract_queue"] + rootFlag)
         let python = try PythonWorker.spawn(redis: redis, queues: "compare_queue")
         let s = try runWorkflow(port: port, dir: dir)
         XCTAssertEqual(s["result"]?["method"], "python-exact", "\(s)\n\(python.log)")
@@ -82,13 +96,61 @@ final class DocumentWorkflowTests: XCTestCase {
         let redis = try RedisServer()
         let port = freePort()
         let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"])
+        let worker = try Celeris.worker(
+            redis: redis, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"] + rootFlag)
         XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/process").status, 422)
         XCTAssertEqual(
             try HTTPClient.request("POST", port: port, path: "/process?blob_path=/x&threshold=2").status, 422)
         let s = try runWorkflow(port: port, dir: "/nonexistent/celeris")
         XCTAssertEqual(s["status"], "Failed")
         XCTAssertTrue(s["result"]?.stringValue?.contains("not a directory") ?? false, "\(s)")
+        XCTAssertTrue(frontend.isRunning && worker.isRunning)
+    }
+
+    /// Outside the documents root (directly, through `..` or a symlink): the workflow fails
+    /// with the error a missing directory gets, and nothing outside is listed or read.
+    func testBlobPathOutsideTheDocumentsRootFailsLikeAMissingOne() throws {
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let worker = try Celeris.worker(
+            redis: redis, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"] + rootFlag)
+        try FileManager.default.createSymbolicLink(atPath: docsRoot + "/etc", withDestinationPath: "/etc")
+        for location in ["/etc", docsRoot + "/../", docsRoot + "/etc", "/nonexistent/celeris"] {
+            let s = try runWorkflow(port: port, dir: location)
+            XCTAssertEqual(s["status"], "Failed", location)
+            XCTAssertEqual(
+                s["result"]?.stringValue,
+                "blob location \(location) is not a directory under the documents root", "\(s)")
+        }
+        // A worker without a root reads nothing.
+        let redis2 = try RedisServer()
+        let port2 = freePort()
+        let frontend2 = try Celeris.frontend(redis: redis2, port: port2)
+        let rootless = try Celeris.worker(redis: redis2, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"])
+        let s = try runWorkflow(port: port2, dir: docsRoot)
+        XCTAssertEqual(s["status"], "Failed")
+        XCTAssertTrue(s["result"]?.stringValue?.contains("no documents root configured") ?? false, "\(s)")
+        XCTAssertTrue(frontend.isRunning && worker.isRunning && frontend2.isRunning && rootless.isRunning)
+    }
+
+    /// An empty directory (hidden files, a FIFO, an empty subdirectory: nothing to read)
+    /// completes at once with an empty comparison, as Celery runs an empty chord's body.
+    func testEmptyDirectoryCompletesTheWorkflow() throws {
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let worker = try Celeris.worker(
+            redis: redis, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"] + rootFlag)
+        let dir = docsRoot + "/empty"
+        try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        try Data("hidden".utf8).write(to: URL(fileURLWithPath: dir + "/.hidden.txt"))
+        XCTAssertEqual(mkfifo(dir + "/pipe.txt", 0o600), 0)
+        let s = try runWorkflow(port: port, dir: dir)
+        XCTAssertEqual(s["status"], "Completed", "\(s)")
+        XCTAssertEqual(s["result"]?["documents"], 0)
+        XCTAssertEqual(s["result"]?["pairs"], [])
+        XCTAssertEqual(s["result"]?["errors"], [])
         XCTAssertTrue(frontend.isRunning && worker.isRunning)
     }
 
@@ -124,13 +186,14 @@ final class DocumentWorkflowTests: XCTestCase {
         let redis = try RedisServer()
         let port = freePort()
         let frontend = try Celeris.frontend(redis: redis, port: port)
-        let others = try MetricsWorker(redis: redis, extra: ["-Q", "fetch_queue,compare_queue", "-n", "others@test"])
+        let others = try MetricsWorker(
+            redis: redis, extra: ["-Q", "fetch_queue,compare_queue", "-n", "others@test"] + rootFlag)
         let first = try MetricsWorker(
             redis: redis,
             extra: [
                 "-Q", "extract_queue", "-c", "1", "--prefetch-multiplier", "1", "--visibility-timeout", "2", "-n",
                 "x1@test",
-            ])
+            ] + rootFlag)
         let r = try HTTPClient.request("POST", port: port, path: "/process?blob_path=\(dir)")
         let id = try XCTUnwrap(r.json?["task_id"]?.stringValue)
         XCTAssertTrue(
@@ -141,7 +204,8 @@ final class DocumentWorkflowTests: XCTestCase {
         let held = try client.command("HKEYS", "unacked").elements?.compactMap(\.text) ?? []
         XCTAssertGreaterThan(held.count, 0, "the killed worker held deliveries")
         let second = try MetricsWorker(
-            redis: redis, extra: ["-Q", "extract_queue", "-c", "2", "--visibility-timeout", "2", "-n", "x2@test"])
+            redis: redis,
+            extra: ["-Q", "extract_queue", "-c", "2", "--visibility-timeout", "2", "-n", "x2@test"] + rootFlag)
         var final: JSON?
         XCTAssertTrue(
             try eventually(timeout: 120, interval: 0.1) {

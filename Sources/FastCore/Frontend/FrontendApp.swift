@@ -156,15 +156,14 @@ public final class FrontendApp: HTTPServerDelegate {
         }
         var claims: BearerAuth.Claims?
         if let auth = settings.auth, let scope = FrontendRoute.scope(label: label) {
+            let verdict: BearerAuth.Verdict
             switch auth.verify(token: Self.token(of: request), now: clock.now()) {
-            case .failure(let e):
-                return answer(connection, FrontendError.auth(.unauthorized(e.reason)) ?? .notFound(e.reason))
+            case .failure(let e): verdict = .unauthorized(e.reason)
             case .success(let c):
-                if let denied = FrontendError.auth(BearerAuth.verdict(c, scope: scope)) {
-                    return answer(connection, denied)
-                }
                 claims = c
+                verdict = BearerAuth.verdict(c, scope: scope)
             }
+            if let denied = FrontendError.auth(verdict) { return answer(connection, denied) }
         }
         switch FrontendRoute.resolve(method: request.method, path: path) {
         case .notFound:

@@ -70,5 +70,14 @@ final class AuthTests: RedisTestCase {
         XCTAssertEqual(auth.check(token: t, scope: "tasks", now: 1011), .unauthorized("token expired"))
         XCTAssertEqual(auth.check(token: t, scope: "ws", now: 1005), .forbidden("token for a does not allow 'ws'"))
         XCTAssertEqual(auth.check(token: nil, scope: "ws"), .unauthorized("missing bearer token"))
+        let narrow = auth.issue(subject: "b", ttl: 10, scopes: ["tasks:create_task", "ws:all"], now: 1000)
+        XCTAssertEqual(auth.check(token: narrow, scope: "tasks", now: 1005), .allowed("b"), "tasks:NAME reaches /tasks")
+        XCTAssertEqual(auth.check(token: narrow, scope: "ws", now: 1005), .allowed("b"))
+        XCTAssertEqual(
+            auth.check(token: narrow, scope: "status", now: 1005), .forbidden("token for b does not allow 'status'"))
+        let claims = try? auth.verify(token: narrow, now: 1005).get()
+        XCTAssertEqual(claims?.expires, 1010)
+        XCTAssertEqual(claims?.has("ws:all"), true)
+        XCTAssertEqual(claims?.has("tasks"), false)
     }
 }

@@ -30,11 +30,11 @@ public indirect enum Canvas: Sendable {
     ) -> String {
         switch self {
         case .task(var sig):
-            if sig.id == nil { sig.options = sig.options.setting("task_id", .string(TaskMessage.newId())) }
+            let id = sig.freeze()
             var m = TaskMessage(
                 task: sig.task, args: sig.arguments(after: partial), kwargs: sig.kwargs,
                 queue: sig.options["queue"]?.stringValue ?? routes.queue(for: sig.task) ?? "celery",
-                id: sig.id!)
+                id: id)
             if let parent {
                 m.parentId = parent.id
                 m.rootId = parent.rootId ?? parent.id
@@ -75,9 +75,9 @@ public indirect enum Canvas: Sendable {
             return last
         case .chord(let header, var body):
             let gid = TaskMessage.newId()
-            let bodyId = body.id ?? TaskMessage.newId()
-            body.options = body.options.setting("task_id", .string(bodyId)).setting("group_id", .string(gid))
-            if !rest.isEmpty { body.options = body.options.setting("chain", .array(rest)) }
+            let bodyId = body.freeze()
+            body.setOption("group_id", .string(gid))
+            if !rest.isEmpty { body.setOption("chain", .array(rest)) }
             out.append(["DEL", Canvas.setPrefix + gid + ".c"])
             out.append([
                 "SET", Canvas.setPrefix + gid + ".s", String(header.count), "EX", String(ResultRecord.expirySeconds),
@@ -112,8 +112,7 @@ public indirect enum Canvas: Sendable {
     func frozenSignature(routes: TaskRoutes) -> (json: JSON, id: String) {
         switch self {
         case .task(var sig):
-            let id = sig.id ?? TaskMessage.newId()
-            sig.options = sig.options.setting("task_id", .string(id))
+            let id = sig.freeze()
             return (sig.json, id)
         case .chain(let raw):
             let parts = Canvas.upgradingGroups(raw).map { $0.frozenSignature(routes: routes) }
@@ -132,8 +131,7 @@ public indirect enum Canvas: Sendable {
                 ], parts.last?.id ?? ""
             )
         case .chord(let header, var body):
-            let id = body.id ?? TaskMessage.newId()
-            body.options = body.options.setting("task_id", .string(id))
+            let id = body.freeze()
             let parts = header.map { $0.frozenSignature(routes: routes).json }
             let group: JSON = [
                 "task": "celery.group", "args": [], "kwargs": ["tasks": .array(parts)], "options": [:],
@@ -152,7 +150,7 @@ public indirect enum Canvas: Sendable {
     public func withResultId(_ id: String) -> Canvas {
         switch self {
         case .task(var sig):
-            sig.options = sig.options.setting("task_id", .string(id))
+            sig.setOption("task_id", .string(id))
             return .task(sig)
         case .chain(var items):
             if let last = items.popLast() { items.append(last.withResultId(id)) }
@@ -160,31 +158,54 @@ public indirect enum Canvas: Sendable {
         case .group:
             return self
         case .chord(let header, var body):
-            body.options = body.options.setting("task_id", .string(id))
+            body.setOption("task_id", .string(id))
             return .chord(header, body)
         }
     }
 
-    /// Rebuild a canvas from a signature found in a message's embed.
+    /// Rebuild a canvas from a signature found in a message's embed; nil when it is
+    /// malformed anywhere (see `init(decoding:at:)`).
     public init?(signature json: JSON) {
-        guard let sig = Signature(json: json) else { return nil }
+        guard let canvas = try? Canvas(decoding: json) else { return nil }
+        self = canvas
+    }
+
+    /// Rebuild a canvas from a signature found in a message's embed, checking it all:
+    /// every signature in it (`Signature(decoding:at:)`), a chain's or group's
+    /// `kwargs.tasks` a list of signatures, a chord's `header` a group or a list of
+    /// signatures and its `body` a signature. The error is the `ValueError` the task
+    /// fails with, naming where the bad part is.
+    ///
+    ///     let next = try Canvas(decoding: step, at: "embed.chain[-1]")
+    public init(decoding json: JSON, at path: String = "signature") throws(TaskFailure) {
+        let sig = try Signature(decoding: json, at: path)
+        func bad(_ what: String) -> TaskFailure {
+            TaskFailure(type: "ValueError", message: "malformed signature at \(path): \(what)")
+        }
+        func list(_ v: JSON?, _ name: String) throws(TaskFailure) -> [Canvas] {
+            guard let items = v?.arrayValue else {
+                throw bad("\(name) must be a list of signatures, got \(Signature.typeName(v))")
+            }
+            var out: [Canvas] = []
+            out.reserveCapacity(items.count)
+            for (i, item) in items.enumerated() { out.append(try Canvas(decoding: item, at: "\(path).\(name)[\(i)]")) }
+            return out
+        }
+        let kw = JSON.object(sig.kwargs)
         switch sig.subtaskType {
-        case "chain":
-            self = .chain(
-                (sig.kwargs.first { $0.key == "tasks" }?.value.arrayValue ?? []).compactMap(Canvas.init(signature:)))
-        case "group":
-            self = .group(
-                (sig.kwargs.first { $0.key == "tasks" }?.value.arrayValue ?? []).compactMap(Canvas.init(signature:)))
+        case "chain": self = .chain(try list(kw["tasks"], "kwargs.tasks"))
+        case "group": self = .group(try list(kw["tasks"], "kwargs.tasks"))
         case "chord":
-            let kw = JSON.object(sig.kwargs)
             let header: [Canvas]
-            if let h = kw["header"], let c = Canvas(signature: h), case .group(let items) = c {
+            if case .object = kw["header"] {
+                guard case .group(let items) = try Canvas(decoding: kw["header"] ?? nil, at: path + ".kwargs.header")
+                else { throw bad("kwargs.header must be a group or a list of signatures") }
                 header = items
             } else {
-                header = (kw["header"]?.arrayValue ?? []).compactMap(Canvas.init(signature:))
+                header = try list(kw["header"], "kwargs.header")
             }
-            guard let body = kw["body"].flatMap(Signature.init(json:)) else { return nil }
-            self = .chord(header, body)
+            guard let body = kw["body"] else { throw bad("kwargs.body must be a signature, got nothing") }
+            self = .chord(header, try Signature(decoding: body, at: path + ".kwargs.body"))
         default:
             self = .task(sig)
         }

@@ -11,8 +11,10 @@ public struct Autoscaler: Sendable {
     public var keepalive: Double
     private var lowSince: Double?
 
+    /// `max` and `min` are kept within 1...`ControlRequest.maxConcurrency`, `min` ≤ `max`.
     public init(max: Int, min: Int, keepalive: Double = 30) {
-        self.max = Swift.max(1, max)
+        let max = Swift.min(Swift.max(1, max), ControlRequest.maxConcurrency)
+        self.max = max
         self.min = Swift.max(1, Swift.min(min, max))
         self.keepalive = keepalive
     }

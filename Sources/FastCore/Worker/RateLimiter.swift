@@ -17,7 +17,7 @@ public struct RateLimiter: Sendable {
 
     /// Set or clear (nil, or a zero rate) the limit for a task name.
     public mutating func set(_ task: String, _ limit: RateLimit?) {
-        guard let limit, limit.perSecond > 0 else {
+        guard let limit, limit.perSecond > 0, limit.perSecond.isFinite else {
             buckets[task] = nil
             return
         }
@@ -39,7 +39,8 @@ public struct RateLimiter: Sendable {
             b.tokens -= 1
             wait = 0
         } else {
-            wait = (1 - b.tokens) / b.rate
+            // At most one token's time at the slowest rate `RateLimit` reads (a day).
+            wait = min((1 - b.tokens) / b.rate, 1 / RateLimit.minimumPerSecond)
         }
         buckets[task] = b
         return wait

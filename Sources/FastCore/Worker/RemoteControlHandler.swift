@@ -37,8 +37,12 @@ extension Consumer {
     }
 
     /// The answer to one command; nil sends no reply (as Celery does for shutdown and mingle).
+    ///
+    /// Every argument is checked before anything changes: a bad one gets Celery's
+    /// `{"error": …}` reply and leaves the worker as it was.
     func answer(_ request: ControlRequest) -> JSON? {
         let args = request.arguments
+        guard args.isNull || args.objectPairs != nil else { return ["error": "arguments must be an object"] }
         switch request.method {
         case "ping": return ["ok": "pong"]
         case "stats": return stats()
@@ -72,18 +76,32 @@ extension Consumer {
             }
             let text = args["rate_limit"]?.stringValue ?? args["rate_limit"]?.serialized() ?? ""
             guard text == "0" || text == "null" || RateLimit(text) != nil else {
-                return ["error": "invalid rate limit string"]
+                return [
+                    "error": .string(
+                        "invalid rate limit string: a number ≥ 0 per s, m or h, at least 1/day when not 0, got \(PythonRepr.truncated(text, limit: RateLimit.maxTextLength))"
+                    )
+                ]
             }
             limiter.set(name, RateLimit(text))
             logger.info("rate limit for \(name) set to \(text)")
             return ["ok": "new rate limit set successfully"]
         case "time_limit":
             guard let name = args["task_name"]?.stringValue else { return ["error": "task_name required"] }
-            let updated = registry.update(name) { o in
-                o.softTimeLimit = args["soft"]?.doubleValue
-                o.timeLimit = args["hard"]?.doubleValue
+            guard registry.task(named: name) != nil else { return ["error": "unknown task"] }
+            // Each limit null (none) or seconds in 0...maxTimeLimit (0 is none, as in Celery).
+            let range = 0...ControlRequest.maxTimeLimit
+            for key in ["soft", "hard"] where !request.lacks(key) && request.seconds(key, in: range) == nil {
+                return [
+                    "error": .string(
+                        "\(key) must be a number of seconds in 0...\(Int(ControlRequest.maxTimeLimit)) or null")
+                ]
             }
-            guard updated else { return ["error": "unknown task"] }
+            let soft = request.seconds("soft", in: range).flatMap { $0 > 0 ? $0 : nil }
+            let hard = request.seconds("hard", in: range).flatMap { $0 > 0 ? $0 : nil }
+            _ = registry.update(name) { o in
+                o.softTimeLimit = soft
+                o.timeLimit = hard
+            }
             logger.info("time limits for \(name): soft \(args["soft"] ?? nil), hard \(args["hard"] ?? nil)")
             return ["ok": "time limits set successfully"]
         case "enable_events":
@@ -93,17 +111,35 @@ extension Consumer {
             runnerSettings.events.set(false)
             return ["ok": "task events disabled"]
         case "pool_grow", "pool_shrink":
-            let n = Int(args["n"]?.intValue ?? 1)
-            pool.resize(to: pool.size + (request.method == "pool_grow" ? n : -n))
-            return ["ok": .string("pool will \(request.method == "pool_grow" ? "grow" : "shrink")")]
-        case "autoscale":
-            guard let max = args["max"]?.intValue, let min = args["min"]?.intValue else {
-                return ["error": "max and min required"]
+            let limit = ControlRequest.maxConcurrency
+            let n = request.lacks("n") ? 1 : request.integer("n", in: 0...limit)
+            guard let n else { return ["error": .string("n must be an integer in 0...\(limit)")] }
+            let grow = request.method == "pool_grow"
+            let size = pool.size + (grow ? n : -n)  // both within 0...limit: no overflow
+            guard (1...limit).contains(size) else {
+                return [
+                    "error": .string(
+                        "pool of \(pool.size) cannot \(grow ? "grow" : "shrink") by \(n): 1...\(limit) slots")
+                ]
             }
-            autoscaling.scaler = Autoscaler(max: Int(max), min: Int(min), keepalive: configuration.autoscaleKeepalive)
+            pool.resize(to: size)
+            return ["ok": .string("pool will \(grow ? "grow" : "shrink")")]
+        case "autoscale":
+            let limit = ControlRequest.maxConcurrency
+            guard let max = request.integer("max", in: 1...limit), let min = request.integer("min", in: 1...limit),
+                min <= max
+            else { return ["error": .string("max and min must be integers with 1 <= min <= max <= \(limit)")] }
+            autoscaling.scaler = Autoscaler(max: max, min: min, keepalive: configuration.autoscaleKeepalive)
             return ["ok": .string("autoscale now max=\(max) min=\(min)")]
         case "add_consumer":
             guard let q = args["queue"]?.stringValue, !q.isEmpty else { return ["error": "queue required"] }
+            guard q.utf8.count <= ControlRequest.maxQueueName,
+                !q.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            else {
+                return [
+                    "error": .string("queue names are 1...\(ControlRequest.maxQueueName) bytes, no control characters")
+                ]
+            }
             if !queues.contains(q) { queues.append(q) }
             setQueues(queues)
             return ["ok": .string("add consumer \(q)")]

@@ -20,8 +20,28 @@ extension TaskContext {
     }
 
     /// Soft and hard limits: the message's `timelimit` header wins over the task's options.
+    /// Only a positive, finite limit counts (0 or none means the task's own, as in Celery);
+    /// a header with any other value fails the task before it runs (`checkTimeLimitHeader`).
     var limits: (soft: Double?, hard: Double?) {
-        (message.timeLimit.soft ?? task.options.softTimeLimit, message.timeLimit.hard ?? task.options.timeLimit)
+        func valid(_ v: Double?) -> Double? { v.flatMap { $0 > 0 && $0.isFinite ? $0 : nil } }
+        return (
+            valid(message.timeLimit.soft) ?? valid(task.options.softTimeLimit),
+            valid(message.timeLimit.hard) ?? valid(task.options.timeLimit)
+        )
+    }
+
+    /// The message's `timelimit` header: each limit null or finite seconds ≥ 0, else a ValueError.
+    private func checkTimeLimitHeader() throws(TaskFailure) {
+        let (soft, hard) = message.timeLimit
+        for v in [soft, hard] {
+            if let v, !(v >= 0 && v.isFinite) {
+                throw TaskFailure(
+                    type: "ValueError",
+                    message:
+                        "malformed timelimit header: \(JSON.array([soft.map(JSON.double) ?? nil, hard.map(JSON.double) ?? nil]).serialized())"
+                )
+            }
+        }
     }
 
     /// When the thread picked it up, or nil while queued.
@@ -69,21 +89,31 @@ extension TaskContext {
         var outcome = "failed"
         var final: (state: TaskState, result: JSON)?
         do {
+            // What the message asks for after the task is read first: a malformed part
+            // fails the task (stored, acknowledged) instead of the worker.
+            try checkTimeLimitHeader()
+            let next = try followUps()
             let result = try task.function(ctx)
             let record = ResultRecord(
                 taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
                 groupId: message.group, parentId: message.parentId)
             store(record, ctx: ctx, into: &part)
-            cmds += followUps(after: result)
+            cmds += send(next, after: result)
             final = (.success, result)
             let runtime = settings.clock.now() - now
+            // The result's repr cut as Celery cuts it (`resultrepr_maxsize`), in the log line
+            // and the event: never a whole large result. Built only when logged or sent.
             settings.logger.info(
-                "Task \(message.task)[\(message.id)] succeeded in \(String(format: "%.6f", runtime))s: \(result.serialized())"
+                "Task \(message.task)[\(message.id)] succeeded in \(String(format: "%.6f", runtime))s: \(PythonRepr.repr(result, limit: PythonRepr.resultMaxLength))"
             )
             if events {
                 done = {
                     self.event(
-                        "task-succeeded", ["result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
+                        "task-succeeded",
+                        [
+                            "result": .string(PythonRepr.repr(result, limit: PythonRepr.resultMaxLength)),
+                            "runtime": .double(runtime),
+                        ])
                 }
             }
             outcome = "succeeded"
@@ -129,22 +159,47 @@ extension TaskContext {
         }
     }
 
-    /// After success: the next step of the chain (`embed.chain`, last first) and
-    /// link callbacks (`embed.callbacks`), each given the result.
-    private func followUps(after result: JSON) -> [[String]] {
+    /// What runs after success, decoded and checked before the task runs: the next step
+    /// of the chain (`embed.chain`, last first) with the steps after it, and the link
+    /// callbacks (`embed.callbacks`); a header's chord callback (`embed.chord`) is checked
+    /// too. Anything malformed is a ValueError naming where it is.
+    private func followUps() throws(TaskFailure) -> (next: Canvas?, rest: [JSON], links: [Canvas]) {
+        let embed = message.embed
+        func list(_ key: String) throws(TaskFailure) -> [JSON] {
+            switch embed[key] {
+            case nil, .null?: return []
+            case .array(let items)?: return items
+            case let other:
+                throw TaskFailure(
+                    type: "ValueError", message: "malformed embed.\(key): not a list but \(Signature.typeName(other))")
+            }
+        }
+        var rest = try list("chain")
+        let next = try rest.popLast().map { (step) throws(TaskFailure) in
+            try Canvas(decoding: step, at: "embed.chain[-1]")
+        }
+        var links: [Canvas] = []
+        for (i, link) in try list("callbacks").enumerated() {
+            links.append(try Canvas(decoding: link, at: "embed.callbacks[\(i)]"))
+        }
+        if message.group != nil, let chord = embed["chord"], !chord.isNull {
+            _ = try Signature(decoding: chord, at: "embed.chord")
+        }
+        return (next, rest, links)
+    }
+
+    /// The commands that send the follow-ups, each given the result.
+    private func send(_ followUps: (next: Canvas?, rest: [JSON], links: [Canvas]), after result: JSON) -> [[String]] {
+        guard followUps.next != nil || !followUps.links.isEmpty else { return [] }
         var out: [[String]] = []
         var producer = TaskProducer()
-        if var chain = message.embed["chain"]?.arrayValue, let next = chain.popLast(),
-            let canvas = Canvas(signature: next)
-        {
-            _ = canvas.emit(
+        if let next = followUps.next {
+            _ = next.emit(
                 into: &out, producer: &producer, routes: settings.routes, parent: message, partial: result,
-                chain: chain,
-                group: nil)
+                chain: followUps.rest, group: nil)
         }
-        for link in message.embed["callbacks"]?.arrayValue ?? [] {
-            guard let canvas = Canvas(signature: link) else { continue }
-            _ = canvas.emit(
+        for link in followUps.links {
+            _ = link.emit(
                 into: &out, producer: &producer, routes: settings.routes, parent: message, partial: result, chain: [],
                 group: nil)
         }
@@ -190,7 +245,8 @@ extension TaskContext {
     }
 
     private func fail(_ failure: TaskFailure, ctx: TaskContext, into part: inout WriteBatch.Part) {
-        settings.logger.error("Task \(message.task)[\(message.id)] raised unexpected: \(failure)")
+        settings.logger.error(
+            "Task \(message.task)[\(message.id)] raised unexpected: \(PythonRepr.truncated(failure.description))")
         let record = ResultRecord(
             taskId: message.id, state: .failure, result: failure.resultJSON,
             traceback: failure.traceback(task: message.task),
@@ -215,13 +271,19 @@ extension TaskContext {
             fail(exhausted, ctx: ctx, into: &part)
             return (failedEvent(exhausted), exhausted)
         }
-        let delay = retry.countdown ?? task.options.backoff(retries: message.retries)
+        if let countdown = retry.countdown, !countdown.isFinite {
+            let invalid = TaskFailure(
+                type: "ValueError", message: "retry countdown must be a finite number of seconds, got \(countdown)")
+            fail(invalid, ctx: ctx, into: &part)
+            return (failedEvent(invalid), invalid)
+        }
+        let delay = TaskContext.boundedCountdown(retry.countdown ?? task.options.backoff(retries: message.retries))
         var next = message
         next.retries += 1
         next.eta = CeleryTime.isoformat(settings.clock.now() + delay)
         next.deliveryTag = TaskMessage.newId()
         settings.logger.info(
-            "Task \(message.task)[\(message.id)] retry \(next.retries)/\(task.options.maxRetries) in \(String(format: "%.3f", delay))s: \(cause)"
+            "Task \(message.task)[\(message.id)] retry \(next.retries)/\(task.options.maxRetries) in \(String(format: "%.3f", delay))s: \(PythonRepr.truncated(cause.description))"
         )
         let record = ResultRecord(
             taskId: message.id, state: .retry, result: cause.resultJSON, traceback: cause.traceback(task: message.task),

@@ -152,7 +152,8 @@ public final class TaskContext: @unchecked Sendable {
     }
 
     /// Send another task, routed by `routes` unless `queue` is given; it
-    /// records this task as its parent. Returns the new task id.
+    /// records this task as its parent. Returns the new task id. A `countdown` is
+    /// bounded to 0...`maxCountdown`; one that is not a finite number sends it at once.
     ///
     ///     let id = ctx.send("extract_data_task", args: ["/docs/a.txt"])
     @discardableResult
@@ -163,10 +164,21 @@ public final class TaskContext: @unchecked Sendable {
         var m = TaskMessage(task: task, args: args, kwargs: kwargs, queue: queue ?? routes.queue(for: task) ?? "celery")
         m.parentId = message.id
         m.rootId = message.rootId ?? message.id
-        if let countdown { m.eta = CeleryTime.isoformat(clock.now() + countdown) }
+        if let countdown, countdown.isFinite {
+            m.eta = CeleryTime.isoformat(clock.now() + TaskContext.boundedCountdown(countdown))
+        }
         var producer = TaskProducer()
         outbox.post(.init(commands: producer.sendCommands(for: m)))
         return m.id
+    }
+
+    /// The longest delay a task may ask for (`send(countdown:)`, `retry(after:)`): 100 years,
+    /// so every ETA stays a date Celery's `datetime` reads.
+    public static let maxCountdown: Double = 100 * 365 * 86400
+
+    /// `seconds` within 0...`maxCountdown` (0 when not a number).
+    static func boundedCountdown(_ seconds: Double) -> Double {
+        seconds.isNaN ? 0 : min(max(0, seconds), maxCountdown)
     }
 
     /// The error to throw to hand this task over to a workflow whose result

@@ -4,6 +4,7 @@
   control_probe.py BROKER revoke ID [terminate]
   control_probe.py BROKER stats              stats only
   control_probe.py BROKER events SECONDS ID  capture events; feed them to Flower's State model
+  control_probe.py BROKER broadcast JSON     send each [command, arguments] of a JSON list; print the replies
 """
 import json
 import sys
@@ -28,6 +29,9 @@ elif mode == "shutdown":
     app.control.shutdown()
 elif mode == "time_limit":
     out = app.control.time_limit(sys.argv[3], soft=float(sys.argv[4]), hard=float(sys.argv[5]), reply=True, timeout=5, limit=1)
+elif mode == "broadcast":
+    # argv[3]: a JSON list of [command, arguments]; the replies, one list per command, in order.
+    out = [app.control.broadcast(c, arguments=a, reply=True, timeout=5, limit=1) for c, a in json.loads(sys.argv[3])]
 elif mode == "revoke":
     out = app.control.revoke(sys.argv[3], terminate=len(sys.argv) > 4, reply=True, timeout=5, limit=1)
 elif mode == "events":

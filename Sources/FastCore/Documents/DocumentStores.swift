@@ -10,6 +10,7 @@ public enum DocumentStores {
         }
         let root = try policy.requireRoot()
         return LocalDirectoryStore(
-            directory: try root.directory(location), root: root, maxDocuments: policy.maxDocuments)
+            directory: try root.directory(location), root: root, maxDocuments: policy.maxDocuments,
+            maxBytes: policy.maxBytes)
     }
 }

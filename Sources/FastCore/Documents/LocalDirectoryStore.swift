@@ -12,13 +12,18 @@ public struct LocalDirectoryStore: DocumentStore {
     public let root: DocumentRoot
     /// The most documents a listing returns; more fails the listing.
     public let maxDocuments: Int
+    /// The largest document `read` returns.
+    public let maxBytes: Int
     /// The most directory levels walked below `directory`.
     public let maxDepth = 32
 
-    public init(directory: String, root: DocumentRoot, maxDocuments: Int = 100_000) {
+    public init(
+        directory: String, root: DocumentRoot, maxDocuments: Int = 100_000, maxBytes: Int = FileReader.defaultMaxBytes
+    ) {
         self.directory = directory
         self.root = root
         self.maxDocuments = maxDocuments
+        self.maxBytes = maxBytes
     }
 
     public func list() throws(DocumentError) -> [String] {
@@ -60,7 +65,7 @@ public struct LocalDirectoryStore: DocumentStore {
     public func read(_ document: String) throws(DocumentError) -> [UInt8] {
         do {
             let real = try root.document(document)
-            return try FileReader.withRegularFile(real, maxBytes: FileReader.defaultMaxBytes) { fd, size in
+            return try FileReader.withRegularFile(real, maxBytes: maxBytes) { fd, size in
                 try root.check(opened: fd, as: document)
                 return try FileReader.shared.get().withContents(ofDescriptor: fd, size: size, path: document) {
                     Array($0)

@@ -93,6 +93,8 @@ public final class FileReader: @unchecked Sendable {
         }
         // Checked again on what was opened: the path may have been swapped since the lstat.
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw DocumentError("cannot open \(path): not a regular file") }
+        // A regular file: blocking reads again (io_uring would return EAGAIN for O_NONBLOCK on some filesystems).
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         let size = Int(st.st_size)
         guard size <= maxBytes else {
             throw DocumentError("cannot read \(path): \(size) bytes, over the \(maxBytes)-byte limit")

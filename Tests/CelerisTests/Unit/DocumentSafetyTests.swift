@@ -47,7 +47,8 @@ final class DocumentSafetyTests: RedisTestCase {
         let p = try policy()
         _ = try write("docs/a.txt", "alpha beta gamma")
         _ = try write("outside.txt", "secret words here")
-        try FileManager.default.createSymbolicLink(atPath: root + "/docs/passwd.txt", withDestinationPath: "/etc/passwd")
+        try FileManager.default.createSymbolicLink(
+            atPath: root + "/docs/passwd.txt", withDestinationPath: "/etc/passwd")
         try FileManager.default.createSymbolicLink(
             atPath: root + "/docs/sibling.txt", withDestinationPath: root + "/outside.txt")
         try FileManager.default.createSymbolicLink(atPath: root + "/docs/zero.txt", withDestinationPath: "/dev/zero")
@@ -99,9 +100,16 @@ final class DocumentSafetyTests: RedisTestCase {
             listed,
             ["a.txt", "dangling.txt", "etc", "inside.txt", "sub/b.md", "zero.txt"].map { docs + "/" + $0 })
         XCTAssertEqual(
-            extractionError(docs + "/etc", p), "cannot read \(docs)/etc: not a readable document under the documents root")
+            extractionError(docs + "/etc", p),
+            "cannot read \(docs)/etc: not a readable document under the documents root")
         XCTAssertEqual(try DocumentTasks.text(of: docs + "/inside.txt", policy: p), "one")
-        XCTAssertTrue(extractionError(docs + "/dangling.txt", p).hasSuffix("not a readable document under the documents root"))
+        let store = try DocumentStores.store(for: root + "/docs", policy: p)
+        XCTAssertEqual(try store.read(docs + "/inside.txt"), Array("one".utf8))
+        XCTAssertThrowsError(try store.read(docs + "/etc/passwd")) {
+            XCTAssertEqual("\($0)", "cannot read \(docs)/etc/passwd: not a readable document under the documents root")
+        }
+        XCTAssertTrue(
+            extractionError(docs + "/dangling.txt", p).hasSuffix("not a readable document under the documents root"))
     }
 
     /// A FIFO, a device and a symlink are refused by the reader itself, without blocking.
@@ -127,7 +135,9 @@ final class DocumentSafetyTests: RedisTestCase {
     func testSizeCapAndFormatCheckComeBeforeTheRead() throws {
         let p = try policy(maxBytes: 1000)
         let big = try write("docs/big.txt", String(repeating: "word ", count: 201))
-        XCTAssertEqual(extractionError(big, p), "cannot read \(try DocumentRoot(root).path)/docs/big.txt: 1005 bytes, over the 1000-byte limit")
+        XCTAssertEqual(
+            extractionError(big, p),
+            "cannot read \(try DocumentRoot(root).path)/docs/big.txt: 1005 bytes, over the 1000-byte limit")
         let fits = try write("docs/fits.txt", String(repeating: "word ", count: 200))
         XCTAssertEqual(try DocumentTasks.text(of: fits, policy: p).utf8.count, 1000)
         let notPDF = try write("docs/fake.pdf", "just text, no header")
@@ -198,7 +208,9 @@ final class DocumentSafetyTests: RedisTestCase {
         let fails = try script("fails.sh", "exit 1")
         XCTAssertThrowsError(try pdfText(PDFText(tool: fails), pdf)) { XCTAssertTrue("\($0)".contains("exit 1")) }
         let real = try XCTUnwrap(
-            ["/usr/bin/pdftotext", "/usr/local/bin/pdftotext"].first { FileManager.default.isExecutableFile(atPath: $0) },
+            ["/usr/bin/pdftotext", "/usr/local/bin/pdftotext"].first {
+                FileManager.default.isExecutableFile(atPath: $0)
+            },
             "poppler-utils is installed by make")
         XCTAssertEqual(
             try pdfText(PDFText(tool: real), pdf).trimmingCharacters(in: .whitespacesAndNewlines), "Hello pdf world")
@@ -266,9 +278,10 @@ final class DocumentSafetyTests: RedisTestCase {
         }
         // A well-formed list (an error entry included) still compares, through LSH past 300.
         good = features("a perfectly fine document")
-        let many = (0..<301).map { features("document number \($0) with some words") } + [
-            ["document": "x.txt", "error": "cannot read x.txt"], good, good,
-        ]
+        let many =
+            (0..<301).map { features("document number \($0) with some words") } + [
+                ["document": "x.txt", "error": "cannot read x.txt"], good, good,
+            ]
         let ok = TaskMessage(task: "compare_data_task", args: [.array(many)])
         try enqueue([ok])
         XCTAssertTrue(try eventually { try self.result(ok.id)?["status"] == "SUCCESS" })
@@ -301,7 +314,9 @@ final class DocumentSafetyTests: RedisTestCase {
         let m = TaskMessage(
             task: "fetch_documents_task", args: [.string(root + "/docs")], kwargs: [("process", true)])
         try enqueue([m])
-        XCTAssertTrue(try eventually { try self.result(m.id)?["status"] == "SUCCESS" }, "\(String(describing: try? result(m.id)))")
+        XCTAssertTrue(
+            try eventually { try self.result(m.id)?["status"] == "SUCCESS" }, "\(String(describing: try? result(m.id)))"
+        )
         let r = try XCTUnwrap(try result(m.id)?["result"])
         XCTAssertEqual(r["documents"], 0)
         XCTAssertEqual(r["compared"], 0)

@@ -84,6 +84,23 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Largest document extract_data_task reads, in bytes (default 67108864: 64 MiB).")
     var maxDocumentBytes: Int = FileReader.defaultMaxBytes
 
+    @Option(
+        name: .long,
+        help:
+            "Times a message may go back to its queue after its worker stopped without acknowledging it (crashed, killed, lost its connection) before it goes to the dead-letter list with the reason instead (Celery has no limit; negative: none)."
+    )
+    var maxRedeliveries: Int = RedeliveryLimit.defaultMax
+
+    @Option(
+        name: .long,
+        help: "Largest message decoded, in bytes; a larger one is dead-lettered unread (default 67108864: 64 MiB).")
+    var maxMessageBytes: Int = TaskMessage.defaultMaxBytes
+
+    @Option(
+        name: .long,
+        help: "Bytes one claim takes at most (it always takes one message; default 67108864: 64 MiB).")
+    var maxClaimBytes: Int = DeliveryClaim.defaultClaimBytes
+
     /// `--claim`, else `$CELERIS_CLAIM`, else the script claim.
     var claimMode: String { claim ?? ProcessInfo.processInfo.environment["CELERIS_CLAIM"] ?? "script" }
 
@@ -94,6 +111,8 @@ struct WorkerCommand: ParsableCommand {
         guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
         guard ["script", "move"].contains(claimMode) else { throw ValidationError("--claim must be script or move") }
         guard visibilityTimeout >= 1 else { throw ValidationError("--visibility-timeout must be at least 1 second") }
+        guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        guard maxClaimBytes >= 1 else { throw ValidationError("--max-claim-bytes must be at least 1") }
         if autoscale != nil && autoscaleRange == nil { throw ValidationError("--autoscale takes MAX,MIN, e.g. 10,3") }
         if let io, IOMode(rawValue: io) == nil { throw ValidationError("--io takes uring, socket or auto") }
     }
@@ -152,6 +171,9 @@ struct WorkerCommand: ParsableCommand {
             autoscale: autoscaleRange, autoscaleKeepalive: autoscaleKeepalive, metrics: metricsPort != nil)
         config.redisIO = ioMode
         config.claimByMove = claimMode == "move"
+        config.maxRedeliveries = maxRedeliveries
+        config.maxMessageBytes = maxMessageBytes
+        config.maxClaimBytes = maxClaimBytes
         if let metricsPort {
             let prometheus = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))

@@ -314,17 +314,55 @@ public struct ClaimByMove: Sendable {
         return n
         """)
 
+    /// KEYS: registry, claiming list, its queue list, the dead-letter list. ARGV: the
+    /// newest registration that may be moved, how many messages the list held when read,
+    /// then for each of them, in list order, its text to push and "q" (back to the
+    /// consuming end of its queue, in the order `restoreScript` keeps) or "d" (to the head
+    /// of the dead-letter list: its restores ran out). Empties and unregisters the list;
+    /// returns {restored, dead-lettered}, or -1 when the list changed since it was read.
+    static let restoreCountedScript = RedisScript(
+        """
+        local score = redis.call('ZSCORE', KEYS[1], KEYS[2])
+        if score and tonumber(score) > tonumber(ARGV[1]) then return {0, 0} end
+        local n = tonumber(ARGV[2])
+        if redis.call('LLEN', KEYS[2]) ~= n then return -1 end
+        local moved, dead = 0, 0
+        for i = n, 1, -1 do
+          if ARGV[2 + 2 * i] == 'd' then
+            redis.call('LPUSH', KEYS[4], ARGV[1 + 2 * i])
+            dead = dead + 1
+          else
+            redis.call('RPUSH', KEYS[3], ARGV[1 + 2 * i])
+            moved = moved + 1
+          end
+        end
+        redis.call('DEL', KEYS[2])
+        redis.call('ZREM', KEYS[1], KEYS[2])
+        return {moved, dead}
+        """)
+
     /// Move this worker's claiming lists for `listKeys` back to their queues (at connect:
     /// nothing in them is being run here). Returns how many messages moved.
     @discardableResult
     public func restoreOwn(listKeys: [String], on redis: RedisConnection) throws(RedisError) -> Int {
-        var n = 0
+        let outcome = try restoreOwn(listKeys: listKeys, on: redis, redeliveries: nil, now: 0)
+        return outcome.restored + outcome.deadLettered
+    }
+
+    /// `restoreOwn`, counting each message's restore (`RedeliveryLimit`: this worker
+    /// stopped, or lost its connection, without recording them); one whose restores ran
+    /// out goes to the dead-letter list. `now`: the dead-letter entry's date.
+    public func restoreOwn(listKeys: [String], on redis: RedisConnection, redeliveries: RedeliveryLimit?, now: Double)
+        throws(RedisError) -> DeliveryRestore.Outcome
+    {
+        var outcome = DeliveryRestore.Outcome()
         for key in listKeys {
-            let moved = try Self.restoreScript.run(
-                on: redis, keys: [Self.registryKey, claimingKey(key), key], args: ["1e300"])
-            n += Int(moved.integer ?? 0)
+            let one = try Self.restore(
+                claiming: claimingKey(key), to: key, ceiling: 1e300, redeliveries: redeliveries, now: now, on: redis)
+            outcome.restored += one.restored
+            outcome.deadLettered += one.deadLettered
         }
-        return n
+        return outcome
     }
 
     /// Move back every claiming list registered at or before `ceiling` (its worker died
@@ -333,18 +371,71 @@ public struct ClaimByMove: Sendable {
     public static func restoreStale(ceiling: Double, on redis: RedisConnection, limit: Int = 100) throws(RedisError)
         -> Int
     {
+        let outcome = try restoreStale(ceiling: ceiling, on: redis, limit: limit, redeliveries: nil, now: 0)
+        return outcome.restored + outcome.deadLettered
+    }
+
+    /// `restoreStale`, counting each message's restore (`RedeliveryLimit`); one whose
+    /// restores ran out goes to the dead-letter list. `ceiling` is in Redis's time
+    /// (`LeaseClock`); `now`: the dead-letter entry's date.
+    public static func restoreStale(
+        ceiling: Double, on redis: RedisConnection, limit: Int = 100, redeliveries: RedeliveryLimit?, now: Double
+    ) throws(RedisError) -> DeliveryRestore.Outcome {
         let stale = try redis.command(
             "ZRANGEBYSCORE", registryKey, "-inf", String(ceiling), "LIMIT", "0", String(limit))
-        var n = 0
+        var outcome = DeliveryRestore.Outcome()
         for claiming in stale.elements?.compactMap(\.text) ?? [] {
             guard let source = sourceKey(ofClaimingKey: claiming) else {
                 _ = try redis.command("ZREM", registryKey, claiming)
                 continue
             }
+            let one = try restore(
+                claiming: claiming, to: source, ceiling: ceiling, redeliveries: redeliveries, now: now, on: redis)
+            outcome.restored += one.restored
+            outcome.deadLettered += one.deadLettered
+        }
+        return outcome
+    }
+
+    /// Move one claiming list back to `source` if registered at or before `ceiling`:
+    /// verbatim without a limit; with one, each message marked redelivered with its
+    /// restore count one higher, or dead-lettered when its restores ran out.
+    private static func restore(
+        claiming: String, to source: String, ceiling: Double, redeliveries: RedeliveryLimit?, now: Double,
+        on redis: RedisConnection
+    ) throws(RedisError) -> DeliveryRestore.Outcome {
+        guard let redeliveries else {
             let moved = try restoreScript.run(
                 on: redis, keys: [registryKey, claiming, source], args: [String(ceiling)])
-            n += Int(moved.integer ?? 0)
+            return DeliveryRestore.Outcome(restored: Int(moved.integer ?? 0))
         }
-        return n
+        // The list changes only if its worker claims into it again (it is alive after all):
+        // read it again then, a few times, else leave it to the next pass.
+        for _ in 0..<3 {
+            let items = try redis.command("LRANGE", claiming, "0", "-1").elements?.compactMap(\.bytes) ?? []
+            var args = [String(ceiling), String(items.count)]
+            args.reserveCapacity(2 + 2 * items.count)
+            for raw in items {
+                guard let envelope = try? JSONParser.parse(raw), case .object = envelope else {
+                    args += [String(decoding: raw, as: UTF8.self), "q"]  // carries no count: back as it was
+                    continue
+                }
+                if redeliveries.exhausted(RedeliveryLimit.count(of: envelope)) {
+                    let tag = envelope["properties"]?["delivery_tag"]?.stringValue ?? ""
+                    let entry = redeliveries.entry(
+                        tag: tag, queue: QueueKeys.queueName(ofListKey: source),
+                        message: String(decoding: raw, as: UTF8.self), now: now)
+                    args += [entry, "d"]
+                } else {
+                    args += [RedeliveryLimit.redelivered(envelope, counting: true).serialized(), "q"]
+                }
+            }
+            let reply = try restoreCountedScript.run(
+                on: redis, keys: [registryKey, claiming, source, redeliveries.deadLetterKey], args: args)
+            guard let parts = reply.elements, parts.count == 2 else { continue }
+            return DeliveryRestore.Outcome(
+                restored: Int(parts[0].integer ?? 0), deadLettered: Int(parts[1].integer ?? 0))
+        }
+        return DeliveryRestore.Outcome()
     }
 }

@@ -26,6 +26,8 @@ protocol ClaimStrategy: AnyObject {
     func retry(_ pending: DeliveryClaim.Pending, on redis: RedisConnection) throws(RedisError) -> [Delivery]
     /// Append what must be written before any acknowledgement (a claim by move's kombu
     /// records), as RESP; the number of replies it gets, or nil when there is nothing.
+    /// `stamp`: the lease stamp by the worker's clock; a strategy that stamped its claim in
+    /// Redis's time (`LeaseClock`) records with that stamp instead.
     func appendRecords(stamp: String, to wire: inout [UInt8]) -> Int?
     /// Whether claimed deliveries wait to be recorded (`appendRecords`).
     var hasUnrecorded: Bool { get }

@@ -24,15 +24,22 @@ public struct DeliveryClaim: Sendable {
     /// and by a claim by move's records alike; the whole envelope only when not found there.
     public static let fieldSearchTail = 512
 
+    /// The default bound on the bytes of one claim's messages (`claimBytes`): 64 MiB.
+    public static let defaultClaimBytes = 64 << 20
+
     /// KEYS: unacked, unacked_index, then lists in consume order, then (with a serial)
-    /// the receipt key. ARGV: max, the claim's serial ("" or absent: no receipt).
-    /// Returns a flat array: tag, list key, message, tag, list key, …
+    /// the receipt key. ARGV: max, the claim's serial ("" or absent: no receipt), the
+    /// bound on the claim's bytes (absent: none): once the messages taken reach it, the
+    /// claim stops (it always takes one) and what it popped beyond goes back where it
+    /// was, in order. Returns a flat array: tag, list key, message, tag, list key, …
     /// A claim that took anything and has a serial also writes its receipt: the serial,
     /// then each tag, a line each (`receipt(of:on:)`).
     public static let script = RedisScript(
         """
         local max = tonumber(ARGV[1])
         local serial = ARGV[2] or ''
+        local maxBytes = tonumber(ARGV[3] or '')
+        local bytes, full = 0, false
         local lists = serial ~= '' and #KEYS - 1 or #KEYS
         local t = redis.call('TIME')
         -- Numbers go to Redis as strings made with '%d': Lua would format each with "%.14g"
@@ -80,7 +87,7 @@ public struct DeliveryClaim: Sendable {
         -- Older servers RPOP each list in turn.
         local lmpop = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
         local i = 3
-        while i <= lists and n < max do
+        while i <= lists and n < max and not full do
           local key, popped
           if lmpop then
             local args = {fmt('%d', lists - i + 1)}
@@ -95,7 +102,15 @@ public struct DeliveryClaim: Sendable {
           end
           i = i + 1
           local queue = string.gsub(key, '\\6\\22%d$', '')
-          for _, m in ipairs(popped or {}) do
+          popped = popped or {}
+          for k, m in ipairs(popped) do
+            if maxBytes and n > 0 and bytes >= maxBytes then
+              -- The claim holds its bound: the rest goes back to the consuming end, in order.
+              for j = #popped, k, -1 do redis.call('RPUSH', key, popped[j]) end
+              full = true
+              break
+            end
+            bytes = bytes + #m
             local from = #m > \(fieldSearchTail) and #m - \(fieldSearchTail - 1) or 1
             local tag = field(m, from, TAG, 'delivery_tag', false)
             local record
@@ -126,13 +141,20 @@ public struct DeliveryClaim: Sendable {
 
     /// Where this worker's claims write their receipts (nil: no receipts).
     public let receiptKey: String?
+    /// The bound on one claim's bytes (nil: none): a claim stops taking messages once
+    /// it holds this many bytes, so a queue of large messages cannot make one batch
+    /// (the prefetch window's worth) exhaust the worker's memory.
+    public let claimBytes: Int?
 
     /// `receiptKey`: where each claim writes what it took, so a worker whose connection
     /// dropped before a claim's reply came can put those messages back (`receipt(of:on:)`)
     /// instead of leaving them in `unacked` until the visibility timeout. One per worker.
     ///
     ///     let claim = DeliveryClaim(receiptKey: DeliveryClaim.receiptKey(hostname: "w1@host"))
-    public init(receiptKey: String? = nil) { self.receiptKey = receiptKey }
+    public init(receiptKey: String? = nil, claimBytes: Int? = nil) {
+        self.receiptKey = receiptKey
+        self.claimBytes = claimBytes
+    }
 
     /// A worker's receipt key.
     public static func receiptKey(hostname: String) -> String { "celeris.claim_receipt:\(hostname)" }
@@ -166,9 +188,12 @@ public struct DeliveryClaim: Sendable {
 
     /// Send the EVALSHA; false when the script is not loaded yet.
     private func send(_ pending: Pending, on redis: RedisConnection) throws(RedisError) -> Bool {
-        try DeliveryClaim.script.start(
-            on: redis, keys: pending.keys,
-            args: [String(pending.max), receiptKey == nil ? "" : pending.serial.isEmpty ? "-" : pending.serial])
+        let serial = receiptKey == nil ? "" : pending.serial.isEmpty ? "-" : pending.serial
+        guard let claimBytes else {
+            return try DeliveryClaim.script.start(on: redis, keys: pending.keys, args: [String(pending.max), serial])
+        }
+        return try DeliveryClaim.script.start(
+            on: redis, keys: pending.keys, args: [String(pending.max), serial, String(claimBytes)])
     }
 
     /// The script's keys: kombu's bookkeeping, the lists in consume order, then the receipt key.

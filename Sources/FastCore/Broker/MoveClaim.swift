@@ -6,7 +6,8 @@ import Logging
 /// (`appendRecords`). While the lengths are unknown or zero, or the last claim by move
 /// is not recorded yet, it claims with the script; every claim is followed by an LLEN
 /// of each list. Where Redis refuses the move (an ACL without `SORT`), it claims with
-/// the script from then on.
+/// the script from then on. A claim's registration and its records are stamped in
+/// Redis's time (`LeaseClock`), as the script stamps its leases.
 ///
 ///     let claim = MoveClaim(hostname: "w1@host", logger: log)
 ///     try claim.send(room: 64, queues: ["celery"], now: clock.now(), on: redis, into: &inFlight)
@@ -26,11 +27,22 @@ final class MoveClaim: ClaimStrategy {
     private(set) var refused = false
     /// Commands this claim encodes, kept for its storage.
     private var wire: [UInt8] = []
+    /// This worker's view of Redis's time (nil: its own clock's, as given).
+    private let leaseClock: LeaseClock?
+    /// The last claim by move's lease stamp, in Redis's time: its records carry it.
+    private var claimStamp: String?
+    /// The bound on one claim's bytes, and the largest message the last claim that took
+    /// any returned: a claim by move cannot see sizes before it moves, so it moves at most
+    /// as many as the bound holds of messages that large (at least one).
+    private let claimBytes: Int
+    private var largest = 0
 
-    init(hostname: String, logger: Logger) {
+    init(hostname: String, logger: Logger, leaseClock: LeaseClock? = nil, claimBytes: Int = ScriptClaim.maxClaimBytes) {
         lists = ClaimByMove(hostname: hostname)
-        script = ScriptClaim(hostname: hostname)
+        script = ScriptClaim(hostname: hostname, claimBytes: claimBytes)
         self.logger = logger
+        self.leaseClock = leaseClock
+        self.claimBytes = claimBytes
     }
 
     func send(
@@ -46,11 +58,14 @@ final class MoveClaim: ClaimStrategy {
             listsOrder = queues
             listKeys = QueueKeys.consumeOrder(queues: queues)
         }
-        let plan = ClaimByMove.plan(keys: listKeys, lengths: lengths, room: room)
+        let bounded = largest > 0 ? min(room, max(1, claimBytes / largest)) : room
+        let plan = ClaimByMove.plan(keys: listKeys, lengths: lengths, room: bounded)
         // A claim by move replaces its claiming list: only once the last one's records are sent.
         if !plan.isEmpty && claimingInUse.isEmpty {
             wire.removeAll(keepingCapacity: true)
-            lists.append(plan, stamp: Leases.stamp(now), to: &wire)
+            let stamp = leaseClock?.stamp(now) ?? Leases.stamp(now)
+            claimStamp = stamp
+            lists.append(plan, stamp: stamp, to: &wire)
             try redis.append(resp: wire)
             inFlight.append(.move(plan))
         } else {
@@ -68,7 +83,9 @@ final class MoveClaim: ClaimStrategy {
     {
         switch part {
         case .script:
-            return try script.read(part, on: redis, reusing: &spare)
+            let reply = try script.read(part, on: redis, reusing: &spare)
+            if case .took(let took, _) = reply { noteSizes(took) }
+            return reply
         case .move(let plan):
             for (key, _) in plan { claimingInUse.insert(lists.claimingKey(key)) }
             // Taken straight into `unrecorded`: recorded by the next write, before
@@ -87,6 +104,7 @@ final class MoveClaim: ClaimStrategy {
             }
             var took = spare.deliveryList()
             for t in unrecorded[from...] { took.append(Delivery(tag: t.tag, listKey: t.listKey, raw: t.raw)) }
+            noteSizes(took)
             return .took(took, asked: nil)
         case .lengths(let keys):
             for key in keys { lengths[key] = Int(try redis.read().integer ?? 0) }
@@ -103,8 +121,18 @@ final class MoveClaim: ClaimStrategy {
         try script.retry(pending, on: redis)
     }
 
+    /// Keep the largest message of a claim that took any (what bounds the next move).
+    private func noteSizes(_ took: [Delivery]) {
+        guard !took.isEmpty else { return }
+        var most = 0
+        for d in took where d.raw.count > most { most = d.raw.count }
+        largest = most
+    }
+
     func appendRecords(stamp: String, to wire: inout [UInt8]) -> Int? {
         guard !claimingInUse.isEmpty else { return nil }
+        // The claim's own stamp (Redis's time), not the caller's (this worker's clock).
+        let stamp = leaseClock == nil ? stamp : claimStamp ?? stamp
         let replies = lists.appendRecords(unrecorded, claiming: claimingInUse, stamp: stamp, to: &wire)
         unrecorded.removeAll(keepingCapacity: true)
         claimingInUse.removeAll(keepingCapacity: true)

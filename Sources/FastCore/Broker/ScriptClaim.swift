@@ -15,8 +15,12 @@ final class ScriptClaim: ClaimStrategy {
     private var keysOrder: [String] = []
     private var keys: [String] = []
 
-    init(hostname: String) {
-        claim = DeliveryClaim(receiptKey: DeliveryClaim.receiptKey(hostname: hostname))
+    /// The default bound on one claim's bytes.
+    static let maxClaimBytes = DeliveryClaim.defaultClaimBytes
+
+    /// `claimBytes`: a claim stops taking messages once it holds this many bytes (it always takes one).
+    init(hostname: String, claimBytes: Int = maxClaimBytes) {
+        claim = DeliveryClaim(receiptKey: DeliveryClaim.receiptKey(hostname: hostname), claimBytes: claimBytes)
     }
 
     func send(

@@ -1,13 +1,19 @@
 /// Reading a message from the kombu envelope a producer queued: one pass over the
 /// envelope (`EnvelopeDecoder`), the body read in place.
 extension TaskMessage {
+    /// The default bound on an envelope a worker decodes (`--max-message-bytes`): 64 MiB.
+    /// Celery sets none (Redis' own bound on a string is 512 MB); a message beyond it is
+    /// dead-lettered with the reason, not decoded.
+    public static let defaultMaxBytes = 64 << 20
+
     /// Decode an envelope as a worker receives it; `queue` is the list it came from.
     /// `deliveryTag`: the tag a claim already took from this envelope, kept instead of read again.
+    /// `maxBytes`: a larger envelope is refused unread.
     public static func decode(
-        _ bytes: [UInt8], queue: String = "celery", deliveryTag: String? = nil
+        _ bytes: [UInt8], queue: String = "celery", deliveryTag: String? = nil, maxBytes: Int = defaultMaxBytes
     ) throws(PoisonMessage) -> TaskMessage {
         var m = TaskMessage(storage: Storage(Fields()))
-        try m.decode(bytes, queue: queue, deliveryTag: deliveryTag)
+        try m.decode(bytes, queue: queue, deliveryTag: deliveryTag, maxBytes: maxBytes)
         return m
     }
 
@@ -17,7 +23,14 @@ extension TaskMessage {
     /// copy held elsewhere is never changed). A message that throws is left part-written.
     ///
     ///     try recycled.decode(raw, queue: "celery", deliveryTag: tag)
-    mutating func decode(_ bytes: [UInt8], queue: String, deliveryTag: String?) throws(PoisonMessage) {
+    mutating func decode(
+        _ bytes: [UInt8], queue: String, deliveryTag: String?, maxBytes: Int = defaultMaxBytes
+    ) throws(PoisonMessage) {
+        guard bytes.count <= maxBytes else {
+            throw PoisonMessage(
+                "message of \(bytes.count) bytes is larger than the worker's limit of \(maxBytes) bytes (--max-message-bytes); not decoded"
+            )
+        }
         if !isKnownUniquelyReferenced(&storage) { storage = Storage(Fields()) }
         let s = storage
         try bytes.withUnsafeBufferPointer { (buf) throws(PoisonMessage) in

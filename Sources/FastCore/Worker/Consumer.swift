@@ -69,20 +69,25 @@ public final class Consumer: @unchecked Sendable {
 
     public init(configuration: WorkerConfiguration, registry: TaskRegistry, logger: Logger) {
         self.configuration = configuration
+        // Leases are stamped and judged in Redis's time (claims, renewals, recovery).
+        let leaseClock = LeaseClock(clock: configuration.clock)
         self.registry = registry
         self.logger = logger
         self.queues = configuration.queues
         self.claimLists = ClaimByMove(hostname: configuration.hostname)
         let claim: any ClaimStrategy =
             configuration.claimByMove
-            ? MoveClaim(hostname: configuration.hostname, logger: logger)
-            : ScriptClaim(hostname: configuration.hostname)
+            ? MoveClaim(
+                hostname: configuration.hostname, logger: logger, leaseClock: leaseClock,
+                claimBytes: configuration.maxClaimBytes)
+            : ScriptClaim(hostname: configuration.hostname, claimBytes: configuration.maxClaimBytes)
         self.pipeline = BrokerPipeline(claim: claim, outbox: outbox, clock: configuration.clock, logger: logger)
         self.fetcher = Fetcher(queues: configuration.queues, maxIdle: configuration.maxIdleSeconds)
         self.wakers = QueueWakers(endpoint: configuration.endpoint, logger: logger)
-        self.leases = Leases(interval: configuration.leaseInterval)
+        self.leases = Leases(interval: configuration.leaseInterval, clock: leaseClock)
         self.recoverer = Recoverer(
-            visibilityTimeout: configuration.visibilityTimeout, interval: configuration.recoveryInterval)
+            visibilityTimeout: configuration.visibilityTimeout, interval: configuration.recoveryInterval,
+            clock: leaseClock, redeliveries: configuration.redeliveryLimit)
         self.pool = ExecutorPool(size: configuration.autoscale?.min ?? configuration.concurrency)
         self.runnerSettings = TaskContext.Settings(
             stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
@@ -211,7 +216,15 @@ public final class Consumer: @unchecked Sendable {
                 cmds.append(["SADD", QueueKeys.bindingKey(exchange: q), member])
             }
             _ = try r.pipeline(cmds)
-            let restored = try claimLists.restoreOwn(listKeys: QueueKeys.consumeOrder(queues: queues), on: r)
+            let own = try claimLists.restoreOwn(
+                listKeys: QueueKeys.consumeOrder(queues: queues), on: r, redeliveries: configuration.redeliveryLimit,
+                now: now)
+            if own.deadLettered > 0 {
+                logger.error(
+                    "moved \(own.deadLettered) message(s) this worker had claimed, whose redeliveries ran out, to \(configuration.deadLetterKey)"
+                )
+            }
+            let restored = own.restored
             if restored > 0 {
                 logger.warning(
                     "returned \(restored) message(s) this worker had claimed but not recorded to their queues")

@@ -20,10 +20,12 @@ extension Consumer {
         let message: TaskMessage
         do {
             if let spareRunner {
-                try spareRunner.message.decode(d.raw, queue: d.queue, deliveryTag: d.tag)
+                try spareRunner.message.decode(
+                    d.raw, queue: d.queue, deliveryTag: d.tag, maxBytes: configuration.maxMessageBytes)
                 message = spareRunner.message
             } else {
-                message = try TaskMessage.decode(d.raw, queue: d.queue, deliveryTag: d.tag)
+                message = try TaskMessage.decode(
+                    d.raw, queue: d.queue, deliveryTag: d.tag, maxBytes: configuration.maxMessageBytes)
             }
         } catch {
             if let spareRunner { recycler.putBack(spareRunner) }

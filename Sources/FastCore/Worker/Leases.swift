@@ -1,14 +1,20 @@
 /// This worker's leases on what it holds: every delivery's `unacked_index` score is
 /// re-stamped every `interval` seconds (`ZADD … XX`), so only a dead worker's
-/// deliveries ever look older than the visibility timeout.
+/// deliveries ever look older than the visibility timeout. Stamped in Redis's time
+/// (`LeaseClock`), as the claim script stamps them, whatever this worker's clock says.
 ///
-///     var leases = Leases(interval: 1)
+///     var leases = Leases(interval: 1, clock: LeaseClock(clock: SystemClock()))
 ///     redisWrites += leases.renewals(now: clock.now(), held: held.keys)
 struct Leases {
     let interval: Double
+    /// Turns this worker's time into Redis's for the stamps.
+    let clock: LeaseClock
     private(set) var nextRenewal = 0.0
 
-    init(interval: Double) { self.interval = interval }
+    init(interval: Double, clock: LeaseClock) {
+        self.interval = interval
+        self.clock = clock
+    }
 
     /// A lease's time as kombu's `unacked_index` scores it here: whole seconds, rounded up.
     static func stamp(_ now: Double) -> String { String(Int(now.rounded(.up))) }
@@ -18,7 +24,7 @@ struct Leases {
         guard now >= nextRenewal else { return [] }
         nextRenewal = now + interval
         let tags = Array(held)
-        let stamp = Self.stamp(now)  // whole seconds, as the claim writes them
+        let stamp = clock.stamp(now)  // Redis's time in whole seconds, as the claim writes them
         var out: [[String]] = []
         for chunk in stride(from: 0, to: tags.count, by: 500) {
             var cmd = ["ZADD", DeliveryClaim.unackedIndexKey, "XX"]

@@ -35,6 +35,15 @@ public struct WorkerConfiguration: Sendable {
     /// Where tasks sent by tasks go.
     public var routes: TaskRoutes
     public var clock: any WallClock
+    /// Times a delivery may go back to its queue after its worker stopped without
+    /// acknowledging it (crashed, killed, lost its connection) before it is dead-lettered
+    /// with the reason (`--max-redeliveries`, `RedeliveryLimit`). Celery has no limit; negative: none.
+    public var maxRedeliveries = RedeliveryLimit.defaultMax
+    /// The largest message decoded, in bytes (`--max-message-bytes`): a larger one is
+    /// dead-lettered with the reason, unread. Default 64 MiB.
+    public var maxMessageBytes = TaskMessage.defaultMaxBytes
+    /// The bytes one claim takes at most (`--max-claim-bytes`; it always takes one message). Default 64 MiB.
+    public var maxClaimBytes = DeliveryClaim.defaultClaimBytes
 
     public init(
         endpoint: RedisEndpoint, queues: [String] = ["celery"], concurrency: Int = 1, prefetchMultiplier: Int = 4,
@@ -67,4 +76,8 @@ public struct WorkerConfiguration: Sendable {
     var leaseInterval: Double { min(1, max(0.2, visibilityTimeout / 4)) }
     /// How often a recovery pass looks for stale leases.
     var recoveryInterval: Double { min(max(0.5, visibilityTimeout / 2), 10) }
+    /// The redelivery limit recovery enforces (`maxRedeliveries`, into `deadLetterKey`).
+    var redeliveryLimit: RedeliveryLimit {
+        RedeliveryLimit(max: maxRedeliveries, deadLetterKey: deadLetterKey, worker: hostname)
+    }
 }

@@ -24,7 +24,7 @@ final class InProcessWorker {
         redis: RedisServer, queues: [String] = ["celery"], concurrency: Int = 2, prefetch: Int = 4,
         claimByMove: Bool? = nil, clock: (any WallClock)? = nil, visibilityTimeout: Double? = nil,
         hostname: String = "celeris@test", routes: TaskRoutes = TaskRoutes(),
-        register: (inout TaskRegistry) -> Void = { _ in }
+        register: (inout TaskRegistry) -> Void = { _ in }, configure: (inout WorkerConfiguration) -> Void = { _ in }
     ) {
         var registry = TaskRegistry()
         BuiltinTasks.register(into: &registry)
@@ -42,6 +42,7 @@ final class InProcessWorker {
         configuration.redisIO = IOMode(rawValue: ProcessInfo.processInfo.environment["CELERIS_IO"] ?? "auto") ?? .auto
         // ... and with each claim: CELERIS_CLAIM=script|move.
         configuration.claimByMove = claimByMove ?? (ProcessInfo.processInfo.environment["CELERIS_CLAIM"] == "move")
+        configure(&configuration)
         consumer = Consumer(configuration: configuration, registry: registry, logger: logger)
         let c = consumer
         let done = finished

@@ -52,6 +52,19 @@ struct FrontendCommand: ParsableCommand {
         name: .long, help: "Redis commands awaiting replies on one loop's connection beyond which requests get 503.")
     var maxPendingRedis: Int = 10_000
 
+    @Option(name: .long, help: "Output bytes queued for one client beyond which it is not read until it takes half.")
+    var maxQueuedOutputBytes: Int = 256 * 1024
+
+    @Option(
+        name: .long, help: "Milliseconds a Redis reply may be owed before the link is dropped and requests get 503.")
+    var redisTimeoutMs: Int = 5000
+
+    @Option(name: .long, help: "TCP keepalive idle seconds on the Redis connections (0: off).")
+    var redisKeepaliveSeconds: Int = 15
+
+    @Option(name: .long, help: "Milliseconds between PINGs on an idle Redis connection (0: off).")
+    var redisHeartbeatMs: Int = 1000
+
     @Option(name: .long, help: "WebSocket output bytes above which a client gets final states only.")
     var wsSoftLimitBytes: Int = 64 * 1024
 
@@ -161,6 +174,10 @@ struct FrontendCommand: ParsableCommand {
             maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes, maxWebSocketMessageBytes: maxWsMessageBytes,
             headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections)
         settings.maxPendingRedis = maxPendingRedis
+        settings.limits.maxQueuedOutputBytes = maxQueuedOutputBytes
+        let redisOptions = AsyncRedis.Options(
+            commandTimeoutMs: UInt64(max(0, redisTimeoutMs)), keepAliveSeconds: max(0, redisKeepaliveSeconds),
+            heartbeatMs: UInt64(max(0, redisHeartbeatMs)))
         if let secret, !secret.isEmpty { settings.auth = BearerAuth(secret: secret) }
         let prometheus = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
@@ -189,8 +206,8 @@ struct FrontendCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         let frontend = try FrontendLoops(
-            count: loops ?? ProcessInfo.processInfo.activeProcessorCount, endpoint: endpoint, settings: settings,
-            logger: logger)
+            count: loops ?? ProcessInfo.processInfo.activeProcessorCount, endpoint: endpoint,
+            redisOptions: redisOptions, settings: settings, logger: logger)
         let bound = try frontend.start(host: host, port: port)
         // The first SIGINT/SIGTERM shuts every loop down gracefully, a second one stops at once.
         let signals = ShutdownSignals { _, count in

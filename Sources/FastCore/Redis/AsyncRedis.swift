@@ -54,6 +54,8 @@ public final class AsyncRedis {
     private var sinceHeartbeatMs: UInt64 = 0
     /// The TCP link is up (the PING that makes it usable may still be owed).
     private var linkUp = false
+    /// Connection attempts that failed since the last good one (picks the next resolved address).
+    private var failedAttempts = 0
     /// Links dropped because a reply was owed longer than the command timeout.
     public private(set) var timeouts = 0
     private var subscriptions: [(channel: String, onMessage: (String) -> Void)] = []
@@ -163,17 +165,18 @@ public final class AsyncRedis {
         for r in retired { ce_redis_free(r) }
         retired.removeAll()
         if RedisEndpoint.isNumericAddress(endpoint.host) { return open(address: endpoint.host) }
-        let resolved = LockedBox<String??>(nil)
+        let resolved = LockedBox<[String]?>(nil)
         let host = endpoint.host
-        let resolver = Thread { resolved.set(.some(RedisEndpoint.resolve(host: host))) }
+        let resolver = Thread { resolved.set(RedisEndpoint.resolve(host: host)) }
         resolver.name = "celeris-resolve"
         resolver.start()
         resolveTimer?.cancel()
         resolveTimer = loop.timer(after: 5, repeating: true) { [weak self] in
-            guard let self, let outcome = resolved.get() else { return }
+            guard let self, let addresses = resolved.get() else { return }
             self.resolveTimer?.cancel()
-            if let address = outcome {
-                self.open(address: address)
+            if !addresses.isEmpty {
+                // Each attempt after a failure tries the next address (IPv6 first, then IPv4, say).
+                self.open(address: addresses[self.failedAttempts % addresses.count])
             } else {
                 self.logger.debug("cannot resolve \(host) for Redis (\(self.role)); retrying")
                 self.scheduleReconnect()
@@ -252,6 +255,7 @@ public final class AsyncRedis {
     private func becomeReady() {
         guard linkUp, !isConnected else { return }
         isConnected = true
+        failedAttempts = 0
         sinceHeartbeatMs = 0
         for s in subscriptions { issueSubscribe(channel: s.channel, onMessage: s.onMessage) }
         logger.info("connected to \(endpoint) (\(role))")
@@ -259,6 +263,7 @@ public final class AsyncRedis {
     }
 
     private func scheduleReconnect() {
+        if !isConnected { failedAttempts += 1 }
         reconnectTimer = loop.timer(after: reconnectDelayMs) { [weak self] in self?.connect() }
     }
 

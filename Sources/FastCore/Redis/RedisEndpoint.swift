@@ -61,31 +61,39 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
-    /// The first TCP address of `host` as text, or nil. Blocks on DNS: call it off the event loop.
-    public static func resolve(host: String) -> String? {
+    /// Every TCP address of `host` as text, in the resolver's order (empty when it has none).
+    /// Blocks on DNS: call it off the event loop.
+    public static func resolve(host: String) -> [String] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list else { return nil }
+        guard getaddrinfo(host, nil, &hints, &list) == 0 else { return [] }
         defer { freeaddrinfo(list) }
-        guard let address = first.pointee.ai_addr else { return nil }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        let ok: Bool
-        switch first.pointee.ai_family {
-        case AF_INET:
-            ok = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                var a = $0.pointee.sin_addr
-                return inet_ntop(AF_INET, &a, &text, socklen_t(text.count)) != nil
+        var addresses: [String] = []
+        var next = list
+        while let entry = next {
+            next = entry.pointee.ai_next
+            guard let address = entry.pointee.ai_addr else { continue }
+            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+            let ok: Bool
+            switch entry.pointee.ai_family {
+            case AF_INET:
+                ok = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    var a = $0.pointee.sin_addr
+                    return inet_ntop(AF_INET, &a, &text, socklen_t(text.count)) != nil
+                }
+            case AF_INET6:
+                ok = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    var a = $0.pointee.sin6_addr
+                    return inet_ntop(AF_INET6, &a, &text, socklen_t(text.count)) != nil
+                }
+            default:
+                ok = false
             }
-        case AF_INET6:
-            ok = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                var a = $0.pointee.sin6_addr
-                return inet_ntop(AF_INET6, &a, &text, socklen_t(text.count)) != nil
-            }
-        default:
-            ok = false
+            let string = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if ok, !addresses.contains(string) { addresses.append(string) }
         }
-        return ok ? String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+        return addresses
     }
 
     /// Commands to run on every new connection (AUTH, SELECT).

@@ -12,13 +12,21 @@ public enum DocumentComparison {
         public let similarity: Double
     }
 
-    /// Pairs at or above `threshold`, most similar first.
-    public static func similarPairs(_ docs: [DocumentFeatures], threshold: Double, forceLSH: Bool = false) -> (
-        pairs: [Pair], method: String
-    ) {
+    /// The most candidate pairs LSH collects before the comparison is refused (a list
+    /// crafted with one MinHash for every document would otherwise collect n²/2).
+    public static let maxCandidates = 5_000_000
+
+    /// Pairs at or above `threshold`, most similar first. `check` is called between
+    /// rows and bands (the task's soft time limit); more than `maxCandidates` candidate
+    /// pairs throws `DocumentError`.
+    public static func similarPairs(
+        _ docs: [DocumentFeatures], threshold: Double, forceLSH: Bool = false,
+        maxCandidates: Int = DocumentComparison.maxCandidates, check: () throws -> Void = {}
+    ) throws -> (pairs: [Pair], method: String) {
         var out: [Pair] = []
         if docs.count <= exactLimit && !forceLSH {
             for i in 0..<docs.count {
+                try check()
                 for j in (i + 1)..<max(i + 1, docs.count) {
                     let s = jaccard(docs[i].shingles, docs[j].shingles)
                     if s >= threshold { out.append(Pair(a: i, b: j, similarity: s)) }
@@ -30,17 +38,24 @@ public enum DocumentComparison {
         let rows = DocumentFeatures.signatureSize / bands
         var candidates = Set<Int>()
         for band in 0..<bands {
+            try check()
             var buckets: [[UInt32]: [Int]] = [:]
-            for (i, d) in docs.enumerated() where !d.shingles.isEmpty {
+            for (i, d) in docs.enumerated()
+            where !d.shingles.isEmpty && d.minhash.count == DocumentFeatures.signatureSize {
                 buckets[Array(d.minhash[(band * rows)..<((band + 1) * rows)]), default: []].append(i)
             }
             for members in buckets.values where members.count > 1 {
                 for x in 0..<members.count {
                     for y in (x + 1)..<members.count { candidates.insert(members[x] * docs.count + members[y]) }
+                    guard candidates.count <= maxCandidates else {
+                        throw DocumentError(
+                            "more than \(maxCandidates) candidate pairs: too many near-identical MinHash signatures")
+                    }
                 }
             }
         }
-        for key in candidates {
+        for (n, key) in candidates.enumerated() {
+            if n % 4096 == 0 { try check() }
             let i = key / docs.count
             let j = key % docs.count
             let s = jaccard(docs[i].shingles, docs[j].shingles)  // verify candidates exactly

@@ -121,8 +121,15 @@ public enum DocumentTasks {
             }
             if index % 1024 == 0 { try ctx.checkSoftTimeLimit() }
         }
-        let (pairs, method) = DocumentComparison.similarPairs(features, threshold: threshold)
-        try ctx.checkSoftTimeLimit()
+        let pairs: [DocumentComparison.Pair]
+        let method: String
+        do {
+            (pairs, method) = try DocumentComparison.similarPairs(features, threshold: threshold) {
+                try ctx.checkSoftTimeLimit()
+            }
+        } catch let e as DocumentError {
+            throw TaskFailure(type: "ValueError", message: "compare_data_task: \(e.description)")
+        }
         let clusters = DocumentComparison.clusters(count: features.count, pairs: pairs)
         ctx.publishOnCompletion(["stage": "completed", "documents": .int(Int64(results.count))])
         return [

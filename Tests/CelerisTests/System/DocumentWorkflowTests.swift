@@ -172,8 +172,8 @@ final class DocumentWorkflowTests: XCTestCase {
             docs.append(copy)
         }
         let features = docs.map { DocumentFeatures(text: $0.joined(separator: " ")) }
-        let exact = DocumentComparison.similarPairs(features, threshold: 0.5).pairs.map { [$0.a, $0.b] }
-        let lsh = DocumentComparison.similarPairs(features, threshold: 0.5, forceLSH: true)
+        let exact = try DocumentComparison.similarPairs(features, threshold: 0.5).pairs.map { [$0.a, $0.b] }
+        let lsh = try DocumentComparison.similarPairs(features, threshold: 0.5, forceLSH: true)
         XCTAssertEqual(lsh.method, "minhash-lsh")
         XCTAssertEqual(Set(lsh.pairs.map { [$0.a, $0.b] }), Set(exact))
         XCTAssertEqual(exact.count, 5)

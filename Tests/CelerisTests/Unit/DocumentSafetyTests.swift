@@ -292,6 +292,20 @@ final class DocumentSafetyTests: RedisTestCase {
         XCTAssertEqual(r["pairs"]?.arrayValue?.count, 1)
     }
 
+    /// One MinHash for every document would make LSH collect n²/2 candidates: capped, with the cause.
+    func testLSHCandidatesAreCapped() throws {
+        let same = (0..<20).map { _ in DocumentFeatures(text: "the same words in every document") }
+        XCTAssertThrowsError(
+            try DocumentComparison.similarPairs(same, threshold: 0.5, forceLSH: true, maxCandidates: 100)
+        ) {
+            XCTAssertEqual(
+                "\($0)", "more than 100 candidate pairs: too many near-identical MinHash signatures")
+        }
+        XCTAssertEqual(
+            try DocumentComparison.similarPairs(same, threshold: 0.5, forceLSH: true, maxCandidates: 190).pairs.count,
+            190)
+    }
+
     /// Document tasks carry default soft and hard time limits (Celery task options).
     func testDocumentTasksHaveDefaultTimeLimits() {
         var registry = TaskRegistry()

@@ -193,7 +193,9 @@ extension Consumer {
                 finishRevoked(h, terminated: true)
             }
         }
-        logger.info("tasks \(ids.joined(separator: ", ")) flagged as revoked\(terminate ? " (terminate)" : "")")
+        logger.info(
+            "tasks \(PythonRepr.truncated(ids.joined(separator: ", "))) flagged as revoked\(terminate ? " (terminate)" : "")"
+        )
         return ["ok": .string("tasks \(ids.joined(separator: ", ")) flagged as revoked")]
     }
 

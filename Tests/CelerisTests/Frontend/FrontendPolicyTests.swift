@@ -159,6 +159,31 @@ final class FrontendPolicyTests: FrontendTestCase {
             try raw("GET", "/ws", ["Host: app.example", "Origin: https://other.example"] + upgrade).status, 403)
     }
 
+    func testAllowListFileAndTaskLengthFlags() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("allow-\(UUID().uuidString).txt")
+        try Data("# reports\nreport_*\n\nnoop\n".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        frontend.stop()
+        port = freePort()
+        frontend = try Celeris.frontend(
+            redis: redis, port: port,
+            extra: ["--allow-tasks-file", file.path, "--max-task-length", "10", "--default-task-length", "3"])
+        XCTAssertEqual(try post(#"{"task": "report_daily"}"#).status, 200)
+        XCTAssertEqual(try post(#"{"task": "noop", "args": [1]}"#).status, 200)
+        XCTAssertEqual(try post(#"{"task": "tsum", "args": [[1]]}"#).status, 403)
+        XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/tasks?task_length=10").status, 200)
+        XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/tasks?task_length=11").status, 422)
+        XCTAssertEqual(try queued("celery"), 3)
+
+        let refused = try Spawned(
+            try TestPaths.executable("celeris-frontend"),
+            ["-b", redis.url, "--port", "0", "--max-task-length", "10", "--default-task-length", "20"],
+            name: "bad-flags")
+        refused.process.waitUntilExit()
+        XCTAssertNotEqual(refused.process.terminationStatus, 0)
+        XCTAssertTrue(refused.log.contains("--default-task-length must be <= --max-task-length"), refused.log)
+    }
+
     /// `subscribe` looks each new task up in Redis: with Redis stalled those lookups
     /// stay within --max-pending-redis (2) instead of queueing without bound.
     func testSubscriptionLookupsStayWithinThePendingBound() throws {

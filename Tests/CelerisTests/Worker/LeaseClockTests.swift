@@ -1,0 +1,81 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// Leases live on one clock, Redis's: the claim script stamps them with `TIME`, and a
+/// worker renews and judges them with its own clock plus its measured offset to Redis's.
+/// A worker whose clock is 30 s off (a `ManualClock` set so) with a 10 s visibility
+/// timeout neither takes a live peer's delivery nor lets its own lease look old.
+final class LeaseClockTests: RedisTestCase {
+    let visibilityTimeout = 10.0
+    let skew = 30.0
+
+    /// Redis's clock, in seconds.
+    func redisNow() throws -> Double {
+        let parts = try client.command("TIME").elements ?? []
+        let seconds = try XCTUnwrap(parts.first?.text.flatMap(Double.init))
+        let micros = try XCTUnwrap(parts.last?.text.flatMap(Double.init))
+        return seconds + micros / 1e6
+    }
+
+    func lease(_ tag: String) throws -> Double? {
+        try client.command("ZSCORE", "unacked_index", tag).text.flatMap(Double.init)
+    }
+
+    /// A worker 30 s ahead of Redis: a lease another worker took a moment ago is live in
+    /// Redis's time (its own clock would call it 20 s past the visibility timeout) and
+    /// stays; a lease really older than the timeout is restored in the same pass.
+    func testWorkerAheadOfRedisLeavesALiveLeaseAndRestoresAnExpiredOne() throws {
+        let live = TaskMessage(task: "add", args: [1, 1])
+        let expired = TaskMessage(task: "add", args: [2, 2])
+        try enqueue([live, expired])
+        XCTAssertEqual(try DeliveryClaim().claim(on: client, queues: ["celery"], max: 2).count, 2)
+        let liveLease = try XCTUnwrap(try lease(live.deliveryTag))
+        try client.command("ZADD", "unacked_index", "XX", String(Int(try redisNow()) - 100), expired.deliveryTag)
+
+        let worker = InProcessWorker(
+            redis: redis, queues: ["idle"], clock: ManualClock(CeleryTime.now() + skew),
+            visibilityTimeout: visibilityTimeout, hostname: "ahead@test")
+        XCTAssertTrue(try eventually(timeout: 10) { try self.client.command("EXISTS", "celery").integer == 1 })
+        worker.stop()
+        let queued = try client.command("LRANGE", "celery", "0", "-1").elements?.compactMap(\.bytes) ?? []
+        XCTAssertEqual(try queued.map { try TaskMessage.decode($0).id }, [expired.id], "only the expired one")
+        XCTAssertEqual(try client.command("HKEYS", "unacked").elements?.compactMap(\.text), [live.deliveryTag])
+        XCTAssertEqual(try lease(live.deliveryTag), liveLease, "the live lease is untouched")
+    }
+
+    /// A worker 30 s behind Redis renews the lease of what it runs in Redis's time: a
+    /// peer with a right clock and a 10 s visibility timeout sees a live lease, not one
+    /// 30 s old.
+    func testWorkerBehindRedisRenewsItsLeasesInRedisTime() throws {
+        let release = DispatchSemaphore(value: 0)
+        let started = LockedBox(false)
+        let clock = ManualClock(CeleryTime.now() - skew)
+        let worker = InProcessWorker(
+            redis: redis, clock: clock, visibilityTimeout: visibilityTimeout, hostname: "behind@test",
+            register: { registry in
+                registry.register("hold") { _ in
+                    started.set(true)
+                    release.wait()
+                    return .null
+                }
+            })
+        let m = TaskMessage(task: "hold", args: [])
+        try enqueue([m])
+        XCTAssertTrue(eventually(timeout: 10) { started.get() })
+        // Mark the lease old, then let a renewal come due on the worker's clock.
+        try client.command("ZADD", "unacked_index", "XX", "1000", m.deliveryTag)
+        clock.advance(2)
+        XCTAssertTrue(try eventually(timeout: 10) { try self.lease(m.deliveryTag) != 1000 })
+        let renewed = try XCTUnwrap(try lease(m.deliveryTag))
+        XCTAssertEqual(renewed, try redisNow(), accuracy: 3, "stamped in Redis's time, not 30 s behind it")
+        // A peer with Redis's clock finds nothing stale.
+        XCTAssertEqual(
+            try DeliveryRestore().recoverStale(on: client, visibilityTimeout: visibilityTimeout, now: try redisNow()), 0
+        )
+        release.signal()
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "SUCCESS" })
+        worker.stop()
+        XCTAssertEqual(try client.command("EXISTS", "unacked", "unacked_index").integer, 0)
+    }
+}

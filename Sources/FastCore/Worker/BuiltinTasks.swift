@@ -54,7 +54,14 @@ public enum BuiltinTasks {
             throw TaskFailure(type: "TypeError", message: "tsum() takes a list of numbers")
         }
         if items.allSatisfy({ if case .int = $0 { return true } else { return false } }) {
-            return .int(items.reduce(0) { $0 &+ ($1.intValue ?? 0) })
+            // Python's ints do not wrap: a sum past Int64 is given as a float, as `add` does.
+            var sum: Int64 = 0
+            for item in items {
+                let (next, overflow) = sum.addingReportingOverflow(item.intValue ?? 0)
+                if overflow { return .double(items.reduce(0) { $0 + ($1.doubleValue ?? 0) }) }
+                sum = next
+            }
+            return .int(sum)
         }
         guard items.allSatisfy({ $0.doubleValue != nil }) else {
             throw TaskFailure(type: "TypeError", message: "tsum() takes a list of numbers")

@@ -76,6 +76,7 @@ struct ce_conn {
     struct event *request_timer;
     int timer_kind;        /* TIMER_NONE, TIMER_IDLE or TIMER_DEADLINE */
     int out_paused;        /* not read: output is above limits.max_output_bytes */
+    int held;              /* not read: input came while a request is with Swift */
     /* Output is written at the end of the loop turn (one write for every
      * response and frame queued in it); EV_WRITE is watched only while the
      * socket will not take it all. */
@@ -122,13 +123,12 @@ static void set_request_timer(ce_conn *c, int kind, unsigned ms) {
     c->timer_kind = kind;
 }
 
-/* Read from the socket only while it is useful: not while a request is with Swift
- * (pipelined requests wait in the socket, not in memory), not while the output is
- * above the watermark, not once the connection is closing (except to discard). */
+/* Read from the socket only while it is useful: not once input came while a request is
+ * with Swift (pipelined requests wait in the socket, not in memory), not while the output
+ * is above the watermark, not once the connection is closing (except to discard). */
 static void update_reading(ce_conn *c) {
     if (!c->open || !c->bev) return;
-    int want = c->lingering ||
-               (!c->close_after_write && !c->out_paused && !(c->mode == MODE_HTTP && c->awaiting_response));
+    int want = c->lingering || (!c->close_after_write && !c->out_paused && !c->held);
     if (want) bufferevent_enable(c->bev, EV_READ);
     else bufferevent_disable(c->bev, EV_READ);
 }
@@ -340,13 +340,13 @@ static void dispatch_request(ce_conn *c) {
     c->awaiting_response = 1;
     c->is_head = c->parser.method == HTTP_HEAD;
     set_request_timer(c, TIMER_NONE, 0); /* Swift answers it (its own deadlines) */
-    update_reading(c);
     c->srv->cbs.on_request(c, &req, c->srv->ctx);
 }
 
 /* Stop reading requests and let Swift answer the error. */
 static void report_http_error(ce_conn *c, int kind) {
     c->awaiting_response = 1;
+    c->held = 1;
     set_request_timer(c, TIMER_NONE, 0);
     update_reading(c);
     c->srv->cbs.on_http_error(c, kind, c->srv->ctx);
@@ -563,6 +563,13 @@ static void conn_read(struct bufferevent *bev, void *arg) {
     if (c->lingering) {
         struct evbuffer *in = bufferevent_get_input(bev);
         evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (c->mode == MODE_HTTP && c->awaiting_response && !c->held) {
+        /* The next request came before the answer: keep it in the socket until then
+         * (reading on only when input comes keeps a plain request-response free of toggling). */
+        c->held = 1;
+        update_reading(c);
         return;
     }
     process_input(c);
@@ -792,6 +799,7 @@ int ce_http_respond(ce_conn *c, int status, const char *reason, const char *cont
         return 0;
     }
     c->awaiting_response = 0;
+    c->held = 0;
     reset_request(c);
     shrink_buffers(c);
     set_request_timer(c, TIMER_IDLE,
@@ -813,6 +821,7 @@ int ce_ws_accept(ce_conn *c, const char *key, size_t key_len) {
     queue_output(c);
     c->mode = MODE_WS;
     c->awaiting_response = 0;
+    c->held = 0;
     reset_request(c);
     shrink_buffers(c);
     set_request_timer(c, TIMER_NONE, 0); /* WebSocket liveness is Swift's (pings) */

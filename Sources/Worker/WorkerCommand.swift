@@ -87,6 +87,13 @@ struct WorkerCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
+            "Threads stuck in tasks past their hard time limit at which the worker restarts warm: it stops claiming, returns what has not started, finishes what runs and exits with status 75 for its supervisor to start it again (0: never)."
+    )
+    var maxAbandonedThreads: Int = 4
+
+    @Option(
+        name: .long,
+        help:
             "Times a message may go back to its queue after its worker stopped without acknowledging it (crashed, killed, lost its connection) before it goes to the dead-letter list with the reason instead (Celery has no limit; negative: none)."
     )
     var maxRedeliveries: Int = RedeliveryLimit.defaultMax
@@ -171,6 +178,7 @@ struct WorkerCommand: ParsableCommand {
             autoscale: autoscaleRange, autoscaleKeepalive: autoscaleKeepalive, metrics: metricsPort != nil)
         config.redisIO = ioMode
         config.claimByMove = claimMode == "move"
+        config.maxAbandonedThreads = max(0, maxAbandonedThreads)
         config.maxRedeliveries = maxRedeliveries
         config.maxMessageBytes = maxMessageBytes
         config.maxClaimBytes = maxClaimBytes
@@ -203,6 +211,7 @@ struct WorkerCommand: ParsableCommand {
         consumer.run()
         withExtendedLifetime(signals) {}
         // Threads still inside abandoned or cold-stopped tasks are not waited for.
+        if consumer.stoppedForAbandonedThreads.get() { Foundation.exit(Consumer.abandonedThreadsExitStatus) }
         Foundation.exit(0)
     }
 }

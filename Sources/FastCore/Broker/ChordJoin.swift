@@ -57,34 +57,14 @@ enum ChordJoin {
         local size = redis.call('GET', skey)
         local claimed = 0
         if size and readycount == tonumber(size) + tonumber(totaldiff or 0) then
-            if redis.call('SET', ckey, claim_token, 'NX', 'EX', claim_expires) then
+            -- A finisher trying again (its body's enqueue failed) still holds its claim.
+            if redis.call('SET', ckey, claim_token, 'NX', 'EX', claim_expires)
+                or redis.call('GET', ckey) == claim_token then
                 claimed = 1
             end
         end
 
         return {readycount, totaldiff, size, claimed}
-        """)
-    /// KEYS: `.c`, `.j`, `.t`, `.s`, `.d`. ARGV: the finisher's claim token, seconds to keep
-    /// the "done" marker. Deletes the chord's state and marks it done if the claim is still
-    /// this finisher's. Returns 1 if it was, else 0.
-    static let cleanupScript = RedisScript(
-        """
-        local ckey = KEYS[1]
-        local jkey = KEYS[2]
-        local tkey = KEYS[3]
-        local skey = KEYS[4]
-        local dkey = KEYS[5]
-        local token = ARGV[1]
-        local done_expires = tonumber(ARGV[2])
-
-        if redis.call('GET', ckey) == token then
-            redis.call('DEL', jkey, tkey, skey, dkey)
-            if done_expires and done_expires > 0 then
-                redis.call('SET', ckey, 'done', 'EX', done_expires)
-            end
-            return 1
-        end
-        return 0
         """)
     /// KEYS: `.c`, `.s`. ARGV: the claim token, claim expiry. Extends this finisher's claim, or
     /// takes a lapsed one while the chord still exists. Returns 1 when the claim is this
@@ -101,6 +81,32 @@ enum ChordJoin {
             return redis.call('SET', ckey, token, 'EX', expires, 'NX') and 1 or 0
         end
         return 0
+        """)
+    /// KEYS: `.c`, `.j`, `.t`, `.s`, `.d`. ARGV: the finisher's claim token, seconds to keep
+    /// the "done" marker, then the body's commands, each as its argument count and its
+    /// arguments. While the claim is this finisher's, runs the commands (the body's
+    /// enqueue), then deletes the chord's state and marks it done, in one script: a command
+    /// Redis refuses (out of memory, read-only, a wrong type) stops it before the chord is
+    /// marked done, so the finisher can try again. Returns 1 when sent, 0 when the claim is
+    /// another's.
+    static let sendBodyScript = RedisScript(
+        """
+        local ckey = KEYS[1]
+        if redis.call('GET', ckey) ~= ARGV[1] then
+            return 0
+        end
+        local i = 3
+        while i <= #ARGV do
+            local n = tonumber(ARGV[i])
+            redis.call(unpack(ARGV, i + 1, i + n))
+            i = i + n + 1
+        end
+        redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+        local done_expires = tonumber(ARGV[2])
+        if done_expires and done_expires > 0 then
+            redis.call('SET', ckey, 'done', 'EX', done_expires)
+        end
+        return 1
         """)
     static let claimSeconds = 10
     static let doneSeconds = 300
@@ -139,7 +145,7 @@ enum ChordJoin {
         -> (ready: Int, size: Int)
     {
         let g = p.groupId
-        let token = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let token = p.claimToken
         let reply = try partReturnScript.run(
             on: redis, keys: [key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d"), key(g), key(g, ".c")],
             args: [
@@ -177,7 +183,9 @@ enum ChordJoin {
                     taskId: p.callback.id ?? TaskMessage.newId(), state: .failure,
                     result: TaskFailure(type: "ChordError", message: message, module: "celery.exceptions").resultJSON,
                     dateDone: now, groupId: g)
-                _ = try redis.pipeline(record.storeCommands() + [["DEL", key(g, ".s")]])
+                for reply in try redis.pipeline(record.storeCommands() + [["DEL", key(g, ".s")]]) {
+                    if let e = reply.errorMessage { throw .reply(e) }
+                }
                 return (ready, size)
             }
             results.append(row[3])
@@ -196,10 +204,19 @@ enum ChordJoin {
         _ = Canvas.task(body).emit(
             into: &out, producer: &producer, routes: routes, parent: p.header, partial: .array(results), chain: rest,
             group: nil)
-        _ = try redis.pipeline(out)
-        _ = try cleanupScript.run(
-            on: redis, keys: [key(g, ".c"), key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d")],
-            args: [token, String(doneSeconds)])
+        // The body's enqueue and the chord's "done" in one script: the chord is never marked
+        // done with its body lost (a refused enqueue throws, and the finisher tries again).
+        var args = [token, String(doneSeconds)]
+        for command in out where command != ["MULTI"] && command != ["EXEC"] {
+            args.append(String(command.count))
+            args += command
+        }
+        let sent = try sendBodyScript.run(
+            on: redis, keys: [key(g, ".c"), key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d")], args: args)
+        guard sent.integer == 1 else {
+            logger.warning("chord \(g): dispatch claim lost; callback not sent by this worker")
+            return (ready, size)
+        }
         logger.info("chord \(g) complete (\(ready) parts): sent \(body.task)[\(body.id ?? "?")]")
         return (ready, size)
     }

@@ -12,6 +12,9 @@ final class ChordPart: Sendable {
     let callback: Signature
     /// The header task's message (parent and root of the callback).
     let header: TaskMessage
+    /// The token this part claims the chord's finish with: the same on every try, so a
+    /// part whose body's enqueue failed still holds its claim when it tries again.
+    let claimToken = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
 
     init(groupId: String, taskId: String, groupIndex: Int?, encoded: String, callback: Signature, header: TaskMessage) {
         self.groupId = groupId

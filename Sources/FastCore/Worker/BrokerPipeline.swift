@@ -41,13 +41,37 @@ final class BrokerPipeline {
     private var batch = WriteBatch()
     private var spent: [[UInt8]] = []
     private var wire: [UInt8] = []
+    /// Outbox entries of writes Redis refused (`WriteFailure`), and those posted since,
+    /// in order: sent again, before anything newer, from `retryAt`. Their deliveries stay
+    /// held (leased), so nothing reruns while Redis is out of memory, read-only or loading.
+    private var retrying: [Outbox.Entry] = []
+    /// No write goes out before this time while `retrying` or `own` waits (the last write was refused).
+    private(set) var retryAt = 0.0
+    private var backoff = 0.0
+    /// The first retry waits this long, each next one twice as long, up to `maxBackoff`.
+    static let minBackoff = 0.05
+    static let maxBackoff = 2.0
+    private let metrics: WorkerMetrics
+    /// Writes refused or lost so far, by reason (`WriteFailure.reason`).
+    let failures = LockedBox<[String: Int]>([:])
 
-    init(claim: any ClaimStrategy, outbox: Outbox, clock: any WallClock, logger: Logger) {
+    init(
+        claim: any ClaimStrategy, outbox: Outbox, clock: any WallClock, logger: Logger,
+        metrics: WorkerMetrics = WorkerMetrics(enabled: false)
+    ) {
         self.claim = claim
         self.outbox = outbox
         self.clock = clock
         self.logger = logger
+        self.metrics = metrics
     }
+
+    /// Writes wait to be sent again (Redis refused the last one): nothing held may be let go
+    /// as if written, and the loop wakes at `retryAt`.
+    var hasPendingWrites: Bool { !retrying.isEmpty }
+
+    /// Whether a write may go out now (none was refused, or its backoff has passed).
+    private var mayWrite: Bool { backoff == 0 || clock.now() >= retryAt }
 
     /// Whether replies are awaited.
     var isWaiting: Bool { !sentAhead.isEmpty }
@@ -84,6 +108,16 @@ final class BrokerPipeline {
             if claim.hasUnrecorded, let records = claim.appendRecords(stamp: Leases.stamp(clock.now()), to: &wire) {
                 try r.append(resp: wire)
                 sentAhead.append(.claim(.records(replies: records)))
+            }
+            guard mayWrite else {
+                // Redis refused the last write: hold these behind it (the loop waits until `retryAt`).
+                retrying += entries
+                return 0
+            }
+            if !retrying.isEmpty {
+                swap(&entries, &retrying)
+                entries += retrying
+                retrying.removeAll()
             }
             prepare(&entries)
             guard !entries.isEmpty || !own.isEmpty else { return 0 }
@@ -130,14 +164,31 @@ final class BrokerPipeline {
             settling = ops
         }
         var confirmed = 0
+        // From the first write Redis refused on, every write of this settle is sent again,
+        // in order (a later one may hold the same task's result after its progress).
+        var refused: (reason: String, entries: Int, own: [[String]])?
+        var errors: [String] = []
         for (i, op) in ops.enumerated() {
             do {
                 switch op {
-                case .write(let entries, _, let replies):
-                    for _ in 0..<replies {
-                        for e in try r.readErrors() { logger.error("write failed: \(e)") }
+                case .write(let entries, let commands, let replies):
+                    errors.removeAll(keepingCapacity: true)
+                    for _ in 0..<replies { errors += try r.readErrors() }
+                    let failure = WriteFailure(errors: errors)
+                    if refused == nil, let failure {
+                        refused = (failure.reason, 0, [])
+                        logger.error(
+                            "Redis refused a write (\(failure.message)); \(entries) completion(s) kept and sent again"
+                        )
+                    } else if refused == nil {
+                        for e in errors { logger.error("write failed: \(e)") }
                     }
-                    confirmed += entries
+                    if refused != nil {
+                        refused?.entries += entries
+                        refused?.own += commands
+                    } else {
+                        confirmed += entries
+                    }
                 case .claim(let part):
                     claimed(try claim.read(part, on: r, reusing: &spare))
                 }
@@ -148,7 +199,26 @@ final class BrokerPipeline {
                 break
             }
         }
+        if let refused {
+            // `lost` took back the writes after the connection broke: the refused ones end `written`.
+            failed(refused.reason)
+            var kept = Array(written.suffix(refused.entries))
+            written.removeLast(refused.entries)
+            for i in kept.indices { kept[i].event = nil }  // its task event is already on its way
+            retrying = kept + retrying
+            own = refused.own + own
+            backoff = min(max(Self.minBackoff, backoff * 2), Self.maxBackoff)
+            retryAt = clock.now() + backoff
+        } else if ops.contains(where: { if case .write = $0 { true } else { false } }), connection != nil {
+            backoff = 0
+        }
         return confirmed
+    }
+
+    /// Count a write that did not land (the metric and `failures`).
+    private func failed(_ reason: String) {
+        failures.modify { $0[reason, default: 0] += 1 }
+        metrics.writeFailed(reason: reason)
     }
 
     /// The chord parts among the first `count` written entries (confirmed), in order,
@@ -175,16 +245,19 @@ final class BrokerPipeline {
     /// sent again (their entries are the last in `written`), the claim forgets its parts.
     private func lost(_ ops: ArraySlice<SentAhead>) {
         var entries = 0
+        var writes = 0
         var ownLost: [[String]] = []
         var parts: [ClaimInFlight] = []
         for op in ops {
             switch op {
             case .write(let n, let commands, _):
                 entries += n
+                writes += 1
                 ownLost += commands
             case .claim(let part): parts.append(part)
             }
         }
+        for _ in 0..<writes { failed("connection") }
         claim.connectionLost(inFlight: parts)
         outbox.requeue(Array(written.suffix(entries)))
         written.removeLast(entries)

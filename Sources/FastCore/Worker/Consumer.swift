@@ -24,6 +24,18 @@ public final class Consumer: @unchecked Sendable {
     let logger: Logger
     let outbox = Outbox()
     public let pool: ExecutorPool
+    /// Writes of results and acks Redis refused (out of memory, read-only, loading) or
+    /// lost with the connection, by reason; each is sent again.
+    public var writeFailures: [String: Int] { pipeline.failures.get() }
+    /// The worker stopped itself warm because too many threads were stuck past their hard
+    /// time limit (`WorkerConfiguration.maxAbandonedThreads`): its process should exit with
+    /// `abandonedThreadsExitStatus` (the threads cannot be stopped) and be started again.
+    public let stoppedForAbandonedThreads = LockedBox(false)
+    /// The exit status of a worker restarting for its stuck threads (EX_TEMPFAIL).
+    public static let abandonedThreadsExitStatus: Int32 = 75
+    /// Chord joins that failed (each tried again, its delivery kept): the body's enqueue
+    /// or the count refused by Redis, or the connection lost.
+    public let chordJoinFailures = LockedBox(0)
     let phase = LockedBox(Phase.consuming)
     let runnerSettings: TaskContext.Settings
     var clock: any WallClock { configuration.clock }
@@ -42,6 +54,7 @@ public final class Consumer: @unchecked Sendable {
     var events = WorkerEvents()
     var autoscaling: AutoscaleDriver
     var revoked = RevokedTasks()
+    var chordJoins = ChordJoinRetries()
     var limiter = RateLimiter()
     /// This worker's claiming lists (restored at connect whatever the claim).
     private let claimLists: ClaimByMove
@@ -81,7 +94,9 @@ public final class Consumer: @unchecked Sendable {
                 hostname: configuration.hostname, logger: logger, leaseClock: leaseClock,
                 claimBytes: configuration.maxClaimBytes)
             : ScriptClaim(hostname: configuration.hostname, claimBytes: configuration.maxClaimBytes)
-        self.pipeline = BrokerPipeline(claim: claim, outbox: outbox, clock: configuration.clock, logger: logger)
+        self.pipeline = BrokerPipeline(
+            claim: claim, outbox: outbox, clock: configuration.clock, logger: logger,
+            metrics: WorkerMetrics(enabled: configuration.metrics))
         self.fetcher = Fetcher(queues: configuration.queues, maxIdle: configuration.maxIdleSeconds)
         self.wakers = QueueWakers(endpoint: configuration.endpoint, logger: logger)
         self.leases = Leases(interval: configuration.leaseInterval, clock: leaseClock)
@@ -127,7 +142,9 @@ public final class Consumer: @unchecked Sendable {
                 break
             }
             if phase == .warm && !unstartedReturned && clock.now() >= giveBackAt { returnUnstarted() }
-            if phase == .warm && unstartedReturned && held.isEmpty && pipeline.own.isEmpty {
+            if phase == .warm && unstartedReturned && held.isEmpty && pipeline.own.isEmpty
+                && !pipeline.hasPendingWrites
+            {
                 var rest = outbox.take(waitingUpTo: 0)
                 if rest.isEmpty {
                     sayGoodbye()
@@ -159,6 +176,7 @@ public final class Consumer: @unchecked Sendable {
             if ensureConnected() {
                 answerControlRequests()
                 sendEvents(now)
+                retryChordJoins(now)
             }
             if phase == .consuming && ensureConnected() {
                 pipeline.own += leases.renewals(now: now, held: held.keys)
@@ -170,7 +188,8 @@ public final class Consumer: @unchecked Sendable {
                 }
             }
             let quiet = fetcher.isQuiet(now: now, wakersArmed: wakers.allArmed(fetcher.order))
-            claimed = exchange(&taken, claiming: phase == .consuming, claimMore: !quiet)
+            // The phase read now: this turn may have stopped claiming (too many stuck threads).
+            claimed = exchange(&taken, claiming: self.phase.get() == .consuming, claimMore: !quiet)
             submitStarted()
             if !quiet { fetcher.turnEnded(claimed: claimed) }
         }
@@ -196,7 +215,9 @@ public final class Consumer: @unchecked Sendable {
         if autoscaling.isActive { next = min(next, autoscaling.nextTick) }
         if pipeline.connection == nil { next = max(min(next, reconnectAt), now) }
         if fetcher.pausedUntil > now { next = min(next, fetcher.pausedUntil) }
+        if pipeline.hasPendingWrites || !pipeline.own.isEmpty { next = max(min(next, pipeline.retryAt), now) }
         next = min(next, hardLimits.nextDeadline)
+        if !chordJoins.isEmpty { next = max(min(next, chordJoins.retryAt), now) }
         return max(0, next - now)
     }
 
@@ -335,27 +356,57 @@ public final class Consumer: @unchecked Sendable {
     }
 
     /// The first `count` written entries were acknowledged: count chord parts, free the
-    /// deliveries and recycle their runners.
+    /// deliveries and recycle their runners. A part whose join failed keeps its delivery
+    /// held (leased, unacknowledged) until a retry (`retryChordJoins`) succeeds.
     private func completed(first count: Int) {
         guard count > 0 else { return }
-        pipeline.forEachConfirmedChordPart(count) { part, tag in joinChord(part, tag: tag) }
-        pipeline.confirm(first: count) { tag in
-            guard var h = held.removeValue(forKey: tag) else { return }
-            processed[h.message.task, default: 0] += 1
-            recycler.recycle(&h, capacity: capacity)
+        var joining: Set<String> = []
+        pipeline.forEachConfirmedChordPart(count) { part, tag in
+            guard !joinChord(part, tag: tag) else { return }
+            chordJoins.failed(part, tag: tag, now: clock.now())
+            if let tag { joining.insert(tag) }
         }
+        pipeline.confirm(first: count) { tag in if !joining.contains(tag) { release(tag) } }
     }
 
-    /// Count a finished header task into its chord, then acknowledge it.
-    /// Until the ack, a crash means a rerun, which the chord's dedupe set absorbs.
-    private func joinChord(_ part: ChordPart, tag: String?) {
-        guard let r = pipeline.connection else { return }
+    /// Let go of a finished delivery: count it, recycle its runner.
+    private func release(_ tag: String) {
+        guard var h = held.removeValue(forKey: tag) else { return }
+        processed[h.message.task, default: 0] += 1
+        recycler.recycle(&h, capacity: capacity)
+    }
+
+    /// Try again the chord joins that failed, when due; a joined part's delivery is acknowledged and let go.
+    func retryChordJoins(_ now: Double) {
+        guard chordJoins.isDue(now), settledConnection() != nil else { return }
+        for (part, tag) in chordJoins.takeAll() {
+            if joinChord(part, tag: tag) {
+                if let tag { release(tag) }
+            } else {
+                chordJoins.failed(part, tag: tag, now: clock.now())
+            }
+        }
+        chordJoins.settled()
+    }
+
+    /// Count a finished header task into its chord (sending the body when it is the last
+    /// one in), then acknowledge it; false when that failed (nothing acknowledged: the
+    /// join is tried again). Until the ack, a crash means a rerun, which the chord's
+    /// dedupe set absorbs.
+    private func joinChord(_ part: ChordPart, tag: String?) -> Bool {
+        guard let r = pipeline.connection else { return false }
         do {
             try ChordJoin.partReturn(part, on: r, routes: configuration.routes, logger: logger, now: clock.now())
             if let tag { pipeline.own += DeliveryClaim.ackCommands(tag: tag) }
+            return true
         } catch {
             logger.error(
-                "chord \(part.groupId): counting \(part.taskId) failed (\(error)); the delivery stays unacknowledged")
+                "chord \(part.groupId): counting \(part.taskId) failed (\(error)); the delivery stays held and the join is tried again"
+            )
+            if case .reply = error {} else { dropConnection(error) }
+            chordJoinFailures.modify { $0 += 1 }
+            metrics.chordJoinFailed()
+            return false
         }
     }
 

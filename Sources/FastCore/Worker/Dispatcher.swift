@@ -113,7 +113,9 @@ extension Consumer {
 
     /// Abandon tasks past their hard time limit: FAILURE `TimeLimitExceeded`, slot replaced.
     func enforceHardLimits(_ now: Double) {
-        for (tag, h, hard) in hardLimits.expired(now: now, held: held, pool: pool) {
+        let expired = hardLimits.expired(now: now, held: held, pool: pool)
+        guard !expired.isEmpty else { return }
+        for (tag, h, hard) in expired {
             let m = h.message
             logger.error("Hard time limit (\(hard)s) exceeded for \(m.task)[\(m.id)]; slot replaced")
             held[tag] = nil
@@ -121,6 +123,17 @@ extension Consumer {
                 m, .failure,
                 TaskFailure(type: "TimeLimitExceeded", arguments: [.double(hard)], module: "billiard.exceptions"))
         }
+        let stuck = pool.abandonedThreads
+        metrics.abandonedThreads(stuck)
+        let limit = configuration.maxAbandonedThreads
+        guard limit > 0, stuck >= limit, phase.get() == .consuming else { return }
+        // Celery recycles a child that cannot be stopped; a thread cannot be killed, so the
+        // worker restarts itself: warm, its supervisor starting it again at the exit status.
+        logger.error(
+            "\(stuck) thread(s) stuck in tasks past their hard time limit (--max-abandoned-threads \(limit)): restarting warm, exit status \(Self.abandonedThreadsExitStatus)"
+        )
+        stoppedForAbandonedThreads.set(true)
+        stop()
     }
 
     /// Store a final state for a task that will not run, and acknowledge it.

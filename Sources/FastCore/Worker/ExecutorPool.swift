@@ -44,6 +44,8 @@ public final class ExecutorPool: @unchecked Sendable {
     public var size: Int { condition.withLock { target } }
     /// Tasks running now.
     public var running: Int { condition.withLock { busy } }
+    /// Threads given up on past a hard time limit that are still inside their task.
+    public var abandonedThreads: Int { condition.withLock { abandoned } }
     /// Tasks queued and not started.
     public var queued: Int { condition.withLock { queue.count - head } }
 

@@ -35,6 +35,11 @@ public struct WorkerConfiguration: Sendable {
     /// Where tasks sent by tasks go.
     public var routes: TaskRoutes
     public var clock: any WallClock
+    /// Threads stuck in tasks past their hard time limit (abandoned, still running) at
+    /// which the worker restarts warm (`--max-abandoned-threads`): it stops claiming,
+    /// gives back what has not started, finishes what runs and exits with
+    /// `Consumer.abandonedThreadsExitStatus` for its supervisor to start it again. 0: never.
+    public var maxAbandonedThreads = 4
     /// Times a delivery may go back to its queue after its worker stopped without
     /// acknowledging it (crashed, killed, lost its connection) before it is dead-lettered
     /// with the reason (`--max-redeliveries`, `RedeliveryLimit`). Celery has no limit; negative: none.

@@ -27,6 +27,25 @@ public struct WorkerMetrics: Sendable {
         }
     }
 
+    /// Redis refused or lost a write of results and acks (`reason`: `oom`, `readonly`,
+    /// `loading`, `connection`…): it is sent again, its deliveries kept.
+    public func writeFailed(reason: String) {
+        guard enabled else { return }
+        handles.counter("celeris_worker_write_failures_total", [("reason", reason)]).increment()
+    }
+
+    /// A chord join failed (its body's enqueue or its count); it is tried again.
+    public func chordJoinFailed() {
+        guard enabled else { return }
+        handles.counter("celeris_worker_chord_join_failures_total").increment()
+    }
+
+    /// Threads given up on past a hard time limit that have not returned yet.
+    public func abandonedThreads(_ count: Int) {
+        guard enabled else { return }
+        Gauge(label: "celeris_worker_abandoned_threads").record(count)
+    }
+
     /// Pool and queue gauges, sampled by the consumer about once a second.
     public func sample(poolSize: Int, running: Int, prefetched: Int, scheduled: Int, queueDepths: [String: Int]) {
         Gauge(label: "celeris_pool_size").record(poolSize)

@@ -23,7 +23,7 @@ final class InProcessWorker {
     init(
         redis: RedisServer, queues: [String] = ["celery"], concurrency: Int = 2, prefetch: Int = 4,
         claimByMove: Bool? = nil, clock: (any WallClock)? = nil, visibilityTimeout: Double? = nil,
-        hostname: String = "celeris@test", routes: TaskRoutes = TaskRoutes(),
+        hostname: String = "celeris@test", routes: TaskRoutes = TaskRoutes(), endpoint: RedisEndpoint? = nil,
         register: (inout TaskRegistry) -> Void = { _ in }, configure: (inout WorkerConfiguration) -> Void = { _ in }
     ) {
         var registry = TaskRegistry()
@@ -33,7 +33,7 @@ final class InProcessWorker {
         var logger = Logger(label: "test-worker") { _ in ErrorRecorder(errors: errors) }
         logger.logLevel = .error
         var configuration = WorkerConfiguration(
-            endpoint: redis.endpoint, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetch,
+            endpoint: endpoint ?? redis.endpoint, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetch,
             hostname: hostname, stepSeconds: 0)
         if let clock { configuration.clock = clock }
         configuration.routes = routes

@@ -36,6 +36,11 @@ public struct DocumentRoot: Sendable {
         resolved == path || resolved.hasPrefix(path == "/" ? "/" : path + "/")
     }
 
+    /// Whether a resolved path inside the root has a hidden (dot) component below the root.
+    func isHidden(resolved: String) -> Bool {
+        resolved.dropFirst(path.count).split(separator: "/").contains { $0.hasPrefix(".") }
+    }
+
     /// A client's path: absolute, or relative to the root; `file://` accepted.
     func absolute(_ location: String) -> String {
         let raw = location.hasPrefix("file://") ? String(location.dropFirst("file://".count)) : location
@@ -43,20 +48,23 @@ public struct DocumentRoot: Sendable {
     }
 
     /// The resolved directory a listing may walk; the same error for a path that does not
-    /// exist, is not a directory, or resolves outside the root.
+    /// exist, is not a directory, is hidden, or resolves outside the root.
     public func directory(_ location: String) throws(DocumentError) -> String {
         let failure = DocumentError("blob location \(location) is not a directory under the documents root")
-        guard let real = DocumentRoot.realPath(absolute(location)), contains(resolved: real) else { throw failure }
+        guard let real = DocumentRoot.realPath(absolute(location)), contains(resolved: real), !isHidden(resolved: real)
+        else { throw failure }
         var st = stat()
         guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw failure }
         return real
     }
 
     /// The resolved path of a document to read; the same error for a path that does not
-    /// exist or resolves outside the root (whether it is a regular file is checked when
+    /// exist, is hidden (a dot name below the root, as listings skip) or resolves outside the root (whether it is a regular file is checked when
     /// it is opened, `FileReader.withRegularFile`).
     public func document(_ location: String) throws(DocumentError) -> String {
-        guard let real = DocumentRoot.realPath(absolute(location)), contains(resolved: real), real != path else {
+        guard let real = DocumentRoot.realPath(absolute(location)), contains(resolved: real), real != path,
+            !isHidden(resolved: real)
+        else {
             throw DocumentError("cannot read \(location): not a readable document under the documents root")
         }
         return real

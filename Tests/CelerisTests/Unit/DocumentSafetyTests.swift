@@ -54,16 +54,21 @@ final class DocumentSafetyTests: RedisTestCase {
         try FileManager.default.createSymbolicLink(atPath: root + "/docs/zero.txt", withDestinationPath: "/dev/zero")
         XCTAssertEqual(try DocumentTasks.text(of: root + "/docs/a.txt", policy: p), "alpha beta gamma")
         XCTAssertEqual(try DocumentTasks.text(of: "a.txt", policy: p), "alpha beta gamma", "relative to the root")
+        _ = try write("docs/.hidden.txt", "hidden")
+        try FileManager.default.createDirectory(atPath: root + "/docs/.git", withIntermediateDirectories: true)
+        _ = try write("docs/.git/config.txt", "hidden too")
         let generic = "not a readable document under the documents root"
         for path in [
             "/etc/passwd", "/etc/does-not-exist", root + "/outside.txt", root + "/docs/../outside.txt",
             root + "/docs/passwd.txt", root + "/docs/sibling.txt", root + "/docs/zero.txt", root + "/docs/missing.txt",
-            "../outside.txt",
+            "../outside.txt", root + "/docs/.hidden.txt", root + "/docs/.git/config.txt",
         ] {
             XCTAssertEqual(extractionError(path, p), "cannot read \(path): \(generic)", path)
         }
         // Directories: the same error for outside, missing and not-a-directory.
-        for location in ["/etc", "/nonexistent/celeris", root, root + "/docs/a.txt", "file:///etc", "../"] {
+        for location in [
+            "/etc", "/nonexistent/celeris", root, root + "/docs/a.txt", "file:///etc", "../", root + "/docs/.git",
+        ] {
             XCTAssertThrowsError(try DocumentStores.store(for: location, policy: p)) {
                 XCTAssertEqual("\($0)", "blob location \(location) is not a directory under the documents root")
             }

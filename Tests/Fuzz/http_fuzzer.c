@@ -47,7 +47,8 @@ static void on_close(ce_conn *c, void *ctx) { (void)c; (void)ctx; closed = 1; }
 /* One loop and server for the whole run, limits small enough to be hit. */
 static void setup(void) {
     loop = ce_loop_new();
-    ce_server_limits limits = { 2048, 4096, 4096, 0, 0, 0 };
+    /* request timers armed (never firing in a run) and an output limit small enough to pause and resume */
+    ce_server_limits limits = { 2048, 4096, 4096, 10000, 10000, 0, 8192 };
     ce_server_callbacks cbs = { on_request, on_http_error, on_ws_message, on_ws_error, on_ws_close, on_close };
     server = ce_server_new(loop, "127.0.0.1", 0, &limits, &cbs, NULL, 0);
     if (!server) abort();

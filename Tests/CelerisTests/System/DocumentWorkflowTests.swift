@@ -134,6 +134,43 @@ final class DocumentWorkflowTests: XCTestCase {
         XCTAssertTrue(frontend.isRunning && worker.isRunning && frontend2.isRunning && rootless.isRunning)
     }
 
+    /// Through the real tasks: a document over `--max-document-bytes` and a link to
+    /// /etc/passwd are per-document errors (the link's says nothing of its target); a FIFO,
+    /// a link to /dev/zero's directory and hidden files are not listed; nothing blocks.
+    func testOversizedAndEscapingDocumentsAreReportedNotRead() throws {
+        let redis = try RedisServer()
+        let port = freePort()
+        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let worker = try Celeris.worker(
+            redis: redis,
+            extra: ["-Q", "fetch_queue,extract_queue,compare_queue", "--max-document-bytes", "100"] + rootFlag)
+        let dir = docsRoot + "/mixed"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(String(repeating: "big words ", count: 20).utf8).write(to: URL(fileURLWithPath: dir + "/big.txt"))
+        try Data("small words fit here".utf8).write(to: URL(fileURLWithPath: dir + "/small.txt"))
+        try Data("hidden".utf8).write(to: URL(fileURLWithPath: dir + "/.hidden.txt"))
+        XCTAssertEqual(mkfifo(dir + "/pipe.txt", 0o600), 0)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/passwd.txt", withDestinationPath: "/etc/passwd")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/dev", withDestinationPath: "/dev")
+        let s = try runWorkflow(port: port, dir: dir)
+        XCTAssertEqual(s["status"], "Completed", "\(s)")
+        let real = try XCTUnwrap(
+            realpath(dir, nil).map { p in
+                defer { free(p) }; return String(cString: p)
+            })
+        XCTAssertEqual(s["result"]?["documents"], 4, "big, small, and the two links leaving the root")
+        XCTAssertEqual(s["result"]?["compared"], 1)
+        let errors = Dictionary(
+            uniqueKeysWithValues: (s["result"]?["errors"]?.arrayValue ?? []).map {
+                (name($0["document"]), $0["error"]?.stringValue ?? "")
+            })
+        XCTAssertEqual(errors["big.txt"], "cannot read \(real)/big.txt: 200 bytes, over the 100-byte limit")
+        XCTAssertEqual(
+            errors["passwd.txt"], "cannot read \(real)/passwd.txt: not a readable document under the documents root")
+        XCTAssertEqual(errors["dev"], "cannot read \(real)/dev: not a readable document under the documents root")
+        XCTAssertTrue(frontend.isRunning && worker.isRunning)
+    }
+
     /// An empty directory (hidden files, a FIFO, an empty subdirectory: nothing to read)
     /// completes at once with an empty comparison, as Celery runs an empty chord's body.
     func testEmptyDirectoryCompletesTheWorkflow() throws {

@@ -215,7 +215,10 @@ public final class Consumer: @unchecked Sendable {
         if autoscaling.isActive { next = min(next, autoscaling.nextTick) }
         if pipeline.connection == nil { next = max(min(next, reconnectAt), now) }
         if fetcher.pausedUntil > now { next = min(next, fetcher.pausedUntil) }
-        if pipeline.hasPendingWrites || !pipeline.own.isEmpty { next = max(min(next, pipeline.retryAt), now) }
+        // A refused write is sent again at `retryAt` (not before: the wait paces the retries).
+        if pipeline.retryAt > now && (pipeline.hasPendingWrites || !pipeline.own.isEmpty) {
+            next = min(next, pipeline.retryAt)
+        }
         next = min(next, hardLimits.nextDeadline)
         if !chordJoins.isEmpty { next = max(min(next, chordJoins.retryAt), now) }
         return max(0, next - now)

@@ -73,6 +73,48 @@ final class BrokerFaultTests: RedisTestCase {
         worker.stop()
     }
 
+    /// The worker's Prometheus counter `celeris_worker_write_failures_total{reason="oom"}`
+    /// counts the writes refused while Redis is out of memory (a spawned `celeris-worker`,
+    /// whose tasks post progress all along); every result lands once the limit is lifted.
+    func testRefusedWritesAreCountedInTheWorkersMetrics() throws {
+        let worker = try MetricsWorker(redis: redis, step: "0.05")
+        let messages = (0..<2).map { _ in TaskMessage(task: "create_task", args: [40]) }
+        try enqueue(messages)
+        XCTAssertTrue(
+            try eventually {
+                try self.client.command("HLEN", "unacked").integer == 2
+                    && messages.allSatisfy { try self.result($0.id)?["status"] == "PROGRESS" }
+            }, worker.log)
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "1").text, "OK")
+        let oom = #"celeris_worker_write_failures_total{reason="oom"}"#
+        XCTAssertTrue(try eventually { try worker.metrics()[oom] ?? 0 >= 2 }, worker.log)
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "0").text, "OK")
+        XCTAssertTrue(
+            try eventually(timeout: 30) {
+                try messages.allSatisfy { try self.result($0.id)?["status"] == "SUCCESS" }
+                    && self.client.command("HLEN", "unacked").integer == 0
+                    && self.client.command("ZCARD", "unacked_index").integer == 0
+            }, worker.log)
+        XCTAssertTrue(worker.isRunning)
+    }
+
+    /// Which error replies make a write "not now" (sent again) and which are the command's
+    /// own fault (logged, as before): an EXECABORT alone (a malformed queued command) or a
+    /// WRONGTYPE would fail the same way again.
+    func testRefusalsThatAreTheServersStateAreRetriedOthersNot() {
+        let oom = "OOM command not allowed when used memory > 'maxmemory'."
+        XCTAssertEqual(
+            WriteFailure(errors: [oom, "EXECABORT Transaction discarded because of previous errors."])?.reason, "oom")
+        XCTAssertEqual(
+            WriteFailure(errors: ["READONLY You can't write against a read only replica."])?.reason, "readonly")
+        XCTAssertEqual(WriteFailure(errors: ["LOADING Redis is loading the dataset in memory"])?.reason, "loading")
+        XCTAssertEqual(WriteFailure(errors: ["BUSY Redis is busy running a script."])?.reason, "busy")
+        XCTAssertNil(WriteFailure(errors: ["EXECABORT Transaction discarded because of previous errors."]))
+        XCTAssertNil(WriteFailure(errors: ["WRONGTYPE Operation against a key holding the wrong kind of value"]))
+        XCTAssertNil(WriteFailure(errors: []))
+    }
+
     /// The server turned replica (as after a failover): writes get READONLY until it is a
     /// master again. Its master is a port nothing listens on, so it keeps its data.
     func testReadOnlyWritesAreKeptAndSentAgain() throws {

@@ -37,7 +37,8 @@ public struct RequestGuard: Sendable {
 
     /// The host name of a `Host` header value (`name[:port]` or `[v6][:port]`), lower case.
     public static func hostName(_ value: String) -> String {
-        let h = value.trimmingCharacters(in: .whitespaces).lowercased()
+        var h = value.lowercased()
+        if h.first == " " || h.last == " " { h = h.trimmingCharacters(in: .whitespaces) }
         if h.hasPrefix("[") {
             guard let end = h.firstIndex(of: "]") else { return h }
             return String(h[h.index(after: h.startIndex)..<end])
@@ -51,7 +52,7 @@ public struct RequestGuard: Sendable {
     public func hostRefusal(_ request: HTTPRequest) -> FrontendError? {
         guard let allowedHosts, let value = request.header("Host") else { return nil }
         let name = Self.hostName(value)
-        guard allowedHosts.contains(where: { fnmatch($0, name, 0) == 0 }) else {
+        guard allowedHosts.contains(name) || allowedHosts.contains(where: { fnmatch($0, name, 0) == 0 }) else {
             return FrontendError(400, "host_not_allowed", "this server does not answer for host '\(name)'")
         }
         return nil

@@ -1,5 +1,6 @@
-import FastCore
+@testable import FastCore
 import Foundation
+import Logging
 import XCTest
 
 /// Size bounds in the worker: a message larger than `--max-message-bytes` is
@@ -81,5 +82,37 @@ final class MessageSizeBoundTests: RedisTestCase {
         XCTAssertTrue(try eventually(timeout: 10) { try self.client.command("EXISTS", "unacked").integer == 0 })
         worker.stop()
         XCTAssertEqual(try client.command("EXISTS", "celery", "celeris.dead_letter").integer, 0)
+    }
+
+    /// A claim by move cannot see sizes before it moves: it moves as many as the bound
+    /// holds of the largest message the last claim took. With a bound of three messages,
+    /// the first claim (the script's: no lengths known yet) stops at three, and the claim
+    /// by move after it plans three, not the twenty it has room for.
+    func testClaimByMoveSizesItsBatchFromTheLargestMessageSeen() throws {
+        let messages = (0..<40).map { message(bytes: 2000, $0) }
+        let size = messages[0].envelope().utf8.count
+        try enqueue(messages)
+        let claim = MoveClaim(hostname: "m@test", logger: Logger(label: "test"), claimBytes: size * 3)
+        var spare = SpareBuffers()
+        XCTAssertEqual(try claim.connected(on: client, held: { _ in false }), 0, "loads the claim script")
+        func claimOnce() throws -> (parts: [ClaimInFlight], took: [Delivery]) {
+            var inFlight: [ClaimInFlight] = []
+            try claim.send(room: 20, queues: ["celery"], now: CeleryTime.now(), on: client, into: &inFlight)
+            var took: [Delivery] = []
+            for part in inFlight {
+                if case .took(let d, _) = try claim.read(part, on: client, reusing: &spare) { took += d }
+            }
+            return (inFlight, took)
+        }
+        let first = try claimOnce()
+        XCTAssertEqual(first.took.map(\.tag), messages[..<3].map(\.deliveryTag), "the script stops at the bound")
+        let second = try claimOnce()
+        let planned = second.parts.compactMap { part -> Int? in
+            guard case .move(let plan) = part else { return nil }
+            return plan.reduce(0) { $0 + $1.count }
+        }
+        XCTAssertEqual(planned, [3], "one claim by move, of three")
+        XCTAssertEqual(second.took.map(\.tag), messages[3..<6].map(\.deliveryTag))
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 34)
     }
 }

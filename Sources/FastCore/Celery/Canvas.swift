@@ -77,6 +77,14 @@ public indirect enum Canvas: Sendable {
             let gid = TaskMessage.newId()
             let bodyId = body.freeze()
             body.setOption("group_id", .string(gid))
+            guard !header.isEmpty else {
+                // No header task will ever finish to count the chord down: as Celery's
+                // `_chord.run` does (`body.delay([])`), the body is sent now, given the
+                // empty list of results (the parent's result is the header's, so dropped).
+                return Canvas.task(body).emit(
+                    into: &out, producer: &producer, routes: routes, parent: parent, partial: .array([]), chain: rest,
+                    group: nil)
+            }
             if !rest.isEmpty { body.setOption("chain", .array(rest)) }
             out.append(["DEL", Canvas.setPrefix + gid + ".c"])
             out.append([

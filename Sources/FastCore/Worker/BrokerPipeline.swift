@@ -73,6 +73,10 @@ final class BrokerPipeline {
     /// Whether a write may go out now (none was refused, or its backoff has passed).
     private var mayWrite: Bool { backoff == 0 || clock.now() >= retryAt }
 
+    /// Writes wait for the backoff after a refusal: commands that would only be superseded
+    /// by the time they go out (lease renewals) are better not added now.
+    var isHoldingWrites: Bool { !mayWrite }
+
     /// Whether replies are awaited.
     var isWaiting: Bool { !sentAhead.isEmpty }
 

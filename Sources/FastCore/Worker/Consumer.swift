@@ -179,7 +179,8 @@ public final class Consumer: @unchecked Sendable {
                 retryChordJoins(now)
             }
             if phase == .consuming && ensureConnected() {
-                pipeline.own += leases.renewals(now: now, held: held.keys)
+                // No renewals pile up behind a refused write (the next one after the backoff renews).
+                if !pipeline.isHoldingWrites { pipeline.own += leases.renewals(now: now, held: held.keys) }
                 recoverStale(now)
                 if autoscaling.isDue(now), let r = settledConnection() {
                     autoscaling.tick(

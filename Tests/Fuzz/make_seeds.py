@@ -73,6 +73,19 @@ for body in ('{"method": "pool_grow", "arguments": {"n": 9223372036854775807}, "
              '{"method": "time_limit", "arguments": {"task_name": "add", "soft": -1, "hard": 1e308}}',
              '{"method": "ping", "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": "r"}}'):
     seed("control_request", b"\x01" + body.encode())
+# Task bodies with canvases in the embed (chain steps, links, chord callbacks, nested parts).
+sig = lambda task, **kw: dict({"task": task, "args": [], "kwargs": {}, "options": {"task_id": "i-" + task},
+                               "subtask_type": None, "immutable": False}, **kw)
+embeds = [
+    {"callbacks": None, "errbacks": None, "chain": [sig("c"), sig("b", options=None)], "chord": None},
+    {"callbacks": [sig("link")], "errbacks": [sig("err")], "chain": None, "chord": sig("tsum")},
+    {"callbacks": None, "errbacks": None, "chord": None, "chain": [
+        sig("chord", subtask_type="chord", kwargs={"header": sig("group", subtask_type="group", kwargs={
+            "tasks": [sig("x"), sig("y")]}), "body": sig("tsum")}),
+        sig("chain", subtask_type="chain", kwargs={"tasks": [sig("p"), sig("q", immutable=True)]})]},
+]
+for embed in embeds:
+    seed("envelope", b"\x01" + dumps([[1, 2], {"k": "v"}, embed]).encode())
 for text in ("2026-11-21T07:31:05.219234+00:00", "2026-11-21T07:31:05Z", "2026-11-21T07:31:05",
              "2026-11-21T07:31:05.5-05:30", "9999-12-31T23:59:59.999999+00:00", "0001-01-01T00:00:00+00:00"):
     seed("celery_time", text)

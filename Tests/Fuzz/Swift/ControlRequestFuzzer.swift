@@ -22,6 +22,16 @@ public func fuzzControlRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CIn
     guard let request = ControlRequest(envelope: envelope, now: 1_700_000_000) else { return 0 }
     _ = request.isFor("celery@host")
     _ = request.arguments.serialized()
+    // The arguments as RemoteControlHandler reads them.
+    _ = request.lacks("n")
+    _ = request.integer("n", in: 1...ControlRequest.maxConcurrency)
+    _ = request.integer("max", in: 1...ControlRequest.maxConcurrency)
+    _ = request.seconds("soft", in: 0...ControlRequest.maxTimeLimit)
+    _ = request.seconds("hard", in: 0...ControlRequest.maxTimeLimit)
+    if let text = request.arguments["rate_limit"]?.stringValue, let rate = RateLimit(text) {
+        precondition(rate.perSecond == 0 || rate.perSecond >= RateLimit.minimumPerSecond, "rate below the bound")
+        _ = CeleryTime.isoformat(1_700_000_000 + 1 / max(rate.perSecond, RateLimit.minimumPerSecond))
+    }
     if let replyTo = request.replyTo {
         _ = KombuEnvelope.make(
             body: ["celery@host": ["ok": "pong"]], headers: ["ticket": request.ticket.map(JSON.string) ?? .null],

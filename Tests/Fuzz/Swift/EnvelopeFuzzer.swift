@@ -2,7 +2,9 @@
 // the shape: 0 the input is the whole envelope; otherwise it is the body (the task's
 // `[args, kwargs, embed]` JSON), wrapped in a Celery 5.7 envelope, base64 or not.
 // A message that decodes must re-encode and decode again to the same fields, and
-// its lazily read headers and reply_to must be readable.
+// its lazily read headers and reply_to must be readable; its follow-ups (embed.chain,
+// embed.callbacks, embed.chord) decode as the worker decodes them before the task runs
+// and, when they do, make the commands the worker would send after it.
 @testable import FastCore
 
 private let headers =
@@ -47,8 +49,40 @@ public func fuzzEnvelope(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     precondition(back.bodyJSON() == message.bodyJSON(), "body changed on re-encode")
     precondition(back.eta == message.eta && back.expires == message.expires, "eta/expires changed on re-encode")
     precondition(back.retries == message.retries && back.priority == message.priority, "retries/priority changed")
+    followUps(of: message)
     // A recycled message decodes the next envelope over its own storage.
     var recycled = message
     _ = try? recycled.decode(envelope, queue: "celery", deliveryTag: "tag")
     return 0
+}
+
+/// What `TaskContext` does with a message's embed: decode the chain's next step, the link
+/// callbacks and a header's chord callback (a `TaskFailure` fails the task), then emit them.
+private func followUps(of message: TaskMessage) {
+    let embed = message.embed
+    func list(_ key: String) throws(TaskFailure) -> [JSON] {
+        switch embed[key] {
+        case nil, .null?: return []
+        case .array(let items)?: return items
+        default: throw TaskFailure(type: "ValueError", message: "malformed embed.\(key)")
+        }
+    }
+    do {
+        var rest = try list("chain")
+        let next = try rest.popLast().map { (step) throws(TaskFailure) in try Canvas(decoding: step, at: "chain") }
+        var links: [Canvas] = []
+        for link in try list("callbacks") { links.append(try Canvas(decoding: link, at: "callbacks")) }
+        if let chord = embed["chord"], !chord.isNull { _ = try Signature(decoding: chord, at: "chord") }
+        var out: [[String]] = []
+        var producer = TaskProducer()
+        let routes = TaskRoutes(rules: [("a*", "qa")])
+        _ = next?.emit(
+            into: &out, producer: &producer, routes: routes, parent: message, partial: 5, chain: rest, group: nil)
+        for link in links {
+            _ = link.emit(
+                into: &out, producer: &producer, routes: routes, parent: message, partial: nil, chain: [], group: nil)
+        }
+    } catch {
+        _ = error.resultJSON
+    }
 }

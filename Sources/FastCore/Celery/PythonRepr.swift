@@ -5,6 +5,141 @@ public enum PythonRepr {
     /// Celery's `Task.resultrepr_maxsize`: the most characters (code points) of a
     /// value's repr that a log line or a task event carries.
     public static let resultMaxLength = 1024
+    /// Celery's `AMQP.argsrepr_maxsize`: the budget of a message's `argsrepr` header.
+    public static let argsMaxLength = 1024
+    /// Celery's `AMQP.kwargsrepr_maxsize`: the budget of a message's `kwargsrepr` header.
+    public static let kwargsMaxLength = 1024
+    /// Celery's `task_repr_maxlevels` default: containers nested deeper show as `[...]`/`{...}`.
+    public static let maxLevels = 3
+
+    /// The positional arguments as Celery 5.7 writes `argsrepr`:
+    /// `saferepr(tuple(args), limit, maxlevels)` (see `saferepr(_:limit:maxLevels:)`).
+    ///
+    ///     PythonRepr.saferepr(args: [2, 3])  // "(2, 3)"
+    public static func saferepr(args: [JSON], limit: Int = argsMaxLength, maxLevels: Int = maxLevels) -> String {
+        var out = ""
+        var budget = limit
+        _ = safeContainer(
+            open: "(", close: args.count == 1 ? ",)" : ")", count: args.count, level: 0, maxLevels: maxLevels,
+            out: &out, budget: &budget
+        ) { i, out, budget in safeValue(args[i], level: 1, maxLevels: maxLevels, out: &out, budget: &budget) }
+        return out
+    }
+
+    /// The keyword arguments as Celery 5.7 writes `kwargsrepr`: `saferepr(kwargs, limit, maxlevels)`.
+    ///
+    ///     PythonRepr.saferepr(kwargs: [("y", 3)])  // "{'y': 3}"
+    public static func saferepr(
+        kwargs: [(key: String, value: JSON)], limit: Int = kwargsMaxLength, maxLevels: Int = maxLevels
+    ) -> String {
+        var out = ""
+        var budget = limit
+        _ = safeValue(.object(kwargs), level: 0, maxLevels: maxLevels, out: &out, budget: &budget)
+        return out
+    }
+
+    /// Celery's `saferepr(v, limit, maxlevels)` (celery/utils/saferepr.py, 5.7) for a JSON
+    /// value, token for token: each string or number is cut to what is left of the budget
+    /// (`truncate`: at its last space, then `...`), a string is quoted with only `'`
+    /// escaped, containers nested `maxLevels` deep show as `[...]`/`{...}`; once the budget
+    /// is spent, a container's last closing bracket still shows, anything else becomes
+    /// `, ...` followed by the brackets still open. So the text is about `limit` code points
+    /// (a little over: the cut piece's `...`, quotes and brackets), and building it costs
+    /// about that much whatever the value's size.
+    ///
+    ///     PythonRepr.saferepr(.array([.string(String(repeating: "x", count: 100_000))]), limit: 1024)
+    ///     // "['xxx…x...']" (1023 x)
+    public static func saferepr(_ v: JSON, limit: Int, maxLevels: Int = maxLevels) -> String {
+        var out = ""
+        var budget = limit
+        _ = safeValue(v, level: 0, maxLevels: maxLevels, out: &out, budget: &budget)
+        return out
+    }
+
+    /// One non-closing token: false (and `, ...` written) when the budget is already spent.
+    private static func safeToken(_ out: inout String, _ budget: inout Int, _ make: (Int) -> String) -> Bool {
+        guard budget > 0 else {
+            out += ", ..."
+            return false
+        }
+        let text = make(budget)
+        out += text
+        budget -= text.unicodeScalars.count
+        return true
+    }
+
+    /// One value; false when the budget ran out inside it (its open brackets already closed).
+    private static func safeValue(
+        _ v: JSON, level: Int, maxLevels: Int, out: inout String, budget: inout Int
+    ) -> Bool {
+        switch v {
+        case .array(let items):
+            return safeContainer(
+                open: "[", close: "]", count: items.count, level: level, maxLevels: maxLevels, out: &out,
+                budget: &budget
+            ) { i, out, budget in
+                safeValue(items[i], level: level + 1, maxLevels: maxLevels, out: &out, budget: &budget)
+            }
+        case .object(let pairs):
+            return safeContainer(
+                open: "{", close: "}", count: pairs.count, level: level, maxLevels: maxLevels, out: &out,
+                budget: &budget
+            ) { i, out, budget in
+                safeToken(&out, &budget) { quoted(pairs[i].key, max: $0) }
+                    && safeToken(&out, &budget) { _ in ": " }
+                    && safeValue(pairs[i].value, level: level + 1, maxLevels: maxLevels, out: &out, budget: &budget)
+            }
+        case .string(let s):
+            return safeToken(&out, &budget) { quoted(s, max: $0) }
+        default:
+            return safeToken(&out, &budget) { truncate(repr(v), max: $0) }
+        }
+    }
+
+    /// `open`, the `count` elements (each written by `element`) separated by `, `, `close`.
+    private static func safeContainer(
+        open: String, close: String, count: Int, level: Int, maxLevels: Int, out: inout String, budget: inout Int,
+        element: (Int, inout String, inout Int) -> Bool
+    ) -> Bool {
+        if maxLevels > 0, level >= maxLevels {
+            return safeToken(&out, &budget) { _ in open + "..." + close }
+        }
+        // A container whose opening is refused is not shown at all (nor its closing).
+        guard safeToken(&out, &budget, { _ in open }) else { return false }
+        for i in 0..<count {
+            guard element(i, &out, &budget), i == count - 1 || safeToken(&out, &budget, { _ in ", " }) else {
+                out += close
+                return false
+            }
+        }
+        // A closing bracket always shows, spent budget or not.
+        out += close
+        budget -= close.unicodeScalars.count
+        return true
+    }
+
+    /// Celery's `_format_chars`: `s` truncated to `max`, with `'` escaped, in single quotes.
+    private static func quoted(_ s: String, max: Int) -> String {
+        let cut = truncate(s, max: max)
+        guard cut.utf8.contains(0x27) else { return "'" + cut + "'" }
+        return "'" + cut.replacingOccurrences(of: "'", with: "\\'") + "'"
+    }
+
+    /// Celery's `truncate(s, maxlen)`: a text of `max` code points or more is cut to its
+    /// first `max`, then back to before its last space, and ends in `...`.
+    private static func truncate(_ s: String, max: Int) -> String {
+        guard max > 0, s.utf8.count >= max else { return s }  // fewer bytes than max: fewer code points too
+        var head = String.UnicodeScalarView()
+        var taken = 0
+        for u in s.unicodeScalars {
+            guard taken < max else { break }
+            head.append(u)
+            taken += 1
+        }
+        guard taken >= max else { return s }
+        if let space = head.lastIndex(of: " ") { head = String.UnicodeScalarView(head[..<space]) }
+        return String(head) + "..."
+    }
 
     public static func repr(_ v: JSON) -> String {
         switch v {

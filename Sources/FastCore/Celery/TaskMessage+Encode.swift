@@ -2,16 +2,14 @@
 /// equal by `EnvelopeCodecTests.testEncodedEnvelopeHasEveryHeaderAndPropertyCeleryWrites`) and its
 /// kombu envelope (`KombuEnvelope.write`).
 extension TaskMessage {
-    /// Python's repr of the positional arguments, e.g. `(2, 3)`.
-    public var argsRepr: String {
-        let inner = args.map(PythonRepr.repr).joined(separator: ", ")
-        return args.count == 1 ? "(\(inner),)" : "(\(inner))"
-    }
+    /// The positional arguments as Celery writes the `argsrepr` header, e.g. `(2, 3)`: its
+    /// `saferepr`, cut at `argsrepr_maxsize` (`PythonRepr.argsMaxLength`), so a large
+    /// argument costs no header (nor task event, nor retry error) more than about 1 KiB.
+    public var argsRepr: String { PythonRepr.saferepr(args: args) }
 
-    /// Python's repr of the keyword arguments, e.g. `{'y': 3}`.
-    public var kwargsRepr: String {
-        "{" + kwargs.map { "'\($0.key)': \(PythonRepr.repr($0.value))" }.joined(separator: ", ") + "}"
-    }
+    /// The keyword arguments as Celery writes the `kwargsrepr` header, e.g. `{'y': 3}`: its
+    /// `saferepr`, cut at `kwargsrepr_maxsize` (`PythonRepr.kwargsMaxLength`).
+    public var kwargsRepr: String { PythonRepr.saferepr(kwargs: kwargs) }
 
     /// The protocol-v2 headers, in Celery 5.7's order.
     public func protocolHeaders() -> JSON {

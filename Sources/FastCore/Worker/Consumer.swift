@@ -103,7 +103,9 @@ public final class Consumer: @unchecked Sendable {
         self.recoverer = Recoverer(
             visibilityTimeout: configuration.visibilityTimeout, interval: configuration.recoveryInterval,
             clock: leaseClock, redeliveries: configuration.redeliveryLimit)
-        self.pool = ExecutorPool(size: configuration.autoscale?.min ?? configuration.concurrency)
+        self.pool = ExecutorPool(
+            size: configuration.autoscale?.min ?? configuration.concurrency,
+            replacingAbandonedBelow: configuration.maxAbandonedThreads)
         self.runnerSettings = TaskContext.Settings(
             stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
             events: LockedBox(configuration.events), routes: configuration.routes,

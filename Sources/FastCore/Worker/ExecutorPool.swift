@@ -20,9 +20,13 @@ public final class ExecutorPool: @unchecked Sendable {
     private var busy = 0
     private var closed = false
     private let name: String
+    /// At this many abandoned threads still running, an abandoned one is not replaced
+    /// (the worker restarts: nothing queued should start now); 0: always replaced.
+    private let replacesBelow: Int
 
-    public init(size: Int, name: String = "celeris-task") {
+    public init(size: Int, name: String = "celeris-task", replacingAbandonedBelow limit: Int = 0) {
         self.name = name
+        replacesBelow = max(0, limit)
         target = max(1, size)
         condition.lock()
         spawnMissing()
@@ -76,13 +80,14 @@ public final class ExecutorPool: @unchecked Sendable {
         }
     }
 
-    /// A runner passed its hard time limit: give up on its thread and start another.
+    /// A runner passed its hard time limit: give up on its thread and start another
+    /// (unless that makes `replacingAbandonedBelow` abandoned threads).
     public func abandon(_ runner: TaskContext) {
         condition.withLock {
             guard runner.markAbandoned() else { return }
             abandoned += 1
             busy -= 1
-            spawnMissing()
+            if replacesBelow == 0 || abandoned < replacesBelow { spawnMissing() }
         }
     }
 

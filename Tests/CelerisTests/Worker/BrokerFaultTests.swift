@@ -222,15 +222,16 @@ final class BrokerFaultTests: RedisTestCase {
     }
 
     /// A hard time limit abandons a thread it cannot stop; at `maxAbandonedThreads` of
-    /// them the worker restarts warm: it stops claiming (the third task stays queued),
-    /// reports the stuck threads, and stops with `stoppedForAbandonedThreads` set.
+    /// them the worker restarts warm: the last one is not replaced, nothing more starts,
+    /// what it had claimed ahead goes back to the queue, and it stops with
+    /// `stoppedForAbandonedThreads` set (the executable then exits with status 75).
     func testStuckThreadsBeyondTheBoundRestartTheWorkerWarm() throws {
         let clock = ManualClock(CeleryTime.now())
         let release = DispatchSemaphore(value: 0)
         let running = LockedBox(0)
         defer { for _ in 0..<3 { release.signal() } }
         let worker = InProcessWorker(
-            redis: redis, concurrency: 1, prefetch: 1, clock: clock,
+            redis: redis, concurrency: 1, prefetch: 2, clock: clock,
             register: { r in
                 r.register("stuck") { _ in
                     running.modify { $0 += 1 }
@@ -243,15 +244,18 @@ final class BrokerFaultTests: RedisTestCase {
         try enqueue(stuck)
         XCTAssertTrue(eventually { running.get() == 1 }, "the first started")
         clock.advance(10.5)
-        XCTAssertTrue(eventually { running.get() == 2 }, "the second started in the replaced slot")
+        // The second runs in the replaced slot; the third is claimed ahead behind it.
+        XCTAssertTrue(
+            try eventually { try running.get() == 2 && self.client.command("LLEN", "celery").integer == 0 },
+            "the second started, the third claimed")
         XCTAssertEqual(worker.consumer.pool.abandonedThreads, 1)
         XCTAssertFalse(worker.consumer.stoppedForAbandonedThreads.get())
         clock.advance(10.5)
         XCTAssertTrue(eventually { worker.consumer.stoppedForAbandonedThreads.get() }, "restarting")
-        XCTAssertEqual(worker.consumer.pool.abandonedThreads, 2)
         worker.stop()  // the loop has ended (it waits at most 10 s)
+        XCTAssertEqual(worker.consumer.pool.abandonedThreads, 2)
         XCTAssertEqual(running.get(), 2, "nothing more started")
-        XCTAssertEqual(try client.command("LLEN", "celery").integer, 1, "the third is still queued")
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 1, "the third went back to its queue")
         for m in stuck.prefix(2) {
             XCTAssertEqual(try result(m.id)?["result"]?["exc_type"], "TimeLimitExceeded")
         }

@@ -1,3 +1,4 @@
+import FastCore
 import Foundation
 
 #if canImport(Glibc)
@@ -106,17 +107,29 @@ final class TCPProxy: @unchecked Sendable {
                 continue
             }
             gate.withLock { sockets += [client, server] }
-            Thread { [self] in pump(from: client, to: server) }.start()
-            Thread { [self] in pump(from: server, to: client) }.start()
+            let ends = LockedBox(2)  // the second pump to end closes both sockets
+            Thread { [self] in pump(from: client, to: server, ends: ends) }.start()
+            Thread { [self] in pump(from: server, to: client, ends: ends) }.start()
         }
     }
 
-    /// Copy `from` to `to` while not paused; at either end's close, close both.
-    private func pump(from: Int32, to: Int32) {
+    /// Copy `from` to `to` while not paused; at either end's close, shut both down (the
+    /// other pump then ends too, and the last one closes them).
+    private func pump(from: Int32, to: Int32, ends: LockedBox<Int>) {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         defer {
             shutdown(from, Int32(SHUT_RDWR))
             shutdown(to, Int32(SHUT_RDWR))
+            if ends.modify({ n -> Int in
+                n -= 1
+                return n
+            }) == 0 {
+                gate.withLock {
+                    sockets.removeAll { $0 == from || $0 == to }
+                    close(from)
+                    close(to)
+                }
+            }
         }
         while mayForward() {
             // Wait for bytes (bounded, so a pause that starts now is seen before the next read).

@@ -54,6 +54,10 @@ final class ScriptClaim: ClaimStrategy {
         guard case .script(let pending) = part else { return .none }
         do throws(RedisError) {
             guard let took = try claim.finish(pending, on: redis, reusing: &spare) else { return .scriptLost(pending) }
+            // A claim its byte bound stopped short says nothing of the queues' being drained.
+            if took.count < pending.max, let bound = claim.claimBytes, took.reduce(0, { $0 + $1.raw.count }) >= bound {
+                return .took(took, asked: nil)
+            }
             return .took(took, asked: pending.max)
         } catch {
             guard case .reply(let m) = error else { throw error }

@@ -115,4 +115,29 @@ final class MessageSizeBoundTests: RedisTestCase {
         XCTAssertEqual(second.took.map(\.tag), messages[3..<6].map(\.deliveryTag))
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 34)
     }
+
+    /// A claim its byte bound stopped short of what it asked for does not tell the
+    /// fetcher the queues are drained (it would wait for a waker or the idle poll before
+    /// claiming again); a claim that found the queue empty still does.
+    func testAClaimCutByItsByteBoundDoesNotCallTheQueuesDrained() throws {
+        let messages = (0..<5).map { message(bytes: 3000, $0) }
+        let size = messages[0].envelope().utf8.count
+        try enqueue(messages)
+        let claim = ScriptClaim(hostname: "s@test", claimBytes: size * 2)
+        XCTAssertEqual(try claim.connected(on: client, held: { _ in false }), 0, "loads the claim script")
+        var spare = SpareBuffers()
+        var fetcher = Fetcher(queues: ["celery"], maxIdle: 0.02)
+        func claimOnce() throws {
+            var inFlight: [ClaimInFlight] = []
+            try claim.send(room: 8, queues: ["celery"], now: 0, on: client, into: &inFlight)
+            for part in inFlight { fetcher.apply(try claim.read(part, on: client, reusing: &spare), now: 0) }
+        }
+        try claimOnce()
+        XCTAssertEqual(fetcher.claimedAhead.map(\.tag), messages[..<2].map(\.deliveryTag))
+        XCTAssertFalse(fetcher.queuesLookEmpty, "cut by its bound, not drained")
+        try claimOnce()
+        try claimOnce()
+        XCTAssertEqual(fetcher.claimedAhead.map(\.tag), messages.map(\.deliveryTag))
+        XCTAssertTrue(fetcher.queuesLookEmpty, "the last claim took one of the eight it asked for")
+    }
 }

@@ -35,6 +35,7 @@ struct AutoscaleDriver {
             metrics.sample(
                 poolSize: pool.size, running: pool.running, prefetched: pool.queued, scheduled: scheduled,
                 queueDepths: perQueue)
+            metrics.abandonedThreads(pool.abandonedThreads)
         }
         guard var s = scaler else { return }
         let size = pool.size

@@ -40,7 +40,8 @@ public struct WorkerMetrics: Sendable {
         handles.counter("celeris_worker_chord_join_failures_total").increment()
     }
 
-    /// Threads given up on past a hard time limit that have not returned yet.
+    /// Threads given up on past a hard time limit that have not returned yet (recorded at
+    /// each abandonment and with the once-a-second samples, so it falls as they return).
     public func abandonedThreads(_ count: Int) {
         guard enabled else { return }
         Gauge(label: "celeris_worker_abandoned_threads").record(count)

@@ -78,4 +78,36 @@ final class LeaseClockTests: RedisTestCase {
         worker.stop()
         XCTAssertEqual(try client.command("EXISTS", "unacked", "unacked_index").integer, 0)
     }
+
+    /// A worker 30 s behind Redis claiming by move stamps a claim's `unacked` records (and
+    /// its registration, with the same stamp) in Redis's time too (a one-message claim bound makes it move one
+    /// at a time, so claims by move follow the first, the script's).
+    func testWorkerBehindRedisStampsClaimsByMoveInRedisTime() throws {
+        let release = DispatchSemaphore(value: 0)
+        let messages = (0..<12).map { _ in TaskMessage(task: "hold", args: []) }
+        try enqueue(messages)
+        try client.command("CONFIG", "RESETSTAT")
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 1, prefetch: 8, claimByMove: true, clock: ManualClock(CeleryTime.now() - skew),
+            visibilityTimeout: visibilityTimeout, hostname: "behind@test",
+            register: { registry in
+                registry.register("hold") { _ in
+                    release.wait()
+                    return .null
+                }
+            }, configure: { $0.maxClaimBytes = 1 })
+        XCTAssertTrue(try eventually(timeout: 10) { try self.client.command("HLEN", "unacked").integer == 8 })
+        let stats = try client.command("INFO", "commandstats").text ?? ""
+        XCTAssertTrue(stats.contains("cmdstat_sort:calls="), "claimed by move")
+        let now = try redisNow()
+        let scores = try client.command("ZRANGE", "unacked_index", "0", "-1", "WITHSCORES").elements?.compactMap(\.text)
+        for i in stride(from: 1, to: scores?.count ?? 0, by: 2) {
+            let lease = try XCTUnwrap(scores.flatMap { Double($0[i]) })
+            XCTAssertEqual(lease, now, accuracy: 3, "stamped in Redis's time, not 30 s behind it")
+        }
+        XCTAssertEqual(scores?.count, 16)
+        for _ in messages { release.signal() }
+        XCTAssertTrue(try eventually(timeout: 20) { try self.client.resultCount() == 12 })
+        worker.stop()
+    }
 }

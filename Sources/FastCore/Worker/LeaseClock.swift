@@ -41,7 +41,7 @@ final class LeaseClock {
         let reply = try redis.command("TIME")
         let after = DispatchTime.now().uptimeNanoseconds
         guard let parts = reply.elements, parts.count == 2, let seconds = parts[0].text.flatMap(Double.init),
-            let micros = parts[1].text.flatMap(Double.init)
+            let micros = parts[1].text.flatMap(Double.init), seconds.isFinite, micros.isFinite
         else { throw .reply("TIME returned \(reply)") }
         let sinceStart = ((Double(before) + Double(after)) / 2 - Double(startUptime)) / 1e9
         offset = seconds + micros / 1e6 - (startTime + sinceStart)

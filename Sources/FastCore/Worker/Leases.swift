@@ -17,7 +17,11 @@ struct Leases {
     }
 
     /// A lease's time as kombu's `unacked_index` scores it here: whole seconds, rounded up.
-    static func stamp(_ now: Double) -> String { String(Int(now.rounded(.up))) }
+    /// (A time beyond ±1e15 s, or not finite, is clamped: never trapped on.)
+    static func stamp(_ now: Double) -> String {
+        guard now.isFinite else { return now > 0 ? "1000000000000000" : "-1000000000000000" }
+        return String(Int(min(max(now, -1e15), 1e15).rounded(.up)))
+    }
 
     /// The commands renewing every held delivery's lease, when a renewal is due (else none).
     mutating func renewals(now: Double, held: some Collection<String>) -> [[String]] {

@@ -1,4 +1,4 @@
-import FastCore
+@testable import FastCore
 import Foundation
 import XCTest
 
@@ -109,5 +109,16 @@ final class LeaseClockTests: RedisTestCase {
         for _ in messages { release.signal() }
         XCTAssertTrue(try eventually(timeout: 20) { try self.client.resultCount() == 12 })
         worker.stop()
+    }
+
+    /// A lease stamp is whole seconds rounded up; a time that is not finite or beyond
+    /// ±1e15 s is clamped (`Int(Double)` would trap on it).
+    func testLeaseStampsClampInsteadOfTrapping() {
+        XCTAssertEqual(Leases.stamp(1_796_392_176.2), "1796392177")
+        XCTAssertEqual(Leases.stamp(.nan), "-1000000000000000")
+        XCTAssertEqual(Leases.stamp(.infinity), "1000000000000000")
+        XCTAssertEqual(Leases.stamp(-.infinity), "-1000000000000000")
+        XCTAssertEqual(Leases.stamp(1e300), "1000000000000000")
+        XCTAssertEqual(Leases.stamp(-1e300), "-1000000000000000")
     }
 }

@@ -104,6 +104,10 @@ for text in ('{"a": [1, 2.5e-3, -0, "x\\n\\u0041\\ud800"], "b": {"c": null}}', "
              "123456789012345678901234567890", "1e400", "[" * 600 + "]" * 600, '"\\ud83d\\ude00"'):
     seed("json", text)
 
+for text in ("+OK\r\n", "-ERR wrong\r\n", ":42\r\n", "$-1\r\n", "*-1\r\n", "$3\r\nabc\r\n",
+             "*2\r\n$1\r\na\r\n:1\r\n", "*3\r\n*1\r\n*0\r\n$0\r\n\r\n+QUEUED\r\n",
+             "*2\r\n*2\r\n$5\r\ncount\r\n:3\r\n*1\r\n$-1\r\n", "LPUSH\0celery\0{}"):
+    seed("resp", text)
 for target, items in sorted(corpora.items()):
     out = os.path.join(ROOT, "corpus", target)
     os.makedirs(out, exist_ok=True)

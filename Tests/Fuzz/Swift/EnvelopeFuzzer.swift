@@ -50,6 +50,11 @@ public func fuzzEnvelope(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     precondition(back.eta == message.eta && back.expires == message.expires, "eta/expires changed on re-encode")
     precondition(back.retries == message.retries && back.priority == message.priority, "retries/priority changed")
     followUps(of: message)
+    // The dispatcher's reading of eta and expires, and `inspect`'s writing of them.
+    for time in [message.eta, message.expires] {
+        if let epoch = time.flatMap(CeleryTime.parse) { _ = CeleryTime.isoformat(epoch) }
+    }
+    _ = PythonRepr.truncated(message.argsRepr)
     // A recycled message decodes the next envelope over its own storage.
     var recycled = message
     _ = try? recycled.decode(envelope, queue: "celery", deliveryTag: "tag")

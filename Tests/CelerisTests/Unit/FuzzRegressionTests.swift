@@ -23,4 +23,38 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(CeleryTime.isoformat(.nan), "1970-01-01T00:00:00.000000+00:00")
         XCTAssertEqual(CeleryTime.isoformat(253_402_300_800), "10000-01-01T00:00:00.000000+00:00", "in range: kept")
     }
+
+    /// A message's arguments nested as deep as the JSON reader allows (`maxDepth`), and a
+    /// chain of signatures as deep, are read, written back, repr'd and decoded as a canvas
+    /// on a thread with an executor's stack (`ExecutorPool`: 1 MiB), where a task's result
+    /// and follow-ups are made, without overflowing it; one level more is refused.
+    func testDeepestAcceptedNestingFitsAnExecutorStack() throws {
+        let depth = JSONParser.Reader.maxDepth + 1  // levels 0...maxDepth
+        let arrays = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        XCTAssertThrowsError(try JSONParser.parse("[" + arrays + "]"), "one level past maxDepth")
+        var chain = #"{"task": "leaf"}"#
+        for _ in 0..<(depth / 4 - 1) {
+            chain = #"{"task": "c", "subtask_type": "chain", "kwargs": {"tasks": ["# + chain + "]}}"
+        }
+        let texts = [arrays, chain]
+        let outcome = LockedBox<[String]>([])
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            for text in texts {
+                guard let value = try? JSONParser.parse(text) else {
+                    outcome.modify { $0.append("refused") }
+                    continue
+                }
+                let same = (try? JSONParser.parse(value.serialized())) == value
+                _ = PythonRepr.repr(value)
+                let canvas = (try? Canvas(decoding: value)) != nil
+                outcome.modify { $0.append("\(same) \(canvas)") }
+            }
+            done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+        done.wait()
+        XCTAssertEqual(outcome.get(), ["true false", "true true"])
+    }
 }

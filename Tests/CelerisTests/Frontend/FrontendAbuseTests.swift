@@ -66,11 +66,10 @@ final class FrontendAbuseTests: XCTestCase {
         XCTAssertTrue(
             eventually(timeout: 5) { server.onLoop { server.connection(id)?.isPausedForOutput ?? false } },
             "the connection is no longer read")
-        let state = server.onLoop {
-            (server.connection(id)?.queuedBytes ?? -1, server.connection(id)?.isPausedForOutput)
-        }
-        XCTAssertLessThanOrEqual(state.0, Self.outputLimit + 2048, "output bounded by the limit plus one response")
-        XCTAssertEqual(state.1, true)
+        // The kernel may take some of the queued output meanwhile, and reading resumes below
+        // half the limit: the paused flag can flip back, the bound on queued output holds.
+        let queued = server.onLoop { server.connection(id)?.queuedBytes ?? -1 }
+        XCTAssertLessThanOrEqual(queued, Self.outputLimit + 2048, "output bounded by the limit plus one response")
 
         let other = try HTTPClient.request("GET", port: server.port, path: "/other")
         XCTAssertEqual(other.status, 200, "another client is served meanwhile")

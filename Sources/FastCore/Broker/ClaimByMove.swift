@@ -39,13 +39,20 @@ public struct ClaimByMove: Sendable {
         return key
     }
 
-    /// The queue list a claiming list's messages came from; nil for a key of another shape.
+    /// The queue list a claiming list's messages came from; nil for a key of another shape
+    /// (anyone can write the registry: a length that is negative, or runs past the key, is
+    /// not this shape).
     public static func sourceKey(ofClaimingKey key: String) -> String? {
+        sourceKey(ofClaimingKey: Array(key.utf8))
+    }
+
+    /// `sourceKey` of a registry member as Redis holds it (any bytes).
+    static func sourceKey(ofClaimingKey bytes: [UInt8]) -> String? {
         let prefix = Array((registryKey + ":").utf8)
-        let bytes = Array(key.utf8)
         guard bytes.starts(with: prefix), let colon = bytes[prefix.count...].firstIndex(of: UInt8(ascii: ":")),
+            colon - prefix.count <= 19,  // digits of a length, not a number to overflow on
             let length = Int(String(decoding: bytes[prefix.count..<colon], as: UTF8.self)),
-            colon + 1 + length < bytes.count, bytes[colon + 1 + length] == UInt8(ascii: ":")
+            length >= 0, length <= bytes.count - colon - 2, bytes[colon + 1 + length] == UInt8(ascii: ":")
         else { return nil }
         return String(decoding: bytes[(colon + 2 + length)...], as: UTF8.self)
     }
@@ -112,25 +119,45 @@ public struct ClaimByMove: Sendable {
         _ plan: [(key: String, count: Int)], on redis: RedisConnection, reusing spare: inout SpareBuffers,
         into out: inout [Taken]
     ) throws(RedisError) {
+        let outcome = try read(plan, on: redis, reusing: &spare, into: &out)
+        if let failure = outcome.errors.first { throw .reply(WriteFailure(errors: outcome.errors)?.message ?? failure) }
+    }
+
+    /// What a claim by move's replies said: every error reply, in order, and whether its
+    /// transaction ran (messages may have moved, even if an error came after).
+    struct MoveOutcome {
+        var errors: [String] = []
+        var executed = false
+    }
+
+    /// `deliveries`' reading: appends to `out` only when there was no error reply.
+    func read(
+        _ plan: [(key: String, count: Int)], on redis: RedisConnection, reusing spare: inout SpareBuffers,
+        into out: inout [Taken]
+    ) throws(RedisError) -> MoveOutcome {
         let from = out.count
+        var outcome = MoveOutcome()
         do throws(RedisError) {
-            var failure: String?
-            for _ in 0..<(plan.count * 3 + 2) {  // registrations, MULTI, QUEUED…, EXEC
-                for e in try redis.readErrors() { failure = e }
+            for _ in 0..<(plan.count * 3 + 1) {  // registrations, MULTI, QUEUED…
+                outcome.errors += try redis.readErrors()
+            }
+            try redis.read { (r) throws(RedisError) in  // EXEC
+                if r.isError { outcome.errors.append(r.text) } else { outcome.executed = true }
             }
             for (key, _) in plan {
                 try redis.read { (r) throws(RedisError) in
-                    if r.isError { failure = r.text }
+                    if r.isError { outcome.errors.append(r.text) }
                     for i in 0..<r.count {
                         out.append(Taken(listKey: key, raw: spare.envelope(r[i].bytes), reusing: &spare))
                     }
                 }
             }
-            if let failure { throw .reply(failure) }
         } catch {
             out.removeSubrange(from...)
             throw error
         }
+        if !outcome.errors.isEmpty { out.removeSubrange(from...) }
+        return outcome
     }
 
     /// What a claim by move took, read for its kombu record as the claim script reads it:
@@ -384,9 +411,13 @@ public struct ClaimByMove: Sendable {
         let stale = try redis.command(
             "ZRANGEBYSCORE", registryKey, "-inf", String(ceiling), "LIMIT", "0", String(limit))
         var outcome = DeliveryRestore.Outcome()
-        for claiming in stale.elements?.compactMap(\.text) ?? [] {
-            guard let source = sourceKey(ofClaimingKey: claiming) else {
-                _ = try redis.command("ZREM", registryKey, claiming)
+        for member in stale.elements?.compactMap(\.bytes) ?? [] {
+            // Not a claiming list's name (anyone can write the registry): dropped from it, as
+            // Redis holds it, so it neither traps nor fills every pass's first `limit`.
+            guard let source = sourceKey(ofClaimingKey: member),
+                let claiming = String(validating: member, as: UTF8.self)
+            else {
+                _ = try command([Array("ZREM".utf8), Array(registryKey.utf8), member], on: redis)
                 continue
             }
             let one = try restore(
@@ -411,13 +442,15 @@ public struct ClaimByMove: Sendable {
         }
         // The list changes only if its worker claims into it again (it is alive after all):
         // read it again then, a few times, else leave it to the next pass.
+        let back = Array("q".utf8)
+        let dead = Array("d".utf8)
         for _ in 0..<3 {
             let items = try redis.command("LRANGE", claiming, "0", "-1").elements?.compactMap(\.bytes) ?? []
-            var args = [String(ceiling), String(items.count)]
+            var args = [Array(String(ceiling).utf8), Array(String(items.count).utf8)]
             args.reserveCapacity(2 + 2 * items.count)
             for raw in items {
                 guard let envelope = try? JSONParser.parse(raw), case .object = envelope else {
-                    args += [String(decoding: raw, as: UTF8.self), "q"]  // carries no count: back as it was
+                    args += [raw, back]  // carries no count: back byte for byte as it was
                     continue
                 }
                 if redeliveries.exhausted(RedeliveryLimit.count(of: envelope)) {
@@ -425,17 +458,32 @@ public struct ClaimByMove: Sendable {
                     let entry = redeliveries.entry(
                         tag: tag, queue: QueueKeys.queueName(ofListKey: source),
                         message: String(decoding: raw, as: UTF8.self), now: now)
-                    args += [entry, "d"]
+                    args += [Array(entry.utf8), dead]
                 } else {
-                    args += [RedeliveryLimit.redelivered(envelope, counting: true).serialized(), "q"]
+                    args += [Array(RedeliveryLimit.redelivered(envelope, counting: true).serialized().utf8), back]
                 }
             }
-            let reply = try restoreCountedScript.run(
-                on: redis, keys: [registryKey, claiming, source, redeliveries.deadLetterKey], args: args)
+            let keys = [registryKey, claiming, source, redeliveries.deadLetterKey]
+            let sha = try restoreCountedScript.load(on: redis)
+            let reply = try command(
+                [Array("EVALSHA".utf8), Array(sha.utf8), Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) }
+                    + args, on: redis)
             guard let parts = reply.elements, parts.count == 2 else { continue }
             return DeliveryRestore.Outcome(
                 restored: Int(parts[0].integer ?? 0), deadLettered: Int(parts[1].integer ?? 0))
         }
         return DeliveryRestore.Outcome()
+    }
+
+    /// One command whose arguments are bytes (a message or registry member as Redis holds
+    /// it, not necessarily UTF-8); an error reply throws.
+    private static func command(_ args: [[UInt8]], on redis: RedisConnection) throws(RedisError) -> RedisValue {
+        var wire: [UInt8] = []
+        RESP.appendCount(args.count, to: &wire)
+        for a in args { RESP.appendBulk(a, to: &wire) }
+        try redis.append(resp: wire)
+        let reply = try redis.read()
+        if let e = reply.errorMessage { throw .reply(e) }
+        return reply
     }
 }

@@ -4,9 +4,10 @@ import Logging
 /// messages waiting, each claim moves a batch of each list into this worker's claiming
 /// list in one transaction, and the next write records them in kombu's `unacked`
 /// (`appendRecords`). While the lengths are unknown or zero, or the last claim by move
-/// is not recorded yet, it claims with the script; every claim is followed by an LLEN
-/// of each list. Where Redis refuses the move (an ACL without `SORT`), it claims with
-/// the script from then on. A claim's registration and its records are stamped in
+/// is not recorded yet (its records are in flight, or were refused and wait to be sent
+/// again), it claims with the script; every claim is followed by an LLEN of each list.
+/// Where Redis refuses the move (an ACL without `SORT`), it claims with the script from
+/// then on; a refusal that is the server's state (OOM, READONLY, LOADING…) pauses claims. A claim's registration and its records are stamped in
 /// Redis's time (`LeaseClock`), as the script stamps its leases.
 ///
 ///     let claim = MoveClaim(hostname: "w1@host", logger: log)
@@ -23,7 +24,13 @@ final class MoveClaim: ClaimStrategy {
     /// kombu records of what was taken and not yet recorded, and the claiming lists to empty with them.
     private var unrecorded: [ClaimByMove.Taken] = []
     private var claimingInUse: Set<String> = []
-    /// Redis answered a claim by move with an error: the script claims for the rest of the run.
+    /// Their records are sent and not answered yet (`appendRecords`, read as `.records`).
+    private var recording = false
+    /// Redis refused their last records (out of memory, a replica…): sent again.
+    private var recordsRefused = false
+    /// Redis refused a claim by move for good (an ACL without `SORT`, a renamed command):
+    /// the script claims for the rest of the run. A refusal that is the server's state
+    /// (out of memory, a replica, loading: `WriteFailure`) only pauses claims.
     private(set) var refused = false
     /// Commands this claim encodes, kept for its storage.
     private var wire: [UInt8] = []
@@ -91,16 +98,19 @@ final class MoveClaim: ClaimStrategy {
             // Taken straight into `unrecorded`: recorded by the next write, before
             // anything that could acknowledge one.
             let from = unrecorded.count
-            do throws(RedisError) {
-                try lists.deliveries(plan, on: redis, reusing: &spare, into: &unrecorded)
-            } catch {
-                if case .reply(let m) = error {
-                    // ACLs that deny SORT (it is in @dangerous), a renamed command, …: the
-                    // reconnect returns whatever was moved; from then on the script claims.
-                    logger.error("Redis refused the claim by move (\(m)); claiming with the script from now on")
-                    refused = true
+            let outcome = try lists.read(plan, on: redis, reusing: &spare, into: &unrecorded)
+            if let first = outcome.errors.first {
+                if let failure = WriteFailure(errors: outcome.errors), !outcome.executed {
+                    // Out of memory, a replica, loading…: nothing moved; the next claim
+                    // waits a while (`Fetcher`) and tries the move again.
+                    for (key, _) in plan { claimingInUse.remove(lists.claimingKey(key)) }
+                    return .refused(failure.message)
                 }
-                throw error
+                // ACLs that deny SORT (it is in @dangerous), a renamed command, …: the
+                // reconnect returns whatever was moved; from then on the script claims.
+                logger.error("Redis refused the claim by move (\(first)); claiming with the script from now on")
+                refused = true
+                throw .reply(first)
             }
             var took = spare.deliveryList()
             for t in unrecorded[from...] { took.append(Delivery(tag: t.tag, listKey: t.listKey, raw: t.raw)) }
@@ -110,9 +120,23 @@ final class MoveClaim: ClaimStrategy {
             for key in keys { lengths[key] = Int(try redis.read().integer ?? 0) }
             return .lengths(allEmpty: keys.allSatisfy { lengths[$0] == 0 })
         case .records(let replies):
-            for _ in 0..<replies {
-                for e in try redis.readErrors() { logger.error("recording claimed deliveries failed: \(e)") }
+            var errors: [String] = []
+            for _ in 0..<replies { errors += try redis.readErrors() }
+            recording = false
+            if let failure = WriteFailure(errors: errors) {
+                // Refused whole (OOM, READONLY…: EXECABORT): the claiming lists still hold the
+                // messages, and stay this claim's (no move replaces them) until a later
+                // write records them.
+                logger.error("Redis refused the records of a claim by move (\(failure.message)); sent again")
+                recordsRefused = true
+                return .none
             }
+            // Recorded (an error inside the transaction did not stop its other commands:
+            // the claiming lists are emptied either way).
+            for e in errors { logger.error("recording claimed deliveries failed: \(e)") }
+            unrecorded.removeAll(keepingCapacity: true)
+            claimingInUse.removeAll(keepingCapacity: true)
+            recordsRefused = false
             return .none
         }
     }
@@ -130,16 +154,19 @@ final class MoveClaim: ClaimStrategy {
     }
 
     func appendRecords(stamp: String, to wire: inout [UInt8]) -> Int? {
-        guard !claimingInUse.isEmpty else { return nil }
-        // The claim's own stamp (Redis's time), not the caller's (this worker's clock).
-        let stamp = leaseClock == nil ? stamp : claimStamp ?? stamp
+        guard !claimingInUse.isEmpty, !recording else { return nil }
+        // The claim's own stamp (Redis's time), not the caller's (this worker's clock); a
+        // record sent again after a refusal is stamped now (in Redis's time).
+        var stamp = leaseClock == nil ? stamp : claimStamp ?? stamp
+        if recordsRefused, let leaseClock { stamp = leaseClock.stamp(leaseClock.clock.now()) }
         let replies = lists.appendRecords(unrecorded, claiming: claimingInUse, stamp: stamp, to: &wire)
-        unrecorded.removeAll(keepingCapacity: true)
-        claimingInUse.removeAll(keepingCapacity: true)
+        // Kept (and their claiming lists in use) until Redis answers: a refused record is
+        // sent again, and no claim by move replaces a list whose records did not land.
+        recording = true
         return replies
     }
 
-    var hasUnrecorded: Bool { !claimingInUse.isEmpty }
+    var hasUnrecorded: Bool { !claimingInUse.isEmpty && !recording }
 
     func connectionLost(inFlight: some Collection<ClaimInFlight>) {
         script.connectionLost(inFlight: inFlight)
@@ -147,6 +174,8 @@ final class MoveClaim: ClaimStrategy {
         // connect (`ClaimByMove.restoreOwn`): their records may or may not have landed.
         unrecorded.removeAll()
         claimingInUse.removeAll()
+        recording = false
+        recordsRefused = false
         lengths.removeAll()
     }
 

@@ -173,7 +173,47 @@ public struct DeliveryRestore: Sendable {
         return (
             QueueKeys.listKey(queue: queue, priority: Int(clamping: priority)),
             RedeliveryLimit.redelivered(envelope, counting: counting).serialized(),
-            RedeliveryLimit.count(of: envelope), envelope.serialized()
+            RedeliveryLimit.count(of: envelope),
+            envelopeText(record: record).map { String(decoding: $0, as: UTF8.self) } ?? envelope.serialized()
         )
+    }
+
+    /// The envelope's text in a record `[{…}, …]` exactly as it was claimed (the object's
+    /// bytes, found by its matching brace outside strings); nil when the record does not
+    /// start that way.
+    static func envelopeText(record: [UInt8]) -> ArraySlice<UInt8>? {
+        func skipSpace(_ i: Int) -> Int {
+            var i = i
+            while i < record.count, record[i] == 0x20 || record[i] == 0x09 || record[i] == 0x0A || record[i] == 0x0D {
+                i += 1
+            }
+            return i
+        }
+        var i = skipSpace(0)
+        guard i < record.count, record[i] == UInt8(ascii: "[") else { return nil }
+        i = skipSpace(i + 1)
+        guard i < record.count, record[i] == UInt8(ascii: "{") else { return nil }
+        let start = i
+        var depth = 0
+        var inString = false
+        while i < record.count {
+            let b = record[i]
+            if inString {
+                if b == UInt8(ascii: "\\") {
+                    i += 1
+                } else if b == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else if b == UInt8(ascii: "\"") {
+                inString = true
+            } else if b == UInt8(ascii: "{") || b == UInt8(ascii: "[") {
+                depth += 1
+            } else if b == UInt8(ascii: "}") || b == UInt8(ascii: "]") {
+                depth -= 1
+                if depth == 0 { return record[start...i] }
+            }
+            i += 1
+        }
+        return nil
     }
 }

@@ -1,7 +1,14 @@
 /// The safety net for a message that kills whoever runs it: how many times a delivery
-/// may go back to its queue after the worker that claimed it stopped without
-/// acknowledging it (a crash, a kill, a lost connection), before it goes to the
-/// dead-letter list instead, with the reason.
+/// may go back to its queue after its lease expired (the worker that claimed it
+/// crashed, was killed, lost its connection, or held it past the visibility timeout),
+/// before it goes to the dead-letter list instead, with the reason.
+///
+/// A restore cannot tell a dead worker from one that is slow to renew: Python Celery
+/// workers never renew their leases, so in a fleet that mixes them with Celeris a
+/// Python-held ETA/countdown task, or a task running longer than the visibility
+/// timeout, is restored (and counted) each time its lease runs out, as kombu restores
+/// it. Such a fleet should raise `--max-redeliveries` above the restores those tasks
+/// can see, or set it negative (no limit).
 ///
 /// The count travels with the message: each restore (`DeliveryRestore.recover`, and a
 /// claiming list's, `ClaimByMove`) writes it in the envelope's `properties`
@@ -64,8 +71,9 @@ public struct RedeliveryLimit: Sendable {
     /// `date`, `message`: the envelope's text as it was claimed).
     public func entry(tag: String, queue: String, message: String, now: Double) -> String {
         let reason =
-            "its worker stopped without acknowledging it \(max + 1) times (crashed, killed or lost its connection); "
-            + "dead-lettered after \(max) redeliveries (--max-redeliveries)"
+            "restored \(max) times after its lease expired, and its lease expired again: its worker stopped, "
+            + "was killed, lost its connection, or held it past the visibility timeout; dead-lettered after "
+            + "\(max) redeliveries (--max-redeliveries)"
         let entry: JSON = [
             "reason": .string(reason), "queue": .string(queue), "delivery_tag": .string(tag),
             "worker": .string(worker), "date": .string(CeleryTime.isoformat(now)), "message": .string(message),

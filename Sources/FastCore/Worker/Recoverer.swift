@@ -27,20 +27,24 @@ struct Recoverer {
         self.redeliveries = redeliveries
     }
 
-    /// Whether a pass is due.
-    func isDue(_ now: Double) -> Bool { now >= nextPass }
+    /// Whether a pass is due, or the lease clock's measurement (a new connection, a minute
+    /// gone by: `LeaseClock.isDue`).
+    func isDue(_ now: Double) -> Bool { now >= nextPass || clock.isDue(now) }
 
-    /// One pass, when due.
+    /// One pass, when due: the lease clock measured first when that is due, then the
+    /// restores when they are.
     mutating func pass(now: Double, on r: RedisConnection, logger: Logger) throws(RedisError) {
         guard isDue(now) else { return }
-        nextPass = now + interval
-        if !clock.isMeasured(on: r) {
+        if !clock.isMeasured(on: r) || clock.isDue(now) {
+            let was = clock.offset
             try clock.measure(on: r)
-            if abs(clock.offset) > 1 {
+            if abs(clock.offset) > 1 && abs(clock.offset - was) > 1 {
                 logger.warning(
                     "this worker's clock is \(clock.offset) s behind Redis's; leases are judged in Redis's time")
             }
         }
+        guard now >= nextPass else { return }
+        nextPass = now + interval
         let redisNow = clock.redisTime(now)
         let n = try restore.recover(
             on: r, visibilityTimeout: visibilityTimeout, now: redisNow, redeliveries: redeliveries)
@@ -55,7 +59,7 @@ struct Recoverer {
         let dead = n.deadLettered + moved.deadLettered
         if dead > 0, let redeliveries {
             logger.error(
-                "moved \(dead) message(s) whose worker died holding them more than \(redeliveries.max) times to \(redeliveries.deadLetterKey)"
+                "moved \(dead) message(s) whose lease expired more than \(redeliveries.max) times to \(redeliveries.deadLetterKey)"
             )
         }
     }

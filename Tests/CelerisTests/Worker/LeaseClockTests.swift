@@ -1,5 +1,6 @@
 @testable import FastCore
 import Foundation
+import Logging
 import XCTest
 
 /// Leases live on one clock, Redis's: the claim script stamps them with `TIME`, and a
@@ -109,6 +110,36 @@ final class LeaseClockTests: RedisTestCase {
         for _ in messages { release.signal() }
         XCTAssertTrue(try eventually(timeout: 20) { try self.client.resultCount() == 12 })
         worker.stop()
+    }
+
+    /// A wall clock that can be stepped (as NTP or an operator steps the system clock).
+    final class SteppedClock: WallClock, @unchecked Sendable {
+        let step = LockedBox(0.0)
+        func now() -> Double { CeleryTime.now() + step.get() }
+    }
+
+    /// The system clock stepped an hour ahead while the worker runs: the lease clock is
+    /// measured again (the step is more than a minute of the worker's clock), so its view of
+    /// Redis's time stays Redis's. Before, the offset was anchored at start plus monotonic
+    /// time and measured once per connection: the step became a permanent hour of skew.
+    func testSteppedSystemClockIsMeasuredAgain() throws {
+        let wall = SteppedClock()
+        let leaseClock = LeaseClock(clock: wall)
+        var recoverer = Recoverer(visibilityTimeout: 3600, interval: 10, clock: leaseClock, redeliveries: nil)
+        let logger = Logger(label: "test")
+        try recoverer.pass(now: wall.now(), on: client, logger: logger)
+        XCTAssertEqual(leaseClock.redisTime(wall.now()), try redisNow(), accuracy: 1)
+        wall.step.set(3600)
+        XCTAssertTrue(recoverer.isDue(wall.now()))
+        try recoverer.pass(now: wall.now(), on: client, logger: logger)
+        XCTAssertEqual(leaseClock.redisTime(wall.now()), try redisNow(), accuracy: 1, "the step is measured away")
+        // And measured again on a new connection (a reconnect), however little time passed:
+        // a 10 s step is under a minute of the worker's clock.
+        wall.step.set(3610)
+        XCTAssertFalse(leaseClock.isDue(wall.now()))
+        let other = try redis.client()
+        try recoverer.pass(now: wall.now(), on: other, logger: logger)
+        XCTAssertEqual(leaseClock.redisTime(wall.now()), try redisNow(), accuracy: 1, "measured on the new connection")
     }
 
     /// A lease stamp is whole seconds rounded up; a time that is not finite or beyond

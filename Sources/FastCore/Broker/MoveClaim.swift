@@ -121,13 +121,20 @@ final class MoveClaim: ClaimStrategy {
             return .lengths(allEmpty: keys.allSatisfy { lengths[$0] == 0 })
         case .records(let replies):
             var errors: [String] = []
-            for _ in 0..<replies { errors += try redis.readErrors() }
+            var aborted = false
+            for i in 0..<replies {
+                try redis.read { r in  // the last is EXEC's
+                    errors += r.errors
+                    if i == replies - 1 { aborted = r.isError }
+                }
+            }
             recording = false
-            if let failure = WriteFailure(errors: errors) {
-                // Refused whole (OOM, READONLY…: EXECABORT): the claiming lists still hold the
-                // messages, and stay this claim's (no move replaces them) until a later
-                // write records them.
-                logger.error("Redis refused the records of a claim by move (\(failure.message)); sent again")
+            if aborted {
+                // Refused whole (OOM, READONLY, an ACL…: EXECABORT): the claiming lists still
+                // hold the messages, and stay this claim's (no move replaces them) until a
+                // later write records them.
+                let reason = WriteFailure(errors: errors)?.message ?? errors.first ?? "EXEC aborted"
+                logger.error("Redis refused the records of a claim by move (\(reason)); sent again")
                 recordsRefused = true
                 return .none
             }

@@ -12,27 +12,36 @@ private let headers =
 private let properties =
     #""properties": {"correlation_id": "16c18fe1-c3fb-4ffd-a690-9513b30b78e0", "reply_to": "4b6e2c4e-1b8e-3c8e-9c55-7a0e3a8b6f11", "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": "celery"}, "priority": 0, "#
 
+/// `body` in a Celery 5.7 envelope: base64 (kombu's default), or the JSON text as a string.
+private func wrap(_ body: [UInt8], base64: Bool) -> [UInt8] {
+    var out = Array(#"{"body": "#.utf8)
+    if base64 {
+        out.append(UInt8(ascii: "\""))
+        Base64.encode(body, to: &out)
+        out.append(UInt8(ascii: "\""))
+    } else {
+        JSON.writeString(String(decoding: body, as: UTF8.self), to: &out)
+    }
+    out += Array(#", "content-encoding": "utf-8", "content-type": "application/json", "headers": "#.utf8)
+    out += Array(headers.utf8) + Array((", " + properties + #""body_encoding": "#).utf8)
+    out += Array((base64 ? #""base64", "delivery_tag": "t"}}"# : #""utf-8", "delivery_tag": "t"}}"#).utf8)
+    return out
+}
+
+private let wellFormed = wrap(
+    Array(#"[[2, 3], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#.utf8), base64: true)
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzEnvelope(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let rest = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    let envelope: [UInt8]
-    switch data[0] % 3 {
-    case 0: envelope = rest
-    case 1:
-        var out = Array(#"{"body": ""#.utf8)
-        Base64.encode(rest, to: &out)
-        out += Array(#"", "content-encoding": "utf-8", "content-type": "application/json", "headers": "#.utf8)
-        out +=
-            Array(headers.utf8) + Array((", " + properties + #""body_encoding": "base64", "delivery_tag": "t"}}"#).utf8)
-        envelope = out
-    default:
-        var out = Array(#"{"body": "#.utf8)
-        JSON.writeString(String(decoding: rest, as: UTF8.self), to: &out)
-        out += Array(#", "content-type": "application/json", "headers": "#.utf8)
-        out +=
-            Array(headers.utf8) + Array((", " + properties + #""body_encoding": "utf-8", "delivery_tag": "t"}}"#).utf8)
-        envelope = out
+    let envelope = data[0] % 3 == 0 ? rest : wrap(rest, base64: data[0] % 3 == 1)
+    // The worker decodes a claim into a finished task's message, over its storage: the
+    // message must read whole afterwards, whether that decode succeeded or threw part-way.
+    if var recycled = try? TaskMessage.decode(wellFormed, queue: "celery") {
+        let decoded = (try? recycled.decode(envelope, queue: "q", deliveryTag: "tag")) != nil
+        _ = (recycled.id, recycled.task, recycled.replyTo, recycled.headers, recycled.bodyJSON(), decoded)
+        _ = recycled.envelopeBytes()
     }
     _ = KombuEnvelope.read(envelope)
     _ = ControlRequest(envelope: envelope, now: 0)
@@ -55,9 +64,6 @@ public func fuzzEnvelope(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let epoch = time.flatMap(CeleryTime.parse) { _ = CeleryTime.isoformat(epoch) }
     }
     _ = PythonRepr.truncated(message.argsRepr)
-    // A recycled message decodes the next envelope over its own storage.
-    var recycled = message
-    _ = try? recycled.decode(envelope, queue: "celery", deliveryTag: "tag")
     return 0
 }
 

@@ -220,4 +220,25 @@ enum ChordJoin {
         logger.info("chord \(g) complete (\(ready) parts): sent \(body.task)[\(body.id ?? "?")]")
         return (ready, size)
     }
+
+    /// A chord whose join failed for good (an error reply that is not the server's state,
+    /// such as WRONGTYPE): as Celery's `on_chord_part_return` does on an exception, the
+    /// body's result is a FAILURE with `ChordError("Callback error: …")`, and the chord's
+    /// keys are deleted (its done marker set, so a late part does not recreate them).
+    static func fail(_ p: ChordPart, cause: String, on redis: RedisConnection, now: Double) throws(RedisError) {
+        let g = p.groupId
+        let message = "Callback error: ResponseError(\(PythonRepr.repr(.string(cause))))"
+        let record = ResultRecord(
+            taskId: p.callback.id ?? TaskMessage.newId(), state: .failure,
+            result: TaskFailure(type: "ChordError", message: message, module: "celery.exceptions").resultJSON,
+            dateDone: now, groupId: g)
+        let commands =
+            record.storeCommands() + [
+                ["DEL", key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d")],
+                ["SET", key(g, ".c"), "done", "EX", String(doneSeconds)],
+            ]
+        for reply in try redis.pipeline(commands) {
+            if let e = reply.errorMessage { throw .reply(e) }
+        }
+    }
 }

@@ -14,6 +14,8 @@ public struct WriteBatch {
     public struct Part: Sendable {
         var plain: [UInt8] = []
         var plainCount = 0
+        /// Where each plain command ends in `plain` (so a write can keep only the ones Redis refused).
+        var plainEnds: [Int] = []
         var transaction: [UInt8] = []
         var transactionCount = 0
         /// The delivery the entry acknowledges (its ZREM + HDEL, folded).
@@ -46,11 +48,45 @@ public struct WriteBatch {
             guard commands.count >= 2, commands[0].count == 1, commands[0][0] == "MULTI",
                 commands[commands.count - 1].count == 1, commands[commands.count - 1][0] == "EXEC"
             else {
-                for c in commands { RESP.append(c, to: &plain) }
+                for c in commands {
+                    RESP.append(c, to: &plain)
+                    plainEnds.append(plain.count)
+                }
                 plainCount = commands.count
                 return
             }
             transact(commands[1..<(commands.count - 1)])
+        }
+
+        /// Whether the part has a transaction (its commands or an ack): its replies are
+        /// the batch transaction's, all-or-nothing.
+        var hasTransaction: Bool { transactionCount > 0 || acked != nil }
+
+        /// Keep only the plain commands whose index `keep` says (those Redis refused, to be
+        /// sent again: the others landed).
+        mutating func keepPlain(_ keep: (Int) -> Bool) {
+            var start = 0
+            var kept: [UInt8] = []
+            var ends: [Int] = []
+            for (i, end) in plainEnds.enumerated() {
+                if keep(i) {
+                    kept += plain[start..<end]
+                    ends.append(kept.count)
+                }
+                start = end
+            }
+            plain = kept
+            plainEnds = ends
+            plainCount = ends.count
+        }
+
+        /// This part's plain commands only (its transaction landed; these are sent again).
+        var plainOnly: Part {
+            var p = Part()
+            p.plain = plain
+            p.plainEnds = plainEnds
+            p.plainCount = plainCount
+            return p
         }
 
         /// Add commands to the batch's transaction.

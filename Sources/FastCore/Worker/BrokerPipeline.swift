@@ -18,6 +18,9 @@ final class BrokerPipeline {
         case write(entries: Int, own: [[String]], replies: Int)
         /// A part of a claim (`ClaimStrategy`).
         case claim(ClaimInFlight)
+
+        /// The outbox entries a write carries (none for a claim).
+        var entries: Int { if case .write(let n, _, _) = self { n } else { 0 } }
     }
 
     private(set) var connection: RedisConnection?
@@ -69,6 +72,11 @@ final class BrokerPipeline {
     /// Writes wait to be sent again (Redis refused the last one): nothing held may be let go
     /// as if written, and the loop wakes at `retryAt`.
     var hasPendingWrites: Bool { !retrying.isEmpty }
+
+    /// Redis refused a write and none has landed since (the backoff runs or the retry is in
+    /// flight): the worker claims nothing more meanwhile, since the deliveries of the refused
+    /// writes stay held and a claim would only add to them.
+    var hasRefusedWrites: Bool { backoff > 0 }
 
     /// Whether a write may go out now (none was refused, or its backoff has passed).
     private var mayWrite: Bool { backoff == 0 || clock.now() >= retryAt }
@@ -167,56 +175,164 @@ final class BrokerPipeline {
             ops.removeAll(keepingCapacity: true)
             settling = ops
         }
-        var confirmed = 0
-        // From the first write Redis refused on, every write of this settle is sent again,
-        // in order (a later one may hold the same task's result after its progress).
-        var refused: (reason: String, entries: Int, own: [[String]])?
+        // Per written entry (in `written`'s order): whether it is done, and what of it is
+        // sent again. Only what Redis refused goes again: a plain command that landed is
+        // done; the batch's transaction is all-or-nothing, and from the first one refused
+        // on, every later transaction of this settle goes again too (in order: a later one
+        // may hold the same task's result after its progress).
+        var verdicts: [EntryVerdict] = []
+        var refusedReason: String?
+        var transactionRefused = false
+        var ownKept: [[String]] = []
+        var next = 0  // the next entry of `written` to read the replies of
         var errors: [String] = []
         for (i, op) in ops.enumerated() {
             do {
                 switch op {
-                case .write(let entries, let commands, let replies):
-                    errors.removeAll(keepingCapacity: true)
-                    for _ in 0..<replies { errors += try r.readErrors() }
-                    let failure = WriteFailure(errors: errors)
-                    if refused == nil, let failure {
-                        refused = (failure.reason, 0, [])
-                        logger.error(
-                            "Redis refused a write (\(failure.message)); \(entries) completion(s) kept and sent again"
-                        )
-                    } else if refused == nil {
-                        for e in errors { logger.error("write failed: \(e)") }
+                case .write(let count, let commands, _):
+                    let entries = written[next..<(next + count)]
+                    var refusedPlain: [[Int]] = []
+                    for e in entries {
+                        var refused: [Int] = []
+                        for k in 0..<e.part.plainCount {
+                            let errs = try r.readErrors()
+                            guard let first = errs.first else { continue }
+                            if let failure = WriteFailure(errors: errs) {
+                                refusedReason = refusedReason ?? failure.reason
+                                if refused.isEmpty {
+                                    logger.error("Redis refused a command (\(failure.message)); sent again")
+                                }
+                                refused.append(k)
+                            } else {
+                                logger.error("write failed: \(first)")
+                            }
+                        }
+                        refusedPlain.append(refused)
                     }
-                    if refused != nil {
-                        refused?.entries += entries
-                        refused?.own += commands
-                    } else {
-                        confirmed += entries
+                    if entries.contains(where: { $0.part.hasTransaction }) {
+                        errors.removeAll(keepingCapacity: true)
+                        let acked = entries.contains { $0.part.acked != nil }
+                        let queued = entries.reduce(0) { $0 + $1.part.transactionCount } + (acked ? 2 : 0)
+                        for _ in 0..<(queued + 1) { errors += try r.readErrors() }  // MULTI and the queued commands
+                        let execRefused = try r.read { reply in
+                            errors += reply.errors
+                            return reply.isError
+                        }
+                        if execRefused, let failure = WriteFailure(errors: errors) {
+                            refusedReason = refusedReason ?? failure.reason
+                            if !transactionRefused {
+                                logger.error(
+                                    "Redis refused a write (\(failure.message)); its completion(s) kept and sent again")
+                            }
+                            transactionRefused = true
+                        } else {
+                            // (One that landed after an earlier one was refused is sent again behind it, in order.)
+                            for e in errors { logger.error("write failed: \(e)") }
+                        }
                     }
+                    for (j, e) in entries.enumerated() {
+                        verdicts.append(
+                            EntryVerdict(
+                                refusedPlain: refusedPlain[j],
+                                transactionRefused: e.part.hasTransaction && transactionRefused))
+                    }
+                    next += count
+                    ownKept += try settleOwn(commands, on: r, reason: &refusedReason)
                 case .claim(let part):
                     claimed(try claim.read(part, on: r, reusing: &spare))
                 }
             } catch {
                 logger.warning("lost Redis: \(error); reconnecting")
                 connection = nil
+                // The entries of the write whose replies were being read are lost with the
+                // later ones (`lost` takes them back from the end of `written`).
+                let answered = ops[..<i].reduce(0) { $0 + $1.entries }
+                if verdicts.count > answered { verdicts.removeLast(verdicts.count - answered) }
                 lost(ops[i...])
                 break
             }
         }
-        if let refused {
-            // `lost` took back the writes after the connection broke: the refused ones end `written`.
-            failed(refused.reason)
-            var kept = Array(written.suffix(refused.entries))
-            written.removeLast(refused.entries)
-            for i in kept.indices { kept[i].event = nil }  // its task event is already on its way
+        // `lost` took back the writes after the connection broke: `written` holds the read ones.
+        var done: [Outbox.Entry] = []
+        var kept: [Outbox.Entry] = []
+        for (e, v) in zip(written, verdicts) {
+            var e = e
+            if v.transactionRefused {
+                e.part.keepPlain { v.refusedPlain.contains($0) }
+                e.event = nil  // its task event is already on its way
+                kept.append(e)
+            } else if v.refusedPlain.isEmpty {
+                done.append(e)
+            } else if e.part.hasTransaction {
+                // Its transaction landed (its delivery is done): only the refused commands go again.
+                var rest = Outbox.Entry(part: e.part.plainOnly)
+                rest.part.keepPlain { v.refusedPlain.contains($0) }
+                kept.append(rest)
+                done.append(e)
+            } else {
+                e.part.keepPlain { v.refusedPlain.contains($0) }
+                e.event = nil
+                kept.append(e)
+            }
+        }
+        written = done
+        if let reason = refusedReason {
+            failed(reason)
             retrying = kept + retrying
-            own = refused.own + own
+            own = ownKept + own
             backoff = min(max(Self.minBackoff, backoff * 2), Self.maxBackoff)
             retryAt = clock.now() + backoff
         } else if ops.contains(where: { if case .write = $0 { true } else { false } }), connection != nil {
             backoff = 0
         }
-        return confirmed
+        return done.count
+    }
+
+    /// What a settled write did with one outbox entry.
+    private struct EntryVerdict {
+        /// Its plain commands Redis refused (by index), to send again.
+        var refusedPlain: [Int]
+        /// Its transaction was refused (or follows one that was): sent again, its delivery held.
+        var transactionRefused: Bool
+    }
+
+    /// Read the replies of the own `commands` of a write; returns those to send again:
+    /// a command Redis refused (`WriteFailure`), a MULTI … EXEC group whose EXEC it refused.
+    /// Events (PUBLISH) are not sent again: a refused one is dropped.
+    private func settleOwn(_ commands: [[String]], on r: RedisConnection, reason: inout String?) throws(RedisError)
+        -> [[String]]
+    {
+        var kept: [[String]] = []
+        var group: (start: Int, errors: [String])?
+        for (k, c) in commands.enumerated() {
+            let errs = try r.readErrors()
+            let verb = c.first ?? ""
+            if verb == "MULTI" {
+                group = (k, errs)
+                continue
+            }
+            if var g = group {
+                g.errors += errs
+                group = g
+                guard verb == "EXEC" else { continue }
+                group = nil
+                if !errs.isEmpty, let failure = WriteFailure(errors: g.errors) {
+                    reason = reason ?? failure.reason
+                    kept += commands[g.start...k]
+                } else {
+                    for e in g.errors { logger.error("write failed: \(e)") }
+                }
+                continue
+            }
+            guard let first = errs.first else { continue }
+            if let failure = WriteFailure(errors: errs), verb != "PUBLISH" {
+                reason = reason ?? failure.reason
+                kept.append(c)
+            } else {
+                logger.error("write failed: \(first)")
+            }
+        }
+        return kept
     }
 
     /// Count a write that did not land (the metric and `failures`).

@@ -1,6 +1,8 @@
 /// Chord parts whose join failed (Redis refused or lost the body's enqueue, or the
 /// count): their deliveries stay held, leased and unacknowledged, and each join is tried
-/// again, with a backoff that doubles up to `maxBackoff`, until it succeeds.
+/// again, with a backoff that doubles up to `maxBackoff`, until it succeeds. Only a
+/// failure that is the server's state (`WriteFailure`) or a lost connection is retried: any
+/// other error fails the chord (`ChordJoin.fail`).
 ///
 ///     var retries = ChordJoinRetries()
 ///     retries.failed(part, tag: tag, now: now)

@@ -37,6 +37,8 @@ public final class Consumer: @unchecked Sendable {
     /// or the count refused by Redis, or the connection lost.
     public let chordJoinFailures = LockedBox(0)
     let phase = LockedBox(Phase.consuming)
+    /// Loop turns so far (a test's measure that the loop waits, and does not spin, while it has nothing due).
+    public let turns = LockedBox(0)
     let runnerSettings: TaskContext.Settings
     var clock: any WallClock { configuration.clock }
     let metrics: WorkerMetrics
@@ -137,6 +139,7 @@ public final class Consumer: @unchecked Sendable {
     public func run() {
         var claimed = 0
         while true {
+            turns.modify { $0 += 1 }
             let phase = self.phase.get()
             if phase == .cold {
                 leave(returning: Array(held.keys))
@@ -159,7 +162,9 @@ public final class Consumer: @unchecked Sendable {
                 outbox.requeue(rest)  // Redis is away: the wait below paces the next try
             }
             // No waker while a refused claim pauses claiming: one that fires at once would spin the loop.
-            if (claimed == 0 || fetcher.queuesLookEmpty) && phase == .consuming && hasRoom {
+            if (claimed == 0 || fetcher.queuesLookEmpty) && phase == .consuming && hasRoom
+                && !pipeline.hasRefusedWrites
+            {
                 let now = clock.now()
                 if fetcher.mayClaim(now: now) { wakers.arm(queues: fetcher.order, now: now) }
             }
@@ -168,7 +173,8 @@ public final class Consumer: @unchecked Sendable {
             if phase == .consuming { wakers.sockets(into: &watched) }
             ready.removeAll(keepingCapacity: true)
             outbox.take(
-                waitingUpTo: busy ? 0 : wait(idle: phase == .consuming && hasRoom ? fetcher.idle : 0.1),
+                waitingUpTo: busy
+                    ? 0 : wait(idle: phase == .consuming && hasRoom && !pipeline.hasRefusedWrites ? fetcher.idle : 0.1),
                 watching: watched, readable: &ready, into: &taken)
             let now = clock.now()
             if !ready.isEmpty { wakers.fired(ready, now: now) }
@@ -213,7 +219,16 @@ public final class Consumer: @unchecked Sendable {
         let now = clock.now()
         var next = now + idle
         if let due = schedule.nextDue { next = min(next, due) }
-        if phase.get() == .consuming { next = min(next, leases.nextRenewal, recoverer.nextPass) }
+        // Timers served only on a connection: none before the next connection attempt.
+        var connected = Double.infinity
+        if phase.get() == .consuming {
+            // Renewals wait for a refused write's backoff (they are not added before it ends).
+            let renewal = pipeline.isHoldingWrites ? max(leases.nextRenewal, pipeline.retryAt) : leases.nextRenewal
+            connected = min(renewal, recoverer.nextPass)
+        }
+        if !chordJoins.isEmpty { connected = min(connected, chordJoins.retryAt) }
+        if pipeline.connection == nil { connected = max(connected, reconnectAt) }
+        next = min(next, connected)
         if runnerSettings.events.get() { next = min(next, events.nextHeartbeat) }
         if autoscaling.isActive { next = min(next, autoscaling.nextTick) }
         if pipeline.connection == nil { next = max(min(next, reconnectAt), now) }
@@ -223,7 +238,6 @@ public final class Consumer: @unchecked Sendable {
             next = min(next, pipeline.retryAt)
         }
         next = min(next, hardLimits.nextDeadline)
-        if !chordJoins.isEmpty { next = max(min(next, chordJoins.retryAt), now) }
         return max(0, next - now)
     }
 
@@ -406,12 +420,26 @@ public final class Consumer: @unchecked Sendable {
             if let tag { pipeline.own += DeliveryClaim.ackCommands(tag: tag) }
             return true
         } catch {
+            chordJoinFailures.modify { $0 += 1 }
+            metrics.chordJoinFailed()
+            if case .reply(let m) = error, WriteFailure(errors: [m]) == nil {
+                // Not the server's state (a wrong type…): it would fail the same way again.
+                // The chord fails, as Celery's does: the body's result is a ChordError.
+                logger.error("chord \(part.groupId): counting \(part.taskId) failed (\(m)); the chord fails")
+                do {
+                    try ChordJoin.fail(part, cause: m, on: r, now: clock.now())
+                    if let tag { pipeline.own += DeliveryClaim.ackCommands(tag: tag) }
+                    return true
+                } catch {
+                    logger.error("chord \(part.groupId): storing its failure failed (\(error)); tried again")
+                    if case .reply = error {} else { dropConnection(error) }
+                    return false
+                }
+            }
             logger.error(
                 "chord \(part.groupId): counting \(part.taskId) failed (\(error)); the delivery stays held and the join is tried again"
             )
             if case .reply = error {} else { dropConnection(error) }
-            chordJoinFailures.modify { $0 += 1 }
-            metrics.chordJoinFailed()
             return false
         }
     }
@@ -436,7 +464,8 @@ public final class Consumer: @unchecked Sendable {
         let room = capacity - active + completing - fetcher.claimedAhead.count
         let sentAt = clock.now()
         do {
-            if claimMore && claiming && room > 0 && fetcher.mayClaim(now: sentAt) {
+            // Nothing more is claimed while Redis refuses writes: the refused ones' deliveries stay held.
+            if claimMore && claiming && room > 0 && !pipeline.hasRefusedWrites && fetcher.mayClaim(now: sentAt) {
                 try pipeline.sendClaim(room: room, queues: fetcher.order, now: sentAt)
                 if fetcher.queuesLookEmpty { settle() }
             } else {

@@ -187,26 +187,80 @@ final class BrokerFaultTests: RedisTestCase {
         worker.stop()
     }
 
-    /// A chord body whose enqueue fails (its queue key holds a string: LPUSH gets
-    /// WRONGTYPE) is not dropped: the chord is not marked done, the last header's delivery
-    /// stays held, and the join is tried again until the body is queued.
-    func testChordBodyIsQueuedBeforeTheChordIsDone() throws {
+    /// A chord whose body's enqueue Redis refuses for good (its queue key holds a string:
+    /// LPUSH gets WRONGTYPE, which would fail the same way again) fails as Celery's does:
+    /// the body's result is a FAILURE with ChordError, the last header's delivery is
+    /// acknowledged and the chord's keys are cleaned (done). Before, the join was retried
+    /// forever with the delivery held.
+    func testChordBodyRefusedForGoodFailsTheChord() throws {
         let worker = InProcessWorker(redis: redis)
         XCTAssertEqual(try client.command("SET", "bodyq", "not a list").text, "OK")
         let body = Signature("tsum", options: ["queue": "bodyq"])
         let chord = Canvas.chord(
             [.task(Signature("add", args: [1, 2])), .task(Signature("add", args: [3, 4]))], body)
         let (commands, bodyId) = chord.sendCommands()
-        for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
         let gid = try XCTUnwrap(
-            try client.command("KEYS", "\(Canvas.setPrefix)*.s").elements?.first?.text?.dropFirst(
-                Canvas.setPrefix.count
-            ).dropLast(2))
+            commands.first { $0.first == "SET" && $0.count > 1 && $0[1].hasSuffix(".s") }?[1]
+                .dropFirst(Canvas.setPrefix.count).dropLast(2))
+        for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
+        XCTAssertTrue(
+            try eventually {
+                try self.result(bodyId)?["status"] == "FAILURE" && self.client.command("HLEN", "unacked").integer == 0
+            }, "\(worker.errors.get())")
+        XCTAssertEqual(try result(bodyId)?["result"]?["exc_type"], "ChordError")
+        let cause = try result(bodyId)?["result"]?["exc_message"]?[0]?.stringValue ?? ""
+        XCTAssertTrue(cause.contains("WRONGTYPE"), cause)
+        XCTAssertEqual(try client.command("GET", "\(Canvas.setPrefix)\(gid).c").text, "done")
+        for suffix in [".j", ".s", ".d", ".t"] {
+            XCTAssertEqual(try client.command("EXISTS", "\(Canvas.setPrefix)\(gid)\(suffix)").integer, 0, suffix)
+        }
+        XCTAssertEqual(try client.command("GET", "bodyq").text, "not a list")
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 0)
+        XCTAssertEqual(worker.consumer.chordJoinFailures.get(), 1, "not tried again")
+        worker.stop()
+    }
+
+    /// A chord body whose enqueue Redis refuses for now (out of memory: the body carries
+    /// both headers' 1 MiB results, and the limit lets the last header's result land but
+    /// not the body) is not dropped: the chord is not marked done, the last header's
+    /// delivery stays held, and the join is tried again until the body is queued.
+    func testChordBodyIsQueuedBeforeTheChordIsDone() throws {
+        let gate = self.gate
+        let started = self.started
+        let big = String(repeating: "x", count: 1 << 20)
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 2, prefetch: 1,
+            register: { r in
+                r.register("big_now") { _ in .string(big) }
+                r.register("big_gated") { _ in
+                    started.modify { $0 += 1 }
+                    gate.wait()
+                    return .string(big)
+                }
+            })
+        let body = Signature("tsum", options: ["queue": "bodyq"])
+        let chord = Canvas.chord([.task(Signature("big_now")), .task(Signature("big_gated"))], body)
+        let (commands, bodyId) = chord.sendCommands()
+        let gid = try XCTUnwrap(
+            commands.first { $0.first == "SET" && $0.count > 1 && $0[1].hasSuffix(".s") }?[1]
+                .dropFirst(Canvas.setPrefix.count).dropLast(2))
+        for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
+        XCTAssertTrue(
+            try eventually {
+                try started.get() == 1 && self.client.command("ZCARD", "\(Canvas.setPrefix)\(gid).j").integer == 1
+                    && self.client.command("HLEN", "unacked").integer == 1
+            }, "the first header counted, the second running")
+        let used = try XCTUnwrap(try client.info("memory", "used_memory"))
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", String(used + 3_500_000)).text, "OK")
+        openGate(1)
         let done = "\(Canvas.setPrefix)\(gid).c"
         XCTAssertTrue(eventually { worker.consumer.chordJoinFailures.get() >= 2 }, "\(worker.errors.get())")
+        XCTAssertEqual(try client.command("ZCARD", "\(Canvas.setPrefix)\(gid).j").integer, 2, "both counted")
         XCTAssertNotEqual(try client.command("GET", done).text, "done", "the chord is not done without its body")
+        XCTAssertEqual(try client.command("LLEN", "bodyq").integer, 0)
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 1, "the last header's delivery is held")
-        XCTAssertEqual(try client.command("DEL", "bodyq").integer, 1)
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "0").text, "OK")
         XCTAssertTrue(
             try eventually {
                 try self.client.command("LLEN", "bodyq").integer == 1
@@ -214,10 +268,147 @@ final class BrokerFaultTests: RedisTestCase {
             }, "\(worker.errors.get())")
         XCTAssertEqual(try client.command("GET", done).text, "done")
         let queued = try XCTUnwrap(try client.command("LINDEX", "bodyq", "0").bytes)
-        let sent = try TaskMessage.decode(queued)
-        XCTAssertEqual(sent.id, bodyId)
-        XCTAssertEqual(sent.args, [[3, 7]])
+        XCTAssertEqual(try TaskMessage.decode(queued).id, bodyId)
         XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 0)
+        worker.stop()
+    }
+
+    /// Out of memory with 200 tasks queued: the worker claims nothing more while its
+    /// writes are refused (their deliveries stay held). Before, each resent completion
+    /// freed a slot as if written, and every retry claimed and ran more tasks, each held.
+    /// At most one claim was in flight with the first refused write, so `unacked` stays
+    /// within two windows; when the limit is lifted every task has its one result.
+    func testOutOfMemoryClaimsNothingMoreWhileWritesAreRefused() throws {
+        let gate = self.gate
+        let started = self.started
+        let worker = InProcessWorker(redis: redis, concurrency: 2, prefetch: 1) { r in
+            r.register("wait_gate") { ctx in
+                started.modify { $0 += 1 }
+                gate.wait()
+                return ctx.argument(0, "x") ?? .null
+            }
+        }
+        let window = worker.consumer.capacity
+        let messages = (0..<200).map { TaskMessage(task: "wait_gate", args: [.int(Int64($0))]) }
+        try enqueue(messages)
+        XCTAssertTrue(eventually { started.get() == 2 }, "two started")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "1").text, "OK")
+        for _ in 0..<200 { gate.signal() }
+        var most = 0
+        XCTAssertTrue(
+            try eventually(timeout: 20) {
+                most = max(most, Int(try self.client.command("HLEN", "unacked").integer ?? 0))
+                return worker.consumer.writeFailures["oom", default: 0] >= 8
+            }, "\(worker.errors.get())")
+        most = max(most, Int(try client.command("HLEN", "unacked").integer ?? 0))
+        XCTAssertLessThanOrEqual(most, 2 * window, "held deliveries while writes are refused")
+        XCTAssertLessThanOrEqual(started.get(), 2 * window)
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "0").text, "OK")
+        XCTAssertTrue(
+            try eventually(timeout: 60) {
+                try self.client.command("HLEN", "unacked").integer == 0
+                    && self.client.command("LLEN", "celery").integer == 0
+                    && messages.allSatisfy { try self.result($0.id)?["status"] == "SUCCESS" }
+            }, "\(worker.errors.get())")
+        for m in messages { XCTAssertEqual(try result(m.id)?["result"], m.args[0]) }
+        XCTAssertEqual(started.get(), 200, "each ran once")
+        XCTAssertEqual(try client.command("ZCARD", "unacked_index").integer, 0)
+        worker.stop()
+    }
+
+    /// OOM begins partway through a write: a task's 100 child tasks (`ctx.send`, plain
+    /// LPUSHes of ~27 KB each) go out in one batch behind a refused write, and Redis takes
+    /// the first ones until its limit (1 MB above its use) is reached. Only the refused
+    /// ones are sent again: each child is queued exactly once. Before, the whole batch was
+    /// sent again and the children that had landed were queued twice.
+    func testChildTasksSentAsOutOfMemoryBeginsAreQueuedOnce() throws {
+        let gate = self.gate
+        let started = self.started
+        let sentAll = LockedBox(false)
+        let payload = String(repeating: "c", count: 20_000)
+        let worker = InProcessWorker(redis: redis, concurrency: 1, prefetch: 1) { r in
+            r.register("spawn") { ctx in
+                started.modify { $0 += 1 }
+                gate.wait()
+                for i in 0..<100 { _ = ctx.send("child", args: [.int(Int64(i)), .string(payload)], queue: "other") }
+                sentAll.set(true)
+                return "spawned"
+            }
+        }
+        let spawn = TaskMessage(task: "spawn")
+        try enqueue([spawn])
+        XCTAssertTrue(eventually { started.get() == 1 }, "started")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "1").text, "OK")
+        openGate(1)
+        XCTAssertTrue(eventually { sentAll.get() }, "the children were sent")
+        let before = worker.consumer.writeFailures["oom", default: 0]
+        // A batch sent after the last child was posted (every child in it) was refused.
+        XCTAssertTrue(eventually { worker.consumer.writeFailures["oom", default: 0] >= before + 2 })
+        XCTAssertEqual(try client.command("LLEN", "other").integer, 0)
+        let used = try XCTUnwrap(try client.info("memory", "used_memory"))
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", String(used + 1_000_000)).text, "OK")
+        let partial = worker.consumer.writeFailures["oom", default: 0]
+        XCTAssertTrue(
+            try eventually {
+                try self.client.command("LLEN", "other").integer ?? 0 > 0
+                    && worker.consumer.writeFailures["oom", default: 0] > partial
+            }, "some children landed, the rest refused")
+        let landed = try XCTUnwrap(try client.command("LLEN", "other").integer)
+        XCTAssertLessThan(landed, 100, "OOM began partway")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "0").text, "OK")
+        XCTAssertTrue(
+            try eventually {
+                try self.result(spawn.id)?["status"] == "SUCCESS" && self.client.command("HLEN", "unacked").integer == 0
+                    && self.client.command("LLEN", "other").integer ?? 0 >= 100
+            }, "\(worker.errors.get())")
+        XCTAssertEqual(try client.command("LLEN", "other").integer, 100, "each child queued once")
+        var indexes: Set<Int64> = []
+        for raw in try client.command("LRANGE", "other", "0", "-1").elements ?? [] {
+            indexes.insert(try XCTUnwrap(try TaskMessage.decode(try XCTUnwrap(raw.bytes)).args.first?.intValue))
+        }
+        XCTAssertEqual(indexes.count, 100)
+        worker.stop()
+    }
+
+    /// While a refused write waits for its backoff (the worker's clock held), the loop
+    /// waits for it: a lease renewal that fell due meanwhile (renewals are not added while
+    /// writes are held) does not make every wait zero. Before, the loop spun until the
+    /// clock passed the retry time.
+    func testLoopWaitsOutAWriteBackoff() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let gate = self.gate
+        let started = self.started
+        let worker = InProcessWorker(redis: redis, concurrency: 1, prefetch: 1, clock: clock) { r in
+            r.register("wait_gate") { _ in
+                started.modify { $0 += 1 }
+                gate.wait()
+                return "ok"
+            }
+        }
+        let m = TaskMessage(task: "wait_gate")
+        try enqueue([m])
+        XCTAssertTrue(eventually { started.get() == 1 }, "started")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "1").text, "OK")
+        openGate(1)
+        // Refusals until the backoff is at its longest (2 s), the clock moved past each retry time.
+        for n in 1...7 {
+            XCTAssertTrue(eventually { worker.consumer.writeFailures["oom", default: 0] >= n }, "refusal \(n)")
+            if n < 7 { clock.advance(2.1) }
+        }
+        // Past the next lease renewal (0.2 s at most), before the retry (2 s).
+        clock.advance(0.5)
+        let turns = worker.consumer.turns.get()
+        XCTAssertFalse(eventually(timeout: 1) { worker.consumer.turns.get() - turns > 100 }, "the loop spun")
+        XCTAssertLessThan(worker.consumer.turns.get() - turns, 100)
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "0").text, "OK")
+        clock.advance(2)
+        XCTAssertTrue(
+            try eventually {
+                try self.result(m.id)?["status"] == "SUCCESS" && self.client.command("HLEN", "unacked").integer == 0
+            }, "\(worker.errors.get())")
         worker.stop()
     }
 

@@ -106,10 +106,12 @@ final class MoveClaim: ClaimStrategy {
                     for (key, _) in plan { claimingInUse.remove(lists.claimingKey(key)) }
                     return .refused(failure.message)
                 }
-                // ACLs that deny SORT (it is in @dangerous), a renamed command, …: the
-                // reconnect returns whatever was moved; from then on the script claims.
-                logger.error("Redis refused the claim by move (\(first)); claiming with the script from now on")
-                refused = true
+                // The reconnect returns whatever was moved. ACLs that deny SORT (it is in
+                // @dangerous), a renamed command, …: from then on the script claims.
+                if WriteFailure(errors: outcome.errors) == nil {
+                    logger.error("Redis refused the claim by move (\(first)); claiming with the script from now on")
+                    refused = true
+                }
                 throw .reply(first)
             }
             var took = spare.deliveryList()

@@ -23,7 +23,11 @@ final class BrokerPipeline {
         var entries: Int { if case .write(let n, _, _) = self { n } else { 0 } }
     }
 
-    private(set) var connection: RedisConnection?
+    private(set) var connection: RedisConnection? {
+        didSet { isConnected.set(connection != nil) }
+    }
+    /// Whether there is a connection now, readable from any thread (tests wait on it).
+    let isConnected = LockedBox(false)
     let claim: any ClaimStrategy
     /// Commands the worker's roles add to the next write: results of tasks that did not
     /// run with their acks, lease renewals, events, remote-control replies.

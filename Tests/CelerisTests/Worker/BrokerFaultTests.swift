@@ -412,6 +412,56 @@ final class BrokerFaultTests: RedisTestCase {
         worker.stop()
     }
 
+    /// A chord join waits for its retry (Redis refused the body for now) when the
+    /// connection goes (the proxy closes it and refuses new ones): with the worker's clock
+    /// past the join's retry time, the loop waits for the reconnect pacing instead of
+    /// spinning (the join, like lease renewals, runs only on a connection).
+    func testLoopWaitsForTheReconnectWhileAChordJoinWaits() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let proxy = try TCPProxy(upstream: redis.port)
+        defer { proxy.stop() }
+        let gate = self.gate
+        let started = self.started
+        let big = String(repeating: "x", count: 1 << 20)
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 2, prefetch: 1, clock: clock,
+            endpoint: RedisEndpoint(host: "127.0.0.1", port: proxy.port),
+            register: { r in
+                r.register("big_now") { _ in .string(big) }
+                r.register("big_gated") { _ in
+                    started.modify { $0 += 1 }
+                    gate.wait()
+                    return .string(big)
+                }
+            })
+        let body = Signature("tsum", options: ["queue": "bodyq"])
+        let chord = Canvas.chord([.task(Signature("big_now")), .task(Signature("big_gated"))], body)
+        let (commands, _) = chord.sendCommands()
+        let gid = try XCTUnwrap(
+            commands.first { $0.first == "SET" && $0.count > 1 && $0[1].hasSuffix(".s") }?[1]
+                .dropFirst(Canvas.setPrefix.count).dropLast(2))
+        for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
+        XCTAssertTrue(
+            try eventually {
+                try started.get() == 1 && self.client.command("ZCARD", "\(Canvas.setPrefix)\(gid).j").integer == 1
+                    && self.client.command("HLEN", "unacked").integer == 1
+            }, "the first header counted, the second running")
+        let used = try XCTUnwrap(try client.info("memory", "used_memory"))
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", String(used + 3_500_000)).text, "OK")
+        openGate(1)
+        XCTAssertTrue(eventually { worker.consumer.chordJoinFailures.get() >= 1 }, "\(worker.errors.get())")
+        proxy.stop()
+        clock.advance(2.5)  // the join's retry (or a renewal) finds the connection closed; reconnecting fails
+        XCTAssertTrue(eventually { !worker.consumer.pipeline.isConnected.get() }, "disconnected")
+        clock.advance(2.5)  // past the join's next retry and the next lease renewal; the reconnect fails again
+        let turns = worker.consumer.turns.get()
+        XCTAssertFalse(eventually(timeout: 1) { worker.consumer.turns.get() - turns > 100 }, "the loop spun")
+        XCTAssertLessThan(worker.consumer.turns.get() - turns, 100)
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "0").text, "OK")
+        worker.consumer.stopNow()
+    }
+
     /// A hard time limit abandons a thread it cannot stop; at `maxAbandonedThreads` of
     /// them the worker restarts warm: the last one is not replaced, nothing more starts,
     /// what it had claimed ahead goes back to the queue, and it stops with

@@ -62,16 +62,7 @@ final class RemoteControlTests: RedisTestCase {
     func testEventsFeedFlowersStateModel() throws {
         let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-E"])
         let m = TaskMessage(task: "add", args: [2, 3])
-        let capture = try Spawned(
-            try TestPaths.python(),
-            [TestPaths.fixtures.appendingPathComponent("control_probe.py").path, redis.url, "events", "5", m.id],
-            cwd: TestPaths.fixtures, name: "events")
-        // kombu's event receiver PSUBSCRIBEs to the celeryev channels: wait until it has.
-        XCTAssertTrue(
-            try eventually(timeout: 15) { try self.client.command("PUBSUB", "NUMPAT").integer ?? 0 >= 1 }, capture.log)
-        try enqueue([m])
-        XCTAssertTrue(eventually(timeout: 20) { !capture.isRunning }, capture.log)
-        let r = try resultLine(capture.log)
+        let r = try captureEvents(seconds: 5, enqueuing: m)
         for t in ["task-received", "task-started", "task-succeeded", "worker-heartbeat"] {
             XCTAssertTrue(r["types"]?.arrayValue?.contains(.string(t)) ?? false, "missing \(t): \(r)")
         }

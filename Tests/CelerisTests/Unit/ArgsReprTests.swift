@@ -94,15 +94,7 @@ final class ArgsReprTests: RedisTestCase {
     func testTaskReceivedEventCarriesTheCutRepr() throws {
         let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-E"])
         let m = TaskMessage(task: "noop", args: [.string(Self.big)])
-        let capture = try Spawned(
-            try TestPaths.python(),
-            [TestPaths.fixtures.appendingPathComponent("control_probe.py").path, redis.url, "events", "3", m.id],
-            cwd: TestPaths.fixtures, name: "events")
-        XCTAssertTrue(
-            try eventually(timeout: 15) { try self.client.command("PUBSUB", "NUMPAT").integer ?? 0 >= 1 }, capture.log)
-        try enqueue([m])
-        XCTAssertTrue(eventually(timeout: 20) { !capture.isRunning }, capture.log)
-        let r = try resultLine(capture.log)
+        let r = try captureEvents(seconds: 3, enqueuing: m)
         XCTAssertEqual(r["received"]?[0]?["args"]?.stringValue, m.argsRepr)
         XCTAssertEqual(m.argsRepr.count, 1031)
         XCTAssertEqual(try result(m.id)?["result"], .string(Self.big))

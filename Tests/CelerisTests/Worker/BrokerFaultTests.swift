@@ -20,18 +20,21 @@ final class BrokerFaultTests: RedisTestCase {
 
     /// A worker with the gated task `wait_gate`, and `count` of them queued and running.
     private func startGatedTasks(
-        _ count: Int, endpoint: RedisEndpoint? = nil, register: (inout TaskRegistry) -> Void = { _ in }
+        _ count: Int, clock: ManualClock? = nil, endpoint: RedisEndpoint? = nil,
+        register: (inout TaskRegistry) -> Void = { _ in }
     ) throws -> (InProcessWorker, [TaskMessage]) {
         let gate = self.gate
         let started = self.started
-        let worker = InProcessWorker(redis: redis, concurrency: count, prefetch: 1, endpoint: endpoint) { r in
-            r.register("wait_gate") { ctx in
-                started.modify { $0 += 1 }
-                gate.wait()
-                return ctx.argument(0, "x") ?? .null
-            }
-            register(&r)
-        }
+        let worker = InProcessWorker(
+            redis: redis, concurrency: count, prefetch: 1, clock: clock, endpoint: endpoint,
+            register: { r in
+                r.register("wait_gate") { ctx in
+                    started.modify { $0 += 1 }
+                    gate.wait()
+                    return ctx.argument(0, "x") ?? .null
+                }
+                register(&r)
+            })
         let messages = (0..<count).map { TaskMessage(task: "wait_gate", args: [.int(Int64($0))]) }
         try enqueue(messages)
         XCTAssertTrue(eventually { started.get() == count }, "the tasks started")
@@ -54,6 +57,58 @@ final class BrokerFaultTests: RedisTestCase {
             XCTAssertEqual(try result(m.id)?["result"], m.args[0])
         }
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
+    }
+
+    /// Queue `chord` the way Celery does; its group id and its body's task id.
+    private func sendChord(_ chord: Canvas) throws -> (gid: String, bodyId: String) {
+        let (commands, bodyId) = chord.sendCommands()
+        let gid = try XCTUnwrap(
+            commands.first { $0.first == "SET" && $0.count > 1 && $0[1].hasSuffix(".s") }?[1]
+                .dropFirst(Canvas.setPrefix.count).dropLast(2))
+        for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
+        return (String(gid), bodyId)
+    }
+
+    /// A chord of two headers returning 1 MiB each (`big_now`, and the gated `big_gated`)
+    /// whose body goes to `bodyq`: once the first header is counted and the second runs,
+    /// Redis gets a limit (3.5 MB above its use, `noeviction`) that lets the last header's
+    /// result land but not the body carrying both, and the second header is let finish.
+    private func startChordOfBigHeaders(clock: ManualClock? = nil, endpoint: RedisEndpoint? = nil) throws -> (
+        worker: InProcessWorker, gid: String, bodyId: String
+    ) {
+        let gate = self.gate
+        let started = self.started
+        let big = String(repeating: "x", count: 1 << 20)
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 2, prefetch: 1, clock: clock, endpoint: endpoint,
+            register: { r in
+                r.register("big_now") { _ in .string(big) }
+                r.register("big_gated") { _ in
+                    started.modify { $0 += 1 }
+                    gate.wait()
+                    return .string(big)
+                }
+            })
+        let body = Signature("tsum", options: ["queue": "bodyq"])
+        let (gid, bodyId) = try sendChord(
+            Canvas.chord([.task(Signature("big_now")), .task(Signature("big_gated"))], body))
+        XCTAssertTrue(
+            try eventually {
+                try started.get() == 1 && self.client.command("ZCARD", "\(Canvas.setPrefix)\(gid).j").integer == 1
+                    && self.client.command("HLEN", "unacked").integer == 1
+            }, "the first header counted, the second running")
+        let used = try XCTUnwrap(try client.info("memory", "used_memory"))
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
+        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", String(used + 3_500_000)).text, "OK")
+        openGate(1)
+        return (worker, gid, bodyId)
+    }
+
+    /// The worker's loop does not spin: fewer than 100 turns in the next second.
+    private func assertLoopDoesNotSpin(_ worker: InProcessWorker) {
+        let turns = worker.consumer.turns.get()
+        XCTAssertFalse(eventually(timeout: 1) { worker.consumer.turns.get() - turns > 100 }, "the loop spun")
+        XCTAssertLessThan(worker.consumer.turns.get() - turns, 100)
     }
 
     /// Redis out of memory with `noeviction`: the results' transaction is refused (OOM on
@@ -196,13 +251,8 @@ final class BrokerFaultTests: RedisTestCase {
         let worker = InProcessWorker(redis: redis)
         XCTAssertEqual(try client.command("SET", "bodyq", "not a list").text, "OK")
         let body = Signature("tsum", options: ["queue": "bodyq"])
-        let chord = Canvas.chord(
-            [.task(Signature("add", args: [1, 2])), .task(Signature("add", args: [3, 4]))], body)
-        let (commands, bodyId) = chord.sendCommands()
-        let gid = try XCTUnwrap(
-            commands.first { $0.first == "SET" && $0.count > 1 && $0[1].hasSuffix(".s") }?[1]
-                .dropFirst(Canvas.setPrefix.count).dropLast(2))
-        for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
+        let (gid, bodyId) = try sendChord(
+            Canvas.chord([.task(Signature("add", args: [1, 2])), .task(Signature("add", args: [3, 4]))], body))
         XCTAssertTrue(
             try eventually {
                 try self.result(bodyId)?["status"] == "FAILURE" && self.client.command("HLEN", "unacked").integer == 0
@@ -225,35 +275,7 @@ final class BrokerFaultTests: RedisTestCase {
     /// not the body) is not dropped: the chord is not marked done, the last header's
     /// delivery stays held, and the join is tried again until the body is queued.
     func testChordBodyIsQueuedBeforeTheChordIsDone() throws {
-        let gate = self.gate
-        let started = self.started
-        let big = String(repeating: "x", count: 1 << 20)
-        let worker = InProcessWorker(
-            redis: redis, concurrency: 2, prefetch: 1,
-            register: { r in
-                r.register("big_now") { _ in .string(big) }
-                r.register("big_gated") { _ in
-                    started.modify { $0 += 1 }
-                    gate.wait()
-                    return .string(big)
-                }
-            })
-        let body = Signature("tsum", options: ["queue": "bodyq"])
-        let chord = Canvas.chord([.task(Signature("big_now")), .task(Signature("big_gated"))], body)
-        let (commands, bodyId) = chord.sendCommands()
-        let gid = try XCTUnwrap(
-            commands.first { $0.first == "SET" && $0.count > 1 && $0[1].hasSuffix(".s") }?[1]
-                .dropFirst(Canvas.setPrefix.count).dropLast(2))
-        for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
-        XCTAssertTrue(
-            try eventually {
-                try started.get() == 1 && self.client.command("ZCARD", "\(Canvas.setPrefix)\(gid).j").integer == 1
-                    && self.client.command("HLEN", "unacked").integer == 1
-            }, "the first header counted, the second running")
-        let used = try XCTUnwrap(try client.info("memory", "used_memory"))
-        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
-        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", String(used + 3_500_000)).text, "OK")
-        openGate(1)
+        let (worker, gid, bodyId) = try startChordOfBigHeaders()
         let done = "\(Canvas.setPrefix)\(gid).c"
         XCTAssertTrue(eventually { worker.consumer.chordJoinFailures.get() >= 2 }, "\(worker.errors.get())")
         XCTAssertEqual(try client.command("ZCARD", "\(Canvas.setPrefix)\(gid).j").integer, 2, "both counted")
@@ -378,18 +400,8 @@ final class BrokerFaultTests: RedisTestCase {
     /// clock passed the retry time.
     func testLoopWaitsOutAWriteBackoff() throws {
         let clock = ManualClock(CeleryTime.now())
-        let gate = self.gate
-        let started = self.started
-        let worker = InProcessWorker(redis: redis, concurrency: 1, prefetch: 1, clock: clock) { r in
-            r.register("wait_gate") { _ in
-                started.modify { $0 += 1 }
-                gate.wait()
-                return "ok"
-            }
-        }
-        let m = TaskMessage(task: "wait_gate")
-        try enqueue([m])
-        XCTAssertTrue(eventually { started.get() == 1 }, "started")
+        let (worker, messages) = try startGatedTasks(1, clock: clock)
+        let m = messages[0]
         XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
         XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "1").text, "OK")
         openGate(1)
@@ -400,9 +412,7 @@ final class BrokerFaultTests: RedisTestCase {
         }
         // Past the next lease renewal (the lease interval is 1 s at most), before the retry (2 s).
         clock.advance(1.5)
-        let turns = worker.consumer.turns.get()
-        XCTAssertFalse(eventually(timeout: 1) { worker.consumer.turns.get() - turns > 100 }, "the loop spun")
-        XCTAssertLessThan(worker.consumer.turns.get() - turns, 100)
+        assertLoopDoesNotSpin(worker)
         XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "0").text, "OK")
         clock.advance(2)
         XCTAssertTrue(
@@ -420,44 +430,14 @@ final class BrokerFaultTests: RedisTestCase {
         let clock = ManualClock(CeleryTime.now())
         let proxy = try TCPProxy(upstream: redis.port)
         defer { proxy.stop() }
-        let gate = self.gate
-        let started = self.started
-        let big = String(repeating: "x", count: 1 << 20)
-        let worker = InProcessWorker(
-            redis: redis, concurrency: 2, prefetch: 1, clock: clock,
-            endpoint: RedisEndpoint(host: "127.0.0.1", port: proxy.port),
-            register: { r in
-                r.register("big_now") { _ in .string(big) }
-                r.register("big_gated") { _ in
-                    started.modify { $0 += 1 }
-                    gate.wait()
-                    return .string(big)
-                }
-            })
-        let body = Signature("tsum", options: ["queue": "bodyq"])
-        let chord = Canvas.chord([.task(Signature("big_now")), .task(Signature("big_gated"))], body)
-        let (commands, _) = chord.sendCommands()
-        let gid = try XCTUnwrap(
-            commands.first { $0.first == "SET" && $0.count > 1 && $0[1].hasSuffix(".s") }?[1]
-                .dropFirst(Canvas.setPrefix.count).dropLast(2))
-        for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
-        XCTAssertTrue(
-            try eventually {
-                try started.get() == 1 && self.client.command("ZCARD", "\(Canvas.setPrefix)\(gid).j").integer == 1
-                    && self.client.command("HLEN", "unacked").integer == 1
-            }, "the first header counted, the second running")
-        let used = try XCTUnwrap(try client.info("memory", "used_memory"))
-        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory-policy", "noeviction").text, "OK")
-        XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", String(used + 3_500_000)).text, "OK")
-        openGate(1)
+        let (worker, _, _) = try startChordOfBigHeaders(
+            clock: clock, endpoint: RedisEndpoint(host: "127.0.0.1", port: proxy.port))
         XCTAssertTrue(eventually { worker.consumer.chordJoinFailures.get() >= 1 }, "\(worker.errors.get())")
         proxy.stop()
         clock.advance(2.5)  // the join's retry (or a renewal) finds the connection closed; reconnecting fails
         XCTAssertTrue(eventually { !worker.consumer.pipeline.isConnected.get() }, "disconnected")
         clock.advance(2.5)  // past the join's next retry and the next lease renewal; the reconnect fails again
-        let turns = worker.consumer.turns.get()
-        XCTAssertFalse(eventually(timeout: 1) { worker.consumer.turns.get() - turns > 100 }, "the loop spun")
-        XCTAssertLessThan(worker.consumer.turns.get() - turns, 100)
+        assertLoopDoesNotSpin(worker)
         XCTAssertEqual(try client.command("CONFIG", "SET", "maxmemory", "0").text, "OK")
         worker.consumer.stopNow()
     }

@@ -46,9 +46,12 @@ final class RedeliveryLimitTests: RedisTestCase {
         XCTAssertEqual(try client.keys(), keysBefore.subtracting(["celery"]).union(["celeris.dead_letter"]))
     }
 
-    /// Claimed by the script six times by workers that died: restored five times (each
-    /// restore counted in the envelope, marked redelivered), then dead-lettered.
-    func testScriptClaimedDeliveryIsDeadLetteredAfterMaxRedeliveries() throws {
+    /// `m` queued and a live worker recovering it on its clock; six times a worker claims
+    /// `m` (`dieClaiming(m, n)`) and dies: the live worker restores it five times (each
+    /// checked by `checkRestored(n)` once it is back on `celery`), then dead-letters it.
+    private func assertDeadLetteredAfterSixDeaths(
+        dieClaiming: (TaskMessage, Int) throws -> Void, checkRestored: (Int) throws -> Void
+    ) throws {
         let m = TaskMessage(task: "add", args: [1, 2])
         try enqueue([m])
         let clock = ManualClock(CeleryTime.now())
@@ -56,17 +59,12 @@ final class RedeliveryLimitTests: RedisTestCase {
         XCTAssertTrue(try eventually(timeout: 10) { try self.client.keys().contains("_kombu.binding.idle") })
         let keysBefore = try client.keys()
         for restores in 1...5 {
-            XCTAssertEqual(
-                try DeliveryClaim().claim(on: client, queues: ["celery"], max: 1).map(\.tag), [m.deliveryTag])
+            try dieClaiming(m, restores)
             letLeasesGoStale(clock)
             XCTAssertTrue(try eventually(timeout: 10) { try self.client.command("LLEN", "celery").integer == 1 })
-            let back = try queued()
-            XCTAssertEqual(back["properties"]?[RedeliveryLimit.countKey], .int(Int64(restores)))
-            XCTAssertEqual(back["headers"]?["redelivered"], true)
-            XCTAssertEqual(back["properties"]?["delivery_info"]?["redelivered"], true)
-            XCTAssertEqual(try client.command("EXISTS", "unacked", "unacked_index").integer, 0)
+            try checkRestored(restores)
         }
-        XCTAssertEqual(try DeliveryClaim().claim(on: client, queues: ["celery"], max: 1).count, 1)
+        try dieClaiming(m, 6)
         letLeasesGoStale(clock)
         XCTAssertTrue(
             try eventually(timeout: 10) { try self.client.command("EXISTS", "celeris.dead_letter").integer == 1 })
@@ -74,36 +72,39 @@ final class RedeliveryLimitTests: RedisTestCase {
         try assertDeadLettered(m, keysBefore: keysBefore)
     }
 
+    /// Claimed by the script six times by workers that died: restored five times (each
+    /// restore counted in the envelope, marked redelivered), then dead-lettered.
+    func testScriptClaimedDeliveryIsDeadLetteredAfterMaxRedeliveries() throws {
+        try assertDeadLetteredAfterSixDeaths(
+            dieClaiming: { m, _ in
+                XCTAssertEqual(
+                    try DeliveryClaim().claim(on: self.client, queues: ["celery"], max: 1).map(\.tag), [m.deliveryTag])
+            },
+            checkRestored: { restores in
+                let back = try self.queued()
+                XCTAssertEqual(back["properties"]?[RedeliveryLimit.countKey], .int(Int64(restores)))
+                XCTAssertEqual(back["headers"]?["redelivered"], true)
+                XCTAssertEqual(back["properties"]?["delivery_info"]?["redelivered"], true)
+                XCTAssertEqual(try self.client.command("EXISTS", "unacked", "unacked_index").integer, 0)
+            })
+    }
+
     /// The same by move: each dying worker moved the message into its claiming list and
     /// died before recording it; the live worker restores the list, counted, and the
     /// sixth time dead-letters the message and unregisters the list.
     func testMoveClaimedDeliveryIsDeadLetteredAfterMaxRedeliveries() throws {
-        let m = TaskMessage(task: "add", args: [1, 2])
-        try enqueue([m])
-        let clock = ManualClock(CeleryTime.now())
-        let worker = recoveringWorker(clock: clock)
-        XCTAssertTrue(try eventually(timeout: 10) { try self.client.keys().contains("_kombu.binding.idle") })
-        let keysBefore = try client.keys()
-        func dieAfterClaimingByMove(_ n: Int) throws {
-            let dead = ClaimByMove(hostname: "dead-\(n)@test")
-            let plan = [(key: "celery", count: 1)]
-            try dead.append(plan, stamp: String(Int(CeleryTime.now()) + 1), on: client)
-            XCTAssertEqual(try dead.deliveries(plan, on: client).map(\.tag), [m.deliveryTag])
-            XCTAssertEqual(try client.command("LLEN", dead.claimingKey("celery")).integer, 1)
-        }
-        for restores in 1...5 {
-            try dieAfterClaimingByMove(restores)
-            letLeasesGoStale(clock)
-            XCTAssertTrue(try eventually(timeout: 10) { try self.client.command("LLEN", "celery").integer == 1 })
-            XCTAssertEqual(try queued()["properties"]?[RedeliveryLimit.countKey], .int(Int64(restores)))
-            XCTAssertEqual(try client.command("EXISTS", ClaimByMove.registryKey).integer, 0)
-        }
-        try dieAfterClaimingByMove(6)
-        letLeasesGoStale(clock)
-        XCTAssertTrue(
-            try eventually(timeout: 10) { try self.client.command("EXISTS", "celeris.dead_letter").integer == 1 })
-        worker.stop()
-        try assertDeadLettered(m, keysBefore: keysBefore)
+        try assertDeadLetteredAfterSixDeaths(
+            dieClaiming: { m, n in
+                let dead = ClaimByMove(hostname: "dead-\(n)@test")
+                let plan = [(key: "celery", count: 1)]
+                try dead.append(plan, stamp: String(Int(CeleryTime.now()) + 1), on: self.client)
+                XCTAssertEqual(try dead.deliveries(plan, on: self.client).map(\.tag), [m.deliveryTag])
+                XCTAssertEqual(try self.client.command("LLEN", dead.claimingKey("celery")).integer, 1)
+            },
+            checkRestored: { restores in
+                XCTAssertEqual(try self.queued()["properties"]?[RedeliveryLimit.countKey], .int(Int64(restores)))
+                XCTAssertEqual(try self.client.command("EXISTS", ClaimByMove.registryKey).integer, 0)
+            })
     }
 
     /// A worker restarted after dying on a message it had claimed by move takes its

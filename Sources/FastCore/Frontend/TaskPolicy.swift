@@ -42,7 +42,7 @@ public struct TaskPolicy: Sendable {
 
     /// Whether the allow-list has `task`.
     public func allows(task: String) -> Bool {
-        allowedTasks.contains { fnmatch($0, task, 0) == 0 }
+        allowedTasks.contains(task) || allowedTasks.contains { fnmatch($0, task, 0) == 0 }
     }
 
     /// Why `submission` may not be sent, or nil when it may. `scopes` are the

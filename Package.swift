@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .executable(name: "celeris-frontend", targets: ["Frontend"]),
         .executable(name: "celeris-worker", targets: ["Worker"]),
-        .library(name: "FastCore", targets: ["FastCore"]),
+        .library(name: "Celeris", targets: ["Celeris"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        // Tests only: the client is shown not to block a SwiftNIO event loop it is used from.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(
@@ -29,11 +31,17 @@ let package = Package(
             dependencies: [
                 "CEventShim", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "Crypto", package: "swift-crypto"),
-            ],
-            // Release builds skip the run-time exclusivity checks (about 2.3k instructions per
-            // task on the worker's path, each class property access on the consumer's hot loop);
-            // debug builds, which the tests run, keep them.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            ]
+        ),
+        // The library users depend on: FastCore re-exported, the worker's command line
+        // (`CelerisWorker.main(tasks:)`) and the application client.
+        .target(
+            name: "Celeris",
+            dependencies: [
+                "FastCore", .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         .executableTarget(
             name: "Frontend",
@@ -45,15 +53,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "Worker",
-            dependencies: [
-                "FastCore", "CEventShim", .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["Celeris"]
         ),
         .testTarget(
             name: "CelerisTests",
-            dependencies: ["FastCore", "CEventShim"],
+            dependencies: [
+                "Celeris", "FastCore", "CEventShim", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             exclude: ["Fixtures"]
         ),
     ]

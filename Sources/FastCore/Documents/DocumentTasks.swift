@@ -156,3 +156,10 @@ extension DocumentFeatures {
         self.minhash = minhash
     }
 }
+
+extension DocumentTasks {
+    /// The document pipeline's tasks as one registrable set (route them with `DocumentTasks.routes`).
+    ///
+    ///     CelerisWorker.main(tasks: [DocumentTasks.all], routes: DocumentTasks.routes)
+    public static let all: some RegistrableTask = TaskSet(register: DocumentTasks.register(into:))
+}

@@ -71,3 +71,10 @@ public enum BuiltinTasks {
 
     private static func isBool(_ v: JSON) -> Bool { if case .bool = v { return true } else { return false } }
 }
+
+extension BuiltinTasks {
+    /// The built-in tasks as one registrable set.
+    ///
+    ///     CelerisWorker.main(tasks: [BuiltinTasks.all, resize])
+    public static let all: some RegistrableTask = TaskSet(register: BuiltinTasks.register(into:))
+}

@@ -160,7 +160,7 @@ extension Consumer {
         case "report":
             return [
                 "ok": .string(
-                    "celeris \(Celeris.version): \(held.count) held, \(pool.running) running, queues \(queues.joined(separator: ","))"
+                    "celeris \(CelerisVersion.current): \(held.count) held, \(pool.running) running, queues \(queues.joined(separator: ","))"
                 )
             ]
         case "shutdown":
@@ -288,7 +288,7 @@ extension Consumer {
                 "maxrss": .int(Int64(usage.ru_maxrss)),
             ],
             "held": ["reserved": .int(Int64(held.count - schedule.count)), "scheduled": .int(Int64(schedule.count))],
-            "sw_ident": "celeris", "sw_ver": .string(Celeris.version), "sw_sys": "Linux",
+            "sw_ident": "celeris", "sw_ver": .string(CelerisVersion.current), "sw_sys": "Linux",
         ]
     }
 
@@ -308,7 +308,7 @@ extension Consumer {
         [
             "freq": .double(WorkerEvents.heartbeatSeconds), "active": .int(Int64(pool.running)),
             "processed": .int(Int64(processed.values.reduce(0, +))), "loadavg": WorkerEvents.loadAverage(),
-            "sw_ident": "celeris", "sw_ver": .string(Celeris.version), "sw_sys": "Linux",
+            "sw_ident": "celeris", "sw_ver": .string(CelerisVersion.current), "sw_sys": "Linux",
             "timestamp": .double(clock.now()), "type": .string(type),
         ]
     }

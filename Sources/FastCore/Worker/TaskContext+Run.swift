@@ -93,7 +93,11 @@ extension TaskContext {
             // fails the task (stored, acknowledged) instead of the worker.
             try checkTimeLimitHeader()
             let next = try followUps()
-            let result = try task.function(ctx)
+            let result: JSON
+            switch task.body {
+            case .sync(let function): result = try function(ctx)
+            case .async(let function): result = try Self.blockingBridge(function, ctx)
+            }
             let record = ResultRecord(
                 taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
                 groupId: message.group, parentId: message.parentId)
@@ -157,6 +161,19 @@ extension TaskContext {
             entry.chord = chord
             outbox.post(entry, recycling: &buffer)
         }
+    }
+
+    /// Placeholder until async tasks run without a thread: waits for `function` on this thread.
+    private static func blockingBridge(_ function: @escaping AsyncTaskFunction, _ ctx: TaskContext) throws -> JSON {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = LockedBox<Result<JSON, any Error>?>(nil)
+        Task {
+            do { outcome.set(.success(try await function(ctx))) } catch { outcome.set(.failure(error)) }
+            done.signal()
+        }
+        done.wait()
+        guard let result = outcome.get() else { throw TaskFailure(type: "RuntimeError", message: "no outcome") }
+        return try result.get()
     }
 
     /// What runs after success, decoded and checked before the task runs: the next step

@@ -15,8 +15,22 @@ public struct TaskRegistry: Sendable {
     public mutating func register(
         _ name: String, options: TaskOptions = TaskOptions(), _ function: @escaping TaskFunction
     ) {
-        tasks[name] = RegisteredTask(name: name, options: options, function: function)
+        tasks[name] = RegisteredTask(name: name, options: options, body: .sync(function))
     }
+
+    /// Register (or replace) an async task under `name`: it holds a slot, not a thread, while it awaits.
+    ///
+    ///     registry.register("fetch", async: { ctx in .string(try await fetch(ctx.argument(0, "url"))) })
+    public mutating func register(
+        _ name: String, options: TaskOptions = TaskOptions(), async function: @escaping AsyncTaskFunction
+    ) {
+        tasks[name] = RegisteredTask(name: name, options: options, body: .async(function))
+    }
+
+    /// Register a typed task (or a set of tasks).
+    ///
+    ///     registry.register(resize)
+    public mutating func register(_ task: some RegistrableTask) { task.register(into: &self) }
 
     /// The task registered as `name`, or nil.
     public func task(named name: String) -> RegisteredTask? { tasks[name] }
@@ -26,7 +40,7 @@ public struct TaskRegistry: Sendable {
         guard let t = tasks[name] else { return false }
         var options = t.options
         change(&options)
-        tasks[name] = RegisteredTask(name: name, options: options, function: t.function)
+        tasks[name] = RegisteredTask(name: name, options: options, body: t.body)
         return true
     }
 

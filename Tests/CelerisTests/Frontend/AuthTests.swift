@@ -17,7 +17,7 @@ final class AuthTests: RedisTestCase {
 
     func testTokensGuardRoutesAndTheWebSocketUpgrade() throws {
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port, extra: ["--auth-secret", secret])
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port, extra: ["--auth-secret", secret])
         let good = try issue("alice")
         let statusOnly = try issue("bob", scope: "status")
         let expired = try issue("carol", ttl: "-10")

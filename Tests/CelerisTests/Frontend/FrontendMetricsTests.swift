@@ -6,7 +6,7 @@ import XCTest
 final class FrontendMetricsTests: RedisTestCase {
     func testRequestsLatencyConnectionsWebSocketsAndQueueDepths() throws {
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
         for _ in 0..<3 { XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/tasks").status, 200) }
         for _ in 0..<2 { _ = try HTTPClient.request("GET", port: port, path: "/status/abc") }
         _ = try HTTPClient.request("GET", port: port, path: "/nope")

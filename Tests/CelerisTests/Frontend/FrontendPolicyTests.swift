@@ -140,7 +140,7 @@ final class FrontendPolicyTests: FrontendTestCase {
     func testConfiguredHostsAndOrigins() throws {
         frontend.stop()
         port = freePort()
-        frontend = try Celeris.frontend(
+        frontend = try CelerisProcess.frontend(
             redis: redis, port: port,
             extra: [
                 "--allowed-host", "app.example", "--allowed-host", "*.app.example", "--allow-origin",
@@ -165,7 +165,7 @@ final class FrontendPolicyTests: FrontendTestCase {
         defer { try? FileManager.default.removeItem(at: file) }
         frontend.stop()
         port = freePort()
-        frontend = try Celeris.frontend(
+        frontend = try CelerisProcess.frontend(
             redis: redis, port: port,
             extra: ["--allow-tasks-file", file.path, "--max-task-length", "10", "--default-task-length", "3"])
         XCTAssertEqual(try post(#"{"task": "report_daily"}"#).status, 200)

@@ -67,7 +67,7 @@ final class WebSocketFanOutTests: FrontendTestCase {
         // Its own frontend: a long idle timeout, so only the stuck-reader rule can close the client.
         frontend.stop()
         port = freePort()
-        frontend = try Celeris.frontend(
+        frontend = try CelerisProcess.frontend(
             redis: redis, port: port,
             extra: [
                 "--ws-soft-limit-bytes", "65536", "--ws-stuck-seconds", "2", "--ws-ping-ms", "200", "--ws-idle-ms",

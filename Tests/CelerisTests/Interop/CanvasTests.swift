@@ -14,7 +14,7 @@ final class CanvasTests: RedisTestCase {
     func chordKeys() throws -> [String] { try client.keys("celery-taskset-meta-*").sorted() }
 
     func testPythonChainRunsOnCeleris() throws {
-        let w = try Celeris.worker(redis: redis)
+        let w = try CelerisProcess.worker(redis: redis)
         XCTAssertEqual(try probe(["chain"])["result"], 16)
         XCTAssertTrue(w.isRunning)
     }
@@ -37,7 +37,7 @@ final class CanvasTests: RedisTestCase {
     }
 
     func testFailingHeaderGivesPythonClientAChordError() throws {
-        let worker = try Celeris.worker(redis: redis)
+        let worker = try CelerisProcess.worker(redis: redis)
         let r = try probe(["chord_error"])
         XCTAssertEqual(r["error"], "TypeError", "get() re-raises the failed header, as Celery does")
         XCTAssertEqual(r["body_state"], "FAILURE")
@@ -96,7 +96,7 @@ final class CanvasTests: RedisTestCase {
 
     /// `chain(a, group(b…), c)` runs as `a | chord(b…, c)` on Celeris workers.
     func testChainWithAGroupUpgradesToAChord() throws {
-        let w = try Celeris.worker(redis: redis)
+        let w = try CelerisProcess.worker(redis: redis)
         let flow = Canvas.chain([
             .task(Signature("add", args: [1, 2])),
             .group((0..<3).map { i in .task(Signature("add", args: [.int(Int64(i))])) }),

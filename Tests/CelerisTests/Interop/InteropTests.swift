@@ -8,7 +8,7 @@ final class InteropTests: XCTestCase {
     func testPythonClientGetsResultsFromCelerisWorker() throws {
         let redis = try RedisServer()
         // Steps of 50 ms: the PROGRESS states must not all be published before the client subscribes.
-        let worker = try Celeris.worker(redis: redis, step: "0.05")
+        let worker = try CelerisProcess.worker(redis: redis, step: "0.05")
         let out = try runPython("interop_send.py", [redis.url])
         let r = try resultLine(out)
         XCTAssertEqual(r["add"], 5)
@@ -29,7 +29,7 @@ final class InteropTests: XCTestCase {
     func testCelerisFrontendFeedsPythonWorker() throws {
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
         let python = try PythonWorker.spawn(redis: redis, env: ["FIXTURE_STEP_SECONDS": "0.05"])
 
         let add = try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [2, 3]}"#)

@@ -37,7 +37,7 @@ final class RemoteControlBoundsTests: RedisTestCase {
     ]
 
     func testOutOfBoundsControlArgumentsAreRefusedAndChangeNothing() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-c", "2"])
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["-n", "w1@test", "-c", "2"])
         let sent = JSON.array(Self.refused).serialized()
         let replies = try resultLine(try runPython("control_probe.py", [redis.url, "broadcast", sent]))
         XCTAssertEqual(replies.arrayValue?.count, Self.refused.count, worker.log)
@@ -65,7 +65,7 @@ final class RemoteControlBoundsTests: RedisTestCase {
 
     /// Commands within the bounds are applied (a pool stays between 1 and `maxConcurrency` slots).
     func testCommandsWithinTheBoundsAreApplied() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-c", "2"])
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["-n", "w1@test", "-c", "2"])
         let sent = JSON.array([
             ["pool_grow", ["n": 4]], ["pool_shrink", ["n": 4]], ["pool_shrink", nil], ["pool_grow", ["n": "4"]],
             ["time_limit", ["task_name": "create_task", "soft": 0, "hard": .double(ControlRequest.maxTimeLimit)]],

@@ -9,7 +9,7 @@ final class RemoteControlTests: RedisTestCase {
     }
 
     func testInspectPingActiveQueuesRegisteredAndStats() throws {
-        let worker = try Celeris.worker(
+        let worker = try CelerisProcess.worker(
             redis: redis, extra: ["-n", "w1@test", "-Q", "celery,extract_queue", "-c", "3"])
         let r = try probe(["inspect"])
         XCTAssertEqual(r["ping"], ["w1@test": ["ok": "pong"]])
@@ -26,7 +26,7 @@ final class RemoteControlTests: RedisTestCase {
 
     /// `celery control time_limit create_task --soft 0.3 --hard 5`: the next run is stopped by its soft limit.
     func testTimeLimitSetRemotely() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test"], step: "0.1")
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["-n", "w1@test"], step: "0.1")
         let r = try probe(["time_limit", "create_task", "0.3", "5"])
         XCTAssertEqual(r[0]?["w1@test"], ["ok": "time limits set successfully"])
         let m = TaskMessage(task: "create_task", args: [30])
@@ -60,7 +60,7 @@ final class RemoteControlTests: RedisTestCase {
     /// With -E, Celery's event receiver (Flower's State model) sees the worker
     /// alive and a task go from received to SUCCESS.
     func testEventsFeedFlowersStateModel() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-E"])
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["-n", "w1@test", "-E"])
         let m = TaskMessage(task: "add", args: [2, 3])
         let r = try captureEvents(seconds: 5, enqueuing: m)
         for t in ["task-received", "task-started", "task-succeeded", "worker-heartbeat"] {
@@ -78,7 +78,7 @@ final class RemoteControlTests: RedisTestCase {
 
     /// Autoscale grows from MIN to MAX under a burst and returns to MIN after idling.
     func testAutoscaleFollowsABurstUpAndBackDown() throws {
-        let worker = try Celeris.worker(
+        let worker = try CelerisProcess.worker(
             redis: redis, extra: ["-n", "w1@test", "--autoscale", "4,1", "--autoscale-keepalive", "1"], step: "0.3")
         func size() throws -> Int64? { try probe(["stats"])["w1@test"]?["pool"]?["autoscaler"]?["qty"]?.intValue }
         XCTAssertEqual(try size(), 1)
@@ -93,7 +93,7 @@ final class RemoteControlTests: RedisTestCase {
 
     /// inspect active / reserved / scheduled, control rate_limit, then control shutdown (warm).
     func testInspectQueuesRateLimitAndRemoteShutdown() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-c", "1"], step: "0.2")
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["-n", "w1@test", "-c", "1"], step: "0.2")
         let running = TaskMessage(task: "create_task", args: [20])
         let waiting = TaskMessage(task: "add", args: [1, 1])
         var later = TaskMessage(task: "add", args: [2, 2])

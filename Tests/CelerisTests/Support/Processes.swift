@@ -160,7 +160,7 @@ final class RedisServer {
 }
 
 /// The two Celeris executables pointed at one Redis.
-enum Celeris {
+enum CelerisProcess {
     static func frontend(redis: RedisServer, port: Int, extra: [String] = []) throws -> Spawned {
         let p = try Spawned(
             try TestPaths.executable("celeris-frontend"),

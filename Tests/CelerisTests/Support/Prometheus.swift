@@ -31,10 +31,10 @@ struct MetricsWorker {
     var log: String { process.log }
     var isRunning: Bool { process.isRunning }
 
-    /// Start a worker as `Celeris.worker` does, with its metrics served on a free port.
+    /// Start a worker as `CelerisProcess.worker` does, with its metrics served on a free port.
     init(redis: RedisServer, extra: [String] = [], step: String = "0") throws {
         metricsPort = freePort()
-        process = try Celeris.worker(
+        process = try CelerisProcess.worker(
             redis: redis, extra: extra + ["--metrics-port", "\(metricsPort)", "--metrics-host", "127.0.0.1"],
             step: step)
     }

@@ -40,7 +40,7 @@ class FrontendTestCase: RedisTestCase {
     override func setUpWithError() throws {
         try super.setUpWithError()
         port = freePort()
-        frontend = try Celeris.frontend(redis: redis, port: port, extra: frontendFlags)
+        frontend = try CelerisProcess.frontend(redis: redis, port: port, extra: frontendFlags)
     }
 
     override func tearDown() {

@@ -11,7 +11,7 @@ final class BadInputTests: XCTestCase {
     override func setUpWithError() throws {
         redis = try RedisServer()
         port = freePort()
-        frontend = try Celeris.frontend(
+        frontend = try CelerisProcess.frontend(
             redis: redis, port: port,
             extra: ["--max-body-bytes", "1024", "--max-header-bytes", "4096", "--max-ws-message-bytes", "1024"])
     }
@@ -150,7 +150,7 @@ final class BadInputTests: XCTestCase {
     /// Redis down → 503 with a JSON error; back up → frontend and worker
     /// reconnect by themselves and an acknowledged task completes.
     func testRedisOutageIs503AndBothSidesReconnect() throws {
-        let worker = try Celeris.worker(redis: redis)
+        let worker = try CelerisProcess.worker(redis: redis)
         redis.stop()
         XCTAssertTrue(
             eventually(timeout: 10) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 503 })

@@ -47,7 +47,7 @@ final class DocumentWorkflowTests: XCTestCase {
         let (dir, planted, broken) = try corpus(50, pairs: 5)
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
         let fetch = try MetricsWorker(
             redis: redis, extra: ["-Q", "fetch_queue", "-c", "1", "-n", "fetch@test"] + rootFlag)
         let extract = try MetricsWorker(
@@ -82,8 +82,8 @@ final class DocumentWorkflowTests: XCTestCase {
         let (dir, planted, _) = try corpus(20, pairs: 3)
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(redis: redis, extra: ["-Q", "fetch_queue,extract_queue"] + rootFlag)
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["-Q", "fetch_queue,extract_queue"] + rootFlag)
         let python = try PythonWorker.spawn(redis: redis, queues: "compare_queue")
         let s = try runWorkflow(port: port, dir: dir)
         XCTAssertEqual(s["result"]?["method"], "python-exact", "\(s)\n\(python.log)")
@@ -95,8 +95,8 @@ final class DocumentWorkflowTests: XCTestCase {
     func testBadBlobPathFailsTheWorkflowWithTheCause() throws {
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
+        let worker = try CelerisProcess.worker(
             redis: redis, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"] + rootFlag)
         XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/process").status, 422)
         XCTAssertEqual(
@@ -112,8 +112,8 @@ final class DocumentWorkflowTests: XCTestCase {
     func testBlobPathOutsideTheDocumentsRootFailsLikeAMissingOne() throws {
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
+        let worker = try CelerisProcess.worker(
             redis: redis, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"] + rootFlag)
         try FileManager.default.createSymbolicLink(atPath: docsRoot + "/etc", withDestinationPath: "/etc")
         for location in ["/etc", docsRoot + "/../", docsRoot + "/etc", "/nonexistent/celeris"] {
@@ -126,8 +126,8 @@ final class DocumentWorkflowTests: XCTestCase {
         // A worker without a root reads nothing.
         let redis2 = try RedisServer()
         let port2 = freePort()
-        let frontend2 = try Celeris.frontend(redis: redis2, port: port2)
-        let rootless = try Celeris.worker(redis: redis2, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"])
+        let frontend2 = try CelerisProcess.frontend(redis: redis2, port: port2)
+        let rootless = try CelerisProcess.worker(redis: redis2, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"])
         let s = try runWorkflow(port: port2, dir: docsRoot)
         XCTAssertEqual(s["status"], "Failed")
         XCTAssertTrue(s["result"]?.stringValue?.contains("no documents root configured") ?? false, "\(s)")
@@ -140,8 +140,8 @@ final class DocumentWorkflowTests: XCTestCase {
     func testOversizedAndEscapingDocumentsAreReportedNotRead() throws {
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
+        let worker = try CelerisProcess.worker(
             redis: redis,
             extra: ["-Q", "fetch_queue,extract_queue,compare_queue", "--max-document-bytes", "100"] + rootFlag)
         let dir = docsRoot + "/mixed"
@@ -176,8 +176,8 @@ final class DocumentWorkflowTests: XCTestCase {
     func testEmptyDirectoryCompletesTheWorkflow() throws {
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
+        let worker = try CelerisProcess.worker(
             redis: redis, extra: ["-Q", "fetch_queue,extract_queue,compare_queue"] + rootFlag)
         let dir = docsRoot + "/empty"
         try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
@@ -222,7 +222,7 @@ final class DocumentWorkflowTests: XCTestCase {
         let (dir, planted, _) = try corpus(12, pairs: 2, words: 150_000)
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
         let others = try MetricsWorker(
             redis: redis, extra: ["-Q", "fetch_queue,compare_queue", "-n", "others@test"] + rootFlag)
         let first = try MetricsWorker(

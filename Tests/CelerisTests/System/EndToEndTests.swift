@@ -8,8 +8,8 @@ final class EndToEndTests: XCTestCase {
     func testWebSocketClientSeesEveryProgressUpdateInOrder() throws {
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(redis: redis, step: "0.05")
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
+        let worker = try CelerisProcess.worker(redis: redis, step: "0.05")
         let r = try resultLine(try runPython("ws_client.py", ["\(port)", "4"]))
         let updates = r["updates"]?.arrayValue ?? []
         XCTAssertEqual(updates.map { $0["state"] }, ["PROGRESS", "PROGRESS", "PROGRESS", "PROGRESS", "SUCCESS"])
@@ -26,8 +26,8 @@ final class EndToEndTests: XCTestCase {
     func testStatusShowsProgressWhileRunningAndPendingForUnknownIds() throws {
         let redis = try RedisServer()
         let port = freePort()
-        let frontend = try Celeris.frontend(redis: redis, port: port)
-        let worker = try Celeris.worker(redis: redis, step: "0.3")
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
+        let worker = try CelerisProcess.worker(redis: redis, step: "0.3")
         XCTAssertEqual(
             try HTTPClient.request("GET", port: port, path: "/status/does-not-exist").json,
             ["status": "Pending...", "state": "PENDING"])

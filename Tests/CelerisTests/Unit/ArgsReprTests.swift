@@ -92,7 +92,7 @@ final class ArgsReprTests: RedisTestCase {
     /// With events on (`-E`), the task-received event Celery's receiver sees carries the
     /// cut repr, not the 100 KB argument.
     func testTaskReceivedEventCarriesTheCutRepr() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["-n", "w1@test", "-E"])
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["-n", "w1@test", "-E"])
         let m = TaskMessage(task: "noop", args: [.string(Self.big)])
         let r = try captureEvents(seconds: 3, enqueuing: m)
         XCTAssertEqual(r["received"]?[0]?["args"]?.stringValue, m.argsRepr)

@@ -35,7 +35,7 @@ final class ClaimByMoveTests: RedisTestCase {
     func drainByMove(_ n: Int, stoppedBy signal: Int32, extra: [String]) throws -> ([TaskMessage], Spawned) {
         let messages = (0..<n).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
         try enqueue(messages)
-        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test", "--claim", "move"] + extra)
+        let a = try CelerisProcess.worker(redis: redis, extra: ["-n", "a@test", "--claim", "move"] + extra)
         XCTAssertTrue(try eventually(timeout: 30, interval: 0.005) { try self.client.resultCount() >= 500 })
         kill(a.process.processIdentifier, signal)
         a.process.waitUntilExit()
@@ -231,7 +231,7 @@ final class ClaimByMoveTests: RedisTestCase {
         let messages = (0..<300).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
         try enqueue(messages)
         try client.command("ACL", "SETUSER", "default", "-sort")
-        let worker = try Celeris.worker(redis: redis, extra: ["--claim", "move", "--prefetch-multiplier", "16"])
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["--claim", "move", "--prefetch-multiplier", "16"])
         let done = try eventually(timeout: 30) { try self.client.resultCount() == messages.count }
         XCTAssertTrue(done, worker.log)
         // Refused (SORT was tried and denied), then claimed with the script from then on:
@@ -279,7 +279,7 @@ final class ClaimByMoveTests: RedisTestCase {
     func testKilledMoveWorkerLosesNothing() throws {
         let (messages, _) = try drainByMove(3000, stoppedBy: SIGKILL, extra: ["--visibility-timeout", "2"])
         let parked = try client.keys("celeris.claiming:*").count
-        let b = try Celeris.worker(
+        let b = try CelerisProcess.worker(
             redis: redis, extra: ["-n", "b@test", "--claim", "move", "--visibility-timeout", "2"])
         XCTAssertTrue(try eventually(timeout: 60, interval: 0.1) { try self.client.resultCount() == 3000 }, b.log)
         XCTAssertTrue(try eventually(timeout: 10) { try self.client.command("HLEN", "unacked").integer == 0 }, b.log)

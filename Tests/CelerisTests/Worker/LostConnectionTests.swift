@@ -31,7 +31,7 @@ final class LostConnectionTests: RedisTestCase {
     /// The worker's connections are killed over and over while it drains: every task
     /// still ends with its own result and its ack, and nothing stays held.
     func testConnectionsKilledMidDrainLoseNoResult() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["--prefetch-multiplier", "16"])
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["--prefetch-multiplier", "16"])
         let messages = (0..<10_000).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
         try enqueue(messages)
         let me = try XCTUnwrap(try client.command("CLIENT", "ID").integer)

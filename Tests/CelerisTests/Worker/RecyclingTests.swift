@@ -137,7 +137,7 @@ final class RecyclingTests: RedisTestCase {
     /// every task still gets its own result, whatever the lengths of its id and
     /// arguments, with a poison message and an unregistered task in between.
     func testRecycledRunnersGiveEveryTaskItsOwnResult() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["--prefetch-multiplier", "2", "-c", "2"])
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["--prefetch-multiplier", "2", "-c", "2"])
         var messages: [TaskMessage] = []
         for i in 0..<600 {
             let arg: JSON =

@@ -23,7 +23,7 @@ final class RoutingTests: XCTestCase {
         let redis = try RedisServer()
         let client = try redis.client()
         let port = freePort()
-        let frontend = try Celeris.frontend(
+        let frontend = try CelerisProcess.frontend(
             redis: redis, port: port,
             extra: [
                 "--route", "report_*=reports", "--allow-task", "report_daily", "--allow-task", "extract_data_task",

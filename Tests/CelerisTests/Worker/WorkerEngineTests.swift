@@ -30,7 +30,7 @@ final class WorkerEngineTests: RedisTestCase {
     /// SIGKILL mid-task: the message stays in `unacked`; once its visibility timeout has
     /// passed on its clock, another worker restores it and runs it.
     func testKilledWorkersTaskRunsAgainElsewhereAfterVisibilityTimeout() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["-n", "a@test", "--visibility-timeout", "2"], step: "0.5")
+        let a = try CelerisProcess.worker(redis: redis, extra: ["-n", "a@test", "--visibility-timeout", "2"], step: "0.5")
         let m = TaskMessage(task: "create_task", args: [4])
         try enqueue([m])
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" })
@@ -43,7 +43,7 @@ final class WorkerEngineTests: RedisTestCase {
         let clock = ManualClock(CeleryTime.now())
         let runs = LockedCounter()
         let b = InProcessWorker(redis: redis, clock: clock, visibilityTimeout: 30, hostname: "b@test") { r in
-            let createTask = r.task(named: "create_task")!.function
+            guard case .sync(let createTask) = r.task(named: "create_task")?.body else { return }
             r.register("create_task") { ctx in
                 runs.increment()
                 return try createTask(ctx)
@@ -69,7 +69,7 @@ final class WorkerEngineTests: RedisTestCase {
 
     /// A Python Celery worker recovers a message a killed Celeris worker held.
     func testPythonWorkerRecoversMessageFromKilledCelerisWorker() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["--visibility-timeout", "2"], step: "1")
+        let a = try CelerisProcess.worker(redis: redis, extra: ["--visibility-timeout", "2"], step: "1")
         let m = TaskMessage(task: "create_task", args: [5])
         try enqueue([m])
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "PROGRESS" })
@@ -93,7 +93,7 @@ final class WorkerEngineTests: RedisTestCase {
     /// SIGTERM with prefetched messages: the running task finishes, the
     /// prefetched ones go back (marked redelivered), nothing runs twice.
     func testWarmShutdownReturnsPrefetchedAndFinishesRunning() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["-c", "1", "--prefetch-multiplier", "4"], step: "0.4")
+        let a = try CelerisProcess.worker(redis: redis, extra: ["-c", "1", "--prefetch-multiplier", "4"], step: "0.4")
         let first = TaskMessage(task: "create_task", args: [3])
         let rest = (0..<5).map { _ in TaskMessage(task: "create_task", args: [1]) }
         try enqueue([first] + rest)
@@ -170,7 +170,7 @@ final class WorkerEngineTests: RedisTestCase {
     /// never holds more than its prefetch window: `unacked`, sampled all through a drain,
     /// stays within concurrency × multiplier.
     func testDrainNeverClaimsBeyondThePrefetchWindow() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["-c", "2", "--prefetch-multiplier", "3"])
+        let a = try CelerisProcess.worker(redis: redis, extra: ["-c", "2", "--prefetch-multiplier", "3"])
         let messages = (0..<3000).map { TaskMessage(task: "noop", args: [.int(Int64($0))]) }
         try enqueue(messages)
         var most = 0
@@ -266,7 +266,7 @@ final class WorkerEngineTests: RedisTestCase {
 
     /// A second SIGTERM is a cold shutdown: every held message, the running one included, goes back.
     func testColdShutdownReturnsEveryHeldMessage() throws {
-        let a = try Celeris.worker(redis: redis, extra: ["-c", "1"], step: "1")
+        let a = try CelerisProcess.worker(redis: redis, extra: ["-c", "1"], step: "1")
         let messages = (0..<3).map { _ in TaskMessage(task: "create_task", args: [30]) }
         try enqueue(messages)
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(messages[0].id)?["status"] == "PROGRESS" })
@@ -306,7 +306,7 @@ final class WorkerEngineTests: RedisTestCase {
 
     /// A task that blocks (sleep) holds one slot; the others keep running and publishing.
     func testBlockingTaskDoesNotStallTheOthers() throws {
-        let worker = try Celeris.worker(redis: redis, extra: ["-c", "2"], step: "5")
+        let worker = try CelerisProcess.worker(redis: redis, extra: ["-c", "2"], step: "5")
         let slow = TaskMessage(task: "create_task", args: [2])
         let quick = (0..<20).map { TaskMessage(task: "add", args: [.int(Int64($0)), 0]) }
         try enqueue([slow] + quick)

@@ -8,7 +8,7 @@ final class WorkerMetricsTests: XCTestCase {
         let redis = try RedisServer()
         let client = try redis.client()
         let port = freePort()
-        let worker = try Celeris.worker(
+        let worker = try CelerisProcess.worker(
             redis: redis, extra: ["--metrics-port", "\(port)", "--metrics-host", "127.0.0.1", "-c", "3"])
         var producer = TaskProducer()
         let ok = (0..<5).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }

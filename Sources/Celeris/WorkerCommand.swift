@@ -4,9 +4,11 @@ import Foundation
 import Metrics
 import Prometheus
 
-/// `celeris-worker`: consumes Celery queues on Redis and runs registered Swift tasks.
-@main
+/// The `celeris-worker` command line, run around the tasks `CelerisWorker.main` was given.
 struct WorkerCommand: ParsableCommand {
+    /// What `CelerisWorker.main` registers (set once, before parsing).
+    static let tasks = LockedBox<(registry: TaskRegistry, routes: TaskRoutes)>((TaskRegistry(), TaskRoutes()))
+
     static let configuration = CommandConfiguration(
         commandName: "celeris-worker",
         abstract: "Run Celery-compatible tasks from Redis queues.",
@@ -56,6 +58,9 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(name: .long, help: "JSON file of routes: {\"task_routes\": {\"pattern\": \"queue\"}}.")
     var routes: String?
+
+    @Flag(name: .long, help: "Print the Celeris version and exit.")
+    var version = false
 
     @Option(name: [.short, .long], help: "debug, info, warning, error, critical.")
     var loglevel: String = "info"
@@ -150,6 +155,10 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
+        if version {
+            print("celeris \(CelerisVersion.current)")
+            return
+        }
         // Logging to stderr, the broker from -b or $CELERIS_BROKER_URL, and SIGPIPE ignored: a write
         // to a connection Redis has closed is an error the consumer handles (it reconnects and
         // sends again), not a reason for the process to die.
@@ -166,12 +175,11 @@ struct WorkerCommand: ParsableCommand {
         do { try reader.validate() } catch { throw ValidationError("\(error)") }
         FileReader.shared.set(reader)
         do {
-            try DocumentPolicy.configure(root: documentsRoot ?? env["CELERIS_DOCUMENTS_ROOT"], maxBytes: maxDocumentBytes)
+            try DocumentPolicy.configure(
+                root: documentsRoot ?? env["CELERIS_DOCUMENTS_ROOT"], maxBytes: maxDocumentBytes)
         } catch { throw ValidationError("\(error)") }
 
-        var registry = TaskRegistry()
-        BuiltinTasks.register(into: &registry)
-        DocumentTasks.register(into: &registry)
+        let (registry, baseRoutes) = Self.tasks.get()
         var config = WorkerConfiguration(
             endpoint: endpoint, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: node, stepSeconds: step, visibilityTimeout: visibilityTimeout, events: taskEvents,
@@ -189,7 +197,7 @@ struct WorkerCommand: ParsableCommand {
             logger.info("metrics on http://\(metricsHost):\(bound)/metrics")
         }
         do {
-            config.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes, base: DocumentTasks.routes)
+            config.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes, base: baseRoutes)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -1,0 +1,2 @@
+// `import Celeris` gives the whole engine: tasks, registry, messages, canvas, results.
+@_exported import FastCore

@@ -293,6 +293,40 @@ void ce_bell_ring(int bell);
 /* Silence the bell (it stays readable until cleared). */
 void ce_bell_clear(int bell);
 
+/* ---- a bell watched by a loop (loop_bell.c): wake a loop from any thread ---- */
+
+typedef struct ce_bell_watch ce_bell_watch;
+/* Watch a new bell on the loop; cb(ctx) runs on the loop after rings. NULL on failure. */
+ce_bell_watch *ce_bell_watch_new(ce_loop *loop, ce_timer_cb cb, void *ctx);
+/* The bell to ring (ce_bell_ring) from any thread. */
+int ce_bell_watch_fd(const ce_bell_watch *w);
+/* Set the callback's context (before the bell is first rung). */
+void ce_bell_watch_set_context(ce_bell_watch *w, void *ctx);
+/* Stop watching and close the bell. */
+void ce_bell_watch_free(ce_bell_watch *w);
+
+/* ---- a subscriber connection on a loop (redis_pubsub.c) -------------- */
+
+typedef struct ce_pubsub ce_pubsub;
+enum ce_pubsub_event {
+    CE_PUBSUB_UP = 1, CE_PUBSUB_DOWN = 2, CE_PUBSUB_MESSAGE = 3, CE_PUBSUB_SUBSCRIBED = 4, CE_PUBSUB_ERROR = 5,
+    CE_PUBSUB_UNSUBSCRIBED = 6
+};
+/* UP; DOWN (a: the error); MESSAGE (a: channel, b: payload); SUBSCRIBED, UNSUBSCRIBED (a: channel); ERROR (a: message). */
+typedef void (*ce_pubsub_cb)(ce_pubsub *p, int event, const char *a, size_t alen, const char *b, size_t blen,
+                             void *ctx);
+/* Start connecting; NULL when it cannot even start. After DOWN, free it and connect anew. */
+ce_pubsub *ce_pubsub_connect(ce_loop *loop, const char *host, int port, ce_pubsub_cb cb, void *ctx);
+/* AUTH (before subscribing). -1 when down. */
+int ce_pubsub_auth(ce_pubsub *p, const char *password, size_t len);
+/* SUBSCRIBE / UNSUBSCRIBE one channel. -1 when down. */
+int ce_pubsub_subscribe(ce_pubsub *p, const char *channel, size_t len);
+int ce_pubsub_unsubscribe(ce_pubsub *p, const char *channel, size_t len);
+/* TCP keepalive on the socket, idle_s seconds. */
+int ce_pubsub_keepalive(ce_pubsub *p, int idle_s);
+/* Close (if open) and free; no callback runs after. */
+void ce_pubsub_free(ce_pubsub *p);
+
 /* ---- io_uring file reads -------------------------------------------- */
 
 typedef struct ce_uring ce_uring;

@@ -1,0 +1,185 @@
+import CEventShim
+import Foundation
+import Logging
+
+/// The client's subscriber connection (`ce_pubsub`), on its loop: one SUBSCRIBE per
+/// result channel somebody awaits, confirmed before the caller reads the key (so no
+/// update falls between the read and the subscription), re-subscribed after a reconnect
+/// (each confirmation is reported again, so awaited keys are read again). A channel no
+/// one awaits any more is unsubscribed after `idleSeconds` (one awaited again by then is
+/// reused). A channel of its own stays subscribed for the connection's life (hiredis 0.14
+/// must never see its subscription count reach zero while a SUBSCRIBE is in flight).
+///
+///     let sub = ResultSubscriber(loop: loop, endpoint: ep, logger: log)
+///     sub.onConfirmed = { channel in /* GET the key */ }
+///     sub.onMessage = { channel, payload in /* a new record */ }
+///     sub.start(); sub.subscribe("celery-task-meta-" + id)
+final class ResultSubscriber {
+    private enum ChannelState {
+        case sent, confirmed
+        /// UNSUBSCRIBE sent; `again`: subscribe once its reply came.
+        case leaving(again: Bool)
+    }
+
+    let endpoint: RedisEndpoint
+    private let loop: EventLoop
+    private let logger: Logger
+    private var handle: OpaquePointer?
+    private var retired: [OpaquePointer] = []
+    private var channels: [String: ChannelState] = [:]
+    /// Channels nobody awaits, since when (loop seconds).
+    private var idle: [String: Double] = [:]
+    private let ownChannel = "celeris-client-" + TaskMessage.newId()
+    private var reconnectTimer: LoopTimer?
+    private var sweepTimer: LoopTimer?
+    private var closed = false
+    /// Seconds an unused channel stays subscribed.
+    var idleSeconds = 1.0
+    /// Connected (its SUBSCRIBEs are sent).
+    private(set) var isUp = false
+    /// A channel's SUBSCRIBE was confirmed (again, after a reconnect).
+    var onConfirmed: (String) -> Void = { _ in }
+    /// A message on a subscribed channel.
+    var onMessage: (String, [UInt8]) -> Void = { _, _ in }
+    /// The connection dropped (channels are subscribed again once it is back).
+    var onDown: () -> Void = {}
+
+    init(loop: EventLoop, endpoint: RedisEndpoint, logger: Logger) {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.logger = logger
+    }
+
+    func start() {
+        connect()
+        sweepTimer = loop.timer(after: 250, repeating: true) { [weak self] in self?.sweep() }
+    }
+
+    func close() {
+        closed = true
+        reconnectTimer?.cancel()
+        sweepTimer?.cancel()
+        if let h = handle { ce_pubsub_free(h) }
+        handle = nil
+        for r in retired { ce_pubsub_free(r) }
+        retired.removeAll()
+        isUp = false
+    }
+
+    /// Whether `channel`'s subscription is confirmed on the current connection.
+    func isConfirmed(_ channel: String) -> Bool {
+        if case .confirmed? = channels[channel] { return true }
+        return false
+    }
+
+    /// Subscribe (or keep) `channel`; `onConfirmed` reports it (at once when it already is).
+    func subscribe(_ channel: String) {
+        idle.removeValue(forKey: channel)
+        switch channels[channel] {
+        case .confirmed?: onConfirmed(channel)
+        case .sent?: break
+        case .leaving?: channels[channel] = .leaving(again: true)
+        case nil:
+            channels[channel] = .sent
+            send(subscribe: channel)
+        }
+    }
+
+    /// Nobody awaits `channel` any more: unsubscribed after `idleSeconds`.
+    func release(_ channel: String) {
+        guard channels[channel] != nil else { return }
+        idle[channel] = CeleryTime.now()
+    }
+
+    private func sweep() {
+        guard !idle.isEmpty else { return }
+        let now = CeleryTime.now()
+        for (channel, since) in idle where now - since >= idleSeconds {
+            idle.removeValue(forKey: channel)
+            guard isUp, let h = handle else {
+                channels.removeValue(forKey: channel)
+                continue
+            }
+            channels[channel] = .leaving(again: false)
+            if channel.withCString({ ce_pubsub_unsubscribe(h, $0, strlen($0)) }) != 0 {
+                channels.removeValue(forKey: channel)
+            }
+        }
+    }
+
+    private func send(subscribe channel: String) {
+        guard isUp, let h = handle else { return }
+        _ = channel.withCString { ce_pubsub_subscribe(h, $0, strlen($0)) }
+    }
+
+    private func connect() {
+        guard !closed else { return }
+        for r in retired { ce_pubsub_free(r) }
+        retired.removeAll()
+        handle = ce_pubsub_connect(
+            loop.handle, endpoint.host, Int32(endpoint.port), pubsubTrampoline,
+            Unmanaged.passUnretained(self).toOpaque())
+        if handle == nil { scheduleReconnect() }
+    }
+
+    private func scheduleReconnect() {
+        guard !closed else { return }
+        reconnectTimer = loop.timer(after: 500) { [weak self] in self?.connect() }
+    }
+
+    fileprivate func event(_ kind: Int32, _ a: String, _ b: [UInt8]) {
+        switch UInt32(kind) {
+        case CE_PUBSUB_UP.rawValue:
+            guard let h = handle else { return }
+            isUp = true
+            _ = ce_pubsub_keepalive(h, 15)
+            if let pw = endpoint.password { _ = pw.withCString { ce_pubsub_auth(h, $0, strlen($0)) } }
+            send(subscribe: ownChannel)
+            for (channel, state) in channels {
+                if case .leaving(let again) = state, !again {
+                    channels.removeValue(forKey: channel)
+                    continue
+                }
+                channels[channel] = .sent
+                send(subscribe: channel)
+            }
+            logger.debug("client subscriber connected to \(endpoint)")
+        case CE_PUBSUB_DOWN.rawValue:
+            let wasUp = isUp
+            isUp = false
+            if let h = handle { retired.append(h) }  // freed out of hiredis' callback
+            handle = nil
+            if wasUp { logger.warning("client lost Redis at \(endpoint) (pub/sub): \(a); reconnecting") }
+            onDown()
+            scheduleReconnect()
+        case CE_PUBSUB_SUBSCRIBED.rawValue:
+            guard case .sent? = channels[a] else { return }
+            channels[a] = .confirmed
+            onConfirmed(a)
+        case CE_PUBSUB_UNSUBSCRIBED.rawValue:
+            guard case .leaving(let again)? = channels[a] else { return }
+            if again {
+                channels[a] = .sent
+                send(subscribe: a)
+            } else {
+                channels.removeValue(forKey: a)
+            }
+        case CE_PUBSUB_MESSAGE.rawValue:
+            onMessage(a, b)
+        case CE_PUBSUB_ERROR.rawValue:
+            logger.error("client subscriber at \(endpoint): \(a)")
+        default:
+            break
+        }
+    }
+}
+
+private func pubsubTrampoline(
+    _ p: OpaquePointer?, _ kind: Int32, _ a: UnsafePointer<CChar>?, _ alen: Int, _ b: UnsafePointer<CChar>?,
+    _ blen: Int, _ ctx: UnsafeMutableRawPointer?
+) {
+    guard let ctx else { return }
+    let first = a.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: alen), as: UTF8.self) } ?? ""
+    let second = b.map { Array(UnsafeRawBufferPointer(start: $0, count: blen)) } ?? []
+    Unmanaged<ResultSubscriber>.fromOpaque(ctx).takeUnretainedValue().event(kind, first, second)
+}

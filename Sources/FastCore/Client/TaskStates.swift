@@ -1,0 +1,58 @@
+/// A task's states as they happen (`TaskHandle.states`): the stored state first (PENDING
+/// when nothing is stored yet), then every published update in order, ending after the
+/// final state (SUCCESS, FAILURE, REVOKED). An update equal to the one before it (the
+/// stored record read and also published) is yielded once. Stopping the iteration
+/// (leaving the loop, cancelling the task) unsubscribes.
+///
+///     for try await status in handle.states { print(status.state, status.result) }
+public struct TaskStates: AsyncSequence, Sendable {
+    public typealias Element = TaskStatus
+    let id: String
+    let client: CelerisClient
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: AsyncThrowingStream<TaskStatus, Error>.AsyncIterator
+        public mutating func next() async throws -> TaskStatus? { try await inner.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        let (stream, continuation) = AsyncThrowingStream<TaskStatus, Error>.makeStream()
+        let id = id
+        let client = client
+        let last = LockedBox<(record: [UInt8]?, yielded: Bool, done: Bool)>((nil, false, false))
+        let token = client.watchStates(of: id) { event in
+            // Runs on the client's loop, one event at a time.
+            switch event {
+            case .record(let bytes):
+                let fresh = last.modify { s -> Bool in
+                    guard !s.done, s.record != bytes else { return false }
+                    s.record = bytes
+                    s.yielded = true
+                    return true
+                }
+                guard fresh else { return }
+                guard let status = TaskStatus(taskId: id, record: bytes) else {
+                    last.modify { $0.done = true }
+                    return continuation.finish(
+                        throwing: CelerisClientError.malformedResult(taskId: id, reason: "not a result record"))
+                }
+                continuation.yield(status)
+                if status.isFinal {
+                    last.modify { $0.done = true }
+                    continuation.finish()
+                }
+            case .missing:
+                let first = last.modify { s -> Bool in
+                    defer { s.yielded = true }
+                    return !s.yielded && !s.done
+                }
+                if first { continuation.yield(TaskStatus(taskId: id, state: TaskState.pending.rawValue)) }
+            case .failed(let e):
+                last.modify { $0.done = true }
+                continuation.finish(throwing: e)
+            }
+        }
+        continuation.onTermination = { _ in client.unwatch(id, token: token) }
+        return AsyncIterator(inner: stream.makeAsyncIterator())
+    }
+}

@@ -1,8 +1,8 @@
 /// The tasks every Celeris worker knows: the tutorial's `create_task`, and
-/// `add` / `noop` / `tsum` for interop tests, benchmarks and chords. The document
+/// `add` / `noop` / `noop_async` / `tsum` for interop tests, benchmarks and chords. The document
 /// pipeline's tasks are `DocumentTasks`' (`celeris-worker` registers both).
 public enum BuiltinTasks {
-    /// Register `create_task`, `add`, `noop` and `tsum` into `registry`.
+    /// Register `create_task`, `add`, `noop`, `noop_async` (the same, as an async task) and `tsum` into `registry`.
     ///
     ///     var registry = TaskRegistry()
     ///     BuiltinTasks.register(into: &registry)
@@ -10,6 +10,7 @@ public enum BuiltinTasks {
         registry.register("create_task", createTask)
         registry.register("add", add)
         registry.register("noop") { ctx in ctx.argument(0, "x") ?? .null }
+        registry.register("noop_async", async: { ctx in ctx.argument(0, "x") ?? .null })
         registry.register("tsum", tsum)
     }
 

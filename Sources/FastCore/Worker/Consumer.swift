@@ -50,6 +50,7 @@ public final class Consumer: @unchecked Sendable {
     var wakers: QueueWakers
     var schedule = DeliverySchedule()
     var hardLimits = HardTimeLimits()
+    var softLimits = SoftTimeLimits()
     var leases: Leases
     var recoverer: Recoverer
     var recycler = Recycler()
@@ -181,6 +182,7 @@ public final class Consumer: @unchecked Sendable {
             startDue(now)
             submitStarted()
             enforceHardLimits(now)
+            enforceSoftLimits(now)
             if ensureConnected() {
                 answerControlRequests()
                 sendEvents(now)
@@ -237,7 +239,7 @@ public final class Consumer: @unchecked Sendable {
         if pipeline.retryAt > now && (pipeline.hasPendingWrites || !pipeline.own.isEmpty) {
             next = min(next, pipeline.retryAt)
         }
-        next = min(next, hardLimits.nextDeadline)
+        next = min(next, hardLimits.nextDeadline, softLimits.nextDeadline)
         return max(0, next - now)
     }
 

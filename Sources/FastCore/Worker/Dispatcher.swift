@@ -59,6 +59,7 @@ extension Consumer {
         }
         held[d.tag] = h
         if h.limits.hard != nil { hardLimits.watch(d.tag) }
+        if h.runsAsync && h.limits.soft != nil { softLimits.watch(d.tag) }
         if let eta = eta.flatMap(CeleryTime.parse), eta > now {
             schedule(h, at: eta)
         } else {
@@ -134,6 +135,12 @@ extension Consumer {
         )
         stoppedForAbandonedThreads.set(true)
         stop()
+    }
+
+    /// Cancel async tasks past their soft time limit (their bodies then fail with
+    /// `SoftTimeLimitExceeded`, or catch the cancellation).
+    func enforceSoftLimits(_ now: Double) {
+        softLimits.cancelExpired(now: now, held: held)
     }
 
     /// Store a final state for a task that will not run, and acknowledge it.

@@ -1,9 +1,13 @@
 import Foundation
 
-/// Threads running tasks in arrival order, so a task that blocks (sleep, file
-/// I/O) holds one slot and never the consumer. The pool can hand back what
-/// has not started (shutdown), grow and shrink (autoscale), and replace a
-/// thread stuck in a task past its hard time limit.
+/// Slots running tasks in arrival order: at most `size` tasks run at once, sync or
+/// async. A sync task runs on a thread of its own, so one that blocks (sleep, file
+/// I/O) holds one slot and never the consumer; threads are started on demand, at most
+/// one per running sync task. An async task holds its slot but no thread: it runs as a
+/// Swift `Task` on the global concurrent executor, and the next queued task starts when
+/// it ends. The pool can hand back what has not started (shutdown), grow and shrink
+/// (autoscale), and give up on a task past its hard time limit (an async one is
+/// cancelled; a sync one's thread is left to finish and its slot is replaced).
 ///
 ///     let pool = ExecutorPool(size: 4)
 ///     pool.submit(runner)
@@ -14,10 +18,18 @@ public final class ExecutorPool: @unchecked Sendable {
     /// finished task is not kept alive by the queue until it is compacted.
     private var queue: [TaskContext?] = []
     private var head = 0
+    /// Slots.
     private var target: Int
+    /// Threads started and not exited (abandoned ones included).
     private var alive = 0
     private var abandoned = 0
+    /// Tasks holding a slot (running sync or async, or stuck past a hard limit and not replaced).
     private var busy = 0
+    /// Threads waiting for a sync task, and threads woken or started for one that have not looked yet.
+    private var idle = 0
+    private var coming = 0
+    /// Abandoned sync runners whose slot was kept (not replaced): freed when their thread ends.
+    private var unreplaced: Set<ObjectIdentifier> = []
     private var closed = false
     private let name: String
     /// At this many abandoned threads still running, an abandoned one is not replaced
@@ -28,28 +40,31 @@ public final class ExecutorPool: @unchecked Sendable {
         self.name = name
         replacesBelow = max(0, limit)
         target = max(1, size)
-        condition.lock()
-        spawnMissing()
-        condition.unlock()
     }
 
     /// Queue a task.
     public func submit(_ runner: TaskContext) { submit(contentsOf: [runner]) }
 
-    /// Queue tasks in order, waking at most as many threads as there are tasks.
+    /// Queue tasks in order: async ones start at once while slots are free; a sync one
+    /// wakes (or starts) one thread, which wakes the next as it takes its task.
     public func submit(contentsOf runners: [TaskContext]) {
         guard !runners.isEmpty else { return }
-        condition.withLock { for r in runners { queue.append(r) } }
-        // After the unlock: a woken thread takes the lock at once (each waiter re-checks the queue).
-        if runners.count == 1 { condition.signal() } else { condition.broadcast() }
+        var launch: [TaskContext] = []
+        condition.withLock {
+            for r in runners { queue.append(r) }
+            pump(into: &launch)
+        }
+        Self.start(launch, pool: self)
     }
 
-    /// Slots (threads not abandoned).
+    /// Slots.
     public var size: Int { condition.withLock { target } }
-    /// Tasks running now.
+    /// Tasks running now (sync and async).
     public var running: Int { condition.withLock { busy } }
     /// Threads given up on past a hard time limit that are still inside their task.
     public var abandonedThreads: Int { condition.withLock { abandoned } }
+    /// Threads started and not exited (abandoned ones included).
+    public var threads: Int { condition.withLock { alive } }
     /// Tasks queued and not started.
     public var queued: Int { condition.withLock { queue.count - head } }
 
@@ -73,22 +88,35 @@ public final class ExecutorPool: @unchecked Sendable {
 
     /// Grow or shrink to `size` slots; surplus threads leave when idle.
     public func resize(to size: Int) {
+        var launch: [TaskContext] = []
         condition.withLock {
             target = max(1, size)
-            spawnMissing()
+            pump(into: &launch)
             condition.broadcast()
         }
+        Self.start(launch, pool: self)
     }
 
-    /// A runner passed its hard time limit: give up on its thread and start another
-    /// (unless that makes `replacingAbandonedBelow` abandoned threads).
+    /// A runner passed its hard time limit or was terminated: an async one is cancelled and
+    /// its slot freed; a sync one's thread is given up on and its slot replaced (unless
+    /// that makes `replacingAbandonedBelow` abandoned threads).
     public func abandon(_ runner: TaskContext) {
+        var launch: [TaskContext] = []
         condition.withLock {
             guard runner.markAbandoned() else { return }
-            abandoned += 1
-            busy -= 1
-            if replacesBelow == 0 || abandoned < replacesBelow { spawnMissing() }
+            if runner.runsAsync {
+                busy -= 1
+            } else {
+                abandoned += 1
+                if replacesBelow == 0 || abandoned < replacesBelow {
+                    busy -= 1
+                } else {
+                    unreplaced.insert(ObjectIdentifier(runner))
+                }
+            }
+            pump(into: &launch)
         }
+        Self.start(launch, pool: self)
     }
 
     /// Stop: threads exit once the queue is empty.
@@ -99,44 +127,112 @@ public final class ExecutorPool: @unchecked Sendable {
         }
     }
 
-    /// Start threads until the live, non-abandoned ones reach the target (lock held).
-    private func spawnMissing() {
-        while alive - abandoned < target {
-            alive += 1
-            let t = Thread { [unowned self] in self.work() }
-            t.name = "\(name)-\(alive)"
-            t.stackSize = 1 << 20
-            t.start()
+    /// An async runner's task ended (its outcome posted): free its slot, start what is next.
+    func finishedAsync(_ runner: TaskContext) {
+        var launch: [TaskContext] = []
+        condition.withLock {
+            if !runner.isAbandoned { busy -= 1 }
+            pump(into: &launch)
         }
+        Self.start(launch, pool: self)
+    }
+
+    private var hasRoom: Bool { busy < target }
+
+    /// With the lock held: take the async tasks at the head of the queue while slots are
+    /// free (returned in `launch`, started after the unlock); for a sync task at the head,
+    /// make sure one thread comes for it (an idle one woken, else one started).
+    private func pump(into launch: inout [TaskContext]) {
+        while head < queue.count && hasRoom {
+            guard let r = queue[head] else { preconditionFailure("empty slot in the run queue") }
+            guard r.runsAsync else {
+                if idle > coming {
+                    coming += 1
+                    condition.signal()
+                } else if coming == 0 && alive - abandoned < target {
+                    coming += 1
+                    spawn()
+                }
+                return
+            }
+            takeHead()
+            busy += 1
+            launch.append(r)
+        }
+    }
+
+    private func takeHead() {
+        queue[head] = nil
+        head += 1
+        if head > 1024 && head * 2 > queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+    }
+
+    private static func start(_ launch: [TaskContext], pool: ExecutorPool) {
+        for r in launch { r.startAsync(pool: pool) }
+    }
+
+    /// Start a thread (lock held).
+    private func spawn() {
+        alive += 1
+        let t = Thread { [unowned self] in self.work() }
+        t.name = "\(name)-\(alive)"
+        t.stackSize = 1 << 20
+        t.start()
     }
 
     private func work() {
         var buffer: [UInt8] = []  // a written part's storage, for this thread's next result
+        var launch: [TaskContext] = []
         condition.lock()
+        if coming > 0 { coming -= 1 }
         while true {
-            while head == queue.count && !closed && alive - abandoned <= target { condition.wait() }
+            if head < queue.count && hasRoom, let runner = queue[head], !runner.runsAsync {
+                takeHead()
+                busy += 1
+                pump(into: &launch)  // what follows: async ones start, a sync one gets a thread
+                condition.unlock()
+                if !launch.isEmpty {
+                    Self.start(launch, pool: self)
+                    launch.removeAll(keepingCapacity: true)
+                }
+                runner.run(reusing: &buffer)
+                condition.lock()
+                if runner.isAbandoned {
+                    abandoned -= 1
+                    alive -= 1
+                    if unreplaced.remove(ObjectIdentifier(runner)) != nil {
+                        busy -= 1
+                        pump(into: &launch)
+                    }
+                    condition.unlock()
+                    Self.start(launch, pool: self)
+                    return
+                }
+                busy -= 1
+                continue
+            }
+            if head < queue.count && hasRoom {
+                pump(into: &launch)  // an async task at the head
+                if !launch.isEmpty {
+                    condition.unlock()
+                    Self.start(launch, pool: self)
+                    launch.removeAll(keepingCapacity: true)
+                    condition.lock()
+                    continue
+                }
+            }
             if alive - abandoned > target || (head == queue.count && closed) {
                 alive -= 1
                 condition.unlock()
                 return
             }
-            guard let runner = queue[head].take() else { preconditionFailure("empty slot in the run queue") }
-            head += 1
-            if head > 1024 && head * 2 > queue.count {
-                queue.removeFirst(head)
-                head = 0
-            }
-            busy += 1
-            condition.unlock()
-            runner.run(reusing: &buffer)
-            condition.lock()
-            if runner.isAbandoned {
-                abandoned -= 1
-                alive -= 1
-                condition.unlock()
-                return
-            }
-            busy -= 1
+            idle += 1
+            condition.wait()
+            idle -= 1
+            if coming > 0 { coming -= 1 }
         }
     }
 }

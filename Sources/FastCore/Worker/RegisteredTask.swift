@@ -12,4 +12,10 @@ public struct RegisteredTask: Sendable {
     public let name: String
     public let options: TaskOptions
     public let body: Body
+
+    /// Whether the body is async.
+    var isAsync: Bool {
+        if case .async = body { return true }
+        return false
+    }
 }

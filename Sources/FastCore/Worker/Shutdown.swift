@@ -31,6 +31,8 @@ extension Consumer {
     func leave(returning tags: [String]) {
         allowReconnectNow()
         _ = pool.takeQueued()
+        // Running async tasks are cancelled (their writes dropped); sync ones cannot be stopped.
+        for h in held.values where h.runsAsync && h.started != nil { pool.abandon(h) }
         var rest = outbox.take(waitingUpTo: 0)
         write(&rest)
         let pending = tags.filter { held[$0] != nil } + takeClaimedAhead().map(\.tag)

@@ -31,7 +31,7 @@ extension TaskContext {
     }
 
     /// The message's `timelimit` header: each limit null or finite seconds ≥ 0, else a ValueError.
-    private func checkTimeLimitHeader() throws(TaskFailure) {
+    fileprivate func checkTimeLimitHeader() throws(TaskFailure) {
         let (soft, hard) = message.timeLimit
         for v in [soft, hard] {
             if let v, !(v >= 0 && v.isFinite) {
@@ -71,33 +71,87 @@ extension TaskContext {
         run(reusing: &buffer)
     }
 
-    /// Run, encoding the result into `buffer`'s storage; `buffer` comes back holding a
-    /// written part's buffer for the next run (the executor thread keeps it).
-    func run(reusing buffer: inout [UInt8]) {
+    /// What follows a success: the chain's next step with the steps after it, and the links.
+    typealias FollowUps = (next: Canvas?, rest: [JSON], links: [Canvas])
+
+    /// The start of a run, on the thread that starts it: the task-started event, the soft
+    /// deadline, the start time. Returns the start time and whether events are on.
+    private func begin() -> (now: Double, events: Bool) {
         let now = settings.clock.now()
         let events = settings.events.get()
         if events { outbox.post(.init(commands: [], event: event("task-started"))) }
         softDeadline = limits.soft.map { now + $0 }
-        let ctx = self
         progress.withLock { $0.startedAt = now }
         // The result is encoded straight into the part; other commands gather in `cmds`.
         var part = WriteBatch.Part(reusing: &buffer)
-        var cmds: [[String]] = []
-        // The event body is built only when events are on (a result's Python repr is not
-        // free), and on the success path its closure is made only then too.
-        var done: (() -> JSON)? = nil
-        var outcome = "failed"
-        var final: (state: TaskState, result: JSON)?
+        return (now, events)
+    }
+
+    /// Run a sync task on this thread, encoding the result into `buffer`'s storage;
+    /// `buffer` comes back holding a written part's buffer for the next run (the
+    /// executor thread keeps it).
+    func run(reusing buffer: inout [UInt8]) {
+        let (now, events) = begin()
+        let outcome: Result<(result: JSON, next: FollowUps), any Error>
         do {
             // What the message asks for after the task is read first: a malformed part
             // fails the task (stored, acknowledged) instead of the worker.
             try checkTimeLimitHeader()
             let next = try followUps()
-            let result: JSON
-            switch task.body {
-            case .sync(let function): result = try function(ctx)
-            case .async(let function): result = try Self.blockingBridge(function, ctx)
+            guard case .sync(let function) = task.body else {
+                throw TaskFailure(type: "RuntimeError", message: "async task \(message.task) run on a thread")
             }
+            outcome = .success((try function(self), next))
+        } catch {
+            outcome = .failure(error)
+        }
+        finish(outcome, startedAt: now, events: events, reusing: &buffer)
+    }
+
+    /// Start an async task: the start is recorded here (so it counts as running at once),
+    /// then its body runs as a Swift task on the global executor, holding the slot and
+    /// no thread while it awaits; its outcome takes the sync path's way out, then the
+    /// pool frees the slot.
+    func startAsync(pool: ExecutorPool) {
+        let (now, events) = begin()
+        let ctx = self
+        let handle = Task {
+            var buffer: [UInt8] = []
+            let outcome: Result<(result: JSON, next: FollowUps), any Error>
+            do {
+                try ctx.checkTimeLimitHeader()
+                let next = try ctx.followUps()
+                guard case .async(let function) = ctx.task.body else {
+                    throw TaskFailure(type: "RuntimeError", message: "sync task \(ctx.message.task) run as async")
+                }
+                outcome = .success((try await function(ctx), next))
+            } catch {
+                outcome = .failure(error)
+            }
+            ctx.asyncTask.withLock { $0 = nil }  // the context no longer holds its task (no cycle)
+            ctx.finish(outcome, startedAt: now, events: events, reusing: &buffer)
+            pool.finishedAsync(ctx)
+        }
+        asyncTask.withLock { $0 = handle }
+        // Cancelled before the handle was stored: the cancel did not reach the task.
+        if isCancelled || softLimitReached.load(ordering: .acquiring) { handle.cancel() }
+    }
+
+    /// The outcome of a run (sync or async): success, retry, replacement or failure is
+    /// stored with the chord part, counted, and posted with the ack as one MULTI.
+    private func finish(
+        _ outcome: Result<(result: JSON, next: FollowUps), any Error>, startedAt now: Double, events: Bool,
+        reusing buffer: inout [UInt8]
+    ) {
+        let ctx = self
+        var cmds: [[String]] = []
+        // The event body is built only when events are on (a result's Python repr is not
+        // free), and on the success path its closure is made only then too.
+        var done: (() -> JSON)? = nil
+        var outcomeName = "failed"
+        var final: (state: TaskState, result: JSON)?
+        do {
+            let (result, next) = try outcome.get()
             let record = ResultRecord(
                 taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
                 groupId: message.group, parentId: message.parentId)
@@ -120,12 +174,12 @@ extension TaskContext {
                         ])
                 }
             }
-            outcome = "succeeded"
+            outcomeName = "succeeded"
         } catch let retry as TaskRetry {
             let retried = retryOrFail(retry, ctx: ctx, into: &part)
             let retryEvent = retried.event
             done = { retryEvent }
-            outcome = retried.failure == nil ? "retried" : "failed"
+            outcomeName = retried.failure == nil ? "retried" : "failed"
             if let failure = retried.failure { final = (.failure, failure.resultJSON) }
         } catch let replaced as TaskReplaced {
             // The workflow's result task takes this task's id and remaining chain.
@@ -137,19 +191,34 @@ extension TaskContext {
             settings.logger.info("Task \(message.task)[\(message.id)] replaced by a workflow")
             let runtime = settings.clock.now() - now
             done = { self.event("task-succeeded", ["result": "replaced", "runtime": .double(runtime)]) }
-            outcome = "succeeded"
-        } catch {
-            let failure = (error as? TaskFailure) ?? TaskFailure(type: "RuntimeError", message: "\(error)")
+            outcomeName = "succeeded"
+        } catch is CancellationError where softLimitReached.load(ordering: .acquiring) {
+            // An async task cancelled at its soft time limit, as the sync path's `checkSoftTimeLimit`.
+            let failure = TaskFailure(type: "SoftTimeLimitExceeded", arguments: [], module: "billiard.exceptions")
             fail(failure, ctx: ctx, into: &part)
             done = { self.failedEvent(failure) }
             final = (.failure, failure.resultJSON)
         }
         var chord: ChordPart? = nil
+        } catch {
+            // Retried if the task's `autoretryFor` lists it, else its FAILURE, typed as Celery
+            // types an exception (AutomaticRetry.swift).
+            switch automaticRetry(for: error) {
+            case .retry(let retry):
+                let retried = retryOrFail(retry, ctx: ctx, into: &part)
+                done = { retried.event }
+                outcomeName = retried.failure == nil ? "retried" : "failed"
+                if let failure = retried.failure { final = (.failure, failure.resultJSON) }
+            case .failure(let failure):
+                fail(failure, ctx: ctx, into: &part)
+                done = { self.failedEvent(failure) }
+                final = (.failure, failure.resultJSON)
+            }
         if let final { chord = chordPart(state: final.state, result: final.result) }
         part.transact(cmds)
         // Counted before the completion is posted: once the consumer sees the delivery
         // done (no longer in flight), its task is in the metrics.
-        settings.metrics.finished(message.task, outcome: outcome, seconds: settings.clock.now() - now)
+        settings.metrics.finished(message.task, outcome: outcomeName, seconds: settings.clock.now() - now)
         let post = progress.withLock {
             $0.finished = true
             return !$0.abandoned
@@ -163,24 +232,11 @@ extension TaskContext {
         }
     }
 
-    /// Placeholder until async tasks run without a thread: waits for `function` on this thread.
-    private static func blockingBridge(_ function: @escaping AsyncTaskFunction, _ ctx: TaskContext) throws -> JSON {
-        let done = DispatchSemaphore(value: 0)
-        let outcome = LockedBox<Result<JSON, any Error>?>(nil)
-        Task {
-            do { outcome.set(.success(try await function(ctx))) } catch { outcome.set(.failure(error)) }
-            done.signal()
-        }
-        done.wait()
-        guard let result = outcome.get() else { throw TaskFailure(type: "RuntimeError", message: "no outcome") }
-        return try result.get()
-    }
-
     /// What runs after success, decoded and checked before the task runs: the next step
     /// of the chain (`embed.chain`, last first) with the steps after it, and the link
     /// callbacks (`embed.callbacks`); a header's chord callback (`embed.chord`) is checked
     /// too. Anything malformed is a ValueError naming where it is.
-    private func followUps() throws(TaskFailure) -> (next: Canvas?, rest: [JSON], links: [Canvas]) {
+    fileprivate func followUps() throws(TaskFailure) -> FollowUps {
         let embed = message.embed
         func list(_ key: String) throws(TaskFailure) -> [JSON] {
             switch embed[key] {
@@ -206,7 +262,7 @@ extension TaskContext {
     }
 
     /// The commands that send the follow-ups, each given the result.
-    private func send(_ followUps: (next: Canvas?, rest: [JSON], links: [Canvas]), after result: JSON) -> [[String]] {
+    private func send(_ followUps: FollowUps, after result: JSON) -> [[String]] {
         guard followUps.next != nil || !followUps.links.isEmpty else { return [] }
         var out: [[String]] = []
         var producer = TaskProducer()

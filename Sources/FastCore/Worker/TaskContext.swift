@@ -33,6 +33,12 @@ public final class TaskContext: @unchecked Sendable {
     private let completion = Mutex<JSON?>(nil)
     /// Set when the worker gave up on this task (revoked with terminate, or past its hard time limit).
     private let cancelled = Atomic<Bool>(false)
+    /// Whether the task's body is async (it holds a slot, not a thread, while it awaits).
+    private(set) var runsAsync: Bool
+    /// An async task's Swift task while it runs (cancelled by `cancel()` and at the soft limit).
+    let asyncTask = Mutex<Task<Void, Never>?>(nil)
+    /// Set when the worker cancelled the async task at its soft time limit.
+    let softLimitReached = Atomic<Bool>(false)
 
     /// A claimed task, run later by `run()` on an executor thread.
     init(message: TaskMessage, task: RegisteredTask, outbox: Outbox, settings: Settings) {
@@ -40,6 +46,7 @@ public final class TaskContext: @unchecked Sendable {
         self.task = task
         self.outbox = outbox
         self.settings = settings
+        runsAsync = task.isAsync
     }
 
     /// This finished context, made ready to run `task` on the message just decoded into
@@ -49,6 +56,9 @@ public final class TaskContext: @unchecked Sendable {
     ///     let runner = spare.reuse(for: task)
     func reuse(for task: RegisteredTask) -> TaskContext {
         self.task = task
+        runsAsync = task.isAsync
+        asyncTask.withLock { $0 = nil }
+        softLimitReached.store(false, ordering: .relaxed)
         due = nil
         softDeadline = nil
         progress.withLock { $0 = Progress() }
@@ -105,8 +115,19 @@ public final class TaskContext: @unchecked Sendable {
     /// The completion fields set by the task, if any.
     public var completionFields: JSON? { completion.withLock { $0 } }
 
-    /// Tell the task to stop writing and sleeping (the worker gave up on it).
-    func cancel() { cancelled.store(true, ordering: .releasing) }
+    /// Tell the task to stop writing and sleeping (the worker gave up on it); an async
+    /// task's Swift task is cancelled.
+    func cancel() {
+        cancelled.store(true, ordering: .releasing)
+        asyncTask.withLock { $0 }?.cancel()
+    }
+
+    /// Cancel an async task at its soft time limit: its body sees `CancellationError`,
+    /// which fails it with `SoftTimeLimitExceeded` unless it catches it and returns.
+    func cancelAtSoftLimit() {
+        softLimitReached.store(true, ordering: .releasing)
+        asyncTask.withLock { $0 }?.cancel()
+    }
 
     /// `{"task_id", "state"?, …fields, "ts"}` as the tutorial's clients expect.
     public func statusUpdate(_ fields: JSON, state: TaskState? = nil) -> JSON {
@@ -142,6 +163,18 @@ public final class TaskContext: @unchecked Sendable {
             left -= slice
         }
         try checkSoftTimeLimit()
+    }
+
+    /// Sleep `seconds` without holding a thread (an async task's own wait). Cancellable:
+    /// throws `CancellationError` when the worker cancels the task (terminate, soft or
+    /// hard time limit, cold shutdown).
+    ///
+    ///     try await ctx.sleep(seconds: 1)
+    public func sleep(seconds: Double) async throws {
+        try Task.checkCancellation()
+        guard seconds > 0 else { return }  // NaN too
+        let bounded = min(seconds, TaskContext.maxCountdown)
+        try await Task.sleep(nanoseconds: UInt64(bounded * 1_000_000_000))
     }
 
     /// The error to throw to run again later (Celery's `self.retry`).

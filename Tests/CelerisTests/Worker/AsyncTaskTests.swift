@@ -1,0 +1,280 @@
+@testable import FastCore
+import Foundation
+import Logging
+import XCTest
+
+/// Async task bodies: each holds a slot and no thread while it awaits, runs at most
+/// `-c N` at once, and is cancelled on terminate, at its soft time limit and at cold
+/// shutdown. Everything is judged by Redis state and the pool's counters.
+final class AsyncTaskTests: RedisTestCase {
+    /// Threads of this process now.
+    private func threadCount() throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count
+    }
+
+    /// How many tasks run at once, and the most seen.
+    private final class Gauge: @unchecked Sendable {
+        private let lock = NSLock()
+        private var now = 0
+        private var most = 0
+        func enter() {
+            lock.withLock {
+                now += 1; most = max(most, now)
+            }
+        }
+        func leave() { lock.withLock { now -= 1 } }
+        var current: Int { lock.withLock { now } }
+        var peak: Int { lock.withLock { most } }
+    }
+
+    /// `wait_async(seconds)`: awaits a real timer of `seconds`, returns 1.
+    private static func registerWait(_ r: inout TaskRegistry) {
+        r.register(
+            "wait_async",
+            async: { ctx in
+                try await ctx.sleep(seconds: ctx.argument(0, "seconds")?.doubleValue ?? 0)
+                return 1
+            })
+    }
+
+    /// `hang_async`: awaits an hour; counts its start and whether it saw cancellation.
+    private static func registerHang(started: LockedCounter, cancelled: LockedCounter) -> (inout TaskRegistry) -> Void {
+        { r in
+            r.register(
+                "hang_async",
+                async: { ctx in
+                    started.increment()
+                    do {
+                        try await ctx.sleep(seconds: 3600)
+                    } catch is CancellationError {
+                        cancelled.increment()
+                        throw CancellationError()
+                    }
+                    return "woke"
+                })
+        }
+    }
+
+    /// 1000 tasks each awaiting a 1 s timer at -c 1000 all end in well under two timer
+    /// periods, with no pool thread started and a handful of threads at most in the process.
+    func testThousandAwaitingTasksShareAHandfulOfThreads() throws {
+        let before = try threadCount()
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 1000, prefetch: 1, register: Self.registerWait)
+        let messages = (0..<1000).map { _ in TaskMessage(task: "wait_async", args: [1.0]) }
+        let start = Date()
+        try enqueue(messages)
+        var peak = try threadCount()
+        XCTAssertTrue(
+            try eventually(timeout: 20, interval: 0.05) {
+                peak = max(peak, try self.threadCount())
+                return try self.client.resultCount() == 1000
+            })
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertLessThan(elapsed, 1.8, "1000 one-second waits took \(elapsed)s")
+        XCTAssertGreaterThanOrEqual(elapsed, 1.0, "each waited its second")
+        XCTAssertLessThan(peak - before, 20, "threads rose from \(before) to \(peak)")
+        XCTAssertEqual(worker.consumer.pool.threads, 0, "no thread started for async tasks")
+        for m in messages { XCTAssertEqual(try result(m.id)?["status"], "SUCCESS") }
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        worker.stop()
+    }
+
+    /// -c 4: four run at once, never more; the rest wait queued in the pool.
+    func testConcurrencyBoundsAsyncTasks() throws {
+        let gauge = Gauge()
+        let release = LockedBox(false)
+        let worker = InProcessWorker(redis: redis, concurrency: 4, prefetch: 4) { r in
+            r.register(
+                "gated_async",
+                async: { ctx in
+                    gauge.enter()
+                    defer { gauge.leave() }
+                    while !release.get() { try await ctx.sleep(seconds: 0.01) }
+                    return 1
+                })
+        }
+        let messages = (0..<12).map { _ in TaskMessage(task: "gated_async") }
+        try enqueue(messages)
+        XCTAssertTrue(eventually { gauge.current == 4 && worker.consumer.pool.queued > 0 }, "four running, more queued")
+        XCTAssertEqual(worker.consumer.pool.running, 4)
+        XCTAssertEqual(try client.resultCount(), 0)
+        release.set(true)
+        XCTAssertTrue(try eventually { try self.client.resultCount() == 12 })
+        XCTAssertEqual(gauge.peak, 4)
+        for m in messages { XCTAssertEqual(try result(m.id)?["result"], 1) }
+        XCTAssertTrue(eventually { worker.consumer.pool.running == 0 })
+        worker.stop()
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+    }
+
+    /// `revoke(terminate=True)` of an awaiting task (sent by Celery's control client):
+    /// its body sees the cancellation, its result is REVOKED, its delivery acknowledged,
+    /// and its slot runs the next task.
+    func testTerminateCancelsAnAwaitingTask() throws {
+        let started = LockedCounter()
+        let cancelled = LockedCounter()
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 1, hostname: "w1@test",
+            register: Self.registerHang(started: started, cancelled: cancelled))
+        let consumer = worker.consumer
+        RemoteControlListener(endpoint: redis.endpoint, logger: Logger(label: "test-control")) {
+            consumer.control($0)
+        }.start()
+        let hang = TaskMessage(task: "hang_async")
+        let next = TaskMessage(task: "add", args: [1, 1])
+        try enqueue([hang, next])
+        XCTAssertTrue(eventually { started.value == 1 })
+        XCTAssertNil(try result(next.id), "one slot, taken")
+        let reply = try resultLine(
+            try runPython("control_probe.py", [redis.url, "revoke", hang.id, "terminate"]))
+        XCTAssertNotNil(reply[0]?["w1@test"]?["ok"])
+        XCTAssertTrue(try eventually { try self.result(hang.id)?["status"] == "REVOKED" })
+        XCTAssertTrue(eventually { cancelled.value == 1 }, "the body saw its cancellation")
+        XCTAssertTrue(try eventually { try self.result(next.id)?["result"] == 2 }, "slot freed")
+        XCTAssertEqual(try result(hang.id)?["result"]?["exc_type"], "TaskRevokedError")
+        XCTAssertTrue(eventually { consumer.pool.running == 0 })
+        worker.stop()
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
+    }
+
+    /// Past its soft time limit (the worker's clock moved), an awaiting task is cancelled:
+    /// FAILURE SoftTimeLimitExceeded; one that catches the cancellation returns its own result.
+    func testSoftTimeLimitCancelsAnAwaitingTask() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let started = LockedCounter()
+        let cancelled = LockedCounter()
+        let worker = InProcessWorker(redis: redis, concurrency: 2, clock: clock) { r in
+            Self.registerHang(started: started, cancelled: cancelled)(&r)
+            r.register(
+                "tidy_async",
+                async: { ctx in
+                    started.increment()
+                    do {
+                        try await ctx.sleep(seconds: 3600)
+                    } catch is CancellationError {
+                        return "stopped early"
+                    }
+                    return "woke"
+                })
+        }
+        var hang = TaskMessage(task: "hang_async")
+        hang.timeLimit = (60, nil)
+        var tidy = TaskMessage(task: "tidy_async")
+        tidy.timeLimit = (60, nil)
+        try enqueue([hang, tidy])
+        XCTAssertTrue(eventually { started.value == 2 })
+        XCTAssertNil(try result(hang.id))
+        XCTAssertNil(try result(tidy.id))
+        clock.advance(60.5)
+        XCTAssertTrue(
+            try eventually { try self.result(hang.id) != nil && self.result(tidy.id) != nil })
+        XCTAssertEqual(
+            try result(hang.id)?["result"],
+            ["exc_type": "SoftTimeLimitExceeded", "exc_message": [], "exc_module": "billiard.exceptions"])
+        XCTAssertEqual(try result(hang.id)?["status"], "FAILURE")
+        XCTAssertEqual(cancelled.value, 1)
+        XCTAssertEqual(try result(tidy.id)?["status"], "SUCCESS")
+        XCTAssertEqual(try result(tidy.id)?["result"], "stopped early")
+        worker.stop()
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+    }
+
+    /// Cold shutdown cancels the running async tasks and returns their deliveries to the queue.
+    func testColdShutdownCancelsAsyncTasksAndReturnsThem() throws {
+        let started = LockedCounter()
+        let cancelled = LockedCounter()
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 4, register: Self.registerHang(started: started, cancelled: cancelled))
+        let messages = (0..<3).map { _ in TaskMessage(task: "hang_async") }
+        try enqueue(messages)
+        XCTAssertTrue(eventually { started.value == 3 })
+        worker.consumer.stopNow()
+        XCTAssertTrue(
+            try eventually {
+                try self.client.command("LLEN", "celery").integer == 3
+                    && self.client.command("HLEN", "unacked").integer == 0
+            }, "deliveries returned")
+        XCTAssertTrue(eventually { cancelled.value == 3 }, "each body saw its cancellation")
+        XCTAssertTrue(eventually { worker.consumer.pool.running == 0 })
+        worker.stop()
+        XCTAssertEqual(try client.resultCount(), 0, "a cancelled task stores nothing")
+        let queued = try client.command("LRANGE", "celery", "0", "-1").elements ?? []
+        let ids = Set(try queued.map { try TaskMessage.decode($0.bytes ?? []).id })
+        XCTAssertEqual(ids, Set(messages.map(\.id)))
+    }
+
+    /// An async task that returns is SUCCESS with its result; one that throws is FAILURE with the cause.
+    func testAsyncTaskOutcomes() throws {
+        let worker = InProcessWorker(redis: redis) { r in
+            r.register(
+                "sum_async",
+                async: { ctx in
+                    let x = try ctx.int(0, "x")
+                    try await ctx.sleep(seconds: 0.01)
+                    return ["sum": .int(x + (try ctx.int(1, "y")))]
+                })
+            r.register(
+                "fail_async",
+                async: { ctx in
+                    try await ctx.sleep(seconds: 0.01)
+                    throw TaskFailure(type: "ValueError", message: "bad input")
+                })
+        }
+        let ok = TaskMessage(task: "sum_async", args: [2, 3])
+        let bad = TaskMessage(task: "fail_async")
+        let missing = TaskMessage(task: "sum_async", args: [2])
+        let builtin = TaskMessage(task: "noop_async", args: ["x"])
+        try enqueue([ok, bad, missing, builtin])
+        XCTAssertTrue(try eventually { try self.client.resultCount() == 4 })
+        worker.stop()
+        XCTAssertEqual(try result(ok.id)?["status"], "SUCCESS")
+        XCTAssertEqual(try result(ok.id)?["result"], ["sum": 5])
+        XCTAssertEqual(try result(bad.id)?["status"], "FAILURE")
+        XCTAssertEqual(try result(bad.id)?["result"]?["exc_type"], "ValueError")
+        XCTAssertEqual(try result(bad.id)?["result"]?["exc_message"], ["bad input"])
+        XCTAssertEqual(try result(missing.id)?["result"]?["exc_type"], "TypeError")
+        XCTAssertEqual(try result(builtin.id)?["result"], "x")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+        XCTAssertEqual(worker.consumer.pool.threads, 0, "no thread started for async tasks")
+    }
+
+    /// Sync and async tasks share the slots: at -c 2 a sync task runs on a thread started
+    /// for it while async ones run beside it, in arrival order.
+    func testSyncAndAsyncShareTheSlots() throws {
+        let gauge = Gauge()
+        let release = LockedBox(false)
+        let worker = InProcessWorker(redis: redis, concurrency: 2, prefetch: 4) { r in
+            r.register("gated_sync") { _ in
+                gauge.enter()
+                defer { gauge.leave() }
+                while !release.get() { Thread.sleep(forTimeInterval: 0.005) }
+                return "sync"
+            }
+            r.register(
+                "gated_async",
+                async: { ctx in
+                    gauge.enter()
+                    defer { gauge.leave() }
+                    while !release.get() { try await ctx.sleep(seconds: 0.005) }
+                    return "async"
+                })
+        }
+        let messages = [
+            TaskMessage(task: "gated_sync"), TaskMessage(task: "gated_async"), TaskMessage(task: "gated_sync"),
+            TaskMessage(task: "gated_async"),
+        ]
+        try enqueue(messages)
+        XCTAssertTrue(eventually { gauge.current == 2 && worker.consumer.pool.queued == 2 })
+        XCTAssertEqual(worker.consumer.pool.threads, 1, "one thread, for the one sync task running")
+        release.set(true)
+        XCTAssertTrue(try eventually { try self.client.resultCount() == 4 })
+        XCTAssertEqual(gauge.peak, 2)
+        XCTAssertLessThanOrEqual(worker.consumer.pool.threads, 2)
+        for (m, r) in zip(messages, ["sync", "async", "sync", "async"]) {
+            XCTAssertEqual(try result(m.id)?["result"], .string(r))
+        }
+        worker.stop()
+    }
+}

@@ -113,6 +113,12 @@ struct WorkerCommand: ParsableCommand {
         help: "Bytes one claim takes at most (it always takes one message; default 67108864: 64 MiB).")
     var maxClaimBytes: Int = DeliveryClaim.defaultClaimBytes
 
+    @Option(
+        name: .long,
+        help:
+            "Seconds task results live in Redis (Celery's result_expires; a task's own resultExpires wins; 0: never expire). Default 86400.")
+    var resultExpires: Double = Double(ResultRecord.expirySeconds)
+
     /// `--claim`, else `$CELERIS_CLAIM`, else the script claim.
     var claimMode: String { claim ?? ProcessInfo.processInfo.environment["CELERIS_CLAIM"] ?? "script" }
 
@@ -125,6 +131,9 @@ struct WorkerCommand: ParsableCommand {
         guard visibilityTimeout >= 1 else { throw ValidationError("--visibility-timeout must be at least 1 second") }
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
         guard maxClaimBytes >= 1 else { throw ValidationError("--max-claim-bytes must be at least 1") }
+        guard ResultRecord.expiry(seconds: resultExpires) != nil else {
+            throw ValidationError("--result-expires must be a number of seconds ≥ 0")
+        }
         if autoscale != nil && autoscaleRange == nil { throw ValidationError("--autoscale takes MAX,MIN, e.g. 10,3") }
         if let io, IOMode(rawValue: io) == nil { throw ValidationError("--io takes uring, socket or auto") }
     }
@@ -190,6 +199,7 @@ struct WorkerCommand: ParsableCommand {
         config.maxRedeliveries = maxRedeliveries
         config.maxMessageBytes = maxMessageBytes
         config.maxClaimBytes = maxClaimBytes
+        config.resultExpires = ResultRecord.expiry(seconds: resultExpires) ?? ResultRecord.expirySeconds
         if let metricsPort {
             let prometheus = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))

@@ -95,10 +95,19 @@ public struct WriteBatch {
             transactionCount += commands.count
         }
 
-        /// Add a result record's SETEX + PUBLISH to the transaction, encoded from the record
-        /// with no command arrays in between.
-        public mutating func store(_ record: ResultRecord) {
-            record.appendStoreCommands(to: &transaction)
+        /// Add a result record's SETEX (SET if it never expires) + PUBLISH to the transaction,
+        /// encoded from the record with no command arrays in between. `expires`: seconds the
+        /// record lives instead of its own `expires` (0: forever).
+        ///
+        ///     part.store(record, expires: 3600)
+        public mutating func store(_ record: ResultRecord, expires: Int? = nil) {
+            if let expires, expires != record.expires {
+                var record = record
+                record.expires = expires
+                record.appendStoreCommands(to: &transaction)
+            } else {
+                record.appendStoreCommands(to: &transaction)
+            }
             transactionCount += 2
         }
 

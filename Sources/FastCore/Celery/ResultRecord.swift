@@ -4,8 +4,10 @@
 ///     let json = ResultRecord(taskId: id, state: .success, result: 5).serialized()
 public struct ResultRecord: Sendable {
     public static let keyPrefix = "celery-task-meta-"
-    /// How long a record lives (Celery's `result_expires`, 1 day).
+    /// How long a record lives by default (Celery's `result_expires`, 1 day).
     public static let expirySeconds = 86400
+    /// The longest expiry written: 100 years (Redis refuses one whose milliseconds overflow).
+    public static let maxExpirySeconds = 100 * 365 * 86400
 
     public var taskId: String
     public var state: TaskState
@@ -14,10 +16,12 @@ public struct ResultRecord: Sendable {
     public var dateDone: Double?
     public var groupId: String?
     public var parentId: String?
+    /// Seconds the record lives (SETEX); 0: it never expires (SET), as Celery with `result_expires` 0 or None.
+    public var expires: Int
 
     public init(
         taskId: String, state: TaskState, result: JSON, traceback: String? = nil, dateDone: Double? = nil,
-        groupId: String? = nil, parentId: String? = nil
+        groupId: String? = nil, parentId: String? = nil, expires: Int = ResultRecord.expirySeconds
     ) {
         self.taskId = taskId
         self.state = state
@@ -26,6 +30,18 @@ public struct ResultRecord: Sendable {
         self.dateDone = dateDone
         self.groupId = groupId
         self.parentId = parentId
+        self.expires = expires
+    }
+
+    /// `seconds` as a record's `expires`: 0 stays 0 (never), a positive value below a second is 1,
+    /// any other is truncated (as Celery's `int(result_expires)`) and at most `maxExpirySeconds`;
+    /// nil for a negative or non-finite value.
+    ///
+    ///     ResultRecord.expiry(seconds: 3600)  // 3600
+    public static func expiry(seconds: Double) -> Int? {
+        guard seconds.isFinite, seconds >= 0 else { return nil }
+        if seconds == 0 { return 0 }
+        return seconds < 1 ? 1 : Int(min(seconds, Double(maxExpirySeconds)))
     }
 
     /// The Redis key (and pub/sub channel) of a task's record.
@@ -80,7 +96,11 @@ public struct ResultRecord: Sendable {
     public func appendStoreCommands(to out: inout [UInt8]) {
         let needed = 2 * (64 + Self.keyPrefix.utf8.count + taskId.utf8.count) + 512
         if out.capacity < out.count + needed { out.reserveCapacity(max(out.count + needed, out.capacity * 2)) }
-        appendHead("SETEX", expiry: true, to: &out)
+        if expires > 0 {
+            appendHead("SETEX", expiry: true, to: &out)
+        } else {
+            appendHead("SET", expiry: false, to: &out)
+        }
         let value = appendValue(to: &out)
         appendHead("PUBLISH", expiry: false, to: &out)
         // The same bytes again, copied within `out` (grown first, so its indices hold).
@@ -96,7 +116,7 @@ public struct ResultRecord: Sendable {
         out.append(0x0A)
     }
 
-    /// `expirySeconds` as SETEX takes it.
+    /// `expirySeconds` as SETEX takes it (the usual expiry, written without a conversion).
     private static let expiryText = Array(String(expirySeconds).utf8)
 
     /// `name key [expiry]` of a command whose last argument (the value) follows.
@@ -105,7 +125,13 @@ public struct ResultRecord: Sendable {
         RESP.appendBulk(name, to: &out)
         var id = taskId
         id.withUTF8 { RESP.appendBulk(Self.keyPrefixBytes, $0, to: &out) }
-        if expiry { RESP.appendBulk(Self.expiryText, to: &out) }
+        if expiry {
+            if expires == Self.expirySeconds {
+                RESP.appendBulk(Self.expiryText, to: &out)
+            } else {
+                RESP.appendBulk(Array(String(expires).utf8), to: &out)
+            }
+        }
     }
 
     /// `keyPrefix` as bytes (a key is written as this and the id, back to back).
@@ -134,10 +160,11 @@ public struct ResultRecord: Sendable {
         return (start + lineLength)..<(start + lineLength + length)
     }
 
-    /// The commands that store and announce the record: SETEX + PUBLISH.
+    /// The commands that store and announce the record: SETEX (SET when it never expires) + PUBLISH.
     public func storeCommands() -> [[String]] {
         let key = ResultRecord.key(taskId)
         let value = serialized()
-        return [["SETEX", key, String(ResultRecord.expirySeconds), value], ["PUBLISH", key, value]]
+        let store = expires > 0 ? ["SETEX", key, String(expires), value] : ["SET", key, value]
+        return [store, ["PUBLISH", key, value]]
     }
 }

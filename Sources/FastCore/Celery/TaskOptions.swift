@@ -16,10 +16,21 @@ public struct TaskOptions: Sendable {
     public var timeLimit: Double?
     public var rateLimit: RateLimit?
     public var ignoreResult: Bool
+    /// Errors retried on their own (Celery's `autoretry_for`): a listed error thrown by the task
+    /// is a retry as `throw ctx.retry(because:)` is, after `backoff(retries:)`, until
+    /// `maxRetries` is reached; then it is the task's FAILURE. Unlisted errors fail at once.
+    ///
+    ///     TaskOptions(maxRetries: 5, autoretryFor: [.type(QuotaExceeded.self), .named("IOError")])
+    public var autoretryFor: [ErrorMatcher]
+    /// Seconds this task's result records live in Redis (Celery's `result_expires`), over the
+    /// worker's `--result-expires`; 0: they never expire. A positive value below a second counts
+    /// as one; a negative or non-finite one is ignored (the worker's setting holds).
+    public var resultExpires: Double?
 
     public init(
         maxRetries: Int = 3, retryBackoff: Double = 1, retryBackoffMax: Double = 600, retryJitter: Bool = true,
-        softTimeLimit: Double? = nil, timeLimit: Double? = nil, rateLimit: RateLimit? = nil, ignoreResult: Bool = false
+        softTimeLimit: Double? = nil, timeLimit: Double? = nil, rateLimit: RateLimit? = nil, ignoreResult: Bool = false,
+        autoretryFor: [ErrorMatcher] = [], resultExpires: Double? = nil
     ) {
         self.maxRetries = maxRetries
         self.retryBackoff = retryBackoff
@@ -29,6 +40,8 @@ public struct TaskOptions: Sendable {
         self.timeLimit = timeLimit
         self.rateLimit = rateLimit
         self.ignoreResult = ignoreResult
+        self.autoretryFor = autoretryFor
+        self.resultExpires = resultExpires
     }
 
     /// Seconds before retry number `retries` (0-based), Celery's

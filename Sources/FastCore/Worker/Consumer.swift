@@ -112,7 +112,7 @@ public final class Consumer: @unchecked Sendable {
         self.runnerSettings = TaskContext.Settings(
             stepSeconds: configuration.stepSeconds, clock: configuration.clock, logger: logger,
             events: LockedBox(configuration.events), routes: configuration.routes,
-            metrics: WorkerMetrics(enabled: configuration.metrics))
+            metrics: WorkerMetrics(enabled: configuration.metrics), resultExpires: configuration.resultExpires)
         self.metrics = WorkerMetrics(enabled: configuration.metrics)
         self.started = configuration.clock.now()
         self.autoscaling = AutoscaleDriver(

@@ -148,7 +148,7 @@ extension Consumer {
         metrics.finished(m.task, outcome: state == .revoked ? "revoked" : "failed", seconds: nil)
         let record = ResultRecord(
             taskId: m.id, state: state, result: failure.resultJSON, dateDone: clock.now(), groupId: m.group,
-            parentId: m.parentId)
+            parentId: m.parentId, expires: configuration.resultExpires)
         pipeline.own +=
             [["MULTI"]] + record.storeCommands() + DeliveryClaim.ackCommands(tag: m.deliveryTag) + [["EXEC"]]
     }

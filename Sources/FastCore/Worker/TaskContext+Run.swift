@@ -17,6 +17,8 @@ extension TaskContext {
         var events: LockedBox<Bool>
         var routes = TaskRoutes()
         var metrics = WorkerMetrics()
+        /// Seconds result records live unless the task says (`--result-expires`); 0: forever.
+        var resultExpires = ResultRecord.expirySeconds
     }
 
     /// Soft and hard limits: the message's `timelimit` header wins over the task's options.
@@ -292,7 +294,7 @@ extension TaskContext {
 
     /// SETEX + PUBLISH of the record (unless results are ignored), then the status update.
     private func store(_ record: ResultRecord, ctx: TaskContext, into part: inout WriteBatch.Part) {
-        if !ignoresResult { part.store(record) }
+        if !ignoresResult { part.store(record, expires: resultExpiry) }
         part.transact(statusCommands(record, ctx: ctx))
     }
 

@@ -98,7 +98,7 @@ public final class TaskContext: @unchecked Sendable {
     public func updateState(_ state: TaskState, meta: JSON) {
         guard !isCancelled else { return }
         var part = WriteBatch.Part()
-        part.store(ResultRecord(taskId: message.id, state: state, result: meta))
+        part.store(ResultRecord(taskId: message.id, state: state, result: meta), expires: resultExpiry)
         outbox.post(.init(part: part))
     }
 

@@ -49,6 +49,9 @@ public struct WorkerConfiguration: Sendable {
     public var maxMessageBytes = TaskMessage.defaultMaxBytes
     /// The bytes one claim takes at most (`--max-claim-bytes`; it always takes one message). Default 64 MiB.
     public var maxClaimBytes = DeliveryClaim.defaultClaimBytes
+    /// Seconds result records live (`--result-expires`, Celery's `result_expires`; a task's
+    /// `TaskOptions.resultExpires` wins). Default 86400; 0: they never expire.
+    public var resultExpires = ResultRecord.expirySeconds
 
     public init(
         endpoint: RedisEndpoint, queues: [String] = ["celery"], concurrency: Int = 1, prefetchMultiplier: Int = 4,

@@ -1,0 +1,22 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "WordCount",
+    products: [
+        .executable(name: "wordcount-worker", targets: ["WordCountWorker"]),
+        .executable(name: "wordcount-app", targets: ["WordCountApp"]),
+    ],
+    dependencies: [
+        // This example builds against the checkout it sits in. Your project depends on a release:
+        //     .package(url: "https://github.com/<org>/celeris", from: "0.2.0"),
+        .package(name: "Celeris", path: "../..")
+    ],
+    targets: [
+        // The tasks: argument and result types, and the bodies. The worker links them; an app
+        // that only sends tasks needs the types and the names (`WordCount.reference`).
+        .target(name: "WordCountTasks", dependencies: [.product(name: "Celeris", package: "Celeris")]),
+        .executableTarget(name: "WordCountWorker", dependencies: ["WordCountTasks"]),
+        .executableTarget(name: "WordCountApp", dependencies: ["WordCountTasks"]),
+    ]
+)

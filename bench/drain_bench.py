@@ -35,11 +35,11 @@ from hdrh.histogram import HdrHistogram
 
 
 
-def envelope(i):
+def envelope(i, task="noop"):
     tid = str(uuid.uuid4())
     body = base64.b64encode(json.dumps([[i], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()).decode()
     return json.dumps({"body": body, "content-encoding": "utf-8", "content-type": "application/json",
-                       "headers": {"lang": "py", "task": "noop", "id": tid, "shadow": None, "eta": None, "expires": None,
+                       "headers": {"lang": "py", "task": task, "id": tid, "shadow": None, "eta": None, "expires": None,
                                    "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
                                    "root_id": tid, "parent_id": None, "argsrepr": f"({i},)", "kwargsrepr": "{}",
                                    "origin": "bench", "ignore_result": False, "replaced_task_nesting": 0,
@@ -49,12 +49,12 @@ def envelope(i):
                                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}})
 
 
-def fill(r, n):
-    print(f"  queueing {n} noop tasks ...", flush=True)
+def fill(r, n, task="noop"):
+    print(f"  queueing {n} {task} tasks ...", flush=True)
     for start in range(0, n, 10000):
         p = r.pipeline(transaction=False)
         for i in range(start, min(n, start + 10000)):
-            p.lpush("celery", envelope(i))
+            p.lpush("celery", envelope(i, task))
         p.execute()
 
 

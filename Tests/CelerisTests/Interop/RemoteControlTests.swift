@@ -17,7 +17,10 @@ final class RemoteControlTests: RedisTestCase {
             r["active_queues"]?["w1@test"]?.arrayValue?.compactMap { $0["name"] }, ["celery", "extract_queue"])
         XCTAssertEqual(
             r["registered"]?["w1@test"],
-            ["add", "compare_data_task", "create_task", "extract_data_task", "fetch_documents_task", "noop", "tsum"])
+            [
+                "add", "compare_data_task", "create_task", "extract_data_task", "fetch_documents_task", "noop",
+                "noop_async", "tsum",
+            ])
         XCTAssertEqual(r["stats"]?["w1@test"]?["pool"]?["max-concurrency"], 3)
         XCTAssertEqual(r["stats"]?["w1@test"]?["broker"]?["transport"], "redis")
         XCTAssertEqual(r["conf"]?["w1@test"]?["broker_url"], .string(redis.endpoint.description))

@@ -181,6 +181,34 @@ final class AsyncTaskTests: RedisTestCase {
         XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
     }
 
+    /// Past its hard time limit an async task is cancelled, not abandoned on a thread:
+    /// FAILURE TimeLimitExceeded, its slot runs the next task, no thread counted stuck.
+    func testHardTimeLimitCancelsAnAsyncTask() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let started = LockedCounter()
+        let cancelled = LockedCounter()
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 1, clock: clock,
+            register: Self.registerHang(started: started, cancelled: cancelled))
+        var hang = TaskMessage(task: "hang_async")
+        hang.timeLimit = (nil, 10)
+        let next = TaskMessage(task: "noop_async", args: [7])
+        try enqueue([hang, next])
+        XCTAssertTrue(eventually { started.value == 1 })
+        XCTAssertNil(try result(next.id), "one slot, taken")
+        clock.advance(10.5)
+        XCTAssertTrue(try eventually { try self.result(next.id)?["result"] == 7 }, "slot freed")
+        XCTAssertEqual(
+            try result(hang.id)?["result"],
+            ["exc_type": "TimeLimitExceeded", "exc_message": [10.0], "exc_module": "billiard.exceptions"])
+        XCTAssertTrue(eventually { cancelled.value == 1 }, "the body saw its cancellation")
+        XCTAssertEqual(worker.consumer.pool.abandonedThreads, 0)
+        XCTAssertTrue(eventually { worker.consumer.pool.running == 0 })
+        worker.stop()
+        XCTAssertEqual(try result(hang.id)?["status"], "FAILURE", "the cancelled body's outcome did not land")
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+    }
+
     /// Cold shutdown cancels the running async tasks and returns their deliveries to the queue.
     func testColdShutdownCancelsAsyncTasksAndReturnsThem() throws {
         let started = LockedCounter()

@@ -38,6 +38,7 @@ SOCKET_SUITES = $(shell sed -n 's/^\(final \)\{0,1\}class \([A-Za-z0-9_]*Tests\)
 
 test: deps venv
 	swift build --build-tests
+	swift build --package-path Examples/WordCount   # the example package, run by System/ExampleTests
 	CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing
 	@echo "== the worker's tests again over the plain-socket broker transport, claiming by move (the run above used io_uring where allowed, and the claim script) =="
 	CELERIS_IO=socket CELERIS_CLAIM=move CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing \

@@ -25,7 +25,11 @@ enum SpecialValues {
         var text: String?
         switch value {
         case .int(let i): return Date(timeIntervalSince1970: Double(i))
-        case .double(let d) where d.isFinite: return Date(timeIntervalSince1970: d)
+        case .double(let d) where d.isFinite:
+            guard Swift.abs(d) <= CeleryTime.widestEpoch else {
+                throw ArgumentValueError(codingPath, .outOfRange(type: "Date", value: "\(d)"))
+            }
+            return Date(timeIntervalSince1970: d)
         case .string(let s): text = s
         case .object:
             if value["__type__"] == "datetime" { text = value["__value__"]?.stringValue }

@@ -143,6 +143,38 @@ final class AutoRetryTests: RedisTestCase {
             ["exc_type": "QuotaExceeded", "exc_message": ["quota used: 7"], "exc_module": "celeris"])
     }
 
+    /// An async task's listed error is retried the same way (its body runs as a Swift task).
+    func testAsyncTaskErrorIsRetriedThenFails() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let runs = LockedCounter()
+        let worker = InProcessWorker(redis: redis, clock: clock) { r in
+            r.register(
+                "quota_async",
+                options: TaskOptions(
+                    maxRetries: 1, retryBackoff: 3, retryJitter: false, autoretryFor: [.type(QuotaExceeded.self)]),
+                async: { ctx in
+                    runs.increment()
+                    await Task.yield()
+                    throw QuotaExceeded(used: ctx.retries)
+                })
+        }
+        let m = TaskMessage(task: "quota_async")
+        try enqueue([m])
+        let now = clock.now()
+        XCTAssertTrue(
+            try eventually {
+                try self.heldMessage()?.retries == 1 && self.result(m.id)?["status"] == "RETRY" && runs.value == 1
+            })
+        XCTAssertEqual(try heldMessage()?.eta, CeleryTime.isoformat(now + 3))
+        clock.advance(3.5)
+        XCTAssertTrue(try eventually { try self.result(m.id)?["status"] == "FAILURE" })
+        worker.stop()
+        XCTAssertEqual(runs.value, 2)
+        XCTAssertEqual(
+            try result(m.id)?["result"],
+            ["exc_type": "QuotaExceeded", "exc_message": ["quota used: 1"], "exc_module": "celeris"])
+    }
+
     /// Matchers on their own: by type (a subclass matches, as `isinstance`), by name, `Exception` for any.
     func testMatchers() {
         class Base: Error, @unchecked Sendable {}

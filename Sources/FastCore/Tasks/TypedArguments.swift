@@ -6,7 +6,10 @@
 ///
 /// Decoding binds as Python binds a call to `def add(x, y=None)`: positional arguments go
 /// to the fields in the order the type decodes them (declaration order for a synthesized
-/// `init(from:)`), keyword arguments by name; optional fields may be left out. An unkeyed
+/// `init(from:)`), keyword arguments by name; optional fields may be left out (a Python
+/// parameter defaulting to `None`; a field with a default value is still required by a
+/// synthesized `init(from:)`: make it optional). A dictionary type (`[String: JSON]`)
+/// takes keyword arguments only, as `**kwargs`. An unkeyed
 /// type (`[Int]`) takes the `args` list; a single-value type (`Int`, `JSON`) is one
 /// parameter named `value`. What does not fit is a `TaskFailure` with Python's words:
 ///

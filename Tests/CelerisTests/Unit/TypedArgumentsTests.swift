@@ -305,6 +305,7 @@ final class TypedArgumentsTests: XCTestCase {
             ("add_opt", [1, 2, 3], []), ("add_opt", [], [("y", 2)]), ("add_opt", [1], [("q", 2)]),
             ("none", [1], []), ("none", [1, 2], []), ("none", [], [("a", 1)]), ("square", [1, 2], []),
             ("square", [], []), ("square", [], [("x", 1)]), ("many", [1], [("x", 2)]),
+            ("kw", [1], []), ("kw", [1], [("a", 1)]),
         ]
         func swiftMessage(_ name: String, _ args: [JSON], _ kwargs: [(key: String, value: JSON)]) -> String {
             switch name {
@@ -313,6 +314,7 @@ final class TypedArgumentsTests: XCTestCase {
             case "add_opt": return failure(AddOptional.self, args, kwargs, task: name).1
             case "none": return failure(NoArguments.self, args, kwargs, task: name).1
             case "square": return failure(Int.self, args, kwargs, task: name).1
+            case "kw": return failure([String: Int].self, args, kwargs, task: name).1
             default: return failure([Int].self, args, kwargs, task: name).1
             }
         }
@@ -324,6 +326,7 @@ final class TypedArgumentsTests: XCTestCase {
             def none(): pass
             def square(value): pass
             def many(*args): pass
+            def kw(**kwargs): pass
             out = []
             for name, args, kwargs in json.loads(sys.argv[1]):
                 try:

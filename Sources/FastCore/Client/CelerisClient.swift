@@ -66,7 +66,7 @@ public final class CelerisClient: Sendable {
         options: SendOptions = SendOptions()
     ) async throws -> TaskHandle<JSON> {
         let message = try message(name, args: args, kwargs: kwargs, options: options)
-        try await push(message)
+        try await push(message, options)
         return TaskHandle(id: message.id, client: self, decode: { $0 })
     }
 
@@ -80,7 +80,7 @@ public final class CelerisClient: Sendable {
     {
         let encoded = try TypedArguments.encode(arguments)
         let message = try message(task.name, args: encoded.args, kwargs: encoded.kwargs, options: options)
-        try await push(message)
+        try await push(message, options)
         return TaskHandle(id: message.id, client: self, decode: { try TypedResult.decode(T.Output.self, from: $0) })
     }
 
@@ -140,11 +140,12 @@ public final class CelerisClient: Sendable {
         }
     }
 
-    private func push(_ message: TaskMessage) async throws {
+    private func push(_ message: TaskMessage, _ options: SendOptions) async throws {
         guard !isClosed.load(ordering: .acquiring) else { throw CelerisClientError.closed }
+        let expiration = options.expiration(now: CeleryTime.now())
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
             loop.submit { [core] in
-                core.send(message) { error in
+                core.send(message, expiration: expiration) { error in
                     if let error { done.resume(throwing: error) } else { done.resume() }
                 }
             }
@@ -166,10 +167,11 @@ public final class CelerisClient: Sendable {
     func finalStatus(of id: String, timeout: Duration) async throws -> TaskStatus {
         guard !isClosed.load(ordering: .acquiring) else { throw CelerisClientError.closed }
         let token = tokens.add(1, ordering: .relaxed).newValue
+        let deadline = ContinuousClock.now + timeout
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<TaskStatus, Error>) in
                 loop.submit { [core] in
-                    core.awaitFinal(id, token: token, timeout: timeout) { done.resume(with: $0) }
+                    core.awaitFinal(id, token: token, timeout: timeout, deadline: deadline) { done.resume(with: $0) }
                 }
             }
         } onCancel: {

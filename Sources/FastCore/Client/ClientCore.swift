@@ -90,9 +90,23 @@ final class ClientCore: @unchecked Sendable {
 
     // MARK: commands
 
-    /// Send a task: the queue's bindings the first time, then its LPUSH.
-    func send(_ message: TaskMessage, _ done: @escaping (CelerisClientError?) -> Void) {
-        let commands = producer.sendCommands(for: message)
+    /// Send a task: the queue's bindings the first time, then its LPUSH. `expiration`:
+    /// the `expiration` property Celery adds when a task expires (milliseconds, as text).
+    func send(_ message: TaskMessage, expiration: String?, _ done: @escaping (CelerisClientError?) -> Void) {
+        var envelope = message.envelope()
+        if let expiration {
+            // kombu puts it after delivery_mode, before delivery_info (the last such key in
+            // the envelope: nothing after it holds an unescaped quote).
+            if let at = envelope.range(of: #", "delivery_info": "#, options: .backwards) {
+                var text = Array(#", "expiration": "#.utf8)
+                JSON.writeString(expiration, to: &text)
+                envelope.insert(contentsOf: String(decoding: text, as: UTF8.self), at: at.lowerBound)
+            }
+        }
+        let commands =
+            producer.declareCommands(queue: message.queue) + [
+                ["LPUSH", QueueKeys.listKey(queue: message.queue, priority: message.priority), envelope]
+            ]
         run(commands, on: broker) { result in
             if case .failure(let e) = result { done(e) } else { done(nil) }
         }
@@ -212,7 +226,8 @@ final class ClientCore: @unchecked Sendable {
 
     /// Await task `id`'s final state (SUCCESS, FAILURE, REVOKED) for at most `timeoutMs`.
     func awaitFinal(
-        _ id: String, token: UInt64, timeout: Duration, _ done: @escaping (Result<TaskStatus, Error>) -> Void
+        _ id: String, token: UInt64, timeout: Duration, deadline: ContinuousClock.Instant,
+        _ done: @escaping (Result<TaskStatus, Error>) -> Void
     ) {
         var finished = false
         let finish: (Result<TaskStatus, Error>) -> Void = { [weak self] result in
@@ -224,11 +239,18 @@ final class ClientCore: @unchecked Sendable {
             done(result)
         }
         finishers[token] = { error in finish(.failure(error)) }
-        let (seconds, atto) = timeout.components
-        let ms = seconds < 0 ? 0 : UInt64(clamping: seconds) &* 1000 + UInt64(max(0, atto) / 1_000_000_000_000_000)
-        timers[token] = loop.timer(after: ms) {
-            finish(.failure(CelerisClientError.timedOut(taskId: id, after: timeout)))
+        // libevent's timers go by the loop's cached time (they may fire up to a loop turn
+        // early): re-armed until the caller's deadline has passed.
+        func arm() {
+            let (seconds, atto) = (deadline - ContinuousClock.now).components
+            let ms =
+                seconds < 0 ? 0 : UInt64(clamping: seconds) &* 1000 + UInt64(max(0, atto) / 1_000_000_000_000_000) + 1
+            timers[token] = loop.timer(after: ms) {
+                if ContinuousClock.now < deadline { return arm() }
+                finish(.failure(CelerisClientError.timedOut(taskId: id, after: timeout)))
+            }
         }
+        arm()
         watch(id, token: token) { event in
             switch event {
             case .record(let bytes):

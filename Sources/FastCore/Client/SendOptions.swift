@@ -83,6 +83,19 @@ public struct SendOptions: Sendable {
         return m
     }
 
+    /// The `expiration` property Celery writes when the task expires: the seconds left
+    /// (0 when already past) in whole milliseconds, as text.
+    func expiration(now: Double) -> String? {
+        let seconds: Double
+        switch expires {
+        case .at(let date)?: seconds = date.timeIntervalSince1970 - now
+        case .after(let s)?: seconds = s
+        case nil: return nil
+        }
+        guard seconds.isFinite else { return nil }
+        return String(Int64(exactly: (max(0, seconds) * 1000).rounded(.towardZero)) ?? Int64.max)
+    }
+
     /// `gen<pid>@<host>`: what Celery writes as `origin` from a process that is not a worker.
     static let origin: String = {
         "gen\(ProcessInfo.processInfo.processIdentifier)@\(ProcessInfo.processInfo.hostName)"

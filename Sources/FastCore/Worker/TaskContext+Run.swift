@@ -84,8 +84,6 @@ extension TaskContext {
         if events { outbox.post(.init(commands: [], event: event("task-started"))) }
         softDeadline = limits.soft.map { now + $0 }
         progress.withLock { $0.startedAt = now }
-        // The result is encoded straight into the part; other commands gather in `cmds`.
-        var part = WriteBatch.Part(reusing: &buffer)
         return (now, events)
     }
 
@@ -146,6 +144,8 @@ extension TaskContext {
         reusing buffer: inout [UInt8]
     ) {
         let ctx = self
+        // The result is encoded straight into the part; other commands gather in `cmds`.
+        var part = WriteBatch.Part(reusing: &buffer)
         var cmds: [[String]] = []
         // The event body is built only when events are on (a result's Python repr is not
         // free), and on the success path its closure is made only then too.
@@ -200,8 +200,6 @@ extension TaskContext {
             fail(failure, ctx: ctx, into: &part)
             done = { self.failedEvent(failure) }
             final = (.failure, failure.resultJSON)
-        }
-        var chord: ChordPart? = nil
         } catch {
             // Retried if the task's `autoretryFor` lists it, else its FAILURE, typed as Celery
             // types an exception (AutomaticRetry.swift).
@@ -216,6 +214,8 @@ extension TaskContext {
                 done = { self.failedEvent(failure) }
                 final = (.failure, failure.resultJSON)
             }
+        }
+        var chord: ChordPart? = nil
         if let final { chord = chordPart(state: final.state, result: final.result) }
         part.transact(cmds)
         // Counted before the completion is posted: once the consumer sees the delivery

@@ -23,8 +23,9 @@ public final class CelerisClient: Sendable {
     private let clock = Atomic<UInt64>(0)
     private let isClosed = Atomic<Bool>(false)
     private static let pool = LockedBox<[String: CelerisClient]>([:])
-    /// Clients closed: their loop stopped, kept so no connection is freed under it.
-    private static let retired = LockedBox<[CelerisClient]>([])
+    /// Closed clients' connections: their loop stopped, kept so none is freed while
+    /// hiredis or libevent may still point at it.
+    private static let retired = LockedBox<[ClientCore]>([])
 
     /// A client with its own connections (prefer `shared(broker:)`: one per process per URL).
     /// `backend` defaults to the broker's URL; `routes` pick a queue by task name when
@@ -98,6 +99,23 @@ public final class CelerisClient: Sendable {
         return TaskHandle(id: resultId, client: self, decode: { $0 })
     }
 
+    /// Whether the broker connection is up right now (for a health check; calls made while
+    /// it is down wait for it, up to `connectTimeout`).
+    ///
+    ///     let healthy = await client.isConnected()
+    public func isConnected() async -> Bool {
+        await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+            loop.submit { [core] in done.resume(returning: core.broker.isConnected) }
+        }
+    }
+
+    /// The handle of a task sent before, by anyone (Celery's `AsyncResult(id)`).
+    ///
+    ///     let status = try await client.handle(for: id).status(timeout: .seconds(5))
+    public func handle(for taskId: String) -> TaskHandle<JSON> {
+        TaskHandle(id: taskId, client: self, decode: { $0 })
+    }
+
     /// Revoke a task as `celery.control.revoke(id, terminate=…, signal=…)` does: a
     /// broadcast every worker (Celeris or Python) acts on: a task not started yet is
     /// dropped (REVOKED); with `terminate`, a running one is stopped.
@@ -121,10 +139,18 @@ public final class CelerisClient: Sendable {
             }
         }
         loop.stop()
-        Self.retired.modify { $0.append(self) }
+        Self.retired.modify { [core] in $0.append(core) }
         Self.pool.modify { clients in
             for (url, c) in clients where c === self { clients.removeValue(forKey: url) }
         }
+    }
+
+    /// A client dropped without `close()` closes: pending calls fail, its loop stops.
+    deinit {
+        guard !isClosed.load(ordering: .acquiring) else { return }
+        loop.submit { [core] in core.close() }
+        loop.stop()
+        Self.retired.modify { [core] in $0.append(core) }
     }
 
     // MARK: internals

@@ -63,8 +63,11 @@ final class ClientEventLoopTests: XCTestCase {
         XCTAssertGreaterThan(seen.count, 0)
         XCTAssertLessThan(
             seen.longest, .milliseconds(100),
-            "longest gap between 1 ms ticks: \(seen.longest.nanoseconds / 1_000_000) ms over \(took), \(seen.count) ticks")
-        print("10,000 round trips from a NIO loop in \(took); \(seen.count) ticks, longest gap \(seen.longest.nanoseconds / 1000) µs")
+            "longest gap between 1 ms ticks: \(seen.longest.nanoseconds / 1_000_000) ms over \(took), \(seen.count) ticks"
+        )
+        print(
+            "10,000 round trips from a NIO loop in \(took); \(seen.count) ticks, longest gap \(seen.longest.nanoseconds / 1000) µs"
+        )
         await client.close()
         try await group.shutdownGracefully()
     }

@@ -90,7 +90,8 @@ final class ClientTests: XCTestCase {
         _ = try await client.send("add", args: [2, 3], options: options)
         let swift = try take("q4")
         let pyId = TaskMessage.newId()
-        let opts = #"{"queue": "q4", "priority": 5, "countdown": 30, "expires": 60, "task_id": "\#(pyId)", "link": true}"#
+        let opts =
+            #"{"queue": "q4", "priority": 5, "countdown": 30, "expires": 60, "task_id": "\#(pyId)", "link": true}"#
         _ = try runPython("client_probe.py", ["send", redis.url, opts])
         let python = try take("q4")
         try assertSameMessage(swift, python, swiftId: swiftId, pythonId: pyId)
@@ -136,7 +137,8 @@ final class ClientTests: XCTestCase {
                 XCTAssertEqual(sh[key]?.stringValue?.hasSuffix("+00:00"), value.stringValue?.hasSuffix("+00:00"), key)
             case "origin":
                 XCTAssertEqual(sh[key]?.stringValue?.hasPrefix("gen"), true)
-                XCTAssertEqual(sh[key]?.stringValue?.split(separator: "@").last, value.stringValue?.split(separator: "@").last)
+                XCTAssertEqual(
+                    sh[key]?.stringValue?.split(separator: "@").last, value.stringValue?.split(separator: "@").last)
             default:
                 XCTAssertEqual(sh[key], value, "headers.\(key)")
             }
@@ -170,7 +172,8 @@ final class ClientTests: XCTestCase {
         let worker = InProcessWorker(redis: redis)
         defer { worker.stop() }
         let chain = Canvas.chain([
-            .task(Signature("add", args: [1, 2])), .task(Signature("add", args: [3])), .task(Signature("add", args: [4])),
+            .task(Signature("add", args: [1, 2])), .task(Signature("add", args: [3])),
+            .task(Signature("add", args: [4])),
         ])
         let ten = try await client.send(chain).get(timeout: .seconds(20))
         XCTAssertEqual(ten, 10)
@@ -178,7 +181,10 @@ final class ClientTests: XCTestCase {
         let four = try await client.send(group).get(timeout: .seconds(20))
         XCTAssertEqual(four, 4)
         let chord = Canvas.chord(
-            [.task(Signature("add", args: [1, 1])), .task(Signature("add", args: [2, 2])), .task(Signature("add", args: [3, 3]))],
+            [
+                .task(Signature("add", args: [1, 1])), .task(Signature("add", args: [2, 2])),
+                .task(Signature("add", args: [3, 3])),
+            ],
             Signature("tsum"))
         let id = TaskMessage.newId()
         let handle = try await client.send(chord, options: SendOptions(taskId: id))
@@ -206,5 +212,28 @@ final class ClientTests: XCTestCase {
         defer { worker.stop() }
         let three = try await handle.get(timeout: .seconds(20))
         XCTAssertEqual(three, 3)
+    }
+
+    /// Redis restarts: a result awaited across it arrives (the channel subscribed again and the
+    /// key read again), and a send made while Redis is down is held and sent once it is back.
+    func testAwaitAndSendAcrossARedisRestart() async throws {
+        let id = TaskMessage.newId()
+        let client = self.client!
+        let awaited = Task { try await client.handle(for: id).get(timeout: .seconds(60)) }
+        let db = try redis.client()
+        XCTAssertTrue(
+            try eventually(timeout: 10) {
+                try db.command("PUBSUB", "NUMSUB", ResultRecord.key(id)).elements?.last?.integer == 1
+            })
+        redis.stop()
+        while await client.isConnected() { try await Task.sleep(for: .milliseconds(5)) }
+        let sent = Task { try await client.send("add", args: [2, 3], options: SendOptions(taskId: id)).id }
+        try redis.start()
+        let sentId = try await sent.value
+        XCTAssertEqual(sentId, id)
+        let worker = InProcessWorker(redis: redis)
+        defer { worker.stop() }
+        let five = try await awaited.value
+        XCTAssertEqual(five, 5)
     }
 }

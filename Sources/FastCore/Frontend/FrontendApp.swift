@@ -44,18 +44,20 @@ public final class FrontendApp: HTTPServerDelegate {
     private let shared: FrontendShared
     /// This loop's slot in `shared`; loop 0 publishes the gauges and queue depths.
     private let loopIndex: Int
-    public private(set) var server: HTTPServer?
-    private var reportedWebSockets = 0
-    private var producer = TaskProducer()
+    // Exclusivity: an app is used on its loop's thread only: the run-time check is pure cost.
+    @exclusivity(unchecked) public private(set) var server: HTTPServer?
+    @exclusivity(unchecked) private var reportedWebSockets = 0
+    @exclusivity(unchecked) private var producer = TaskProducer()
     /// This loop's WebSocket clients.
     public let hub: WebSocketHub
     private let metrics = FrontendMetrics()
-    private var sampler: LoopTimer?
-    private var pinger: LoopTimer?
-    private var drainTimer: LoopTimer?
+    @exclusivity(unchecked) private var sampler: LoopTimer?
+    @exclusivity(unchecked) private var pinger: LoopTimer?
+    @exclusivity(unchecked) private var drainTimer: LoopTimer?
     /// Queues requests were sent to (their LLEN is sampled for /metrics).
-    private var knownQueues: Set<String> = ["celery"]
+    @exclusivity(unchecked) private var knownQueues: Set<String> = ["celery"]
     /// Host and origin checks (set by `listen`, which knows the listen address).
+    @exclusivity(unchecked)
     private var requestGuard = RequestGuard(listenHost: "", allowedHosts: [], allowedOrigins: [])
 
     /// `redis` carries commands; `subscriber` is a second connection for pub/sub.

@@ -13,7 +13,8 @@ final class FrontendMetrics {
         let route: String
         let status: Int
     }
-    private var requestHandles: [RouteStatus: (Counter, Timer)] = [:]
+    // Exclusivity: used on one loop's thread only: the run-time check is pure cost.
+    @exclusivity(unchecked) private var requestHandles: [RouteStatus: (Counter, Timer)] = [:]
 
     func request(route: String, status: Int, seconds: Double) {
         let key = RouteStatus(route: route, status: status)

@@ -67,15 +67,16 @@ public final class WebSocketHub {
     public let settings: Settings
     private let logger: Logger
     private let clock: any WallClock
-    private var clients: [UInt64: Client] = [:]
+    // Exclusivity: a hub is used on its loop's thread only: the run-time check is pure cost.
+    @exclusivity(unchecked) private var clients: [UInt64: Client] = [:]
     /// `GET` of a task's current state for a new subscription: calls back with the message to send.
     private let currentState: (String, @escaping (String) -> Void) -> Void
     /// Called when nothing is queued for any client after a burst (at most once a second).
     private let releaseFreeMemory: () -> Void
-    public private(set) var delivered = 0
-    public private(set) var dropped = 0
-    public private(set) var closedSlow = 0
-    private var trimmedAt = 0.0
+    @exclusivity(unchecked) public private(set) var delivered = 0
+    @exclusivity(unchecked) public private(set) var dropped = 0
+    @exclusivity(unchecked) public private(set) var closedSlow = 0
+    @exclusivity(unchecked) private var trimmedAt = 0.0
 
     /// `currentState(task, reply)` looks a task's state up for a new subscriber and
     /// calls `reply` with the message to send it.

@@ -33,8 +33,9 @@ public final class Connection: WebSocketPeer {
     /// Seconds since the client last sent anything.
     public var idleSeconds: Double { Double(ce_conn_idle_ms(handle)) / 1000 }
 
+    // Exclusivity: a connection is used on its loop's thread only: the run-time check is pure cost.
     /// Called with the status of the response this connection object writes (request metrics).
-    public var onRespond: ((Int) -> Void)?
+    @exclusivity(unchecked) public var onRespond: ((Int) -> Void)?
 
     /// Write a response; `close` ends the connection after it.
     public func respond(

@@ -56,7 +56,8 @@ public final class HTTPServer {
         }
     }
 
-    private(set) var handle: OpaquePointer?
+    // Exclusivity: a server is used on its loop's thread only: the run-time check is pure cost.
+    @exclusivity(unchecked) private(set) var handle: OpaquePointer?
     private let box: DelegateBox
     public var port: Int { handle.map { Int(ce_server_port($0)) } ?? 0 }
 

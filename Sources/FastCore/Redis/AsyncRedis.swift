@@ -43,28 +43,29 @@ public final class AsyncRedis {
     public let role: String
     private let loop: EventLoop
     private let logger: Logger
-    private var handle: OpaquePointer?
-    private var retired: [OpaquePointer] = []
-    private var reconnectTimer: LoopTimer?
+    // Exclusivity: a connection is used on its loop's thread only: the run-time check is pure cost.
+    @exclusivity(unchecked) private var handle: OpaquePointer?
+    @exclusivity(unchecked) private var retired: [OpaquePointer] = []
+    @exclusivity(unchecked) private var reconnectTimer: LoopTimer?
     /// Watches for owed replies (command timeout) and sends heartbeats.
-    private var watchTimer: LoopTimer?
-    private var connectTimer: LoopTimer?
-    private var resolveTimer: LoopTimer?
-    private var dropTimer: LoopTimer?
-    private var sinceHeartbeatMs: UInt64 = 0
+    @exclusivity(unchecked) private var watchTimer: LoopTimer?
+    @exclusivity(unchecked) private var connectTimer: LoopTimer?
+    @exclusivity(unchecked) private var resolveTimer: LoopTimer?
+    @exclusivity(unchecked) private var dropTimer: LoopTimer?
+    @exclusivity(unchecked) private var sinceHeartbeatMs: UInt64 = 0
     /// The TCP link is up (the PING that makes it usable may still be owed).
-    private var linkUp = false
+    @exclusivity(unchecked) private var linkUp = false
     /// Connection attempts that failed since the last good one (picks the next resolved address).
-    private var failedAttempts = 0
+    @exclusivity(unchecked) private var failedAttempts = 0
     /// Links dropped because a reply was owed longer than the command timeout.
-    public private(set) var timeouts = 0
-    private var subscriptions: [(channel: String, onMessage: (String) -> Void)] = []
+    @exclusivity(unchecked) public private(set) var timeouts = 0
+    @exclusivity(unchecked) private var subscriptions: [(channel: String, onMessage: (String) -> Void)] = []
     /// Delay between reconnect attempts.
-    public var reconnectDelayMs: UInt64 = 500
+    @exclusivity(unchecked) public var reconnectDelayMs: UInt64 = 500
     /// Called with true on (re)connect and false when the link drops.
-    public var onStateChange: ((Bool) -> Void)?
+    @exclusivity(unchecked) public var onStateChange: ((Bool) -> Void)?
     /// Connected and answering (its first PING was answered).
-    public private(set) var isConnected = false
+    @exclusivity(unchecked) public private(set) var isConnected = false
 
     public init(
         loop: EventLoop, endpoint: RedisEndpoint, role: String = "commands", options: Options = Options(),

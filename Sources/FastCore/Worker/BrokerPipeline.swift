@@ -23,7 +23,8 @@ final class BrokerPipeline {
         var entries: Int { if case .write(let n, _, _) = self { n } else { 0 } }
     }
 
-    private(set) var connection: RedisConnection? {
+    // Exclusivity: the pipeline is used on the consumer's thread only: the run-time check is pure cost.
+    @exclusivity(unchecked) private(set) var connection: RedisConnection? {
         didSet { isConnected.set(connection != nil) }
     }
     /// Whether there is a connection now, readable from any thread (tests wait on it).
@@ -31,30 +32,30 @@ final class BrokerPipeline {
     let claim: any ClaimStrategy
     /// Commands the worker's roles add to the next write: results of tasks that did not
     /// run with their acks, lease renewals, events, remote-control replies.
-    var own: [[String]] = []
+    @exclusivity(unchecked) var own: [[String]] = []
     private let outbox: Outbox
     private let logger: Logger
     private let clock: any WallClock
-    private var sentAhead: [SentAhead] = []
+    @exclusivity(unchecked) private var sentAhead: [SentAhead] = []
     /// `settle`'s list of what it reads, kept between turns for its storage.
-    private var settling: [SentAhead] = []
+    @exclusivity(unchecked) private var settling: [SentAhead] = []
     /// A claim's parts as it sends them, kept for its storage.
-    private var claimParts: [ClaimInFlight] = []
+    @exclusivity(unchecked) private var claimParts: [ClaimInFlight] = []
     /// Outbox entries written and not yet confirmed, oldest first (the `.write`s in
     /// `sentAhead` count them off in order).
-    private var written: [Outbox.Entry] = []
+    @exclusivity(unchecked) private var written: [Outbox.Entry] = []
     /// The write being built, written buffers on their way back to the outbox, and the
     /// claim records' encoding: kept between turns for their storage.
-    private var batch = WriteBatch()
-    private var spent: [[UInt8]] = []
-    private var wire: [UInt8] = []
+    @exclusivity(unchecked) private var batch = WriteBatch()
+    @exclusivity(unchecked) private var spent: [[UInt8]] = []
+    @exclusivity(unchecked) private var wire: [UInt8] = []
     /// Outbox entries of writes Redis refused (`WriteFailure`), and those posted since,
     /// in order: sent again, before anything newer, from `retryAt`. Their deliveries stay
     /// held (leased), so nothing reruns while Redis is out of memory, read-only or loading.
-    private var retrying: [Outbox.Entry] = []
+    @exclusivity(unchecked) private var retrying: [Outbox.Entry] = []
     /// No write goes out before this time while `retrying` or `own` waits (the last write was refused).
-    private(set) var retryAt = 0.0
-    private var backoff = 0.0
+    @exclusivity(unchecked) private(set) var retryAt = 0.0
+    @exclusivity(unchecked) private var backoff = 0.0
     /// The first retry waits this long, each next one twice as long, up to `maxBackoff`.
     static let minBackoff = 0.05
     static let maxBackoff = 2.0

@@ -20,7 +20,8 @@ public final class Consumer: @unchecked Sendable {
     public enum Phase: Sendable { case consuming, warm, cold }
 
     public let configuration: WorkerConfiguration
-    var registry: TaskRegistry
+    // Exclusivity: the consumer's state is used on its thread only; the run-time check is pure cost.
+    @exclusivity(unchecked) var registry: TaskRegistry
     let logger: Logger
     let outbox = Outbox()
     public let pool: ExecutorPool
@@ -46,42 +47,42 @@ public final class Consumer: @unchecked Sendable {
 
     // The roles, each owning its state.
     let pipeline: BrokerPipeline
-    var fetcher: Fetcher
-    var wakers: QueueWakers
-    var schedule = DeliverySchedule()
-    var hardLimits = HardTimeLimits()
+    @exclusivity(unchecked) var fetcher: Fetcher
+    @exclusivity(unchecked) var wakers: QueueWakers
+    @exclusivity(unchecked) var schedule = DeliverySchedule()
+    @exclusivity(unchecked) var hardLimits = HardTimeLimits()
     var softLimits = SoftTimeLimits()
-    var leases: Leases
-    var recoverer: Recoverer
-    var recycler = Recycler()
-    var events = WorkerEvents()
-    var autoscaling: AutoscaleDriver
-    var revoked = RevokedTasks()
-    var chordJoins = ChordJoinRetries()
-    var limiter = RateLimiter()
+    @exclusivity(unchecked) var leases: Leases
+    @exclusivity(unchecked) var recoverer: Recoverer
+    @exclusivity(unchecked) var recycler = Recycler()
+    @exclusivity(unchecked) var events = WorkerEvents()
+    @exclusivity(unchecked) var autoscaling: AutoscaleDriver
+    @exclusivity(unchecked) var revoked = RevokedTasks()
+    @exclusivity(unchecked) var chordJoins = ChordJoinRetries()
+    @exclusivity(unchecked) var limiter = RateLimiter()
     /// This worker's claiming lists (restored at connect whatever the claim).
     private let claimLists: ClaimByMove
 
     /// Claimed deliveries by tag, each with its runner (queued, waiting, running or finishing).
-    var held: [String: TaskContext] = [:]
+    @exclusivity(unchecked) var held: [String: TaskContext] = [:]
     /// Queues consumed now (remote control may add or cancel).
-    var queues: [String]
+    @exclusivity(unchecked) var queues: [String]
     /// Tasks started this loop turn, handed to the pool together (`submitStarted`).
-    var startedThisTurn: [TaskContext] = []
+    @exclusivity(unchecked) var startedThisTurn: [TaskContext] = []
     /// Tasks finished, by name (for `stats` and heartbeats).
-    var processed: [String: Int] = [:]
+    @exclusivity(unchecked) var processed: [String: Int] = [:]
     /// Remote-control commands waiting for the loop.
     let controlInbox = LockedBox<[ControlRequest]>([])
-    var unstartedReturned = false
+    @exclusivity(unchecked) var unstartedReturned = false
     /// A warm give-back that failed is tried again from this time.
-    var giveBackAt = 0.0
+    @exclusivity(unchecked) var giveBackAt = 0.0
     /// No connection attempt before this time (the last one failed).
-    private var reconnectAt = 0.0
+    @exclusivity(unchecked) private var reconnectAt = 0.0
     /// This turn's outbox entries (an array the outbox and the consumer swap each turn).
-    private var taken: [Outbox.Entry] = []
+    @exclusivity(unchecked) private var taken: [Outbox.Entry] = []
     /// The armed wakers' sockets the loop waits on, and those found readable (kept between turns).
-    private var watched: [Int32] = []
-    private var ready: [Int32] = []
+    @exclusivity(unchecked) private var watched: [Int32] = []
+    @exclusivity(unchecked) private var ready: [Int32] = []
 
     public init(configuration: WorkerConfiguration, registry: TaskRegistry, logger: Logger) {
         self.configuration = configuration

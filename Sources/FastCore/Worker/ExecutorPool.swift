@@ -14,23 +14,24 @@ import Foundation
 ///     let unstarted = pool.takeQueued()
 public final class ExecutorPool: @unchecked Sendable {
     private let condition = NSCondition()
+    // Exclusivity: these are used under `condition` only: the run-time check is pure cost.
     /// Runners in arrival order from `head` on; a taken slot is emptied at once, so a
     /// finished task is not kept alive by the queue until it is compacted.
-    private var queue: [TaskContext?] = []
-    private var head = 0
+    @exclusivity(unchecked) private var queue: [TaskContext?] = []
+    @exclusivity(unchecked) private var head = 0
     /// Slots.
-    private var target: Int
+    @exclusivity(unchecked) private var target: Int
     /// Threads started and not exited (abandoned ones included).
-    private var alive = 0
-    private var abandoned = 0
+    @exclusivity(unchecked) private var alive = 0
+    @exclusivity(unchecked) private var abandoned = 0
     /// Tasks holding a slot (running sync or async, or stuck past a hard limit and not replaced).
-    private var busy = 0
+    @exclusivity(unchecked) private var busy = 0
     /// Threads waiting for a sync task, and threads woken or started for one that have not looked yet.
     private var idle = 0
     private var coming = 0
     /// Abandoned sync runners whose slot was kept (not replaced): freed when their thread ends.
     private var unreplaced: Set<ObjectIdentifier> = []
-    private var closed = false
+    @exclusivity(unchecked) private var closed = false
     private let name: String
     /// At this many abandoned threads still running, an abandoned one is not replaced
     /// (the worker restarts: nothing queued should start now); 0: always replaced.

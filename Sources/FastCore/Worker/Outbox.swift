@@ -36,15 +36,16 @@ public final class Outbox: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private var entries: [Entry] = []
+    // Exclusivity: these are used under `lock` only: the run-time check is pure cost.
+    @exclusivity(unchecked) private var entries: [Entry] = []
     /// Written parts' transaction buffers, for the executors' next parts.
-    private var spare: [[UInt8]] = []
+    @exclusivity(unchecked) private var spare: [[UInt8]] = []
     /// At most this many spare buffers are kept, none bigger than `spareBytes`.
     public static let spareCount = 1024
     public static let spareBytes = 16 << 10
-    private var woken = false
+    @exclusivity(unchecked) private var woken = false
     /// The consumer is in `take`'s wait: the next post rings the bell (and clears this).
-    private var waiting = false
+    @exclusivity(unchecked) private var waiting = false
     private let bell: Int32
 
     public init() {

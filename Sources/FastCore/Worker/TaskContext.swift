@@ -10,18 +10,19 @@ import Synchronization
 ///     let n = try ctx.int(0, "task_length")
 ///     ctx.updateState(.progress, meta: ["progress": 1])
 public final class TaskContext: @unchecked Sendable {
+    // Exclusivity: one user at a time (the consumer, then an executor): the run-time check is pure cost.
     /// Changed only while nothing else holds the context: the consumer decodes the next
     /// claimed message into a finished task's context (`reuse(for:)`).
-    public internal(set) var message: TaskMessage
-    private(set) var task: RegisteredTask
+    @exclusivity(unchecked) public internal(set) var message: TaskMessage
+    @exclusivity(unchecked) private(set) var task: RegisteredTask
     let outbox: Outbox
     let settings: Settings
     /// When a delivery waiting for its ETA or rate limit is due (the consumer's, set and
     /// read on its thread only); nil once it is queued to run.
-    var due: Double?
+    @exclusivity(unchecked) var due: Double?
     /// When the soft time limit passes, if the task has one: set by the executor thread
     /// as the task starts, before the task function sees the context.
-    public internal(set) var softDeadline: Double?
+    @exclusivity(unchecked) public internal(set) var softDeadline: Double?
     /// When the task started, whether it finished, whether the pool gave up on it.
     struct Progress {
         var startedAt: Double?

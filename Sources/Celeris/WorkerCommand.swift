@@ -20,7 +20,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: [.customShort("Q"), .long], help: "Comma-separated queues to consume.")
     var queues: String = "celery"
 
-    @Option(name: [.short, .long], help: "Task slots (threads running tasks at once).")
+    @Option(name: [.short, .long], help: "Tasks running at once (blocking ones on threads, async ones on none).")
     var concurrency: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(name: .long, help: "Messages claimed per slot ahead of execution.")

@@ -57,8 +57,7 @@ public final class TaskContext: @unchecked Sendable {
     ///     let runner = spare.reuse(for: task)
     func reuse(for task: RegisteredTask) -> TaskContext {
         self.task = task
-        runsAsync = task.isAsync
-        asyncTask.withLock { $0 = nil }
+        runsAsync = task.isAsync  // `asyncTask` is nil: an async run clears it before it posts
         softLimitReached.store(false, ordering: .relaxed)
         due = nil
         softDeadline = nil

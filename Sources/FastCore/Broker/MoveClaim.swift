@@ -16,33 +16,34 @@ final class MoveClaim: ClaimStrategy {
     private let lists: ClaimByMove
     private let script: ScriptClaim
     private let logger: Logger
+    // Exclusivity: a claim is used on the consumer's thread only: the run-time check is pure cost.
     /// The consumed lists in consume order, for the last queue order.
-    private var listsOrder: [String] = []
-    private var listKeys: [String] = []
+    @exclusivity(unchecked) private var listsOrder: [String] = []
+    @exclusivity(unchecked) private var listKeys: [String] = []
     /// The consumed lists' lengths as last read.
-    private var lengths: [String: Int] = [:]
+    @exclusivity(unchecked) private var lengths: [String: Int] = [:]
     /// kombu records of what was taken and not yet recorded, and the claiming lists to empty with them.
-    private var unrecorded: [ClaimByMove.Taken] = []
-    private var claimingInUse: Set<String> = []
+    @exclusivity(unchecked) private var unrecorded: [ClaimByMove.Taken] = []
+    @exclusivity(unchecked) private var claimingInUse: Set<String> = []
     /// Their records are sent and not answered yet (`appendRecords`, read as `.records`).
-    private var recording = false
+    @exclusivity(unchecked) private var recording = false
     /// Redis refused their last records (out of memory, a replica…): sent again.
-    private var recordsRefused = false
+    @exclusivity(unchecked) private var recordsRefused = false
     /// Redis refused a claim by move for good (an ACL without `SORT`, a renamed command):
     /// the script claims for the rest of the run. A refusal that is the server's state
     /// (out of memory, a replica, loading: `WriteFailure`) only pauses claims.
-    private(set) var refused = false
+    @exclusivity(unchecked) private(set) var refused = false
     /// Commands this claim encodes, kept for its storage.
-    private var wire: [UInt8] = []
+    @exclusivity(unchecked) private var wire: [UInt8] = []
     /// This worker's view of Redis's time (nil: its own clock's, as given).
     private let leaseClock: LeaseClock?
     /// The last claim by move's lease stamp, in Redis's time: its records carry it.
-    private var claimStamp: String?
+    @exclusivity(unchecked) private var claimStamp: String?
     /// The bound on one claim's bytes, and the largest message the last claim that took
     /// any returned: a claim by move cannot see sizes before it moves, so it moves at most
     /// as many as the bound holds of messages that large (at least one).
     private let claimBytes: Int
-    private var largest = 0
+    @exclusivity(unchecked) private var largest = 0
 
     init(hostname: String, logger: Logger, leaseClock: LeaseClock? = nil, claimBytes: Int = ScriptClaim.maxClaimBytes) {
         lists = ClaimByMove(hostname: hostname)

@@ -7,13 +7,14 @@
 ///     try claim.send(room: 64, queues: ["celery"], now: clock.now(), on: redis, into: &inFlight)
 final class ScriptClaim: ClaimStrategy {
     let claim: DeliveryClaim
+    // Exclusivity: a claim is used on the consumer's thread only: the run-time check is pure cost.
     /// The next claim's serial (its receipt's first line): a random start, then counting.
-    private var serial = UInt64.random(in: 1..<(1 << 40))
+    @exclusivity(unchecked) private var serial = UInt64.random(in: 1..<(1 << 40))
     /// A claim whose reply the connection took with it (its serial).
-    private(set) var lostSerial: String?
+    @exclusivity(unchecked) private(set) var lostSerial: String?
     /// The script's keys for the last queue order (made again only when it changes).
-    private var keysOrder: [String] = []
-    private var keys: [String] = []
+    @exclusivity(unchecked) private var keysOrder: [String] = []
+    @exclusivity(unchecked) private var keys: [String] = []
 
     /// The default bound on one claim's bytes.
     static let maxClaimBytes = DeliveryClaim.defaultClaimBytes

@@ -9,7 +9,8 @@ import Foundation
 ///     let id = FastUUID.v4()  // "1b4e28ba-2fa1-4d2f-883f-0016d3cca427"
 public enum FastUUID {
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var shared = Generator()
+    // Exclusivity: `shared` is used under `lock` only: the run-time check is pure cost.
+    @exclusivity(unchecked) nonisolated(unsafe) private static var shared = Generator()
 
     /// A buffer of CSPRNG bytes handing out 16 at a time, refilled from the OS when empty.
     ///

@@ -115,26 +115,30 @@ extension TaskContext {
     func startAsync(pool: ExecutorPool) {
         let (now, events) = begin()
         let ctx = self
-        let handle = Task {
-            var buffer: [UInt8] = []
-            let outcome: Result<(result: JSON, next: FollowUps), any Error>
-            do {
-                try ctx.checkTimeLimitHeader()
-                let next = try ctx.followUps()
-                guard case .async(let function) = ctx.task.body else {
-                    throw TaskFailure(type: "RuntimeError", message: "sync task \(ctx.message.task) run as async")
+        // Made and stored under the handle's lock: the task's own clearing of the handle
+        // (before it posts) waits for the store, so a finished task is never left in it.
+        asyncTask.withLock { slot in
+            let handle = Task {
+                var buffer: [UInt8] = []
+                let outcome: Result<(result: JSON, next: FollowUps), any Error>
+                do {
+                    try ctx.checkTimeLimitHeader()
+                    let next = try ctx.followUps()
+                    guard case .async(let function) = ctx.task.body else {
+                        throw TaskFailure(type: "RuntimeError", message: "sync task \(ctx.message.task) run as async")
+                    }
+                    outcome = .success((try await function(ctx), next))
+                } catch {
+                    outcome = .failure(error)
                 }
-                outcome = .success((try await function(ctx), next))
-            } catch {
-                outcome = .failure(error)
+                ctx.asyncTask.withLock { $0 = nil }  // the context no longer holds its task (no cycle)
+                ctx.finish(outcome, startedAt: now, events: events, reusing: &buffer)
+                pool.finishedAsync(ctx)
             }
-            ctx.asyncTask.withLock { $0 = nil }  // the context no longer holds its task (no cycle)
-            ctx.finish(outcome, startedAt: now, events: events, reusing: &buffer)
-            pool.finishedAsync(ctx)
+            // Cancelled before the handle was stored: the cancel did not reach the task.
+            if isCancelled || softLimitReached.load(ordering: .acquiring) { handle.cancel() }
+            slot = handle
         }
-        asyncTask.withLock { $0 = handle }
-        // Cancelled before the handle was stored: the cancel did not reach the task.
-        if isCancelled || softLimitReached.load(ordering: .acquiring) { handle.cancel() }
     }
 
     /// The outcome of a run (sync or async): success, retry, replacement or failure is

@@ -268,6 +268,33 @@ final class AsyncTaskTests: RedisTestCase {
         XCTAssertEqual(worker.consumer.pool.threads, 0, "no thread started for async tasks")
     }
 
+    /// A finished async task's context is not kept alive by its own Swift task (the handle
+    /// it stores is cleared before it posts): at -c 1 × prefetch 1, of 50 contexts at most
+    /// the one the worker keeps for reuse is alive once they are done.
+    func testFinishedAsyncContextsAreFreedOrReused() throws {
+        final class Weak: @unchecked Sendable {
+            weak var ctx: TaskContext?
+            init(_ ctx: TaskContext) { self.ctx = ctx }
+        }
+        let seen = LockedBox<[Weak]>([])
+        let worker = InProcessWorker(redis: redis, concurrency: 1, prefetch: 1) { r in
+            r.register(
+                "seen_async",
+                async: { ctx in
+                    seen.modify { $0.append(Weak(ctx)) }
+                    return nil
+                })
+        }
+        let messages = (0..<50).map { _ in TaskMessage(task: "seen_async") }
+        try enqueue(messages)
+        XCTAssertTrue(try eventually { try self.client.resultCount() == 50 })
+        worker.stop()
+        XCTAssertEqual(seen.get().count, 50)
+        XCTAssertTrue(
+            eventually { seen.get().filter { $0.ctx != nil }.count <= 1 },
+            "\(seen.get().filter { $0.ctx != nil }.count) contexts still alive")
+    }
+
     /// Sync and async tasks share the slots: at -c 2 a sync task runs on a thread started
     /// for it while async ones run beside it, in arrival order.
     func testSyncAndAsyncShareTheSlots() throws {

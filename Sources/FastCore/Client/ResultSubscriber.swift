@@ -31,6 +31,9 @@ final class ResultSubscriber {
     private var idle: [String: Double] = [:]
     private let ownChannel = "celeris-client-" + TaskMessage.newId()
     private var reconnectTimer: LoopTimer?
+    private var resolveTimer: LoopTimer?
+    /// Links tried (each attempt after a failure takes the next resolved address).
+    private var failedAttempts = -1
     private var sweepTimer: LoopTimer?
     private var closed = false
     /// Seconds an unused channel stays subscribed.
@@ -58,6 +61,7 @@ final class ResultSubscriber {
     func close() {
         closed = true
         reconnectTimer?.cancel()
+        resolveTimer?.cancel()
         sweepTimer?.cancel()
         if let h = handle { ce_pubsub_free(h) }
         handle = nil
@@ -112,13 +116,34 @@ final class ResultSubscriber {
         _ = channel.withCString { ce_pubsub_subscribe(h, $0, strlen($0)) }
     }
 
+    /// Resolve the host off the loop (as `AsyncRedis` does; a numeric address needs no
+    /// lookup), then open a link to the address.
     private func connect() {
         guard !closed else { return }
         for r in retired { ce_pubsub_free(r) }
         retired.removeAll()
+        if RedisEndpoint.isNumericAddress(endpoint.host) { return open(address: endpoint.host) }
+        let resolved = LockedBox<[String]?>(nil)
+        let host = endpoint.host
+        let resolver = Thread { resolved.set(RedisEndpoint.resolve(host: host)) }
+        resolver.name = "celeris-resolve"
+        resolver.start()
+        resolveTimer = loop.timer(after: 5, repeating: true) { [weak self] in
+            guard let self, let addresses = resolved.get() else { return }
+            self.resolveTimer?.cancel()
+            self.failedAttempts += 1
+            if let address = addresses.isEmpty ? nil : addresses[self.failedAttempts % addresses.count] {
+                self.open(address: address)
+            } else {
+                self.scheduleReconnect()
+            }
+        }
+    }
+
+    private func open(address: String) {
+        guard !closed else { return }
         handle = ce_pubsub_connect(
-            loop.handle, endpoint.host, Int32(endpoint.port), pubsubTrampoline,
-            Unmanaged.passUnretained(self).toOpaque())
+            loop.handle, address, Int32(endpoint.port), pubsubTrampoline, Unmanaged.passUnretained(self).toOpaque())
         if handle == nil { scheduleReconnect() }
     }
 

@@ -236,4 +236,19 @@ final class ClientTests: XCTestCase {
         let five = try await awaited.value
         XCTAssertEqual(five, 5)
     }
+
+    /// A broker named by host name (resolved off the client's loop, every address tried in
+    /// turn), through the process's shared client for that URL.
+    func testSharedClientByHostName() async throws {
+        let url = "redis://localhost:\(redis.port)/0"
+        let shared = try CelerisClient.shared(broker: url)
+        XCTAssertTrue(try CelerisClient.shared(broker: url) === shared, "one client per URL")
+        let worker = InProcessWorker(redis: redis)
+        defer { worker.stop() }
+        let sum = try await shared.send("add", args: [4, 5]).get(timeout: .seconds(30))
+        XCTAssertEqual(sum, 9)
+        await shared.close()
+        XCTAssertFalse(try CelerisClient.shared(broker: url) === shared, "a closed client is replaced")
+        await (try CelerisClient.shared(broker: url)).close()
+    }
 }

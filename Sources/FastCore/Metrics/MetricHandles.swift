@@ -9,8 +9,9 @@ import Metrics
 public final class MetricHandles: @unchecked Sendable {
     public static let shared = MetricHandles()
     private let lock = NSLock()
-    private var counters: [String: Counter] = [:]
-    private var timers: [String: Timer] = [:]
+    // Exclusivity: these are used under `lock` only: the run-time check is pure cost.
+    @exclusivity(unchecked) private var counters: [String: Counter] = [:]
+    @exclusivity(unchecked) private var timers: [String: Timer] = [:]
 
     public init() {}
 

@@ -251,4 +251,23 @@ final class ClientTests: XCTestCase {
         XCTAssertFalse(try CelerisClient.shared(broker: url) === shared, "a closed client is replaced")
         await (try CelerisClient.shared(broker: url)).close()
     }
+
+    /// The revoke broadcast is Celery's pidbox command: what the worker's `ControlRequest` reads
+    /// (method, arguments, every worker), on kombu's fanout channel for the broker's db, valid 1 s.
+    func testRevokeBroadcastIsCeleryPidboxCommand() throws {
+        let command = ControlBroadcast.revoke("t-1", terminate: true, db: 3, clock: 7, now: 1000)
+        XCTAssertEqual(command.count, 3)
+        XCTAssertEqual(command.first, "PUBLISH")
+        XCTAssertEqual(command.dropFirst().first, "/3.celery.pidbox")
+        let envelope = Array(command.last?.utf8 ?? "".utf8)
+        let request = try XCTUnwrap(ControlRequest(envelope: envelope, now: 1000.5))
+        XCTAssertEqual(request.method, "revoke")
+        XCTAssertEqual(request.arguments, ["task_id": "t-1", "terminate": true, "signal": "SIGTERM"])
+        XCTAssertNil(request.destination)
+        XCTAssertNil(request.ticket)
+        XCTAssertNil(ControlRequest(envelope: envelope, now: 1001.5), "expired after Celery's 1 s broadcast timeout")
+        let (headers, body) = try XCTUnwrap(KombuEnvelope.read(envelope))
+        XCTAssertEqual(headers, ["clock": 7, "expires": 1001.0])
+        XCTAssertEqual(body.objectPairs?.map(\.key), ["method", "arguments", "destination", "pattern", "matcher"])
+    }
 }

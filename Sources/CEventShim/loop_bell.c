@@ -46,10 +46,11 @@ int ce_bell_watch_fd(const ce_bell_watch *w) { return w->bell; }
 /* Set the callback's context (before the bell is first rung). */
 void ce_bell_watch_set_context(ce_bell_watch *w, void *ctx) { w->ctx = ctx; }
 
-/* Stop watching and close the bell (on the loop's thread, or once it no longer runs). */
+/* Stop watching (on the loop's thread, or once it no longer runs). The bell stays open:
+ * its owner closes it (close(2)) once no thread can ring it any more, so a late ring never
+ * writes into a closed, possibly reused, descriptor. */
 void ce_bell_watch_free(ce_bell_watch *w) {
     if (!w) return;
     event_free(w->ev);
-    close(w->bell);
     free(w);
 }

@@ -50,6 +50,10 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
     (void)ac;
     ce_pubsub *p = privdata;
     redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR) { /* a refused SUBSCRIBE: NOAUTH, NOPERM */
+        report(p, CE_PUBSUB_ERROR, reply->str, reply->len, NULL, 0);
+        return;
+    }
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
     redisReply *kind = reply->element[0], *ch = reply->element[1], *data = reply->element[2];
     if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING) return;

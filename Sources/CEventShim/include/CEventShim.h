@@ -302,7 +302,7 @@ ce_bell_watch *ce_bell_watch_new(ce_loop *loop, ce_timer_cb cb, void *ctx);
 int ce_bell_watch_fd(const ce_bell_watch *w);
 /* Set the callback's context (before the bell is first rung). */
 void ce_bell_watch_set_context(ce_bell_watch *w, void *ctx);
-/* Stop watching and close the bell. */
+/* Stop watching; the bell stays open (its owner closes it once nothing can ring it). */
 void ce_bell_watch_free(ce_bell_watch *w);
 
 /* ---- a subscriber connection on a loop (redis_pubsub.c) -------------- */

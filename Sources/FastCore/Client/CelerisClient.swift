@@ -23,9 +23,6 @@ public final class CelerisClient: Sendable {
     private let clock = Atomic<UInt64>(0)
     private let isClosed = Atomic<Bool>(false)
     private static let pool = LockedBox<[String: CelerisClient]>([:])
-    /// Closed clients' connections: their loop stopped, kept so none is freed while
-    /// hiredis or libevent may still point at it.
-    private static let retired = LockedBox<[ClientCore]>([])
 
     /// A client with its own connections (prefer `shared(broker:)`: one per process per URL).
     /// `backend` defaults to the broker's URL; `routes` pick a queue by task name when
@@ -44,6 +41,7 @@ public final class CelerisClient: Sendable {
         core = ClientCore(
             loop: loop.loop, broker: brokerEndpoint, backend: backendEndpoint, connectTimeout: connectTimeout,
             logger: logger)
+        core.subscriber.connectTimeoutMs = UInt64(clamping: Int((max(0.001, connectTimeout) * 1000).rounded(.up)))
         loop.submit { [core] in core.start() }
     }
 
@@ -104,8 +102,10 @@ public final class CelerisClient: Sendable {
     ///
     ///     let healthy = await client.isConnected()
     public func isConnected() async -> Bool {
-        await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
-            loop.submit { [core] in done.resume(returning: core.broker.isConnected) }
+        guard !isClosed.load(ordering: .acquiring) else { return false }
+        return await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+            let queued = loop.submit { [core] in done.resume(returning: core.broker.isConnected) }
+            if !queued { done.resume(returning: false) }
         }
     }
 
@@ -133,13 +133,14 @@ public final class CelerisClient: Sendable {
     public func close() async {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            loop.submit { [core] in
+            let queued = loop.submit { [core] in
                 core.close()
                 done.resume()
             }
+            if !queued { done.resume() }
         }
-        loop.stop()
-        Self.retired.modify { [core] in $0.append(core) }
+        // The connections are closed; the core goes on the loop's thread once it stopped.
+        loop.stop(keeping: core)
         Self.pool.modify { clients in
             for (url, c) in clients where c === self { clients.removeValue(forKey: url) }
         }
@@ -149,8 +150,7 @@ public final class CelerisClient: Sendable {
     deinit {
         guard !isClosed.load(ordering: .acquiring) else { return }
         loop.submit { [core] in core.close() }
-        loop.stop()
-        Self.retired.modify { [core] in $0.append(core) }
+        loop.stop(keeping: core)
     }
 
     // MARK: internals
@@ -170,22 +170,24 @@ public final class CelerisClient: Sendable {
         guard !isClosed.load(ordering: .acquiring) else { throw CelerisClientError.closed }
         let expiration = options.expiration(now: CeleryTime.now())
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
-            loop.submit { [core] in
+            let queued = loop.submit { [core] in
                 core.send(message, expiration: expiration) { error in
                     if let error { done.resume(throwing: error) } else { done.resume() }
                 }
             }
+            if !queued { done.resume(throwing: CelerisClientError.closed) }
         }
     }
 
     private func run(_ commands: [[String]]) async throws {
         guard !isClosed.load(ordering: .acquiring) else { throw CelerisClientError.closed }
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
-            loop.submit { [core] in
+            let queued = loop.submit { [core] in
                 core.run(commands, on: core.broker) { result in
                     if case .failure(let e) = result { done.resume(throwing: e) } else { done.resume() }
                 }
             }
+            if !queued { done.resume(throwing: CelerisClientError.closed) }
         }
     }
 
@@ -194,13 +196,20 @@ public final class CelerisClient: Sendable {
         guard !isClosed.load(ordering: .acquiring) else { throw CelerisClientError.closed }
         let token = tokens.add(1, ordering: .relaxed).newValue
         let deadline = ContinuousClock.now + timeout
+        // Set before the cancel job is queued: a wait that has not started when the task is
+        // cancelled (onCancel runs first) sees it and ends at once; one already started is
+        // ended by the cancel job, queued after it.
+        let cancelled = LockedBox(false)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<TaskStatus, Error>) in
-                loop.submit { [core] in
+                let queued = loop.submit { [core] in
+                    if cancelled.get() { return done.resume(throwing: CancellationError()) }
                     core.awaitFinal(id, token: token, timeout: timeout, deadline: deadline) { done.resume(with: $0) }
                 }
+                if !queued { done.resume(throwing: CelerisClientError.closed) }
             }
         } onCancel: {
+            cancelled.set(true)
             loop.submit { [core] in core.cancel(token: token) }
         }
     }
@@ -208,7 +217,9 @@ public final class CelerisClient: Sendable {
     /// Watch task `id`'s states on the loop (for `TaskStates`); returns the token to stop with.
     func watchStates(of id: String, _ onEvent: @escaping @Sendable (ClientCore.ResultEvent) -> Void) -> UInt64 {
         let token = tokens.add(1, ordering: .relaxed).newValue
-        loop.submit { [core] in core.watch(id, token: token, onEvent) }
+        let queued =
+            !isClosed.load(ordering: .acquiring) && loop.submit { [core] in core.watch(id, token: token, onEvent) }
+        if !queued { onEvent(.failed(.closed)) }
         return token
     }
 

@@ -22,11 +22,17 @@ public enum CelerisClientError: Error, Sendable, Equatable, CustomStringConverti
     case invalidOption(String)
 
     /// A send option out of range (thrown as `invalidOption`).
+    ///
+    ///     catch let e as CelerisClientError.InvalidOption { print(e.reason) }
     public struct InvalidOption: Error, Sendable {
+        /// What is wrong with the option, in words.
         public let reason: String
         init(_ reason: String) { self.reason = reason }
     }
 
+    /// The error in words, for logs.
+    ///
+    ///     print(error.description)   // "the client is closed"
     public var description: String {
         switch self {
         case .timedOut(let id, let after): return "no result for task \(id) within \(after)"

@@ -16,6 +16,7 @@ final class ClientCore: @unchecked Sendable {
 
     private struct Watcher {
         var needsRead = true
+        var gate = ReadGate()
         let onEvent: (ResultEvent) -> Void
     }
 
@@ -138,7 +139,7 @@ final class ClientCore: @unchecked Sendable {
                     if let reply {
                         if let e = reply.errorMessage { failure = .redis(e) }
                     } else {
-                        failure = .connectionLost("\(connection.endpoint)")
+                        failure = self.closed ? .closed : .connectionLost("\(connection.endpoint)")
                     }
                 }
                 guard remaining == 0, !finished else { return }
@@ -166,14 +167,17 @@ final class ClientCore: @unchecked Sendable {
     private func sweepHeld() {
         guard !heldForBroker.isEmpty || !heldForBackend.isEmpty else { return }
         let now = CeleryTime.now()
-        func expire(_ held: inout [Held], _ endpoint: RedisEndpoint) {
+        func expire(_ held: inout [Held], _ endpoint: RedisEndpoint, _ connection: AsyncRedis) {
             guard held.contains(where: { $0.deadline <= now }) else { return }
             let late = held.filter { $0.deadline <= now }
             held.removeAll { $0.deadline <= now }
-            for h in late { h.fail(.notConnected("\(endpoint) within \(connectTimeout) s")) }
+            for h in late { h.fail(.notConnected(why(endpoint, connection))) }
         }
-        expire(&heldForBroker, broker.endpoint)
-        expire(&heldForBackend, backend.endpoint)
+        func why(_ endpoint: RedisEndpoint, _ connection: AsyncRedis) -> String {
+            "\(endpoint) within \(connectTimeout) s" + (connection.lastError.map { " (\($0))" } ?? "")
+        }
+        expire(&heldForBroker, broker.endpoint, broker)
+        expire(&heldForBackend, backend.endpoint, backend)
     }
 
     // MARK: results
@@ -202,11 +206,18 @@ final class ClientCore: @unchecked Sendable {
         guard let group = watchers[id] else { return }
         let readers = group.filter(\.value.needsRead).map(\.key)
         guard !readers.isEmpty else { return }
-        for token in readers { watchers[id]?[token]?.needsRead = false }
+        for token in readers {
+            watchers[id]?[token]?.needsRead = false
+            watchers[id]?[token]?.gate.readStarted()
+        }
         run([["GET", channel]], on: backend) { [weak self] result in
             guard let self else { return }
             for token in readers {
-                guard let w = self.watchers[id]?[token] else { continue }
+                // A record published while the GET was under way is at least as new as the
+                // stored one: the stored one (or its absence) is not news any more.
+                guard self.watchers[id]?[token]?.gate.readFinished() ?? false,
+                    let w = self.watchers[id]?[token]
+                else { continue }
                 switch result {
                 case .success(let value):
                     if let bytes = value.bytes { w.onEvent(.record(bytes)) } else { w.onEvent(.missing) }
@@ -221,6 +232,7 @@ final class ClientCore: @unchecked Sendable {
         guard channel.hasPrefix(ResultRecord.keyPrefix) else { return }
         let id = String(channel.dropFirst(ResultRecord.keyPrefix.count))
         guard let group = watchers[id] else { return }
+        for token in group.keys { watchers[id]?[token]?.gate.published() }
         for w in group.values { w.onEvent(.record(payload)) }
     }
 
@@ -245,8 +257,14 @@ final class ClientCore: @unchecked Sendable {
             let (seconds, atto) = (deadline - ContinuousClock.now).components
             let ms =
                 seconds < 0 ? 0 : UInt64(clamping: seconds) &* 1000 + UInt64(max(0, atto) / 1_000_000_000_000_000) + 1
-            timers[token] = loop.timer(after: ms) {
+            timers[token] = loop.timer(after: ms) { [weak self] in
                 if ContinuousClock.now < deadline { return arm() }
+                // Results cannot arrive while the subscriber is refused (a wrong password):
+                // say so rather than "no result".
+                if let self, let refused = self.subscriber.lastError {
+                    return finish(
+                        .failure(CelerisClientError.notConnected("\(self.subscriber.endpoint) (pub/sub): \(refused)")))
+                }
                 finish(.failure(CelerisClientError.timedOut(taskId: id, after: timeout)))
             }
         }
@@ -283,6 +301,43 @@ final class ClientCore: @unchecked Sendable {
         for group in watchers.values { for w in group.values { w.onEvent(.failed(.closed)) } }
         watchers.removeAll()
         sweepTimer?.cancel()
+        for t in timers.values { t.cancel() }
+        timers.removeAll()
         subscriber.close()
+        // Replies owed by Redis fail now (their callbacks see `closed`: `.closed`).
+        broker.close()
+        if backend !== broker { backend.close() }
+    }
+}
+
+/// Per watcher of a result key: whether the stored record a GET brought back is still
+/// news. A record published on the channel while that GET was under way is at least as
+/// new as the stored one (every store is published once the subscription is confirmed),
+/// so the stored one, arriving after it, would go back in time: it is dropped.
+///
+///     var gate = ReadGate(); gate.readStarted(); gate.published()
+///     gate.readFinished()   // false: drop the GET's record
+struct ReadGate: Sendable, Equatable {
+    private var reading = false
+    private var publishedDuringRead = false
+
+    /// A GET of the key was sent for this watcher.
+    mutating func readStarted() {
+        reading = true
+        publishedDuringRead = false
+    }
+
+    /// A record was published on the key's channel (and delivered to the watcher).
+    mutating func published() {
+        if reading { publishedDuringRead = true }
+    }
+
+    /// The GET's reply came: true when it may be delivered.
+    mutating func readFinished() -> Bool {
+        defer {
+            reading = false
+            publishedDuringRead = false
+        }
+        return !publishedDuringRead
     }
 }

@@ -32,12 +32,21 @@ final class ResultSubscriber {
     private let ownChannel = "celeris-client-" + TaskMessage.newId()
     private var reconnectTimer: LoopTimer?
     private var resolveTimer: LoopTimer?
+    private var connectTimer: LoopTimer?
+    private var dropTimer: LoopTimer?
+    /// The delay before the next reconnect: doubled after each refusal (an error reply), to 5 s.
+    private var reconnectDelayMs: UInt64 = 500
     /// Links tried (each attempt after a failure takes the next resolved address).
     private var failedAttempts = -1
     private var sweepTimer: LoopTimer?
     private var closed = false
     /// Seconds an unused channel stays subscribed.
     var idleSeconds = 1.0
+    /// A link not up within this is dropped and tried again (a blackholed SYN).
+    var connectTimeoutMs: UInt64 = 10_000
+    /// Why Redis refused the subscriber (an error reply: a missing or wrong password), until
+    /// a subscription is confirmed again.
+    private(set) var lastError: String?
     /// Connected (its SUBSCRIBEs are sent).
     private(set) var isUp = false
     /// A channel's SUBSCRIBE was confirmed (again, after a reconnect).
@@ -62,6 +71,8 @@ final class ResultSubscriber {
         closed = true
         reconnectTimer?.cancel()
         resolveTimer?.cancel()
+        connectTimer?.cancel()
+        dropTimer?.cancel()
         sweepTimer?.cancel()
         if let h = handle { ce_pubsub_free(h) }
         handle = nil
@@ -128,7 +139,8 @@ final class ResultSubscriber {
         let resolver = Thread { resolved.set(RedisEndpoint.resolve(host: host)) }
         resolver.name = "celeris-resolve"
         resolver.start()
-        resolveTimer = loop.timer(after: 5, repeating: true) { [weak self] in
+        // A lookup takes milliseconds at best: a 50 ms poll costs nothing while it blocks.
+        resolveTimer = loop.timer(after: 50, repeating: true) { [weak self] in
             guard let self, let addresses = resolved.get() else { return }
             self.resolveTimer?.cancel()
             self.failedAttempts += 1
@@ -144,18 +156,46 @@ final class ResultSubscriber {
         guard !closed else { return }
         handle = ce_pubsub_connect(
             loop.handle, address, Int32(endpoint.port), pubsubTrampoline, Unmanaged.passUnretained(self).toOpaque())
-        if handle == nil { scheduleReconnect() }
+        guard let h = handle else { return scheduleReconnect() }
+        connectTimer?.cancel()
+        connectTimer = loop.timer(after: connectTimeoutMs) { [weak self] in
+            guard let self, !self.isUp, let current = self.handle, current == h else { return }
+            self.handle = nil
+            ce_pubsub_free(current)  // a timer, not a hiredis callback: freed at once
+            self.logger.debug("client subscriber: no connection to \(self.endpoint) within \(self.connectTimeoutMs) ms")
+            self.scheduleReconnect()
+        }
+    }
+
+    /// Redis refused the link (an error reply: NOAUTH, WRONGPASS): drop it once out of
+    /// hiredis' callback, and try again later and later.
+    private func refused(_ message: String) {
+        let lower = message.lowercased()
+        let auth = lower.contains("auth") || lower.contains("wrongpass") || lower.contains("password")
+        lastError = auth ? "authentication failed: \(message)" : "refused: \(message)"
+        logger.error("client subscriber at \(endpoint): \(message)")
+        let link = handle
+        dropTimer = loop.timer(after: 0) { [weak self] in
+            guard let self, let link, self.handle == link else { return }
+            self.isUp = false
+            self.handle = nil
+            ce_pubsub_free(link)
+            self.onDown()
+            self.reconnectDelayMs = min(5000, self.reconnectDelayMs * 2)
+            self.scheduleReconnect()
+        }
     }
 
     private func scheduleReconnect() {
         guard !closed else { return }
-        reconnectTimer = loop.timer(after: 500) { [weak self] in self?.connect() }
+        reconnectTimer = loop.timer(after: reconnectDelayMs) { [weak self] in self?.connect() }
     }
 
     fileprivate func event(_ kind: Int32, _ a: String, _ b: [UInt8]) {
         switch UInt32(kind) {
         case CE_PUBSUB_UP.rawValue:
             guard let h = handle else { return }
+            connectTimer?.cancel()
             isUp = true
             _ = ce_pubsub_keepalive(h, 15)
             if let pw = endpoint.password { _ = pw.withCString { ce_pubsub_auth(h, $0, strlen($0)) } }
@@ -172,12 +212,17 @@ final class ResultSubscriber {
         case CE_PUBSUB_DOWN.rawValue:
             let wasUp = isUp
             isUp = false
+            connectTimer?.cancel()
             if let h = handle { retired.append(h) }  // freed out of hiredis' callback
             handle = nil
             if wasUp { logger.warning("client lost Redis at \(endpoint) (pub/sub): \(a); reconnecting") }
             onDown()
             scheduleReconnect()
         case CE_PUBSUB_SUBSCRIBED.rawValue:
+            if a == ownChannel {
+                lastError = nil  // subscribed: not refused
+                reconnectDelayMs = 500
+            }
             guard case .sent? = channels[a] else { return }
             channels[a] = .confirmed
             onConfirmed(a)
@@ -192,7 +237,7 @@ final class ResultSubscriber {
         case CE_PUBSUB_MESSAGE.rawValue:
             onMessage(a, b)
         case CE_PUBSUB_ERROR.rawValue:
-            logger.error("client subscriber at \(endpoint): \(a)")
+            refused(a)
         default:
             break
         }

@@ -26,6 +26,8 @@ public struct SendOptions: Sendable {
     public var countdown: Double?
     /// The earliest time a worker may run it (wins over `countdown`).
     public var eta: Date?
+    /// When the task expires if no worker started it by then (Celery's `expires`: a
+    /// worker marks it REVOKED instead of running it).
     public var expires: Expiry?
     /// No result is stored (`get` would wait for ever: use it for fire-and-forget).
     public var ignoreResult: Bool
@@ -36,6 +38,9 @@ public struct SendOptions: Sendable {
     /// Tasks sent with this one's id when it fails (`embed.errbacks`).
     public var linkError: [Signature]
 
+    /// Options as `apply_async`'s keyword arguments (all optional).
+    ///
+    ///     let options = SendOptions(queue: "math", countdown: 5, expires: .after(60))
     public init(
         queue: String? = nil, routingKey: String? = nil, priority: Int? = nil, countdown: Double? = nil,
         eta: Date? = nil, expires: Expiry? = nil, ignoreResult: Bool = false, taskId: String? = nil,
@@ -65,22 +70,34 @@ public struct SendOptions: Sendable {
             task: name, args: args, kwargs: kwargs, queue: queue, priority: priority, id: taskId ?? TaskMessage.newId(),
             origin: SendOptions.origin)
         if let eta {
-            m.eta = CeleryTime.isoformat(eta.timeIntervalSince1970)
+            m.eta = CeleryTime.isoformat(try Self.checked(eta.timeIntervalSince1970, "eta"))
         } else if let countdown {
             guard countdown.isFinite else { throw .init("countdown must be a finite number of seconds") }
-            m.eta = CeleryTime.isoformat(now + countdown)
+            m.eta = CeleryTime.isoformat(try Self.checked(now + countdown, "countdown"))
         }
         switch expires {
-        case .at(let date)?: m.expires = CeleryTime.isoformat(date.timeIntervalSince1970)
+        case .at(let date)?: m.expires = CeleryTime.isoformat(try Self.checked(date.timeIntervalSince1970, "expires"))
         case .after(let seconds)?:
             guard seconds.isFinite else { throw .init("expires must be a finite number of seconds") }
-            m.expires = CeleryTime.isoformat(now + seconds)
+            m.expires = CeleryTime.isoformat(try Self.checked(now + seconds, "expires"))
         case nil: break
         }
         m.ignoreResult = ignoreResult
         if !link.isEmpty { m.embed = m.embed.setting("callbacks", .array(link.map(\.json))) }
         if !linkError.isEmpty { m.embed = m.embed.setting("errbacks", .array(linkError.map(\.json))) }
         return m
+    }
+
+    /// 9999-12-31T23:59:59 UTC: the last second Python's `datetime` holds (a later time
+    /// raises OverflowError in `apply_async`; a worker would drop such a message).
+    static let latestEpoch: Double = 253_402_300_799
+
+    /// `epoch` when Python can hold it as a datetime (finite, year 1 to 9999).
+    private static func checked(_ epoch: Double, _ option: String) throws(CelerisClientError.InvalidOption) -> Double {
+        guard epoch.isFinite, epoch >= -62_135_596_800, epoch < latestEpoch + 1 else {
+            throw .init("\(option) must fall between year 1 and 9999-12-31T23:59:59 UTC")
+        }
+        return epoch
     }
 
     /// The `expiration` property Celery writes when the task expires: the seconds left

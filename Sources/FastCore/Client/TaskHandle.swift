@@ -4,6 +4,9 @@
 ///     let sum = try await handle.get(timeout: .seconds(10))
 ///     for try await status in handle.states { print(status.state) }
 public struct TaskHandle<Output: Codable & Sendable>: Sendable {
+    /// The task's id (Celery's `task_id`; its result is stored under `celery-task-meta-<id>`).
+    ///
+    ///     let again = client.handle(for: handle.id)
     public let id: String
     let client: CelerisClient
     let decode: @Sendable (JSON) throws -> Output

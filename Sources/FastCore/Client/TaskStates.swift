@@ -6,15 +6,27 @@
 ///
 ///     for try await status in handle.states { print(status.state, status.result) }
 public struct TaskStates: AsyncSequence, Sendable {
+    /// One state of the task.
     public typealias Element = TaskStatus
     let id: String
     let client: CelerisClient
 
+    /// Walks the states; made by `makeAsyncIterator` (a `for try await` loop makes it).
+    ///
+    ///     var it = handle.states.makeAsyncIterator(); let first = try await it.next()
     public struct AsyncIterator: AsyncIteratorProtocol {
         var inner: AsyncThrowingStream<TaskStatus, Error>.AsyncIterator
+        /// The next state; nil after the final one. Throws `CelerisClientError` (e.g.
+        /// `.closed`) when the states cannot be followed any more.
+        ///
+        ///     while let s = try await it.next() { print(s.state) }
         public mutating func next() async throws -> TaskStatus? { try await inner.next() }
     }
 
+    /// Subscribe to the task's result channel and read its stored state (each iterator
+    /// watches on its own).
+    ///
+    ///     var it = handle.states.makeAsyncIterator()
     public func makeAsyncIterator() -> AsyncIterator {
         let (stream, continuation) = AsyncThrowingStream<TaskStatus, Error>.makeStream()
         let id = id

@@ -4,13 +4,18 @@
 ///
 ///     for try await status in handle.states { print(status.state, status.result) }
 public struct TaskStatus: Sendable, Equatable {
+    /// The task's id.
     public let taskId: String
     /// Celery's state name (`TaskState` raw values, or a task's own state).
     public let state: String
     /// The result, a progress meta, or the error's fields.
     public let result: JSON
+    /// The worker's traceback of a failure (Python's text; nil when none was stored).
     public let traceback: String?
 
+    /// A state as the backend would hold it (for tests and tools).
+    ///
+    ///     let pending = TaskStatus(taskId: id, state: "PENDING")
     public init(taskId: String, state: String, result: JSON = .null, traceback: String? = nil) {
         self.taskId = taskId
         self.state = state

@@ -66,6 +66,10 @@ public final class AsyncRedis {
     @exclusivity(unchecked) public var onStateChange: ((Bool) -> Void)?
     /// Connected and answering (its first PING was answered).
     @exclusivity(unchecked) public private(set) var isConnected = false
+    /// Why the last link failed or was dropped (nil once connected), for error messages.
+    @exclusivity(unchecked) public private(set) var lastError: String?
+    /// `close()` ran: no reconnect any more.
+    @exclusivity(unchecked) private var closed = false
 
     public init(
         loop: EventLoop, endpoint: RedisEndpoint, role: String = "commands", options: Options = Options(),
@@ -80,6 +84,24 @@ public final class AsyncRedis {
 
     /// Begin connecting; returns at once.
     public func start() { connect() }
+
+    /// Close for good (on the loop's thread, never from one of its callbacks): every
+    /// command whose reply is owed gets nil now, the link is freed, nothing reconnects.
+    /// `onStateChange` is not called.
+    ///
+    ///     redis.close()
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        for t in [reconnectTimer, watchTimer, connectTimer, resolveTimer, dropTimer] { t?.cancel() }
+        isConnected = false
+        linkUp = false
+        let h = handle
+        handle = nil
+        if let h { ce_redis_free(h) }
+        for r in retired { ce_redis_free(r) }
+        retired.removeAll()
+    }
 
     /// Replies still awaited.
     public var pending: Int { handle.map { Int(ce_redis_pending($0)) } ?? 0 }
@@ -163,6 +185,7 @@ public final class AsyncRedis {
 
     /// Resolve the host off the loop (a numeric address needs no lookup), then open a link to the address.
     private func connect() {
+        guard !closed else { return }
         for r in retired { ce_redis_free(r) }
         retired.removeAll()
         if RedisEndpoint.isNumericAddress(endpoint.host) { return open(address: endpoint.host) }
@@ -186,6 +209,7 @@ public final class AsyncRedis {
     }
 
     private func open(address: String) {
+        guard !closed else { return }
         handle = ce_redis_connect(
             loop.handle, address, Int32(endpoint.port), stateTrampoline, Unmanaged.passUnretained(self).toOpaque())
         guard let h = handle else { return scheduleReconnect() }
@@ -232,6 +256,7 @@ public final class AsyncRedis {
         isConnected = false
         linkUp = false
         handle = nil
+        lastError = reason
         connectTimer?.cancel()
         ce_redis_free(h)
         if wasConnected {
@@ -256,6 +281,7 @@ public final class AsyncRedis {
     private func becomeReady() {
         guard linkUp, !isConnected else { return }
         isConnected = true
+        lastError = nil
         failedAttempts = 0
         sinceHeartbeatMs = 0
         for s in subscriptions { issueSubscribe(channel: s.channel, onMessage: s.onMessage) }
@@ -264,6 +290,7 @@ public final class AsyncRedis {
     }
 
     private func scheduleReconnect() {
+        guard !closed else { return }
         if !isConnected { failedAttempts += 1 }
         reconnectTimer = loop.timer(after: reconnectDelayMs) { [weak self] in self?.connect() }
     }
@@ -298,6 +325,7 @@ public final class AsyncRedis {
             connectTimer?.cancel()
             if let h = handle { retired.append(h) }
             handle = nil
+            lastError = error ?? "closed"
             if wasConnected {
                 logger.warning("lost Redis at \(endpoint) (\(role)): \(error ?? "closed"); reconnecting")
                 onStateChange?(false)

@@ -113,13 +113,18 @@ enum ChordJoin {
 
     static func key(_ gid: String, _ suffix: String = "") -> String { Canvas.setPrefix + gid + suffix }
 
-    /// KEYS: the body's result key. ARGV: record, status update. Stores and publishes
+    /// KEYS: the body's result key. ARGV: record, status update, expiry (0: never). Stores and publishes
     /// PROGRESS unless the body already finished. Returns 1 when stored, else 0.
     static let progressScript = RedisScript(
         """
         local cur = redis.call('GET', KEYS[1])
         if cur and not string.find(cur, '"status": "PROGRESS"', 1, true) then return 0 end
-        redis.call('SETEX', KEYS[1], 86400, ARGV[1])
+        local expires = tonumber(ARGV[3])
+        if expires and expires > 0 then
+            redis.call('SET', KEYS[1], ARGV[1], 'EX', expires)
+        else
+            redis.call('SET', KEYS[1], ARGV[1])
+        end
         redis.call('PUBLISH', KEYS[1], ARGV[1])
         redis.call('PUBLISH', 'task_status', ARGV[2])
         return 1
@@ -127,19 +132,23 @@ enum ChordJoin {
 
     /// "k of N parts in" on a chord body's result, labelled as the body asked (`ChordProgress`).
     static func progress(
-        _ id: String, _ labels: ChordProgress, ready: Int, size: Int, now: Double, on redis: RedisConnection
+        _ id: String, _ labels: ChordProgress, ready: Int, size: Int, now: Double,
+        expires: Int = ResultRecord.expirySeconds, on redis: RedisConnection
     ) throws(RedisError) {
         let record = ResultRecord(taskId: id, state: .progress, result: labels.meta(ready: ready, size: size))
         let update = labels.update(taskId: id, ready: ready, size: size, now: now)
         try progressScript.run(
-            on: redis, keys: [ResultRecord.key(id)], args: [record.serialized(), update.serialized()])
+            on: redis, keys: [ResultRecord.key(id)],
+            args: [record.serialized(), update.serialized(), String(expires)])
     }
 
     /// Count one part in; if it completes the chord and we win the claim, send
     /// the body (or fail it with ChordError). Returns (ready, size) for progress.
+    /// `expires`: seconds the chord's keys and records live (`--result-expires`; 0: never).
     @discardableResult
     static func partReturn(
-        _ p: ChordPart, on redis: RedisConnection, routes: TaskRoutes, logger: Logger, now: Double = CeleryTime.now()
+        _ p: ChordPart, on redis: RedisConnection, routes: TaskRoutes, logger: Logger, now: Double = CeleryTime.now(),
+        expires: Int = ResultRecord.expirySeconds
     )
         throws(RedisError)
         -> (ready: Int, size: Int)
@@ -149,8 +158,8 @@ enum ChordJoin {
         let reply = try partReturnScript.run(
             on: redis, keys: [key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d"), key(g), key(g, ".c")],
             args: [
-                p.taskId, p.encoded, "1", p.groupIndex.map(String.init) ?? "+inf", String(ResultRecord.expirySeconds),
-                String(ResultRecord.expirySeconds), String(claimSeconds), token,
+                p.taskId, p.encoded, "1", p.groupIndex.map(String.init) ?? "+inf", String(expires),
+                String(expires), String(claimSeconds), token,
             ])
         let parts = reply.elements ?? []
         let ready = Int(parts.first?.integer ?? -1)
@@ -161,7 +170,7 @@ enum ChordJoin {
         if let labels = ChordProgress(option: p.callback.options["celeris_progress"]), let id = p.callback.id,
             ready % step == 0 || ready >= size
         {
-            try progress(id, labels, ready: ready, size: size, now: now, on: redis)
+            try progress(id, labels, ready: ready, size: size, now: now, expires: expires, on: redis)
         }
         guard parts.count > 3, parts[3].integer == 1 else { return (ready, size) }
         // We won the claim: gather the header's results in group order.
@@ -182,7 +191,7 @@ enum ChordJoin {
                 let record = ResultRecord(
                     taskId: p.callback.id ?? TaskMessage.newId(), state: .failure,
                     result: TaskFailure(type: "ChordError", message: message, module: "celery.exceptions").resultJSON,
-                    dateDone: now, groupId: g)
+                    dateDone: now, groupId: g, expires: expires)
                 for reply in try redis.pipeline(record.storeCommands() + [["DEL", key(g, ".s")]]) {
                     if let e = reply.errorMessage { throw .reply(e) }
                 }
@@ -225,13 +234,16 @@ enum ChordJoin {
     /// such as WRONGTYPE): as Celery's `on_chord_part_return` does on an exception, the
     /// body's result is a FAILURE with `ChordError("Callback error: …")`, and the chord's
     /// keys are deleted (its done marker set, so a late part does not recreate them).
-    static func fail(_ p: ChordPart, cause: String, on redis: RedisConnection, now: Double) throws(RedisError) {
+    static func fail(
+        _ p: ChordPart, cause: String, on redis: RedisConnection, now: Double,
+        expires: Int = ResultRecord.expirySeconds
+    ) throws(RedisError) {
         let g = p.groupId
         let message = "Callback error: ResponseError(\(PythonRepr.repr(.string(cause))))"
         let record = ResultRecord(
             taskId: p.callback.id ?? TaskMessage.newId(), state: .failure,
             result: TaskFailure(type: "ChordError", message: message, module: "celery.exceptions").resultJSON,
-            dateDone: now, groupId: g)
+            dateDone: now, groupId: g, expires: expires)
         let commands =
             record.storeCommands() + [
                 ["DEL", key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d")],

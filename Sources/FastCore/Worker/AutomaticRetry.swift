@@ -33,6 +33,9 @@ extension TaskContext {
         if isCancelled {
             return TaskFailure(type: "TaskRevokedError", message: "terminated", module: "celery.exceptions")
         }
+        if softLimitReached.load(ordering: .acquiring) {
+            return TaskFailure(type: "SoftTimeLimitExceeded", arguments: [], module: "billiard.exceptions")
+        }
         if let softDeadline, settings.clock.now() >= softDeadline {
             return TaskFailure(type: "SoftTimeLimitExceeded", arguments: [], module: "billiard.exceptions")
         }

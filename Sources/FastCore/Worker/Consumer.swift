@@ -419,7 +419,9 @@ public final class Consumer: @unchecked Sendable {
     private func joinChord(_ part: ChordPart, tag: String?) -> Bool {
         guard let r = pipeline.connection else { return false }
         do {
-            try ChordJoin.partReturn(part, on: r, routes: configuration.routes, logger: logger, now: clock.now())
+            try ChordJoin.partReturn(
+                part, on: r, routes: configuration.routes, logger: logger, now: clock.now(),
+                expires: configuration.resultExpires)
             if let tag { pipeline.own += DeliveryClaim.ackCommands(tag: tag) }
             return true
         } catch {
@@ -430,7 +432,7 @@ public final class Consumer: @unchecked Sendable {
                 // The chord fails, as Celery's does: the body's result is a ChordError.
                 logger.error("chord \(part.groupId): counting \(part.taskId) failed (\(m)); the chord fails")
                 do {
-                    try ChordJoin.fail(part, cause: m, on: r, now: clock.now())
+                    try ChordJoin.fail(part, cause: m, on: r, now: clock.now(), expires: configuration.resultExpires)
                     if let tag { pipeline.own += DeliveryClaim.ackCommands(tag: tag) }
                     return true
                 } catch {

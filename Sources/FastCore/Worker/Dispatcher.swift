@@ -148,9 +148,16 @@ extension Consumer {
         metrics.finished(m.task, outcome: state == .revoked ? "revoked" : "failed", seconds: nil)
         let record = ResultRecord(
             taskId: m.id, state: state, result: failure.resultJSON, dateDone: clock.now(), groupId: m.group,
-            parentId: m.parentId, expires: configuration.resultExpires)
+            parentId: m.parentId, expires: resultExpiry(of: m.task))
         pipeline.own +=
             [["MULTI"]] + record.storeCommands() + DeliveryClaim.ackCommands(tag: m.deliveryTag) + [["EXEC"]]
+    }
+
+    /// Seconds the records of task `name` live: its `resultExpires` when valid, else the
+    /// worker's `--result-expires` (as a run's records, `TaskContext.resultExpiry`).
+    func resultExpiry(of name: String) -> Int {
+        registry.task(named: name)?.options.resultExpires.flatMap(ResultRecord.expiry(seconds:))
+            ?? configuration.resultExpires
     }
 
     /// Move an undecodable delivery to the dead-letter list with the reason, acknowledged in the same transaction.

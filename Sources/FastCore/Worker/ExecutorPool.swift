@@ -23,13 +23,16 @@ public final class ExecutorPool: @unchecked Sendable {
     @exclusivity(unchecked) private var target: Int
     /// Threads started and not exited (abandoned ones included).
     @exclusivity(unchecked) private var alive = 0
+    /// Abandoned sync runners whose thread is still inside the task.
     @exclusivity(unchecked) private var abandoned = 0
+    /// Abandoned async runners whose body has not ended (it ignored its cancellation).
+    @exclusivity(unchecked) private var abandonedAsync = 0
     /// Tasks holding a slot (running sync or async, or stuck past a hard limit and not replaced).
     @exclusivity(unchecked) private var busy = 0
     /// Threads waiting for a sync task, and threads woken or started for one that have not looked yet.
     private var idle = 0
     private var coming = 0
-    /// Abandoned sync runners whose slot was kept (not replaced): freed when their thread ends.
+    /// Abandoned runners whose slot was kept (not replaced): freed when their thread or body ends.
     private var unreplaced: Set<ObjectIdentifier> = []
     @exclusivity(unchecked) private var closed = false
     private let name: String
@@ -62,8 +65,9 @@ public final class ExecutorPool: @unchecked Sendable {
     public var size: Int { condition.withLock { target } }
     /// Tasks running now (sync and async).
     public var running: Int { condition.withLock { busy } }
-    /// Threads given up on past a hard time limit that are still inside their task.
-    public var abandonedThreads: Int { condition.withLock { abandoned } }
+    /// Tasks given up on (past a hard time limit, terminated) that are still running: sync
+    /// ones' threads still inside their task and async ones whose body has not ended.
+    public var abandonedThreads: Int { condition.withLock { abandoned + abandonedAsync } }
     /// Threads started and not exited (abandoned ones included).
     public var threads: Int { condition.withLock { alive } }
     /// Tasks queued and not started.
@@ -98,25 +102,29 @@ public final class ExecutorPool: @unchecked Sendable {
         Self.start(launch, pool: self)
     }
 
-    /// A runner passed its hard time limit or was terminated: an async one is cancelled and
-    /// its slot freed; a sync one's thread is given up on and its slot replaced (unless
-    /// that makes `replacingAbandonedBelow` abandoned threads).
+    /// A runner passed its hard time limit or was terminated: it is given up on (an async
+    /// one is cancelled too) and its slot replaced, unless that makes `replacingAbandonedBelow`
+    /// abandoned tasks still running (sync threads and async bodies that ignore cancellation).
     public func abandon(_ runner: TaskContext) {
         var launch: [TaskContext] = []
-        condition.withLock {
-            guard runner.markAbandoned() else { return }
+        let marked = condition.withLock {
+            guard runner.markAbandoned() else { return false }
             if runner.runsAsync {
-                busy -= 1
+                abandonedAsync += 1
             } else {
                 abandoned += 1
-                if replacesBelow == 0 || abandoned < replacesBelow {
-                    busy -= 1
-                } else {
-                    unreplaced.insert(ObjectIdentifier(runner))
-                }
+            }
+            if replacesBelow == 0 || abandoned + abandonedAsync < replacesBelow {
+                busy -= 1
+            } else {
+                unreplaced.insert(ObjectIdentifier(runner))
             }
             pump(into: &launch)
+            return true
         }
+        // Cancelled with no lock held: a Swift task's cancellation handlers run inside
+        // `cancel()`, and one that reads the pool's or the context's state must not deadlock.
+        if marked { runner.cancel() }
         Self.start(launch, pool: self)
     }
 
@@ -132,7 +140,13 @@ public final class ExecutorPool: @unchecked Sendable {
     func finishedAsync(_ runner: TaskContext) {
         var launch: [TaskContext] = []
         condition.withLock {
-            if !runner.isAbandoned { busy -= 1 }
+            if !runner.isAbandoned {
+                busy -= 1
+            } else {
+                // An abandoned body that ignored its cancellation has really ended only now.
+                abandonedAsync -= 1
+                if unreplaced.remove(ObjectIdentifier(runner)) != nil { busy -= 1 }
+            }
             pump(into: &launch)
         }
         Self.start(launch, pool: self)

@@ -181,12 +181,15 @@ extension Consumer {
         let terminate = args["terminate"] == true
         revoked.add(ids)
         for (tag, h) in held where ids.contains(h.message.id) {
-            if h.started == nil {
-                if let runner = pool.cancel(tag: tag) ?? (h.due != nil ? h : nil) {
-                    schedule.remove(tag)
-                    held[tag] = nil
-                    finishRevoked(runner, terminated: false)
-                }
+            if h.started == nil, let runner = pool.cancel(tag: tag) ?? (h.due != nil ? h : nil) {
+                schedule.remove(tag)
+                held[tag] = nil
+                finishRevoked(runner, terminated: false)
+            } else if h.revokeBeforeStart() {
+                // Taken to run (by a pool thread, or this turn's start) but not started: it
+                // will not run its body, with or without terminate.
+                held[tag] = nil
+                finishRevoked(h, terminated: false)
             } else if terminate {
                 pool.abandon(h)
                 held[tag] = nil

@@ -51,11 +51,22 @@ extension TaskContext {
     var isAbandoned: Bool { progress.withLock { $0.abandoned } }
 
     /// Mark as abandoned if it is running; false if it already finished or never started.
+    /// The caller then calls `cancel()` with no lock held (it runs cancellation handlers).
     func markAbandoned() -> Bool {
         progress.withLock {
             guard $0.startedAt != nil, !$0.finished, !$0.abandoned else { return false }
             $0.abandoned = true
-            cancel()
+            return true
+        }
+    }
+
+    /// Revoke a task taken to run that has not started (an executor thread or the pool's
+    /// start is on its way to it): its body will not run and it posts nothing (the consumer
+    /// stores it REVOKED). False once it started or finished.
+    func revokeBeforeStart() -> Bool {
+        progress.withLock {
+            guard $0.startedAt == nil, !$0.finished, !$0.revokedBeforeStart else { return false }
+            $0.revokedBeforeStart = true
             return true
         }
     }
@@ -76,14 +87,23 @@ extension TaskContext {
     /// What follows a success: the chain's next step with the steps after it, and the links.
     typealias FollowUps = (next: Canvas?, rest: [JSON], links: [Canvas])
 
-    /// The start of a run, on the thread that starts it: the task-started event, the soft
-    /// deadline, the start time. Returns the start time and whether events are on.
-    private func begin() -> (now: Double, events: Bool) {
+    /// The start of a run, on the thread that starts it: the start time, the soft deadline,
+    /// the task-started event. Returns the start time and whether events are on; nil for a
+    /// task revoked before it started (`revokeBeforeStart`), which then counts as finished.
+    private func begin() -> (now: Double, events: Bool)? {
         let now = settings.clock.now()
+        softDeadline = limits.soft.map { now + $0 }
+        let revoked = progress.withLock {
+            if $0.revokedBeforeStart {
+                $0.finished = true
+                return true
+            }
+            $0.startedAt = now
+            return false
+        }
+        guard !revoked else { return nil }
         let events = settings.events.get()
         if events { outbox.post(.init(commands: [], event: event("task-started"))) }
-        softDeadline = limits.soft.map { now + $0 }
-        progress.withLock { $0.startedAt = now }
         return (now, events)
     }
 
@@ -91,7 +111,7 @@ extension TaskContext {
     /// `buffer` comes back holding a written part's buffer for the next run (the
     /// executor thread keeps it).
     func run(reusing buffer: inout [UInt8]) {
-        let (now, events) = begin()
+        guard let (now, events) = begin() else { return }
         let outcome: Result<(result: JSON, next: FollowUps), any Error>
         do {
             // What the message asks for after the task is read first: a malformed part
@@ -113,7 +133,10 @@ extension TaskContext {
     /// no thread while it awaits; its outcome takes the sync path's way out, then the
     /// pool frees the slot.
     func startAsync(pool: ExecutorPool) {
-        let (now, events) = begin()
+        guard let (now, events) = begin() else {
+            pool.finishedAsync(self)  // revoked before it started: its slot is free at once
+            return
+        }
         let ctx = self
         // Made and stored under the handle's lock: the task's own clearing of the handle
         // (before it posts) waits for the store, so a finished task is never left in it.
@@ -198,15 +221,10 @@ extension TaskContext {
             let runtime = settings.clock.now() - now
             done = { self.event("task-succeeded", ["result": "replaced", "runtime": .double(runtime)]) }
             outcomeName = "succeeded"
-        } catch is CancellationError where softLimitReached.load(ordering: .acquiring) {
-            // An async task cancelled at its soft time limit, as the sync path's `checkSoftTimeLimit`.
-            let failure = TaskFailure(type: "SoftTimeLimitExceeded", arguments: [], module: "billiard.exceptions")
-            fail(failure, ctx: ctx, into: &part)
-            done = { self.failedEvent(failure) }
-            final = (.failure, failure.resultJSON)
         } catch {
             // Retried if the task's `autoretryFor` lists it, else its FAILURE, typed as Celery
-            // types an exception (AutomaticRetry.swift).
+            // types an exception (AutomaticRetry.swift); an async task cancelled at its soft
+            // time limit is `SoftTimeLimitExceeded` there, retried as a sync task's is.
             switch automaticRetry(for: error) {
             case .retry(let retry):
                 let retried = retryOrFail(retry, ctx: ctx, into: &part)

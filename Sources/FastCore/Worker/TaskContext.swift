@@ -28,6 +28,8 @@ public final class TaskContext: @unchecked Sendable {
         var startedAt: Double?
         var finished = false
         var abandoned = false
+        /// Revoked after the pool took it and before it started: its body never runs.
+        var revokedBeforeStart = false
     }
     let progress = Mutex(Progress())
     /// Stored inline, as is the cancel flag: no allocation beyond the context's own.

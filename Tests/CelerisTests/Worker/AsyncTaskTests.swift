@@ -139,6 +139,183 @@ final class AsyncTaskTests: RedisTestCase {
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 0)
     }
 
+    /// A gate async bodies await without seeing cancellation (no thread held): a body that
+    /// ignores its cancellation, as a CPU loop or a blocking call would.
+    private final class DeafGate: @unchecked Sendable {
+        private let lock = NSLock()
+        private var opened = false
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+        func wait() async {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = lock.withLock {
+                    if opened { return true }
+                    waiting.append(c)
+                    return false
+                }
+                if now { c.resume() }
+            }
+        }
+        func open() {
+            let all = lock.withLock {
+                opened = true
+                defer { waiting = [] }
+                return waiting
+            }
+            for c in all { c.resume() }
+        }
+    }
+
+    /// Async bodies that ignore their cancellation past the hard limit count as abandoned
+    /// until they really end: the replaced slot runs the next, and at
+    /// `--max-abandoned-threads` the worker restarts warm (as for stuck sync threads,
+    /// BrokerFaultTests.testStuckThreadsBeyondTheBoundRestartTheWorkerWarm). Before, an
+    /// abandoned async task freed its slot at once and was never counted: each expiry
+    /// started another on the cooperative pool and the worker never restarted.
+    func testAsyncTasksIgnoringCancellationCountAsAbandonedUpToTheRestart() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let gate = DeafGate()
+        let running = LockedCounter()
+        defer { gate.open() }
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 1, prefetch: 2, clock: clock,
+            register: { r in
+                r.register(
+                    "deaf_async",
+                    async: { _ in
+                        running.increment()
+                        await gate.wait()  // ignores every limit and the cancellation
+                        return "late"
+                    })
+            }, configure: { $0.maxAbandonedThreads = 2 })
+        var deaf = (0..<3).map { _ in TaskMessage(task: "deaf_async") }
+        for i in deaf.indices { deaf[i].timeLimit = (nil, 10) }
+        try enqueue(deaf)
+        XCTAssertTrue(eventually { running.value == 1 }, "the first started")
+        clock.advance(10.5)
+        XCTAssertTrue(
+            try eventually { try running.value == 2 && self.client.command("LLEN", "celery").integer == 0 },
+            "the second started in the replaced slot, the third claimed")
+        XCTAssertEqual(worker.consumer.pool.abandonedThreads, 1, "the first's body still runs")
+        XCTAssertFalse(worker.consumer.stoppedForAbandonedThreads.get())
+        clock.advance(10.5)
+        XCTAssertTrue(eventually { worker.consumer.stoppedForAbandonedThreads.get() }, "restarting")
+        worker.stop()
+        XCTAssertEqual(worker.consumer.pool.abandonedThreads, 2)
+        XCTAssertEqual(running.value, 2, "nothing more started")
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 1, "the third went back to its queue")
+        for m in deaf.prefix(2) {
+            XCTAssertEqual(try result(m.id)?["result"]?["exc_type"], "TimeLimitExceeded")
+        }
+        XCTAssertNil(try result(deaf[2].id))
+        // Once the bodies end they are no longer counted (their late outcome is not posted).
+        gate.open()
+        XCTAssertTrue(eventually { worker.consumer.pool.abandonedThreads == 0 })
+        XCTAssertEqual(worker.consumer.pool.running, 0)
+        for m in deaf.prefix(2) {
+            XCTAssertEqual(try result(m.id)?["result"]?["exc_type"], "TimeLimitExceeded")
+        }
+    }
+
+    /// A body's cancellation handler that reads the context's and the pool's state runs with
+    /// no lock of theirs held: `revoke(terminate=True)` completes, REVOKED, and the slot runs
+    /// the next task. Before, `Task.cancel()` ran the handler under the pool's condition and
+    /// the context's progress lock, and these reads deadlocked the consumer.
+    func testCancellationHandlerReadingWorkerStateDoesNotDeadlockTerminate() throws {
+        final class PoolRef: @unchecked Sendable { weak var pool: ExecutorPool? }
+        let ref = PoolRef()
+        let started = LockedCounter()
+        let seen = LockedBox<[String]>([])
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 1, hostname: "w1@test",
+            register: { r in
+                r.register(
+                    "handled_async",
+                    async: { ctx in
+                        try await withTaskCancellationHandler {
+                            started.increment()
+                            try await ctx.sleep(seconds: 3600)
+                            return "woke"
+                        } onCancel: {
+                            let state =
+                                "cancelled \(ctx.isCancelled) abandoned \(ctx.isAbandoned) started \(ctx.started != nil) running \(ref.pool?.running ?? -1)"
+                            seen.modify { $0.append(state) }
+                        }
+                    })
+            })
+        ref.pool = worker.consumer.pool
+        let consumer = worker.consumer
+        RemoteControlListener(endpoint: redis.endpoint, logger: Logger(label: "test-control")) {
+            consumer.control($0)
+        }.start()
+        let handled = TaskMessage(task: "handled_async")
+        let next = TaskMessage(task: "add", args: [2, 2])
+        try enqueue([handled, next])
+        XCTAssertTrue(eventually { started.value == 1 })
+        XCTAssertNil(try result(next.id), "one slot, taken")
+        _ = try runPython("control_probe.py", [redis.url, "revoke", handled.id, "terminate"])
+        XCTAssertTrue(try eventually { try self.result(handled.id)?["status"] == "REVOKED" })
+        XCTAssertTrue(try eventually { try self.result(next.id)?["result"] == 4 }, "slot freed, consumer alive")
+        XCTAssertEqual(seen.get().count, 1)
+        XCTAssertTrue(
+            seen.get().first?.hasPrefix("cancelled true abandoned true started true running ") ?? false, "\(seen.get())"
+        )
+        XCTAssertTrue(eventually { worker.consumer.pool.running == 0 })
+        worker.stop()
+        XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0)
+    }
+
+    /// A task revoked after the pool took it and before it started (the window in which
+    /// `revoke` used to find it neither queued nor started, and let it run) never runs its
+    /// body, sync or async, posts nothing, and frees its slot; a started task is not
+    /// revoked that way. The consumer's revoke calls `revokeBeforeStart` in that window.
+    func testTaskRevokedBeforeItStartsNeverRunsItsBody() throws {
+        let ran = LockedBox<[String]>([])
+        var registry = TaskRegistry()
+        registry.register("body_sync") { ctx in
+            ran.modify { $0.append(ctx.taskId) }
+            return 1
+        }
+        registry.register(
+            "body_async",
+            async: { ctx in
+                ran.modify { $0.append(ctx.taskId) }
+                return 1
+            })
+        let outbox = Outbox()
+        let settings = TaskContext.Settings(
+            stepSeconds: 0, clock: ManualClock(CeleryTime.now()), logger: Logger(label: "test"), events: LockedBox(true)
+        )
+        let pool = ExecutorPool(size: 2)
+        defer { pool.shutdown() }
+        func context(_ name: String) throws -> TaskContext {
+            TaskContext(
+                message: TaskMessage(task: name), task: try XCTUnwrap(registry.task(named: name)), outbox: outbox,
+                settings: settings)
+        }
+        let revoked = [try context("body_sync"), try context("body_async")]
+        for ctx in revoked {
+            XCTAssertTrue(ctx.revokeBeforeStart())
+            XCTAssertFalse(ctx.revokeBeforeStart(), "once")
+        }
+        let control = [try context("body_sync"), try context("body_async")]
+        pool.submit(contentsOf: revoked + control)
+        XCTAssertTrue(eventually { ran.get().count == 2 && pool.queued == 0 && pool.running == 0 })
+        XCTAssertEqual(Set(ran.get()), Set(control.map(\.taskId)), "only the control tasks ran")
+        var entries: [Outbox.Entry] = []
+        XCTAssertTrue(
+            eventually {
+                entries += outbox.take(waitingUpTo: 0)
+                return entries.filter { $0.completes != nil }.count == 2
+            })
+        XCTAssertEqual(
+            Set(entries.compactMap(\.completes)), Set(control.map(\.message.deliveryTag)),
+            "only the control tasks posted")
+        let startedEvents = entries.compactMap { $0.event?["uuid"]?.stringValue }
+        XCTAssertEqual(Set(startedEvents), Set(control.map(\.taskId)), "no task-started event for a revoked one")
+        for ctx in revoked { XCTAssertNil(ctx.started) }
+        for ctx in control { XCTAssertFalse(ctx.revokeBeforeStart(), "started: not revoked before start") }
+    }
+
     /// Past its soft time limit (the worker's clock moved), an awaiting task is cancelled:
     /// FAILURE SoftTimeLimitExceeded; one that catches the cancellation returns its own result.
     func testSoftTimeLimitCancelsAnAwaitingTask() throws {
@@ -202,7 +379,7 @@ final class AsyncTaskTests: RedisTestCase {
             try result(hang.id)?["result"],
             ["exc_type": "TimeLimitExceeded", "exc_message": [10.0], "exc_module": "billiard.exceptions"])
         XCTAssertTrue(eventually { cancelled.value == 1 }, "the body saw its cancellation")
-        XCTAssertEqual(worker.consumer.pool.abandonedThreads, 0)
+        XCTAssertTrue(eventually { worker.consumer.pool.abandonedThreads == 0 }, "its body ended: none stuck")
         XCTAssertTrue(eventually { worker.consumer.pool.running == 0 })
         worker.stop()
         XCTAssertEqual(try result(hang.id)?["status"], "FAILURE", "the cancelled body's outcome did not land")

@@ -175,6 +175,52 @@ final class AutoRetryTests: RedisTestCase {
             ["exc_type": "QuotaExceeded", "exc_message": ["quota used: 1"], "exc_module": "celeris"])
     }
 
+    /// An async task cancelled at its soft time limit is `SoftTimeLimitExceeded` to
+    /// `autoretryFor`, as a sync task's is: `.named("SoftTimeLimitExceeded")` and
+    /// `.named("Exception")` retry it (RETRY with that cause, held for its ETA); a task not
+    /// listing it fails. Before, the async cancellation skipped the automatic retry.
+    func testAsyncSoftTimeLimitIsRetriedWhenListed() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let started = LockedCounter()
+        let hang: AsyncTaskFunction = { ctx in
+            started.increment()
+            try await ctx.sleep(seconds: 3600)
+            return "woke"
+        }
+        let worker = InProcessWorker(redis: redis, concurrency: 3, clock: clock) { r in
+            for (name, matchers) in [
+                ("soft_named", [ErrorMatcher.named("SoftTimeLimitExceeded")]),
+                ("soft_any", [ErrorMatcher.named("Exception")]), ("soft_unlisted", [ErrorMatcher.named("IOError")]),
+            ] {
+                r.register(
+                    name,
+                    options: TaskOptions(
+                        maxRetries: 2, retryBackoff: 5, retryJitter: false, softTimeLimit: 60, autoretryFor: matchers),
+                    async: hang)
+            }
+        }
+        let named = TaskMessage(task: "soft_named")
+        let any = TaskMessage(task: "soft_any")
+        let unlisted = TaskMessage(task: "soft_unlisted")
+        try enqueue([named, any, unlisted])
+        XCTAssertTrue(eventually { started.value == 3 })
+        let now = clock.now()
+        clock.advance(60.5)
+        XCTAssertTrue(
+            try eventually { try [named, any, unlisted].allSatisfy { try self.result($0.id)?["status"] != nil } })
+        let soft: JSON = ["exc_type": "SoftTimeLimitExceeded", "exc_message": [], "exc_module": "billiard.exceptions"]
+        for m in [named, any] {
+            XCTAssertEqual(try result(m.id)?["status"], "RETRY", m.task)
+            XCTAssertEqual(try result(m.id)?["result"], soft, m.task)
+        }
+        XCTAssertEqual(try result(unlisted.id)?["status"], "FAILURE")
+        XCTAssertEqual(try result(unlisted.id)?["result"], soft)
+        let held = try client.heldMessages().values.filter { $0.retries == 1 }
+        XCTAssertEqual(Set(held.map(\.id)), [named.id, any.id], "both held for their retry")
+        for m in held { XCTAssertEqual(m.eta, CeleryTime.isoformat(now + 60.5 + 5)) }
+        worker.stop()
+    }
+
     /// Matchers on their own: by type (a subclass matches, as `isinstance`), by name, `Exception` for any.
     func testMatchers() {
         class Base: Error, @unchecked Sendable {}

@@ -77,6 +77,87 @@ final class ResultExpiryTests: RedisTestCase {
         XCTAssertEqual(try result(forever.id)?["result"], "forever")
     }
 
+    /// Records of a task that did not run to its end (REVOKED as expired, TimeLimitExceeded
+    /// past its hard limit) live as long as the task's `resultExpires` says, as its run's
+    /// records do. Before, they took the worker's `--result-expires`.
+    func testNotRunRecordsFollowTheTasksExpiry() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let release = DispatchSemaphore(value: 0)
+        let started = LockedCounter()
+        defer { release.signal() }
+        let worker = InProcessWorker(
+            redis: redis, clock: clock,
+            register: { r in
+                r.register("hourly", options: TaskOptions(resultExpires: 3600)) { _ in "ran" }
+                r.register("stuck_hourly", options: TaskOptions(timeLimit: 10, resultExpires: 3600)) { _ in
+                    started.increment()
+                    release.wait()
+                    return "late"
+                }
+            },
+            configure: {
+                $0.resultExpires = 500
+                $0.maxAbandonedThreads = 0
+            })
+        var expired = TaskMessage(task: "hourly")
+        expired.expires = CeleryTime.isoformat(clock.now() - 10)
+        let stuck = TaskMessage(task: "stuck_hourly")
+        try enqueue([expired, stuck])
+        XCTAssertTrue(try eventually { try self.result(expired.id)?["status"] == "REVOKED" })
+        XCTAssertTrue(eventually { started.value == 1 })
+        clock.advance(10.5)
+        XCTAssertTrue(try eventually { try self.result(stuck.id)?["result"]?["exc_type"] == "TimeLimitExceeded" })
+        try assertTTL(expired.id, 3590...3600, "revoked")
+        try assertTTL(stuck.id, 3590...3600, "time limit")
+        release.signal()
+        worker.stop()
+    }
+
+    /// A chord's keys and the records its join writes (the body's PROGRESS, a ChordError)
+    /// follow the worker's `--result-expires`, not a fixed day.
+    func testChordKeysAndRecordsFollowTheWorkersExpiry() throws {
+        let release = DispatchSemaphore(value: 0)
+        let started = LockedCounter()
+        defer { release.signal() }
+        let worker = InProcessWorker(
+            redis: redis, concurrency: 2,
+            register: { r in
+                r.register("gated") { _ in
+                    started.increment()
+                    release.wait()
+                    return 1
+                }
+                r.register("boom") { _ in throw TaskFailure(type: "ValueError", message: "boom") }
+            }, configure: { $0.resultExpires = 300 })
+        func send(_ chord: Canvas) throws -> (gid: String, bodyId: String) {
+            let (commands, bodyId) = chord.sendCommands()
+            let gid = try XCTUnwrap(
+                commands.first { $0.first == "SET" && $0.count > 1 && $0[1].hasSuffix(".s") }?[1]
+                    .dropFirst(Canvas.setPrefix.count).dropLast(2))
+            for reply in try client.pipeline(commands) { XCTAssertNil(reply.errorMessage) }
+            return (String(gid), bodyId)
+        }
+        let body = Signature("tsum", options: ["celeris_progress": true])
+        let (gid, bodyId) = try send(.chord([.task(Signature("add", args: [1, 1])), .task(Signature("gated"))], body))
+        XCTAssertTrue(
+            try eventually {
+                try started.value == 1
+                    && self.client.command("ZCARD", "\(Canvas.setPrefix)\(gid).j").integer == 1
+                    && self.result(bodyId)?["status"] == "PROGRESS"
+            }, "one header counted, one running")
+        for suffix in [".j", ".s", ".d"] {
+            let left = try XCTUnwrap(try client.command("TTL", "\(Canvas.setPrefix)\(gid)\(suffix)").integer)
+            XCTAssertTrue((290...300).contains(left), "\(suffix) TTL \(left)")
+        }
+        try assertTTL(bodyId, 290...300, "the body's PROGRESS")
+        let (_, failedBodyId) = try send(.chord([.task(Signature("boom"))], Signature("tsum")))
+        XCTAssertTrue(try eventually { try self.result(failedBodyId)?["result"]?["exc_type"] == "ChordError" })
+        try assertTTL(failedBodyId, 290...300, "the ChordError")
+        release.signal()
+        XCTAssertTrue(try eventually { try self.result(bodyId)?["status"] == "SUCCESS" })
+        worker.stop()
+    }
+
     /// `--result-expires 0` on the worker: records never expire, and Python Celery reads them.
     func testZeroOnTheWorkerStoresWithoutExpiryAndPythonReadsIt() throws {
         let worker = InProcessWorker(redis: redis, configure: { $0.resultExpires = 0 })

@@ -11,7 +11,14 @@
 /// Arguments that do not fit fail the task with a Python-style `TypeError`
 /// (`add() missing 1 required positional argument: 'y'`); see `TypedArguments`.
 public struct CelerisTask<Arguments: Codable & Sendable, Output: Codable & Sendable>: TypedTask, RegistrableTask {
+    /// The name the task is registered and sent under (Celery's task name).
+    ///
+    ///     add.name  // "add"
     public let name: String
+    /// Its retries, time limits, rate limit, result expiry, `autoretryFor`…
+    ///
+    ///     var add = CelerisTask<AddArguments, Int>("add") { a, _ in a.x + a.y }
+    ///     add.options.timeLimit = 30
     public var options: TaskOptions
     private let body: Body
 

@@ -3,6 +3,12 @@
 ///
 ///     let add = TaskReference<AddArguments, Int>("add")
 public struct TaskReference<Arguments: Codable & Sendable, Output: Codable & Sendable>: TypedTask {
+    /// The task's registered name, as sent in the message's `task` header.
+    ///
+    ///     add.name  // "add"
     public let name: String
+    /// A reference to the task registered as `name` (typed by the generic parameters).
+    ///
+    ///     let add = TaskReference<AddArguments, Int>("add")
     public init(_ name: String) { self.name = name }
 }

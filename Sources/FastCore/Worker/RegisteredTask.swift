@@ -6,11 +6,18 @@ public typealias AsyncTaskFunction = @Sendable (TaskContext) async throws -> JSO
 public struct RegisteredTask: Sendable {
     /// A task's body: run on a thread of its own (`sync`), or awaited (`async`).
     public enum Body: Sendable {
+        /// Runs on a thread of its own (it may block).
         case sync(TaskFunction)
+        /// Awaited on Swift's global executor, holding a slot and no thread.
         case async(AsyncTaskFunction)
     }
+    /// The name messages call it by.
     public let name: String
+    /// Its retries, time limits, rate limit, result expiry, `autoretryFor`…
     public let options: TaskOptions
+    /// What runs: a sync function on a thread, or an async one awaited.
+    ///
+    ///     if case .async = registry.task(named: "fetch")?.body { … }
     public let body: Body
 
     /// Whether the body is async.

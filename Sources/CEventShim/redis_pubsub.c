@@ -94,6 +94,13 @@ int ce_pubsub_auth(ce_pubsub *p, const char *password, size_t len) {
     return redisAsyncCommand(p->ac, on_handshake, p, "AUTH %b", password, len) == REDIS_OK ? 0 : -1;
 }
 
+int ce_pubsub_ping(ce_pubsub *p) {
+    if (!p->ac) return -1;
+    /* Before any SUBSCRIBE: a plain reply, so a NOAUTH reaches on_handshake (hiredis drops
+     * an error reply to SUBSCRIBE itself). */
+    return redisAsyncCommand(p->ac, on_handshake, p, "PING") == REDIS_OK ? 0 : -1;
+}
+
 int ce_pubsub_subscribe(ce_pubsub *p, const char *channel, size_t len) {
     if (!p->ac) return -1;
     return redisAsyncCommand(p->ac, on_reply, p, "SUBSCRIBE %b", channel, len) == REDIS_OK ? 0 : -1;

@@ -320,6 +320,8 @@ ce_pubsub *ce_pubsub_connect(ce_loop *loop, const char *host, int port, ce_pubsu
 /* AUTH (before subscribing). -1 when down. */
 int ce_pubsub_auth(ce_pubsub *p, const char *password, size_t len);
 /* SUBSCRIBE / UNSUBSCRIBE one channel. -1 when down. */
+/* PING with the handshake's callback (an error reply is reported: NOAUTH when no password was sent). */
+int ce_pubsub_ping(ce_pubsub *p);
 int ce_pubsub_subscribe(ce_pubsub *p, const char *channel, size_t len);
 int ce_pubsub_unsubscribe(ce_pubsub *p, const char *channel, size_t len);
 /* TCP keepalive on the socket, idle_s seconds. */

@@ -198,7 +198,11 @@ final class ResultSubscriber {
             connectTimer?.cancel()
             isUp = true
             _ = ce_pubsub_keepalive(h, 15)
-            if let pw = endpoint.password { _ = pw.withCString { ce_pubsub_auth(h, $0, strlen($0)) } }
+            if let pw = endpoint.password {
+                _ = pw.withCString { ce_pubsub_auth(h, $0, strlen($0)) }
+            } else {
+                _ = ce_pubsub_ping(h)  // a Redis that wants a password says so here
+            }
             send(subscribe: ownChannel)
             for (channel, state) in channels {
                 if case .leaving(let again) = state, !again {

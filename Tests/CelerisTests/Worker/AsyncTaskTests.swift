@@ -27,16 +27,6 @@ final class AsyncTaskTests: RedisTestCase {
         var peak: Int { lock.withLock { most } }
     }
 
-    /// `wait_async(seconds)`: awaits a real timer of `seconds`, returns 1.
-    private static func registerWait(_ r: inout TaskRegistry) {
-        r.register(
-            "wait_async",
-            async: { ctx in
-                try await ctx.sleep(seconds: ctx.argument(0, "seconds")?.doubleValue ?? 0)
-                return 1
-            })
-    }
-
     /// `hang_async`: awaits an hour; counts its start and whether it saw cancellation.
     private static func registerHang(started: LockedCounter, cancelled: LockedCounter) -> (inout TaskRegistry) -> Void {
         { r in
@@ -55,24 +45,41 @@ final class AsyncTaskTests: RedisTestCase {
         }
     }
 
-    /// 1000 tasks each awaiting a 1 s timer at -c 1000 all end in well under two timer
-    /// periods, with no pool thread started and a handful of threads at most in the process.
+    /// 1000 tasks at -c 1000 are all in their bodies at once (each waits, awaiting, until the
+    /// other 999 have started, then awaits a 1 s timer), with no pool thread started and a
+    /// handful of threads at most in the process. Held to slots, or to threads, they could
+    /// never all be in at once, and none would finish.
     func testThousandAwaitingTasksShareAHandfulOfThreads() throws {
         let before = try threadCount()
+        let entered = LockedCounter()
         let worker = InProcessWorker(
-            redis: redis, concurrency: 1000, prefetch: 1, register: Self.registerWait)
-        let messages = (0..<1000).map { _ in TaskMessage(task: "wait_async", args: [1.0]) }
-        let start = Date()
+            redis: redis, concurrency: 1000, prefetch: 1,
+            register: { r in
+                r.register(
+                    "gathered_wait_async",
+                    async: { ctx in
+                        entered.increment()
+                        while entered.value < 1000 { try await ctx.sleep(seconds: 0.01) }
+                        try await ctx.sleep(seconds: 1)
+                        return 1
+                    })
+            })
+        let messages = (0..<1000).map { _ in TaskMessage(task: "gathered_wait_async") }
         try enqueue(messages)
         var peak = try threadCount()
         XCTAssertTrue(
-            try eventually(timeout: 20, interval: 0.05) {
+            try eventually(timeout: 60, interval: 0.05) {
+                peak = max(peak, try self.threadCount())
+                return entered.value == 1000
+            }, "all 1000 in their bodies at once")
+        let gathered = Date()
+        XCTAssertTrue(
+            try eventually(timeout: 60, interval: 0.05) {
                 peak = max(peak, try self.threadCount())
                 return try self.client.resultCount() == 1000
             })
-        let elapsed = Date().timeIntervalSince(start)
-        XCTAssertLessThan(elapsed, 1.8, "1000 one-second waits took \(elapsed)s")
-        XCTAssertGreaterThanOrEqual(elapsed, 1.0, "each waited its second")
+        // Reported, not asserted (the machine is shared): about one timer period.
+        print("AsyncTaskTests: 1000 one-second waits ended \(Date().timeIntervalSince(gathered))s after all began")
         XCTAssertLessThan(peak - before, 20, "threads rose from \(before) to \(peak)")
         XCTAssertEqual(worker.consumer.pool.threads, 0, "no thread started for async tasks")
         for m in messages { XCTAssertEqual(try result(m.id)?["status"], "SUCCESS") }

@@ -58,8 +58,9 @@ private final class Ticks: Sendable {
 final class ClientEventLoopTests: XCTestCase {
     /// 10,000 sends and awaits in flight from code on a one-thread `MultiThreadedEventLoopGroup`,
     /// while a timer on the same loop every 1 ms keeps firing and every result arrives. The
-    /// longest gap between ticks stays under 100 ms beyond what an idle control loop in the same
-    /// process sees at the same time (the machine's own scheduling delays: 2 shared cores).
+    /// longest gap between ticks stays under 250 ms beyond what an idle control loop in the same
+    /// process sees at the same time (the machine's own scheduling delays: 2 shared cores). A
+    /// client that waited on the loop for each result would stall it for 500 round trips a turn.
     func testTenThousandRoundTripsDoNotStallTheLoop() async throws {
         let redis = try RedisServer()
         defer { redis.stop() }
@@ -81,7 +82,7 @@ final class ClientEventLoopTests: XCTestCase {
         XCTAssertGreaterThan(seen.count, 0)
         let ms = { (t: TimeAmount) in t.nanoseconds / 1_000_000 }
         XCTAssertLessThan(
-            seen.longest, baseline.longest + .milliseconds(100),
+            seen.longest, baseline.longest + .milliseconds(250),
             "longest gap between 1 ms ticks: \(ms(seen.longest)) ms (idle control loop: \(ms(baseline.longest)) ms)")
         print(
             "10,000 round trips from a NIO loop in \(took); \(seen.count) ticks, longest gap \(ms(seen.longest)) ms"

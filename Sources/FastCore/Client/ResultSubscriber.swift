@@ -31,7 +31,7 @@ final class ResultSubscriber {
     private var idle: [String: Double] = [:]
     private let ownChannel = "celeris-client-" + TaskMessage.newId()
     private var reconnectTimer: LoopTimer?
-    private var resolveTimer: LoopTimer?
+    private var hostLookup: HostLookup?
     private var connectTimer: LoopTimer?
     private var dropTimer: LoopTimer?
     /// The delay before the next reconnect: doubled after each refusal (an error reply), to 5 s.
@@ -70,7 +70,7 @@ final class ResultSubscriber {
     func close() {
         closed = true
         reconnectTimer?.cancel()
-        resolveTimer?.cancel()
+        hostLookup?.cancel()
         connectTimer?.cancel()
         dropTimer?.cancel()
         sweepTimer?.cancel()
@@ -134,15 +134,9 @@ final class ResultSubscriber {
         for r in retired { ce_pubsub_free(r) }
         retired.removeAll()
         if RedisEndpoint.isNumericAddress(endpoint.host) { return open(address: endpoint.host) }
-        let resolved = LockedBox<[String]?>(nil)
-        let host = endpoint.host
-        let resolver = Thread { resolved.set(RedisEndpoint.resolve(host: host)) }
-        resolver.name = "celeris-resolve"
-        resolver.start()
-        // A lookup takes milliseconds at best: a 50 ms poll costs nothing while it blocks.
-        resolveTimer = loop.timer(after: 50, repeating: true) { [weak self] in
-            guard let self, let addresses = resolved.get() else { return }
-            self.resolveTimer?.cancel()
+        hostLookup?.cancel()
+        hostLookup = HostLookup(host: endpoint.host, loop: loop) { [weak self] addresses in
+            guard let self else { return }
             self.failedAttempts += 1
             if let address = addresses.isEmpty ? nil : addresses[self.failedAttempts % addresses.count] {
                 self.open(address: address)

@@ -50,7 +50,7 @@ public final class AsyncRedis {
     /// Watches for owed replies (command timeout) and sends heartbeats.
     @exclusivity(unchecked) private var watchTimer: LoopTimer?
     @exclusivity(unchecked) private var connectTimer: LoopTimer?
-    @exclusivity(unchecked) private var resolveTimer: LoopTimer?
+    @exclusivity(unchecked) private var hostLookup: HostLookup?
     @exclusivity(unchecked) private var dropTimer: LoopTimer?
     @exclusivity(unchecked) private var sinceHeartbeatMs: UInt64 = 0
     /// The TCP link is up (the PING that makes it usable may still be owed).
@@ -93,7 +93,8 @@ public final class AsyncRedis {
     public func close() {
         guard !closed else { return }
         closed = true
-        for t in [reconnectTimer, watchTimer, connectTimer, resolveTimer, dropTimer] { t?.cancel() }
+        for t in [reconnectTimer, watchTimer, connectTimer, dropTimer] { t?.cancel() }
+        hostLookup?.cancel()
         isConnected = false
         linkUp = false
         let h = handle
@@ -189,15 +190,10 @@ public final class AsyncRedis {
         for r in retired { ce_redis_free(r) }
         retired.removeAll()
         if RedisEndpoint.isNumericAddress(endpoint.host) { return open(address: endpoint.host) }
-        let resolved = LockedBox<[String]?>(nil)
         let host = endpoint.host
-        let resolver = Thread { resolved.set(RedisEndpoint.resolve(host: host)) }
-        resolver.name = "celeris-resolve"
-        resolver.start()
-        resolveTimer?.cancel()
-        resolveTimer = loop.timer(after: 5, repeating: true) { [weak self] in
-            guard let self, let addresses = resolved.get() else { return }
-            self.resolveTimer?.cancel()
+        hostLookup?.cancel()
+        hostLookup = HostLookup(host: host, loop: loop) { [weak self] addresses in
+            guard let self else { return }
             if !addresses.isEmpty {
                 // Each attempt after a failure tries the next address (IPv6 first, then IPv4, say).
                 self.open(address: addresses[self.failedAttempts % addresses.count])

@@ -16,16 +16,6 @@ final class ClientLifecycleTests: XCTestCase {
         redis.stop()
     }
 
-    /// What `body` threw (nil when it returned).
-    private func thrown<T>(_ body: () async throws -> T) async -> Error? {
-        do {
-            _ = try await body()
-            return nil
-        } catch {
-            return error
-        }
-    }
-
     /// `body`'s error, failing the test when it takes longer than `seconds` (a hang ends the
     /// test instead of blocking it).
     private func promptError(

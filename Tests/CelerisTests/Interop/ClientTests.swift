@@ -18,16 +18,6 @@ final class ClientTests: XCTestCase {
         redis.stop()
     }
 
-    /// What `body` threw (nil when it returned).
-    private func thrown<T>(_ body: () async throws -> T) async -> Error? {
-        do {
-            _ = try await body()
-            return nil
-        } catch {
-            return error
-        }
-    }
-
     private struct AddArguments: Codable, Sendable {
         var x: Int
         var y: Int

@@ -23,11 +23,12 @@ public enum KombuEnvelope {
     /// Write an envelope as kombu's json.dumps does (keys in its order, Python's
     /// separators): `body` (JSON bytes) base64-encoded, the headers object written by
     /// `headers`, then the properties. `replyTo`: a task's `correlation_id` and
-    /// `reply_to` (nil: neither property, as in events and pidbox messages).
+    /// `reply_to` (nil: neither property, as in events and pidbox messages). `expiration`:
+    /// the property kombu adds for a task that expires (milliseconds left, as text).
     static func write(
         body: [UInt8], headers: (inout [UInt8]) -> Void, replyTo: (correlationId: String, replyTo: String)?,
-        deliveryMode: Int, exchange: String, routingKey: String, priority: Int, deliveryTag: String,
-        to out: inout [UInt8]
+        deliveryMode: Int, expiration: String? = nil, exchange: String, routingKey: String, priority: Int,
+        deliveryTag: String, to out: inout [UInt8]
     ) {
         out.append(ascii: #"{"body": ""#)
         Base64.encode(body, to: &out)
@@ -43,6 +44,10 @@ public enum KombuEnvelope {
         }
         out.append(ascii: #""delivery_mode": "#)
         out.append(contentsOf: String(deliveryMode).utf8)
+        if let expiration {
+            out.append(ascii: #", "expiration": "#)
+            JSON.writeString(expiration, to: &out)
+        }
         out.append(ascii: #", "delivery_info": {"exchange": "#)
         JSON.writeString(exchange, to: &out)
         out.append(ascii: #", "routing_key": "#)

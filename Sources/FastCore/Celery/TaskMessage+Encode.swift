@@ -44,11 +44,14 @@ extension TaskMessage {
         JSON.array([.array(args), .object(kwargs), embed]).serialized()
     }
 
-    /// The kombu envelope as stored in the queue list.
-    public func envelope() -> String { String(decoding: envelopeBytes(), as: UTF8.self) }
+    /// The kombu envelope as stored in the queue list; `expiration` as `envelopeBytes`'.
+    public func envelope(expiration: String? = nil) -> String {
+        String(decoding: envelopeBytes(expiration: expiration), as: UTF8.self)
+    }
 
     /// The kombu envelope's UTF-8 bytes (what LPUSH sends, without a `String` in between).
-    public func envelopeBytes() -> [UInt8] {
+    /// `expiration`: the property kombu adds when the task expires (milliseconds left, as text).
+    public func envelopeBytes(expiration: String? = nil) -> [UInt8] {
         var body: [UInt8] = []
         body.reserveCapacity(256)
         JSON.array([.array(args), .object(kwargs), embed]).write(to: &body)
@@ -62,7 +65,8 @@ extension TaskMessage {
                 } else {
                     writeFreshHeaders(to: &out)  // hot path (every POST /tasks): no JSON tree
                 }
-            }, replyTo: (id, replyTo), deliveryMode: 2, exchange: exchange, routingKey: routingKey,
+            }, replyTo: (id, replyTo), deliveryMode: 2, expiration: expiration, exchange: exchange,
+            routingKey: routingKey,
             priority: priority, deliveryTag: deliveryTag, to: &out)
         return out
     }

@@ -94,16 +94,7 @@ final class ClientCore: @unchecked Sendable {
     /// Send a task: the queue's bindings the first time, then its LPUSH. `expiration`:
     /// the `expiration` property Celery adds when a task expires (milliseconds, as text).
     func send(_ message: TaskMessage, expiration: String?, _ done: @escaping (CelerisClientError?) -> Void) {
-        var envelope = message.envelope()
-        if let expiration {
-            // kombu puts it after delivery_mode, before delivery_info (the last such key in
-            // the envelope: nothing after it holds an unescaped quote).
-            if let at = envelope.range(of: #", "delivery_info": "#, options: .backwards) {
-                var text = Array(#", "expiration": "#.utf8)
-                JSON.writeString(expiration, to: &text)
-                envelope.insert(contentsOf: String(decoding: text, as: UTF8.self), at: at.lowerBound)
-            }
-        }
+        let envelope = message.envelope(expiration: expiration)
         let commands =
             producer.declareCommands(queue: message.queue) + [
                 ["LPUSH", QueueKeys.listKey(queue: message.queue, priority: message.priority), envelope]

@@ -41,7 +41,6 @@ final class CrontabTests: XCTestCase {
                 chains.append(chain)
             out["runs"].append(chains)
 
-        ranges = {"minute": (60, 0), "hour": (24, 0), "day_of_week": (7, 0), "day_of_month": (31, 1), "month_of_year": (12, 1)}
         for field, spec in req["fields"]:
             try:
                 c = crontab(**{field: spec})
@@ -129,7 +128,8 @@ final class CrontabTests: XCTestCase {
         let input = Pipe()
         let output = Pipe()
         let errors = FileManager.default.temporaryDirectory.appendingPathComponent("crontab-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: errors.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errors) }
         process.standardInput = input
         process.standardOutput = output
         process.standardError = try FileHandle(forWritingTo: errors)
@@ -228,6 +228,59 @@ final class CrontabTests: XCTestCase {
         for (expr, accepted) in zip(Self.badExpressions, reply.expressions) {
             let swiftAccepted = (try? Crontab(expression: expr)) != nil
             XCTAssertEqual(swiftAccepted, accepted, "from_string(\(expr.debugDescription))")
+        }
+    }
+
+    /// 3,000 random field specs (seeded, from cron's alphabet plus junk), each in a random
+    /// field: the same value sets as Celery or refused where Celery raises; never a trap.
+    func testRandomSpecsMatchCelery() throws {
+        let fields = ["minute", "hour", "day_of_week", "day_of_month", "month_of_year"]
+        let alphabet = Array("0123456789*/-,*/-,135 _xjanmonfriDEC")
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func random(_ n: Int) -> Int {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Int((z ^ (z >> 31)) % UInt64(n))
+        }
+        var pairs: [[String]] = []
+        for _ in 0..<3000 {
+            let spec = String((0..<(1 + random(8))).map { _ in alphabet[random(alphabet.count)] })
+            pairs.append([fields[random(fields.count)], spec])
+        }
+        let reply = try runCelery([
+            "runs": [[String: Any]](), "chain": 0, "fields": pairs, "expressions": [String](), "due": [[Any]](),
+        ])
+        XCTAssertEqual(reply.fields.count, pairs.count)
+        var accepted = 0
+        for (pair, expected) in zip(pairs, reply.fields) {
+            let index = fields.firstIndex(of: pair[0]) ?? 0
+            var specs = ["*", "*", "*", "*", "*"]
+            specs[index] = pair[1]
+            let swift: [Int]?
+            do {
+                let c = try Crontab(
+                    minute: specs[0], hour: specs[1], dayOfWeek: specs[2], dayOfMonth: specs[3], monthOfYear: specs[4])
+                swift = [c.minutes, c.hours, c.daysOfWeek, c.daysOfMonth, c.monthsOfYear][index].sorted()
+                accepted += 1
+            } catch {
+                swift = nil
+            }
+            XCTAssertEqual(swift, expected, "\(pair[0])=\(pair[1].debugDescription)")
+        }
+        print("CrontabTests: \(pairs.count) random specs, \(accepted) accepted by both")
+    }
+
+    /// Instants Celery's datetime cannot hold (past year 9999, NaN, huge) give an error, not a trap.
+    func testOutOfRangeInstantsThrow() throws {
+        let zone = try XCTUnwrap(TimeZone(identifier: "Europe/Berlin"))
+        let end = try XCTUnwrap(ISO8601DateFormatter().date(from: "9999-12-31T23:59:00Z"))
+        for expr in ["* * * * *", "0 0 * * *", "0 0 29 2 *"] {
+            let cron = try Crontab(expression: expr)
+            for t in [end, Date(timeIntervalSince1970: .nan), Date(timeIntervalSince1970: 1e20)] {
+                XCTAssertThrowsError(try cron.nextRun(after: t, in: zone), "\(expr) after \(t)")
+            }
         }
     }
 

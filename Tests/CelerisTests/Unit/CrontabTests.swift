@@ -79,7 +79,7 @@ final class CrontabTests: XCTestCase {
         "30 1 1 11 *", "*/20 1-2 * * *",
     ]
 
-    private static let zones = ["Europe/Berlin", "America/New_York", "UTC", "Australia/Lord_Howe"]
+    private static let zones = ["Europe/Berlin", "America/New_York", "UTC", "Australia/Lord_Howe", "America/Santiago"]
 
     /// Start instants: the 2026 DST changes of Berlin (29 Mar, 25 Oct) and New York
     /// (8 Mar, 1 Nov) every 20 minutes across each change, month ends, year end, and
@@ -91,7 +91,10 @@ final class CrontabTests: XCTestCase {
             return d.timeIntervalSince1970
         }
         var out: [Double] = []
-        for change in ["2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z", "2026-03-08T07:00:00Z", "2026-11-01T06:00:00Z"] {
+        for change in [
+            "2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z", "2026-03-08T07:00:00Z", "2026-11-01T06:00:00Z",
+            "2026-04-05T03:00:00Z", "2026-09-06T04:00:00Z",
+        ] {
             let t = try at(change)
             for k in -7...7 { out.append(t + Double(k) * 1200) }
         }

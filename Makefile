@@ -60,6 +60,7 @@ bench: release venv
 	.venv/bin/python bench/http_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/fanout_bench.py --bin $$(swift build -c release --show-bin-path)
 	.venv/bin/python bench/drain_bench.py --bin $$(swift build -c release --show-bin-path) --tasks 200000 --prefetch-multiplier 64
+	.venv/bin/python bench/beat_bench.py --bin $$(swift build -c release --show-bin-path) --sizes 100,1000,10000 --seconds 30
 	.venv/bin/python perf/allocs_per_task.py --bin $$(swift build -c release --show-bin-path)
 	cd bench && swift package --disable-sandbox benchmark --format markdown | tee /dev/stderr | sed -n '/^## Codec/,$$p' > ../perf/results/micro-codec.md
 	cd bench && ../.venv/bin/python charts.py

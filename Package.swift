@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .executable(name: "celeris-frontend", targets: ["Frontend"]),
         .executable(name: "celeris-worker", targets: ["Worker"]),
+        .executable(name: "celeris-beat", targets: ["Beat"]),
         .library(name: "Celeris", targets: ["Celeris"]),
     ],
     dependencies: [
@@ -53,6 +54,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "Worker",
+            dependencies: ["Celeris"]
+        ),
+        .executableTarget(
+            name: "Beat",
             dependencies: ["Celeris"]
         ),
         .testTarget(

@@ -1,0 +1,4 @@
+import Celeris
+
+// `celeris-beat`: the periodic-task scheduler (see `CelerisBeat`).
+CelerisBeat.main()

@@ -1,0 +1,55 @@
+/// The scheduler's Lua scripts, run by SHA through `RedisScript`. `send` is the fence that
+/// makes each due time of each entry go out once, whatever the schedulers believe about who
+/// leads: it sends only for the lease holder and only a due time later than the recorded one.
+///
+///     let r = try BeatScripts.renew.run(on: redis, keys: [BeatKeys.leader], args: [id, "3000"])
+public enum BeatScripts {
+    /// Send (or record as handled) one due time of one entry.
+    public static let send = RedisScript(
+        """
+        -- KEYS: 1 leader key, 2 entry state hash, 3 queue list, 4 kombu binding set
+        -- ARGV: 1 scheduler id, 2 due ms, 3 envelope ("" = record only: a skip or an anchor),
+        --       4 sent-at ms, 5 task id, 6 binding member, 7 next due ms
+        -- returns: 1 sent (or recorded), 0 already handled (due <= recorded due; nothing written),
+        --          -1 not the leader (nothing written)
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+        local recorded = redis.call('HGET', KEYS[2], 'due')
+        if recorded and tonumber(recorded) and tonumber(recorded) >= tonumber(ARGV[2]) then return 0 end
+        redis.call('SADD', KEYS[4], ARGV[6])
+        if ARGV[3] ~= '' then
+          redis.call('LPUSH', KEYS[3], ARGV[3])
+          redis.call('HSET', KEYS[2], 'due', ARGV[2], 'next', ARGV[7], 'sent_at', ARGV[4], 'task_id', ARGV[5])
+          redis.call('HINCRBY', KEYS[2], 'count', 1)
+        else
+          redis.call('HSET', KEYS[2], 'due', ARGV[2], 'next', ARGV[7])
+        end
+        return 1
+        """)
+
+    /// Extend the leader lease if it is still ours.
+    public static let renew = RedisScript(
+        """
+        -- KEYS: 1 leader key
+        -- ARGV: 1 scheduler id, 2 lease ms
+        -- returns: 1 renewed, 0 not ours (another id or none)
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          redis.call('PEXPIRE', KEYS[1], ARGV[2])
+          return 1
+        end
+        return 0
+        """)
+
+    /// Give the leader lease up and wake one standby (warm shutdown).
+    public static let release = RedisScript(
+        """
+        -- KEYS: 1 leader key, 2 hand-over list
+        -- ARGV: 1 scheduler id, 2 lease ms (how long the hand-over id waits for a standby)
+        -- returns: 1 released, 0 not ours (nothing written)
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('DEL', KEYS[2])
+        redis.call('LPUSH', KEYS[2], ARGV[1])
+        redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        return 1
+        """)
+}

@@ -784,11 +784,17 @@ int ce_http_respond(ce_conn *c, int status, const char *reason, const char *cont
     if (!c->open || c->mode != MODE_HTTP) return -1;
     int keep = !close && http_should_keep_alive(&c->parser) && !c->error_kind;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: celeris\r\nContent-Type: %s\r\n"
-                        "Content-Length: %zu\r\n%s%s\r\n",
-                        status, reason, http_date(), content_type ? content_type : "application/json", body_len,
-                        keep ? "" : "Connection: close\r\n", extra_headers ? extra_headers : "");
+    if (status == 204 || status == 304) { /* no content: no Content-Type/Content-Length (RFC 9110 8.6) */
+        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: celeris\r\n%s%s\r\n", status, reason,
+                            http_date(), keep ? "" : "Connection: close\r\n", extra_headers ? extra_headers : "");
+        body_len = 0;
+    } else {
+        evbuffer_add_printf(out,
+                            "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: celeris\r\nContent-Type: %s\r\n"
+                            "Content-Length: %zu\r\n%s%s\r\n",
+                            status, reason, http_date(), content_type ? content_type : "application/json", body_len,
+                            keep ? "" : "Connection: close\r\n", extra_headers ? extra_headers : "");
+    }
     if (body_len && !c->is_head) evbuffer_add(out, body, body_len);
     c->is_head = 0;
     queue_output(c);

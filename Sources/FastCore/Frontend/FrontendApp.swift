@@ -51,6 +51,8 @@ public final class FrontendApp: HTTPServerDelegate {
     /// This loop's WebSocket clients.
     public let hub: WebSocketHub
     private let metrics = FrontendMetrics()
+    /// `GET /schedule`, `PUT` and `DELETE /schedule/{name}`.
+    private let scheduleAPI: ScheduleAPI
     @exclusivity(unchecked) private var sampler: LoopTimer?
     @exclusivity(unchecked) private var pinger: LoopTimer?
     @exclusivity(unchecked) private var drainTimer: LoopTimer?
@@ -74,6 +76,7 @@ public final class FrontendApp: HTTPServerDelegate {
         self.clock = clock
         self.shared = shared
         self.loopIndex = loopIndex
+        scheduleAPI = ScheduleAPI(redis: redis, maxPendingRedis: settings.maxPendingRedis, logger: logger)
         let maxPending = settings.maxPendingRedis
         hub = WebSocketHub(settings: settings.webSockets, logger: logger, clock: clock) { [weak redis] task, send in
             // A new subscriber gets the task's current state at once, within the pending-command bound.
@@ -191,6 +194,14 @@ public final class FrontendApp: HTTPServerDelegate {
             upgrade(request, connection, claims: claims)
         case .route(.status(let taskId)):
             status(taskId: taskId, connection)
+        case .route(.schedule):
+            scheduleAPI.list(connection)
+        case .route(.scheduleEntry(let name)):
+            if request.method == "PUT" {
+                scheduleAPI.put(name: name, request: request, connection)
+            } else {
+                scheduleAPI.delete(name: name, connection)
+            }
         }
     }
 

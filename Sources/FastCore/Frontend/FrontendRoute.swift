@@ -16,6 +16,10 @@ public enum FrontendRoute: Equatable, Sendable {
     case webSocket
     /// `GET /status/{id}` (the id as it came, possibly empty)
     case status(taskId: String)
+    /// `GET /schedule`
+    case schedule
+    /// `PUT` or `DELETE /schedule/{name}` (the name percent-decoded, possibly empty)
+    case scheduleEntry(name: String)
 
     /// Where a request goes.
     public enum Resolution: Equatable, Sendable {
@@ -36,7 +40,12 @@ public enum FrontendRoute: Equatable, Sendable {
         case "/metrics": (route, allow) = (.metrics, "GET")
         case "/health": (route, allow) = (.health, "GET")
         case "/ws": (route, allow) = (.webSocket, "GET")
+        case "/schedule": (route, allow) = (.schedule, "GET")
         default:
+            if path.hasPrefix("/schedule/") {
+                let entry = FrontendRoute.scheduleEntry(name: String(path.dropFirst("/schedule/".count)))
+                return method == "PUT" || method == "DELETE" ? .route(entry) : .methodNotAllowed(allow: "PUT, DELETE")
+            }
             guard path.hasPrefix("/status/") else { return .notFound }
             (route, allow) = (.status(taskId: String(path.dropFirst("/status/".count))), "GET")
         }
@@ -46,6 +55,7 @@ public enum FrontendRoute: Equatable, Sendable {
     /// Route label for a path in metrics: the route it matched, or "other".
     public static func label(path: String) -> String {
         if path.hasPrefix("/status/") { return "/status" }
+        if path == "/schedule" || path.hasPrefix("/schedule/") { return "/schedule" }
         switch path {
         case "/tasks", "/process", "/health", "/ws", "/metrics": return path
         case "/process/": return "/process"
@@ -61,6 +71,7 @@ public enum FrontendRoute: Equatable, Sendable {
         case "/process": return "process"
         case "/status": return "status"
         case "/ws": return "ws"
+        case "/schedule": return "schedule"
         default: return nil
         }
     }

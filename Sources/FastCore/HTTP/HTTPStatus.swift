@@ -6,6 +6,8 @@ public enum HTTPStatus {
         switch status {
         case 200: return "OK"
         case 101: return "Switching Protocols"
+        case 201: return "Created"
+        case 204: return "No Content"
         case 400: return "Bad Request"
         case 401: return "Unauthorized"
         case 403: return "Forbidden"
@@ -13,6 +15,7 @@ public enum HTTPStatus {
         case 405: return "Method Not Allowed"
         case 408: return "Request Timeout"
         case 413: return "Content Too Large"
+        case 415: return "Unsupported Media Type"
         case 422: return "Unprocessable Content"
         case 426: return "Upgrade Required"
         case 431: return "Request Header Fields Too Large"

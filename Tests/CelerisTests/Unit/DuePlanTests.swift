@@ -389,10 +389,51 @@ final class DuePlanTests: XCTestCase {
             let expected = try naivePlan(
                 schedule, handled: handled, now: now, startedAt: startedAt, catchUp: catchUp, missedCount: &missed)
             XCTAssertEqual(plan, expected, "\(name) handled \(handled) started \(startedAt) now \(now) \(catchUp)")
-            if schedule.interval == nil, missed > 1_000 { bisected += 1 }
+            if schedule.interval == nil, missed > 64 { bisected += 1 }  // DuePlan.walkLimit
             compared += 1
         }
         print("DuePlanTests: \(compared) plans equal the naive walk, \(bisected) crontab outages past the walk limit")
         XCTAssertGreaterThanOrEqual(bisected, 5)
+    }
+
+    /// The same comparison with the scheduler started within three hours of a DST change (both
+    /// directions, four zones, Lord Howe's half-hour shift and Santiago's change at midnight
+    /// included), after outages of up to ten days: the bisection lands on the same due time as the walk.
+    func testPlanEqualsTheNaiveWalkAroundDSTChanges() throws {
+        var random = SplitMix(seed: 2026)  // TypedArgumentsTests.swift
+        let changes: [(zone: String, at: String)] = [
+            ("Europe/Berlin", "2026-03-29T01:00:00Z"), ("Europe/Berlin", "2026-10-25T01:00:00Z"),
+            ("America/New_York", "2026-03-08T07:00:00Z"), ("America/New_York", "2026-11-01T06:00:00Z"),
+            ("Australia/Lord_Howe", "2026-04-04T15:00:00Z"), ("Australia/Lord_Howe", "2026-10-03T15:30:00Z"),
+            ("America/Santiago", "2026-04-05T03:00:00Z"), ("America/Santiago", "2026-09-06T04:00:00Z"),
+        ]
+        let expressions = [
+            "* * * * *", "30 2 * * *", "*/20 1-2 * * *", "0 * * * *", "45 1-3 * * *", "*/7 * * * *", "30 0 * * *",
+        ]
+        var bisected = 0
+        for change in changes {
+            let at = try ms(change.at)
+            for expression in expressions {
+                let schedule = try cron(expression, change.zone)
+                for _ in 0..<3 {
+                    let startedAt = at + Int64(random.next() % UInt64(6 * 3_600_000)) - 3 * 3_600_000
+                    let handled = startedAt - Int64(random.next() % UInt64(10 * Self.day))
+                    let now = startedAt + Int64(random.next() % UInt64(3_600_000))
+                    let catchUp: ScheduleEntry.CatchUp = random.next() % 2 == 0 ? .once : .skip
+                    var missed = 0
+                    let expected = try naivePlan(
+                        schedule, handled: handled, now: now, startedAt: startedAt, catchUp: catchUp,
+                        missedCount: &missed)
+                    let plan = try DuePlan.plan(
+                        schedule: schedule, handled: handled, now: now, startedAt: startedAt, catchUp: catchUp)
+                    XCTAssertEqual(
+                        plan, expected,
+                        "\(expression) \(change.zone) handled \(handled) started \(startedAt) now \(now)")
+                    if missed > 64 { bisected += 1 }  // DuePlan.walkLimit
+                }
+            }
+        }
+        print("DuePlanTests: \(changes.count * expressions.count * 3) plans around DST changes, \(bisected) bisected")
+        XCTAssertGreaterThanOrEqual(bisected, 40)
     }
 }

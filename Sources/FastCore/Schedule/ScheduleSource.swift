@@ -39,10 +39,10 @@ public final class ScheduleSource {
         }
     }
 
-    /// The hash of run-time entries: name → entry object JSON.
-    public static let dynamicKey = "celeris:beat:dynamic"
-    /// Incremented on every change of `dynamicKey`.
-    public static let dynamicVersionKey = "celeris:beat:dynamic:version"
+    /// The hash of run-time entries: name → entry object JSON (`BeatKeys.dynamic`).
+    public static let dynamicKey = BeatKeys.dynamic
+    /// Incremented on every change of `dynamicKey` (`BeatKeys.dynamicVersion`).
+    public static let dynamicVersionKey = BeatKeys.dynamicVersion
     /// `Snapshot.sources` of a file entry.
     public static let fileSource = "file"
     /// `Snapshot.sources` of an entry from `dynamicKey`.

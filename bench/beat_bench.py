@@ -146,6 +146,11 @@ def inter_arrival(arrivals, t0, t1, interval=1.0):
     return out
 
 
+def building():
+    """Whether a `swift build` runs on this box now (another load on the 2 cores)."""
+    return subprocess.run(["pgrep", "-f", "swift-build"], stdout=subprocess.DEVNULL).returncode == 0
+
+
 def commandstats(r):
     return {k.replace("cmdstat_", ""): v["calls"] for k, v in r.info("commandstats").items()}
 
@@ -204,7 +209,7 @@ def run_one(kids, peer, n, a, workdir):
         json.dump({"beat_schedule": {f"e{i}": {"task": "noop", "schedule": 1, "args": [i]} for i in range(n)}},
                   open(path, "w"))
         mport = free_port()
-        cmd = [os.path.join(a.bin, "celeris-beat"), "-b", url, "-s", path, "--metrics-port", str(mport),
+        cmd = [os.path.join(a.bin, "celeris-beat"), "-b", url, "-s", path, "--metrics-port", str(mport), "--metrics-host", "127.0.0.1",
                "--loglevel", "warning"]
         p = kids.start(cmd, quiet=False, stdout=subprocess.DEVNULL)
         wait_http(f"http://127.0.0.1:{mport}/metrics")
@@ -223,12 +228,14 @@ def run_one(kids, peer, n, a, workdir):
     cpu0, rcpu0, dcpu0 = cpu_seconds(p.pid), cpu_seconds(rs.pid), cpu_seconds(drain.proc.pid)
     hist0 = histogram(scrape(mport), "celeris_beat_lateness_seconds") if mport else {}
     last = t0
+    builds = building()
     while time.time() < t0 + a.seconds:
         time.sleep(min(0.25, t0 + a.seconds - time.time()))
         if time.time() - last >= a.progress or time.time() >= t0 + a.seconds:
             last = time.time()
             sent = drain.in_window(t0, last)
             cpu = cpu_seconds(p.pid) - cpu0
+            builds |= building()
             print(f"  {label}: {last - t0:4.0f} s, {sent:,} sent ({sent / (last - t0):,.0f}/s of {n:,}/s), "
                   f"CPU {cpu / (last - t0) * 100:.0f}% of a core, queue {r.llen(QUEUE)}", flush=True)
             if p.poll() is not None:
@@ -265,6 +272,7 @@ def run_one(kids, peer, n, a, workdir):
                                                              SCRIPT_INNER) / sent, 3) if sent else None,
            "redis_commands_per_send_by_name": {k: round(v / sent, 4) for k, v in sorted(stats.items())} if sent else {},
            "lateness_inter_arrival": percentiles(inter_arrival(drain.arrivals, t0, t1)),
+           "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "swift_build_seen_in_window": builds,
            "exit_code": exit_code, "unparsed_messages": drain.unknown, "command": " ".join(cmd)}
     if peer == "celery":
         out["lateness_vs_own_due"] = out["lateness_inter_arrival"]
@@ -284,13 +292,16 @@ def celeris_lateness(r, arrivals, t0, t1):
     and the exactly-once check that makes this valid."""
     pipe = r.pipeline(transaction=False)
     for i in range(len(arrivals)):
-        pipe.hmget(f"celeris:beat:entry:e{i}", "due", "count")
-    late, mismatched, missing = [], 0, 0
-    for a, (due, count) in zip(arrivals, pipe.execute()):
-        if due is None or count is None:
+        pipe.hmget(f"celeris:beat:entry:e{i}", "due", "count", "sent_at")
+    late, mismatched, missing, sent_late, transit = [], 0, 0, [], []
+    for a, (due, count, sent_at) in zip(arrivals, pipe.execute()):
+        if due is None or count is None or sent_at is None:
             missing += 1
             continue
-        due, count = int(due) / 1e3, int(count)
+        due, count, sent_at = int(due) / 1e3, int(count), int(sent_at) / 1e3
+        if a:
+            sent_late.append(sent_at - due)  # the last send of the entry, after the window
+            transit.append(a[-1] - sent_at)
         if count != len(a):
             mismatched += 1
             continue
@@ -298,7 +309,9 @@ def celeris_lateness(r, arrivals, t0, t1):
             if t0 <= t < t1:
                 late.append(t - (due - (count - 1 - k)))
     return late, {"entries_without_hash": missing, "entries_where_received_differs_from_count": mismatched,
-                  "messages_received": sum(len(a) for a in arrivals)}
+                  "messages_received": sum(len(a) for a in arrivals),
+                  "last_send_sent_at_minus_due": percentiles(sent_late),
+                  "last_send_arrival_minus_sent_at": percentiles(transit)}
 
 
 def main():

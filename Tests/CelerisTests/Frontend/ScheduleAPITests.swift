@@ -248,6 +248,30 @@ final class ScheduleAPITests: FrontendTestCase {
         XCTAssertEqual(entries.first?["next_run"], .null)
     }
 
+    func testARunningSchedulerSendsAPutEntryAndDropsItOnDelete() throws {
+        let beat = try Spawned(
+            try TestPaths.executable("celeris-beat"),
+            ["-b", redis.url, "--lease-ms", "1000", "--reload-interval", "0.05", "--loglevel", "debug"], name: "beat")
+        defer { beat.stop() }
+        XCTAssertTrue(eventually { (try? self.client.command("EXISTS", BeatKeys.leader).integer) == 1 }, beat.log)
+        XCTAssertEqual(try call("PUT", "/schedule/tick", body: #"{"task": "noop", "schedule": 0.1}"#).status, 201)
+        var view: JSON?
+        let sent = eventually {
+            view = try? self.call("GET", "/schedule").json?["entries"]?[0]
+            return (view?["total_run_count"]?.intValue ?? 0) >= 2
+        }
+        XCTAssertTrue(sent, "\(String(describing: view))\n\(beat.log)")
+        XCTAssertEqual(view?["source"], "redis")
+        XCTAssertEqual(view?["entry"]?["task"], "noop")
+        XCTAssertNotNil(view?["next_run"]?.stringValue)
+        XCTAssertNotNil(view?["last_task_id"]?.stringValue)
+        XCTAssertGreaterThanOrEqual(try client.command("LLEN", "celery").integer ?? 0, 2)
+        XCTAssertEqual(try call("DELETE", "/schedule/tick").status, 204)
+        let dropped = eventually { (try? self.call("GET", "/schedule").json?["entries"]) == [] }
+        XCTAssertTrue(dropped, beat.log)
+        XCTAssertEqual(try client.command("EXISTS", BeatKeys.entry("tick")).integer, 0)
+    }
+
     // MARK: - Auth and Redis
 
     func testEveryRouteNeedsTheScheduleScope() throws {

@@ -228,6 +228,26 @@ final class ScheduleSourceTests: RedisTestCase {
         XCTAssertNil(reload(source))
     }
 
+    /// Redis gone at a check: the dynamic entries last read are kept and the failure reported;
+    /// with Redis back (empty, nothing persisted) they are read again at the next check.
+    func testDynamicEntriesAreKeptWhileRedisCannotBeRead() throws {
+        try putDynamic("dyn", #"{"task": "a", "schedule": 1}"#)
+        let source = source(file: nil)
+        let first = try source.load(redis: client)
+        XCTAssertEqual(first.entries.map(\.name), ["dyn"])
+        redis.stop()
+        let down = try XCTUnwrap(reload(source))
+        XCTAssertEqual(down.entries, first.entries)
+        XCTAssertEqual(down.sources, first.sources)
+        XCTAssertEqual(down.errors.count, 1)
+        XCTAssertTrue(down.errors[0].hasPrefix("celeris:beat:dynamic kept as last read: Redis"), down.errors[0])
+        try redis.start()
+        client = try redis.client()
+        let back = try XCTUnwrap(reload(source))
+        XCTAssertEqual(back, .init(entries: [], sources: [:], timezone: nil, errors: []))
+        XCTAssertNil(reload(source))
+    }
+
     /// A dynamic entry that does not parse is skipped and reported by name; the good ones stay.
     func testABadDynamicEntryIsSkippedWithItsError() throws {
         try putDynamic("good", #"{"task": "a", "schedule": 1}"#)

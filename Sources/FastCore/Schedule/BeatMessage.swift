@@ -41,21 +41,12 @@ public enum BeatMessage {
         return String(Int64((s * 1000).rounded(.towardZero)))
     }
 
-    /// The envelope LPUSHed for `message`: `message.envelope()`, with the `expiration` property
-    /// after `delivery_mode` (kombu's order) when the entry has `expires`.
+    /// The envelope LPUSHed for `message`: `message.envelope()`, with kombu's `expiration`
+    /// property (after `delivery_mode`, kombu's order) when the entry has `expires`.
     ///
     ///     let text = BeatMessage.envelope(of: m, for: entry)
     public static func envelope(of message: TaskMessage, for entry: ScheduleEntry) -> String {
-        let plain = message.envelopeBytes()
-        guard let expires = entry.options.expires,
-            case .object(var top)? = try? JSONParser.parse(plain),
-            let p = top.firstIndex(where: { $0.key == "properties" }),
-            case .object(var properties) = top[p].value
-        else { return String(decoding: plain, as: UTF8.self) }
-        let at = (properties.firstIndex(where: { $0.key == "delivery_mode" }) ?? properties.count - 1) + 1
-        properties.insert((key: "expiration", value: .string(expiration(seconds: expires))), at: at)
-        top[p].value = .object(properties)
-        return JSON.object(top).serialized()
+        message.envelope(expiration: entry.options.expires.map { expiration(seconds: $0) })
     }
 
     /// The Redis commands sending `entry` at `sentAt`: the queue's bindings the first time

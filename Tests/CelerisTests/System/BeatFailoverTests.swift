@@ -181,4 +181,50 @@ final class BeatFailoverTests: RedisTestCase {
         XCTAssertLessThan(since - stoppedMs, 1000)
         XCTAssertLessThan(maxLate, 1000, "no due time waited for a lease to run out")
     }
+
+    /// A leader paused (SIGSTOP) past its lease is replaced; when it resumes (SIGCONT) it still
+    /// believes it leads until its next renew or send script tells it otherwise (the lease is
+    /// another's, so the script sends nothing): no due time is sent twice, none lost.
+    func testPausedLeaderThatResumesSendsNothingTwice() throws {
+        let leaseMs = 1500
+        let bound = Double(leaseMs + leaseMs / 3 + 1000)
+        let queue = "beat.paused"
+        let (beats, watch, leader) = try startThree(queue: queue, leaseMs: leaseMs)
+        defer { _ = try? watch.stop() }
+        let paused = try XCTUnwrap(beats.first { $0.id == leader })
+        XCTAssertTrue(try eventually(timeout: 10) { try (client.beatEntryField(entry, "count") ?? 0) >= 2 })
+
+        kill(paused.pid, SIGSTOP)
+        var newLeader: String?
+        XCTAssertTrue(
+            eventually(timeout: bound / 1000 + 5, interval: 0.002) {
+                newLeader = try? client.beatLeader()
+                return newLeader != nil && newLeader != leader
+            })
+        let countAtTakeover = try client.beatEntryField(entry, "count") ?? 0
+        XCTAssertTrue(
+            try eventually(timeout: 10) {
+                try (client.beatEntryField(entry, "count") ?? 0) >= countAtTakeover + 2
+            })
+        let resumedMs = try client.redisMillis()
+        kill(paused.pid, SIGCONT)
+        // It is back once its heartbeat lands in the schedulers set again.
+        XCTAssertTrue(
+            try eventually(timeout: 10) {
+                let seen = try client.command("ZSCORE", BeatProcess.schedulersKey, paused.id).text
+                return seen.flatMap { Double($0) }.map { $0 >= Double(resumedMs) } ?? false
+            }, paused.log)
+        let countAtResume = try client.beatEntryField(entry, "count") ?? 0
+        XCTAssertTrue(
+            try eventually(timeout: 10) { try (client.beatEntryField(entry, "count") ?? 0) >= countAtResume + 2 })
+        XCTAssertEqual(try client.beatLeader(), newLeader, "the resumed scheduler did not take the lease back")
+        stopAll(beats)
+        let seen = try watch.stop()
+        let run = try checkEachDueTimeSentOnce(queue: queue, seen: seen)
+        print(
+            "beat paused leader (lease \(leaseMs) ms): \(run.lateness.count) messages for "
+                + "\((run.lastDue - run.firstDue) / 1000 + 1) due times; lateness max \(Int(run.lateness.max() ?? 0)) ms"
+        )
+        XCTAssertLessThanOrEqual(run.lateness.max() ?? 0, bound)
+    }
 }

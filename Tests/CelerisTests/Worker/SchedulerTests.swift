@@ -1,0 +1,260 @@
+@testable import FastCore
+import Foundation
+import Logging
+import XCTest
+
+/// The scheduler in process on a real redis-server, its due times on a `ManualClock` (the lease's
+/// PX runs on Redis's real clock; these tests do not time leases). Entries are run-time entries
+/// (`celeris:beat:dynamic`), as the frontend stores them.
+final class SchedulerTests: RedisTestCase {
+    let tickJSON = #"{"task": "add", "schedule": 10, "args": [2, 3]}"#
+    let tick = ScheduleEntry(name: "tick", task: "add", schedule: .interval(seconds: 10), args: [2, 3])
+
+    func scheduler(_ id: String, clock: ManualClock) -> Scheduler {
+        Scheduler(
+            configuration: BeatConfiguration(
+                endpoint: redis.endpoint, id: id, readsRedisEntries: true, leaseMs: 3000, reloadInterval: 1,
+                clock: clock),
+            logger: Logger(label: "test.beat"))
+    }
+
+    /// Store a run-time entry as the frontend does.
+    func put(_ name: String, _ json: String) throws {
+        try client.command("HSET", BeatKeys.dynamic, name, json)
+        try client.command("INCR", BeatKeys.dynamicVersion)
+    }
+
+    func field(_ name: String, _ field: String) throws -> String? {
+        try client.command("HGET", BeatKeys.entry(name), field).text
+    }
+
+    func int(_ name: String, _ field: String) throws -> Int64? { try self.field(name, field).flatMap { Int64($0) } }
+
+    func queued(_ queue: String = "celery") throws -> [[UInt8]] {
+        // LPUSHed: the oldest is last.
+        Array((try client.command("LRANGE", queue, "0", "-1").elements?.compactMap(\.bytes) ?? []).reversed())
+    }
+
+    /// The keyspace without the heartbeat's scores (they move with real time).
+    func stateWithoutHeartbeat() throws -> [String: String] {
+        var state = try client.dump()
+        state[BeatKeys.schedulers] = nil
+        return state
+    }
+
+    /// An interval entry sends exactly its due times as the clock advances: anchored at the first
+    /// leader's now, then one message per 10 s; due times missed while the scheduler ran are each
+    /// sent late. The envelope is BeatMessage's; the state hash records each send.
+    func testIntervalEntrySendsExactlyItsDueTimes() throws {
+        try put("tick", tickJSON)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        let wait = try s.turn()
+        XCTAssertTrue(s.isLeader)
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        XCTAssertEqual(anchor, try XCTUnwrap(s.startedAt))
+        XCTAssertEqual(wait, 1, accuracy: 0.01, "the next lease check comes first")
+        XCTAssertEqual(
+            try client.keys(),
+            [
+                BeatKeys.dynamic, BeatKeys.dynamicVersion, BeatKeys.leader, BeatKeys.leadership, BeatKeys.schedulers,
+                BeatKeys.names, BeatKeys.entry("tick"), "_kombu.binding.celery",
+            ])
+        XCTAssertEqual(try client.dump()[BeatKeys.names], "set:" + ["tick"].description)
+        XCTAssertEqual(
+            try client.dump()[BeatKeys.entry("tick")],
+            "hash:"
+                + [
+                    "due=\(anchor)", "next=\(anchor + 10_000)", "source=redis",
+                    "spec=" + tick.jsonObject().serialized(),
+                ].sorted().description)
+
+        clock.advance(9.5)
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 0, "not due yet")
+        clock.advance(0.501)
+        _ = try s.turn()
+        let first = try queued()
+        XCTAssertEqual(first.count, 1)
+        let sentAt = try XCTUnwrap(try int("tick", "sent_at"))
+        let taskId = try XCTUnwrap(try field("tick", "task_id"))
+        XCTAssertEqual(Double(sentAt - (anchor + 10_000)), 1, accuracy: 1, "sent when due, on Redis's clock")
+        let expected = BeatMessage.envelope(
+            of: BeatMessage.message(for: tick, sentAt: Double(sentAt) / 1000, id: taskId), for: tick)
+        XCTAssertEqual(
+            try envelopeIgnoringRandomProperties(first[0]), try envelopeIgnoringRandomProperties(Array(expected.utf8)))
+        XCTAssertEqual(
+            try client.dump()[BeatKeys.entry("tick")],
+            "hash:"
+                + [
+                    "count=1", "due=\(anchor + 10_000)", "next=\(anchor + 20_000)", "sent_at=\(sentAt)",
+                    "task_id=\(taskId)", "source=redis", "spec=" + tick.jsonObject().serialized(),
+                ].sorted().description)
+
+        // 25 s pass in one step: the due times at +20 s and +30 s were missed while this scheduler
+        // ran, so both are sent, late, once each.
+        clock.advance(25)
+        _ = try s.turn()
+        let all = try queued()
+        XCTAssertEqual(all.count, 3)
+        XCTAssertEqual(Set(try all.map { try TaskMessage.decode($0).id }).count, 3)
+        XCTAssertEqual(try int("tick", "count"), 3)
+        XCTAssertEqual(try int("tick", "due"), anchor + 30_000)
+        XCTAssertEqual(try int("tick", "next"), anchor + 40_000)
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 3, "nothing more until +40 s")
+    }
+
+    /// Two schedulers on one Redis: one leads and sends, the other stands by; after a warm
+    /// release the other takes over from the recorded due time. Every due time is sent once.
+    func testTwoSchedulersSendEachDueTimeOnce() throws {
+        try put("tick", #"{"task": "add", "schedule": 1}"#)
+        let clock = ManualClock(CeleryTime.now())
+        let a = scheduler("beat@a:1:0001", clock: clock)
+        let b = scheduler("beat@b:2:0002", clock: clock)
+        _ = try a.turn()
+        _ = try b.turn()
+        XCTAssertTrue(a.isLeader)
+        XCTAssertFalse(b.isLeader)
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        clock.advance(0.5)
+        for k in 1...10 {
+            clock.advance(1)
+            if k == 6 {
+                a.finish()  // warm release: the standby is woken and takes over
+                b.nextLeaseCheck = 0
+            }
+            if k < 6 { _ = try a.turn() }
+            _ = try b.turn()
+            XCTAssertEqual(try queued().count, k, "due time \(k)")
+            XCTAssertEqual(try int("tick", "due"), anchor + Int64(k) * 1000)
+        }
+        XCTAssertTrue(b.isLeader)
+        XCTAssertFalse(a.isLeader)
+        XCTAssertEqual(try int("tick", "count"), 10)
+        XCTAssertEqual(Set(try queued().map { try TaskMessage.decode($0).id }).count, 10)
+        XCTAssertEqual(try client.command("HGET", BeatKeys.leadership, "changes").text, "2")
+        XCTAssertEqual(try client.dump()[BeatKeys.schedulers]?.contains("beat@a:1:0001"), false, "a left")
+    }
+
+    /// Both believe they lead (a's lease was lost to b while a was not looking): a's sends are
+    /// refused by the script and write nothing; b sends each due time once.
+    func testAFormerLeaderCannotSend() throws {
+        try put("tick", tickJSON)
+        let clock = ManualClock(CeleryTime.now())
+        let a = scheduler("beat@a:1:0001", clock: clock)
+        let b = scheduler("beat@b:2:0002", clock: clock)
+        _ = try a.turn()
+        _ = try b.turn()
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        try client.command("DEL", BeatKeys.leader)  // a's lease ran out...
+        b.nextLeaseCheck = 0
+        _ = try b.turn()  // ...and b took it
+        XCTAssertTrue(a.isLeader, "a has not renewed yet")
+        XCTAssertTrue(b.isLeader)
+        clock.advance(10.5)
+        let before = try stateWithoutHeartbeat()
+        _ = try a.turn()
+        XCTAssertEqual(try stateWithoutHeartbeat(), before, "a's send was refused: nothing written")
+        XCTAssertFalse(a.isLeader)
+        _ = try b.turn()
+        XCTAssertEqual(try queued().count, 1)
+        XCTAssertEqual(try int("tick", "due"), anchor + 10_000)
+        _ = try a.turn()
+        XCTAssertEqual(try queued().count, 1)
+    }
+
+    /// A due time already recorded (by another scheduler) is not sent again: the send is fenced
+    /// (nothing written) and the scheduler goes on from the recorded due time.
+    func testRecordedDueTimeIsNotSentAgain() throws {
+        try put("tick", tickJSON)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        _ = try s.turn()
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        try client.command("HSET", BeatKeys.entry("tick"), "due", String(anchor + 20_000))
+        clock.advance(10.5)
+        let before = try stateWithoutHeartbeat()
+        _ = try s.turn()
+        XCTAssertEqual(try stateWithoutHeartbeat(), before, "fenced: nothing written")
+        clock.advance(10)
+        _ = try s.turn()
+        XCTAssertEqual(try stateWithoutHeartbeat(), before, "+20 s is recorded: not planned")
+        clock.advance(10)
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 1)
+        XCTAssertEqual(try int("tick", "due"), anchor + 30_000)
+        XCTAssertEqual(try int("tick", "count"), 1)
+    }
+
+    /// Due times missed before this scheduler started follow catch_up: `once` sends one message
+    /// (recorded at the latest missed due time), `skip` records it and sends nothing.
+    func testCatchUpOnceAndSkipAfterAnOutage() throws {
+        try put("once", #"{"task": "add", "schedule": 10, "catch_up": "once"}"#)
+        try put("skip", #"{"task": "add", "schedule": 10, "catch_up": "skip"}"#)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        try s.start()
+        let started = try XCTUnwrap(s.startedAt)
+        // A scheduler before the outage handled the due time 35 s before this one started.
+        for name in ["once", "skip"] {
+            try client.command("HSET", BeatKeys.entry(name), "due", String(started - 35_000), "count", "4")
+        }
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 1, "once: one message for the three missed due times")
+        XCTAssertEqual(try int("once", "due"), started - 5_000)
+        XCTAssertEqual(try int("once", "count"), 5)
+        XCTAssertEqual(try int("once", "next"), started + 5_000)
+        XCTAssertEqual(try int("skip", "due"), started - 5_000)
+        XCTAssertEqual(try int("skip", "count"), 4)
+        XCTAssertNil(try field("skip", "sent_at"))
+        XCTAssertEqual(try int("skip", "next"), started + 5_000)
+        clock.advance(5.5)
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 3, "both send their next due time")
+        XCTAssertEqual(try int("once", "count"), 6)
+        XCTAssertEqual(try int("skip", "count"), 5)
+    }
+
+    /// A reload keeps each entry's recorded state: a changed entry goes on from its due time with
+    /// its new spec, a new one is anchored, a removed one leaves `names` and its hash is deleted.
+    func testReloadKeepsState() throws {
+        try put("tick", tickJSON)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        _ = try s.turn()
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        clock.advance(10.5)
+        _ = try s.turn()
+        XCTAssertEqual(try int("tick", "count"), 1)
+
+        try put("tick", #"{"task": "add", "schedule": 10, "args": [9]}"#)
+        try put("tock", #"{"task": "noop", "schedule": 60}"#)
+        clock.advance(1)
+        _ = try s.turn()
+        XCTAssertEqual(s.entryNames, ["tick", "tock"])
+        XCTAssertEqual(try client.dump()[BeatKeys.names], "set:" + ["tick", "tock"].description)
+        XCTAssertEqual(try int("tick", "due"), anchor + 10_000, "kept")
+        XCTAssertEqual(try int("tick", "count"), 1)
+        let changed = ScheduleEntry(name: "tick", task: "add", schedule: .interval(seconds: 10), args: [9])
+        XCTAssertEqual(try field("tick", "spec"), changed.jsonObject().serialized())
+        let tockAnchor = try XCTUnwrap(try int("tock", "due"))
+        XCTAssertEqual(tockAnchor, anchor + 11_500, accuracy: 2)
+
+        try client.command("HDEL", BeatKeys.dynamic, "tock")
+        try client.command("INCR", BeatKeys.dynamicVersion)
+        clock.advance(1)
+        _ = try s.turn()
+        XCTAssertEqual(s.entryNames, ["tick"])
+        XCTAssertEqual(try client.dump()[BeatKeys.names], "set:" + ["tick"].description)
+        XCTAssertEqual(try client.command("EXISTS", BeatKeys.entry("tock")).integer, 0)
+
+        clock.advance(8)  // anchor + 20.5 s
+        _ = try s.turn()
+        let all = try queued()
+        XCTAssertEqual(all.count, 2)
+        XCTAssertEqual(try int("tick", "due"), anchor + 20_000)
+        let last = try TaskMessage.decode(try XCTUnwrap(all.last))
+        XCTAssertEqual(last.args, [9])
+    }
+}

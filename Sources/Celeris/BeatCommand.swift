@@ -84,8 +84,14 @@ struct BeatCommand: ParsableCommand {
                 Foundation.exit(1)
             }
         }
-        // The first load: a schedule file that cannot be read or parsed stops the command (exit 1);
-        // Redis being down is retried by run().
+        // A schedule file that cannot be read or parsed stops the command (exit 1), checked before
+        // Redis is reached; Redis being down is retried by run().
+        if let schedule {
+            do { _ = try ScheduleFile.load(path: schedule) } catch {
+                logger.critical("schedule \(schedule): \(error)")
+                Foundation.exit(1)
+            }
+        }
         do {
             try scheduler.start()
         } catch let error as ScheduleFileError {

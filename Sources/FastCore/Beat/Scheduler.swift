@@ -84,6 +84,7 @@ public final class Scheduler: @unchecked Sendable {
         let snapshot = try source.load(redis: redis)
         apply(snapshot)
         loaded = true
+        metrics.leader(lease.isLeader)
         try lease.heartbeat(on: redis, now: now)
         logger.info(
             "beat \(id) ready: broker \(configuration.endpoint), \(entries.count) entries, lease \(configuration.leaseMs) ms"

@@ -113,7 +113,17 @@ final class ScheduleSourceTests: RedisTestCase {
         try write(file([("tick", #"{"task": "add", "schedule": 5}"#)]))
         let source = source(file: path)
         XCTAssertEqual(try source.load(redis: client).entries.map(\.task), ["add"])
+        var before = stat()
+        XCTAssertEqual(stat(path, &before), 0)
         try write(file([("tick", #"{"task": "mul", "schedule": 5}"#)]))  // same size, in place
+        // The same mtime too, as on a file system with coarse timestamps: only the bytes differ.
+        var times = [timespec(tv_sec: before.st_atim.tv_sec, tv_nsec: before.st_atim.tv_nsec), before.st_mtim]
+        XCTAssertEqual(utimensat(AT_FDCWD, path, &times, 0), 0)
+        var after = stat()
+        XCTAssertEqual(stat(path, &after), 0)
+        XCTAssertEqual(
+            [after.st_size, Int(after.st_ino), after.st_mtim.tv_sec, after.st_mtim.tv_nsec],
+            [before.st_size, Int(before.st_ino), before.st_mtim.tv_sec, before.st_mtim.tv_nsec])
         clock.advance(0.5)
         XCTAssertNil(source.reloadIfChanged(redis: client, now: clock.now()))
         clock.advance(0.49)

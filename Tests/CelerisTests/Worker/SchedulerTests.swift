@@ -257,4 +257,74 @@ final class SchedulerTests: RedisTestCase {
         let last = try TaskMessage.decode(try XCTUnwrap(all.last))
         XCTAssertEqual(last.args, [9])
     }
+
+    /// An entry whose schedule has no due time (30 February) is logged and left out; the others
+    /// are scheduled.
+    func testEntryWithoutDueTimesIsLeftOut() throws {
+        try put("tick", tickJSON)
+        try put("never", #"{"task": "add", "schedule": {"crontab": "0 0 30 2 *"}}"#)
+        let s = scheduler("beat@a:1:0001", clock: ManualClock(CeleryTime.now()))
+        _ = try s.turn()
+        XCTAssertEqual(s.entryNames, ["tick"])
+        XCTAssertEqual(try client.dump()[BeatKeys.names], "set:" + ["tick"].description)
+        XCTAssertEqual(try client.command("EXISTS", BeatKeys.entry("never")).integer, 0)
+    }
+
+    /// A Redis restart (state lost) fails a turn; the next turns reconnect, take the lease again,
+    /// anchor the entry anew and send from there.
+    func testRedisRestartIsSurvived() throws {
+        try put("tick", tickJSON)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        _ = try s.turn()
+        XCTAssertTrue(s.isLeader)
+        redis.stop()
+        clock.advance(10.5)  // a send is due: the turn needs Redis
+        XCTAssertThrowsError(try s.turn())
+        try redis.start()
+        client = try redis.client()
+        try put("tick", tickJSON)
+        _ = try s.turn()  // the send script finds no lease: leadership lost
+        s.nextLeaseCheck = 0  // a third of the lease later
+        _ = try s.turn()
+        XCTAssertTrue(s.isLeader)
+        XCTAssertEqual(try client.command("GET", BeatKeys.leader).text, "beat@a:1:0001")
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        XCTAssertEqual(try queued().count, 0)
+        clock.advance(10.5)
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 1)
+        XCTAssertEqual(try int("tick", "due"), anchor + 10_000)
+    }
+
+    /// `run()` leads; `shutdown()` ends a standby waiting in BLPOP (a 10 s wait) at once, and the
+    /// leader hands over: the lease is gone, its id waits on the hand-over list, and both left
+    /// the schedulers set.
+    func testRunAndWarmShutdown() throws {
+        try put("tick", tickJSON)
+        let clock = ManualClock(CeleryTime.now())
+        let a = scheduler("beat@a:1:0001", clock: clock)
+        let b = Scheduler(
+            configuration: BeatConfiguration(
+                endpoint: redis.endpoint, id: "beat@b:2:0002", leaseMs: 30_000, clock: clock),
+            logger: Logger(label: "test.beat"))
+        let done = LockedBox<Set<String>>([])
+        for s in [a, b] {
+            Thread {
+                s.run()
+                done.modify { _ = $0.insert(s.id) }
+            }.start()
+            XCTAssertTrue(try eventually { try self.client.command("ZSCORE", BeatKeys.schedulers, s.id).text != nil })
+        }
+        XCTAssertEqual(try client.command("GET", BeatKeys.leader).text, "beat@a:1:0001")
+        XCTAssertTrue(try eventually { try self.client.info("clients", "blocked_clients") == 1 }, "b waits in BLPOP")
+        let asked = Date()
+        b.shutdown()
+        XCTAssertTrue(eventually { done.get().contains(b.id) })
+        XCTAssertLessThan(Date().timeIntervalSince(asked), 5, "not the 10 s BLPOP")
+        a.shutdown()
+        XCTAssertTrue(eventually { done.get().contains(a.id) })
+        XCTAssertEqual(try client.command("EXISTS", BeatKeys.leader, BeatKeys.schedulers).integer, 0)
+        XCTAssertEqual(try client.dump()[BeatKeys.handover], "list:" + ["beat@a:1:0001"].description)
+    }
 }

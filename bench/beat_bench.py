@@ -346,7 +346,9 @@ def main():
               f"{cell(ia, 'p50_ms'):>8} {cell(ia, 'p99_ms'):>8} {v['scheduler_cpu_us_per_send'] or 0:>7.1f}us "
               f"{v['scheduler_cpu_core_share'] * 100:>4.0f}% {v['redis_commands_per_send'] or 0:>9.2f} "
               f"{v['redis_commands_per_send_by_scheduler'] or 0:>6.3f}")
-    json.dump({"cpus": os.cpu_count(), "seconds": a.seconds, "warmup": a.warmup, "argv": sys.argv[1:], "runs": runs},
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(os.path.join(a.bin, "celeris-beat"))))
+    json.dump({"cpus": os.cpu_count(), "git_head": head, "celeris_beat_built": built, "seconds": a.seconds, "warmup": a.warmup, "argv": sys.argv[1:], "runs": runs},
               open(a.out, "w"), indent=1)
     print(f"wrote {os.path.relpath(a.out, ROOT)}")
 

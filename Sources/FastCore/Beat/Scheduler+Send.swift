@@ -19,7 +19,7 @@ extension Scheduler {
             let plan: DuePlan
             do {
                 plan = try DuePlan.plan(
-                    schedule: tracked.due, handled: handled, now: now, startedAt: startedAt,
+                    schedule: tracked.due, handled: handled, now: now, startedAt: max(startedAt, tracked.seenFrom),
                     catchUp: tracked.entry.catchUp)
             } catch {
                 drop(top.name, because: error)

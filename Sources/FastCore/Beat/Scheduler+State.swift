@@ -13,6 +13,9 @@ extension Scheduler {
     func apply(_ snapshot: ScheduleSource.Snapshot) {
         metrics.scheduleErrors(snapshot.errors.count)
         var fresh: [String: Tracked] = [:]
+        // Entries new to this process or with a changed schedule are seen from now: their missed
+        // due times collapse into one catch-up step instead of sending the new schedule's backlog.
+        let loadedAt = loaded ? nowMs() : .min
         for entry in snapshot.entries {
             let due: DueSchedule
             do {
@@ -23,9 +26,10 @@ extension Scheduler {
                 continue
             }
             let origin = snapshot.sources[entry.name] ?? ScheduleSource.fileSource
-            var tracked = Tracked(entry: entry, due: due, source: origin, handled: nil, next: .max)
+            var tracked = Tracked(entry: entry, due: due, source: origin, handled: nil, next: .max, seenFrom: loadedAt)
             if let old = entries[entry.name] {
                 tracked.handled = old.handled
+                tracked.seenFrom = old.entry.schedule == entry.schedule ? old.seenFrom : loadedAt
                 tracked.next =
                     old.entry == entry ? old.next : (old.handled.flatMap { try? due.next(after: $0) } ?? .max)
             }

@@ -26,6 +26,10 @@ public final class Scheduler: @unchecked Sendable {
         var handled: Int64?
         /// When the entry should be planned next (ms, Redis time).
         var next: Int64
+        /// Since when this process has seen the entry as it is (ms, Redis time): its start, or the
+        /// reload that brought the entry or changed its schedule. Due times before it are missed
+        /// ones (they follow `catch_up`), not a backlog to send one by one.
+        var seenFrom: Int64 = .min
     }
 
     public let configuration: BeatConfiguration

@@ -327,4 +327,30 @@ final class SchedulerTests: RedisTestCase {
         XCTAssertEqual(try client.command("EXISTS", BeatKeys.leader, BeatKeys.schedulers).integer, 0)
         XCTAssertEqual(try client.dump()[BeatKeys.handover], "list:" + ["beat@a:1:0001"].description)
     }
+
+    /// Editing an entry's schedule (1 h to 1 s, 30 s after its anchor) does not send the new
+    /// schedule's backlog: the due times before the edit was loaded are missed ones and collapse
+    /// into the catch-up step (once: one message; skip: none), as Celery beat sends at most one.
+    func testScheduleEditSendsNoBacklog() throws {
+        try put("once", #"{"task": "add", "schedule": 3600}"#)
+        try put("skip", #"{"task": "add", "schedule": 3600, "catch_up": "skip"}"#)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        _ = try s.turn()
+        let anchor = try XCTUnwrap(try int("once", "due"))
+        clock.advance(30.25)
+        try put("once", #"{"task": "add", "schedule": 1}"#)
+        try put("skip", #"{"task": "add", "schedule": 1, "catch_up": "skip"}"#)
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 1, "once: one message for the 30 missed due times")
+        XCTAssertEqual(try int("once", "due"), anchor + 30_000)
+        XCTAssertEqual(try int("once", "count"), 1)
+        XCTAssertEqual(try int("skip", "due"), anchor + 30_000)
+        XCTAssertNil(try field("skip", "count"))
+        clock.advance(1)
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 3, "then each due time once")
+        XCTAssertEqual(try int("once", "due"), anchor + 31_000)
+        XCTAssertEqual(try int("skip", "due"), anchor + 31_000)
+    }
 }

@@ -12,9 +12,13 @@ public enum BeatScripts {
         --       4 sent-at ms, 5 task id, 6 binding member, 7 next due ms
         -- returns: 1 sent (or recorded), 0 already handled (due <= recorded due; nothing written),
         --          -1 not the leader (nothing written)
+        -- A recorded due that is not an integer string (^-?%d+$, what schedulers write) is treated
+        -- as absent: the send overwrites it (the scheduler cannot read it either).
         if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
         local recorded = redis.call('HGET', KEYS[2], 'due')
-        if recorded and tonumber(recorded) and tonumber(recorded) >= tonumber(ARGV[2]) then return 0 end
+        if recorded and string.match(recorded, '^%-?%d+$') and tonumber(recorded) >= tonumber(ARGV[2]) then
+          return 0
+        end
         redis.call('SADD', KEYS[4], ARGV[6])
         if ARGV[3] ~= '' then
           redis.call('LPUSH', KEYS[3], ARGV[3])

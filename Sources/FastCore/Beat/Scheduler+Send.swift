@@ -63,6 +63,9 @@ extension Scheduler {
                     tracked.handled = request.due
                     metrics.skipped()
                 case .handled:
+                    // Recorded as this due time or later: at least this one is handled, even when
+                    // the recorded value cannot be read back (the plan then moves on).
+                    tracked.handled = max(tracked.handled ?? request.due, request.due)
                     fenced = true
                     metrics.fenced()
                 case .notLeader:

@@ -353,4 +353,23 @@ final class SchedulerTests: RedisTestCase {
         XCTAssertEqual(try int("once", "due"), anchor + 31_000)
         XCTAssertEqual(try int("skip", "due"), anchor + 31_000)
     }
+
+    /// A recorded `due` that Lua could compare but Swift cannot parse ("1.8e12", a year ahead)
+    /// does not stall the scheduler: the send script treats it as absent and overwrites it, and
+    /// the turn asks for a wait, not an immediate turn again.
+    func testUnreadableRecordedDueIsOverwritten() throws {
+        try put("tick", tickJSON)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        _ = try s.turn()
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        try client.command("HSET", BeatKeys.entry("tick"), "due", "1.8e12")
+        clock.advance(10.5)
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 1)
+        XCTAssertEqual(try int("tick", "due"), anchor + 10_000)
+        XCTAssertEqual(try int("tick", "count"), 1)
+        XCTAssertGreaterThan(try s.turn(), 0.1, "no busy loop")
+        XCTAssertEqual(try queued().count, 1)
+    }
 }

@@ -124,6 +124,9 @@ final class ScheduleSourceTests: RedisTestCase {
         XCTAssertEqual(
             [after.st_size, Int(after.st_ino), after.st_mtim.tv_sec, after.st_mtim.tv_nsec],
             [before.st_size, Int(before.st_ino), before.st_mtim.tv_sec, before.st_mtim.tv_nsec])
+        // Only the byte recheck sees this edit, and ScheduleSource does it only while the file's
+        // mtime is within 2 s of the system's real clock (not the ManualClock): the check below
+        // must come within 2 s of the write (it comes within milliseconds).
         clock.advance(0.5)
         XCTAssertNil(source.reloadIfChanged(redis: client, now: clock.now()))
         clock.advance(0.49)
@@ -172,8 +175,8 @@ final class ScheduleSourceTests: RedisTestCase {
         XCTAssertEqual(broken.sources, first.sources)
         XCTAssertEqual(broken.timezone, "Europe/Berlin")
         XCTAssertEqual(broken.errors.count, 1)
-        XCTAssertTrue(
-            broken.errors[0].hasPrefix("schedule file \(path) kept as last loaded: not JSON"), broken.errors[0])
+        let brokenError = try XCTUnwrap(broken.errors.first)
+        XCTAssertTrue(brokenError.hasPrefix("schedule file \(path) kept as last loaded: not JSON"), brokenError)
         XCTAssertNil(reload(source))
 
         try write(file([("tick", #"{"task": "add", "schedule": 5, "options": {"priority": 12}}"#)]))
@@ -250,7 +253,8 @@ final class ScheduleSourceTests: RedisTestCase {
         XCTAssertEqual(down.entries, first.entries)
         XCTAssertEqual(down.sources, first.sources)
         XCTAssertEqual(down.errors.count, 1)
-        XCTAssertTrue(down.errors[0].hasPrefix("celeris:beat:dynamic kept as last read: Redis"), down.errors[0])
+        let downError = try XCTUnwrap(down.errors.first)
+        XCTAssertTrue(downError.hasPrefix("celeris:beat:dynamic kept as last read: Redis"), downError)
         try redis.start()
         client = try redis.client()
         let back = try XCTUnwrap(reload(source))
@@ -268,6 +272,7 @@ final class ScheduleSourceTests: RedisTestCase {
         XCTAssertEqual(snapshot.entries.map(\.name), ["good"])
         XCTAssertEqual(snapshot.sources, ["good": "redis"])
         XCTAssertEqual(snapshot.errors.count, 2)
+        guard snapshot.errors.count == 2 else { throw TestFailure("expected 2 errors: \(snapshot.errors)") }
         XCTAssertEqual(
             snapshot.errors[0], "celeris:beat:dynamic entry schema skipped: options.queue: must be a non-empty string")
         XCTAssertTrue(

@@ -10,6 +10,7 @@ final class ReadmeScheduleTests: XCTestCase {
         let json = try Self.block(after: "```json", in: lines)
         let file = try ScheduleFile.parse(json)
         XCTAssertEqual(file.entries.map(\.name), ["add-every-10s", "nightly-report", "every-5-minutes"])
+        guard file.entries.count == 3 else { throw TestFailure("expected 3 entries, got \(file.entries.count)") }
         XCTAssertEqual(file.entries[0].schedule, .interval(seconds: 10))
         XCTAssertEqual(file.entries[0].args, [2, 3])
         XCTAssertEqual(file.entries[1].schedule, .crontab("30 3 * * mon-fri", timezone: "Europe/Berlin"))

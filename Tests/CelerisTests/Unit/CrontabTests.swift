@@ -124,24 +124,36 @@ final class CrontabTests: XCTestCase {
         "0 0 1-31 2 *", "*/0 * * * *", "0 12 * * 1,",
     ]
 
+    /// How long the Celery script may take before the test fails (and the script is killed).
+    private static let celeryTimeout = 300.0
+
     private func runCelery(_ request: [String: Any]) throws -> Reply {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try TestPaths.python())
         process.arguments = ["-c", Self.script]
-        let input = Pipe()
-        let output = Pipe()
-        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("crontab-\(UUID().uuidString).err")
-        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errors) }
-        process.standardInput = input
-        process.standardOutput = output
+        // Request, reply and stderr go through files, so neither side can block on a full pipe
+        // and the wait below is bounded.
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("crontab-\(UUID().uuidString)")
+        let (input, output, errors) = (
+            base.appendingPathExtension("in"), base.appendingPathExtension("out"), base.appendingPathExtension("err")
+        )
+        defer { for f in [input, output, errors] { try? FileManager.default.removeItem(at: f) } }
+        try JSONSerialization.data(withJSONObject: request).write(to: input)
+        for f in [output, errors] { _ = FileManager.default.createFile(atPath: f.path, contents: nil) }
+        process.standardInput = try FileHandle(forReadingFrom: input)
+        process.standardOutput = try FileHandle(forWritingTo: output)
         process.standardError = try FileHandle(forWritingTo: errors)
         try withSignalsUnblocked { try process.run() }
-        let body = try JSONSerialization.data(withJSONObject: request)
-        try input.fileHandleForWriting.write(contentsOf: body)
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let deadline = Date().addingTimeInterval(Self.celeryTimeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let log = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+            throw TestFailure("Celery script did not finish within \(Int(Self.celeryTimeout)) s (killed): \(log)")
+        }
         process.waitUntilExit()
+        let data = try Data(contentsOf: output)
         guard process.terminationStatus == 0 else {
             let log = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
             throw TestFailure("Celery script failed (\(process.terminationStatus)): \(log)")

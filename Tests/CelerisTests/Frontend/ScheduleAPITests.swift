@@ -249,9 +249,8 @@ final class ScheduleAPITests: FrontendTestCase {
     }
 
     func testARunningSchedulerSendsAPutEntryAndDropsItOnDelete() throws {
-        let beat = try Spawned(
-            try TestPaths.executable("celeris-beat"),
-            ["-b", redis.url, "--lease-ms", "1000", "--reload-interval", "0.05", "--loglevel", "debug"], name: "beat")
+        let beat = try BeatProcess(
+            redis: redis, schedule: nil, name: "beat@api", leaseMs: 1000, extra: ["--reload-interval", "0.05"])
         defer { beat.stop() }
         XCTAssertTrue(eventually { (try? self.client.command("EXISTS", BeatKeys.leader).integer) == 1 }, beat.log)
         XCTAssertEqual(try call("PUT", "/schedule/tick", body: #"{"task": "noop", "schedule": 0.1}"#).status, 201)

@@ -32,3 +32,51 @@ extension RedisConnection {
         return line.flatMap { Int($0.split(separator: ":").last ?? "") }
     }
 }
+
+/// Whole-keyspace and envelope views the scheduler's suites compare (BeatLeaseTests and
+/// SchedulerTests still carry their own copies: `dump()`, `timeMs()`,
+/// `envelopeIgnoringRandomProperties(_:)`; these are the shared ones to switch to).
+extension RedisConnection {
+    /// Every key with its type and value as one comparable string (`type:value`; set members
+    /// and hash fields sorted, lists and zsets in Redis's order).
+    ///
+    ///     XCTAssertEqual(try client.keyspace(), [:])
+    func keyspace() throws -> [String: String] {
+        var out: [String: String] = [:]
+        for key in try keys() {
+            let type = try command("TYPE", key).text ?? "?"
+            let value: String
+            switch type {
+            case "string": value = try command("GET", key).text ?? ""
+            case "list": value = (try command("LRANGE", key, "0", "-1").elements ?? []).compactMap(\.text).description
+            case "set": value = (try command("SMEMBERS", key).elements ?? []).compactMap(\.text).sorted().description
+            case "zset":
+                let flat = (try command("ZRANGE", key, "0", "-1", "WITHSCORES").elements ?? []).compactMap(\.text)
+                value = stride(from: 0, to: flat.count - 1, by: 2).map { flat[$0] + "=" + flat[$0 + 1] }.description
+            case "hash":
+                let flat = (try command("HGETALL", key).elements ?? []).compactMap(\.text)
+                value =
+                    stride(from: 0, to: flat.count - 1, by: 2).map { flat[$0] + "=" + flat[$0 + 1] }.sorted()
+                    .description
+            default: value = "?"
+            }
+            out[key] = type + ":" + value
+        }
+        return out
+    }
+}
+
+/// A kombu envelope with its random per-envelope properties (`reply_to`, `delivery_tag`)
+/// blanked, so two envelopes of the same message compare equal.
+///
+///     XCTAssertEqual(try envelopeBlankingRandomProperties(queued), try envelopeBlankingRandomProperties(expected))
+func envelopeBlankingRandomProperties(_ bytes: [UInt8]) throws -> JSON {
+    guard case .object(var top) = try JSONParser.parse(bytes),
+        let p = top.firstIndex(where: { $0.key == "properties" }), case .object(var properties) = top[p].value
+    else { throw TestFailure("not an envelope: \(String(decoding: bytes, as: UTF8.self))") }
+    for i in properties.indices where ["reply_to", "delivery_tag"].contains(properties[i].key) {
+        properties[i].value = ""
+    }
+    top[p].value = .object(properties)
+    return .object(top)
+}

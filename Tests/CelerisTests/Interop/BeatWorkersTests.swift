@@ -29,7 +29,7 @@ final class BeatWorkersTests: RedisTestCase {
     /// wait for one more message sent while it runs, and check every sent id's result (`5`).
     /// Returns the ids.
     func runsScheduledMessages(_ spawn: () throws -> Spawned) throws -> [String] {
-        let file = try BeatProcess.scheduleFile(scheduleText)
+        let file = try BeatProcess.scheduleFile(scheduleText, removedAfter: self)
         let beat = try BeatProcess(redis: redis, schedule: file, name: "beat@workers")
         defer { beat.stop() }
         XCTAssertTrue(

@@ -19,16 +19,21 @@ final class BeatProcess {
     let spawned: Spawned
     /// The scheduler id it registered under.
     let id: String
+    /// The port of its `/metrics` (on 127.0.0.1), when started with `metrics: true`.
+    let metricsPort: Int?
 
-    /// Spawn `celeris-beat -b <redis> -n <name> --lease-ms <leaseMs> [-s schedule] extra…` and
-    /// wait until it has registered in the schedulers zset.
+    /// Spawn `celeris-beat -b <redis> -n <name> --lease-ms <leaseMs> [-s schedule]
+    /// [--metrics-port <free port> --metrics-host 127.0.0.1] extra…` and wait until it has
+    /// registered in the schedulers zset.
     init(
-        redis: RedisServer, schedule: URL?, name: String, leaseMs: Int = 3000, extra: [String] = [],
-        timeout: Double = 20
+        redis: RedisServer, schedule: URL?, name: String, leaseMs: Int = 3000, metrics: Bool = false,
+        extra: [String] = [], timeout: Double = 20
     ) throws {
+        let port = metrics ? freePort() : nil
         let args =
             ["-b", redis.url, "-n", name, "--lease-ms", "\(leaseMs)", "--loglevel", "debug"]
-            + (schedule.map { ["-s", $0.path] } ?? []) + extra
+            + (schedule.map { ["-s", $0.path] } ?? [])
+            + (port.map { ["--metrics-port", "\($0)", "--metrics-host", "127.0.0.1"] } ?? []) + extra
         let p = try Spawned(try TestPaths.executable("celeris-beat"), args, name: "beat-\(name)")
         let pid = "\(p.process.processIdentifier)"
         let client = try redis.client()
@@ -43,6 +48,13 @@ final class BeatProcess {
         }
         spawned = p
         id = found
+        metricsPort = port
+    }
+
+    /// Its `/metrics` samples (name with labels → value); throws when started without metrics.
+    func metrics() throws -> [String: Double] {
+        guard let metricsPort else { throw TestFailure("\(id) was started without --metrics-port") }
+        return try Prometheus.scrape(port: metricsPort)
     }
 
     /// The pid part of a scheduler id: `beat@host:<pid>:<hex>` → `<pid>`.
@@ -75,10 +87,11 @@ final class BeatProcess {
     /// SIGTERM, then SIGKILL after `grace` seconds.
     func stop(grace: Double = 5) { spawned.stop(grace: grace) }
 
-    /// A schedule file holding `text`, in a fresh temporary directory.
-    static func scheduleFile(_ text: String) throws -> URL {
+    /// A schedule file holding `text`, in a fresh temporary directory that `test`'s teardown removes.
+    static func scheduleFile(_ text: String, removedAfter test: XCTestCase) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("celeris-beat-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("schedule.json")
         try text.write(to: file, atomically: true, encoding: .utf8)
         return file

@@ -48,7 +48,7 @@ final class BeatCatchUpTests: RedisTestCase {
     }
 
     func testOnceSendsOneMessageForTheOutageAndSkipNone() throws {
-        let file = try BeatProcess.scheduleFile(scheduleText)
+        let file = try BeatProcess.scheduleFile(scheduleText, removedAfter: self)
         let first = try BeatProcess(redis: redis, schedule: file, name: "first@catchup")
         XCTAssertTrue(
             try eventually(timeout: 15) {

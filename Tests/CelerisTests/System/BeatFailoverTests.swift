@@ -23,7 +23,7 @@ final class BeatFailoverTests: RedisTestCase {
 
     /// Three schedulers on `queue`'s schedule, a watch started before them, and the leader's id.
     func startThree(queue: String, leaseMs: Int) throws -> (beats: [BeatProcess], watch: BeatWatch, leader: String) {
-        let file = try BeatProcess.scheduleFile(scheduleText(queue: queue))
+        let file = try BeatProcess.scheduleFile(scheduleText(queue: queue), removedAfter: self)
         let watch = try BeatWatch(redis: redis, entry: entry)
         let beats = try (0..<3).map {
             try BeatProcess(redis: redis, schedule: file, name: "b\($0)@failover", leaseMs: leaseMs)

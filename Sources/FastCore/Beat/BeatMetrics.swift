@@ -67,6 +67,15 @@ public struct BeatMetrics: Sendable {
         handles.counter("celeris_beat_schedule_errors_total").increment(by: count)
     }
 
+    /// One entry's send script failed (its queue key of another type, say): that entry backs
+    /// off, the others go on.
+    ///
+    ///     metrics.sendError()
+    public func sendError() {
+        guard enabled else { return }
+        handles.counter("celeris_beat_send_errors_total").increment()
+    }
+
     /// A Redis error ended a turn (the scheduler reconnects with backoff).
     public func redisError() {
         guard enabled else { return }

@@ -12,6 +12,8 @@ public enum BeatScripts {
         --       4 sent-at ms, 5 task id, 6 binding member, 7 next due ms
         -- returns: 1 sent (or recorded), 0 already handled (due <= recorded due; nothing written),
         --          -1 not the leader (nothing written)
+        -- The writes come after every read and the LPUSH (a queue key of another type fails the
+        -- call before anything is written); `count` that is not a number restarts at 1.
         -- A recorded due that is not an integer string (^-?%d+$, what schedulers write) is treated
         -- as absent: the send overwrites it (the scheduler cannot read it either).
         if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
@@ -19,12 +21,14 @@ public enum BeatScripts {
         if recorded and string.match(recorded, '^%-?%d+$') and tonumber(recorded) >= tonumber(ARGV[2]) then
           return 0
         end
-        redis.call('SADD', KEYS[4], ARGV[6])
         if ARGV[3] ~= '' then
+          local count = (tonumber(redis.call('HGET', KEYS[2], 'count')) or 0) + 1
           redis.call('LPUSH', KEYS[3], ARGV[3])
-          redis.call('HSET', KEYS[2], 'due', ARGV[2], 'next', ARGV[7], 'sent_at', ARGV[4], 'task_id', ARGV[5])
-          redis.call('HINCRBY', KEYS[2], 'count', 1)
+          redis.call('SADD', KEYS[4], ARGV[6])
+          redis.call('HSET', KEYS[2], 'due', ARGV[2], 'next', ARGV[7], 'sent_at', ARGV[4], 'task_id', ARGV[5],
+            'count', string.format('%d', count))
         else
+          redis.call('SADD', KEYS[4], ARGV[6])
           redis.call('HSET', KEYS[2], 'due', ARGV[2], 'next', ARGV[7])
         end
         return 1

@@ -25,6 +25,8 @@ final class BeatSender {
         case handled
         /// This scheduler does not hold the lease (nothing written): leadership is lost.
         case notLeader
+        /// The script failed for this entry (Redis's error reply): the other calls are not affected.
+        case failed(String)
     }
 
     /// Script calls per round trip at most.
@@ -39,7 +41,7 @@ final class BeatSender {
 
     /// Run `requests` in order, `batchLimit` per round trip; `now` gives the send time (ms,
     /// Redis time) of each batch. Stops after a batch in which the lease was found lost (the
-    /// outcomes returned are then fewer than the requests). A Redis error throws.
+    /// outcomes returned are then fewer than the requests). A Redis error that is not one call's reply throws.
     func send(_ requests: [Request], on redis: RedisConnection, now: () -> Int64) throws(RedisError) -> [Outcome] {
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(requests.count)
@@ -69,25 +71,25 @@ final class BeatSender {
         let replies = try redis.pipeline(calls.map { BeatScripts.send.command(sha: sha, keys: $0.keys, args: $0.args) })
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
-        var failure: String?
         for (i, reply) in replies.enumerated() {
             var r = reply
-            if let e = r.errorMessage {
-                guard e.hasPrefix("NOSCRIPT"), failure == nil else {
-                    failure = failure ?? e
-                    continue
-                }
-                r = try BeatScripts.send.run(on: redis, keys: calls[i].keys, args: calls[i].args)
+            if let e = r.errorMessage, e.hasPrefix("NOSCRIPT") {
                 sha = try BeatScripts.send.load(on: redis)
+                r = try redis.pipeline([BeatScripts.send.command(sha: sha, keys: calls[i].keys, args: calls[i].args)])[
+                    0]
+            }
+            // An error reply is this call's alone (the pipeline's replies are read one by one).
+            if let e = r.errorMessage {
+                outcomes.append(.failed(e))
+                continue
             }
             switch r.integer ?? .min {
             case 1: outcomes.append(calls[i].taskId.map { .sent(taskId: $0, sentAt: sentAt) } ?? .recorded)
             case 0: outcomes.append(.handled)
             case -1: outcomes.append(.notLeader)
-            default: failure = failure ?? "send script returned \(r)"
+            default: outcomes.append(.failed("send script returned \(r)"))
             }
         }
-        if let failure { throw .reply(failure) }
         return outcomes
     }
 

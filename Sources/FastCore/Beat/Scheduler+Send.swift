@@ -49,7 +49,8 @@ extension Scheduler {
             guard var tracked = entries[item.name] else { continue }
             var fenced = false
             var complete = true
-            for i in item.steps {
+            var failure: String?
+            for i in item.steps where failure == nil {
                 guard i < outcomes.count else {
                     complete = false
                     break
@@ -70,8 +71,23 @@ extension Scheduler {
                     metrics.fenced()
                 case .notLeader:
                     complete = false
+                case .failed(let message):
+                    failure = message
                 }
             }
+            if let failure {
+                // This entry alone backs off; what it sent before the failure is recorded.
+                tracked.failures += 1
+                let delay = Int64(1000) << Int64(min(tracked.failures - 1, 6))
+                tracked.next = now + min(delay, 60_000)
+                entries[item.name] = tracked
+                heap.push(due: tracked.next, name: item.name)
+                metrics.sendError()
+                logger.error(
+                    "beat: entry \(item.name) failed to send: \(failure); retrying in \(min(delay, 60_000)) ms")
+                continue
+            }
+            tracked.failures = 0
             if complete && !fenced {
                 tracked.next = item.next
             } else if fenced {

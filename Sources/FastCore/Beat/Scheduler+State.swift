@@ -74,6 +74,10 @@ extension Scheduler {
                 let due = try redis.command("HGET", BeatKeys.entry(request.entry.name), BeatKeys.Field.due)
                 recorded[request.entry.name] = due.text.flatMap { Int64($0) } ?? now
             case .notLeader: break
+            case .failed(let message):
+                // Left unanchored (not scheduled) until the next sync.
+                logger.error("beat: entry \(request.entry.name) could not be anchored: \(message)")
+                metrics.sendError()
             }
         }
         if outcomes.contains(.notLeader) || outcomes.count < anchors.count {

@@ -30,6 +30,8 @@ public final class Scheduler: @unchecked Sendable {
         /// reload that brought the entry or changed its schedule. Due times before it are missed
         /// ones (they follow `catch_up`), not a backlog to send one by one.
         var seenFrom: Int64 = .min
+        /// Send script failures in a row (the entry backs off: 1 s, doubling to 60 s).
+        var failures = 0
     }
 
     public let configuration: BeatConfiguration

@@ -372,4 +372,37 @@ final class SchedulerTests: RedisTestCase {
         XCTAssertGreaterThan(try s.turn(), 0.1, "no busy loop")
         XCTAssertEqual(try queued().count, 1)
     }
+
+    /// One entry's failing send script (its queue key is a string: WRONGTYPE) fails that entry
+    /// alone: the turn does not throw, the connection is kept, the other entry sends (its junk
+    /// `count` restarts at 1 instead of failing HINCRBY after the LPUSH), and the failed entry
+    /// backs off (1 s) and sends once its queue is usable.
+    func testOneEntrysScriptErrorFailsThatEntryAlone() throws {
+        try put("tick", tickJSON)
+        try put("bad", #"{"task": "add", "schedule": 10, "options": {"queue": "badq"}}"#)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        _ = try s.turn()
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        try client.command("SET", "badq", "not a list")
+        try client.command("HSET", BeatKeys.entry("tick"), "count", "junk")
+        let connection = try XCTUnwrap(s.redis)
+        clock.advance(10.5)
+        let before = try stateWithoutHeartbeat()
+        _ = try s.turn()
+        XCTAssertTrue(s.redis === connection, "connection kept")
+        XCTAssertTrue(s.isLeader)
+        XCTAssertEqual(try queued().count, 1)
+        XCTAssertEqual(try int("tick", "count"), 1)
+        XCTAssertEqual(try int("tick", "due"), anchor + 10_000)
+        var state = try stateWithoutHeartbeat()
+        for key in ["celery", BeatKeys.entry("tick"), "_kombu.binding.celery"] { state[key] = before[key] }
+        XCTAssertEqual(state, before, "bad's failed call wrote nothing")
+        try client.command("DEL", "badq")
+        clock.advance(1)
+        _ = try s.turn()
+        XCTAssertEqual(try client.command("LLEN", "badq").integer, 1, "sent after its back-off")
+        XCTAssertEqual(try int("bad", "due"), anchor + 10_000)
+        XCTAssertEqual(try int("bad", "count"), 1)
+    }
 }

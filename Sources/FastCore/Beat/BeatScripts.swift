@@ -34,6 +34,31 @@ public enum BeatScripts {
         return 1
         """)
 
+    /// Write entries' `spec`/`source`/`next` and the `names` set, or remove entries, for the
+    /// lease holder only: a paused former leader's stale view cannot delete a live entry.
+    ///
+    ///     try BeatScripts.writeEntries.run(on: redis, keys: [BeatKeys.leader, BeatKeys.names, BeatKeys.entry("tick")],
+    ///                                      args: [id, "tick", specJSON, "file", "1733300000000"])
+    public static let writeEntries = RedisScript(
+        """
+        -- KEYS: 1 leader key, 2 names set, 3.. entry state hashes (one per entry written)
+        -- ARGV: 1 scheduler id; then for each entry hash KEYS[i] (i >= 3), four values from
+        --       ARGV[2 + (i - 3) * 4]: name, spec JSON ("" = remove: SREM name, DEL hash), source, next due ms
+        -- returns: the number of entries written, or -1 not the leader (nothing written)
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+        for i = 3, #KEYS do
+          local a = 2 + (i - 3) * 4
+          if ARGV[a + 1] == '' then
+            redis.call('SREM', KEYS[2], ARGV[a])
+            redis.call('DEL', KEYS[i])
+          else
+            redis.call('SADD', KEYS[2], ARGV[a])
+            redis.call('HSET', KEYS[i], 'spec', ARGV[a + 1], 'source', ARGV[a + 2], 'next', ARGV[a + 3])
+          end
+        end
+        return #KEYS - 2
+        """)
+
     /// Extend the leader lease if it is still ours.
     public static let renew = RedisScript(
         """

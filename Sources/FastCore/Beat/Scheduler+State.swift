@@ -85,31 +85,29 @@ extension Scheduler {
             logger.warning("beat \(id) lost the leadership")
             return
         }
-        var writes: [[String]] = []
+        // (name, spec ("" = remove), source, next), written by the fenced script per chunk.
+        var writes: [(name: String, spec: String, source: String, next: String)] = []
         for name in names {
             guard let handled = recorded[name], let next = nextDue(name, after: handled), var tracked = entries[name]
             else { continue }
             tracked.handled = handled
             tracked.next = next
             entries[name] = tracked
-            writes.append([
-                "HSET", BeatKeys.entry(name), BeatKeys.Field.spec, tracked.entry.jsonObject().serialized(),
-                BeatKeys.Field.source, tracked.source, BeatKeys.Field.next, String(next),
-            ])
+            writes.append((name, tracked.entry.jsonObject().serialized(), tracked.source, String(next)))
         }
         let present = Set(entries.keys)
-        if !present.isEmpty {
-            for chunk in chunks(present.sorted()) { writes.append(["SADD", BeatKeys.names] + chunk) }
-        }
         let listed = try redis.command("SMEMBERS", BeatKeys.names).elements?.compactMap(\.text) ?? []
-        for gone in listed where !present.contains(gone) {
-            writes.append(["SREM", BeatKeys.names, gone])
-            writes.append(["DEL", BeatKeys.entry(gone)])
+        for gone in listed.sorted() where !present.contains(gone) {
+            writes.append((gone, "", "", ""))
             logger.info("beat: entry \(gone) removed")
         }
         for chunk in chunks(writes) {
-            for reply in try redis.pipeline(Array(chunk)) {
-                if let e = reply.errorMessage { throw RedisError.reply(e) }
+            let keys = [BeatKeys.leader, BeatKeys.names] + chunk.map { BeatKeys.entry($0.name) }
+            let args = [id] + chunk.flatMap { [$0.name, $0.spec, $0.source, $0.next] }
+            if try BeatScripts.writeEntries.run(on: redis, keys: keys, args: args).integer == -1 {
+                lease.lost()
+                logger.warning("beat \(id) lost the leadership")
+                return
             }
         }
         rebuildHeap()

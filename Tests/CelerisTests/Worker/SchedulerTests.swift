@@ -405,4 +405,27 @@ final class SchedulerTests: RedisTestCase {
         XCTAssertEqual(try int("bad", "due"), anchor + 10_000)
         XCTAssertEqual(try int("bad", "count"), 1)
     }
+
+    /// A former leader's sync (it still believes it leads, with a stale view: here no entries)
+    /// writes nothing: the names set and the live entry's hash stay, and it learns it lost.
+    func testAFormerLeadersSyncCannotRemoveLiveEntries() throws {
+        let clock = ManualClock(CeleryTime.now())
+        let a = Scheduler(
+            configuration: BeatConfiguration(
+                endpoint: redis.endpoint, id: "beat@a:1:0001", readsRedisEntries: false, clock: clock),
+            logger: Logger(label: "test.beat"))
+        _ = try a.turn()
+        XCTAssertTrue(a.isLeader)
+        try client.command("DEL", BeatKeys.leader)  // a's lease ran out while it was paused...
+        try put("tick", tickJSON)
+        let b = scheduler("beat@b:2:0002", clock: clock)
+        _ = try b.turn()  // ...b took it and scheduled tick
+        XCTAssertTrue(b.isLeader)
+        XCTAssertEqual(try client.dump()[BeatKeys.names], "set:" + ["tick"].description)
+        let before = try stateWithoutHeartbeat()
+        a.synced = false  // a resumes and syncs its (empty) view
+        _ = try a.turn()
+        XCTAssertEqual(try stateWithoutHeartbeat(), before, "nothing removed")
+        XCTAssertFalse(a.isLeader)
+    }
 }

@@ -31,7 +31,7 @@ run: release venv
 
 # The second pass runs every suite that runs the worker engine: each XCTestCase class
 # (`class <Name>Tests:`) in a file under Tests/CelerisTests/Worker, Interop or System.
-# A suite added there joins the pass by itself; Unit, Redis and Frontend suites run once.
+# A suite added there joins the pass by itself; Unit, Redis, Frontend and Beat (celeris-beat, no worker) suites run once.
 SOCKET_DIRS := Worker Interop System
 SOCKET_SUITES = $(shell sed -n 's/^\(final \)\{0,1\}class \([A-Za-z0-9_]*Tests\): .*/\2/p' \
 	$(foreach d,$(SOCKET_DIRS),Tests/CelerisTests/$(d)/*.swift) | sort -u | paste -sd'|')

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The leadership role of one scheduler: the leader lease (`SET celeris:beat:leader <id> NX PX`),
+/// The leadership role of one scheduler: the leader lease (`BeatScripts.acquire`: SET PX if absent),
 /// its renewal (`BeatScripts.renew`), its release with a hand-over to a standby
 /// (`BeatScripts.release`), the heartbeat into `celeris:beat:schedulers` and the standby's wait
 /// on the hand-over list. Leadership only decides who does the work: the send script is the
@@ -28,15 +28,9 @@ final class BeatLease {
     /// `changes` + 1). True when this scheduler leads now.
     func acquire(on redis: RedisConnection, now: Int64) throws(RedisError) -> Bool {
         if isLeader { return true }
-        let r = try redis.pipeline([["SET", BeatKeys.leader, id, "NX", "PX", String(leaseMs)]])[0]
-        if let e = r.errorMessage { throw .reply(e) }
-        guard r.text == "OK" else { return false }
-        for reply in try redis.pipeline([
-            ["HSET", BeatKeys.leadership, "id", id, "since", String(now)],
-            ["HINCRBY", BeatKeys.leadership, "changes", "1"],
-        ]) {
-            if let e = reply.errorMessage { throw .reply(e) }
-        }
+        let r = try BeatScripts.acquire.run(
+            on: redis, keys: [BeatKeys.leader, BeatKeys.leadership], args: [id, String(leaseMs), String(now)])
+        guard r.integer == 1 else { return false }
         isLeader = true
         since = now
         metrics.leader(true)

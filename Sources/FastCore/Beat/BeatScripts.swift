@@ -59,6 +59,26 @@ public enum BeatScripts {
         return #KEYS - 2
         """)
 
+    /// Take the leader lease if nobody holds it, and record the leadership, in one step (a
+    /// half-done acquire cannot hold the key without knowing it).
+    ///
+    ///     try BeatScripts.acquire.run(on: redis, keys: [BeatKeys.leader, BeatKeys.leadership], args: [id, "3000", now])
+    public static let acquire = RedisScript(
+        """
+        -- KEYS: 1 leader key, 2 leadership hash
+        -- ARGV: 1 scheduler id, 2 lease ms, 3 now ms
+        -- returns: 1 acquired (leader set PX lease; leadership id, since, changes + 1), 0 held by another
+        -- A leadership key that is not a hash (or a `changes` that is not a number) is replaced: it
+        -- is only a record, and every write below must succeed once the lease is taken.
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        local kind = redis.call('TYPE', KEYS[2]).ok
+        if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[2]) end
+        local changes = (tonumber(redis.call('HGET', KEYS[2], 'changes')) or 0) + 1
+        redis.call('HSET', KEYS[2], 'id', ARGV[1], 'since', ARGV[3], 'changes', string.format('%d', changes))
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        return 1
+        """)
+
     /// Extend the leader lease if it is still ours.
     public static let renew = RedisScript(
         """

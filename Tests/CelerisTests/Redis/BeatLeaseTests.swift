@@ -80,6 +80,28 @@ final class BeatLeaseTests: RedisTestCase {
         XCTAssertLessThanOrEqual(pttl, leaseMs)
     }
 
+    /// Acquiring is one step: a leadership key of another type (a string) is replaced and the
+    /// lease taken with the record, never the lease without it (isLeader false while holding it).
+    func testAcquireIsWholeWhenTheLeadershipKeyIsJunk() throws {
+        try client.command("SET", BeatKeys.leadership, "junk")
+        let a = BeatLease(id: "beat@a:1:0001", leaseMs: leaseMs)
+        XCTAssertTrue(try a.acquire(on: client, now: 7))
+        XCTAssertTrue(a.isLeader)
+        XCTAssertEqual(
+            try client.dump(),
+            [
+                BeatKeys.leader: "string:beat@a:1:0001",
+                BeatKeys.leadership: "hash:" + ["changes=1", "id=beat@a:1:0001", "since=7"].description,
+            ])
+        try client.command("DEL", BeatKeys.leader)
+        try client.command("HSET", BeatKeys.leadership, "changes", "x")
+        let b = BeatLease(id: "beat@b:2:0002", leaseMs: leaseMs)
+        XCTAssertTrue(try b.acquire(on: client, now: 8))
+        XCTAssertEqual(
+            try client.dump()[BeatKeys.leadership],
+            "hash:" + ["changes=1", "id=beat@b:2:0002", "since=8"].description)
+    }
+
     func testRenewExtendsOwnLeaseAndRefusesAnothers() throws {
         let a = BeatLease(id: "beat@a:1:0001", leaseMs: leaseMs)
         XCTAssertTrue(try a.acquire(on: client, now: 1))

@@ -58,6 +58,21 @@ public struct BeatConfiguration: Sendable {
         return "\(node ?? "beat@" + ProcessInfo.processInfo.hostName):\(pid):\(padded)"
     }
 
+    /// The longest lease accepted (one day).
+    public static let longestLeaseMs: Int64 = 86_400_000
+
+    /// This configuration with its numbers brought into range, so no value can trap or spin a
+    /// scheduler: `leaseMs` within `shortestLeaseMs...longestLeaseMs`, `reloadInterval` within
+    /// 0.01...3600 s (not a number: 1 s). `Scheduler.init` applies it.
+    ///
+    ///     let safe = BeatConfiguration(endpoint: ep, leaseMs: 0).clamped()  // leaseMs 300
+    public func clamped() -> BeatConfiguration {
+        var c = self
+        c.leaseMs = min(max(leaseMs, Self.shortestLeaseMs), Self.longestLeaseMs)
+        c.reloadInterval = reloadInterval.isNaN ? 1 : min(max(reloadInterval, 0.01), 3600)
+        return c
+    }
+
     /// The renew (and standby acquire) period in seconds: a third of the lease.
     var renewSeconds: Double { Double(leaseMs) / 3000 }
 }

@@ -60,7 +60,14 @@ public final class Scheduler: @unchecked Sendable {
     /// A scheduler reading its entries from `configuration`'s file and run-time entries.
     ///
     ///     let scheduler = Scheduler(configuration: config, logger: Logger(label: "beat"))
-    public init(configuration: BeatConfiguration, logger: Logger = Logger(label: "celeris.beat")) {
+    /// The configuration's numbers are clamped (`BeatConfiguration.clamped()`; logged when changed).
+    public init(configuration given: BeatConfiguration, logger: Logger = Logger(label: "celeris.beat")) {
+        let configuration = given.clamped()
+        if configuration.leaseMs != given.leaseMs || configuration.reloadInterval != given.reloadInterval {
+            logger.warning(
+                "beat: lease \(given.leaseMs) ms, reload interval \(given.reloadInterval) s out of range; using \(configuration.leaseMs) ms, \(configuration.reloadInterval) s"
+            )
+        }
         self.configuration = configuration
         self.logger = logger
         metrics = BeatMetrics(enabled: configuration.metrics)

@@ -428,4 +428,30 @@ final class SchedulerTests: RedisTestCase {
         XCTAssertEqual(try stateWithoutHeartbeat(), before, "nothing removed")
         XCTAssertFalse(a.isLeader)
     }
+
+    /// Out-of-range numbers from the public API are clamped, not trapped on or looped over: a
+    /// lease of 0 (SET PX 0 is an error) or below leads with the shortest lease; a huge one
+    /// (3 * lease would overflow) and a NaN reload interval are brought into range.
+    func testOutOfRangeConfigurationIsClamped() throws {
+        try put("tick", tickJSON)
+        for leaseMs: Int64 in [0, -5] {
+            let s = Scheduler(
+                configuration: BeatConfiguration(
+                    endpoint: redis.endpoint, id: "beat@a:1:000\(-leaseMs)", leaseMs: leaseMs,
+                    clock: ManualClock(CeleryTime.now())),
+                logger: Logger(label: "test.beat"))
+            XCTAssertEqual(s.configuration.leaseMs, BeatConfiguration.shortestLeaseMs)
+            _ = try s.turn()
+            XCTAssertTrue(s.isLeader)
+            let pttl = try XCTUnwrap(try client.command("PTTL", BeatKeys.leader).integer)
+            XCTAssertGreaterThan(pttl, 0)
+            XCTAssertLessThanOrEqual(pttl, BeatConfiguration.shortestLeaseMs)
+            s.finish()
+        }
+        let huge = Scheduler(
+            configuration: BeatConfiguration(endpoint: redis.endpoint, leaseMs: .max, reloadInterval: .nan),
+            logger: Logger(label: "test.beat"))
+        XCTAssertEqual(huge.configuration.leaseMs, BeatConfiguration.longestLeaseMs)
+        XCTAssertEqual(huge.configuration.reloadInterval, 1)
+    }
 }

@@ -186,14 +186,20 @@ public final class Scheduler: @unchecked Sendable {
         wake.signal()
     }
 
-    /// Release the lease (if held) with a hand-over, and leave the schedulers set.
+    /// Release the lease (if held) with a hand-over, and leave the schedulers set. A failure on
+    /// the current connection (`shutdown()` may have shut its socket just as BLPOP returned) is
+    /// retried once on a new one.
     func finish() {
-        do {
-            if redis == nil { redis = try makeConnection() }
-            if let redis { try lease.release(on: redis) }
-            logger.info("beat \(id) stopped")
-        } catch {
-            logger.warning("beat \(id) stopped without releasing: \(error)")
+        for attempt in 1...2 {
+            do {
+                if redis == nil { redis = try makeConnection() }
+                if let redis { try lease.release(on: redis) }
+                logger.info("beat \(id) stopped")
+                break
+            } catch {
+                redis = nil
+                if attempt == 2 { logger.warning("beat \(id) stopped without releasing: \(error)") }
+            }
         }
         redis = nil
     }

@@ -454,4 +454,18 @@ final class SchedulerTests: RedisTestCase {
         XCTAssertEqual(huge.configuration.leaseMs, BeatConfiguration.longestLeaseMs)
         XCTAssertEqual(huge.configuration.reloadInterval, 1)
     }
+
+    /// `finish()` on a connection `shutdown()` has just shut (BLPOP returned first) retries on a
+    /// new connection: the lease is handed over and the scheduler leaves the schedulers set.
+    func testFinishOnADeadConnectionRetriesOnANewOne() throws {
+        try put("tick", tickJSON)
+        let s = scheduler("beat@a:1:0001", clock: ManualClock(CeleryTime.now()))
+        _ = try s.turn()
+        XCTAssertTrue(s.isLeader)
+        let socket = try XCTUnwrap(s.redis).socket
+        _ = Foundation.shutdown(socket, Int32(SHUT_RDWR))
+        s.finish()
+        XCTAssertEqual(try client.command("EXISTS", BeatKeys.leader, BeatKeys.schedulers).integer, 0)
+        XCTAssertEqual(try client.dump()[BeatKeys.handover], "list:" + ["beat@a:1:0001"].description)
+    }
 }

@@ -120,6 +120,7 @@ public final class Scheduler: @unchecked Sendable {
         try start()
         let redis = try connection()
         if leaseClock.isDue(configuration.clock.now()) { try leaseClock.measure(on: redis) }
+        _ = try validNow()
         if let snapshot = source.reloadIfChanged(redis: redis, now: configuration.clock.now()) {
             metrics.reloaded()
             apply(snapshot)
@@ -220,9 +221,23 @@ public final class Scheduler: @unchecked Sendable {
 
     // MARK: - Time and connection
 
-    /// Now in ms on Redis's clock.
+    /// Now in ms on Redis's clock; never traps (a reading out of Int64's range is clamped, not a
+    /// number is 0: `turn()` refuses both, `validNow`).
     func nowMs() -> Int64 {
-        Int64((leaseClock.redisTime(configuration.clock.now()) * 1000).rounded(.down))
+        let ms = (leaseClock.redisTime(configuration.clock.now()) * 1000).rounded(.down)
+        guard ms.isFinite else { return 0 }
+        return Int64(min(max(ms, -9e15), 9e15))
+    }
+
+    /// The latest instant a turn accepts as now (ms): the year 10000, as for crontab due times.
+    static let latestNowMs: Int64 = 253_402_300_800_000
+
+    /// Now, or an error when the clock (or Redis's TIME) reads outside year 1970...9999: the turn
+    /// fails (the connection is dropped and Redis's clock measured again) instead of planning.
+    func validNow() throws(RedisError) -> Int64 {
+        let now = nowMs()
+        guard now > 0, now < Self.latestNowMs else { throw .reply("clock out of range: \(now) ms since the epoch") }
+        return now
     }
 
     func connection() throws(RedisError) -> RedisConnection {

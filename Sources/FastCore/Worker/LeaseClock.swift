@@ -62,7 +62,8 @@ final class LeaseClock {
         let wallAfter = clock.now()
         let after = DispatchTime.now().uptimeNanoseconds
         guard let parts = reply.elements, parts.count == 2, let seconds = parts[0].text.flatMap(Double.init),
-            let micros = parts[1].text.flatMap(Double.init), seconds.isFinite, micros.isFinite
+            let micros = parts[1].text.flatMap(Double.init), seconds.isFinite, micros.isFinite,
+            (0..<1e11).contains(seconds), (0..<1e6).contains(micros)
         else { throw .reply("TIME returned \(reply)") }
         let reference: Double
         if anchored {
@@ -71,6 +72,7 @@ final class LeaseClock {
         } else {
             reference = (wallBefore + wallAfter) / 2
         }
+        guard (seconds + micros / 1e6 - reference).isFinite else { throw .reply("clock reads \(reference)") }
         offset = seconds + micros / 1e6 - reference
         measuredOn = redis
         measuredAt = wallAfter

@@ -468,4 +468,18 @@ final class SchedulerTests: RedisTestCase {
         XCTAssertEqual(try client.command("EXISTS", BeatKeys.leader, BeatKeys.schedulers).integer, 0)
         XCTAssertEqual(try client.dump()[BeatKeys.handover], "list:" + ["beat@a:1:0001"].description)
     }
+
+    /// A clock reading far out of range (1e300 s) cannot trap the scheduler: the turn fails
+    /// with an error and writes nothing.
+    func testClockOutOfRangeFailsTheTurnWithoutTrapping() throws {
+        try put("tick", tickJSON)
+        let clock = ManualClock(CeleryTime.now())
+        let s = scheduler("beat@a:1:0001", clock: clock)
+        _ = try s.turn()
+        clock.advance(1e300)
+        let before = try stateWithoutHeartbeat()
+        XCTAssertThrowsError(try s.turn())
+        XCTAssertEqual(try stateWithoutHeartbeat(), before)
+        XCTAssertThrowsError(try s.turn(), "and again next turn")
+    }
 }

@@ -126,7 +126,8 @@ extension Scheduler {
         }
     }
 
-    /// Stop scheduling `name` (its schedule has no next due time); it stays listed in Redis.
+    /// Stop scheduling `name` (its schedule has no next due time). Like a removed entry, the next
+    /// sync (a reload, leadership taken, a reconnect) SREMs it from `names` and deletes its hash.
     func drop(_ name: String, because error: CrontabError) {
         logger.error("beat: entry \(name) dropped: \(error)")
         metrics.scheduleErrors()

@@ -5,6 +5,9 @@
 ///     let r = try BeatScripts.renew.run(on: redis, keys: [BeatKeys.leader], args: [id, "3000"])
 public enum BeatScripts {
     /// Send (or record as handled) one due time of one entry.
+    ///
+    ///     let r = try BeatScripts.send.run(on: redis, keys: [BeatKeys.leader, BeatKeys.entry(name), "celery",
+    ///                                      "_kombu.binding.celery"], args: [id, due, envelope, sentAt, taskId, member, next])
     public static let send = RedisScript(
         """
         -- KEYS: 1 leader key, 2 entry state hash, 3 queue list, 4 kombu binding set
@@ -80,6 +83,8 @@ public enum BeatScripts {
         """)
 
     /// Extend the leader lease if it is still ours.
+    ///
+    ///     try BeatScripts.renew.run(on: redis, keys: [BeatKeys.leader], args: [id, "3000"]).integer == 1
     public static let renew = RedisScript(
         """
         -- KEYS: 1 leader key
@@ -93,6 +98,8 @@ public enum BeatScripts {
         """)
 
     /// Give the leader lease up and wake one standby (warm shutdown).
+    ///
+    ///     try BeatScripts.release.run(on: redis, keys: [BeatKeys.leader, BeatKeys.handover], args: [id, "3000"])
     public static let release = RedisScript(
         """
         -- KEYS: 1 leader key, 2 hand-over list

@@ -44,7 +44,10 @@ public final class Scheduler: @unchecked Sendable {
     var redis: RedisConnection?
     var entries: [String: Tracked] = [:]
     var heap = BeatHeap()
-    /// When this scheduler started, ms on Redis's clock (set at its first connection).
+    /// When this scheduler started, ms on Redis's clock (set at its first connection); due
+    /// times before it follow the entries' `catch_up`.
+    ///
+    ///     try scheduler.start(); let started = scheduler.startedAt!
     public private(set) var startedAt: Int64?
     /// Whether the schedule was loaded (`start`).
     var loaded = false
@@ -79,11 +82,17 @@ public final class Scheduler: @unchecked Sendable {
         leaseClock = LeaseClock(clock: configuration.clock)
     }
 
-    /// The scheduler's id.
+    /// The scheduler's id (`celeris:beat:leader`'s value while it leads).
+    ///
+    ///     logger.info("\(scheduler.id) ready")
     public var id: String { configuration.id }
     /// Whether this scheduler leads, as of its last turn.
+    ///
+    ///     _ = try scheduler.turn(); if scheduler.isLeader { ... }
     public var isLeader: Bool { lease.isLeader }
-    /// The names of the entries scheduled.
+    /// The names of the entries scheduled, sorted.
+    ///
+    ///     print(scheduler.entryNames)  // ["cleanup", "tick"]
     public var entryNames: [String] { entries.keys.sorted() }
 
     /// Connect, load the schedule and register in the schedulers set; logs `beat <id> ready`.

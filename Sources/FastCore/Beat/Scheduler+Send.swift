@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// The leader's sends: every entry whose next due time has come is planned (`DuePlan`), and the
@@ -36,9 +37,22 @@ extension Scheduler {
             planned.append((top.name, plan.next, first..<requests.count))
         }
         guard !planned.isEmpty else { return }
-        let outcomes: [BeatSender.Outcome]
+        var outcomes: [BeatSender.Outcome] = []
         do {
-            outcomes = try sender.send(requests, on: redis) { nowMs() }
+            // Batch by batch, renewing the lease when due in between: a long catch-up must not
+            // outlast the lease (a lease found lost stops the sends: fewer outcomes).
+            var start = 0
+            while start < requests.count {
+                if start > 0, DispatchTime.now().uptimeNanoseconds >= nextLeaseCheck {
+                    try checkLease(redis: redis)
+                    if !lease.isLeader { break }
+                }
+                let end = min(start + BeatSender.batchLimit, requests.count)
+                let part = try sender.send(Array(requests[start..<end]), on: redis) { nowMs() }
+                outcomes += part
+                if part.count < end - start || part.contains(.notLeader) { break }
+                start = end
+            }
         } catch {
             // What was sent is recorded in Redis: read it again once reconnected.
             synced = false

@@ -134,21 +134,25 @@ public final class Scheduler: @unchecked Sendable {
             metrics.reloaded()
             apply(snapshot)
         }
-        let mono = DispatchTime.now().uptimeNanoseconds
-        if mono >= nextLeaseCheck {
-            let now = nowMs()
-            if lease.isLeader {
-                if try !lease.renew(on: redis, now: now) { logger.warning("beat \(id) lost the leadership") }
-            } else if try lease.acquire(on: redis, now: now) {
-                logger.info("beat \(id) leads")
-                synced = false
-            }
-            try lease.heartbeat(on: redis, now: now)
-            nextLeaseCheck = mono + UInt64(configuration.renewSeconds * 1e9)
-        }
+        if DispatchTime.now().uptimeNanoseconds >= nextLeaseCheck { try checkLease(redis: redis) }
         if lease.isLeader && !synced { try sync(redis: redis) }
         if lease.isLeader && synced { try sendDue(redis: redis) }
         return secondsToNextTurn()
+    }
+
+    /// Renew (as leader) or try to acquire the lease, and send the heartbeat; the next check is
+    /// due a third of the lease later. Also called between send batches of a long catch-up.
+    func checkLease(redis: RedisConnection) throws {
+        let mono = DispatchTime.now().uptimeNanoseconds
+        let now = nowMs()
+        if lease.isLeader {
+            if try !lease.renew(on: redis, now: now) { logger.warning("beat \(id) lost the leadership") }
+        } else if try lease.acquire(on: redis, now: now) {
+            logger.info("beat \(id) leads")
+            synced = false
+        }
+        try lease.heartbeat(on: redis, now: now)
+        nextLeaseCheck = mono + UInt64(configuration.renewSeconds * 1e9)
     }
 
     /// Turns until `shutdown()`; then the lease is released to a standby and this scheduler

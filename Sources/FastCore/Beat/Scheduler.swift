@@ -234,10 +234,11 @@ public final class Scheduler: @unchecked Sendable {
 
     // MARK: - Time and connection
 
-    /// Now in ms on Redis's clock; never traps (a reading out of Int64's range is clamped, not a
+    /// Now in ms on Redis's clock (`LeaseClock.redisNow`: a system clock step between two
+    /// measurements does not move it; a `ManualClock` does); never traps (a reading out of Int64's range is clamped, not a
     /// number is 0: `turn()` refuses both, `validNow`).
     func nowMs() -> Int64 {
-        let ms = (leaseClock.redisTime(configuration.clock.now()) * 1000).rounded(.down)
+        let ms = (leaseClock.redisNow() * 1000).rounded(.down)
         guard ms.isFinite else { return 0 }
         return Int64(min(max(ms, -9e15), 9e15))
     }

@@ -31,6 +31,10 @@ final class LeaseClock {
     private weak var measuredOn: RedisConnection?
     /// The worker's clock at the last measurement.
     private var measuredAt = 0.0
+    /// Redis's time at the middle of the last measurement's round trip, and the monotonic
+    /// clock then (`redisNow`).
+    private var measuredRedis = 0.0
+    private var measuredUptime: UInt64 = 0
     /// Whether the offset is taken against the start-anchored monotonic time (a `ManualClock`).
     private let anchored: Bool
     /// The worker's clock, and the monotonic clock, when this was made.
@@ -74,12 +78,25 @@ final class LeaseClock {
         }
         guard (seconds + micros / 1e6 - reference).isFinite else { throw .reply("clock reads \(reference)") }
         offset = seconds + micros / 1e6 - reference
+        measuredRedis = seconds + micros / 1e6
+        measuredUptime = before / 2 + after / 2
         measuredOn = redis
         measuredAt = wallAfter
     }
 
     /// Redis's time when this worker's clock reads `now`.
     func redisTime(_ now: Double) -> Double { now + offset }
+
+    /// Redis's time now, immune to steps of the system clock between measurements: the last
+    /// measured Redis time plus the monotonic time since. A `ManualClock` (a test's) stays the
+    /// authority: `redisTime(clock.now())`; so does any clock before the first measurement.
+    ///
+    ///     let nowMs = leaseClock.redisNow() * 1000
+    func redisNow() -> Double {
+        guard !anchored, measuredUptime != 0 else { return redisTime(clock.now()) }
+        let uptime = DispatchTime.now().uptimeNanoseconds
+        return measuredRedis + (Double(uptime) - Double(measuredUptime)) / 1e9
+    }
 
     /// A lease stamp (`Leases.stamp`) in Redis's time, for this worker's `now`.
     func stamp(_ now: Double) -> String { Leases.stamp(redisTime(now)) }

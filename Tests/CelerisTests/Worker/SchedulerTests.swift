@@ -504,4 +504,25 @@ final class SchedulerTests: RedisTestCase {
         XCTAssertEqual(try client.command("HGET", BeatKeys.leadership, "changes").text, "1")
         print("catch-up of 10000 sends took \(took) s")
     }
+
+    /// A system clock stepped 10 s forward (less than the 60 s between measurements of Redis's
+    /// clock) does not send a due time early: between measurements now runs on the monotonic
+    /// clock from the last Redis TIME.
+    func testSystemClockStepDoesNotSendEarly() throws {
+        final class SteppedClock: WallClock, @unchecked Sendable {
+            let step = LockedBox(0.0)
+            func now() -> Double { Date().timeIntervalSince1970 + step.get() }
+        }
+        try put("tick", tickJSON)
+        let clock = SteppedClock()
+        let s = Scheduler(
+            configuration: BeatConfiguration(endpoint: redis.endpoint, id: "beat@a:1:0001", clock: clock),
+            logger: Logger(label: "test.beat"))
+        _ = try s.turn()
+        let anchor = try XCTUnwrap(try int("tick", "due"))
+        clock.step.modify { $0 += 10 }
+        _ = try s.turn()
+        XCTAssertEqual(try queued().count, 0, "not due: only the system clock moved")
+        XCTAssertLessThan(try client.timeMs(), anchor + 10_000)
+    }
 }

@@ -1,6 +1,7 @@
 /// Sends due times through `BeatScripts.send`, pipelined: up to `batchLimit` script calls per
-/// round trip. Each message is built at send time with `BeatMessage` (`sentAt` = Redis-clock
-/// now, a fresh task id), so a scheduler sends exactly what Celery beat 5.7 sends; each call
+/// round trip. Each message is written at send time from the entry's `BeatEnvelope` template
+/// (byte-equal to `BeatMessage`; `sentAt` = Redis-clock now, a fresh task id), so a scheduler
+/// sends exactly what Celery beat 5.7 sends; each call
 /// answers for its step (sent, recorded, already handled, not the leader).
 ///
 ///     let sender = BeatSender(id: config.id)
@@ -9,10 +10,24 @@ final class BeatSender {
     /// One step of one entry: send (or, `send: false`, only record) due time `due`, and write
     /// `next` as the entry's next due time.
     struct Request {
-        let entry: ScheduleEntry
+        /// The entry's compiled envelope (kept with the tracked entry).
+        let template: BeatEnvelope
+        var entry: ScheduleEntry { template.entry }
         let due: Int64
         let next: Int64
         let send: Bool
+
+        init(template: BeatEnvelope, due: Int64, next: Int64, send: Bool) {
+            self.template = template
+            self.due = due
+            self.next = next
+            self.send = send
+        }
+
+        /// A request with a template made for it (tests; the scheduler keeps one per entry).
+        init(entry: ScheduleEntry, due: Int64, next: Int64, send: Bool) {
+            self.init(template: BeatEnvelope(entry: entry), due: due, next: next, send: send)
+        }
     }
 
     /// What the script did with a request.
@@ -101,9 +116,9 @@ final class BeatSender {
         var envelope = ""
         var taskId: String?
         if request.send {
-            let message = BeatMessage.message(for: entry, sentAt: Double(sentAt) / 1000)
-            envelope = BeatMessage.envelope(of: message, for: entry)
-            taskId = message.id
+            let id = TaskMessage.newId()
+            envelope = String(decoding: request.template.bytes(id: id, sentAt: Double(sentAt) / 1000), as: UTF8.self)
+            taskId = id
         }
         let keys = [
             BeatKeys.leader, BeatKeys.entry(entry.name), QueueKeys.listKey(queue: queue, priority: priority),

@@ -30,8 +30,10 @@ extension Scheduler {
             for (i, step) in plan.steps.enumerated() {
                 let after = i + 1 < plan.steps.count ? plan.steps[i + 1].due : plan.next
                 switch step {
-                case .send(let due): requests.append(.init(entry: tracked.entry, due: due, next: after, send: true))
-                case .skip(let due): requests.append(.init(entry: tracked.entry, due: due, next: after, send: false))
+                case .send(let due):
+                    requests.append(.init(template: tracked.template, due: due, next: after, send: true))
+                case .skip(let due):
+                    requests.append(.init(template: tracked.template, due: due, next: after, send: false))
                 }
             }
             planned.append((top.name, plan.next, first..<requests.count))

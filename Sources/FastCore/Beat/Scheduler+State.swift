@@ -26,8 +26,13 @@ extension Scheduler {
                 continue
             }
             let origin = snapshot.sources[entry.name] ?? ScheduleSource.fileSource
-            var tracked = Tracked(entry: entry, due: due, source: origin, handled: nil, next: .max, seenFrom: loadedAt)
-            if let old = entries[entry.name] {
+            let old = entries[entry.name]
+            // The envelope template is made once per entry version, not per send.
+            let template = old.flatMap { $0.entry == entry ? $0.template : nil } ?? BeatEnvelope(entry: entry)
+            var tracked = Tracked(
+                entry: entry, template: template, due: due, source: origin, handled: nil, next: .max, seenFrom: loadedAt
+            )
+            if let old {
                 tracked.handled = old.handled
                 tracked.seenFrom = old.entry.schedule == entry.schedule ? old.seenFrom : loadedAt
                 tracked.next =
@@ -64,7 +69,7 @@ extension Scheduler {
         var anchors: [BeatSender.Request] = []
         for name in names where recorded[name] == nil {
             guard let tracked = entries[name], let next = nextDue(name, after: now) else { continue }
-            anchors.append(.init(entry: tracked.entry, due: now, next: next, send: false))
+            anchors.append(.init(template: tracked.template, due: now, next: next, send: false))
         }
         let outcomes = try sender.send(anchors, on: redis) { now }
         for (request, outcome) in zip(anchors, outcomes) {

@@ -20,6 +20,8 @@ public final class Scheduler: @unchecked Sendable {
     /// One scheduled entry and what this scheduler knows of its state.
     struct Tracked {
         var entry: ScheduleEntry
+        /// The entry's compiled beat envelope (made when the entry is added or changed).
+        var template: BeatEnvelope
         let due: DueSchedule
         var source: String
         /// The recorded due time (Redis's `due`); nil until read as leader.

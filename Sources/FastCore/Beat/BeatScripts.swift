@@ -1,40 +1,73 @@
-/// The scheduler's Lua scripts, run by SHA through `RedisScript`. `send` is the fence that
+/// The scheduler's Lua scripts, run by SHA through `RedisScript`. `sendBatch` is the fence that
 /// makes each due time of each entry go out once, whatever the schedulers believe about who
 /// leads: it sends only for the lease holder and only a due time later than the recorded one.
 ///
 ///     let r = try BeatScripts.renew.run(on: redis, keys: [BeatKeys.leader], args: [id, "3000"])
 public enum BeatScripts {
-    /// Send (or record as handled) one due time of one entry.
+    /// Send (or record as handled) a batch of due times (up to `BeatSender.batchLimit`) in one
+    /// call: the lease is checked once, each entry is fenced and written on its own (an entry's
+    /// Redis error is that entry's reply; the others go on), and `sent_at` is Redis's own `TIME`.
     ///
-    ///     let r = try BeatScripts.send.run(on: redis, keys: [BeatKeys.leader, BeatKeys.entry(name), "celery",
-    ///                                      "_kombu.binding.celery"], args: [id, due, envelope, sentAt, taskId, member, next])
-    public static let send = RedisScript(
+    ///     let r = try BeatScripts.sendBatch.run(on: redis, keys: [BeatKeys.leader, BeatKeys.entry(name), "celery",
+    ///                                           "_kombu.binding.celery"], args: [id, "", due, envelope, taskId, member, next])
+    public static let sendBatch = RedisScript(
         """
-        -- KEYS: 1 leader key, 2 entry state hash, 3 queue list, 4 kombu binding set
-        -- ARGV: 1 scheduler id, 2 due ms, 3 envelope ("" = record only: a skip or an anchor),
-        --       4 sent-at ms, 5 task id, 6 binding member, 7 next due ms
-        -- returns: 1 sent (or recorded), 0 already handled (due <= recorded due; nothing written),
-        --          -1 not the leader (nothing written)
-        -- The writes come after every read and the LPUSH (a queue key of another type fails the
-        -- call before anything is written); `count` that is not a number restarts at 1.
-        -- A recorded due that is not an integer string (^-?%d+$, what schedulers write) is treated
-        -- as absent: the send overwrites it (the scheduler cannot read it either).
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-        local recorded = redis.call('HGET', KEYS[2], 'due')
-        if recorded and string.match(recorded, '^%-?%d+$') and tonumber(recorded) >= tonumber(ARGV[2]) then
-          return 0
+        -- KEYS: 1 leader key; then per entry i (0-based) three keys from 2 + i * 3: entry state hash,
+        --       queue list, kombu binding set
+        -- ARGV: 1 scheduler id, 2 sent-at ms to stamp ("" = Redis's TIME, ms); then per entry i five
+        --       values from 3 + i * 5: due ms, envelope ("" = record only: a skip or an anchor),
+        --       task id, binding member, next due ms
+        -- returns: {-1} not the leader (nothing written); else {sent-at ms (string), then per entry:
+        --          1 sent (or recorded), 0 already handled (due <= recorded due; nothing written),
+        --          or a string: that entry's Redis error (what it wrote before the error stays)}
+        -- Per entry the LPUSH comes after every read and before the state writes (a queue key of
+        -- another type fails the entry before its state moves); `count` that is not a number
+        -- restarts at 1. A recorded due that is not an integer string (^-?%d+$, what schedulers
+        -- write) is treated as absent: the send overwrites it. Each distinct binding is SADDed once.
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
+        local now = ARGV[2]
+        if now == '' then
+          local t = redis.call('TIME')
+          now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
         end
-        if ARGV[3] ~= '' then
-          local count = (tonumber(redis.call('HGET', KEYS[2], 'count')) or 0) + 1
-          redis.call('LPUSH', KEYS[3], ARGV[3])
-          redis.call('SADD', KEYS[4], ARGV[6])
-          redis.call('HSET', KEYS[2], 'due', ARGV[2], 'next', ARGV[7], 'sent_at', ARGV[4], 'task_id', ARGV[5],
-            'count', string.format('%d', count))
-        else
-          redis.call('SADD', KEYS[4], ARGV[6])
-          redis.call('HSET', KEYS[2], 'due', ARGV[2], 'next', ARGV[7])
+        local function call(...)
+          local r = redis.pcall(...)
+          if type(r) == 'table' and r.err then error(r.err, 0) end
+          return r
         end
-        return 1
+        local bound = {}
+        local function bind(key, member)
+          bound[key] = bound[key] or {}
+          if not bound[key][member] then
+            call('SADD', key, member)
+            bound[key][member] = true
+          end
+        end
+        local function one(hash, queue, binding, due, envelope, taskId, member, nextDue)
+          local recorded = call('HGET', hash, 'due')
+          if recorded and string.match(recorded, '^%-?%d+$') and tonumber(recorded) >= tonumber(due) then
+            return 0
+          end
+          if envelope ~= '' then
+            local count = (tonumber(call('HGET', hash, 'count')) or 0) + 1
+            call('LPUSH', queue, envelope)
+            bind(binding, member)
+            call('HSET', hash, 'due', due, 'next', nextDue, 'sent_at', now, 'task_id', taskId,
+              'count', string.format('%d', count))
+          else
+            bind(binding, member)
+            call('HSET', hash, 'due', due, 'next', nextDue)
+          end
+          return 1
+        end
+        local out = {now}
+        for i = 0, (#KEYS - 1) / 3 - 1 do
+          local k, a = 2 + i * 3, 3 + i * 5
+          local ok, r = pcall(one, KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[a], ARGV[a + 1], ARGV[a + 2],
+            ARGV[a + 3], ARGV[a + 4])
+          if ok then out[#out + 1] = r else out[#out + 1] = tostring(r) end
+        end
+        return out
         """)
 
     /// Write entries' `spec`/`source`/`next` and the `names` set, or remove entries, for the

@@ -1,5 +1,5 @@
-/// Sends due times through `BeatScripts.send`, pipelined: up to `batchLimit` script calls per
-/// round trip. Each message is written at send time from the entry's `BeatEnvelope` template
+/// Sends due times through `BeatScripts.sendBatch`: up to `batchLimit` entries per script call
+/// (one round trip). Each message is written at send time from the entry's `BeatEnvelope` template
 /// (byte-equal to `BeatMessage`; `sentAt` = Redis-clock now, a fresh task id), so a scheduler
 /// sends exactly what Celery beat 5.7 sends; each call
 /// answers for its step (sent, recorded, already handled, not the leader).
@@ -32,7 +32,7 @@ final class BeatSender {
 
     /// What the script did with a request.
     enum Outcome: Equatable {
-        /// Sent as task `taskId` at `sentAt` (ms, Redis time).
+        /// Sent as task `taskId` at `sentAt` (ms, Redis's `TIME` in the script; the scheduler's now under a `ManualClock`).
         case sent(taskId: String, sentAt: Int64)
         /// Recorded handled without a message.
         case recorded
@@ -44,19 +44,26 @@ final class BeatSender {
         case failed(String)
     }
 
-    /// Script calls per round trip at most.
-    static let batchLimit = 512
+    /// Entries per script call (one call, one round trip, per batch) at most.
+    static let batchLimit = 256
 
     let id: String
+    /// Whether `sent_at` is stamped with Redis's `TIME` in the script (the system clock); false
+    /// under a `ManualClock`, whose now (the `now` given to `send`) stays the authority.
+    let stampsRedisTime: Bool
     /// The connection `sha` was loaded on (nil: load before the next batch).
     private weak var loadedOn: RedisConnection?
     private var sha = ""
 
-    init(id: String) { self.id = id }
+    init(id: String, stampsRedisTime: Bool = true) {
+        self.id = id
+        self.stampsRedisTime = stampsRedisTime
+    }
 
-    /// Run `requests` in order, `batchLimit` per round trip; `now` gives the send time (ms,
-    /// Redis time) of each batch. Stops after a batch in which the lease was found lost (the
-    /// outcomes returned are then fewer than the requests). A Redis error that is not one call's reply throws.
+    /// Run `requests` in order, `batchLimit` per script call; `now` gives the scheduler's send
+    /// time estimate (ms, Redis time) of each batch, for the messages' `expires`. Stops after a
+    /// batch in which the lease was found lost (the outcomes returned are then fewer than the
+    /// requests). A Redis error that is not one entry's reply throws.
     func send(_ requests: [Request], on redis: RedisConnection, now: () -> Int64) throws(RedisError) -> [Outcome] {
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(requests.count)
@@ -71,63 +78,71 @@ final class BeatSender {
         return outcomes
     }
 
-    /// One round trip: the batch's script calls pipelined; calls Redis refused with NOSCRIPT
-    /// (its scripts flushed) are run again, in order, once the script is loaded.
+    /// One round trip: the batch in one `BeatScripts.sendBatch` call, run again once loaded
+    /// when Redis refused it with NOSCRIPT (its scripts flushed).
     private func sendBatch(_ batch: ArraySlice<Request>, on redis: RedisConnection, sentAt: Int64) throws(RedisError)
         -> [Outcome]
     {
         if loadedOn !== redis {
-            sha = try BeatScripts.send.load(on: redis)
+            sha = try BeatScripts.sendBatch.load(on: redis)
             loadedOn = redis
         }
-        var calls: [(keys: [String], args: [String], taskId: String?)] = []
-        calls.reserveCapacity(batch.count)
-        for request in batch { calls.append(call(for: request, sentAt: sentAt)) }
-        let replies = try redis.pipeline(calls.map { BeatScripts.send.command(sha: sha, keys: $0.keys, args: $0.args) })
+        var keys = [BeatKeys.leader]
+        keys.reserveCapacity(1 + 3 * batch.count)
+        var args = [id, stampsRedisTime ? "" : String(sentAt)]
+        args.reserveCapacity(2 + 5 * batch.count)
+        var taskIds: [String?] = []
+        taskIds.reserveCapacity(batch.count)
+        let sentAtSeconds = Double(sentAt) / 1000
+        for request in batch {
+            let entry = request.entry
+            let queue = entry.options.queue ?? "celery"
+            let priority = entry.options.priority ?? 0
+            var envelope = ""
+            var taskId: String?
+            if request.send {
+                let id = TaskMessage.newId()
+                envelope = String(decoding: request.template.bytes(id: id, sentAt: sentAtSeconds), as: UTF8.self)
+                taskId = id
+            }
+            keys += [
+                BeatKeys.entry(entry.name), QueueKeys.listKey(queue: queue, priority: priority),
+                QueueKeys.bindingKey(exchange: queue),
+            ]
+            args += [
+                String(request.due), envelope, taskId ?? "", QueueKeys.bindingMember(routingKey: queue, queue: queue),
+                String(request.next),
+            ]
+            taskIds.append(taskId)
+        }
+        var reply = try redis.pipeline([BeatScripts.sendBatch.command(sha: sha, keys: keys, args: args)])[0]
+        if let e = reply.errorMessage, e.hasPrefix("NOSCRIPT") {
+            sha = try BeatScripts.sendBatch.load(on: redis)
+            reply = try redis.pipeline([BeatScripts.sendBatch.command(sha: sha, keys: keys, args: args)])[0]
+        }
+        // An error of the whole call (not one entry's: those are in the reply) fails every entry
+        // of the batch alone (each backs off); the connection is kept.
+        if let e = reply.errorMessage { return Array(repeating: .failed(e), count: batch.count) }
+        guard let items = reply.elements, let first = items.first else {
+            return Array(repeating: .failed("send script returned \(reply)"), count: batch.count)
+        }
+        if first.integer == -1 { return Array(repeating: .notLeader, count: batch.count) }
+        guard let stamped = first.text.flatMap({ Int64($0) }), items.count == batch.count + 1 else {
+            return Array(repeating: .failed("send script returned \(reply)"), count: batch.count)
+        }
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
-        for (i, reply) in replies.enumerated() {
-            var r = reply
-            if let e = r.errorMessage, e.hasPrefix("NOSCRIPT") {
-                sha = try BeatScripts.send.load(on: redis)
-                r = try redis.pipeline([BeatScripts.send.command(sha: sha, keys: calls[i].keys, args: calls[i].args)])[
-                    0]
-            }
-            // An error reply is this call's alone (the pipeline's replies are read one by one).
-            if let e = r.errorMessage {
+        for (i, item) in items.dropFirst().enumerated() {
+            if let e = item.text {
                 outcomes.append(.failed(e))
                 continue
             }
-            switch r.integer ?? .min {
-            case 1: outcomes.append(calls[i].taskId.map { .sent(taskId: $0, sentAt: sentAt) } ?? .recorded)
+            switch item.integer ?? .min {
+            case 1: outcomes.append(taskIds[i].map { .sent(taskId: $0, sentAt: stamped) } ?? .recorded)
             case 0: outcomes.append(.handled)
-            case -1: outcomes.append(.notLeader)
-            default: outcomes.append(.failed("send script returned \(r)"))
+            default: outcomes.append(.failed("send script returned \(item)"))
             }
         }
         return outcomes
-    }
-
-    /// The script's keys and arguments for `request`, its message built now.
-    private func call(for request: Request, sentAt: Int64) -> (keys: [String], args: [String], taskId: String?) {
-        let entry = request.entry
-        let queue = entry.options.queue ?? "celery"
-        let priority = entry.options.priority ?? 0
-        var envelope = ""
-        var taskId: String?
-        if request.send {
-            let id = TaskMessage.newId()
-            envelope = String(decoding: request.template.bytes(id: id, sentAt: Double(sentAt) / 1000), as: UTF8.self)
-            taskId = id
-        }
-        let keys = [
-            BeatKeys.leader, BeatKeys.entry(entry.name), QueueKeys.listKey(queue: queue, priority: priority),
-            QueueKeys.bindingKey(exchange: queue),
-        ]
-        let args = [
-            id, String(request.due), envelope, String(sentAt), taskId ?? "",
-            QueueKeys.bindingMember(routingKey: queue, queue: queue), String(request.next),
-        ]
-        return (keys, args, taskId)
     }
 }

@@ -80,7 +80,7 @@ public final class Scheduler: @unchecked Sendable {
             file: configuration.schedulePath, readsRedis: configuration.readsRedisEntries, clock: configuration.clock,
             reloadInterval: configuration.reloadInterval, logger: logger)
         lease = BeatLease(id: configuration.id, leaseMs: configuration.leaseMs, metrics: metrics)
-        sender = BeatSender(id: configuration.id)
+        sender = BeatSender(id: configuration.id, stampsRedisTime: !(configuration.clock is ManualClock))
         leaseClock = LeaseClock(clock: configuration.clock)
     }
 

@@ -60,33 +60,90 @@ final class BeatSender {
         self.stampsRedisTime = stampsRedisTime
     }
 
-    /// Run `requests` in order, `batchLimit` per script call; `now` gives the scheduler's send
-    /// time estimate (ms, Redis time) of each batch, for the messages' `expires`. Stops after a
-    /// batch in which the lease was found lost (the outcomes returned are then fewer than the
-    /// requests). A Redis error that is not one entry's reply throws.
-    func send(_ requests: [Request], on redis: RedisConnection, now: () -> Int64) throws(RedisError) -> [Outcome] {
-        var outcomes: [Outcome] = []
-        outcomes.reserveCapacity(requests.count)
-        var start = 0
-        while start < requests.count {
-            let end = min(start + Self.batchLimit, requests.count)
-            let batch = try sendBatch(requests[start..<end], on: redis, sentAt: now())
-            outcomes += batch
-            if batch.contains(.notLeader) { break }
-            start = end
-        }
-        return outcomes
+    /// One batch's script call, built.
+    private struct Prepared {
+        let count: Int
+        let keys: [String]
+        let args: [String]
+        let taskIds: [String?]
     }
 
-    /// One round trip: the batch in one `BeatScripts.sendBatch` call, run again once loaded
-    /// when Redis refused it with NOSCRIPT (its scripts flushed).
-    private func sendBatch(_ batch: ArraySlice<Request>, on redis: RedisConnection, sentAt: Int64) throws(RedisError)
-        -> [Outcome]
-    {
+    /// Run `requests` in order, `batchLimit` per script call, pipelined: batch k + 1 is built
+    /// and written while Redis runs batch k. `now` gives the scheduler's send time estimate (ms,
+    /// Redis time) of each batch, for the messages' `expires`. Returns early (fewer outcomes)
+    /// after a batch in which the lease was found lost (then `.notLeader` is among them), or
+    /// when `pauseWhen()` is true before the next batch is sent (the caller renews the lease
+    /// and sends the rest). A Redis error that is not one entry's reply throws.
+    func send(
+        _ requests: [Request], on redis: RedisConnection, pauseWhen: () -> Bool = { false }, now: () -> Int64
+    ) throws(RedisError) -> [Outcome] {
+        guard !requests.isEmpty else { return [] }
         if loadedOn !== redis {
             sha = try BeatScripts.sendBatch.load(on: redis)
             loadedOn = redis
         }
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(requests.count)
+        var start = 0
+        var current = prepare(requests[0..<min(Self.batchLimit, requests.count)], sentAt: now())
+        try redis.append([command(current)])
+        try redis.flush()
+        // The reply of `current` when it was read already (it was the batch in flight behind a NOSCRIPT).
+        var currentReply: RedisValue?
+        while true {
+            let nextStart = start + current.count
+            var next: Prepared?
+            var nextSent = false
+            if nextStart < requests.count && !pauseWhen() {
+                let built = prepare(
+                    requests[nextStart..<min(nextStart + Self.batchLimit, requests.count)], sentAt: now())
+                try redis.append([command(built)])
+                try redis.flush()
+                next = built
+                nextSent = true
+            }
+            var reply: RedisValue
+            if let known = currentReply { reply = known } else { reply = try redis.read() }
+            var nextReply: RedisValue?
+            if Self.isNoScript(reply) {
+                // Redis lost the script (flushed or restarted): read the reply of the batch in
+                // flight behind it first, then run this batch again, and that one too if refused.
+                if nextSent { nextReply = try redis.read() }
+                sha = try BeatScripts.sendBatch.load(on: redis)
+                reply = try redis.pipeline([command(current)])[0]
+                if let r = nextReply, Self.isNoScript(r) {
+                    nextReply = nil
+                    nextSent = false
+                }
+            }
+            let part = self.outcomes(of: reply, for: current)
+            outcomes += part
+            if part.contains(.notLeader) {
+                if nextSent && nextReply == nil { _ = try redis.read() }
+                break
+            }
+            guard let next else { break }
+            if !nextSent {
+                try redis.append([command(next)])
+                try redis.flush()
+            }
+            current = next
+            currentReply = nextReply
+            start = nextStart
+        }
+        return outcomes
+    }
+
+    private static func isNoScript(_ reply: RedisValue) -> Bool {
+        reply.errorMessage.map { $0.hasPrefix("NOSCRIPT") } ?? false
+    }
+
+    private func command(_ prepared: Prepared) -> [String] {
+        BeatScripts.sendBatch.command(sha: sha, keys: prepared.keys, args: prepared.args)
+    }
+
+    /// The batch's script call: keys and arguments, each message written now from its template.
+    private func prepare(_ batch: ArraySlice<Request>, sentAt: Int64) -> Prepared {
         var keys = [BeatKeys.leader]
         keys.reserveCapacity(1 + 3 * batch.count)
         var args = [id, stampsRedisTime ? "" : String(sentAt)]
@@ -115,13 +172,12 @@ final class BeatSender {
             ]
             taskIds.append(taskId)
         }
-        var reply = try redis.pipeline([BeatScripts.sendBatch.command(sha: sha, keys: keys, args: args)])[0]
-        if let e = reply.errorMessage, e.hasPrefix("NOSCRIPT") {
-            sha = try BeatScripts.sendBatch.load(on: redis)
-            reply = try redis.pipeline([BeatScripts.sendBatch.command(sha: sha, keys: keys, args: args)])[0]
-        }
-        // An error of the whole call (not one entry's: those are in the reply) fails every entry
-        // of the batch alone (each backs off); the connection is kept.
+        return Prepared(count: batch.count, keys: keys, args: args, taskIds: taskIds)
+    }
+
+    /// The outcomes of a batch from the script's reply. An error of the whole call (not one
+    /// entry's: those are in the reply) fails every entry of the batch alone (each backs off).
+    private func outcomes(of reply: RedisValue, for batch: Prepared) -> [Outcome] {
         if let e = reply.errorMessage { return Array(repeating: .failed(e), count: batch.count) }
         guard let items = reply.elements, let first = items.first else {
             return Array(repeating: .failed("send script returned \(reply)"), count: batch.count)
@@ -130,6 +186,7 @@ final class BeatSender {
         guard let stamped = first.text.flatMap({ Int64($0) }), items.count == batch.count + 1 else {
             return Array(repeating: .failed("send script returned \(reply)"), count: batch.count)
         }
+        let taskIds = batch.taskIds
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
         for (i, item) in items.dropFirst().enumerated() {

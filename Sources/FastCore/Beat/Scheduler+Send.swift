@@ -49,11 +49,13 @@ extension Scheduler {
                     try checkLease(redis: redis)
                     if !lease.isLeader { break }
                 }
-                let end = min(start + BeatSender.batchLimit, requests.count)
-                let part = try sender.send(Array(requests[start..<end]), on: redis) { nowMs() }
+                let part = try sender.send(
+                    Array(requests[start...]), on: redis,
+                    pauseWhen: { DispatchTime.now().uptimeNanoseconds >= self.nextLeaseCheck }
+                ) { nowMs() }
                 outcomes += part
-                if part.count < end - start || part.contains(.notLeader) { break }
-                start = end
+                if part.isEmpty || part.contains(.notLeader) { break }
+                start += part.count
             }
         } catch {
             // What was sent is recorded in Redis: read it again once reconnected.

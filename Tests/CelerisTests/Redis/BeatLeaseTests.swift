@@ -205,5 +205,18 @@ final class BeatLeaseTests: RedisTestCase {
         XCTAssertEqual(outcomes.count, 2)
         XCTAssertEqual(try client.command("LLEN", "celery").integer, 2)
         XCTAssertEqual(try client.command("HGET", BeatKeys.entry("tick"), "due").text, "3000")
+        // Pipelined batches (600 entries: 3 script calls, the second written before the first's
+        // reply is read): both refused after a flush are run again, in order, and all go through.
+        try client.command("SCRIPT", "FLUSH")
+        let many = (0..<600).map {
+            BeatSender.Request(
+                entry: ScheduleEntry(name: "e\($0)", task: "add", schedule: .interval(seconds: 1)), due: 5000,
+                next: 6000, send: true)
+        }
+        let sent = try sender.send(many, on: client) { 5001 }
+        XCTAssertEqual(sent.count, 600)
+        XCTAssertEqual(sent.filter { if case .sent = $0 { return true } else { return false } }.count, 600)
+        XCTAssertEqual(try client.command("LLEN", "celery").integer, 602)
+        XCTAssertEqual(try client.command("HGET", BeatKeys.entry("e599"), "due").text, "5000")
     }
 }

@@ -33,9 +33,7 @@ extension RedisConnection {
     }
 }
 
-/// Whole-keyspace and envelope views the scheduler's suites compare (BeatLeaseTests and
-/// SchedulerTests still carry their own copies: `dump()`, `timeMs()`,
-/// `envelopeIgnoringRandomProperties(_:)`; these are the shared ones to switch to).
+/// Whole-keyspace and envelope views the scheduler's suites (BeatLeaseTests, SchedulerTests) compare.
 extension RedisConnection {
     /// Every key with its type and value as one comparable string (`type:value`; set members
     /// and hash fields sorted, lists and zsets in Redis's order).

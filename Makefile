@@ -2,6 +2,8 @@
 # Both install what they need on Debian 12 (as root, or with sudo).
 SHELL := /bin/bash
 APT_PKGS := libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev redis-server python3 python3-venv poppler-utils
+# `make test` also installs these: System/DashboardBrowserTests drives the dashboard in headless Chromium.
+TEST_APT_PKGS := chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PY := .venv/bin/python
 export PATH := $(if $(wildcard /opt/swift/usr/bin),/opt/swift/usr/bin:,)$(PATH)
@@ -37,6 +39,7 @@ SOCKET_SUITES = $(shell sed -n 's/^\(final \)\{0,1\}class \([A-Za-z0-9_]*Tests\)
 	$(foreach d,$(SOCKET_DIRS),Tests/CelerisTests/$(d)/*.swift) | sort -u | paste -sd'|')
 
 test: deps venv
+	@$(MAKE) --no-print-directory deps APT_PKGS="$(TEST_APT_PKGS)"
 	swift build --build-tests
 	swift build --package-path Examples/WordCount   # the example package, run by System/ExampleTests
 	CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing

@@ -59,8 +59,8 @@ def main():
     start, stop = kids.start, kids.stop
 
     def load(port, clients, rate, seconds, tasks=0, pid=None):
-        """One wsload run; with `pid`, that process' CPU between wsload's "publishing" and
-        "published" marks, per delivery (µs)."""
+        """One wsload run; with `pid`, that process' CPU and Redis' between wsload's
+        "publishing" and "published" marks, per delivery (µs)."""
         cmd = [wsload, "127.0.0.1", str(port), str(clients), str(seconds), str(rate), str(rport)]
         if tasks:
             cmd += ["/ws", "2", str(tasks), "1" if a.task_status_too else "0"]
@@ -69,13 +69,14 @@ def main():
         for line in p.stderr:
             print(f"    {line.rstrip()}", flush=True)
             if pid and line.strip() in ("publishing", "published"):
-                cpu[line.strip()] = cpu_seconds(pid)
+                cpu[line.strip()] = (cpu_seconds(pid), cpu_seconds(redis.pid))
         out = p.stdout.read()
         p.wait(30)
         r = json.loads(out.strip().splitlines()[-1])
         if pid and len(cpu) == 2 and r["delivered"]:
-            r["frontend_cpu_s"] = round(cpu["published"] - cpu["publishing"], 3)
+            r["frontend_cpu_s"] = round(cpu["published"][0] - cpu["publishing"][0], 3)
             r["frontend_cpu_us_per_delivery"] = round(r["frontend_cpu_s"] / r["delivered"] * 1e6, 3)
+            r["redis_cpu_us_per_delivery"] = round((cpu["published"][1] - cpu["publishing"][1]) / r["delivered"] * 1e6, 3)
         return r
 
     def scenarios(name, port, pid=None):
@@ -101,7 +102,7 @@ def main():
         results["celeris: per-task / firehose, 1000 clients, full speed"] = ratio
 
     try:
-        start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        redis = start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--client-output-buffer-limit", "pubsub", "0", "0", "0"])
         time.sleep(0.5)
         cport = free_port()
@@ -152,7 +153,8 @@ def finish(a, results):
             print(f"{k:60} RSS {v['rss_kb'] / 1024:.1f} MB")
         elif "check" in v:
             print(f"{k:60} {v['deliveries_per_s']:13.0f} {v['delivered']:>9}/{v['expected']:<9} {v['p50_ms']:8.2f} {v['p99_ms']:8.2f}"
-                  f"  {v.get('frontend_cpu_us_per_delivery', 0):.2f} µs CPU/delivery, exactly once: {v['check']['exactly_once']}")
+                  f"  {v.get('frontend_cpu_us_per_delivery', 0):.2f} µs CPU/delivery (Redis {v.get('redis_cpu_us_per_delivery', 0):.2f}),"
+                  f" exactly once: {v['check']['exactly_once']}")
         elif "deliveries_per_s" in v and "clients" not in v:
             print(f"{k:60} ratio: deliveries/s x{v['deliveries_per_s']}, CPU/delivery x{v.get('frontend_cpu_us_per_delivery')}")
         elif "deliveries_per_s" in v:

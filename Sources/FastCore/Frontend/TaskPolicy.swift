@@ -70,7 +70,33 @@ public struct TaskPolicy: Sendable {
                 return Refusal(status: 403, code: "queue_not_allowed", detail: "queue '\(queue)' is not allowed")
             }
         }
+        if let refused = linkRefusal(submission, routes: routes, scopes: scopes) { return refused }
         return argumentRefusal(submission)
+    }
+
+    /// Linked tasks (`link`, `link_error`) pass the same name, scope and queue checks as the task.
+    private func linkRefusal(_ s: TaskSubmission, routes: TaskRoutes, scopes: [String]?) -> Refusal? {
+        for sig in s.link + s.linkError {
+            guard allows(task: sig.task) else {
+                return Refusal(
+                    status: 403, code: "task_not_allowed",
+                    detail: "linked task '\(sig.task)' is not allowed by this frontend")
+            }
+            if let scopes, !scopes.contains("*"), !scopes.contains("tasks"), !scopes.contains("tasks:" + sig.task) {
+                return Refusal(status: 403, code: "forbidden", detail: "token does not allow linked task '\(sig.task)'")
+            }
+            guard let queue = sig.options["queue"]?.stringValue else { continue }
+            guard Self.isValidQueueName(queue) else {
+                return Refusal(
+                    status: 422, code: "invalid_task",
+                    detail: "a linked task's queue must be 1 to \(Self.maxQueueNameBytes) characters of A-Z a-z 0-9 _ . : @ -")
+            }
+            guard queue == "celery" || routes.rules.contains(where: { $0.queue == queue }) || allowedQueues.contains(queue)
+            else {
+                return Refusal(status: 403, code: "queue_not_allowed", detail: "queue '\(queue)' is not allowed")
+            }
+        }
+        return nil
     }
 
     /// Bounds on the arguments of the tasks the frontend knows.

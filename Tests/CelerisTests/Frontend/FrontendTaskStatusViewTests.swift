@@ -46,4 +46,69 @@ final class FrontendTaskStatusViewTests: XCTestCase {
             XCTAssertEqual(TaskStatusView.render(record: record), unreadable, record)
         }
     }
+
+    // MARK: - children
+
+    func testChildrenOfEachShape() {
+        let record = #"""
+            {"status": "SUCCESS", "result": 5, "children": [
+              [["c1", null], null],
+              [["g1", null], [[["m1", null], null], [["m2", ["g1", null]], null]]],
+              [["c2", ["p", null]], null]
+            ]}
+            """#
+        XCTAssertEqual(
+            TaskStatusView.children(record: record),
+            [
+                .init(taskId: "c1"), .init(taskId: "m1", groupId: "g1"), .init(taskId: "m2", groupId: "g1"),
+                .init(taskId: "c2"),
+            ])
+        let view = TaskStatusView.render(
+            record: record,
+            children: [
+                (.init(taskId: "c1"), #"{"status": "SUCCESS", "result": 10}"#),
+                (.init(taskId: "m1", groupId: "g1"), nil),
+                (.init(taskId: "m2", groupId: "g1"), #"{"status": "PROGRESS", "result": {"progress": 1}}"#),
+            ])
+        XCTAssertEqual(
+            view,
+            [
+                "status": "Completed", "state": "SUCCESS", "result": 5,
+                "children": [
+                    ["task_id": "c1", "status": "Completed", "state": "SUCCESS", "result": 10],
+                    ["task_id": "m1", "group_id": "g1", "status": "Pending...", "state": "PENDING"],
+                    [
+                        "task_id": "m2", "group_id": "g1", "status": "PROGRESS", "state": "PROGRESS",
+                        "meta": ["progress": 1],
+                    ],
+                ],
+            ])
+        XCTAssertTrue(
+            view.serialized().hasPrefix(
+                #"{"status": "Completed", "state": "SUCCESS", "result": 5, "children": [{"task_id": "c1""#))
+    }
+
+    func testNoChildrenLeavesTheAnswerAsItWas() {
+        let record = ResultRecord(taskId: "t", state: .success, result: 5, dateDone: 1).serialized()
+        XCTAssertEqual(TaskStatusView.children(record: record), [])
+        XCTAssertEqual(TaskStatusView.render(record: record, children: []), TaskStatusView.render(record: record))
+        XCTAssertNil(TaskStatusView.render(record: record, children: [])["children"])
+        XCTAssertEqual(TaskStatusView.children(record: nil), [])
+    }
+
+    func testMalformedChildrenAreSkipped() {
+        let junk = [
+            #"{"status": "SUCCESS", "children": 5}"#, #"{"status": "SUCCESS", "children": "c1"}"#,
+            #"{"status": "SUCCESS", "children": [5, null, {}, [], [null, null], [[5, null], null], [["a/b", null], null]]}"#,
+            #"{"status": "SUCCESS", "children": [[["", null], null]]}"#, "[", #"["children"]"#,
+            #"{"status": "SUCCESS", "children": [[["g", null], [7, [], [[null]]]]]}"#,
+        ]
+        for record in junk { XCTAssertEqual(TaskStatusView.children(record: record), [], record) }
+        let mixed = #"{"status": "SUCCESS", "children": [7, [["ok", null], null], [["bad\nid", null], null]]}"#
+        XCTAssertEqual(TaskStatusView.children(record: mixed), [.init(taskId: "ok")])
+        let many = (0..<1500).map { #"[["c\#($0)", null], null]"# }.joined(separator: ", ")
+        XCTAssertEqual(
+            TaskStatusView.children(record: #"{"status": "SUCCESS", "children": [\#(many)]}"#).count,
+            TaskStatusView.maxChildren)
+    }
 }

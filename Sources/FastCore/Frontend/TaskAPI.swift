@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+
+/// `DELETE /tasks/{id}` and `POST /tasks/{id}/revoke` (Celery's revoke broadcast, which
+/// Celeris and Python workers both act on), and `GET /status/{id}` with its children.
+/// One per frontend loop, used on its thread only.
+///
+///     let api = TaskAPI(redis: redis, maxPendingRedis: 10_000, logger: logger)
+///     api.revoke(taskId: id, request: request, connection)   // 202 {"task_id": id, "revoked": true, …}
+final class TaskAPI {
+    private let redis: AsyncRedis
+    private let maxPendingRedis: Int
+    private let logger: Logger
+    /// The Lamport clock revoke broadcasts carry (`clock` header), counted per app.
+    @exclusivity(unchecked) private var revokeClock = 0
+
+    init(redis: AsyncRedis, maxPendingRedis: Int, logger: Logger) {
+        self.redis = redis
+        self.maxPendingRedis = maxPendingRedis
+        self.logger = logger
+    }
+
+    /// Signals a revoke with `terminate` may name (Celery accepts them with or without `SIG`).
+    static let signals: Set<String> = ["SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"]
+
+    /// What a revoke asks for: `terminate` and `signal`, from the query or a JSON body (the body wins).
+    ///
+    ///     let (terminate, signal) = try TaskAPI.revokeOptions(request)
+    static func revokeOptions(_ request: HTTPRequest) throws(TaskSubmission.Invalid) -> (
+        terminate: Bool, signal: String
+    ) {
+        func invalid(_ detail: String) -> TaskSubmission.Invalid { .init(status: 422, detail: detail) }
+        var terminate = false
+        var signal = "SIGTERM"
+        func readSignal(_ text: String) throws(TaskSubmission.Invalid) {
+            let upper = text.uppercased()
+            let name = upper.hasPrefix("SIG") ? upper : "SIG" + upper
+            guard text.utf8.count <= 16, signals.contains(name) else {
+                throw invalid("'signal' must be one of \(signals.sorted().joined(separator: ", "))")
+            }
+            signal = name
+        }
+        if let t = request.query["terminate"] {
+            switch t.lowercased() {
+            case "", "true", "1", "yes", "on": terminate = true
+            case "false", "0", "no", "off": terminate = false
+            default: throw invalid("'terminate' must be true or false")
+            }
+        }
+        if let s = request.query["signal"] { try readSignal(s) }
+        let blank = request.body.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+        if !blank {
+            let json: JSON
+            do { json = try JSONParser.parse(request.body) } catch {
+                throw .init(status: 400, detail: "malformed JSON body: \(error)")
+            }
+            guard case .object = json else { throw invalid("body must be a JSON object") }
+            switch json["terminate"] {
+            case nil, .null?: break
+            case .bool(let b)?: terminate = b
+            default: throw invalid("'terminate' must be true or false")
+            }
+            switch json["signal"] {
+            case nil, .null?: break
+            case .string(let s)?: try readSignal(s)
+            default: throw invalid("'signal' must be a signal name such as SIGTERM")
+            }
+        }
+        return (terminate, signal)
+    }
+
+    /// PUBLISH Celery's revoke broadcast and answer 202 once Redis took it.
+    func revoke(taskId: String, request: HTTPRequest, _ connection: Connection) {
+        guard TaskSubmission.isValidTaskId(taskId) else { return answer(connection, .notFound("no such task id")) }
+        if let refused = RequestGuard.contentTypeRefusal(request) { return answer(connection, refused) }
+        let options: (terminate: Bool, signal: String)
+        do { options = try Self.revokeOptions(request) } catch {
+            return answer(connection, .invalid(error, invalidCode: "invalid_revoke"))
+        }
+        guard redis.isConnected else { return brokerUnavailable(connection) }
+        guard redis.pending < maxPendingRedis else { return overloaded(connection) }
+        revokeClock += 1
+        let command = ControlBroadcast.revoke(
+            taskId, terminate: options.terminate, signal: options.signal, db: redis.endpoint.db, clock: revokeClock,
+            now: CeleryTime.now())
+        let sent = redis.send(command) { [weak self] reply in
+            guard let reply else {
+                self?.brokerUnavailable(connection)
+                return
+            }
+            if let e = reply.errorMessage {
+                self?.answer(connection, FrontendError(503, "broker_error", e, headers: ["Retry-After": "1"]))
+                return
+            }
+            self?.logger.info(
+                "Revoke of \(taskId) (terminate: \(options.terminate)) sent to \(reply.integer ?? 0) workers")
+            connection.respond(
+                status: 202,
+                json: [
+                    "task_id": .string(taskId), "revoked": true, "terminate": .bool(options.terminate),
+                    "signal": .string(options.signal),
+                ])
+        }
+        if !sent { brokerUnavailable(connection) }
+    }
+
+    /// `GET /status/{id}`: the record's view, with its children's (one MGET) when it lists any.
+    func status(taskId: String, _ connection: Connection) {
+        guard !taskId.isEmpty, taskId.utf8.count <= 255, !taskId.utf8.contains(UInt8(ascii: "/")) else {
+            return answer(connection, .notFound("no such task id"))
+        }
+        guard redis.pending < maxPendingRedis else { return overloaded(connection) }
+        let sent = redis.send(["GET", ResultRecord.key(taskId)]) { [weak self] reply in
+            guard let reply else {
+                self?.brokerUnavailable(connection)
+                return
+            }
+            if let e = reply.errorMessage {
+                self?.answer(connection, FrontendError(503, "broker_error", e, headers: ["Retry-After": "1"]))
+                return
+            }
+            self?.answerWithChildren(record: reply.text, connection)
+        }
+        if !sent { brokerUnavailable(connection) }
+    }
+
+    /// Answer `record`'s view, reading its children's records first when it has any
+    /// (a failed read answers without them rather than not at all).
+    func answerWithChildren(record: String?, _ connection: Connection) {
+        let children = TaskStatusView.children(record: record)
+        guard !children.isEmpty, redis.pending < maxPendingRedis else {
+            return connection.respond(status: 200, json: TaskStatusView.render(record: record))
+        }
+        let sent = redis.send(["MGET"] + children.map { ResultRecord.key($0.taskId) }) { reply in
+            let records = reply?.elements ?? []
+            guard records.count == children.count else {
+                return connection.respond(status: 200, json: TaskStatusView.render(record: record))
+            }
+            let entries = zip(children, records).map { (child: $0.0, record: $0.1.text) }
+            connection.respond(status: 200, json: TaskStatusView.render(record: record, children: entries))
+        }
+        if !sent { connection.respond(status: 200, json: TaskStatusView.render(record: record)) }
+    }
+
+    // MARK: - answers
+
+    private func answer(_ c: Connection, _ e: FrontendError) {
+        c.respond(status: e.status, json: e.body, headers: e.headers, close: e.close)
+    }
+
+    private func overloaded(_ c: Connection) {
+        answer(
+            c,
+            FrontendError(
+                503, "overloaded", "\(redis.pending) Redis commands pending; retry shortly",
+                headers: ["Retry-After": "1"]))
+    }
+
+    private func brokerUnavailable(_ c: Connection) {
+        answer(
+            c,
+            FrontendError(
+                503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
+                headers: ["Retry-After": "1"]))
+    }
+}

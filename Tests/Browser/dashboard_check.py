@@ -143,6 +143,8 @@ def main():
                 raise CDPError(f"create_task row's data-progress-steps {task.get('steps')!r} lack 0,1,2 in order")
             if task.get("name") != "create_task":
                 raise CDPError(f"create_task row's .name cell reads {task.get('name')!r}")
+            if "Task completed" not in (task.get("result") or ""):
+                raise CDPError(f"create_task row's .result cell reads {task.get('result')!r}")
 
             # The document workflow.
             set_value(page, "#blob-path", a.blob_path)
@@ -153,6 +155,8 @@ def main():
             summary["process"] = process
             if process["state"] != "SUCCESS":
                 raise CDPError(f"/process row ended {process['state']}: {process}")
+            if '"documents"' not in (process.get("result") or ""):
+                raise CDPError(f"/process row's .result cell lacks the workflow's result: {process.get('result')!r}")
 
             # The workers table lists the worker (from /stats).
             sel = (f'#workers tr.worker[data-hostname="{a.worker}"]' if a.worker else "#workers tr.worker")

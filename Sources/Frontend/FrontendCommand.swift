@@ -137,6 +137,14 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Most tasks one WebSocket may be subscribed to.")
     var wsMaxSubscriptions: Int = 1000
 
+    @Flag(
+        name: .long,
+        help: "No task_status fan-out: WebSocket clients get only the tasks they subscribe to.")
+    var noFirehose = false
+
+    @Option(name: .long, help: "Most tasks one loop follows at once for WebSocket subscriptions (beyond: refused).")
+    var maxWatchedTasks: Int = 100_000
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         if let problem = CommandSetup.checkLogLevel(loglevel) { throw ValidationError(problem) }
@@ -187,6 +195,8 @@ struct FrontendCommand: ParsableCommand {
             pingIntervalMs: UInt64(max(50, wsPingMs)), idleMs: UInt64(max(100, wsIdleMs)))
         settings.webSockets.maxIdsPerMessage = wsMaxIdsPerMessage
         settings.webSockets.maxSubscriptions = wsMaxSubscriptions
+        settings.webSockets.firehose = !noFirehose
+        settings.maxWatchedTasks = max(1, maxWatchedTasks)
         settings.tasks.allowedTasks += allowTask
         if let allowTasksFile {
             guard let text = try? String(contentsOfFile: allowTasksFile, encoding: .utf8) else {

@@ -55,6 +55,11 @@ final class ResultSubscriber {
     var onMessage: (String, [UInt8]) -> Void = { _, _ in }
     /// The connection dropped (channels are subscribed again once it is back).
     var onDown: () -> Void = {}
+    /// `barrier` callbacks awaiting their confirmation, oldest first.
+    private var barriers: [(Bool) -> Void] = []
+    private var barriersHead = 0
+    /// The connection's first SUBSCRIBE of its own channel is not yet confirmed (it is no barrier).
+    private var ownFirstPending = false
 
     init(loop: EventLoop, endpoint: RedisEndpoint, logger: Logger) {
         self.loop = loop
@@ -79,6 +84,28 @@ final class ResultSubscriber {
         for r in retired { ce_pubsub_free(r) }
         retired.removeAll()
         isUp = false
+        failBarriers()
+    }
+
+    /// Call `done(true)` once every message published before Redis ran this call's
+    /// SUBSCRIBE of the connection's own channel has been reported (`onMessage`), in
+    /// the order barriers were asked for; `done(false)` when the link drops first (or is down).
+    ///
+    ///     redis.send(["GET", key]) { _ in sub.barrier { ok in /* every earlier PUBLISH seen */ } }
+    func barrier(_ done: @escaping (Bool) -> Void) {
+        guard isUp, let h = handle, ownChannel.withCString({ ce_pubsub_subscribe(h, $0, strlen($0)) }) == 0 else {
+            return done(false)
+        }
+        barriers.append(done)
+    }
+
+    /// Every outstanding barrier gets `false` (the link is gone).
+    private func failBarriers() {
+        guard barriersHead < barriers.count else { return }
+        let waiting = barriers[barriersHead...]
+        barriers = []
+        barriersHead = 0
+        for done in waiting { done(false) }
     }
 
     /// Whether `channel`'s subscription is confirmed on the current connection.
@@ -174,6 +201,7 @@ final class ResultSubscriber {
             self.isUp = false
             self.handle = nil
             ce_pubsub_free(link)
+            self.failBarriers()
             self.onDown()
             self.reconnectDelayMs = min(5000, self.reconnectDelayMs * 2)
             self.scheduleReconnect()
@@ -197,6 +225,7 @@ final class ResultSubscriber {
             } else {
                 _ = ce_pubsub_ping(h)  // a Redis that wants a password says so here
             }
+            ownFirstPending = true
             send(subscribe: ownChannel)
             for (channel, state) in channels {
                 if case .leaving(let again) = state, !again {
@@ -214,12 +243,25 @@ final class ResultSubscriber {
             if let h = handle { retired.append(h) }  // freed out of hiredis' callback
             handle = nil
             if wasUp { logger.warning("client lost Redis at \(endpoint) (pub/sub): \(a); reconnecting") }
+            failBarriers()
             onDown()
             scheduleReconnect()
         case CE_PUBSUB_SUBSCRIBED.rawValue:
             if a == ownChannel {
                 lastError = nil  // subscribed: not refused
                 reconnectDelayMs = 500
+                if ownFirstPending {
+                    ownFirstPending = false
+                } else if barriersHead < barriers.count {
+                    let done = barriers[barriersHead]
+                    barriersHead += 1
+                    if barriersHead == barriers.count {
+                        barriers.removeAll(keepingCapacity: true)
+                        barriersHead = 0
+                    }
+                    done(true)
+                }
+                return
             }
             guard case .sent? = channels[a] else { return }
             channels[a] = .confirmed

@@ -46,6 +46,7 @@ public final class FrontendLoops: @unchecked Sendable {
         func startRedis() {
             redis.start()
             subscriber.start()
+            app.startResultWatch()
         }
     }
 

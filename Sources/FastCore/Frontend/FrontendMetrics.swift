@@ -38,6 +38,11 @@ final class FrontendMetrics {
         handles.counter("celeris_ws_slow_clients_closed_total").increment(by: closedSlow)
     }
 
+    /// Tasks one loop's `ResultWatch` follows (`/ws` subscriptions, status waits).
+    func watchedTasks(loop: Int, _ count: Int) {
+        Gauge(label: "celeris_frontend_watched_tasks", dimensions: [("loop", String(loop))]).record(count)
+    }
+
     func sample(connections: Int, webSockets: Int, redisPending: Int, queueDepths: [String: Int]) {
         Gauge(label: "celeris_http_open_connections").record(connections)
         Gauge(label: "celeris_ws_open").record(webSockets)

@@ -1,13 +1,15 @@
 import Logging
 
-/// The `/ws` clients of one loop: fan-out of `task_status` with per-client
-/// subscriptions (bounded per message and per client), a slow-consumer policy
-/// that bounds memory, idle close, and close (1008) when a client's token expires.
-/// A client added without `firehose` gets only the tasks it subscribes to.
+/// The `/ws` clients of one loop: per-client subscriptions (bounded per message and per
+/// client), each followed through a `ResultSource` (every state of the task's result record,
+/// snapshot first, nothing missed, final state last), fan-out of `task_status` to clients
+/// with no subscriptions (the firehose, unless `settings.firehose` is off), a slow-consumer
+/// policy that bounds memory (final states never dropped), idle close, and close (1008) when
+/// a client's token expires. A client added without `firehose` gets only the tasks it subscribes to.
 /// Talks to its clients only through `WebSocketPeer` and reads "now" only from
-/// its clock, so a test drives it with fake peers and a `ManualClock`.
+/// its clock, so a test drives it with fake peers, a fake `ResultSource` and a `ManualClock`.
 ///
-///     let hub = WebSocketHub(settings: .init(), logger: log, clock: SystemClock()) { task, reply in reply("…") }
+///     let hub = WebSocketHub(settings: .init(), logger: log, clock: SystemClock(), results: resultWatch)
 ///     hub.add(connection); hub.broadcast(payload)
 ///     hub.keepalive()  // every `settings.pingIntervalMs`: pings, idle and stuck clients closed
 public final class WebSocketHub {
@@ -32,6 +34,9 @@ public final class WebSocketHub {
         public var maxSubscriptions = 1000
         /// Longest task id accepted in `subscribe`.
         public static let maxTaskIdBytes = 255
+        /// Fan `task_status` out to clients with no subscriptions (false: `--no-firehose`,
+        /// clients see only the tasks they subscribe to).
+        public var firehose = true
 
         public init(
             softLimitBytes: Int = 64 * 1024, hardLimitBytes: Int = 4 * 1024 * 1024, stuckSeconds: Double = 10,
@@ -47,7 +52,8 @@ public final class WebSocketHub {
 
     private final class Client {
         let peer: any WebSocketPeer
-        var subscriptions: Set<String> = []
+        /// Subscribed tasks and their watch (nil once the final state went out, or never watched).
+        var subscriptions: [String: ResultWatch.Token?] = [:]
         /// When the client first stayed over the soft limit (nil: under it).
         var overSince: Double?
         /// When the client last sent anything, by the hub's clock.
@@ -69,8 +75,10 @@ public final class WebSocketHub {
     private let clock: any WallClock
     // Exclusivity: a hub is used on its loop's thread only: the run-time check is pure cost.
     @exclusivity(unchecked) private var clients: [UInt64: Client] = [:]
-    /// `GET` of a task's current state for a new subscription: calls back with the message to send.
-    private let currentState: (String, @escaping (String) -> Void) -> Void
+    /// Every state of a subscribed task, snapshot first.
+    private let results: any ResultSource
+    /// The last per-task update framed, and its frame (every client watching it shares the bytes).
+    @exclusivity(unchecked) private var framed: (update: ResultWatch.Update, frame: SharedFrame)?
     /// Called when nothing is queued for any client after a burst (at most once a second).
     private let releaseFreeMemory: () -> Void
     @exclusivity(unchecked) public private(set) var delivered = 0
@@ -78,18 +86,16 @@ public final class WebSocketHub {
     @exclusivity(unchecked) public private(set) var closedSlow = 0
     @exclusivity(unchecked) private var trimmedAt = 0.0
 
-    /// `currentState(task, reply)` looks a task's state up for a new subscriber and
-    /// calls `reply` with the message to send it.
+    /// `results` follows each subscribed task (a `ResultWatch` on the hub's loop).
     public init(
         settings: Settings, logger: Logger, clock: any WallClock = SystemClock(),
-        releaseFreeMemory: @escaping () -> Void = HTTPServer.releaseFreeMemory,
-        currentState: @escaping (String, @escaping (String) -> Void) -> Void
+        releaseFreeMemory: @escaping () -> Void = HTTPServer.releaseFreeMemory, results: any ResultSource
     ) {
         self.settings = settings
         self.logger = logger
         self.clock = clock
         self.releaseFreeMemory = releaseFreeMemory
-        self.currentState = currentState
+        self.results = results
     }
 
     /// Counts since the last call (for counters), then reset.
@@ -105,7 +111,7 @@ public final class WebSocketHub {
     public func contains(_ id: UInt64) -> Bool { clients[id] != nil }
 
     /// The tasks the client with `id` subscribed to (empty: every task, for a firehose client).
-    public func subscriptions(of id: UInt64) -> Set<String> { clients[id]?.subscriptions ?? [] }
+    public func subscriptions(of id: UInt64) -> Set<String> { clients[id].map { Set($0.subscriptions.keys) } ?? [] }
 
     /// Serve `peer`. Without `firehose` it gets only the tasks it subscribes to
     /// (a `ws` token without `ws:all`); at `expiresAt` (the hub's clock) it is closed with 1008.
@@ -113,16 +119,30 @@ public final class WebSocketHub {
         clients[peer.id] = Client(peer, now: clock.now(), firehose: firehose, expiresAt: expiresAt)
     }
 
-    public func remove(_ id: UInt64) { clients[id] = nil }
+    public func remove(_ id: UInt64) {
+        if let client = clients[id] { forget(client) }
+    }
+
+    /// Stop serving `client`: its watches end.
+    private func forget(_ client: Client) {
+        clients[client.peer.id] = nil
+        unwatchAll(client)
+    }
+
+    private func unwatchAll(_ client: Client) {
+        for case let token? in client.subscriptions.values { results.unwatch(token) }
+        for task in client.subscriptions.keys { client.subscriptions[task] = .some(nil) }
+    }
 
     /// Close every client with `code`.
     public func closeAll(code: Int, reason: String) {
         for c in clients.values { c.peer.close(code: code, reason: reason) }
     }
 
-    /// Frame a `task_status` message once and queue the same bytes on every client that wants it.
+    /// Frame a `task_status` message once and queue the same bytes on every client that wants
+    /// it: the clients with no subscriptions that take the firehose (nobody with `settings.firehose` off).
     public func broadcast(_ payload: String) {
-        guard !clients.isEmpty else { return }
+        guard !clients.isEmpty, settings.firehose else { return }
         // The message is parsed only if a subscription or a slow client needs its task id or state.
         var parsed: JSON?? = nil
         func field(_ key: String) -> String? {
@@ -133,32 +153,57 @@ public final class WebSocketHub {
         let now = clock.now()
         for client in clients.values {
             if expired(client, now: now) { continue }
-            if client.subscriptions.isEmpty {
-                if !client.firehose { continue }
-            } else if !(field("task_id").map(client.subscriptions.contains) ?? false) {
-                continue
-            }
-            let pending = client.peer.queuedBytes
-            if pending > settings.hardLimitBytes {
-                closeSlow(client, code: 1013, reason: "client too slow: output over \(settings.hardLimitBytes) bytes")
-                continue
-            }
-            if pending > settings.softLimitBytes {
-                if isStuck(client, now: now) {
-                    closeSlow(client, code: 1008, reason: "client stopped reading")
-                    continue
-                }
-                // progress is superseded by the next update: drop it for this client
-                if !["SUCCESS", "FAILURE", "REVOKED"].contains(field("state") ?? "") {
-                    dropped += 1
-                    continue
-                }
-            } else {
-                client.overSince = nil
-            }
+            guard client.subscriptions.isEmpty, client.firehose else { continue }
+            guard
+                admits(client, now: now, isFinal: { ["SUCCESS", "FAILURE", "REVOKED"].contains(field("state") ?? "") })
+            else { continue }
             client.peer.send(frame: frame)
             delivered += 1
         }
+    }
+
+    /// The slow-consumer policy for one message: false when the client was closed, or when
+    /// it is over the soft limit and the message is not a final state (dropped).
+    private func admits(_ client: Client, now: Double, isFinal: () -> Bool) -> Bool {
+        let pending = client.peer.queuedBytes
+        if pending > settings.hardLimitBytes {
+            closeSlow(client, code: 1013, reason: "client too slow: output over \(settings.hardLimitBytes) bytes")
+            return false
+        }
+        if pending > settings.softLimitBytes {
+            if isStuck(client, now: now) {
+                closeSlow(client, code: 1008, reason: "client stopped reading")
+                return false
+            }
+            // progress is superseded by the next update: drop it for this client
+            if !isFinal() {
+                dropped += 1
+                return false
+            }
+        } else {
+            client.overSince = nil
+        }
+        return true
+    }
+
+    /// A subscribed task's new state for one client (framed once for every client watching it).
+    private func deliver(_ update: ResultWatch.Update, to client: Client) {
+        guard clients[client.peer.id] === client else { return }
+        if update.isFinal, let token = client.subscriptions[update.taskId] ?? nil {
+            // Nothing follows a final state: the watch ends, the subscription stays.
+            client.subscriptions[update.taskId] = .some(nil)
+            results.unwatch(token)
+        }
+        let now = clock.now()
+        if expired(client, now: now) { return }
+        guard admits(client, now: now, isFinal: { update.isFinal }) else { return }
+        if framed?.update !== update {
+            guard let frame = SharedFrame(text: update.message) else { return }
+            framed = (update, frame)
+        }
+        guard let framed else { return }
+        client.peer.send(frame: framed.frame.frame)
+        delivered += 1
     }
 
     /// The client with `id` sent something (it is not idle).
@@ -180,8 +225,13 @@ public final class WebSocketHub {
         }
         if let un = json["unsubscribe"] {
             handled = true
-            if un == "*" { client.subscriptions.removeAll() }
-            for task in un.arrayValue?.compactMap(\.stringValue) ?? [] { client.subscriptions.remove(task) }
+            if un == "*" {
+                unwatchAll(client)
+                client.subscriptions.removeAll()
+            }
+            for task in un.arrayValue?.compactMap(\.stringValue) ?? [] {
+                if let token = client.subscriptions.removeValue(forKey: task) ?? nil { results.unwatch(token) }
+            }
         }
         return handled
     }
@@ -191,7 +241,7 @@ public final class WebSocketHub {
             return refuse(
                 client, "too_many_ids", "subscribe names at most \(settings.maxIdsPerMessage) task ids per message")
         }
-        for task in ids.compactMap(\.stringValue) where !client.subscriptions.contains(task) {
+        for task in ids.compactMap(\.stringValue) where client.subscriptions[task] == nil {
             guard !task.isEmpty, task.utf8.count <= Settings.maxTaskIdBytes else {
                 refuse(client, "invalid_task_id", "task ids are 1 to \(Settings.maxTaskIdBytes) bytes")
                 continue
@@ -201,8 +251,17 @@ public final class WebSocketHub {
                     client, "too_many_subscriptions",
                     "at most \(settings.maxSubscriptions) subscriptions per connection; unsubscribe first")
             }
-            client.subscriptions.insert(task)
-            currentState(task) { [weak client] message in client?.peer.sendText(message) }
+            guard
+                let token = results.watch(
+                    task,
+                    { [weak self, weak client] update in
+                        guard let self, let client else { return }
+                        self.deliver(update, to: client)
+                    })
+            else {
+                return refuse(client, "overloaded", "this server follows too many tasks now; retry later")
+            }
+            client.subscriptions[task] = token
         }
     }
 
@@ -215,7 +274,7 @@ public final class WebSocketHub {
         guard let at = client.expiresAt, now >= at else { return false }
         logger.info("closing WebSocket \(client.peer.id) with 1008: token expired")
         client.peer.close(code: 1008, reason: "token expired")
-        clients[client.peer.id] = nil
+        forget(client)
         return true
     }
 
@@ -235,7 +294,7 @@ public final class WebSocketHub {
             client.heardAt = max(client.heardAt, now - client.peer.idleSeconds)
             if (now - client.heardAt) * 1000 > Double(settings.idleMs) {
                 client.peer.close(code: 1001, reason: "idle")
-                clients[client.peer.id] = nil
+                forget(client)
             } else if client.peer.isOpen {
                 client.peer.sendPing()
             }
@@ -264,6 +323,15 @@ public final class WebSocketHub {
         closedSlow += 1
         logger.info("closing WebSocket \(client.peer.id) with \(code): \(reason)")
         client.peer.close(code: code, reason: reason)
-        clients[client.peer.id] = nil
+        forget(client)
+    }
+}
+
+/// A frame (noncopyable) in a box the hub can keep between clients.
+private final class SharedFrame {
+    let frame: WebSocketFrame
+    init?(text: String) {
+        guard let f = WebSocketFrame(text: text) else { return nil }
+        frame = f
     }
 }

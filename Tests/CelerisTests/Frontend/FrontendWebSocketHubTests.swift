@@ -1,11 +1,45 @@
-import FastCore
 import Logging
 import XCTest
 
-/// The hub's policy driven in-process: fake peers, a hand-moved clock, no sockets, no sleeps.
+@testable import FastCore
+
+/// A `ResultSource` driven by hand: `push` hands an update to the task's watchers, as
+/// `ResultWatch` would (its own rules are ResultWatchTests' concern, on a real Redis).
+final class FakeResults: ResultSource {
+    /// Every task `watch` was called for, in order.
+    private(set) var watched: [String] = []
+    private var watchers: [UInt64: (task: String, onUpdate: (ResultWatch.Update) -> Void)] = [:]
+    private var next: UInt64 = 0
+    /// Tasks beyond this many watchers are refused.
+    var limit = Int.max
+
+    func watch(_ taskId: String, _ onUpdate: @escaping (ResultWatch.Update) -> Void) -> ResultWatch.Token? {
+        guard watchers.count < limit else { return nil }
+        watched.append(taskId)
+        next += 1
+        watchers[next] = (taskId, onUpdate)
+        return ResultWatch.Token(id: next)
+    }
+
+    func unwatch(_ token: ResultWatch.Token) { watchers[token.id] = nil }
+
+    /// Watchers now.
+    var active: Int { watchers.count }
+
+    /// Hand `task`'s new state (nil: PENDING) to its watchers; the one shared update.
+    @discardableResult
+    func push(_ task: String, _ state: String?, result: String = "null") -> ResultWatch.Update {
+        let record = state.map { #"{"status": "\#($0)", "result": \#(result), "task_id": "\#(task)"}"# }
+        let update = ResultWatch.Update(taskId: task, record: record)
+        for (_, w) in watchers.sorted(by: { $0.key < $1.key }) where w.task == task { w.onUpdate(update) }
+        return update
+    }
+}
+
+/// The hub's policy driven in-process: fake peers, fake results, a hand-moved clock, no sockets, no sleeps.
 final class FrontendWebSocketHubTests: XCTestCase {
     let clock = ManualClock()
-    var lookups: [String] = []
+    let results = FakeResults()
     var trims = 0
 
     func hub(
@@ -15,12 +49,8 @@ final class FrontendWebSocketHubTests: XCTestCase {
         var logger = Logger(label: "hub-test")
         logger.logLevel = .critical
         return WebSocketHub(
-            settings: settings, logger: logger, clock: clock, releaseFreeMemory: { [unowned self] in trims += 1 }
-        ) {
-            [unowned self] task, reply in
-            lookups.append(task)
-            reply(#"{"task_id": "\#(task)", "state": "PENDING"}"#)
-        }
+            settings: settings, logger: logger, clock: clock, releaseFreeMemory: { [unowned self] in trims += 1 },
+            results: results)
     }
 
     func message(_ task: String, _ state: String) -> String { #"{"task_id": "\#(task)", "state": "\#(state)"}"# }
@@ -39,34 +69,100 @@ final class FrontendWebSocketHubTests: XCTestCase {
         XCTAssertEqual(hub.takeCounts().delivered, 0, "counts reset when taken")
     }
 
-    func testSubscribeNarrowsTheStreamAndSendsTheCurrentState() {
+    func testSubscribeNarrowsTheStreamToTheWatchedTasks() throws {
         let hub = hub()
         let narrow = FakePeer(id: 1)
         let everything = FakePeer(id: 2)
         hub.add(narrow)
         hub.add(everything)
         XCTAssertTrue(hub.command(#"{"subscribe": ["t1", "t3"]}"#, from: 1))
-        XCTAssertEqual(lookups, ["t1", "t3"])
-        XCTAssertEqual(narrow.tasks, ["t1", "t3"], "each new subscription's current state at once")
+        XCTAssertEqual(results.watched, ["t1", "t3"])
+        results.push("t1", nil)
+        results.push("t3", nil)
+        XCTAssertEqual(narrow.tasks, ["t1", "t3"], "each subscription's snapshot")
+        XCTAssertEqual(try JSONParser.parse(narrow.received[0])["state"], "PENDING")
         XCTAssertEqual(hub.subscriptions(of: 1), ["t1", "t3"])
         XCTAssertTrue(hub.command(#"{"subscribe": ["t1"]}"#, from: 1))
-        XCTAssertEqual(lookups, ["t1", "t3"], "no second lookup for a task already subscribed")
+        XCTAssertEqual(results.watched, ["t1", "t3"], "no second watch for a task already subscribed")
 
+        // task_status goes to clients with no subscriptions only: `narrow` follows t1's result channel.
         hub.broadcast(message("t2", "PROGRESS"))
         hub.broadcast(message("t1", "PROGRESS"))
-        XCTAssertEqual(narrow.tasks, ["t1", "t3", "t1"])
+        XCTAssertEqual(narrow.tasks, ["t1", "t3"])
         XCTAssertEqual(everything.tasks, ["t2", "t1"])
+        results.push("t1", "PROGRESS")
+        XCTAssertEqual(narrow.tasks, ["t1", "t3", "t1"])
+        XCTAssertEqual(everything.tasks, ["t2", "t1"], "result-channel updates go to subscribers only")
 
         XCTAssertTrue(hub.command(#"{"unsubscribe": ["t1"]}"#, from: 1))
         XCTAssertEqual(hub.subscriptions(of: 1), ["t3"])
-        hub.broadcast(message("t1", "SUCCESS"))
-        hub.broadcast(message("t3", "SUCCESS"))
+        XCTAssertEqual(results.active, 1, "unsubscribing ends the watch")
+        results.push("t1", "SUCCESS")
+        results.push("t3", "SUCCESS", result: "5")
         XCTAssertEqual(narrow.tasks, ["t1", "t3", "t1", "t3"])
+        XCTAssertEqual(try JSONParser.parse(try XCTUnwrap(narrow.received.last))["result"], 5)
+        XCTAssertEqual(results.active, 0, "a final state ends the watch")
+        XCTAssertEqual(hub.subscriptions(of: 1), ["t3"], "and keeps the subscription")
 
         XCTAssertTrue(hub.command(#"{"unsubscribe": "*"}"#, from: 1))
         XCTAssertEqual(hub.subscriptions(of: 1), [])
         hub.broadcast(message("t4", "PROGRESS"))
         XCTAssertEqual(narrow.tasks.last, "t4", "no subscriptions: every task again")
+    }
+
+    func testAnUpdateGoesToEverySubscriberOfItsTaskAndOnlyToThem() {
+        let hub = hub()
+        let peers = (1...3).map { FakePeer(id: UInt64($0)) }
+        for p in peers { hub.add(p) }
+        XCTAssertTrue(hub.command(#"{"subscribe": ["shared"]}"#, from: 1))
+        XCTAssertTrue(hub.command(#"{"subscribe": ["shared", "own"]}"#, from: 2))
+        XCTAssertTrue(hub.command(#"{"subscribe": ["other"]}"#, from: 3))
+        let update = results.push("shared", "PROGRESS")
+        XCTAssertEqual(peers[0].received, [update.message])
+        XCTAssertEqual(peers[1].received, [update.message])
+        XCTAssertEqual(peers[2].received, [])
+        XCTAssertEqual(hub.takeCounts().delivered, 2)
+        hub.remove(2)
+        XCTAssertEqual(results.active, 2, "a closed client's watches end")
+    }
+
+    func testSlowSubscriberLosesProgressButKeepsTheFinalState() {
+        let hub = hub()
+        let slow = FakePeer(id: 1)
+        hub.add(slow)
+        XCTAssertTrue(hub.command(#"{"subscribe": ["a"]}"#, from: 1))
+        slow.queuedBytes = 5000
+        results.push("a", "PROGRESS")
+        results.push("a", "SUCCESS")
+        XCTAssertEqual(slow.received.count, 1)
+        XCTAssertEqual(try JSONParser.parse(slow.received[0])["state"], "SUCCESS")
+        XCTAssertEqual(hub.takeCounts().dropped, 1)
+    }
+
+    func testWithoutTheFirehoseOnlySubscriptionsAreServed() {
+        var settings = WebSocketHub.Settings(softLimitBytes: 1000, hardLimitBytes: 10_000)
+        settings.firehose = false
+        let hub = hub(settings)
+        let idle = FakePeer(id: 1)
+        let subscribed = FakePeer(id: 2)
+        hub.add(idle)
+        hub.add(subscribed)
+        XCTAssertTrue(hub.command(#"{"subscribe": ["a"]}"#, from: 2))
+        hub.broadcast(message("a", "PROGRESS"))
+        XCTAssertEqual(idle.received, [], "no task_status fan-out at all")
+        XCTAssertEqual(subscribed.received, [])
+        results.push("a", "SUCCESS")
+        XCTAssertEqual(subscribed.tasks, ["a"])
+    }
+
+    func testASubscriptionTheWatchRefusesIsAnsweredWithAnError() throws {
+        let hub = hub()
+        let peer = FakePeer(id: 1)
+        hub.add(peer)
+        results.limit = 1
+        XCTAssertTrue(hub.command(#"{"subscribe": ["a", "b"]}"#, from: 1))
+        XCTAssertEqual(hub.subscriptions(of: 1), ["a"])
+        XCTAssertEqual(try JSONParser.parse(try XCTUnwrap(peer.received.last))["error"], "overloaded")
     }
 
     func testOtherTextIsNotACommand() {
@@ -77,7 +173,7 @@ final class FrontendWebSocketHubTests: XCTestCase {
         }
         XCTAssertFalse(hub.command(#"{"subscribe": ["t1"]}"#, from: 99), "unknown client")
         XCTAssertEqual(hub.subscriptions(of: 1), [])
-        XCTAssertTrue(lookups.isEmpty)
+        XCTAssertTrue(results.watched.isEmpty)
     }
 
     func testSlowConsumerLosesProgressButKeepsFinalsThenIsClosedWith1008() {

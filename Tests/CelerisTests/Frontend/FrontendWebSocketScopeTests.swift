@@ -1,12 +1,14 @@
-import FastCore
 import Logging
 import XCTest
+
+@testable import FastCore
 
 /// The hub's per-client policy for token-scoped clients and subscription bounds,
 /// driven in-process: fake peers, a hand-moved clock, no sockets, no sleeps.
 final class FrontendWebSocketScopeTests: XCTestCase {
     let clock = ManualClock()
-    var lookups: [String] = []
+    let results = FakeResults()
+    var lookups: [String] { results.watched }
 
     func hub(maxIds: Int = 100, maxSubscriptions: Int = 1000) -> WebSocketHub {
         var logger = Logger(label: "hub-scope-test")
@@ -14,11 +16,8 @@ final class FrontendWebSocketScopeTests: XCTestCase {
         var settings = WebSocketHub.Settings(pingIntervalMs: 1000, idleMs: 600_000)
         settings.maxIdsPerMessage = maxIds
         settings.maxSubscriptions = maxSubscriptions
-        return WebSocketHub(settings: settings, logger: logger, clock: clock, releaseFreeMemory: {}) {
-            [unowned self] task, reply in
-            lookups.append(task)
-            reply(#"{"task_id": "\#(task)", "state": "PENDING"}"#)
-        }
+        return WebSocketHub(
+            settings: settings, logger: logger, clock: clock, releaseFreeMemory: {}, results: results)
     }
 
     func message(_ task: String) -> String { #"{"task_id": "\#(task)", "state": "PROGRESS"}"# }
@@ -33,9 +32,12 @@ final class FrontendWebSocketScopeTests: XCTestCase {
         XCTAssertEqual(scoped.received, [], "no firehose for a ws token without ws:all")
         XCTAssertEqual(all.tasks, ["someone-elses"])
         XCTAssertTrue(hub.command(#"{"subscribe": ["mine"]}"#, from: 1))
+        results.push("mine", nil)
         hub.broadcast(message("mine"))
+        results.push("mine", "PROGRESS")
+        results.push("other", "PROGRESS")
         hub.broadcast(message("other"))
-        XCTAssertEqual(scoped.tasks, ["mine", "mine"], "its current state, then its update only")
+        XCTAssertEqual(scoped.tasks, ["mine", "mine"], "its snapshot, then its update only")
         XCTAssertTrue(hub.command(#"{"unsubscribe": "*"}"#, from: 1))
         hub.broadcast(message("other"))
         XCTAssertEqual(scoped.tasks, ["mine", "mine"], "unsubscribing everything does not open the firehose")

@@ -54,6 +54,8 @@ public final class FrontendApp: HTTPServerDelegate {
     /// `GET /schedule`, `PUT` and `DELETE /schedule/{name}`.
     private let scheduleAPI: ScheduleAPI
     @exclusivity(unchecked) private var sampler: LoopTimer?
+    /// Loop 0's `/stats` sampler (queue depths every 2 s; workers while /stats is read).
+    @exclusivity(unchecked) private var statsSampler: StatsSampler?
     @exclusivity(unchecked) private var pinger: LoopTimer?
     @exclusivity(unchecked) private var drainTimer: LoopTimer?
     /// Queues requests were sent to (their LLEN is sampled for /metrics).
@@ -120,6 +122,12 @@ public final class FrontendApp: HTTPServerDelegate {
             loop: loop, host: host, port: port, limits: settings.limits, delegate: self, reusePort: reusePort)
         self.server = server
         if let first { server.countConnections(with: first) }
+        if loopIndex == 0 {
+            statsSampler = StatsSampler(
+                loop: loop, redis: redis, shared: shared, clock: clock, maxPendingRedis: settings.maxPendingRedis,
+                logger: logger)
+            statsSampler?.start()
+        }
         if settings.renderMetrics != nil {
             sampler = loop.timer(after: 1000, repeating: true) { [weak self] in self?.sampleMetrics() }
         }
@@ -132,6 +140,7 @@ public final class FrontendApp: HTTPServerDelegate {
     public func shutdown(done: @escaping () -> Void) {
         server?.stopListening()
         hub.closeAll(code: 1001, reason: "server shutting down")
+        statsSampler?.stop()
         let deadline = clock.now() + Double(settings.shutdownLimitMs) / 1000
         func check() {
             if redis.pending == 0 || clock.now() >= deadline {
@@ -194,6 +203,15 @@ public final class FrontendApp: HTTPServerDelegate {
             upgrade(request, connection, claims: claims)
         case .route(.status(let taskId)):
             status(taskId: taskId, connection)
+        case .route(.dashboard):
+            connection.respond(
+                status: 200, body: DashboardPage.html, contentType: "text/html; charset=utf-8",
+                headers: DashboardPage.headers)
+        case .route(.stats):
+            shared.stats.markRead(now: clock.now())
+            connection.respond(
+                status: 200, json: StatsAPI.render(board: shared.stats, webSockets: shared.webSockets, now: clock.now()),
+                headers: ["Cache-Control": "no-store"])
         case .route(.schedule):
             scheduleAPI.list(connection)
         case .route(.scheduleEntry(let name)):
@@ -287,6 +305,7 @@ public final class FrontendApp: HTTPServerDelegate {
                 self?.brokerError(connection, e)
                 return
             }
+            self?.shared.stats.countSubmitted()
             connection.respond(status: 200, json: ["task_id": .string(message.id)])
         }
         if !sent {

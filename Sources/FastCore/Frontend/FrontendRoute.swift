@@ -12,6 +12,10 @@ public enum FrontendRoute: Equatable, Sendable {
     case metrics
     /// `GET /health`
     case health
+    /// `GET /` (or `/index.html`): the dashboard page
+    case dashboard
+    /// `GET /stats`: queue depths, throughput and workers online, for the dashboard
+    case stats
     /// `GET /ws`
     case webSocket
     /// `GET /status/{id}` (the id as it came, possibly empty)
@@ -41,6 +45,8 @@ public enum FrontendRoute: Equatable, Sendable {
         case "/health": (route, allow) = (.health, "GET")
         case "/ws": (route, allow) = (.webSocket, "GET")
         case "/schedule": (route, allow) = (.schedule, "GET")
+        case "/", "/index.html": (route, allow) = (.dashboard, "GET")
+        case "/stats": (route, allow) = (.stats, "GET")
         default:
             if path.hasPrefix("/schedule/") {
                 let entry = FrontendRoute.scheduleEntry(name: String(path.dropFirst("/schedule/".count)))
@@ -59,6 +65,8 @@ public enum FrontendRoute: Equatable, Sendable {
         switch path {
         case "/tasks", "/process", "/health", "/ws", "/metrics": return path
         case "/process/": return "/process"
+        case "/", "/index.html": return "/"
+        case "/stats": return "/stats"
         default: return "other"
         }
     }
@@ -69,7 +77,7 @@ public enum FrontendRoute: Equatable, Sendable {
         switch label {
         case "/tasks", "other": return "tasks"
         case "/process": return "process"
-        case "/status": return "status"
+        case "/status", "/stats": return "status"
         case "/ws": return "ws"
         case "/schedule": return "schedule"
         default: return nil

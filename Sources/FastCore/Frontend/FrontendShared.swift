@@ -17,6 +17,8 @@ public final class FrontendShared: Sendable {
 
     private let state: LockedBox<State>
     public let loops: Int
+    /// `GET /stats`: the history ring, the workers inspected, when /stats was last read.
+    public let stats = StatsBoard()
 
     public init(loops: Int) {
         let n = max(1, loops)

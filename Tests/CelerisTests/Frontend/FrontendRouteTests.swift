@@ -20,7 +20,11 @@ final class FrontendRouteTests: RedisTestCase {
         XCTAssertEqual(FrontendRoute.resolve(method: "POST", path: "/health"), .methodNotAllowed(allow: "GET"))
         XCTAssertEqual(FrontendRoute.resolve(method: "PUT", path: "/status/x"), .methodNotAllowed(allow: "GET"))
         XCTAssertEqual(FrontendRoute.resolve(method: "POST", path: "/ws"), .methodNotAllowed(allow: "GET"))
-        XCTAssertEqual(FrontendRoute.resolve(method: "GET", path: "/"), .notFound)
+        XCTAssertEqual(FrontendRoute.resolve(method: "GET", path: "/"), .route(.dashboard))
+        XCTAssertEqual(FrontendRoute.resolve(method: "GET", path: "/index.html"), .route(.dashboard))
+        XCTAssertEqual(FrontendRoute.resolve(method: "POST", path: "/"), .methodNotAllowed(allow: "GET"))
+        XCTAssertEqual(FrontendRoute.resolve(method: "GET", path: "/stats"), .route(.stats))
+        XCTAssertEqual(FrontendRoute.resolve(method: "GET", path: "/stats/"), .notFound)
         XCTAssertEqual(FrontendRoute.resolve(method: "GET", path: "/statusx"), .notFound)
         XCTAssertEqual(FrontendRoute.resolve(method: "POST", path: "/tasks/"), .notFound)
     }
@@ -36,6 +40,10 @@ final class FrontendRouteTests: RedisTestCase {
         XCTAssertEqual(FrontendRoute.scope(label: "/process"), "process")
         XCTAssertNil(FrontendRoute.scope(label: "/health"))
         XCTAssertNil(FrontendRoute.scope(label: "/metrics"))
+        XCTAssertEqual(FrontendRoute.label(path: "/"), "/")
+        XCTAssertEqual(FrontendRoute.label(path: "/index.html"), "/")
+        XCTAssertNil(FrontendRoute.scope(label: "/"), "the dashboard page holds no data")
+        XCTAssertEqual(FrontendRoute.scope(label: "/stats"), "status")
     }
 
     func testErrorAnswersNameTheLimitBroken() {

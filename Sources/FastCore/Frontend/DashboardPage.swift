@@ -1,0 +1,423 @@
+/// The dashboard served at `GET /`: one self-contained page (HTML, inline CSS and JS; no CDN,
+/// no build step) over the public API only: `POST /tasks` and `/process` to send work, `/ws`
+/// (`{"subscribe": [id]}` per task sent, the `task_status` firehose when the token allows it)
+/// for live states, `GET /stats` every 2 s for queue depths, throughput and workers online.
+/// The token (saved in `localStorage["celeris.token"]`) goes as `Authorization: Bearer` on
+/// requests and `?token=` on `/ws`. Messages are coalesced: they update a map and one
+/// `requestAnimationFrame` flush renders; at most 500 task rows are kept.
+///
+///     connection.respond(status: 200, body: DashboardPage.html, contentType: "text/html; charset=utf-8",
+///                        headers: DashboardPage.headers)
+public enum DashboardPage {
+    /// Response headers besides the content type: no caching, and a policy that lets the
+    /// page load nothing but itself and talk only to its own origin.
+    public static let headers: [String: String] = [
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy":
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+            + "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ]
+
+    /// The page.
+    public static let html = ##"""
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Celeris dashboard</title>
+        <style>
+        :root { --bg: #f6f7f9; --card: #fff; --ink: #1d2430; --muted: #667085; --line: #e3e6eb;
+                --ok: #1a7f37; --bad: #c0362c; --run: #2f6fdf; --warn: #b26b00; }
+        * { box-sizing: border-box; }
+        body { margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: var(--bg); }
+        header { display: flex; align-items: center; gap: 16px; padding: 10px 20px; background: #1d2430; color: #fff; flex-wrap: wrap; }
+        header h1 { font-size: 17px; margin: 0; font-weight: 600; }
+        header .spacer { flex: 1; }
+        header input { width: 260px; }
+        #connection { padding: 2px 10px; border-radius: 10px; font-size: 12px; background: #7a2020; }
+        #connection[data-state="live"] { background: #1a7f37; }
+        main { display: grid; grid-template-columns: minmax(320px, 1fr) minmax(420px, 2fr); gap: 16px; padding: 16px 20px; }
+        section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; min-width: 0; }
+        section h2 { font-size: 14px; margin: 0 0 8px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
+        form { display: grid; grid-template-columns: 90px 1fr; gap: 6px 8px; align-items: center; margin-bottom: 12px; }
+        form button { grid-column: 2; justify-self: start; }
+        input { font: inherit; padding: 4px 6px; border: 1px solid var(--line); border-radius: 4px; min-width: 0; }
+        button { font: inherit; padding: 4px 12px; border: 1px solid #2f6fdf; background: #2f6fdf; color: #fff; border-radius: 4px; cursor: pointer; }
+        table { width: 100%; border-collapse: collapse; }
+        th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
+        th { font-weight: 600; color: var(--muted); font-size: 12px; }
+        td.result { font-family: ui-monospace, Menlo, monospace; font-size: 12px; max-width: 360px; overflow-wrap: anywhere; }
+        td.id { font-family: ui-monospace, Menlo, monospace; font-size: 11px; color: var(--muted); }
+        tr.task[data-state="SUCCESS"] .state { color: var(--ok); }
+        tr.task[data-state="FAILURE"] .state, tr.task[data-state="REVOKED"] .state { color: var(--bad); }
+        tr.task[data-state="PROGRESS"] .state, tr.task[data-state="STARTED"] .state { color: var(--run); }
+        progress { width: 110px; }
+        #error { color: var(--bad); min-height: 1.4em; margin: 0 20px; padding-top: 8px; white-space: pre-wrap; }
+        canvas { width: 100%; height: 180px; display: block; }
+        .legend { font-size: 12px; color: var(--muted); }
+        .legend span { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 10px; vertical-align: middle; }
+        .tasks-wrap { max-height: 70vh; overflow: auto; }
+        @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
+        </style>
+        </head>
+        <body>
+        <header>
+          <h1>Celeris</h1>
+          <span id="connection" data-state="offline">offline</span>
+          <span class="spacer"></span>
+          <label for="token">Token</label>
+          <input id="token" type="password" autocomplete="off" placeholder="bearer token (if auth is on)">
+          <button id="token-save" type="button">Save</button>
+        </header>
+        <div id="error" role="alert"></div>
+        <main>
+          <div>
+            <section>
+              <h2>Send a task</h2>
+              <form id="task-form">
+                <label for="task-name">Task</label><input id="task-name" value="create_task">
+                <label for="task-args">Args</label><input id="task-args" value="[3]">
+                <label for="task-kwargs">Kwargs</label><input id="task-kwargs" value="{}">
+                <button id="task-submit" type="submit">Send</button>
+              </form>
+              <h2>Process documents</h2>
+              <form id="process-form">
+                <label for="blob-path">Blob path</label><input id="blob-path" placeholder="/data/docs">
+                <label for="threshold">Threshold</label><input id="threshold" value="0.5">
+                <button id="process-submit" type="submit">Process</button>
+              </form>
+            </section>
+            <section>
+              <h2>Queues</h2>
+              <table><thead><tr><th>Queue</th><th>Depth</th></tr></thead><tbody id="queues"></tbody></table>
+            </section>
+            <section>
+              <h2>Workers</h2>
+              <table><thead><tr><th>Hostname</th><th>Queues</th><th>Concurrency</th><th>Active</th><th>Processed</th><th>Software</th></tr></thead>
+              <tbody id="workers"></tbody></table>
+            </section>
+          </div>
+          <div>
+            <section>
+              <h2>Throughput</h2>
+              <canvas id="throughput-chart" width="800" height="180"></canvas>
+              <div class="legend"><span style="background:#1a7f37"></span>processed/s<span style="background:#2f6fdf"></span>submitted/s<span style="background:#b26b00"></span>queued</div>
+            </section>
+            <section>
+              <h2>Tasks</h2>
+              <div class="tasks-wrap">
+              <table><thead><tr><th>Task</th><th>Id</th><th>State</th><th>Progress</th><th>Result</th></tr></thead>
+              <tbody id="tasks"></tbody></table>
+              </div>
+            </section>
+          </div>
+        </main>
+        <script>
+        (function () {
+          "use strict";
+          var MAX_ROWS = 500, IDS_PER_MESSAGE = 100, FINAL = { SUCCESS: 1, FAILURE: 1, REVOKED: 1 };
+          var counters = { messages: 0, flushes: 0, rows: 0 };
+          window.celerisDashboard = counters;
+          var $ = function (id) { return document.getElementById(id); };
+          var tasks = new Map();     // id -> record (insertion order: oldest first)
+          var dirty = new Map();     // id -> record awaiting the next flush
+          var flushQueued = false, pendingUnsubscribe = [];
+          var ws = null, wsBackoff = 500, wsTimer = null;
+          var stats = null, statsTimer = null;
+
+          function token() { return localStorage.getItem("celeris.token") || ""; }
+          function headers(json) {
+            var h = {};
+            if (json) h["Content-Type"] = "application/json";
+            if (token()) h["Authorization"] = "Bearer " + token();
+            return h;
+          }
+          function showError(text) { $("error").textContent = new Date().toLocaleTimeString() + "  " + text; }
+          function clearError() { $("error").textContent = ""; }
+          function short(v) {
+            var s = typeof v === "string" ? v : JSON.stringify(v);
+            return s === undefined ? "" : (s.length > 300 ? s.slice(0, 300) + "…" : s);
+          }
+
+          // ---- task records and the coalesced flush ----
+          function record(id, name) {
+            var r = tasks.get(id);
+            if (!r) {
+              r = { id: id, name: name || "", state: "PENDING", steps: [], total: null, done: null, result: "", row: null };
+              tasks.set(id, r);
+              trim();
+            } else if (name && !r.name) {
+              r.name = name;
+            }
+            return r;
+          }
+          function touch(r) {
+            dirty.set(r.id, r);
+            if (!flushQueued) { flushQueued = true; requestAnimationFrame(flush); }
+          }
+          function trim() {
+            if (tasks.size <= MAX_ROWS) return;
+            var victim = null;
+            for (var r of tasks.values()) { if (FINAL[r.state]) { victim = r; break; } }
+            if (!victim) victim = tasks.values().next().value;
+            if (!FINAL[victim.state]) pendingUnsubscribe.push(victim.id);
+            tasks.delete(victim.id);
+            dirty.delete(victim.id);
+            if (victim.row) victim.row.remove();
+          }
+          function cell(tr, cls, tag) {
+            var td = document.createElement("td");
+            td.className = cls;
+            if (tag) { var el = document.createElement(tag); el.className = cls === "bar" ? "progress" : ""; td.appendChild(el); }
+            tr.appendChild(td);
+            return td;
+          }
+          function render(r) {
+            var tr = r.row;
+            if (!tr) {
+              tr = document.createElement("tr");
+              tr.className = "task";
+              tr.dataset.taskId = r.id;
+              cell(tr, "name"); cell(tr, "id"); cell(tr, "state"); cell(tr, "bar", "progress"); cell(tr, "result");
+              tr.querySelector(".id").textContent = r.id;
+              $("tasks").prepend(tr);
+              r.row = tr;
+            }
+            tr.dataset.state = r.state;
+            tr.dataset.progressSteps = r.steps.join(",");
+            tr.querySelector(".name").textContent = r.name;
+            tr.querySelector(".state").textContent = r.state;
+            var bar = tr.querySelector("progress.progress");
+            if (r.state === "SUCCESS") { bar.max = 1; bar.value = 1; }
+            else if (r.total > 0 && r.done !== null) { bar.max = r.total; bar.value = Math.min(r.done, r.total); }
+            else if (FINAL[r.state]) { bar.max = 1; bar.value = 0; }
+            else if (r.state === "PENDING") { bar.max = 1; bar.value = 0; }
+            else bar.removeAttribute("value");  // running, size unknown: indeterminate
+            tr.querySelector(".result").textContent = r.result;
+          }
+          function flush() {
+            flushQueued = false;
+            counters.flushes++;
+            dirty.forEach(render);
+            dirty.clear();
+            counters.rows = $("tasks").rows.length;
+            if (pendingUnsubscribe.length) {
+              var ids = pendingUnsubscribe.splice(0);
+              for (var i = 0; i < ids.length; i += IDS_PER_MESSAGE) send({ unsubscribe: ids.slice(i, i + IDS_PER_MESSAGE) });
+            }
+          }
+
+          // A message from /ws: a subscribed task's state {"task_id","status","state","meta"|"result"},
+          // or a task_status firehose update {"task_id","state","progress","total",...}.
+          function onMessage(text) {
+            counters.messages++;
+            var m;
+            try { m = JSON.parse(text); } catch (e) { return; }
+            if (!m || typeof m !== "object") return;
+            if (m.error) { showError("WebSocket: " + m.error + (m.detail ? ": " + m.detail : "") + (m.task_id ? " (" + m.task_id + ")" : "")); return; }
+            if (typeof m.task_id !== "string" || typeof m.state !== "string") return;
+            var r = tasks.get(m.task_id) || record(m.task_id, "");
+            if (FINAL[r.state]) return;  // nothing after a final state
+            var step = null;
+            if (m.state === "PROGRESS") {
+              if (m.meta && typeof m.meta === "object" && typeof m.meta.progress === "number") step = m.meta.progress;
+              else if (typeof m.progress === "number") step = m.progress;
+              if (m.meta && typeof m.meta.total === "number") r.total = m.meta.total;
+            }
+            if (typeof m.total === "number") r.total = m.total;
+            if (step !== null) {
+              if (r.steps[r.steps.length - 1] !== step) r.steps.push(step);
+              r.done = step + 1;
+            }
+            r.state = m.state;
+            if ("result" in m) r.result = short(m.result);
+            else if (m.state !== "PROGRESS" && "meta" in m && m.meta !== null) r.result = short(m.meta);
+            if (FINAL[r.state]) pendingUnsubscribe.push(r.id);
+            touch(r);
+          }
+
+          // ---- WebSocket with backoff; unfinished tasks are subscribed again on every connect ----
+          function setConnection(live) {
+            var el = $("connection");
+            el.dataset.state = live ? "live" : "offline";
+            el.textContent = live ? "live" : "offline";
+          }
+          function send(obj) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(obj)); }
+          function subscribe(ids) {
+            for (var i = 0; i < ids.length; i += IDS_PER_MESSAGE) send({ subscribe: ids.slice(i, i + IDS_PER_MESSAGE) });
+          }
+          function connect() {
+            clearTimeout(wsTimer);
+            if (ws) { ws.onclose = null; ws.close(); ws = null; }
+            var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+            if (token()) url += "?token=" + encodeURIComponent(token());
+            var sock;
+            try { sock = new WebSocket(url); } catch (e) { showError("WebSocket: " + e); return retry(); }
+            ws = sock;
+            sock.onopen = function () {
+              wsBackoff = 500;
+              setConnection(true);
+              var open = [];
+              tasks.forEach(function (r) { if (!FINAL[r.state]) open.push(r.id); });
+              subscribe(open);
+            };
+            sock.onmessage = function (ev) { if (typeof ev.data === "string") onMessage(ev.data); };
+            sock.onclose = function (ev) {
+              if (ws !== sock) return;
+              ws = null;
+              setConnection(false);
+              if (ev.code === 1008) showError("WebSocket closed: " + (ev.reason || "policy violation (token?)"));
+              retry();
+            };
+          }
+          function retry() {
+            clearTimeout(wsTimer);
+            var wait = wsBackoff * (0.75 + Math.random() / 2);
+            wsBackoff = Math.min(wsBackoff * 2, 10000);
+            wsTimer = setTimeout(connect, wait);
+          }
+
+          // ---- sending work ----
+          function describe(resp, body) {
+            if (body && body.error) return resp.status + " " + body.error + (body.detail ? ": " + body.detail : "");
+            return "HTTP " + resp.status;
+          }
+          function post(path, payload, name) {
+            return fetch(path, { method: "POST", headers: headers(true), body: JSON.stringify(payload) })
+              .then(function (resp) {
+                return resp.json().catch(function () { return null; }).then(function (body) {
+                  if (!resp.ok || !body || typeof body.task_id !== "string") throw new Error(describe(resp, body));
+                  clearError();
+                  var r = record(body.task_id, name);
+                  if (typeof r.total !== "number" && name === "create_task" && typeof payload.args[0] === "number") r.total = payload.args[0];
+                  touch(r);
+                  subscribe([body.task_id]);
+                  return body.task_id;
+                });
+              })
+              .catch(function (e) { showError(path + ": " + (e && e.message ? e.message : e)); });
+          }
+          function parseJSON(text, what, check) {
+            var v;
+            try { v = JSON.parse(text); } catch (e) { throw new Error(what + " is not JSON: " + e.message); }
+            if (!check(v)) throw new Error(what + " has the wrong shape");
+            return v;
+          }
+          $("task-form").addEventListener("submit", function (ev) {
+            ev.preventDefault();
+            var name = $("task-name").value.trim(), args, kwargs;
+            try {
+              args = parseJSON($("task-args").value || "[]", "args", Array.isArray);
+              kwargs = parseJSON($("task-kwargs").value || "{}", "kwargs", function (v) { return v && typeof v === "object" && !Array.isArray(v); });
+            } catch (e) { return showError(e.message); }
+            post("/tasks", { task: name, args: args, kwargs: kwargs }, name);
+          });
+          $("process-form").addEventListener("submit", function (ev) {
+            ev.preventDefault();
+            var payload = { blob_path: $("blob-path").value.trim() };
+            var t = $("threshold").value.trim();
+            if (t !== "") {
+              payload.threshold = Number(t);
+              if (!isFinite(payload.threshold)) return showError("threshold must be a number from 0 to 1");
+            }
+            post("/process", payload, "process");
+          });
+          $("token-save").addEventListener("click", function () {
+            var t = $("token").value.trim();
+            if (t) localStorage.setItem("celeris.token", t); else localStorage.removeItem("celeris.token");
+            clearError();
+            wsBackoff = 500;
+            connect();
+            pollStats();
+          });
+
+          // ---- /stats: queues, workers, throughput chart ----
+          function rows(tbody, items, key, attr, fill) {
+            var seen = new Set();
+            items.forEach(function (item) {
+              var k = item[key];
+              seen.add(k);
+              var tr = null;
+              for (var i = 0; i < tbody.rows.length; i++) if (tbody.rows[i].dataset[attr] === k) { tr = tbody.rows[i]; break; }
+              if (!tr) { tr = document.createElement("tr"); tr.dataset[attr] = k; tbody.appendChild(tr); }
+              fill(tr, item);
+            });
+            Array.prototype.slice.call(tbody.rows).forEach(function (tr) { if (!seen.has(tr.dataset[attr])) tr.remove(); });
+          }
+          function cells(tr, list) {
+            while (tr.cells.length < list.length) tr.appendChild(document.createElement("td"));
+            list.forEach(function (c, i) { tr.cells[i].className = c[0]; tr.cells[i].textContent = c[1]; });
+          }
+          function renderStats(s) {
+            var queues = Object.keys(s.queues || {}).sort().map(function (q) { return { name: q, depth: s.queues[q] }; });
+            rows($("queues"), queues, "name", "queue", function (tr, q) {
+              tr.className = "queue";
+              cells(tr, [["name", q.name], ["depth", String(q.depth)]]);
+            });
+            rows($("workers"), s.workers || [], "hostname", "hostname", function (tr, w) {
+              tr.className = "worker";
+              cells(tr, [["hostname", w.hostname], ["queues", (w.queues || []).join(", ")], ["concurrency", String(w.concurrency)],
+                         ["active", String(w.active)], ["processed", String(w.processed)], ["software", w.software || ""]]);
+            });
+            drawChart(s);
+          }
+          function drawChart(s) {
+            var canvas = $("throughput-chart"), ctx = canvas.getContext && canvas.getContext("2d");
+            if (!ctx) return;
+            var w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height, dpr = window.devicePixelRatio || 1;
+            if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
+            ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+            ctx.clearRect(0, 0, w, h);
+            var hist = s.history || [], step = s.interval || 2, span = 600, now = s.time || Date.now() / 1000;
+            var series = [
+              { color: "#1a7f37", v: hist.map(function (p) { return p.processed / step; }) },
+              { color: "#2f6fdf", v: hist.map(function (p) { return p.submitted / step; }) },
+              { color: "#b26b00", v: hist.map(function (p) { var n = 0; for (var q in p.queues) n += p.queues[q]; return n; }) },
+            ];
+            var top = 1;
+            series.forEach(function (se) { se.v.forEach(function (x) { if (x > top) top = x; }); });
+            var left = 44, bottom = h - 18, right = w - 6, height = bottom - 8;
+            ctx.strokeStyle = "#e3e6eb"; ctx.fillStyle = "#667085"; ctx.font = "11px system-ui, sans-serif"; ctx.lineWidth = 1;
+            for (var g = 0; g <= 4; g++) {
+              var y = bottom - height * g / 4;
+              ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(right, y); ctx.stroke();
+              ctx.fillText(String(Math.round(top * g / 4 * 10) / 10), 2, y + 4);
+            }
+            ctx.fillText("-10 min", left, h - 4);
+            ctx.fillText("now", right - 22, h - 4);
+            function x(t) { return left + (right - left) * (1 - Math.min(span, Math.max(0, now - t)) / span); }
+            series.forEach(function (se) {
+              ctx.strokeStyle = se.color; ctx.lineWidth = 1.5; ctx.beginPath();
+              se.v.forEach(function (val, i) {
+                var px = x(hist[i].t), py = bottom - height * val / top;
+                if (i === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+              });
+              ctx.stroke();
+            });
+          }
+          function pollStats() {
+            clearTimeout(statsTimer);
+            fetch("/stats", { headers: headers(false), cache: "no-store" })
+              .then(function (resp) {
+                return resp.json().catch(function () { return null; }).then(function (body) {
+                  if (!resp.ok || !body) throw new Error(describe(resp, body));
+                  stats = body;
+                  renderStats(body);
+                });
+              })
+              .catch(function (e) { showError("/stats: " + (e && e.message ? e.message : e)); })
+              .then(function () { statsTimer = setTimeout(pollStats, 2000); });
+          }
+
+          $("token").value = token();
+          connect();
+          pollStats();
+        })();
+        </script>
+        </body>
+        </html>
+        """##
+}

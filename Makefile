@@ -20,7 +20,7 @@ deps:
 
 venv:
 	@test -x $(PY) || python3 -m venv .venv
-	@$(PY) -c 'import celery, websockets, kubernetes_validate' 2>/dev/null || $(PY) -m pip install -q -r Tests/requirements.txt
+	@$(PY) -c 'import celery, websockets, kubernetes_validate, openapi_spec_validator' 2>/dev/null || $(PY) -m pip install -q -r Tests/requirements.txt
 
 build: deps
 	swift build

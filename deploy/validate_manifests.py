@@ -44,6 +44,9 @@ def main():
         files = (yaml.safe_load(f) or {}).get("resources") or []
     if not files:
         errors.append(f"{kustomization}: no resources listed")
+    for name in sorted(os.listdir(args.dir)):
+        if name.endswith((".yaml", ".yml")) and name != "kustomization.yaml" and name not in files:
+            errors.append(f"{name}: not listed in kustomization.yaml's resources (never applied, never checked)")
     schema_path = os.path.join(args.dir, "schemas", "keda-scaledobject-v1alpha1.schema.json")
     with open(schema_path, encoding="utf-8") as f:
         keda_schema = json.load(f)
@@ -80,6 +83,7 @@ def main():
                 except (kv_utils.SchemaNotFoundError, kv_utils.InvalidSchemaError) as e:
                     errors.append(f"{label}: Kubernetes {version}: no schema for {api} {kind}: {e}")
 
+    errors = list(dict.fromkeys(errors))
     print(json.dumps({"ok": not errors, "errors": errors, "versions": versions, "resources": resources}))
     sys.exit(1 if errors else 0)
 

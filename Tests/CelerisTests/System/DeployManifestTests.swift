@@ -26,8 +26,9 @@ final class DeployManifestTests: XCTestCase {
         XCTAssertEqual(report.versions.count, 2, "the oldest supported Kubernetes and the newest known")
     }
 
-    /// The validator is not a rubber stamp: a wrong type, an unknown field and a KEDA trigger
-    /// with a number where KEDA wants a string are each reported, by file and path.
+    /// The validator is not a rubber stamp: a wrong type, an unknown field, a KEDA trigger with a
+    /// number where KEDA wants a string and a manifest kustomize would not apply are each
+    /// reported, by file and path.
     func testValidatorRejectsBrokenManifests() throws {
         let copy = try DeployManifests.copy(Self.manifestDir)
         defer { try? FileManager.default.removeItem(at: copy) }
@@ -41,8 +42,14 @@ final class DeployManifestTests: XCTestCase {
             $0.replacingOccurrences(of: "listLength: \"16\"", with: "listLength: 16")
                 .replacingOccurrences(of: "pollingInterval: 5", with: "pollingIntervall: 5")
         }
+        try FileManager.default.copyItem(
+            at: copy.appendingPathComponent("worker-fetch.yaml"), to: copy.appendingPathComponent("worker-extra.yaml"))
         let report = try DeployManifests.validate(directory: copy)
         XCTAssertEqual(report.status, 1)
+        XCTAssertTrue(
+            report.errors.contains(
+                "worker-extra.yaml: not listed in kustomization.yaml's resources (never applied, never checked)"),
+            "\(report.errors)")
         let text = report.errors.joined(separator: "\n")
         XCTAssertTrue(text.contains("frontend.yaml[0] Deployment/celeris-frontend"), text)
         XCTAssertTrue(text.contains("containerPort: '8000' is not of type 'integer'"), text)

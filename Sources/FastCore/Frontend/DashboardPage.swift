@@ -40,7 +40,7 @@ public enum DashboardPage {
         #connection { padding: 2px 10px; border-radius: 10px; font-size: 12px; background: #7a2020; }
         #connection[data-state="live"] { background: #1a7f37; }
         main { display: grid; grid-template-columns: minmax(320px, 1fr) minmax(420px, 2fr); gap: 16px; padding: 16px 20px; }
-        section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; min-width: 0; }
+        section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; min-width: 0; margin-bottom: 16px; overflow-x: auto; }
         section h2 { font-size: 14px; margin: 0 0 8px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
         form { display: grid; grid-template-columns: 90px 1fr; gap: 6px 8px; align-items: center; margin-bottom: 12px; }
         form button { grid-column: 2; justify-self: start; }
@@ -94,17 +94,17 @@ public enum DashboardPage {
               <h2>Queues</h2>
               <table><thead><tr><th>Queue</th><th>Depth</th></tr></thead><tbody id="queues"></tbody></table>
             </section>
-            <section>
-              <h2>Workers</h2>
-              <table><thead><tr><th>Hostname</th><th>Queues</th><th>Concurrency</th><th>Active</th><th>Processed</th><th>Software</th></tr></thead>
-              <tbody id="workers"></tbody></table>
-            </section>
           </div>
           <div>
             <section>
               <h2>Throughput</h2>
               <canvas id="throughput-chart" width="800" height="180"></canvas>
               <div class="legend"><span style="background:#1a7f37"></span>processed/s<span style="background:#2f6fdf"></span>submitted/s<span style="background:#b26b00"></span>queued</div>
+            </section>
+            <section>
+              <h2>Workers</h2>
+              <table><thead><tr><th>Hostname</th><th>Queues</th><th>Concurrency</th><th>Active</th><th>Processed</th><th>Software</th></tr></thead>
+              <tbody id="workers"></tbody></table>
             </section>
             <section>
               <h2>Tasks</h2>
@@ -371,7 +371,8 @@ public enum DashboardPage {
             if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
             ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
             ctx.clearRect(0, 0, w, h);
-            var hist = s.history || [], step = s.interval || 2, span = 600, now = s.time || Date.now() / 1000;
+            var hist = s.history || [], step = s.interval || 2, now = s.time || Date.now() / 1000;
+            var span = hist.length ? Math.min(600, Math.max(60, Math.ceil((now - hist[0].t) / 60) * 60)) : 60;
             var series = [
               { color: "#1a7f37", v: hist.map(function (p) { return p.processed / step; }) },
               { color: "#2f6fdf", v: hist.map(function (p) { return p.submitted / step; }) },
@@ -384,9 +385,10 @@ public enum DashboardPage {
             for (var g = 0; g <= 4; g++) {
               var y = bottom - height * g / 4;
               ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(right, y); ctx.stroke();
-              ctx.fillText(String(Math.round(top * g / 4 * 10) / 10), 2, y + 4);
+              var label = top * g / 4;
+              ctx.fillText(label >= 10 ? String(Math.round(label)) : String(Math.round(label * 100) / 100), 2, y + 4);
             }
-            ctx.fillText("-10 min", left, h - 4);
+            ctx.fillText("-" + Math.round(span / 60) + " min", left, h - 4);
             ctx.fillText("now", right - 22, h - 4);
             function x(t) { return left + (right - left) * (1 - Math.min(span, Math.max(0, now - t)) / span); }
             series.forEach(function (se) {

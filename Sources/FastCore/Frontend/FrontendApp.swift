@@ -31,6 +31,8 @@ public final class FrontendApp: HTTPServerDelegate {
         public var allowedHosts: [String] = []
         /// Browser origins allowed besides the server's own (`/ws` and `POST`s).
         public var allowedOrigins: [String] = []
+        /// Most tasks one loop follows at once for `/ws` subscriptions (and waits) (beyond: refused).
+        public var maxWatchedTasks = 100_000
 
         public init() {}
     }
@@ -50,6 +52,8 @@ public final class FrontendApp: HTTPServerDelegate {
     @exclusivity(unchecked) private var producer = TaskProducer()
     /// This loop's WebSocket clients.
     public let hub: WebSocketHub
+    /// Every state of the tasks this loop's clients follow (`/ws` subscriptions, status waits).
+    let resultWatch: ResultWatch
     private let metrics = FrontendMetrics()
     /// `GET /schedule`, `PUT` and `DELETE /schedule/{name}`.
     private let scheduleAPI: ScheduleAPI
@@ -78,25 +82,11 @@ public final class FrontendApp: HTTPServerDelegate {
         self.clock = clock
         self.shared = shared
         self.loopIndex = loopIndex
+        resultWatch = ResultWatch(
+            loop: loop, redis: redis, endpoint: redis.endpoint, logger: logger,
+            maxWatchedTasks: settings.maxWatchedTasks, maxPendingRedis: settings.maxPendingRedis)
         scheduleAPI = ScheduleAPI(redis: redis, maxPendingRedis: settings.maxPendingRedis, logger: logger)
-        let maxPending = settings.maxPendingRedis
-        hub = WebSocketHub(settings: settings.webSockets, logger: logger, clock: clock) { [weak redis] task, send in
-            // A new subscriber gets the task's current state at once, within the pending-command bound.
-            guard let redis, redis.pending < maxPending else {
-                return send(
-                    JSON.object([
-                        ("task_id", .string(task)), ("error", "overloaded"),
-                        ("detail", "current state not looked up (Redis busy); updates follow"),
-                    ]).serialized())
-            }
-            redis.send(["GET", ResultRecord.key(task)]) { reply in
-                var state: JSON = ["task_id": .string(task)]
-                for (k, v) in TaskStatusView.render(record: reply?.text).objectPairs ?? [] {
-                    state = state.setting(k, v)
-                }
-                send(state.serialized())
-            }
-        }
+        hub = WebSocketHub(settings: settings.webSockets, logger: logger, clock: clock, results: resultWatch)
         redis.onStateChange = { [weak self, weak subscriber] up in
             if up { self?.producer.reset() }
             shared.setBrokerUp(loop: loopIndex, up && subscriber?.isConnected == true)
@@ -107,8 +97,13 @@ public final class FrontendApp: HTTPServerDelegate {
         pinger = loop.timer(after: settings.webSockets.pingIntervalMs, repeating: true) { [weak self] in
             self?.hub.keepalive()
         }
-        subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.hub.broadcast(payload) }
+        if settings.webSockets.firehose {
+            subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.hub.broadcast(payload) }
+        }
     }
+
+    /// Connect the result watch's subscriber (`FrontendLoops` calls it with the Redis connections' `start`).
+    func startResultWatch() { resultWatch.start() }
 
     /// Bind the listener; returns the bound port. With `reusePort` other loops may
     /// listen on it too; `first` is the loop whose connection count this one shares.
@@ -413,6 +408,7 @@ public final class FrontendApp: HTTPServerDelegate {
     private func sampleMetrics() {
         let counts = hub.takeCounts()
         metrics.fanOut(delivered: counts.delivered, dropped: counts.dropped, closedSlow: counts.closedSlow)
+        metrics.watchedTasks(loop: loopIndex, resultWatch.watchedTasks)
         shared.setRedisPending(loop: loopIndex, redis.pending)
         guard loopIndex == 0 else { return }
         let connections = server?.openConnections ?? 0

@@ -37,7 +37,7 @@ final class WebSocketFanOutTests: FrontendTestCase {
         let narrow = try WSFrame.open(port: port)
         let everything = try WSFrame.open(port: port)
         try narrow.send(WSFrame.make(opcode: 0x1, payload: Array(#"{"subscribe": ["t1", "done-1"]}"#.utf8)))
-        // Each new subscription gets its task's current state at once.
+        // Each new subscription gets its task's current state.
         var current: [String: JSON] = [:]
         for _ in 0..<2 {
             let m = try nextText(narrow)
@@ -46,17 +46,27 @@ final class WebSocketFanOutTests: FrontendTestCase {
         XCTAssertEqual(current["t1"]?["state"], "PENDING")
         XCTAssertEqual(current["done-1"]?["state"], "SUCCESS")
         XCTAssertEqual(current["done-1"]?["result"], 5)
-        // Both current states came after the subscription was in place, and `everything` was
-        // added before its 101 went out: no wait needed before publishing.
+        // task_status goes to `everything` (no subscriptions) only; `narrow` follows t1's result
+        // channel, on which the worker publishes each stored state. Both current states came after
+        // the subscription was in place, and `everything` was added before its 101 went out.
         try publish("t2", "PROGRESS")
         try publish("t1", "PROGRESS")
-        XCTAssertEqual(try nextText(narrow)["task_id"], "t1")
+        let progress = ResultRecord(taskId: "t1", state: .progress, result: ["progress": 1]).serialized()
+        _ = try client.pipeline([
+            ["SETEX", ResultRecord.key("t1"), "100", progress], ["PUBLISH", ResultRecord.key("t1"), progress],
+        ])
+        let update = try nextText(narrow)
+        XCTAssertEqual(update["task_id"], "t1")
+        XCTAssertEqual(update["state"], "PROGRESS")
+        XCTAssertEqual(update["meta"]?["progress"], 1)
         XCTAssertEqual(try nextText(everything)["task_id"], "t2")
         XCTAssertEqual(try nextText(everything)["task_id"], "t1")
-        // Subscribing comes first in a command, so the current state of "ack" arrives only
-        // after the unsubscribe in the same message has taken effect.
-        try narrow.send(WSFrame.make(opcode: 0x1, payload: Array(#"{"subscribe": ["ack"], "unsubscribe": "*"}"#.utf8)))
-        XCTAssertEqual(try nextText(narrow)["task_id"], "ack")
+        // A refused subscribe is answered at once, after the unsubscribe in the same message
+        // has taken effect: from then on `narrow` has no subscriptions and takes the firehose.
+        let long = String(repeating: "x", count: 256)
+        try narrow.send(
+            WSFrame.make(opcode: 0x1, payload: Array(#"{"subscribe": ["\#(long)"], "unsubscribe": "*"}"#.utf8)))
+        XCTAssertEqual(try nextText(narrow)["error"], "invalid_task_id")
         try publish("t3", "PROGRESS")
         XCTAssertEqual(try nextText(narrow)["task_id"], "t3")
     }

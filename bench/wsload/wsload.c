@@ -61,7 +61,7 @@ static char run_tag[32];
 typedef struct { int next; int snapshots; int finals; } taskstate;
 static taskstate *tasks;
 /* What the check counts (per reader, summed at the end). */
-typedef struct { long dup, gap, after_final, misrouted, unparsed, errors, extra_snapshots; } check;
+typedef struct { long dup, gap, after_final, misrouted, unparsed, errors, extra_snapshots, foreign; } check;
 
 /* A reader thread: its connections' epoll, the latencies it saw, its check counts, when it last got an update. */
 typedef struct { int ep; double end; double *lat; size_t nlat, caplat; check ck; double last; } reader;
@@ -185,8 +185,14 @@ static void check_frame(reader *rd, client *c, const uint8_t *p, size_t n) {
     const char *id = field(p, n, "task_id");
     const char *state = field(p, n, "state");
     size_t tag = strlen(run_tag);
-    if (!id || *id != '"' || (size_t)(p + n - (const uint8_t *)id) < tag + 5 || memcmp(id + 1, run_tag, tag) != 0 || id[1 + tag] != '-') {
-        rd->ck.unparsed++; return;
+    if (id && *id == '"' && (size_t)(p + n - (const uint8_t *)id) >= tag + 5 && (memcmp(id + 1, run_tag, tag) != 0 || id[1 + tag] != '-')) {
+        /* another run's task (task_status still in flight from it when this client had no subscriptions yet) */
+        if (!rd->ck.foreign++) fprintf(stderr, "not this run's task: %.*s\n", (int)(n < 200 ? n : 200), (const char *)p);
+        return;
+    }
+    if (!id || *id != '"' || (size_t)(p + n - (const uint8_t *)id) < tag + 5) {
+        if (!rd->ck.unparsed++) fprintf(stderr, "unparsed: %.*s\n", (int)(n < 200 ? n : 200), (const char *)p);
+        return;
     }
     char *e; long ci = strtol(id + 2 + tag, &e, 10); long j = *e == '-' ? strtol(e + 1, &e, 10) : -1;
     if (ci != c->index || j < 0 || j >= ntasks) { rd->ck.misrouted++; return; }
@@ -199,7 +205,7 @@ static void check_frame(reader *rd, client *c, const uint8_t *p, size_t n) {
     }
     int final = !strncmp(state, "\"SUCCESS\"", 9);
     const char *pr = field(p, n, "progress"), *ts = field(p, n, "ts");
-    if (!pr || !ts || (!final && strncmp(state, "\"PROGRESS\"", 10))) { rd->ck.unparsed++; return; }
+    if (!pr || !ts || (!final && strncmp(state, "\"PROGRESS\"", 10))) { if (!rd->ck.unparsed++) fprintf(stderr, "unparsed: %.*s\n", (int)(n < 200 ? n : 200), (const char *)p); return; }
     long round = strtol(pr, NULL, 10);
     double t1 = now();
     __atomic_add_fetch(&delivered, 1, __ATOMIC_RELAXED);
@@ -295,7 +301,8 @@ static int run_tasks(client *cs, reader *rds, pthread_t *threads, int nreaders, 
             if (ws_send_text(cs[i].fd, msg, len) < 0) { fprintf(stderr, "subscribe on %d failed: %s\n", i, strerror(errno)); return 1; }
         }
     }
-    while (__atomic_load_n(&snapshots, __ATOMIC_RELAXED) < total && now() - t0 < 120) usleep(1000);
+    for (double told = t0; __atomic_load_n(&snapshots, __ATOMIC_RELAXED) < total && now() - t0 < 60; usleep(1000))
+        if (now() - told >= 5) { told = now(); fprintf(stderr, "%ld of %ld snapshots so far\n", snapshots, total); }
     double subscribed_s = now() - t0;
     long snaps = __atomic_load_n(&snapshots, __ATOMIC_RELAXED);
     fprintf(stderr, "%ld of %ld snapshots in %.2f s\n", snaps, total, subscribed_s);
@@ -329,7 +336,7 @@ static int run_tasks(client *cs, reader *rds, pthread_t *threads, int nreaders, 
         nlat += rds[t].nlat;
         ck.dup += rds[t].ck.dup; ck.gap += rds[t].ck.gap; ck.after_final += rds[t].ck.after_final;
         ck.misrouted += rds[t].ck.misrouted; ck.unparsed += rds[t].ck.unparsed; ck.errors += rds[t].ck.errors;
-        ck.extra_snapshots += rds[t].ck.extra_snapshots;
+        ck.extra_snapshots += rds[t].ck.extra_snapshots; ck.foreign += rds[t].ck.foreign;
     }
     double *lat = malloc((nlat ? nlat : 1) * sizeof(double));
     for (int t = 0, o = 0; t < nreaders; t++) { memcpy(lat + o, rds[t].lat, rds[t].nlat * sizeof(double)); o += rds[t].nlat; }
@@ -348,11 +355,11 @@ static int run_tasks(client *cs, reader *rds, pthread_t *threads, int nreaders, 
            "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, "
            "\"check\": {\"exactly_once\": %s, \"duplicates\": %ld, \"gaps\": %ld, \"after_final\": %ld, \"misrouted\": %ld, "
            "\"unparsed\": %ld, \"errors\": %ld, \"extra_snapshots\": %ld, \"tasks_without_snapshot\": %ld, "
-           "\"tasks_without_final\": %ld, \"undelivered\": %ld}}\n",
+           "\"tasks_without_final\": %ld, \"undelivered\": %ld, \"other_runs_messages\": %ld}}\n",
            n, ntasks, total, status_too ? "true" : "false", subscribed_s, published, delivered, published,
            delivered / (last - start > 0 ? last - start : 1), p50, p99, p999, exact ? "true" : "false",
            ck.dup, ck.gap, ck.after_final, ck.misrouted, ck.unparsed, ck.errors, ck.extra_snapshots, no_snapshot, no_final,
-           missing_updates);
+           missing_updates, ck.foreign);
     return 0;
 }
 

@@ -95,11 +95,17 @@ def main():
             c = r["check"]
             print(f"    exactly once: {c['exactly_once']}" + ("" if c["exactly_once"] else f" {c}"), flush=True)
         fh, pt = results["celeris: 1000 clients, full speed"], results[f"celeris per-task: 1000 clients x {k} tasks, full speed"]
-        ratio = {"deliveries_per_s": round(pt["deliveries_per_s"] / max(fh["deliveries_per_s"], 1), 4)}
+        ratio = {"deliveries_per_s_ratio": round(pt["deliveries_per_s"] / max(fh["deliveries_per_s"], 1), 4)}
         if "frontend_cpu_us_per_delivery" in fh and "frontend_cpu_us_per_delivery" in pt:
-            ratio["frontend_cpu_us_per_delivery"] = round(
+            ratio["frontend_cpu_per_delivery_ratio"] = round(
                 pt["frontend_cpu_us_per_delivery"] / max(fh["frontend_cpu_us_per_delivery"], 1e-9), 2)
         results["celeris: per-task / firehose, 1000 clients, full speed"] = ratio
+        fh, pt = results["celeris: 1000 clients x 20 msg/s"], results[f"celeris per-task: 1000 clients x {k} tasks, 20000 updates/s"]
+        if "frontend_cpu_us_per_delivery" in fh and "frontend_cpu_us_per_delivery" in pt:
+            results["celeris: per-task / firehose, 1000 clients, 20000 deliveries/s"] = {
+                "frontend_cpu_per_delivery_ratio": round(
+                    pt["frontend_cpu_us_per_delivery"] / max(fh["frontend_cpu_us_per_delivery"], 1e-9), 2),
+                "p99_ratio": round(pt["p99_ms"] / max(fh["p99_ms"], 1e-9), 2)}
 
     try:
         redis = start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -155,8 +161,10 @@ def finish(a, results):
             print(f"{k:60} {v['deliveries_per_s']:13.0f} {v['delivered']:>9}/{v['expected']:<9} {v['p50_ms']:8.2f} {v['p99_ms']:8.2f}"
                   f"  {v.get('frontend_cpu_us_per_delivery', 0):.2f} µs CPU/delivery (Redis {v.get('redis_cpu_us_per_delivery', 0):.2f}),"
                   f" exactly once: {v['check']['exactly_once']}")
-        elif "deliveries_per_s" in v and "clients" not in v:
-            print(f"{k:60} ratio: deliveries/s x{v['deliveries_per_s']}, CPU/delivery x{v.get('frontend_cpu_us_per_delivery')}")
+        elif "deliveries_per_s_ratio" in v:
+            print(f"{k:60} ratio: deliveries/s x{v['deliveries_per_s_ratio']}, CPU/delivery x{v.get('frontend_cpu_per_delivery_ratio')}")
+        elif "p99_ratio" in v:
+            print(f"{k:60} ratio: CPU/delivery x{v['frontend_cpu_per_delivery_ratio']}, p99 x{v['p99_ratio']}")
         elif "deliveries_per_s" in v:
             print(f"{k:60} {v['deliveries_per_s']:13.0f} {v['delivered']:>9}/{v['expected']:<9} {v['p50_ms']:8.2f} {v['p99_ms']:8.2f}"
                   + (f"  {v['frontend_cpu_us_per_delivery']:.2f} µs CPU/delivery" if "frontend_cpu_us_per_delivery" in v else ""))

@@ -9,9 +9,11 @@ Per-task subscriptions (issue 20), against the same Celeris frontend in the same
 1,000 clients each subscribed to --tasks-per-client tasks of its own, the publisher
 writing result records as workers do (SETEX + PUBLISH celery-task-meta-<id>, rounds of
 PROGRESS then one SUCCESS per task), at full speed and paced at 20,000 updates/s (the
-deliveries/s of the paced firehose run); deliveries/s, publish→receive latency, the
-frontend's CPU per delivery, and the check that each client got each of its tasks'
-updates exactly once; then the ratio to the firehose run with 1,000 clients.
+deliveries/s of the paced firehose run), and at full speed with each update also
+published on task_status as a Celeris worker does (nobody takes it: every client
+subscribes); deliveries/s, publish→receive latency, the frontend's CPU per delivery,
+and the check that each client got each of its tasks' updates exactly once; then the
+ratio to the firehose run with 1,000 clients.
 
   fanout_bench.py --bin .build/release [--seconds 5]
   fanout_bench.py --bin .build/release --only per-task [--seconds 5] [--out FILE]
@@ -58,12 +60,12 @@ def main():
     kids = Children()
     start, stop = kids.start, kids.stop
 
-    def load(port, clients, rate, seconds, tasks=0, pid=None):
+    def load(port, clients, rate, seconds, tasks=0, pid=None, status_too=False):
         """One wsload run; with `pid`, that process' CPU and Redis' between wsload's
         "publishing" and "published" marks, per delivery (µs)."""
         cmd = [wsload, "127.0.0.1", str(port), str(clients), str(seconds), str(rate), str(rport)]
         if tasks:
-            cmd += ["/ws", "2", str(tasks), "1" if a.task_status_too else "0"]
+            cmd += ["/ws", "2", str(tasks), "1" if status_too or a.task_status_too else "0"]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         cpu = {}
         for line in p.stderr:
@@ -88,10 +90,11 @@ def main():
 
     def per_task(port, pid):
         k = a.tasks_per_client
-        for rate, label in ((0, "full speed"), (20000, "20000 updates/s")):
+        for rate, label, status_too in ((0, "full speed", False), (20000, "20000 updates/s", False),
+                                        (0, "full speed, task_status too", True)):
             key = f"celeris per-task: 1000 clients x {k} tasks, {label}"
             print(f"  {key} ...", flush=True)
-            results[key] = r = load(port, 1000, rate, a.seconds, tasks=k, pid=pid)
+            results[key] = r = load(port, 1000, rate, a.seconds, tasks=k, pid=pid, status_too=status_too)
             c = r["check"]
             print(f"    exactly once: {c['exactly_once']}" + ("" if c["exactly_once"] else f" {c}"), flush=True)
         fh, pt = results["celeris: 1000 clients, full speed"], results[f"celeris per-task: 1000 clients x {k} tasks, full speed"]

@@ -57,6 +57,8 @@ public final class FrontendApp: HTTPServerDelegate {
     private let metrics = FrontendMetrics()
     /// `GET /schedule`, `PUT` and `DELETE /schedule/{name}`.
     private let scheduleAPI: ScheduleAPI
+    /// Revoke, and `GET /status/{id}` with children.
+    private let taskAPI: TaskAPI
     @exclusivity(unchecked) private var sampler: LoopTimer?
     /// Loop 0's `/stats` sampler (queue depths every 2 s; workers while /stats is read).
     @exclusivity(unchecked) private var statsSampler: StatsSampler?
@@ -86,6 +88,8 @@ public final class FrontendApp: HTTPServerDelegate {
             loop: loop, redis: redis, endpoint: redis.endpoint, logger: logger,
             maxWatchedTasks: settings.maxWatchedTasks, maxPendingRedis: settings.maxPendingRedis)
         scheduleAPI = ScheduleAPI(redis: redis, maxPendingRedis: settings.maxPendingRedis, logger: logger)
+        taskAPI = TaskAPI(
+            loop: loop, redis: redis, watch: resultWatch, maxPendingRedis: settings.maxPendingRedis, logger: logger)
         hub = WebSocketHub(settings: settings.webSockets, logger: logger, clock: clock, results: resultWatch)
         redis.onStateChange = { [weak self, weak subscriber] up in
             if up { self?.producer.reset() }
@@ -135,6 +139,7 @@ public final class FrontendApp: HTTPServerDelegate {
     public func shutdown(done: @escaping () -> Void) {
         server?.stopListening()
         hub.closeAll(code: 1001, reason: "server shutting down")
+        taskAPI.shutdown()  // long-polls answered with the state they have
         statsSampler?.stop()
         let deadline = clock.now() + Double(settings.shutdownLimitMs) / 1000
         func check() {
@@ -197,7 +202,9 @@ public final class FrontendApp: HTTPServerDelegate {
         case .route(.webSocket):
             upgrade(request, connection, claims: claims)
         case .route(.status(let taskId)):
-            status(taskId: taskId, connection)
+            taskAPI.status(taskId: taskId, request: request, connection)
+        case .route(.task(let taskId)), .route(.revoke(let taskId)):
+            taskAPI.revoke(taskId: taskId, request: request, connection)
         case .route(.dashboard):
             connection.respond(
                 status: 200, body: DashboardPage.html, contentType: "text/html; charset=utf-8",
@@ -265,7 +272,10 @@ public final class FrontendApp: HTTPServerDelegate {
         if let r = settings.tasks.refusal(for: submission, routes: settings.routes, scopes: scopes) {
             return answer(connection, FrontendError(r.status, r.code, r.detail))
         }
-        enqueue(submission.message(routes: settings.routes), connection)
+        let now = CeleryTime.now()
+        enqueue(
+            submission.message(routes: settings.routes, now: now), connection,
+            expiration: submission.expiration(now: now))
     }
 
     /// `POST /process?blob_path=…` (or `{"blob_path": …, "threshold": …}`): the
@@ -282,7 +292,8 @@ public final class FrontendApp: HTTPServerDelegate {
     }
 
     /// LPUSH a message (declaring its queue once) and answer `{"task_id": …}` once Redis has it.
-    private func enqueue(_ message: TaskMessage, _ connection: Connection) {
+    /// `expiration`: the property kombu adds when the task expires (milliseconds left, as text).
+    private func enqueue(_ message: TaskMessage, _ connection: Connection, expiration: String? = nil) {
         if knownQueues.insert(message.queue).inserted { shared.addQueue(message.queue) }
         guard redis.isConnected else {
             producer.reset()
@@ -290,7 +301,9 @@ public final class FrontendApp: HTTPServerDelegate {
         }
         guard redis.pending < settings.maxPendingRedis else { return overloaded(connection) }
         for cmd in producer.declareCommands(queue: message.queue) { redis.send(cmd) { _ in } }
-        let sent = redis.send(bytes: TaskProducer.pushCommand(for: message)) { [weak self, logger] reply in
+        var push = TaskProducer.pushCommand(for: message)
+        if let expiration { push[2] = message.envelopeBytes(expiration: expiration) }
+        let sent = redis.send(bytes: push) { [weak self, logger] reply in
             guard let reply else {
                 self?.brokerUnavailable(connection)
                 return
@@ -307,25 +320,6 @@ public final class FrontendApp: HTTPServerDelegate {
             producer.reset()
             brokerUnavailable(connection)
         }
-    }
-
-    private func status(taskId: String, _ connection: Connection) {
-        guard !taskId.isEmpty, taskId.utf8.count <= 255, !taskId.utf8.contains(UInt8(ascii: "/")) else {
-            return answer(connection, .notFound("no such task id"))
-        }
-        guard redis.pending < settings.maxPendingRedis else { return overloaded(connection) }
-        let sent = redis.send(["GET", ResultRecord.key(taskId)]) { [weak self] reply in
-            guard let reply else {
-                self?.brokerUnavailable(connection)
-                return
-            }
-            if let e = reply.errorMessage {
-                self?.brokerError(connection, e)
-                return
-            }
-            connection.respond(status: 200, json: TaskStatusView.render(record: reply.text))
-        }
-        if !sent { brokerUnavailable(connection) }
     }
 
     // MARK: - HTTP errors
@@ -393,6 +387,7 @@ public final class FrontendApp: HTTPServerDelegate {
 
     public func connectionClosed(_ id: UInt64) {
         hub.remove(id)
+        taskAPI.connectionClosed(id)
         reportWebSockets()
     }
 

@@ -24,6 +24,10 @@ public enum FrontendRoute: Equatable, Sendable {
     case schedule
     /// `PUT` or `DELETE /schedule/{name}` (the name percent-decoded, possibly empty)
     case scheduleEntry(name: String)
+    /// `DELETE /tasks/{id}`: revoke the task
+    case task(taskId: String)
+    /// `POST /tasks/{id}/revoke`
+    case revoke(taskId: String)
 
     /// Where a request goes.
     public enum Resolution: Equatable, Sendable {
@@ -52,6 +56,16 @@ public enum FrontendRoute: Equatable, Sendable {
                 let entry = FrontendRoute.scheduleEntry(name: String(path.dropFirst("/schedule/".count)))
                 return method == "PUT" || method == "DELETE" ? .route(entry) : .methodNotAllowed(allow: "PUT, DELETE")
             }
+            if path.hasPrefix("/tasks/") {
+                let rest = path.dropFirst("/tasks/".count)
+                if rest.hasSuffix("/revoke") {
+                    let id = String(rest.dropLast("/revoke".count))
+                    guard !id.isEmpty, !id.contains("/") else { return .notFound }
+                    return method == "POST" ? .route(.revoke(taskId: id)) : .methodNotAllowed(allow: "POST")
+                }
+                guard !rest.isEmpty, !rest.contains("/") else { return .notFound }
+                return method == "DELETE" ? .route(.task(taskId: String(rest))) : .methodNotAllowed(allow: "DELETE")
+            }
             guard path.hasPrefix("/status/") else { return .notFound }
             (route, allow) = (.status(taskId: String(path.dropFirst("/status/".count))), "GET")
         }
@@ -61,6 +75,7 @@ public enum FrontendRoute: Equatable, Sendable {
     /// Route label for a path in metrics: the route it matched, or "other".
     public static func label(path: String) -> String {
         if path.hasPrefix("/status/") { return "/status" }
+        if path.hasPrefix("/tasks/") { return "/tasks" }
         if path == "/schedule" || path.hasPrefix("/schedule/") { return "/schedule" }
         switch path {
         case "/tasks", "/process", "/health", "/ws", "/metrics": return path

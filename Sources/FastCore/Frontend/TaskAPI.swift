@@ -8,14 +8,42 @@ import Logging
 ///     let api = TaskAPI(redis: redis, maxPendingRedis: 10_000, logger: logger)
 ///     api.revoke(taskId: id, request: request, connection)   // 202 {"task_id": id, "revoked": true, …}
 final class TaskAPI {
+    private let loop: EventLoop
     private let redis: AsyncRedis
+    /// Where `?wait=` long-polls get the task's states (nil: `?wait=` answers at once).
+    private let watch: (any ResultSource)?
     private let maxPendingRedis: Int
     private let logger: Logger
     /// The Lamport clock revoke broadcasts carry (`clock` header), counted per app.
     @exclusivity(unchecked) private var revokeClock = 0
+    /// `GET /status/{id}?wait=` requests waiting, by connection id.
+    @exclusivity(unchecked) private var waiting: [UInt64: [Waiter]] = [:]
+    /// Requests waiting now (for tests and numbers).
+    var waitingRequests: Int { waiting.values.reduce(0) { $0 + $1.count } }
 
-    init(redis: AsyncRedis, maxPendingRedis: Int, logger: Logger) {
+    /// The longest `?wait=` in seconds.
+    static let maxWaitSeconds = 60.0
+
+    /// One long-poll: its watch, its timer and the last state seen.
+    private final class Waiter {
+        let connection: Connection
+        let taskId: String
+        var token: ResultWatch.Token?
+        var timer: LoopTimer?
+        var last: ResultWatch.Update?
+        var answered = false
+        init(connection: Connection, taskId: String) {
+            self.connection = connection
+            self.taskId = taskId
+        }
+    }
+
+    init(
+        loop: EventLoop, redis: AsyncRedis, watch: (any ResultSource)?, maxPendingRedis: Int, logger: Logger
+    ) {
+        self.loop = loop
         self.redis = redis
+        self.watch = watch
         self.maxPendingRedis = maxPendingRedis
         self.logger = logger
     }
@@ -104,11 +132,86 @@ final class TaskAPI {
         if !sent { brokerUnavailable(connection) }
     }
 
+    /// `?wait=S`: seconds, more than 0 and at most `maxWaitSeconds`; nil when absent.
+    static func waitSeconds(_ request: HTTPRequest) throws(TaskSubmission.Invalid) -> Double? {
+        guard let text = request.query["wait"] else { return nil }
+        guard let s = TaskSubmission.decimal(text), s > 0, s <= maxWaitSeconds else {
+            throw .init(status: 422, detail: "'wait' must be a number of seconds, more than 0 and at most 60")
+        }
+        return s
+    }
+
     /// `GET /status/{id}`: the record's view, with its children's (one MGET) when it lists any.
-    func status(taskId: String, _ connection: Connection) {
+    /// With `?wait=S` the answer waits until the task is in a final state (answered at
+    /// once), or S seconds pass (answered with its state then): a long-poll on the result
+    /// watch and a loop timer, with no polling of Redis.
+    func status(taskId: String, request: HTTPRequest, _ connection: Connection) {
         guard !taskId.isEmpty, taskId.utf8.count <= 255, !taskId.utf8.contains(UInt8(ascii: "/")) else {
             return answer(connection, .notFound("no such task id"))
         }
+        let wait: Double?
+        do { wait = try Self.waitSeconds(request) } catch {
+            return answer(connection, .invalid(error, invalidCode: "invalid_wait"))
+        }
+        guard let wait, let watch else { return status(taskId: taskId, connection) }
+        let waiter = Waiter(connection: connection, taskId: taskId)
+        let token = watch.watch(taskId) { [weak self, weak waiter] update in
+            guard let waiter, !waiter.answered else { return }
+            waiter.last = update
+            if update.isFinal { self?.finish(waiter) }
+        }
+        guard let token else {
+            return answer(
+                connection,
+                FrontendError(
+                    503, "overloaded", "this loop follows as many tasks as it may; retry shortly",
+                    headers: ["Retry-After": "1"]))
+        }
+        waiter.token = token
+        waiting[connection.id, default: []].append(waiter)
+        waiter.timer = loop.timer(after: UInt64((wait * 1000).rounded(.up))) { [weak self, weak waiter] in
+            if let waiter { self?.finish(waiter) }
+        }
+    }
+
+    /// Answer a long-poll with the last state it saw (read now when it saw none yet).
+    private func finish(_ waiter: Waiter) {
+        guard !waiter.answered else { return }
+        waiter.answered = true
+        stop(waiter)
+        let id = waiter.connection.id
+        waiting[id]?.removeAll { $0 === waiter }
+        if waiting[id]?.isEmpty == true { waiting[id] = nil }
+        if let last = waiter.last {
+            answerWithChildren(record: last.record, waiter.connection)
+        } else {
+            status(taskId: waiter.taskId, waiter.connection)
+        }
+    }
+
+    private func stop(_ waiter: Waiter) {
+        if let token = waiter.token { watch?.unwatch(token) }
+        waiter.token = nil
+        waiter.timer?.cancel()
+        waiter.timer = nil
+    }
+
+    /// The client closed the connection: its long-polls stop watching.
+    func connectionClosed(_ id: UInt64) {
+        guard let waiters = waiting.removeValue(forKey: id) else { return }
+        for w in waiters {
+            w.answered = true
+            stop(w)
+        }
+    }
+
+    /// Graceful shutdown: every long-poll is answered now with the state it has.
+    func shutdown() {
+        for w in waiting.values.flatMap({ $0 }) { finish(w) }
+    }
+
+    /// `GET /status/{id}` answered from a read now.
+    private func status(taskId: String, _ connection: Connection) {
         guard redis.pending < maxPendingRedis else { return overloaded(connection) }
         let sent = redis.send(["GET", ResultRecord.key(taskId)]) { [weak self] reply in
             guard let reply else {

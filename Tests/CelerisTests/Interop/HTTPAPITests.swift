@@ -180,4 +180,114 @@ final class HTTPAPITests: FrontendTestCase {
         XCTAssertEqual(
             view["children"], [["task_id": .string(cb), "status": "Completed", "state": "SUCCESS", "result": 42]])
     }
+
+    // MARK: - ?wait= long-poll
+
+    /// GET /status/{id}?wait= on a raw socket: the answer and the time it came.
+    private func waitStatus(_ id: String, wait: Double) throws -> (json: JSON, answeredAt: Double) {
+        let r = try RawSocket(port: port, timeout: wait + 10)
+        try r.send("GET /status/\(id)?wait=\(wait) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let response = try r.readResponse()
+        let at = CeleryTime.now()
+        guard response.status == 200, let json = response.json else {
+            throw TestFailure("wait answered \(response.status) \(response.text)")
+        }
+        return (json, at)
+    }
+
+    /// The answer comes when the task finishes (not at the wait's end): the delay from the
+    /// worker's `date_done` to the answer, over 50 tasks, is printed as a figure.
+    func testWaitAnswersWhenTheTaskFinishes() throws {
+        for kind in Kind.allCases {
+            let worker = try startWorker(kind)
+            defer { worker.stop() }
+            var delays: [Double] = []
+            for i in 0..<(kind == .celeris ? 50 : 10) {
+                // The countdown lets the long-poll start before the task ends.
+                let id = try send(#"{"task": "add", "args": [\#(i), 1], "countdown": 0.2}"#)
+                let asked = CeleryTime.now()
+                let (json, answeredAt) = try waitStatus(id, wait: 20)
+                XCTAssertEqual(json["state"], "SUCCESS", "\(kind) \(i)")
+                XCTAssertEqual(json["result"], .int(Int64(i + 1)))
+                XCTAssertLessThan(answeredAt - asked, 10, "\(kind): answered at completion, not at the wait's end")
+                delays.append(answeredAt - (try doneAt(id)))
+            }
+            delays.sort()
+            let ms = { (q: Double) in
+                String(format: "%.1f", delays[min(delays.count - 1, Int(q * Double(delays.count)))] * 1000)
+            }
+            print(
+                "FIGURE wait delay \(kind) (date_done -> answer, \(delays.count) tasks): p50 \(ms(0.5)) ms, p90 \(ms(0.9)) ms, max \(ms(1)) ms"
+            )
+        }
+    }
+
+    func testWaitTimesOutWithTheCurrentState() throws {
+        let worker = try startWorker(.celeris, step: "0.3")
+        defer { worker.stop() }
+        let later = try send(#"{"task": "add", "args": [1, 1], "countdown": 60}"#)
+        var asked = CeleryTime.now()
+        let pending = try waitStatus(later, wait: 1.5)
+        XCTAssertEqual(pending.json, ["status": "Pending...", "state": "PENDING"])
+        // The loop's timer runs on its cached monotonic time: allow a few ms early.
+        XCTAssertGreaterThanOrEqual(pending.answeredAt - asked, 1.45)
+        XCTAssertLessThan(pending.answeredAt - asked, 5)
+        print("FIGURE wait=1.5 timed out after \(String(format: "%.3f", pending.answeredAt - asked)) s")
+
+        let running = try send(#"{"task": "create_task", "args": [40]}"#)
+        try awaitState(running, ["PROGRESS"])
+        asked = CeleryTime.now()
+        let progress = try waitStatus(running, wait: 1)
+        XCTAssertEqual(progress.json["state"], "PROGRESS")
+        XCTAssertNotNil(progress.json["meta"]?["progress"]?.intValue)
+        XCTAssertGreaterThanOrEqual(progress.answeredAt - asked, 0.95)
+
+        // A task already finished is answered at once.
+        let done = try send(#"{"task": "add", "args": [2, 2]}"#)
+        try awaitState(done, ["SUCCESS"])
+        asked = CeleryTime.now()
+        let final = try waitStatus(done, wait: 30)
+        XCTAssertEqual(final.json["result"], 4)
+        XCTAssertLessThan(final.answeredAt - asked, 5)
+    }
+
+    func testWaitRefusesBadValues() throws {
+        for wait in ["0", "-1", "60.5", "nan", "inf", "abc", "", "1e3", "0x10"] {
+            let r = try HTTPClient.request("GET", port: port, path: "/status/x?wait=\(wait)")
+            XCTAssertEqual(r.status, 422, wait)
+            XCTAssertEqual(r.json?["error"], "invalid_wait", wait)
+        }
+        XCTAssertEqual(try HTTPClient.request("GET", port: port, path: "/status/x?wait=0.01").status, 200)
+    }
+
+    /// A client that closes its long-poll stops the watch (the watched-tasks gauge drops back).
+    func testClosedLongPollIsUnwatched() throws {
+        func watched() throws -> Double {
+            try Prometheus.scrape(port: port).filter { $0.key.hasPrefix("celeris_frontend_watched_tasks") }.values
+                .reduce(0, +)
+        }
+        let socket = try RawSocket(port: port)
+        try socket.send("GET /status/never-\(UUID().uuidString)?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        XCTAssertTrue(try eventually(timeout: 10) { try watched() == 1 }, "the long-poll is watched")
+        close(socket.fd)
+        XCTAssertTrue(try eventually(timeout: 10) { try watched() == 0 }, "closed: no longer watched")
+        _ = socket
+    }
+
+    /// A graceful shutdown answers a waiting request with the state it has.
+    func testShutdownAnswersWaitingRequests() throws {
+        let socket = try RawSocket(port: port, timeout: 20)
+        try socket.send("GET /status/later-\(UUID().uuidString)?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        XCTAssertTrue(
+            try eventually(timeout: 10) {
+                try Prometheus.scrape(port: port).filter { $0.key.hasPrefix("celeris_frontend_watched_tasks") }
+                    .values.reduce(0, +) == 1
+            })
+        let asked = CeleryTime.now()
+        frontend.process.terminate()
+        let r = try socket.readResponse()
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.json, ["status": "Pending...", "state": "PENDING"])
+        XCTAssertLessThan(CeleryTime.now() - asked, 10)
+    }
 }

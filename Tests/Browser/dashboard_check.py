@@ -6,7 +6,8 @@
 Loads the page, (types the token into #token and saves it), waits for #connection to be live,
 submits create_task with args [3] through #task-form and waits for its row to reach SUCCESS
 having shown PROGRESS steps 0,1,2; submits the /process workflow through #process-form and
-waits for its row to reach SUCCESS; waits for the worker's row in #workers; writes a PNG
+waits for its row to reach SUCCESS; waits for the worker's row in #workers; sends a task from
+outside the page and waits for its row (task_status firehose) to reach SUCCESS; writes a PNG
 screenshot and prints a JSON summary on the last line. Exits 1 with the reason on any failure
 (a missed state, a page exception, a timeout), always after the screenshot is written.
 """
@@ -15,6 +16,7 @@ import json
 import os
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cdp import Browser, CDPError  # noqa: E402
@@ -89,6 +91,20 @@ def submission(page, kind, after):
     if got.get("status") != 200 or not isinstance(got.get("body"), dict) or "task_id" not in got["body"]:
         raise CDPError(f"POST /{kind} answered {got.get('status')}: {got.get('body')}")
     return got["body"]["task_id"]
+
+
+def send_task(host, port, token, body):
+    """POST /tasks from outside the page; the task id."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"http://{host}:{port}/tasks", data=json.dumps(body).encode(), headers=headers,
+                                 method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())["task_id"]
+    except (OSError, ValueError, KeyError) as e:
+        raise CDPError(f"POST /tasks from outside the page failed: {e}") from None
 
 
 def wait_final(page, task_id, timeout):
@@ -167,6 +183,14 @@ def main():
                 concurrency: tr.querySelector('.concurrency')?.textContent.trim() ?? null}))""")
             summary["queues"] = page.evaluate("""[...document.querySelectorAll('#queues tr.queue')].map(tr => ({
                 queue: tr.dataset.queue, depth: tr.querySelector('.depth')?.textContent.trim() ?? null}))""")
+            # A task sent by someone else (not through the page) reaches it over the task_status firehose:
+            # the page's own tasks are final, so it holds no subscriptions now.
+            other = send_task(a.host, a.port, a.token, {"task": "create_task", "args": [2]})
+            summary["firehose_task_id"] = other
+            firehose = wait_final(page, other, a.timeout)
+            summary["firehose_task"] = firehose
+            if firehose["state"] != "SUCCESS":
+                raise CDPError(f"firehose row ended {firehose['state']}: {firehose}")
             if page.exceptions:
                 raise CDPError(f"the page threw: {page.exceptions}")
             summary["ok"] = True

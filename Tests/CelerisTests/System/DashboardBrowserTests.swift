@@ -4,8 +4,8 @@ import XCTest
 
 /// The dashboard at GET / driven by headless Chromium (Tests/Browser/dashboard_check.py over the
 /// DevTools protocol) against a real redis-server, celeris-frontend and celeris-worker: a create_task
-/// row reaches SUCCESS having shown every PROGRESS step, a /process workflow row reaches SUCCESS, and
-/// the worker is listed. Screenshots go to .build/test-artifacts/dashboard.png (and -auth.png).
+/// row reaches SUCCESS having shown every PROGRESS step, a /process workflow row reaches SUCCESS, the
+/// worker is listed, and a task sent from outside the page is listed through the task_status firehose. Screenshots go to .build/test-artifacts/dashboard.png (and -auth.png).
 final class DashboardBrowserTests: XCTestCase {
     var docsRoot = ""
 
@@ -92,6 +92,7 @@ final class DashboardBrowserTests: XCTestCase {
         XCTAssertEqual(
             steps.filter { ["0", "1", "2"].contains($0) }, ["0", "1", "2"], "every PROGRESS step, in order")
         XCTAssertEqual(s["process"]?["state"], "SUCCESS", "\(s)")
+        XCTAssertEqual(s["firehose_task"]?["state"], "SUCCESS", "a task sent from outside the page, over task_status")
         let hosts = (s["workers"]?.arrayValue ?? []).compactMap { $0["hostname"]?.stringValue }
         XCTAssertTrue(hosts.contains("dashboard@test"), "\(hosts)")
         XCTAssertEqual(s["connection"], "live")

@@ -113,6 +113,12 @@ final class DeployManifestTests: XCTestCase {
         }
         XCTAssertTrue(p.contains("celeris-frontend: prometheus.io/port 9000, but it serves /metrics on 8000"), p)
         XCTAssertTrue(p.contains("celeris-frontend: celeris-frontend has no option --loop"), p)
+        p = try problems("frontend.yaml") {
+            $0.replacingOccurrences(
+                of: "\"--loglevel\", \"info\"]",
+                with: "\"--loglevel\", \"info\", \"--allowed-host\", \"api.example.com\"]")
+        }
+        XCTAssertTrue(p.contains("celeris-frontend: --allowed-host refuses the liveness probe's Host"), p)
         p = try problems("config.yaml") {
             $0.replacingOccurrences(of: "REDIS_ADDRESS: \"redis:6379\"", with: "REDIS_ADDRESS: \"redis:6380\"")
         }
@@ -434,6 +440,14 @@ struct DeployManifests {
                 }
                 if container["readinessProbe"]?["httpGet"]?["path"] != "/health" {
                     problems.append("\(name): readinessProbe is not GET /health")
+                }
+                // Every route but /health checks Host: a probe on another path needs an allowed one.
+                let liveness = container["livenessProbe"]?["httpGet"]
+                let hostHeader = (liveness?["httpHeaders"]?.arrayValue ?? []).contains {
+                    $0["name"]?.stringValue?.lowercased() == "host"
+                }
+                if Self.option(args, ["--allowed-host"]) != nil, liveness?["path"] != "/health", !hostHeader {
+                    problems.append("\(name): --allowed-host refuses the liveness probe's Host (set httpHeaders Host)")
                 }
             } else {
                 served = Self.option(args, ["--metrics-port"]).flatMap { Int64($0) }

@@ -221,12 +221,19 @@ final class OpenAPITests: FrontendTestCase {
         try Data(served.body).write(to: document)
         defer { try? FileManager.default.removeItem(at: document) }
 
+        // A WebSocket with no subscriptions (the token's `*` includes `ws:all`): the task_status firehose.
+        let firehose = try RawSocket(port: port)
+        try firehose.send(
+            requestText("GET", "/ws", body: nil, contentType: nil, auth: .all, host: nil, headers: Self.upgrade))
+        XCTAssertEqual(try firehose.readResponse().status, 101)
+
         // POST /tasks and the states GET /status shows.
         let created = try call("POST", "/tasks?task_length=2")
         XCTAssertEqual(created.status, 200, created.text)
         let createdId = try XCTUnwrap(created.json?["task_id"]?.stringValue)
         _ = try pollStatus(createdId) { $0["state"] == "PROGRESS" }
         _ = try pollStatus(createdId) { $0["state"] == "SUCCESS" }
+        message("WebSocketStatusEvent", try textFrame(firehose))
         let failing = try call("POST", "/tasks", body: #"{"task": "tsum", "args": [5]}"#)
         let failingId = try XCTUnwrap(failing.json?["task_id"]?.stringValue, failing.text)
         _ = try pollStatus(failingId) { $0["state"] == "FAILURE" }
@@ -294,7 +301,10 @@ final class OpenAPITests: FrontendTestCase {
         try call("DELETE", "/schedule/a%2Fb")
 
         // Operations: stats, health, metrics, the page, routes that reach no operation.
-        _ = try eventually(timeout: 15) { try call("GET", "/stats").json?["workers"]?.arrayValue?.count == 2 }
+        let bothWorkers = try eventually(timeout: 15, interval: 0.2) {
+            try call("GET", "/stats").json?["workers"]?.arrayValue?.count == 2
+        }
+        XCTAssertTrue(bothWorkers, "GET /stats lists the Celeris and the Python worker (their schema is checked)")
         try call("GET", "/health", auth: .none)
         try call("GET", "/metrics", auth: .none)
         try call("GET", "/", auth: .none)

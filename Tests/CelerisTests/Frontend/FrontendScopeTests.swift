@@ -67,7 +67,14 @@ final class FrontendScopeTests: FrontendTestCase {
         XCTAssertEqual(first["state"], "PENDING")
         try publish("other")
         try publish("mine")
-        XCTAssertEqual(try WebSocketFanOutTests.nextText(scoped)["task_id"], "mine")
+        // A subscriber follows its task's result channel (task_status goes to clients without subscriptions).
+        let done = ResultRecord(taskId: "mine", state: .success, result: 1, dateDone: 1).serialized()
+        _ = try client.pipeline([
+            ["SETEX", ResultRecord.key("mine"), "60", done], ["PUBLISH", ResultRecord.key("mine"), done],
+        ])
+        let update = try WebSocketFanOutTests.nextText(scoped)
+        XCTAssertEqual(update["task_id"], "mine")
+        XCTAssertEqual(update["state"], "SUCCESS")
         XCTAssertEqual(try WebSocketFanOutTests.nextText(all)["task_id"], "other")
         XCTAssertEqual(try WebSocketFanOutTests.nextText(all)["task_id"], "mine")
     }

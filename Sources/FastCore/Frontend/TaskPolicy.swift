@@ -85,15 +85,21 @@ public struct TaskPolicy: Sendable {
             if let scopes, !scopes.contains("*"), !scopes.contains("tasks"), !scopes.contains("tasks:" + sig.task) {
                 return Refusal(status: 403, code: "forbidden", detail: "token does not allow linked task '\(sig.task)'")
             }
-            guard let queue = sig.options["queue"]?.stringValue else { continue }
-            guard Self.isValidQueueName(queue) else {
-                return Refusal(
-                    status: 422, code: "invalid_task",
-                    detail: "a linked task's queue must be 1 to \(Self.maxQueueNameBytes) characters of A-Z a-z 0-9 _ . : @ -")
-            }
-            guard queue == "celery" || routes.rules.contains(where: { $0.queue == queue }) || allowedQueues.contains(queue)
-            else {
-                return Refusal(status: 403, code: "queue_not_allowed", detail: "queue '\(queue)' is not allowed")
+            // With the default exchange a routing key names the queue too (kombu routes by it).
+            for queue in ["queue", "routing_key"].compactMap({ sig.options[$0]?.stringValue }) {
+                guard Self.isValidQueueName(queue) else {
+                    return Refusal(
+                        status: 422, code: "invalid_task",
+                        detail:
+                            "a linked task's queue must be 1 to \(Self.maxQueueNameBytes) characters of A-Z a-z 0-9 _ . : @ -"
+                    )
+                }
+                guard
+                    queue == "celery" || routes.rules.contains(where: { $0.queue == queue })
+                        || allowedQueues.contains(queue)
+                else {
+                    return Refusal(status: 403, code: "queue_not_allowed", detail: "queue '\(queue)' is not allowed")
+                }
             }
         }
         return nil

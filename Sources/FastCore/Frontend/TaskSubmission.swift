@@ -262,6 +262,15 @@ public struct TaskSubmission {
             where sig.options[nested] != nil {
                 throw Invalid(status: 422, detail: "\(at): options.\(nested) is not accepted (link tasks directly)")
             }
+            // An exchange would route the linked task past the queue checks.
+            if let exchange = sig.options["exchange"], exchange != .null, exchange != "" {
+                throw Invalid(status: 422, detail: "\(at): options.exchange is not accepted (name a queue)")
+            }
+            for key in ["queue", "routing_key"] {
+                if let v = sig.options[key], v != .null, v.stringValue?.isEmpty != false {
+                    throw Invalid(status: 422, detail: "\(at): options.\(key) must be a non-empty string")
+                }
+            }
             if let id = sig.options["task_id"]?.stringValue, !isValidTaskId(id) {
                 throw Invalid(
                     status: 422,

@@ -187,6 +187,13 @@ final class FrontendTaskSubmissionTests: XCTestCase {
                 .code,
             "queue_not_allowed")
         XCTAssertEqual(
+            try refusal(
+                #"{"task": "add", "args": [1, 2], "link": {"task": "noop", "options": {"routing_key": "secret"}}}"#)?
+                .code, "queue_not_allowed", "a routing key names a queue too")
+        XCTAssertNil(
+            try refusal(
+                #"{"task": "add", "args": [1, 2], "link": {"task": "noop", "options": {"routing_key": "routed"}}}"#))
+        XCTAssertEqual(
             try refusal(#"{"task": "add", "args": [1, 2], "link": {"task": "noop", "options": {"queue": "a b"}}}"#)?
                 .status, 422)
     }
@@ -264,6 +271,14 @@ final class FrontendTaskSubmissionTests: XCTestCase {
             (
                 #"{"link": {"task": "noop", "options": {"link": {"task": "x"}}}}"#,
                 "link: options.link is not accepted (link tasks directly)"
+            ),
+            (
+                #"{"link": {"task": "noop", "options": {"exchange": "x"}}}"#,
+                "link: options.exchange is not accepted (name a queue)"
+            ),
+            (
+                #"{"link": {"task": "noop", "options": {"routing_key": 5}}}"#,
+                "link: options.routing_key must be a non-empty string"
             ),
             (
                 #"{"link": {"task": "noop", "options": {"chain": []}}}"#,

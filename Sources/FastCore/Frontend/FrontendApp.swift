@@ -209,6 +209,8 @@ public final class FrontendApp: HTTPServerDelegate {
             connection.respond(
                 status: 200, body: DashboardPage.html, contentType: "text/html; charset=utf-8",
                 headers: DashboardPage.headers)
+        case .route(.openAPI):
+            connection.respond(status: 200, body: OpenAPIDocument.json, contentType: OpenAPIDocument.contentType)
         case .route(.stats):
             shared.stats.markRead(now: clock.now())
             connection.respond(

@@ -16,6 +16,8 @@ public enum FrontendRoute: Equatable, Sendable {
     case dashboard
     /// `GET /stats`: queue depths, throughput and workers online, for the dashboard
     case stats
+    /// `GET /openapi.json`: the API as an OpenAPI 3.1 document (open)
+    case openAPI
     /// `GET /ws`
     case webSocket
     /// `GET /status/{id}` (the id as it came, possibly empty)
@@ -51,6 +53,7 @@ public enum FrontendRoute: Equatable, Sendable {
         case "/schedule": (route, allow) = (.schedule, "GET")
         case "/", "/index.html": (route, allow) = (.dashboard, "GET")
         case "/stats": (route, allow) = (.stats, "GET")
+        case "/openapi.json": (route, allow) = (.openAPI, "GET")
         default:
             if path.hasPrefix("/schedule/") {
                 let entry = FrontendRoute.scheduleEntry(name: String(path.dropFirst("/schedule/".count)))
@@ -82,6 +85,7 @@ public enum FrontendRoute: Equatable, Sendable {
         case "/process/": return "/process"
         case "/", "/index.html": return "/"
         case "/stats": return "/stats"
+        case "/openapi.json": return "/openapi.json"
         default: return "other"
         }
     }

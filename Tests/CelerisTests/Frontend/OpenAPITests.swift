@@ -390,6 +390,17 @@ final class OpenAPITests: FrontendTestCase {
                 + unexercised.symmetricDifference(Self.unreachable).sorted().joined(separator: "\n"))
     }
 
+    /// `/openapi.json` is a GET route of its own, labelled for metrics, open (no token scope).
+    func testTheDocumentRouteIsOpen() throws {
+        XCTAssertEqual(FrontendRoute.resolve(method: "GET", path: "/openapi.json"), .route(.openAPI))
+        XCTAssertEqual(FrontendRoute.resolve(method: "POST", path: "/openapi.json"), .methodNotAllowed(allow: "GET"))
+        XCTAssertEqual(FrontendRoute.label(path: "/openapi.json"), "/openapi.json")
+        XCTAssertNil(FrontendRoute.scope(label: "/openapi.json"))
+        let document = try JSONParser.parse(OpenAPIDocument.json)
+        XCTAssertEqual(document["openapi"], "3.1.0")
+        XCTAssertEqual(document["info"]?["version"], .string(CelerisVersion.current))
+    }
+
     /// Documented answers this test cannot bring about, and why.
     static let unreachable: Set<String> = [
         // The command line always serves metrics; 404 is for an app built without them.

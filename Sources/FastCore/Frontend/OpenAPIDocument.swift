@@ -88,9 +88,13 @@ public enum OpenAPIDocument {
                 "tags": ["tasks"],
                 "operationId": "revokeTask",
                 "summary": "Revoke a task",
-                "description": "Broadcast Celery's `revoke` control command, which Celeris and Python Celery workers honour: a task not started yet is skipped; with `terminate` a running one is stopped with `signal`.",
+                "description": "Broadcast Celery's `revoke` control command, which Celeris and Python Celery workers honour: a task not started yet is skipped (its state becomes REVOKED); with `terminate` a running one is stopped with `signal`. `terminate` and `signal` come from the query or a JSON body (the body wins).",
                 "security": [{"bearerAuth": ["tasks"]}, {"queryToken": ["tasks"]}],
                 "parameters": [{"$ref": "#/components/parameters/terminate"}, {"$ref": "#/components/parameters/signal"}],
+                "requestBody": {
+                  "required": false,
+                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RevokeRequest"}}}
+                },
                 "responses": {
                   "202": {
                     "description": "The revoke is broadcast.",
@@ -502,7 +506,7 @@ public enum OpenAPIDocument {
               "terminate": {
                 "name": "terminate",
                 "in": "query",
-                "description": "Also stop the task if it is running.",
+                "description": "Also stop the task if it is running (`true`, `1`, `yes`, `on` or empty; `false`, `0`, `no`, `off`).",
                 "schema": {"type": "boolean", "default": false}
               },
               "signal": {

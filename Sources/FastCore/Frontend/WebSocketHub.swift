@@ -52,8 +52,11 @@ public final class WebSocketHub {
 
     private final class Client {
         let peer: any WebSocketPeer
-        /// Subscribed tasks and their watch (nil once the final state went out, or never watched).
+        /// Subscribed tasks and their watch (a task leaves once its final state went out).
         var subscriptions: [String: ResultWatch.Token?] = [:]
+        /// Subscribed to something since it last unsubscribed from everything: no firehose,
+        /// even once every subscribed task has finished.
+        var narrowed = false
         /// When the client first stayed over the soft limit (nil: under it).
         var overSince: Double?
         /// When the client last sent anything, by the hub's clock.
@@ -110,7 +113,7 @@ public final class WebSocketHub {
     /// Whether the client with `id` is still served.
     public func contains(_ id: UInt64) -> Bool { clients[id] != nil }
 
-    /// The tasks the client with `id` subscribed to (empty: every task, for a firehose client).
+    /// The tasks the client with `id` follows now (subscribed to, final state not yet sent).
     public func subscriptions(of id: UInt64) -> Set<String> { clients[id].map { Set($0.subscriptions.keys) } ?? [] }
 
     /// Serve `peer`. Without `firehose` it gets only the tasks it subscribes to
@@ -153,7 +156,7 @@ public final class WebSocketHub {
         let now = clock.now()
         for client in clients.values {
             if expired(client, now: now) { continue }
-            guard client.subscriptions.isEmpty, client.firehose else { continue }
+            guard client.subscriptions.isEmpty, !client.narrowed, client.firehose else { continue }
             guard
                 admits(client, now: now, isFinal: { ["SUCCESS", "FAILURE", "REVOKED"].contains(field("state") ?? "") })
             else { continue }
@@ -189,9 +192,9 @@ public final class WebSocketHub {
     /// A subscribed task's new state for one client (framed once for every client watching it).
     private func deliver(_ update: ResultWatch.Update, to client: Client) {
         guard clients[client.peer.id] === client else { return }
-        if update.isFinal, let token = client.subscriptions[update.taskId] ?? nil {
-            // Nothing follows a final state: the watch ends, the subscription stays.
-            client.subscriptions[update.taskId] = .some(nil)
+        if update.isFinal, let token = client.subscriptions.removeValue(forKey: update.taskId) ?? nil {
+            // Nothing follows a final state: the watch and the subscription end (it no longer
+            // counts against `maxSubscriptions`; the client stays narrowed to its subscriptions).
             results.unwatch(token)
         }
         let now = clock.now()
@@ -232,6 +235,7 @@ public final class WebSocketHub {
             for task in un.arrayValue?.compactMap(\.stringValue) ?? [] {
                 if let token = client.subscriptions.removeValue(forKey: task) ?? nil { results.unwatch(token) }
             }
+            if client.subscriptions.isEmpty { client.narrowed = false }
         }
         return handled
     }
@@ -262,6 +266,7 @@ public final class WebSocketHub {
                 return refuse(client, "overloaded", "this server follows too many tasks now; retry later")
             }
             client.subscriptions[task] = token
+            client.narrowed = true
         }
     }
 

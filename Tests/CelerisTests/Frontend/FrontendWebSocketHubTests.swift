@@ -102,7 +102,11 @@ final class FrontendWebSocketHubTests: XCTestCase {
         XCTAssertEqual(narrow.tasks, ["t1", "t3", "t1", "t3"])
         XCTAssertEqual(try JSONParser.parse(try XCTUnwrap(narrow.received.last))["result"], 5)
         XCTAssertEqual(results.active, 0, "a final state ends the watch")
-        XCTAssertEqual(hub.subscriptions(of: 1), ["t3"], "and keeps the subscription")
+        XCTAssertEqual(hub.subscriptions(of: 1), [], "and the subscription")
+        hub.broadcast(message("t5", "PROGRESS"))
+        XCTAssertEqual(narrow.tasks.last, "t3", "its tasks finished, the client is still narrowed")
+        XCTAssertTrue(hub.command(#"{"subscribe": ["t3"]}"#, from: 1))
+        XCTAssertEqual(results.watched.last, "t3", "a finished task subscribed again is watched again")
 
         XCTAssertTrue(hub.command(#"{"unsubscribe": "*"}"#, from: 1))
         XCTAssertEqual(hub.subscriptions(of: 1), [])
@@ -124,6 +128,20 @@ final class FrontendWebSocketHubTests: XCTestCase {
         XCTAssertEqual(hub.takeCounts().delivered, 2)
         hub.remove(2)
         XCTAssertEqual(results.active, 2, "a closed client's watches end")
+    }
+
+    func testFinishedTasksDoNotCountAgainstTheSubscriptionLimit() throws {
+        var settings = WebSocketHub.Settings(softLimitBytes: 1000, hardLimitBytes: 10_000)
+        settings.maxSubscriptions = 2
+        let hub = hub(settings)
+        let peer = FakePeer(id: 1)
+        hub.add(peer)
+        XCTAssertTrue(hub.command(#"{"subscribe": ["a", "b", "c"]}"#, from: 1))
+        XCTAssertEqual(try JSONParser.parse(try XCTUnwrap(peer.received.last))["error"], "too_many_subscriptions")
+        results.push("a", "SUCCESS")
+        XCTAssertTrue(hub.command(#"{"subscribe": ["c"]}"#, from: 1))
+        XCTAssertEqual(hub.subscriptions(of: 1), ["b", "c"])
+        XCTAssertEqual(results.watched, ["a", "b", "c"])
     }
 
     func testSlowSubscriberLosesProgressButKeepsTheFinalState() {

@@ -49,17 +49,26 @@ public enum DashboardPage {
         table { width: 100%; border-collapse: collapse; }
         th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
         th { font-weight: 600; color: var(--muted); font-size: 12px; }
-        td.result { font-family: ui-monospace, Menlo, monospace; font-size: 12px; max-width: 360px; overflow-wrap: anywhere; }
+        /* Fixed layouts: column widths come from the <col>s, not from measuring every cell. */
+        table.workers { table-layout: fixed; }
+        table.workers td, table.workers th { overflow-wrap: anywhere; }
+        table.tasks { table-layout: fixed; }
+        table.tasks thead th { position: sticky; top: 0; background: var(--card); z-index: 1; }
+        /* One line per task row: a row's height never depends on its text, so a new state relayouts nothing else. */
+        table.tasks td { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; height: 27px; }
+        td.result { font-family: ui-monospace, Menlo, monospace; font-size: 12px; }
         td.id { font-family: ui-monospace, Menlo, monospace; font-size: 11px; color: var(--muted); }
         tr.task[data-state="SUCCESS"] .state { color: var(--ok); }
         tr.task[data-state="FAILURE"] .state, tr.task[data-state="REVOKED"] .state { color: var(--bad); }
         tr.task[data-state="PROGRESS"] .state, tr.task[data-state="STARTED"] .state { color: var(--run); }
-        progress { width: 110px; }
+        progress { width: 100%; height: 12px; vertical-align: middle; }
         #error { color: var(--bad); min-height: 1.4em; margin: 0 20px; padding-top: 8px; white-space: pre-wrap; }
         canvas { width: 100%; height: 180px; display: block; }
         .legend { font-size: 12px; color: var(--muted); }
         .legend span { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 10px; vertical-align: middle; }
-        .tasks-wrap { max-height: 70vh; overflow: auto; }
+        /* The task list is its own layout and paint island of fixed size: rows coming and going inside it
+           never relayout or repaint the rest of the page. */
+        .tasks-wrap { height: 60vh; min-height: 240px; overflow: auto; contain: strict; }
         @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
         </style>
         </head>
@@ -103,13 +112,15 @@ public enum DashboardPage {
             </section>
             <section>
               <h2>Workers</h2>
-              <table><thead><tr><th>Hostname</th><th>Queues</th><th>Concurrency</th><th>Active</th><th>Processed</th><th>Software</th></tr></thead>
+              <table class="workers"><colgroup><col style="width:24%"><col style="width:20%"><col style="width:13%"><col style="width:10%"><col style="width:13%"><col style="width:20%"></colgroup>
+              <thead><tr><th>Hostname</th><th>Queues</th><th>Concurrency</th><th>Active</th><th>Processed</th><th>Software</th></tr></thead>
               <tbody id="workers"></tbody></table>
             </section>
             <section>
               <h2>Tasks</h2>
               <div class="tasks-wrap">
-              <table><thead><tr><th>Task</th><th>Id</th><th>State</th><th>Progress</th><th>Result</th></tr></thead>
+              <table class="tasks"><colgroup><col style="width:17%"><col style="width:24%"><col style="width:12%"><col style="width:14%"><col></colgroup>
+              <thead><tr><th>Task</th><th>Id</th><th>State</th><th>Progress</th><th>Result</th></tr></thead>
               <tbody id="tasks"></tbody></table>
               </div>
             </section>
@@ -118,13 +129,17 @@ public enum DashboardPage {
         <script>
         (function () {
           "use strict";
-          var MAX_ROWS = 500, IDS_PER_MESSAGE = 100, FINAL = { SUCCESS: 1, FAILURE: 1, REVOKED: 1 };
+          // Rendering budget: every message only updates a record in a Map; one requestAnimationFrame
+          // flush per frame writes the DOM (no layout reads), touching at most ROWS_PER_FLUSH rows,
+          // newest first, updating rows in place and adding/removing rows in one batch.
+          var MAX_ROWS = 500, ROWS_PER_FLUSH = 150, IDS_PER_MESSAGE = 100, FINAL = { SUCCESS: 1, FAILURE: 1, REVOKED: 1 };
           var counters = { messages: 0, flushes: 0, rows: 0 };
           window.celerisDashboard = counters;
           var $ = function (id) { return document.getElementById(id); };
+          var tbody = $("tasks");
           var tasks = new Map();     // id -> record (insertion order: oldest first)
-          var dirty = new Map();     // id -> record awaiting the next flush
-          var flushQueued = false, pendingUnsubscribe = [];
+          var dirty = new Set();     // records awaiting the next flush
+          var flushQueued = false, pendingUnsubscribe = [], seq = 0;
           var ws = null, wsBackoff = 500, wsTimer = null;
           var stats = null, statsTimer = null;
 
@@ -143,70 +158,130 @@ public enum DashboardPage {
           }
 
           // ---- task records and the coalesced flush ----
+          // A record: what the task is now (state, steps, total, result) and, once it has a row,
+          // what the row shows (`shown`), so a flush writes only what changed.
           function record(id, name) {
             var r = tasks.get(id);
             if (!r) {
-              r = { id: id, name: name || "", state: "PENDING", steps: [], total: null, done: null, result: "", row: null };
+              r = { id: id, name: name || "", seq: ++seq, state: "PENDING", steps: [], total: null, done: null,
+                    result: undefined, resultRev: 0, own: false, row: null, shown: null };
               tasks.set(id, r);
-              trim();
             } else if (name && !r.name) {
               r.name = name;
             }
             return r;
           }
           function touch(r) {
-            dirty.set(r.id, r);
+            dirty.add(r);
             if (!flushQueued) { flushQueued = true; requestAnimationFrame(flush); }
           }
-          function trim() {
-            if (tasks.size <= MAX_ROWS) return;
-            var victim = null;
-            for (var r of tasks.values()) { if (FINAL[r.state]) { victim = r; break; } }
-            if (!victim) victim = tasks.values().next().value;
-            if (!FINAL[victim.state]) pendingUnsubscribe.push(victim.id);
-            tasks.delete(victim.id);
-            dirty.delete(victim.id);
-            if (victim.row) victim.row.remove();
-          }
-          function cell(tr, cls, tag) {
-            var td = document.createElement("td");
-            td.className = cls;
-            if (tag) { var el = document.createElement(tag); el.className = cls === "bar" ? "progress" : ""; td.appendChild(el); }
-            tr.appendChild(td);
-            return td;
-          }
-          function render(r) {
-            var tr = r.row;
-            if (!tr) {
-              tr = document.createElement("tr");
-              tr.className = "task";
-              tr.dataset.taskId = r.id;
-              cell(tr, "name"); cell(tr, "id"); cell(tr, "state"); cell(tr, "bar", "progress"); cell(tr, "result");
-              tr.querySelector(".id").textContent = r.id;
-              $("tasks").prepend(tr);
-              r.row = tr;
+          // Over MAX_ROWS: the oldest final tasks go first, then the oldest unfinished ones.
+          function evict() {
+            var excess = tasks.size - MAX_ROWS;
+            if (excess <= 0) return;
+            var gone = [];
+            for (var r of tasks.values()) {
+              if (excess === 0) break;
+              if (FINAL[r.state]) { gone.push(r); tasks.delete(r.id); excess--; }
             }
-            tr.dataset.state = r.state;
-            tr.dataset.progressSteps = r.steps.join(",");
-            tr.querySelector(".name").textContent = r.name;
-            tr.querySelector(".state").textContent = r.state;
-            var bar = tr.querySelector("progress.progress");
-            if (r.state === "SUCCESS") { bar.max = 1; bar.value = 1; }
-            else if (r.total > 0 && r.done !== null) { bar.max = r.total; bar.value = Math.min(r.done, r.total); }
-            else if (FINAL[r.state]) { bar.max = 1; bar.value = 0; }
-            else if (r.state === "PENDING") { bar.max = 1; bar.value = 0; }
-            else bar.removeAttribute("value");  // running, size unknown: indeterminate
-            tr.querySelector(".result").textContent = r.result;
+            for (var o of tasks.values()) {
+              if (excess === 0) break;
+              gone.push(o); tasks.delete(o.id); excess--;
+              if (o.own) pendingUnsubscribe.push(o.id);
+            }
+            for (var i = 0; i < gone.length; i++) {
+              var g = gone[i];
+              dirty.delete(g);
+              if (g.row) { g.row.remove(); g.row = null; counters.rows--; }
+            }
           }
+          // One row: tr > td.name, td.id, td.state, td.bar > progress.progress, td.result; each text
+          // cell keeps one Text node whose data is rewritten (no node churn).
+          var rowTemplate = (function () {
+            var tr = document.createElement("tr");
+            tr.className = "task";
+            ["name", "id", "state", "bar", "result"].forEach(function (cls) {
+              var td = document.createElement("td");
+              td.className = cls;
+              td.appendChild(cls === "bar" ? document.createElement("progress") : document.createTextNode(""));
+              tr.appendChild(td);
+            });
+            tr.cells[3].firstChild.className = "progress";
+            tr.cells[3].firstChild.max = 1;
+            tr.cells[3].firstChild.value = 0;
+            tr.dataset.state = "PENDING";
+            tr.dataset.progressSteps = "";
+            return tr;
+          })();
+          function build(r) {
+            var tr = rowTemplate.cloneNode(true);
+            tr.dataset.taskId = r.id;
+            tr._seq = r.seq;
+            tr.cells[1].firstChild.data = r.id;
+            r.row = tr;
+            r.shown = { name: tr.cells[0].firstChild, state: tr.cells[2].firstChild, bar: tr.cells[3].firstChild,
+                        result: tr.cells[4].firstChild, nameText: "", stateText: "PENDING", steps: 0,
+                        max: 1, value: 0, resultRev: 0 };
+            return tr;
+          }
+          function paint(r) {
+            var tr = r.row, s = r.shown;
+            if (s.nameText !== r.name) { s.name.data = r.name; s.nameText = r.name; }
+            if (s.stateText !== r.state) { tr.dataset.state = r.state; s.state.data = r.state; s.stateText = r.state; }
+            if (s.steps !== r.steps.length) { tr.dataset.progressSteps = r.steps.join(","); s.steps = r.steps.length; }
+            var max = 1, value = 0;
+            if (r.state === "SUCCESS") value = 1;
+            else if (r.total > 0 && r.done !== null) { max = r.total; value = Math.min(r.done, r.total); }
+            else if (!FINAL[r.state] && r.state !== "PENDING") value = null;  // running, size unknown: indeterminate
+            if (s.max !== max) { s.bar.max = max; s.max = max; }
+            if (s.value !== value) {
+              if (value === null) s.bar.removeAttribute("value"); else s.bar.value = value;
+              s.value = value;
+            }
+            if (s.resultRev !== r.resultRev) {
+              var text = short(r.result);
+              s.result.data = text;
+              s.resultRev = r.resultRev;
+              if (FINAL[r.state]) tr.cells[4].title = text;
+            }
+          }
+          function newestFirst(a, b) { return b.seq - a.seq; }
           function flush() {
             flushQueued = false;
             counters.flushes++;
-            dirty.forEach(render);
-            dirty.clear();
-            counters.rows = $("tasks").rows.length;
+            evict();
+            var list = Array.from(dirty);
+            if (list.length > ROWS_PER_FLUSH) { list.sort(newestFirst); list.length = ROWS_PER_FLUSH; }
+            var fresh = [];
+            for (var i = 0; i < list.length; i++) {
+              var r = list[i];
+              dirty.delete(r);
+              if (r.row) paint(r); else fresh.push(r);
+            }
+            if (fresh.length) {
+              // Rows stay newest first: usually all new rows go on top in one fragment; rows held back
+              // by the per-flush budget are merged into their place.
+              fresh.sort(newestFirst);
+              var top = tbody.firstChild;
+              if (!top || fresh[fresh.length - 1].seq > top._seq) {
+                var frag = document.createDocumentFragment();
+                for (var j = 0; j < fresh.length; j++) { frag.appendChild(build(fresh[j])); paint(fresh[j]); }
+                tbody.insertBefore(frag, top);
+              } else {
+                var cur = top;
+                for (var n = 0; n < fresh.length; n++) {
+                  var f = fresh[n];
+                  while (cur && cur._seq > f.seq) cur = cur.nextSibling;
+                  tbody.insertBefore(build(f), cur);
+                  paint(f);
+                }
+              }
+              counters.rows += fresh.length;
+            }
+            if (dirty.size) { flushQueued = true; requestAnimationFrame(flush); }  // the rest next frame
             if (pendingUnsubscribe.length) {
               var ids = pendingUnsubscribe.splice(0);
-              for (var i = 0; i < ids.length; i += IDS_PER_MESSAGE) send({ unsubscribe: ids.slice(i, i + IDS_PER_MESSAGE) });
+              for (var k = 0; k < ids.length; k += IDS_PER_MESSAGE) send({ unsubscribe: ids.slice(k, k + IDS_PER_MESSAGE) });
             }
           }
 
@@ -233,9 +308,10 @@ public enum DashboardPage {
               r.done = step + 1;
             }
             r.state = m.state;
-            if ("result" in m) r.result = short(m.result);
-            else if (m.state !== "PROGRESS" && "meta" in m && m.meta !== null) r.result = short(m.meta);
-            if (FINAL[r.state]) pendingUnsubscribe.push(r.id);
+            // The result is kept as sent and turned into text only when its row is painted.
+            if ("result" in m) { r.result = m.result; r.resultRev++; }
+            else if (m.state !== "PROGRESS" && "meta" in m && m.meta !== null) { r.result = m.meta; r.resultRev++; }
+            if (FINAL[r.state] && r.own) pendingUnsubscribe.push(r.id);
             touch(r);
           }
 
@@ -261,7 +337,7 @@ public enum DashboardPage {
               wsBackoff = 500;
               setConnection(true);
               var open = [];
-              tasks.forEach(function (r) { if (!FINAL[r.state]) open.push(r.id); });
+              tasks.forEach(function (r) { if (r.own && !FINAL[r.state]) open.push(r.id); });
               subscribe(open);
             };
             sock.onmessage = function (ev) { if (typeof ev.data === "string") onMessage(ev.data); };
@@ -292,6 +368,7 @@ public enum DashboardPage {
                   if (!resp.ok || !body || typeof body.task_id !== "string") throw new Error(describe(resp, body));
                   clearError();
                   var r = record(body.task_id, name);
+                  r.own = true;
                   if (typeof r.total !== "number" && name === "create_task" && typeof payload.args[0] === "number") r.total = payload.args[0];
                   touch(r);
                   subscribe([body.task_id]);
@@ -334,22 +411,26 @@ public enum DashboardPage {
             pollStats();
           });
 
-          // ---- /stats: queues, workers, throughput chart ----
+          // ---- /stats: queues, workers, throughput chart (redrawn only on /stats or a resize) ----
           function rows(tbody, items, key, attr, fill) {
-            var seen = new Set();
+            var seen = new Set(), have = new Map();
+            for (var i = 0; i < tbody.rows.length; i++) have.set(tbody.rows[i].dataset[attr], tbody.rows[i]);
             items.forEach(function (item) {
               var k = item[key];
               seen.add(k);
-              var tr = null;
-              for (var i = 0; i < tbody.rows.length; i++) if (tbody.rows[i].dataset[attr] === k) { tr = tbody.rows[i]; break; }
+              var tr = have.get(k);
               if (!tr) { tr = document.createElement("tr"); tr.dataset[attr] = k; tbody.appendChild(tr); }
               fill(tr, item);
             });
-            Array.prototype.slice.call(tbody.rows).forEach(function (tr) { if (!seen.has(tr.dataset[attr])) tr.remove(); });
+            have.forEach(function (tr, k) { if (!seen.has(k)) tr.remove(); });
           }
           function cells(tr, list) {
             while (tr.cells.length < list.length) tr.appendChild(document.createElement("td"));
-            list.forEach(function (c, i) { tr.cells[i].className = c[0]; tr.cells[i].textContent = c[1]; });
+            list.forEach(function (c, i) {
+              var td = tr.cells[i];
+              if (td.className !== c[0]) td.className = c[0];
+              if (td.textContent !== c[1]) td.textContent = c[1];
+            });
           }
           function renderStats(s) {
             var queues = Object.keys(s.queues || {}).sort().map(function (q) { return { name: q, depth: s.queues[q] }; });
@@ -364,11 +445,23 @@ public enum DashboardPage {
             });
             drawChart(s);
           }
+          // The canvas's CSS size comes from a ResizeObserver, so drawing never reads layout.
+          var chartSize = null;
+          if (window.ResizeObserver) {
+            new ResizeObserver(function (entries) {
+              var box = entries[entries.length - 1].contentRect;
+              chartSize = { w: box.width, h: box.height };
+              if (stats) drawChart(stats);
+            }).observe($("throughput-chart"));
+          }
           function drawChart(s) {
             var canvas = $("throughput-chart"), ctx = canvas.getContext && canvas.getContext("2d");
             if (!ctx) return;
-            var w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height, dpr = window.devicePixelRatio || 1;
-            if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
+            var w = chartSize ? chartSize.w : 800, h = chartSize ? chartSize.h : 180, dpr = window.devicePixelRatio || 1;
+            if (!(w > 0 && h > 0)) return;
+            if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+              canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+            }
             ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
             ctx.clearRect(0, 0, w, h);
             var hist = s.history || [], step = s.interval || 2, now = s.time || Date.now() / 1000;
@@ -407,7 +500,7 @@ public enum DashboardPage {
                 return resp.json().catch(function () { return null; }).then(function (body) {
                   if (!resp.ok || !body) throw new Error(describe(resp, body));
                   stats = body;
-                  renderStats(body);
+                  requestAnimationFrame(function () { renderStats(body); });
                 });
               })
               .catch(function (e) { showError("/stats: " + (e && e.message ? e.message : e)); })

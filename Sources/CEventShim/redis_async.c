@@ -60,9 +60,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     r->state_cb(r, CE_REDIS_DISCONNECTED, ac->errstr, r->ctx);
 }
 
-/* Start connecting to host:port on the loop. */
-ce_redis *ce_redis_connect(ce_loop *loop, const char *host, int port, ce_redis_state_cb cb, void *ctx) {
-    redisAsyncContext *ac = redisAsyncConnect(host, port);
+/* Attach a fresh hiredis async context to the loop. */
+static ce_redis *async_wrap(redisAsyncContext *ac, ce_loop *loop, ce_redis_state_cb cb, void *ctx) {
     if (!ac) return NULL;
     if (ac->err) { redisAsyncFree(ac); return NULL; }
     ce_redis *r = calloc(1, sizeof(*r));
@@ -75,6 +74,16 @@ ce_redis *ce_redis_connect(ce_loop *loop, const char *host, int port, ce_redis_s
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     return r;
+}
+
+/* Start connecting to host:port on the loop. */
+ce_redis *ce_redis_connect(ce_loop *loop, const char *host, int port, ce_redis_state_cb cb, void *ctx) {
+    return async_wrap(redisAsyncConnect(host, port), loop, cb, ctx);
+}
+
+/* Start connecting to a unix socket on the loop. */
+ce_redis *ce_redis_connect_unix(ce_loop *loop, const char *path, ce_redis_state_cb cb, void *ctx) {
+    return async_wrap(redisAsyncConnectUnix(path), loop, cb, ctx);
 }
 
 /* hiredis reply callback: hand the reply to Swift. */

@@ -73,8 +73,7 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *privdata) {
     if (reply && reply->type == REDIS_REPLY_ERROR) report(p, CE_PUBSUB_ERROR, reply->str, reply->len, NULL, 0);
 }
 
-ce_pubsub *ce_pubsub_connect(ce_loop *loop, const char *host, int port, ce_pubsub_cb cb, void *ctx) {
-    redisAsyncContext *ac = redisAsyncConnect(host, port);
+static ce_pubsub *pubsub_wrap(redisAsyncContext *ac, ce_loop *loop, ce_pubsub_cb cb, void *ctx) {
     if (!ac) return NULL;
     if (ac->err) { redisAsyncFree(ac); return NULL; }
     ce_pubsub *p = calloc(1, sizeof(*p));
@@ -89,9 +88,19 @@ ce_pubsub *ce_pubsub_connect(ce_loop *loop, const char *host, int port, ce_pubsu
     return p;
 }
 
-int ce_pubsub_auth(ce_pubsub *p, const char *password, size_t len) {
+ce_pubsub *ce_pubsub_connect(ce_loop *loop, const char *host, int port, ce_pubsub_cb cb, void *ctx) {
+    return pubsub_wrap(redisAsyncConnect(host, port), loop, cb, ctx);
+}
+
+ce_pubsub *ce_pubsub_connect_unix(ce_loop *loop, const char *path, ce_pubsub_cb cb, void *ctx) {
+    return pubsub_wrap(redisAsyncConnectUnix(path), loop, cb, ctx);
+}
+
+int ce_pubsub_auth(ce_pubsub *p, const char *user, size_t user_len, const char *password, size_t len) {
     if (!p->ac) return -1;
-    return redisAsyncCommand(p->ac, on_handshake, p, "AUTH %b", password, len) == REDIS_OK ? 0 : -1;
+    int rc = user ? redisAsyncCommand(p->ac, on_handshake, p, "AUTH %b %b", user, user_len, password, len)
+                  : redisAsyncCommand(p->ac, on_handshake, p, "AUTH %b", password, len);
+    return rc == REDIS_OK ? 0 : -1;
 }
 
 int ce_pubsub_ping(ce_pubsub *p) {

@@ -18,16 +18,14 @@ struct ce_redis_sync {
     ce_feed received; /* the plain socket path's receives, fed to the reader in pieces */
 };
 
-/* Connect with a timeout; NULL with a message in err on failure. */
-ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms, char *err, size_t err_len) {
-    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-    redisContext *ctx = redisConnectWithTimeout(host, port, tv);
+/* Wrap a fresh hiredis context; NULL with a message in err on failure. */
+static ce_redis_sync *sync_wrap(redisContext *ctx, int timeout_ms, int tcp, char *err, size_t err_len) {
     if (!ctx || ctx->err) {
         snprintf(err, err_len, "%s", ctx ? ctx->errstr : "out of memory");
         if (ctx) redisFree(ctx);
         return NULL;
     }
-    redisEnableKeepAlive(ctx);
+    if (tcp) redisEnableKeepAlive(ctx); /* a unix socket has no TCP keepalive (hiredis would set an error) */
     /* Keep the reader's buffer when it empties: hiredis frees it past 16 KB and regrows
      * it for the next large reply (a claim's batch), several reallocations a turn. */
     ctx->reader->maxbuf = 0;
@@ -45,6 +43,18 @@ ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms,
     r->ctx = ctx;
     r->timeout_ms = timeout_ms;
     return r;
+}
+
+/* Connect with a timeout; NULL with a message in err on failure. */
+ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms, char *err, size_t err_len) {
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    return sync_wrap(redisConnectWithTimeout(host, port, tv), timeout_ms, 1, err, err_len);
+}
+
+/* Connect to a unix socket with a timeout; NULL with a message in err on failure. */
+ce_redis_sync *ce_redis_sync_connect_unix(const char *path, int timeout_ms, char *err, size_t err_len) {
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    return sync_wrap(redisConnectUnixWithTimeout(path, tv), timeout_ms, 0, err, err_len);
 }
 
 /* Queue commands already in RESP (no I/O). */

@@ -240,6 +240,8 @@ typedef void (*ce_redis_reply_cb)(ce_redis *r, const ce_reply *reply, void *priv
 
 /* Start connecting to host:port on the loop. NULL when it cannot even start. */
 ce_redis *ce_redis_connect(ce_loop *loop, const char *host, int port, ce_redis_state_cb cb, void *ctx);
+/* Start connecting to a unix socket on the loop. NULL when it cannot even start. */
+ce_redis *ce_redis_connect_unix(ce_loop *loop, const char *path, ce_redis_state_cb cb, void *ctx);
 /* Send one command already encoded as RESP (len bytes, then a NUL not sent); cb runs once,
    or per reply while persistent (SUBSCRIBE). -1 when down. */
 int ce_redis_send(ce_redis *r, const char *resp, size_t len, int persistent, ce_redis_reply_cb cb, void *privdata);
@@ -261,6 +263,8 @@ typedef struct ce_redis_sync ce_redis_sync;
 
 /* Connect with a timeout; NULL with a message in err on failure. */
 ce_redis_sync *ce_redis_sync_connect(const char *host, int port, int timeout_ms, char *err, size_t err_len);
+/* Connect to a unix socket with a timeout; NULL with a message in err on failure. */
+ce_redis_sync *ce_redis_sync_connect_unix(const char *path, int timeout_ms, char *err, size_t err_len);
 /* Queue commands already in RESP (no I/O). */
 int ce_redis_sync_append_formatted(ce_redis_sync *r, const char *buf, size_t len);
 /* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error.
@@ -317,8 +321,10 @@ typedef void (*ce_pubsub_cb)(ce_pubsub *p, int event, const char *a, size_t alen
                              void *ctx);
 /* Start connecting; NULL when it cannot even start. After DOWN, free it and connect anew. */
 ce_pubsub *ce_pubsub_connect(ce_loop *loop, const char *host, int port, ce_pubsub_cb cb, void *ctx);
-/* AUTH (before subscribing). -1 when down. */
-int ce_pubsub_auth(ce_pubsub *p, const char *password, size_t len);
+/* Start connecting to a unix socket; NULL when it cannot even start. */
+ce_pubsub *ce_pubsub_connect_unix(ce_loop *loop, const char *path, ce_pubsub_cb cb, void *ctx);
+/* AUTH user password, or AUTH password when user is NULL (before subscribing). -1 when down. */
+int ce_pubsub_auth(ce_pubsub *p, const char *user, size_t user_len, const char *password, size_t len);
 /* SUBSCRIBE / UNSUBSCRIBE one channel. -1 when down. */
 /* PING with the handshake's callback (an error reply is reported: NOAUTH when no password was sent). */
 int ce_pubsub_ping(ce_pubsub *p);

@@ -60,10 +60,13 @@ final class ResultSubscriber {
     private var barriersHead = 0
     /// The connection's first SUBSCRIBE of its own channel is not yet confirmed (it is no barrier).
     private var ownFirstPending = false
+    /// The server the current (or last) link goes to: `endpoint`, or one of its failover list.
+    private(set) var server: RedisEndpoint
 
     init(loop: EventLoop, endpoint: RedisEndpoint, logger: Logger) {
         self.loop = loop
         self.endpoint = endpoint
+        self.server = endpoint
         self.logger = logger
     }
 
@@ -154,18 +157,26 @@ final class ResultSubscriber {
         _ = channel.withCString { ce_pubsub_subscribe(h, $0, strlen($0)) }
     }
 
-    /// Resolve the host off the loop (as `AsyncRedis` does; a numeric address needs no
-    /// lookup), then open a link to the address.
+    /// Pick the server (each attempt takes the next of a failover list, from the one that
+    /// answered last), resolve its host off the loop (as `AsyncRedis` does; a numeric address
+    /// or a unix socket needs no lookup), then open a link to the address.
     private func connect() {
         guard !closed else { return }
         for r in retired { ce_pubsub_free(r) }
         retired.removeAll()
-        if RedisEndpoint.isNumericAddress(endpoint.host) { return open(address: endpoint.host) }
+        let servers = endpoint.serversToTry
+        if servers.count > 1 {
+            failedAttempts += 1
+            server = servers[failedAttempts % servers.count]
+        }
+        if server.socketPath != nil || RedisEndpoint.isNumericAddress(server.host) { return open(address: server.host) }
+        let round = max(0, failedAttempts) / servers.count
         hostLookup?.cancel()
-        hostLookup = HostLookup(host: endpoint.host, loop: loop) { [weak self] addresses in
+        hostLookup = HostLookup(host: server.host, loop: loop) { [weak self] addresses in
             guard let self else { return }
-            self.failedAttempts += 1
-            if let address = addresses.isEmpty ? nil : addresses[self.failedAttempts % addresses.count] {
+            if servers.count == 1 { self.failedAttempts += 1 }
+            let index = servers.count == 1 ? self.failedAttempts : round
+            if let address = addresses.isEmpty ? nil : addresses[index % addresses.count] {
                 self.open(address: address)
             } else {
                 self.scheduleReconnect()
@@ -175,15 +186,20 @@ final class ResultSubscriber {
 
     private func open(address: String) {
         guard !closed else { return }
-        handle = ce_pubsub_connect(
-            loop.handle, address, Int32(endpoint.port), pubsubTrampoline, Unmanaged.passUnretained(self).toOpaque())
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        handle =
+            if let path = server.socketPath {
+                ce_pubsub_connect_unix(loop.handle, path, pubsubTrampoline, context)
+            } else {
+                ce_pubsub_connect(loop.handle, address, Int32(server.port), pubsubTrampoline, context)
+            }
         guard let h = handle else { return scheduleReconnect() }
         connectTimer?.cancel()
         connectTimer = loop.timer(after: connectTimeoutMs) { [weak self] in
             guard let self, !self.isUp, let current = self.handle, current == h else { return }
             self.handle = nil
             ce_pubsub_free(current)  // a timer, not a hiredis callback: freed at once
-            self.logger.debug("client subscriber: no connection to \(self.endpoint) within \(self.connectTimeoutMs) ms")
+            self.logger.debug("client subscriber: no connection to \(self.server) within \(self.connectTimeoutMs) ms")
             self.scheduleReconnect()
         }
     }
@@ -194,7 +210,7 @@ final class ResultSubscriber {
         let lower = message.lowercased()
         let auth = lower.contains("auth") || lower.contains("wrongpass") || lower.contains("password")
         lastError = auth ? "authentication failed: \(message)" : "refused: \(message)"
-        logger.error("client subscriber at \(endpoint): \(message)")
+        logger.error("client subscriber at \(server): \(message)")
         let link = handle
         dropTimer = loop.timer(after: 0) { [weak self] in
             guard let self, let link, self.handle == link else { return }
@@ -220,8 +236,14 @@ final class ResultSubscriber {
             connectTimer?.cancel()
             isUp = true
             _ = ce_pubsub_keepalive(h, 15)
-            if let pw = endpoint.password {
-                _ = pw.withCString { ce_pubsub_auth(h, $0, strlen($0)) }
+            if let pw = server.password {
+                _ = pw.withCString { p in
+                    if let user = server.username {
+                        user.withCString { u in ce_pubsub_auth(h, u, strlen(u), p, strlen(p)) }
+                    } else {
+                        ce_pubsub_auth(h, nil, 0, p, strlen(p))
+                    }
+                }
             } else {
                 _ = ce_pubsub_ping(h)  // a Redis that wants a password says so here
             }
@@ -235,20 +257,21 @@ final class ResultSubscriber {
                 channels[channel] = .sent
                 send(subscribe: channel)
             }
-            logger.debug("client subscriber connected to \(endpoint)")
+            logger.debug("client subscriber connected to \(server)")
         case CE_PUBSUB_DOWN.rawValue:
             let wasUp = isUp
             isUp = false
             connectTimer?.cancel()
             if let h = handle { retired.append(h) }  // freed out of hiredis' callback
             handle = nil
-            if wasUp { logger.warning("client lost Redis at \(endpoint) (pub/sub): \(a); reconnecting") }
+            if wasUp { logger.warning("client lost Redis at \(server) (pub/sub): \(a); reconnecting") }
             failBarriers()
             onDown()
             scheduleReconnect()
         case CE_PUBSUB_SUBSCRIBED.rawValue:
             if a == ownChannel {
                 lastError = nil  // subscribed: not refused
+                RedisEndpoint.answered(server, of: endpoint)
                 reconnectDelayMs = 500
                 if ownFirstPending {
                     ownFirstPending = false

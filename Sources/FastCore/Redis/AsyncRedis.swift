@@ -70,6 +70,10 @@ public final class AsyncRedis {
     @exclusivity(unchecked) public private(set) var lastError: String?
     /// `close()` ran: no reconnect any more.
     @exclusivity(unchecked) private var closed = false
+    /// The server the current (or last) link goes to: `endpoint`, or one of its failover list.
+    @exclusivity(unchecked) public private(set) var server: RedisEndpoint
+    /// Why the handshake (AUTH, SELECT) on the current link was refused, if it was.
+    @exclusivity(unchecked) private var handshakeError: String?
 
     public init(
         loop: EventLoop, endpoint: RedisEndpoint, role: String = "commands", options: Options = Options(),
@@ -77,6 +81,7 @@ public final class AsyncRedis {
     ) {
         self.loop = loop
         self.endpoint = endpoint
+        self.server = endpoint
         self.role = role
         self.options = options
         self.logger = logger
@@ -184,19 +189,24 @@ public final class AsyncRedis {
         }
     }
 
-    /// Resolve the host off the loop (a numeric address needs no lookup), then open a link to the address.
+    /// Pick the server (each attempt after a failure, or after a dropped link, takes the next
+    /// of a failover list), resolve its host off the loop (a numeric address or a unix socket
+    /// needs no lookup), then open a link to the address.
     private func connect() {
         guard !closed else { return }
         for r in retired { ce_redis_free(r) }
         retired.removeAll()
-        if RedisEndpoint.isNumericAddress(endpoint.host) { return open(address: endpoint.host) }
-        let host = endpoint.host
+        let servers = endpoint.serversToTry
+        server = servers[failedAttempts % servers.count]
+        if server.socketPath != nil || RedisEndpoint.isNumericAddress(server.host) { return open(address: server.host) }
+        let host = server.host
+        let round = failedAttempts / servers.count
         hostLookup?.cancel()
         hostLookup = HostLookup(host: host, loop: loop) { [weak self] addresses in
             guard let self else { return }
             if !addresses.isEmpty {
                 // Each attempt after a failure tries the next address (IPv6 first, then IPv4, say).
-                self.open(address: addresses[self.failedAttempts % addresses.count])
+                self.open(address: addresses[round % addresses.count])
             } else {
                 self.logger.debug("cannot resolve \(host) for Redis (\(self.role)); retrying")
                 self.scheduleReconnect()
@@ -206,10 +216,21 @@ public final class AsyncRedis {
 
     private func open(address: String) {
         guard !closed else { return }
-        handle = ce_redis_connect(
-            loop.handle, address, Int32(endpoint.port), stateTrampoline, Unmanaged.passUnretained(self).toOpaque())
-        guard let h = handle else { return scheduleReconnect() }
-        if options.keepAliveSeconds > 0 { _ = ce_redis_keepalive(h, Int32(clamping: options.keepAliveSeconds)) }
+        handshakeError = nil
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        handle =
+            if let path = server.socketPath {
+                ce_redis_connect_unix(loop.handle, path, stateTrampoline, context)
+            } else {
+                ce_redis_connect(loop.handle, address, Int32(server.port), stateTrampoline, context)
+            }
+        guard let h = handle else {
+            lastError = server.socketPath.map { "cannot connect to unix socket \($0)" } ?? "cannot connect"
+            return scheduleReconnect()
+        }
+        if server.socketPath == nil, options.keepAliveSeconds > 0 {
+            _ = ce_redis_keepalive(h, Int32(clamping: options.keepAliveSeconds))
+        }
         let limit = options.connectTimeoutMs > 0 ? options.connectTimeoutMs : options.commandTimeoutMs
         connectTimer?.cancel()
         if limit > 0 {
@@ -256,10 +277,10 @@ public final class AsyncRedis {
         connectTimer?.cancel()
         ce_redis_free(h)
         if wasConnected {
-            logger.warning("Redis at \(endpoint) (\(role)): \(reason); reconnecting")
+            logger.warning("Redis at \(server) (\(role)): \(reason); reconnecting")
             onStateChange?(false)
         } else {
-            logger.debug("Redis at \(endpoint) (\(role)): \(reason); retrying")
+            logger.debug("Redis at \(server) (\(role)): \(reason); retrying")
         }
         scheduleReconnect()
     }
@@ -280,8 +301,9 @@ public final class AsyncRedis {
         lastError = nil
         failedAttempts = 0
         sinceHeartbeatMs = 0
+        RedisEndpoint.answered(server, of: endpoint)
         for s in subscriptions { issueSubscribe(channel: s.channel, onMessage: s.onMessage) }
-        logger.info("connected to \(endpoint) (\(role))")
+        logger.info("connected to \(server) (\(role))")
         onStateChange?(true)
     }
 
@@ -296,11 +318,15 @@ public final class AsyncRedis {
         case CE_REDIS_CONNECTED.rawValue:
             linkUp = true
             connectTimer?.cancel()
-            for cmd in endpoint.handshake {
+            let server = server
+            for cmd in server.handshake {
                 var wire = RESP.format(cmd)
                 wire.append(0)
-                _ = sendNow(resp: wire) { [logger] r in
-                    if let e = r?.errorMessage { logger.error("Redis handshake failed: \(e)") }
+                _ = sendNow(resp: wire) { [weak self, logger] r in
+                    guard let e = r?.errorMessage else { return }
+                    let message = RedisConnection.handshakeError(e, server)
+                    logger.error("Redis handshake failed: \(message)")
+                    self?.handshakeError = message
                 }
             }
             var ping = RESP.format(["PING"])
@@ -308,7 +334,8 @@ public final class AsyncRedis {
             let sent = sendNow(resp: ping) { [weak self] reply in
                 guard let self, let reply else { return }
                 if let e = reply.errorMessage {
-                    self.dropLater(reason: "PING: \(e)")  // not usable yet (LOADING, NOAUTH…)
+                    // Not usable yet (LOADING, NOAUTH…); a refused AUTH says more than the PING's NOAUTH.
+                    self.dropLater(reason: self.handshakeError ?? "PING: \(e)")
                 } else {
                     self.becomeReady()
                 }
@@ -323,10 +350,10 @@ public final class AsyncRedis {
             handle = nil
             lastError = error ?? "closed"
             if wasConnected {
-                logger.warning("lost Redis at \(endpoint) (\(role)): \(error ?? "closed"); reconnecting")
+                logger.warning("lost Redis at \(server) (\(role)): \(error ?? "closed"); reconnecting")
                 onStateChange?(false)
             } else {
-                logger.debug("Redis at \(endpoint) unreachable: \(error ?? "?"); retrying")
+                logger.debug("Redis at \(server) unreachable: \(error ?? "?"); retrying")
             }
             scheduleReconnect()
         }

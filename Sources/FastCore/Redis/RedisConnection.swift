@@ -9,6 +9,8 @@ import Foundation
 public final class RedisConnection {
     private let handle: OpaquePointer
     public let endpoint: RedisEndpoint
+    /// The server connected to: `endpoint` itself, or the one of its failover list that answered.
+    public let server: RedisEndpoint
     /// The socket's sends and receives go through io_uring (one submission per round trip).
     public let usesUring: Bool
     /// Where commands are encoded before hiredis copies them (kept for its storage).
@@ -18,27 +20,94 @@ public final class RedisConnection {
     /// every reply (`readTimeoutMs: 0`: replies may take forever, for a subscriber).
     /// `io`: `.socket` reads and writes the socket; `.uring` moves them to io_uring and
     /// throws where the kernel refuses it; `.auto` takes io_uring when it is allowed.
+    /// With a failover list, the servers are tried in turn from the one that answered last;
+    /// the first that connects and accepts the handshake is used (`endpoint` is that server).
     public init(
         endpoint: RedisEndpoint, timeoutMs: Int = 2000, readTimeoutMs: Int? = nil, io: IOMode = .socket
     ) throws(RedisError) {
+        let servers = endpoint.serversToTry
+        var failures: [String] = []
+        for server in servers {
+            let opened: (OpaquePointer, Bool)
+            do throws(RedisError) {
+                opened = try Self.open(server, timeoutMs: timeoutMs, readTimeoutMs: readTimeoutMs, io: io)
+                do throws(RedisError) { try Self.handshake(opened.0, server) } catch {
+                    ce_redis_sync_free(opened.0)
+                    throw error
+                }
+            } catch {
+                if case .connection(let m) = error, m.hasPrefix("io_uring unavailable") { throw error }
+                if servers.count == 1 { throw error }
+                failures.append("\(server): \(error)")
+                continue
+            }
+            handle = opened.0
+            usesUring = opened.1
+            self.endpoint = endpoint
+            self.server = server
+            RedisEndpoint.answered(server, of: endpoint)
+            return
+        }
+        throw .connection("no server of the failover list answered: " + failures.joined(separator: "; "))
+    }
+
+    /// Run `server`'s AUTH/SELECT on a new handle; a refusal throws `.reply`.
+    private static func handshake(_ h: OpaquePointer, _ server: RedisEndpoint) throws(RedisError) {
+        let commands = server.handshake
+        guard !commands.isEmpty else { return }
+        var wire: [UInt8] = []
+        for c in commands { RESP.append(c, to: &wire) }
+        let rc = wire.withUnsafeBufferPointer { b in
+            ce_redis_sync_append_formatted(
+                h, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)
+        }
+        if rc != 0 { throw .connection(String(cString: ce_redis_sync_error(h))) }
+        for _ in commands {
+            var reply: OpaquePointer?
+            guard ce_redis_sync_read(h, &reply) == 0, let r = reply else {
+                throw .connection(String(cString: ce_redis_sync_error(h)))
+            }
+            let error = RedisValue(reply: r).errorMessage
+            ce_redis_sync_release(h, r)
+            if let error { throw .reply(handshakeError(error, server)) }
+        }
+    }
+
+    /// A connected handle to one server (no handshake yet).
+    private static func open(_ server: RedisEndpoint, timeoutMs: Int, readTimeoutMs: Int?, io: IOMode)
+        throws(RedisError) -> (OpaquePointer, usesUring: Bool)
+    {
         var err = [CChar](repeating: 0, count: 256)
-        guard let h = ce_redis_sync_connect(endpoint.host, Int32(endpoint.port), Int32(timeoutMs), &err, err.count)
-        else {
+        let connected =
+            if let path = server.socketPath {
+                ce_redis_sync_connect_unix(path, Int32(timeoutMs), &err, err.count)
+            } else {
+                ce_redis_sync_connect(server.host, Int32(server.port), Int32(timeoutMs), &err, err.count)
+            }
+        guard let h = connected else {
             throw .connection(
                 String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-        handle = h
-        self.endpoint = endpoint
         _ = ce_redis_sync_set_timeout(h, Int32(readTimeoutMs ?? timeoutMs))
         let refused = io == .socket ? 0 : ce_redis_sync_use_uring(h)
         if io == .uring && refused != 0 {
             ce_redis_sync_free(h)
             throw .connection("io_uring unavailable: \(String(cString: strerror(refused))) (use --io auto or socket)")
         }
-        usesUring = io != .socket && refused == 0
-        for reply in try pipeline(endpoint.handshake) {
-            if let e = reply.errorMessage { throw .reply(e) }
+        return (h, io != .socket && refused == 0)
+    }
+
+    /// A refused handshake in words a user acts on (a wrong password, a user without a right).
+    static func handshakeError(_ message: String, _ server: RedisEndpoint) -> String {
+        let lower = message.lowercased()
+        if lower.hasPrefix("wrongpass") || lower.contains("invalid password") || lower.contains("invalid username") {
+            let who = server.username.map { "user \($0)" } ?? "the default user"
+            return "authentication failed at \(server) for \(who): \(message)"
         }
+        if lower.hasPrefix("noperm") {
+            return "Redis at \(server) refused a command to \(server.username ?? "default"): \(message)"
+        }
+        return message
     }
 
     deinit { ce_redis_sync_free(handle) }

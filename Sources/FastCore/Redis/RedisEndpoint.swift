@@ -1,53 +1,282 @@
 import Glibc
 
-/// Where Redis is: `redis://[:password@]host[:port][/db]`.
+/// Where Redis is, as a Celery broker URL names it (kombu's forms):
+/// `redis://[user[:password]@]host[:port][/db]` (an ACL user: `AUTH user password`; a password
+/// alone, `redis://:password@host`: `AUTH password`; both percent-decoded),
+/// `unix:///path/to/redis.sock[?db=N]` (also `redis+socket://`), and a `;`-separated failover list
+/// (`redis://a:6379;redis://b:6379`: the first server that answers, the next when a link drops).
 ///
-///     let ep = try RedisEndpoint(url: "redis://127.0.0.1:6379/0")
+///     let ep = try RedisEndpoint(url: "redis://celeris:s3cret@10.0.0.5:6379/0")
 public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var db: Int
     public var password: String?
+    /// The ACL user (`AUTH username password`); nil: the default user (`AUTH password`).
+    public var username: String?
+    /// A unix socket to connect to instead of `host:port`.
+    public var socketPath: String?
+    /// Servers to try after this one (the rest of a `;` failover list), each without a list of its own.
+    public var failover: [RedisEndpoint]
 
-    public init(host: String = "127.0.0.1", port: Int = 6379, db: Int = 0, password: String? = nil) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 6379, db: Int = 0, password: String? = nil, username: String? = nil,
+        socketPath: String? = nil, failover: [RedisEndpoint] = []
+    ) {
         self.host = host
         self.port = port
         self.db = db
         self.password = password
+        self.username = username
+        self.socketPath = socketPath
+        self.failover = failover
     }
 
+    /// A broker URL Celeris cannot use; `description` says why (a password in it is masked).
     public struct InvalidURL: Error, CustomStringConvertible {
+        /// The URL, with any password replaced by `**`.
         public let url: String
-        public var description: String { "not a redis:// URL: \(url)" }
+        /// What is wrong with it.
+        public let reason: String
+        public init(url: String, reason: String = "expected redis://[user[:password]@]host[:port][/db]") {
+            self.url = RedisEndpoint.masked(url)
+            self.reason = reason
+        }
+        public var description: String { "invalid broker URL \(url): \(reason)" }
     }
 
+    /// Parse a broker URL (one server, or a `;` failover list of them).
     public init(url: String) throws(InvalidURL) {
-        guard url.hasPrefix("redis://") else { throw InvalidURL(url: url) }
-        var rest = Substring(url.dropFirst("redis://".count))
-        self.init()
-        if let at = rest.lastIndex(of: "@") {
-            let auth = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            let pw = auth.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).last.map(String.init)
-            password = (pw?.isEmpty ?? true) ? nil : pw
-        }
-        if let slash = rest.firstIndex(of: "/") {
-            let dbText = rest[rest.index(after: slash)...]
-            if !dbText.isEmpty {
-                guard let d = Int(dbText), d >= 0 else { throw InvalidURL(url: url) }
-                db = d
+        let parts = url.split(separator: ";", omittingEmptySubsequences: false).map {
+            $0.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()
+        }.map { String($0) }
+        guard parts.count <= 16 else { throw InvalidURL(url: url, reason: "more than 16 servers in a failover list") }
+        var servers: [RedisEndpoint] = []
+        for part in parts {
+            if part.isEmpty {
+                if parts.count > 1 { continue }  // a trailing ';'
+                throw InvalidURL(url: url, reason: "empty URL")
             }
-            rest = rest[..<slash]
+            servers.append(try Self.server(String(part)))
         }
-        if let colon = rest.lastIndex(of: ":") {
-            guard let p = Int(rest[rest.index(after: colon)...]), p > 0, p < 65536 else { throw InvalidURL(url: url) }
-            port = p
-            rest = rest[..<colon]
+        guard var first = servers.first else { throw InvalidURL(url: url, reason: "empty URL") }
+        if let other = servers.first(where: { $0.db != first.db }) {
+            throw InvalidURL(
+                url: url,
+                reason: "every server of a failover list must use the same db (\(first.db) and \(other.db))")
         }
-        if !rest.isEmpty { host = String(rest) }
+        first.failover = Array(servers.dropFirst())
+        self = first
     }
 
-    public var description: String { "redis://\(host):\(port)/\(db)" }
+    /// One server's URL.
+    private static func server(_ url: String) throws(InvalidURL) -> RedisEndpoint {
+        guard let schemeEnd = url.range(of: "://") else { throw InvalidURL(url: url) }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        var rest = Substring(url[schemeEnd.upperBound...])
+        switch scheme {
+        case "redis", "unix", "redis+socket", "socket": break
+        case "rediss":
+            throw InvalidURL(
+                url: url, reason: "TLS (rediss://) is not supported yet: use redis:// over a trusted network")
+        case "sentinel", "redis+sentinel":
+            throw InvalidURL(url: url, reason: "Redis Sentinel (sentinel://) is not supported yet")
+        default:
+            throw InvalidURL(
+                url: url, reason: "unknown scheme \(scheme)://: expected redis://, unix:// or redis+socket://")
+        }
+        guard !url.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw InvalidURL(url: url, reason: "control characters in the URL")
+        }
+        var ep = RedisEndpoint()
+        // The query: db / virtual_host, password, username.
+        var query: [(String, String)] = []
+        if let q = rest.firstIndex(of: "?") {
+            for item in rest[rest.index(after: q)...].split(separator: "&") {
+                let kv = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard let key = decode(kv[0]), let value = decode(kv.count > 1 ? kv[1] : "") else {
+                    throw InvalidURL(url: url, reason: "bad percent-encoding in the query")
+                }
+                query.append((key, value))
+            }
+            rest = rest[..<q]
+        }
+        if rest.contains("#") { throw InvalidURL(url: url, reason: "a fragment (#) has no meaning here") }
+        // User information: everything before the last '@' (a password may hold '@' percent-encoded or not).
+        let local = scheme != "redis"
+        let userEnd: Substring.Index?
+        if local {
+            // unix://[user[:password]@]/path: the '@' comes before the path's first '/'.
+            userEnd = rest.firstIndex(of: "/").flatMap { slash in rest[..<slash].lastIndex(of: "@") }
+        } else {
+            let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+            userEnd = rest[..<authorityEnd].lastIndex(of: "@") ?? rest.lastIndex(of: "@")
+        }
+        if let at = userEnd {
+            let info = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            let pair = info.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let user = decode(pair[0]), let pass = decode(pair.count > 1 ? pair[1] : "") else {
+                throw InvalidURL(url: url, reason: "bad percent-encoding in the user or password")
+            }
+            if pair.count > 1 {
+                ep.username = user.isEmpty ? nil : user
+                ep.password = pass.isEmpty ? nil : pass
+            } else {
+                // redis://secret@host: redis-py and kombu read a lone word as the password.
+                ep.password = user.isEmpty ? nil : user
+            }
+        }
+        if local {
+            guard let path = decode(rest), path.hasPrefix("/"), path.count > 1 else {
+                throw InvalidURL(url: url, reason: "expected \(scheme):///path/to/redis.sock[?db=N]")
+            }
+            guard path.utf8.count < 108 else {
+                throw InvalidURL(url: url, reason: "socket path longer than 107 bytes")
+            }
+            ep.socketPath = path
+            ep.host = "localhost"
+            ep.port = 0
+        } else {
+            if let slash = rest.firstIndex(of: "/") {
+                let dbText = rest[rest.index(after: slash)...]
+                if !dbText.isEmpty {
+                    guard let d = Int(dbText), d >= 0, d < 1 << 16, dbText.allSatisfy(\.isASCII) else {
+                        throw InvalidURL(url: url, reason: "db must be a number (0, 1, …), not \(dbText)")
+                    }
+                    ep.db = d
+                }
+                rest = rest[..<slash]
+            }
+            if rest.hasPrefix("[") {
+                guard let close = rest.firstIndex(of: "]") else {
+                    throw InvalidURL(url: url, reason: "unclosed [ in an IPv6 address")
+                }
+                let address = rest[rest.index(after: rest.startIndex)..<close]
+                let after = rest[rest.index(after: close)...]
+                guard after.isEmpty || after.hasPrefix(":") else {
+                    throw InvalidURL(url: url, reason: "expected :port after ]")
+                }
+                if after.hasPrefix(":") { ep.port = try port(after.dropFirst(), url) }
+                guard isNumericAddress(String(address)) else {
+                    throw InvalidURL(url: url, reason: "not an IPv6 address: [\(address)]")
+                }
+                ep.host = String(address)
+            } else {
+                if let colon = rest.lastIndex(of: ":") {
+                    ep.port = try port(rest[rest.index(after: colon)...], url)
+                    rest = rest[..<colon]
+                }
+                guard !rest.contains(":") else {
+                    throw InvalidURL(url: url, reason: "an IPv6 address goes in brackets: redis://[::1]:6379")
+                }
+                guard
+                    rest.allSatisfy({
+                        $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_")
+                    })
+                else { throw InvalidURL(url: url, reason: "not a host name: \(rest)") }
+                if !rest.isEmpty { ep.host = String(rest) }
+            }
+        }
+        for (key, value) in query {
+            switch key {
+            case "db", "virtual_host":
+                guard let d = Int(value), d >= 0, d < 1 << 16 else {
+                    throw InvalidURL(url: url, reason: "\(key) must be a number, not \(value)")
+                }
+                ep.db = d
+            case "password": ep.password = value.isEmpty ? nil : value
+            case "username": ep.username = value.isEmpty ? nil : value
+            default:
+                throw InvalidURL(
+                    url: url, reason: "unknown option \(key) (Celeris reads db, virtual_host, password, username)")
+            }
+        }
+        if ep.username != nil && ep.password == nil {
+            throw InvalidURL(url: url, reason: "user \(ep.username ?? "") has no password (redis://user:password@host)")
+        }
+        return ep
+    }
+
+    private static func port(_ text: Substring, _ url: String) throws(InvalidURL) -> Int {
+        if text.isEmpty { return 6379 }
+        guard text.allSatisfy(\.isASCII), let p = Int(text), p > 0, p < 65536 else {
+            throw InvalidURL(url: url, reason: "port must be 1-65535, not \(text)")
+        }
+        return p
+    }
+
+    /// Percent-decoding (`%40` → `@`); nil when a `%` is not followed by two hex digits or the bytes are not UTF-8.
+    static func decode(_ text: Substring) -> String? {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        var it = Array(text.utf8)[...]
+        while let b = it.popFirst() {
+            if b != UInt8(ascii: "%") {
+                bytes.append(b)
+                continue
+            }
+            guard let h = it.popFirst().flatMap(hex), let l = it.popFirst().flatMap(hex) else { return nil }
+            bytes.append(h << 4 | l)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// `url` with the password of each server replaced by `**` (for messages and logs).
+    static func masked(_ url: String) -> String {
+        url.split(separator: ";", omittingEmptySubsequences: false).map { part -> String in
+            guard let s = part.range(of: "://") else { return String(part) }
+            let after = part[s.upperBound...]
+            let end = after.firstIndex(of: "/") ?? after.endIndex
+            guard let at = after[..<end].lastIndex(of: "@") ?? after.lastIndex(of: "@"),
+                let colon = after[..<at].firstIndex(of: ":")
+            else { return String(part) }
+            return String(part[..<after.index(after: colon)]) + "**" + String(after[at...])
+        }.joined(separator: ";")
+    }
+
+    /// This server and its failover list, in the order they are tried.
+    public var servers: [RedisEndpoint] {
+        var this = self
+        this.failover = []
+        return [this] + failover
+    }
+
+    /// Which server of each failover list answered last (by the list's description).
+    private static let lastAnswered = LockedBox<[String: Int]>([:])
+
+    /// The servers in the order a new connection tries them: from the one that answered last.
+    public var serversToTry: [RedisEndpoint] {
+        let all = servers
+        guard all.count > 1 else { return all }
+        let start = Self.lastAnswered.get()[description] ?? 0
+        return Array(all[(start % all.count)...] + all[..<(start % all.count)])
+    }
+
+    /// `server` of `list` answered: new connections try it first.
+    public static func answered(_ server: RedisEndpoint, of list: RedisEndpoint) {
+        guard !list.failover.isEmpty, let i = list.servers.firstIndex(of: server) else { return }
+        lastAnswered.modify { $0[list.description] = i }
+    }
+
+    /// The URL without its password: `redis://user@host:port/db`, `unix:///path?db=N`, `;` between servers.
+    public var description: String {
+        servers.map { s in
+            if let path = s.socketPath { return "unix://\(path)?db=\(s.db)" }
+            let user = s.username.map { "\($0)@" } ?? ""
+            let host = s.host.contains(":") ? "[\(s.host)]" : s.host
+            return "redis://\(user)\(host):\(s.port)/\(s.db)"
+        }.joined(separator: ";")
+    }
 
     /// The broker named by a `-b/--broker` flag, else `$CELERIS_BROKER_URL`, else local Redis.
     public static func broker(flag: String?, environment: [String: String]) throws(InvalidURL) -> RedisEndpoint {
@@ -96,10 +325,10 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         return addresses
     }
 
-    /// Commands to run on every new connection (AUTH, SELECT).
+    /// Commands to run on every new connection: `AUTH [user] password`, `SELECT db`.
     public var handshake: [[String]] {
         var cmds: [[String]] = []
-        if let password { cmds.append(["AUTH", password]) }
+        if let password { cmds.append(username.map { ["AUTH", $0, password] } ?? ["AUTH", password]) }
         if db != 0 { cmds.append(["SELECT", String(db)]) }
         return cmds
     }

@@ -176,6 +176,7 @@ enum ChordJoin {
         // We won the claim: gather the header's results in group order.
         let stored = try redis.command("ZRANGE", key(g, ".j"), "0", "-1").elements ?? []
         var results: [JSON] = []
+        var members: [JSON] = []
         for entry in stored {
             guard let row = entry.bytes.flatMap({ try? JSONParser.parse($0) })?.arrayValue, row.count == 4 else {
                 continue
@@ -198,6 +199,7 @@ enum ChordJoin {
                 return (ready, size)
             }
             results.append(row[3])
+            if let id = row[1].stringValue { members.append(Canvas.childTuple(id)) }
         }
         let extended = try claimExtendScript.run(
             on: redis, keys: [key(g, ".c"), key(g, ".s")], args: [token, String(claimSeconds)])
@@ -208,6 +210,10 @@ enum ChordJoin {
         var body = p.callback
         let rest = body.options["chain"]?.arrayValue ?? []
         body.options = body.options.setting("chain", nil)
+        if body.options[Canvas.childrenOption] == true {
+            // A replacement's body lists the header it joins (`Canvas.listingHeaderAsChildren`).
+            body.options = body.options.setting(Canvas.childrenOption, [Canvas.groupTuple(g, members)])
+        }
         var producer = TaskProducer()
         var out: [[String]] = []
         _ = Canvas.task(body).emit(

@@ -40,6 +40,10 @@ public indirect enum Canvas: Sendable {
                 m.rootId = parent.rootId ?? parent.id
             }
             m.embed = m.embed.setting("chain", rest.isEmpty ? nil : .array(rest))
+            if case .array(let children)? = sig.options[Canvas.childrenOption] {
+                // A replaced task's chord body, as its join sends it: its record lists the header.
+                m.embed = m.embed.setting(Canvas.childrenOption, .array(children))
+            }
             if let group {
                 m.group = group.id
                 m.groupIndex = group.index
@@ -99,6 +103,76 @@ public indirect enum Canvas: Sendable {
         }
     }
 
+    /// `emit`, returning what Celery 5.7 lists in the sending task's `children` for it
+    /// (`AsyncResult.as_tuple()` / `GroupResult.as_tuple()`): a task (or a chain, whose
+    /// first task Celery's `chain.run` sends) is `[[id, null], null]`; a group is
+    /// `[[group_id, null], [its members' tuples]]`; a chord is its header group's tuple
+    /// (its body is sent later, by the header's last task).
+    ///
+    ///     let child = flow.emitChild(into: &out, producer: &producer, routes: routes, parent: message, partial: result)
+    func emitChild(
+        into out: inout [[String]], producer: inout TaskProducer, routes: TaskRoutes, parent: TaskMessage?,
+        partial: JSON?, chain rest: [JSON] = [], group: (id: String, index: Int, chord: JSON?)? = nil
+    ) -> JSON {
+        switch self {
+        case .task:
+            let id = emit(
+                into: &out, producer: &producer, routes: routes, parent: parent, partial: partial, chain: rest,
+                group: group)
+            return Canvas.childTuple(id)
+        case .chain:
+            let before = out.count
+            _ = emit(
+                into: &out, producer: &producer, routes: routes, parent: parent, partial: partial, chain: rest,
+                group: group)
+            // The first task sent is the chain's first step (its `embed.chain` carries the rest).
+            return Canvas.childTuple(Canvas.firstSentId(out[before...]) ?? "")
+        case .group(let items):
+            let gid = TaskMessage.newId()
+            var members: [JSON] = []
+            for (i, item) in items.enumerated() {
+                members.append(
+                    item.emitChild(
+                        into: &out, producer: &producer, routes: routes, parent: parent, partial: partial, chain: [],
+                        group: (gid, i, nil)))
+            }
+            return Canvas.groupTuple(gid, members)
+        case .chord:
+            let before = out.count
+            _ = emit(
+                into: &out, producer: &producer, routes: routes, parent: parent, partial: partial, chain: rest,
+                group: group)
+            var gid: String?
+            var members: [JSON] = []
+            for id in Canvas.sentIds(out[before...]) {
+                if gid == nil { gid = id.group }
+                if let g = id.group, g == gid { members.append(Canvas.childTuple(id.id)) }
+            }
+            guard let gid else { return Canvas.childTuple(Canvas.firstSentId(out[before...]) ?? "") }
+            return Canvas.groupTuple(gid, members)
+        }
+    }
+
+    /// A sent task in a record's `children`: `[[id, null], null]`.
+    static func childTuple(_ id: String) -> JSON { .array([.array([.string(id), .null]), .null]) }
+
+    /// A sent group in a record's `children`: `[[group_id, null], [members…]]`.
+    static func groupTuple(_ gid: String, _ members: [JSON]) -> JSON {
+        .array([.array([.string(gid), .null]), .array(members)])
+    }
+
+    /// The ids (and group ids) of the task messages among `commands` (LPUSHes of envelopes), in order.
+    static func sentIds(_ commands: ArraySlice<[String]>) -> [(id: String, group: String?)] {
+        commands.compactMap { command in
+            guard command.first == "LPUSH", command.count == 3,
+                let m = try? TaskMessage.decode(Array(command[2].utf8))
+            else { return nil }
+            return (m.id, m.group)
+        }
+    }
+
+    static func firstSentId(_ commands: ArraySlice<[String]>) -> String? { sentIds(commands).first?.id }
+
     /// Celery's chain rule: a group followed by another step becomes a chord
     /// whose body is that step (`chain(a, group(b…), c)` = `a | chord(b…, c)`).
     static func upgradingGroups(_ items: [Canvas]) -> [Canvas] {
@@ -152,6 +226,22 @@ public indirect enum Canvas: Sendable {
                 ], id
             )
         }
+    }
+
+    /// The option a chord body carries when it replaced a task (`listingHeaderAsChildren`):
+    /// `true` until the chord's join sends the body with its header's tuple in its place,
+    /// which the body's message carries as `embed.celeris_children`. Python workers ignore it.
+    public static let childrenOption = "celeris_children"
+
+    /// The same workflow, a chord's body asking to list the chord's header as its record's
+    /// `children`: the body of a replacement keeps the replaced task's id, so that task's
+    /// final status shows the tasks its workflow ran (Celery stores the replaced task no record).
+    ///
+    ///     replaced.canvas.withResultId(message.id).listingHeaderAsChildren()
+    public func listingHeaderAsChildren() -> Canvas {
+        guard case .chord(let header, var body) = self else { return self }
+        body.setOption(Canvas.childrenOption, true)
+        return .chord(header, body)
     }
 
     /// The same workflow with its result task (last task, or chord body) given `id`.

@@ -18,11 +18,16 @@ public struct ResultRecord: Sendable {
     public var parentId: String?
     /// Seconds the record lives (SETEX); 0: it never expires (SET), as Celery with `result_expires` 0 or None.
     public var expires: Int
+    /// Celery's `children`: the tasks the task sent while it ran, each as Celery serializes
+    /// a result (`[[id, null], null]` for a task, `[[group_id, null], [members…]]` for a group).
+    public var children: [JSON] = []
 
     public init(
         taskId: String, state: TaskState, result: JSON, traceback: String? = nil, dateDone: Double? = nil,
-        groupId: String? = nil, parentId: String? = nil, expires: Int = ResultRecord.expirySeconds
+        groupId: String? = nil, parentId: String? = nil, expires: Int = ResultRecord.expirySeconds,
+        children: [JSON] = []
     ) {
+        self.children = children
         self.taskId = taskId
         self.state = state
         self.result = result
@@ -63,7 +68,13 @@ public struct ResultRecord: Sendable {
         result.write(to: &out)
         out.append(ascii: #", "traceback": "#)
         Self.write(traceback, to: &out)
-        out.append(ascii: #", "children": [], "date_done": "#)
+        if children.isEmpty {
+            out.append(ascii: #", "children": [], "date_done": "#)
+        } else {
+            out.append(ascii: #", "children": "#)
+            JSON.array(children).write(to: &out)
+            out.append(ascii: #", "date_done": "#)
+        }
         if let dateDone {
             out.append(UInt8(ascii: "\""))
             CeleryTime.writeIsoformat(dateDone, to: &out)

@@ -181,11 +181,12 @@ extension TaskContext {
         var final: (state: TaskState, result: JSON)?
         do {
             let (result, next) = try outcome.get()
+            // Celery sends the follow-ups before it stores the result, whose `children` list them.
+            let followed = send(next, after: result, into: &cmds)
             let record = ResultRecord(
                 taskId: message.id, state: .success, result: result, dateDone: settings.clock.now(),
-                groupId: message.group, parentId: message.parentId)
+                groupId: message.group, parentId: message.parentId, children: recordChildren + followed)
             store(record, ctx: ctx, into: &part)
-            cmds += send(next, after: result)
             final = (.success, result)
             let runtime = settings.clock.now() - now
             // The result's repr cut as Celery cuts it (`resultrepr_maxsize`), in the log line
@@ -214,7 +215,7 @@ extension TaskContext {
             // The workflow's result task takes this task's id and remaining chain.
             var producer = TaskProducer()
             let chain = message.embed["chain"]?.arrayValue ?? []
-            _ = replaced.canvas.withResultId(message.id).emit(
+            _ = replaced.canvas.withResultId(message.id).listingHeaderAsChildren().emit(
                 into: &cmds, producer: &producer, routes: settings.routes, parent: message, partial: nil, chain: chain,
                 group: nil)
             settings.logger.info("Task \(message.task)[\(message.id)] replaced by a workflow")
@@ -285,21 +286,73 @@ extension TaskContext {
         return (next, rest, links)
     }
 
-    /// The commands that send the follow-ups, each given the result.
-    private func send(_ followUps: FollowUps, after result: JSON) -> [[String]] {
+    /// Append the commands that send the follow-ups, each given the result, as Celery's
+    /// `build_tracer` does: one link is sent as it is; of several, each group is sent on
+    /// its own and the others together as one group; then the chain's next step. Returns
+    /// them as the record's `children` list them.
+    private func send(_ followUps: FollowUps, after result: JSON, into out: inout [[String]]) -> [JSON] {
         guard followUps.next != nil || !followUps.links.isEmpty else { return [] }
+        var children: [JSON] = []
+        var producer = TaskProducer()
+        let routes = settings.routes
+        if followUps.links.count == 1 {
+            children.append(
+                followUps.links[0].emitChild(
+                    into: &out, producer: &producer, routes: routes, parent: message, partial: result))
+        } else if !followUps.links.isEmpty {
+            var plain: [Canvas] = []
+            for link in followUps.links {
+                if case .group = link {
+                    children.append(
+                        link.emitChild(
+                            into: &out, producer: &producer, routes: routes, parent: message, partial: result))
+                } else {
+                    plain.append(link)
+                }
+            }
+            if !plain.isEmpty {
+                children.append(
+                    Canvas.group(plain).emitChild(
+                        into: &out, producer: &producer, routes: routes, parent: message, partial: result))
+            }
+        }
+        if let next = followUps.next {
+            children.append(
+                next.emitChild(
+                    into: &out, producer: &producer, routes: routes, parent: message, partial: result,
+                    chain: followUps.rest))
+        }
+        return children
+    }
+
+    /// What the record's `children` starts with: a replaced task's chord header (its body's
+    /// `embed.celeris_children`, written by the chord's join), then the tasks `send` sent.
+    private var recordChildren: [JSON] {
+        let embedded = message.embed["celeris_children"]?.arrayValue ?? []
+        let sent = sentChildren.withLock { $0 }
+        return embedded.isEmpty ? sent : embedded + sent
+    }
+
+    /// The commands that send the task's errbacks (`embed.errbacks`, Celery's `link_error`)
+    /// after its FAILURE, as Celery 5.7's `_call_task_errbacks` sends those that are not
+    /// local functions: `group(errbacks).apply_async((task_id,), parent_id=task_id,
+    /// root_id=root_id)`, so each gets the failed task's id as its first argument. An
+    /// errback that is not a signature is logged and skipped.
+    private func errbackCommands() -> [[String]] {
+        guard let items = message.embed["errbacks"]?.arrayValue, !items.isEmpty else { return [] }
+        var errbacks: [Canvas] = []
+        for (i, item) in items.enumerated() {
+            do {
+                errbacks.append(try Canvas(decoding: item, at: "embed.errbacks[\(i)]"))
+            } catch {
+                settings.logger.error("Task \(message.task)[\(message.id)]: errback not sent: \(error.description)")
+            }
+        }
+        guard !errbacks.isEmpty else { return [] }
         var out: [[String]] = []
         var producer = TaskProducer()
-        if let next = followUps.next {
-            _ = next.emit(
-                into: &out, producer: &producer, routes: settings.routes, parent: message, partial: result,
-                chain: followUps.rest, group: nil)
-        }
-        for link in followUps.links {
-            _ = link.emit(
-                into: &out, producer: &producer, routes: settings.routes, parent: message, partial: result, chain: [],
-                group: nil)
-        }
+        _ = Canvas.group(errbacks).emitChild(
+            into: &out, producer: &producer, routes: settings.routes, parent: message, partial: .string(message.id))
         return out
     }
 
@@ -347,8 +400,11 @@ extension TaskContext {
         let record = ResultRecord(
             taskId: message.id, state: .failure, result: failure.resultJSON,
             traceback: failure.traceback(task: message.task),
-            dateDone: settings.clock.now(), groupId: message.group, parentId: message.parentId)
+            dateDone: settings.clock.now(), groupId: message.group, parentId: message.parentId,
+            children: recordChildren)
         store(record, ctx: ctx, into: &part)
+        // Then its errbacks, as Celery's `mark_as_failure` (not on a retry).
+        part.transact(errbackCommands())
     }
 
     /// Celery's `Task.retry`: the same task id goes back on its queue with
@@ -384,7 +440,7 @@ extension TaskContext {
         )
         let record = ResultRecord(
             taskId: message.id, state: .retry, result: cause.resultJSON, traceback: cause.traceback(task: message.task),
-            groupId: message.group, parentId: message.parentId)
+            groupId: message.group, parentId: message.parentId, children: recordChildren)
         var producer = TaskProducer()
         part.transact(producer.sendCommands(for: next).filter { $0.first == "LPUSH" })
         store(record, ctx: ctx, into: &part)

@@ -42,6 +42,8 @@ public final class TaskContext: @unchecked Sendable {
     let asyncTask = Mutex<Task<Void, Never>?>(nil)
     /// Set when the worker cancelled the async task at its soft time limit.
     let softLimitReached = Atomic<Bool>(false)
+    /// The tasks this run sent (`send`), as its record's `children` lists them (Celery's `request.children`).
+    let sentChildren = Mutex<[JSON]>([])
 
     /// A claimed task, run later by `run()` on an executor thread.
     init(message: TaskMessage, task: RegisteredTask, outbox: Outbox, settings: Settings) {
@@ -65,6 +67,7 @@ public final class TaskContext: @unchecked Sendable {
         softDeadline = nil
         progress.withLock { $0 = Progress() }
         completion.withLock { $0 = nil }
+        sentChildren.withLock { $0.removeAll() }
         cancelled.store(false, ordering: .relaxed)
         return self
     }
@@ -187,7 +190,8 @@ public final class TaskContext: @unchecked Sendable {
     }
 
     /// Send another task, routed by `routes` unless `queue` is given; it
-    /// records this task as its parent. Returns the new task id. A `countdown` is
+    /// records this task as its parent, and this task's result record lists it in
+    /// `children` (as Celery's `app.send_task` from inside a task). Returns the new task id. A `countdown` is
     /// bounded to 0...`maxCountdown`; one that is not a finite number sends it at once.
     ///
     ///     let id = ctx.send("extract_data_task", args: ["/docs/a.txt"])
@@ -204,6 +208,7 @@ public final class TaskContext: @unchecked Sendable {
         }
         var producer = TaskProducer()
         outbox.post(.init(commands: producer.sendCommands(for: m)))
+        sentChildren.withLock { $0.append(Canvas.childTuple(m.id)) }
         return m.id
     }
 

@@ -14,6 +14,11 @@ windows (--wide-prefetch) and K worker processes sharing the broker
 
   drain_bench.py --bin .build/release [--tasks 200000] [--celery-tasks 20000] [--rates 1000,10000,50000]
                  [--wide-prefetch 256] [--processes 2]
+  drain_bench.py --bin .build/release --defaults-only [--tuned 64,256] [--repeats 3]
+
+The "celeris-defaults" row runs the worker with default flags (no --prefetch-multiplier:
+the claim budget sizes its window from the tasks' run times); `defaults_vs_best_tuned`
+compares it with the best one-process run with a set multiplier in the same run.
 """
 import argparse
 
@@ -142,6 +147,63 @@ def worst_lateness(runs):
     return {p: max(x[p] for x in lags) for p in ("p50", "p99")} if lags else None
 
 
+def defaults_ratio(runs):
+    """The default-flags drain against the best one-process drain with a set --prefetch-multiplier."""
+    tuned = {k: v for k, v in runs.items() if v.get("processes") == 1 and v.get("prefetch_multiplier")}
+    best = max(tuned, key=lambda k: tuned[k]["tasks_per_s"])
+    d = runs["celeris-defaults"]["tasks_per_s"]
+    return {"defaults_tasks_per_s": d, "best": best, "best_tasks_per_s": tuned[best]["tasks_per_s"],
+            "ratio": round(d / tuned[best]["tasks_per_s"], 3)}
+
+
+def defaults_only(a):
+    """--defaults-only: the default-flags worker next to tuned windows (script and move claims),
+    interleaved over --repeats rounds in one run; writes perf/results/drain_defaults.json."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    configs = [("celeris-defaults", None, "script"), ("celeris-defaults-claim-move", None, "move")]
+    configs += [(f"celeris-prefetch-{m}", int(m), "script") for m in a.tuned.split(",")]
+    configs += [(f"celeris-claim-move-prefetch-{m}", int(m), "move") for m in a.tuned.split(",")]
+    rounds = {name: [] for name, _, _ in configs}
+    rs = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                          stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        r = redis.Redis(port=port)
+        for k in range(a.repeats):
+            for name, multiplier, claim in configs:
+                r.flushall()
+                fill(r, a.tasks)
+                window = [] if multiplier is None else ["--prefetch-multiplier", str(multiplier)]
+                w = subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
+                                      "-n", "w@bench", *window, "--claim", claim])
+                try:
+                    secs, peak = drain(f"{name} round {k + 1}", r, a.tasks, w, a.timeout)
+                finally:
+                    w.send_signal(signal.SIGTERM)
+                    w.wait(10)
+                rounds[name].append({"tasks_per_s": round(a.tasks / secs), "peak_rss_mb": round(peak / 1024, 1)})
+    finally:
+        rs.kill()
+    runs = {}
+    for name, multiplier, claim in configs:
+        rates = sorted(x["tasks_per_s"] for x in rounds[name])
+        runs[name] = {"tasks": a.tasks, "processes": 1, "prefetch_multiplier": multiplier, "claim": claim,
+                      "tasks_per_s": rates[len(rates) // 2], "rounds": rounds[name]}
+    out = {"cpus": os.cpu_count(), "tasks": a.tasks, "repeats": a.repeats, "runs": runs,
+           "note": "median of interleaved rounds; -c 2, io_uring where allowed (auto), one worker process"}
+    out["defaults_vs_best_tuned"] = defaults_ratio({k: v for k, v in runs.items() if v["claim"] == "script"})
+    out["defaults_vs_best_tuned_claim_move"] = defaults_ratio(
+        {("celeris-defaults" if k == "celeris-defaults-claim-move" else k): v for k, v in runs.items() if v["claim"] == "move"})
+    for name, run in runs.items():
+        print(f"{name:36} {run['tasks_per_s']:>9} tasks/s  rounds {[x['tasks_per_s'] for x in run['rounds']]}")
+    for key in ("defaults_vs_best_tuned", "defaults_vs_best_tuned_claim_move"):
+        d = out[key]
+        print(f"{key}: {d['defaults_tasks_per_s']} / {d['best_tasks_per_s']} ({d['best']}) = {d['ratio']:.0%}")
+    json.dump(out, open(os.path.join(ROOT, "perf/results/drain_defaults.json"), "w"), indent=1)
+    print("wrote perf/results/drain_defaults.json")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -154,7 +216,13 @@ def main():
     ap.add_argument("--latency-repeats", type=int, default=3, help="runs per unsaturated rate (up to 10k/s)")
     ap.add_argument("--wide-prefetch", default="256", help="extra io_uring drains with these prefetch multipliers")
     ap.add_argument("--processes", type=int, default=2, help="a drain by this many worker processes (0: none)")
+    ap.add_argument("--defaults-only", action="store_true",
+                    help="only the default-flags worker next to --tuned windows (drain_defaults.json)")
+    ap.add_argument("--tuned", default="64,256", help="--defaults-only: the tuned prefetch multipliers")
+    ap.add_argument("--repeats", type=int, default=3, help="--defaults-only: interleaved rounds")
     a = ap.parse_args()
+    if a.defaults_only:
+        return defaults_only(a)
     tasklat = native_client("tasklat")
     wakeprobe = native_client("wakeprobe")
     port = free_port()
@@ -200,7 +268,9 @@ def main():
                                   "cpu": cost}
         r.flushall()
         # Scaling: a wider prefetch window; several worker processes on the one broker
-        scaling = [(f"celeris-prefetch-{m}", 1, int(m), "script") for m in a.wide_prefetch.split(",") if m]
+        # The worker with default flags (no --prefetch-multiplier: the claim budget sizes the window)
+        scaling = [("celeris-defaults", 1, None, "script")]
+        scaling += [(f"celeris-prefetch-{m}", 1, int(m), "script") for m in a.wide_prefetch.split(",") if m]
         if a.processes > 1:
             scaling.append((f"celeris-{a.processes}-processes", a.processes, a.prefetch_multiplier, "script"))
         # The same runs claiming by move (`--claim move`: each batch moved in one transaction, records written by the worker)
@@ -213,8 +283,9 @@ def main():
             if name == f"celeris-claim-move-prefetch-{a.prefetch_multiplier}":
                 r.config_resetstat()
                 redis_cpu0 = cpu_seconds(rs.pid)
+            window = [] if multiplier is None else ["--prefetch-multiplier", str(multiplier)]
             ws = [subprocess.Popen([os.path.join(a.bin, "celeris-worker"), "-b", url, "-c", "2", "--loglevel", "warning",
-                                    "-n", f"w{i}@bench", "--prefetch-multiplier", str(multiplier), "--claim", claim])
+                                    "-n", f"w{i}@bench", *window, "--claim", claim])
                   for i in range(k)]
             procs.extend(ws)
             secs, peak = drain(name, r, a.tasks, ws[0], a.timeout)
@@ -276,6 +347,7 @@ def main():
             if pr.poll() is None:
                 pr.kill()
     c, py, cs = out["runs"]["celeris"], out["runs"]["celery-prefork-c2"], out["runs"]["celeris-socket"]
+    out["defaults_vs_best_tuned"] = defaults_ratio(out["runs"])
     out["ratio"] = round(c["tasks_per_s"] / py["tasks_per_s"], 1)
     out["uring_vs_socket"] = round(c["tasks_per_s"] / cs["tasks_per_s"], 2)
     print(f"\nredis-benchmark -P 32: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in out["redis_benchmark_P32"].items()))
@@ -285,7 +357,8 @@ def main():
     print(f"{'celery prefork -c 2':20} {py['tasks']:8} {py['seconds']:9.2f} {py['tasks_per_s']:9}")
     for name, run in out["runs"].items():
         if "processes" in run:
-            label = f"{run['processes']} x celeris, prefetch x{run['prefetch_multiplier']}, --claim {run['claim']}"
+            label = (f"{run['processes']} x celeris, prefetch x{run['prefetch_multiplier'] or 'default'},"
+                     f" --claim {run['claim']}")
             print(f"{label:42} {run['tasks']:8} {run['seconds']:9.2f} {run['tasks_per_s']:9}"
                   f"  ({run['tasks_per_s'] / py['tasks_per_s']:.1f}x Celery)")
     print(f"(celeris: -c 2, prefetch x{a.prefetch_multiplier}) io_uring / socket: {out['uring_vs_socket']}")
@@ -314,6 +387,9 @@ def main():
         print(f"{'idle wake-up late':>16} p50 {late['p50'] / 1000:.2f} ms, p99 {late['p99'] / 1000:.2f} ms,"
               f" p99.9 {late['p999'] / 1000:.2f} ms, max {late['max'] / 1000:.2f} ms ({when} the latency runs:"
               f" a thread sleeping 100 us at a time, the worker and Redis idle)")
+    d = out["defaults_vs_best_tuned"]
+    print(f"defaults: {d['defaults_tasks_per_s']} tasks/s = {d['ratio']:.0%} of the best tuned one-process drain"
+          f" ({d['best']}: {d['best_tasks_per_s']} tasks/s)")
     json.dump(out, open(os.path.join(ROOT, "perf/results/drain.json"), "w"), indent=1)
     print("wrote perf/results/drain.json")
 

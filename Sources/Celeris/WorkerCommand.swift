@@ -23,8 +23,14 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "Tasks running at once (blocking ones on threads, async ones on none).")
     var concurrency: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(name: .long, help: "Messages claimed per slot ahead of execution.")
-    var prefetchMultiplier: Int = 4
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Messages held per slot (running and claimed ahead), as Celery's worker_prefetch_multiplier.",
+            discussion:
+                "Default: sized from the tasks' run times, each slot holding its task plus at most 4 ms of queued work (short tasks are claimed up to 256 per slot, long ones about one per free slot, so other workers get them)."
+        ))
+    var prefetchMultiplier: Int?
 
     @Option(
         name: [.customShort("n"), .long],
@@ -116,7 +122,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "Seconds task results live in Redis (Celery's result_expires; a task's own resultExpires wins; 0: never expire). Default 86400.")
+            "Seconds task results live in Redis (Celery's result_expires; a task's own resultExpires wins; 0: never expire). Default 86400."
+    )
     var resultExpires: Double = Double(ResultRecord.expirySeconds)
 
     /// `--claim`, else `$CELERIS_CLAIM`, else the script claim.
@@ -124,7 +131,7 @@ struct WorkerCommand: ParsableCommand {
 
     func validate() throws {
         guard concurrency >= 1, concurrency <= 4096 else { throw ValidationError("--concurrency must be 1...4096") }
-        guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
+        if let m = prefetchMultiplier, m < 1 { throw ValidationError("--prefetch-multiplier must be at least 1") }
         if let problem = CommandSetup.checkLogLevel(loglevel) { throw ValidationError(problem) }
         guard !queueList.isEmpty else { throw ValidationError("--queues names no queue") }
         guard ["script", "move"].contains(claimMode) else { throw ValidationError("--claim must be script or move") }

@@ -40,6 +40,10 @@ public final class Consumer: @unchecked Sendable {
     let phase = LockedBox(Phase.consuming)
     /// Loop turns so far (a test's measure that the loop waits, and does not spin, while it has nothing due).
     public let turns = LockedBox(0)
+    /// Deliveries this worker holds (claimed, queued or running; a claim sent and not yet
+    /// read counted at the room it asked for) as of its last claim: a test's view of the
+    /// prefetch window (`ClaimBudget`) at work.
+    public let holding = LockedBox(0)
     let runnerSettings: TaskContext.Settings
     var clock: any WallClock { configuration.clock }
     let metrics: WorkerMetrics
@@ -101,7 +105,9 @@ public final class Consumer: @unchecked Sendable {
         self.pipeline = BrokerPipeline(
             claim: claim, outbox: outbox, clock: configuration.clock, logger: logger,
             metrics: WorkerMetrics(enabled: configuration.metrics))
-        self.fetcher = Fetcher(queues: configuration.queues, maxIdle: configuration.maxIdleSeconds)
+        self.fetcher = Fetcher(
+            queues: configuration.queues, maxIdle: configuration.maxIdleSeconds,
+            multiplier: configuration.prefetchMultiplier)
         self.wakers = QueueWakers(endpoint: configuration.endpoint, logger: logger)
         self.leases = Leases(interval: configuration.leaseInterval, clock: leaseClock)
         self.recoverer = Recoverer(
@@ -123,8 +129,9 @@ public final class Consumer: @unchecked Sendable {
         for name in registry.names { limiter.set(name, registry.task(named: name)?.options.rateLimit) }
     }
 
-    /// Deliveries held ahead of execution at most (prefetch window).
-    public var capacity: Int { max(1, pool.size * max(1, configuration.prefetchMultiplier)) }
+    /// Deliveries held ahead of and in execution at most (prefetch window): `--prefetch-multiplier`
+    /// per slot, or by default what the tasks' durations allow (`ClaimBudget`).
+    public var capacity: Int { fetcher.window(slots: pool.size) }
 
     /// Warm stop: claim nothing more, return what has not started, finish what runs (thread-safe).
     public func stop() { request(.warm) }
@@ -395,11 +402,27 @@ public final class Consumer: @unchecked Sendable {
     /// Let go of a finished delivery: count it, recycle its runner.
     func release(_ tag: String) {
         guard var h = held.removeValue(forKey: tag) else { return }
+        if fetcher.budget.isAdaptive, let (started, finished) = h.ranFromTo {
+            fetcher.budget.finished(started: started, at: finished)
+        }
         processed[h.message.task, default: 0] += 1
         recycler.recycle(&h, capacity: capacity)
     }
 
     // MARK: - the exchange
+
+    /// Tell the claim budget how long the longest-running task has run (at most every
+    /// millisecond, only while the window follows the tasks' durations).
+    private func lookAtRunningTasks() {
+        let now = clock.now()
+        guard fetcher.runningDue(now: now) else { return }
+        var longest: Double? = nil
+        for h in held.values {
+            guard let started = h.runningSince else { continue }
+            if longest.map({ started < $0 }) ?? true { longest = started }
+        }
+        fetcher.running(longestStartedAt: longest, now: now)
+    }
 
     /// One exchange with the broker per loop turn: send this turn's writes and, with
     /// room in the prefetch window and `claimMore`, the next claim, in one flush; then
@@ -414,15 +437,21 @@ public final class Consumer: @unchecked Sendable {
         }
         let completing = sendWrite(&entries)
         guard pipeline.connection != nil else { return 0 }
+        lookAtRunningTasks()
         // Deliveries this write completes free their slots now: its replies come before
         // the claim's, and a failed write drops the connection (and the claim).
         let room = capacity - active + completing - fetcher.claimedAhead.count
         let sentAt = clock.now()
+        var asking = 0
         do {
             // Nothing more is claimed while Redis refuses writes: the refused ones' deliveries stay held.
             if claimMore && claiming && room > 0 && !pipeline.hasRefusedWrites && fetcher.mayClaim(now: sentAt) {
                 try pipeline.sendClaim(room: room, queues: fetcher.order, now: sentAt)
-                if fetcher.queuesLookEmpty { settle() }
+                asking = room - completing
+                if fetcher.queuesLookEmpty {
+                    settle()
+                    asking = 0
+                }
             } else {
                 try pipeline.flush()
             }
@@ -443,6 +472,7 @@ public final class Consumer: @unchecked Sendable {
         }
         let now = clock.now()
         for d in deliveries { dispatch(d, now: now) }
+        holding.set(held.count + asking)
         return deliveries.count
     }
 }

@@ -2,7 +2,8 @@
 /// processor dequeue): the order it claims from (kombu rotates the queue that just
 /// delivered to the back), the deliveries claimed and not yet dispatched, and whether
 /// the queues look drained, in which case it claims again only when a waker fires or
-/// the idle poll is due, instead of sending an empty claim every turn.
+/// the idle poll is due, instead of sending an empty claim every turn. How many it holds
+/// at most (the prefetch window) is its `budget`'s (`ClaimBudget`).
 ///
 ///     var fetcher = Fetcher(queues: ["celery"], maxIdle: 0.02)
 ///     fetcher.apply(.took(deliveries, asked: 64), now: clock.now())
@@ -21,12 +22,33 @@ struct Fetcher {
     /// Redis refused the last claim (LOADING, BUSY, …): none before this time.
     private(set) var pausedUntil = 0.0
     let maxIdle: Double
+    /// How many deliveries the worker holds per slot (`--prefetch-multiplier`, or sized from the tasks' durations).
+    var budget: ClaimBudget
+    /// When the running tasks were last looked at for the budget (`runningDue`).
+    private(set) var runningLookedAt = -Double.infinity
     /// How long a refused claim pauses claiming.
     static let refusalPause = 0.5
+    /// Seconds between looks at the running tasks (a look visits every held delivery).
+    static let runningLookInterval = 0.001
 
-    init(queues: [String], maxIdle: Double) {
+    init(queues: [String], maxIdle: Double, multiplier: Int? = nil) {
         order = queues
         self.maxIdle = maxIdle
+        budget = ClaimBudget(multiplier: multiplier)
+    }
+
+    /// The prefetch window with `slots` executor slots.
+    func window(slots: Int) -> Int { budget.window(slots: slots) }
+
+    /// Whether the running tasks should be looked at now (an adaptive budget, at most every `runningLookInterval`).
+    func runningDue(now: Double) -> Bool {
+        budget.isAdaptive && now - runningLookedAt >= Self.runningLookInterval
+    }
+
+    /// The task running longest now started at `started` (nil: none runs).
+    mutating func running(longestStartedAt started: Double?, now: Double) {
+        runningLookedAt = now
+        budget.running(longestStartedAt: started, now: now)
     }
 
     /// Consume from `queues` from the next claim on.

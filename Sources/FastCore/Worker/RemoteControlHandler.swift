@@ -152,7 +152,7 @@ extension Consumer {
                 "broker_url": .string(configuration.endpoint.description),
                 "result_backend": .string(configuration.endpoint.description),
                 "task_default_queue": "celery", "worker_concurrency": .int(Int64(pool.size)),
-                "worker_prefetch_multiplier": .int(Int64(configuration.prefetchMultiplier)),
+                "worker_prefetch_multiplier": .int(Int64(fetcher.budget.perSlot)),
                 "worker_send_task_events": .bool(runnerSettings.events.get()),
                 "broker_transport_options": ["visibility_timeout": .double(configuration.visibilityTimeout)],
                 "task_routes": .object(configuration.routes.rules.map { ($0.pattern, ["queue": .string($0.queue)]) }),

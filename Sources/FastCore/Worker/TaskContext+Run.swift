@@ -48,6 +48,12 @@ extension TaskContext {
 
     /// When the thread picked it up, or nil while queued.
     var started: Double? { progress.withLock { $0.startedAt } }
+    /// When it started and when its outcome was posted, once it ran to the end (the claim budget's sample).
+    var ranFromTo: (started: Double, finished: Double)? {
+        progress.withLock { p in p.startedAt.flatMap { s in p.finishedAt.map { (s, $0) } } }
+    }
+    /// When it started, while it runs (nil before it starts and once it finished).
+    var runningSince: Double? { progress.withLock { $0.finished ? nil : $0.startedAt } }
     var isAbandoned: Bool { progress.withLock { $0.abandoned } }
 
     /// Mark as abandoned if it is running; false if it already finished or never started.
@@ -243,9 +249,11 @@ extension TaskContext {
         part.transact(cmds)
         // Counted before the completion is posted: once the consumer sees the delivery
         // done (no longer in flight), its task is in the metrics.
-        settings.metrics.finished(message.task, outcome: outcomeName, seconds: settings.clock.now() - now)
+        let ranUntil = settings.clock.now()
+        settings.metrics.finished(message.task, outcome: outcomeName, seconds: ranUntil - now)
         let post = progress.withLock {
             $0.finished = true
+            $0.finishedAt = ranUntil
             return !$0.abandoned
         }
         if post {

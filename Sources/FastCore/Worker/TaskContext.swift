@@ -27,6 +27,8 @@ public final class TaskContext: @unchecked Sendable {
     struct Progress {
         var startedAt: Double?
         var finished = false
+        /// When its outcome was posted (nil: it did not run to the end).
+        var finishedAt: Double?
         var abandoned = false
         /// Revoked after the pool took it and before it started: its body never runs.
         var revokedBeforeStart = false

@@ -6,8 +6,10 @@ public struct WorkerConfiguration: Sendable {
     public var endpoint: RedisEndpoint
     public var queues: [String]
     public var concurrency: Int
-    /// Messages claimed per executor slot (Celery's worker_prefetch_multiplier).
-    public var prefetchMultiplier: Int
+    /// Messages claimed per executor slot (Celery's worker_prefetch_multiplier); nil (the
+    /// default): sized from the tasks' durations (`ClaimBudget`), deep for short tasks,
+    /// about one per slot for long ones.
+    public var prefetchMultiplier: Int?
     public var hostname: String
     /// Seconds `create_task` sleeps per step.
     public var stepSeconds: Double
@@ -54,7 +56,7 @@ public struct WorkerConfiguration: Sendable {
     public var resultExpires = ResultRecord.expirySeconds
 
     public init(
-        endpoint: RedisEndpoint, queues: [String] = ["celery"], concurrency: Int = 1, prefetchMultiplier: Int = 4,
+        endpoint: RedisEndpoint, queues: [String] = ["celery"], concurrency: Int = 1, prefetchMultiplier: Int? = nil,
         hostname: String, stepSeconds: Double = 1, deadLetterKey: String = "celeris.dead_letter",
         maxIdleSeconds: Double = 0.02, visibilityTimeout: Double = 3600, maxScheduledBeyondPrefetch: Int = 1000,
         events: Bool = false, autoscale: (max: Int, min: Int)? = nil, autoscaleKeepalive: Double = 30,

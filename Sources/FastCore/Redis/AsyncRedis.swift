@@ -336,6 +336,9 @@ public final class AsyncRedis {
                 if let e = reply.errorMessage {
                     // Not usable yet (LOADING, NOAUTH…); a refused AUTH says more than the PING's NOAUTH.
                     self.dropLater(reason: self.handshakeError ?? "PING: \(e)")
+                } else if let refused = self.handshakeError {
+                    // A refused AUTH or SELECT: never run as the default user or in db 0 instead.
+                    self.dropLater(reason: refused)
                 } else {
                     self.becomeReady()
                 }

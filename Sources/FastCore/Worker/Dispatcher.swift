@@ -149,8 +149,12 @@ extension Consumer {
         let record = ResultRecord(
             taskId: m.id, state: state, result: failure.resultJSON, dateDone: clock.now(), groupId: m.group,
             parentId: m.parentId, expires: resultExpiry(of: m.task))
+        // A FAILURE sends the task's errbacks (`link_error`), as Celery's `mark_as_failure`.
+        let errbacks =
+            state == .failure
+            ? TaskContext.errbackCommands(for: m, routes: configuration.routes, logger: logger) : []
         pipeline.own +=
-            [["MULTI"]] + record.storeCommands() + DeliveryClaim.ackCommands(tag: m.deliveryTag) + [["EXEC"]]
+            [["MULTI"]] + record.storeCommands() + errbacks + DeliveryClaim.ackCommands(tag: m.deliveryTag) + [["EXEC"]]
     }
 
     /// Seconds the records of task `name` live: its `resultExpires` when valid, else the

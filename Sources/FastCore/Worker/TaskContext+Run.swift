@@ -347,20 +347,26 @@ extension TaskContext {
     /// root_id=root_id)`, so each gets the failed task's id as its first argument. An
     /// errback that is not a signature is logged and skipped.
     private func errbackCommands() -> [[String]] {
+        TaskContext.errbackCommands(for: message, routes: settings.routes, logger: settings.logger)
+    }
+
+    /// `errbackCommands()` for any failed `message` (also one that never ran: past its hard
+    /// time limit, or not registered).
+    static func errbackCommands(for message: TaskMessage, routes: TaskRoutes, logger: Logger) -> [[String]] {
         guard let items = message.embed["errbacks"]?.arrayValue, !items.isEmpty else { return [] }
         var errbacks: [Canvas] = []
         for (i, item) in items.enumerated() {
             do {
                 errbacks.append(try Canvas(decoding: item, at: "embed.errbacks[\(i)]"))
             } catch {
-                settings.logger.error("Task \(message.task)[\(message.id)]: errback not sent: \(error.description)")
+                logger.error("Task \(message.task)[\(message.id)]: errback not sent: \(error.description)")
             }
         }
         guard !errbacks.isEmpty else { return [] }
         var out: [[String]] = []
         var producer = TaskProducer()
         _ = Canvas.group(errbacks).emitChild(
-            into: &out, producer: &producer, routes: settings.routes, parent: message, partial: .string(message.id))
+            into: &out, producer: &producer, routes: routes, parent: message, partial: .string(message.id))
         return out
     }
 

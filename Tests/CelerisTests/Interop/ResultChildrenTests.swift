@@ -210,6 +210,34 @@ final class ResultChildrenTests: RedisTestCase {
     }
 }
 
+extension ResultChildrenTests {
+    /// A task past its hard time limit fails with TimeLimitExceeded, and its errbacks go out.
+    func testHardTimeLimitFailureSendsErrbacks() throws {
+        let notes = LockedBox<[Note]>([])
+        let worker = InProcessWorker(redis: redis) { registry in
+            registry.register(
+                "ch.slow", options: TaskOptions(timeLimit: 0.2),
+                async: { ctx in
+                    try await ctx.sleep(seconds: 30)
+                    return nil
+                })
+            registry.register("ch.note") { ctx in
+                let m = ctx.message
+                notes.modify { $0.append(Note(args: m.args, parentId: m.parentId, rootId: m.rootId, group: m.group)) }
+                return .array(m.args)
+            }
+        }
+        defer { worker.stop() }
+        var m = TaskMessage(task: "ch.slow")
+        m.embed = m.embed.setting("errbacks", [Signature("ch.note", args: ["late"]).json])
+        try enqueue([m])
+        XCTAssertTrue(try eventually(timeout: 10) { try self.result(m.id)?["status"] == "FAILURE" })
+        XCTAssertEqual(try result(m.id)?["result"]?["exc_type"], "TimeLimitExceeded")
+        XCTAssertTrue(eventually(timeout: 10) { !notes.get().isEmpty })
+        XCTAssertEqual(notes.get().first?.args, [.string(m.id), "late"])
+    }
+}
+
 /// The `/process` workflow through a frontend: the task's final status lists the
 /// extraction tasks its workflow ran, one level, with their states.
 final class ProcessChildrenTests: FrontendTestCase {

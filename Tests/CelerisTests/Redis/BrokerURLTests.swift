@@ -176,7 +176,7 @@ final class BrokerURLTests: XCTestCase {
         XCTAssertEqual(log.count, 0, "refused: \(log.map { "\($0)" })")
         // What ran, for the record (commands from scripts included).
         let stats = try root.command("INFO", "commandstats").text ?? ""
-        let used = stats.split(separator: "\n").compactMap { line -> String? in
+        let used = stats.split(whereSeparator: \.isNewline).compactMap { line -> String? in
             guard line.hasPrefix("cmdstat_"), let colon = line.firstIndex(of: ":") else { return nil }
             return String(line[line.index(line.startIndex, offsetBy: 8)..<colon])
         }

@@ -204,7 +204,7 @@ public final class FrontendApp: HTTPServerDelegate {
         case .route(.status(let taskId)):
             taskAPI.status(taskId: taskId, request: request, connection)
         case .route(.task(let taskId)), .route(.revoke(let taskId)):
-            taskAPI.revoke(taskId: taskId, request: request, connection)
+            taskAPI.revoke(taskId: taskId, request: request, scopes: claims?.scopes, connection)
         case .route(.dashboard):
             connection.respond(
                 status: 200, body: DashboardPage.html, contentType: "text/html; charset=utf-8",

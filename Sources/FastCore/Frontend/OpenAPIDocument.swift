@@ -34,7 +34,7 @@ public enum OpenAPIDocument {
                 "tags": ["tasks"],
                 "operationId": "sendTask",
                 "summary": "Send a task",
-                "description": "Queue a Celery task message (protocol 2) and answer its id once Redis holds it. With no body it sends the tutorial's `create_task(task_length)`. Send options come from the JSON body or the query string (the body wins; `link` and `link_error` only in the body). Task names (the linked ones too) must be on the frontend's allow-list (`--allow-task`); a token with `tasks:NAME` scopes may send only those names. `countdown` and `eta` exclude each other.",
+                "description": "Queue a Celery task message (protocol 2) and answer its id once Redis holds it. With no body it sends the tutorial's `create_task(task_length)`. Send options come from the JSON body or the query string (the body wins; `link` and `link_error` only in the body). Task names (the linked ones too) must be on the frontend's allow-list (`--allow-task`); a token with `tasks:NAME` scopes may send only those names, and only a token with the whole `tasks` scope (or `*`) may choose a `task_id` (the task's or a link's; else 403: a chosen id could overwrite another task's result). `countdown` and `eta` exclude each other.",
                 "security": [{"bearerAuth": ["tasks"]}, {"queryToken": ["tasks"]}],
                 "parameters": [
                   {
@@ -88,7 +88,7 @@ public enum OpenAPIDocument {
                 "tags": ["tasks"],
                 "operationId": "revokeTask",
                 "summary": "Revoke a task",
-                "description": "Broadcast Celery's `revoke` control command, which Celeris and Python Celery workers honour: a task not started yet is skipped (its state becomes REVOKED); with `terminate` a running one is stopped with `signal`. `terminate` and `signal` come from the query or a JSON body (the body wins).",
+                "description": "Broadcast Celery's `revoke` control command, which Celeris and Python Celery workers honour: a task not started yet is skipped (its state becomes REVOKED); with `terminate` a running one is stopped with `signal`. `terminate` and `signal` come from the query or a JSON body (the body wins). Revoking reaches any client's task, so it needs the whole `tasks` scope (or `*`): a token with only `tasks:NAME` scopes is refused (403 `forbidden`).",
                 "security": [{"bearerAuth": ["tasks"]}, {"queryToken": ["tasks"]}],
                 "parameters": [{"$ref": "#/components/parameters/terminate"}, {"$ref": "#/components/parameters/signal"}],
                 "requestBody": {
@@ -119,7 +119,7 @@ public enum OpenAPIDocument {
                 "tags": ["tasks"],
                 "operationId": "revokeTaskByPost",
                 "summary": "Revoke a task (POST form)",
-                "description": "As `DELETE /tasks/{task_id}`; `terminate` and `signal` may also come in a JSON body.",
+                "description": "As `DELETE /tasks/{task_id}`; `terminate` and `signal` may also come in a JSON body. Needs the whole `tasks` scope (or `*`); `tasks:NAME` is refused (403).",
                 "security": [{"bearerAuth": ["tasks"]}, {"queryToken": ["tasks"]}],
                 "parameters": [{"$ref": "#/components/parameters/terminate"}, {"$ref": "#/components/parameters/signal"}],
                 "requestBody": {
@@ -594,13 +594,29 @@ public enum OpenAPIDocument {
               },
               "Signature": {
                 "type": "object",
-                "description": "A Celery signature as its dict form: the task to send when this one succeeds (`link`) or fails (`link_error`).",
+                "description": "A Celery signature as its dict form: the task to send when this one succeeds (`link`, run with the parent's result prepended to `args` unless `immutable`) or fails (`link_error`, run with the failed task's id). Linked tasks pass the same allow-list, scope, queue and argument checks as the task; a task whose arguments the frontend bounds (`create_task`, `add`) may be linked only with `immutable: true` and never as `link_error` (422).",
                 "required": ["task"],
                 "properties": {
                   "task": {"type": "string", "minLength": 1},
                   "args": {"type": "array"},
                   "kwargs": {"type": "object"},
-                  "options": {"type": "object"}
+                  "immutable": {"type": "boolean", "default": false},
+                  "options": {
+                    "type": "object",
+                    "description": "Only these send options, checked as the task's own; any other key (`headers`, `exchange`, …) is refused with 422. `task_id` needs the whole `tasks` scope.",
+                    "additionalProperties": false,
+                    "properties": {
+                      "queue": {"type": ["string", "null"]},
+                      "routing_key": {"type": ["string", "null"]},
+                      "priority": {"type": ["integer", "null"], "minimum": 0, "maximum": 255},
+                      "countdown": {"type": ["number", "null"], "minimum": 0, "maximum": 3155760000},
+                      "eta": {"type": ["string", "number", "null"]},
+                      "expires": {"type": ["string", "number", "null"]},
+                      "task_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+                      "ignore_result": {"type": ["boolean", "null"]},
+                      "immutable": {"type": ["boolean", "null"]}
+                    }
+                  }
                 }
               },
               "Signatures": {
@@ -711,8 +727,12 @@ public enum OpenAPIDocument {
                 "properties": {
                   "children": {
                     "type": "array",
-                    "description": "The record's children (one level): each child's id and state.",
+                    "description": "The record's children (one level): each child's id and state; the first 100 it lists.",
                     "items": {"$ref": "#/components/schemas/ChildStatus"}
+                  },
+                  "children_total": {
+                    "type": "integer",
+                    "description": "How many children the record lists, present only when more than `children` shows."
                   }
                 }
               },
@@ -897,7 +917,13 @@ public enum OpenAPIDocument {
                           "type": "integer",
                           "minimum": 0,
                           "description": "Tasks the workers finished in the interval."
-                        }
+                        },
+                        "depth_total": {
+                          "type": "integer",
+                          "minimum": 0,
+                          "description": "Messages waiting in every queue read (`queues` lists the 50 deepest)."
+                        },
+                        "queue_count": {"type": "integer", "minimum": 0, "description": "Queues read."}
                       }
                     }
                   },

@@ -18,6 +18,19 @@ public final class StatsBoard: Sendable {
     public static let capacity = Int(historySeconds / interval)
     /// Workers are inspected while `/stats` was read within this many seconds.
     public static let readWindow = 30.0
+    /// Queues a sample keeps, deepest first (the history holds 300 samples of them).
+    public static let maxSampledQueues = 50
+    /// Queues whose depth one tick reads at most (in name order).
+    public static let maxQueriedQueues = 1000
+
+    /// The `limit` deepest of `depths` (ties: by name), for a sample.
+    ///
+    ///     StatsBoard.deepest(["a": 1, "b": 5, "c": 3], limit: 2)  // ["b": 5, "c": 3]
+    public static func deepest(_ depths: [String: Int], limit: Int = maxSampledQueues) -> [String: Int] {
+        guard depths.count > limit else { return depths }
+        let kept = depths.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(limit)
+        return Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
+    }
 
     /// One sample of the history.
     public struct Sample: Sendable, Equatable {
@@ -25,12 +38,22 @@ public final class StatsBoard: Sendable {
         public var queues: [String: Int]
         public var submitted: Int
         public var processed: Int
+        /// The depth of every queue read, summed (`queues` holds only the deepest ones).
+        public var depthTotal: Int
+        /// How many queues were read.
+        public var queueCount: Int
 
-        public init(t: Double, queues: [String: Int], submitted: Int, processed: Int) {
+        /// `depthTotal` and `queueCount` default to `queues`' own.
+        public init(
+            t: Double, queues: [String: Int], submitted: Int, processed: Int, depthTotal: Int? = nil,
+            queueCount: Int? = nil
+        ) {
             self.t = t
             self.queues = queues
             self.submitted = submitted
             self.processed = processed
+            self.depthTotal = depthTotal ?? queues.values.reduce(0) { $0 &+ $1 }
+            self.queueCount = queueCount ?? queues.count
         }
     }
 
@@ -121,7 +144,8 @@ public enum StatsAPI {
         let samples: [JSON] = history.map { s in
             [
                 "t": .double(s.t), "queues": depths(s.queues), "submitted": .int(Int64(s.submitted)),
-                "processed": .int(Int64(s.processed)),
+                "processed": .int(Int64(s.processed)), "depth_total": .int(Int64(s.depthTotal)),
+                "queue_count": .int(Int64(s.queueCount)),
             ]
         }
         let workers: [JSON] = board.workers.sorted { $0.hostname < $1.hostname }.map { w in
@@ -140,7 +164,8 @@ public enum StatsAPI {
 }
 
 /// Loop 0's sampler behind `/stats`: every `StatsBoard.interval` seconds the depth of every
-/// known queue (those requests went to and those workers consume) into the history, and,
+/// known queue (those requests went to and those workers consume; at most
+/// `maxQueriedQueues`) into the history (the `maxSampledQueues` deepest, and the total), and,
 /// while `/stats` was read within `StatsBoard.readWindow`, a round of `WorkerInspector`.
 ///
 ///     let sampler = StatsSampler(loop: loop, redis: redis, shared: shared, clock: clock, logger: log)
@@ -184,13 +209,15 @@ final class StatsSampler {
         let now = clock.now()
         let board = shared.stats
         let inspector = inspector
-        let queues = Set(shared.queues).union(inspector.workerQueues).sorted()
+        let queues = Set(shared.queues).union(inspector.workerQueues).sorted().prefix(StatsBoard.maxQueriedQueues)
         var depths: [String: Int] = [:]
         var left = queues.count
         func finish() {
             board.record(
                 StatsBoard.Sample(
-                    t: now, queues: depths, submitted: board.takeSubmitted(), processed: inspector.takeProcessed()))
+                    t: now, queues: StatsBoard.deepest(depths), submitted: board.takeSubmitted(),
+                    processed: inspector.takeProcessed(), depthTotal: depths.values.reduce(0) { $0 &+ $1 },
+                    queueCount: depths.count))
         }
         if !redis.isConnected || redis.pending >= maxPendingRedis || queues.isEmpty {
             finish()  // depths unknown: an empty sample keeps the time axis whole

@@ -97,8 +97,22 @@ final class TaskAPI {
         return (terminate, signal)
     }
 
-    /// PUBLISH Celery's revoke broadcast and answer 202 once Redis took it.
-    func revoke(taskId: String, request: HTTPRequest, _ connection: Connection) {
+    /// Whether a token's `scopes` may revoke: revoking reaches every client's tasks, so it
+    /// takes the whole `tasks` scope (or `*`); `tasks:NAME` is not enough. nil: auth off.
+    ///
+    ///     TaskAPI.mayRevoke(scopes: ["tasks:add"])  // false
+    static func mayRevoke(scopes: [String]?) -> Bool {
+        guard let scopes else { return true }
+        return scopes.contains("*") || scopes.contains("tasks")
+    }
+
+    /// PUBLISH Celery's revoke broadcast and answer 202 once Redis took it. `scopes`: the
+    /// token's (nil with auth off); see `mayRevoke`.
+    func revoke(taskId: String, request: HTTPRequest, scopes: [String]?, _ connection: Connection) {
+        guard Self.mayRevoke(scopes: scopes) else {
+            return answer(
+                connection, FrontendError(403, "forbidden", "revoking a task needs the whole 'tasks' scope"))
+        }
         guard TaskSubmission.isValidTaskId(taskId) else { return answer(connection, .notFound("no such task id")) }
         if let refused = RequestGuard.contentTypeRefusal(request) { return answer(connection, refused) }
         let options: (terminate: Bool, signal: String)
@@ -229,20 +243,20 @@ final class TaskAPI {
 
     /// Answer `record`'s view, reading its children's records first when it has any
     /// (a failed read answers without them rather than not at all).
+    /// The record is parsed once; at most `TaskStatusView.maxChildren` children are read
+    /// (`children_total` says how many it lists when more).
     func answerWithChildren(record: String?, _ connection: Connection) {
-        let children = TaskStatusView.children(record: record)
+        let (view, children, total) = TaskStatusView.parse(record: record)
         guard !children.isEmpty, redis.pending < maxPendingRedis else {
-            return connection.respond(status: 200, json: TaskStatusView.render(record: record))
+            return connection.respond(status: 200, json: view)
         }
         let sent = redis.send(["MGET"] + children.map { ResultRecord.key($0.taskId) }) { reply in
             let records = reply?.elements ?? []
-            guard records.count == children.count else {
-                return connection.respond(status: 200, json: TaskStatusView.render(record: record))
-            }
+            guard records.count == children.count else { return connection.respond(status: 200, json: view) }
             let entries = zip(children, records).map { (child: $0.0, record: $0.1.text) }
-            connection.respond(status: 200, json: TaskStatusView.render(record: record, children: entries))
+            connection.respond(status: 200, json: TaskStatusView.render(view, children: entries, total: total))
         }
-        if !sent { connection.respond(status: 200, json: TaskStatusView.render(record: record)) }
+        if !sent { connection.respond(status: 200, json: view) }
     }
 
     // MARK: - answers

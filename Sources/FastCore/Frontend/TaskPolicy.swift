@@ -70,12 +70,39 @@ public struct TaskPolicy: Sendable {
                 return Refusal(status: 403, code: "queue_not_allowed", detail: "queue '\(queue)' is not allowed")
             }
         }
+        if let scopes, !scopes.contains("*"), !scopes.contains("tasks"),
+            submission.taskId != nil
+                || (submission.link + submission.linkError).contains(where: { $0.options["task_id"] != nil })
+        {
+            // A chosen id could overwrite another task's result record.
+            return Refusal(
+                status: 403, code: "forbidden",
+                detail: "only a token with the whole 'tasks' scope may choose a task_id")
+        }
         if let refused = linkRefusal(submission, routes: routes, scopes: scopes) { return refused }
-        return argumentRefusal(submission)
+        return argumentRefusal(task: submission.task, args: submission.args, kwargs: submission.kwargs)
     }
 
-    /// Linked tasks (`link`, `link_error`) pass the same name, scope and queue checks as the task.
+    /// The tasks whose arguments this policy bounds (`argumentRefusal`).
+    public static let boundedTasks: Set<String> = ["create_task", "add"]
+
+    /// Linked tasks (`link`, `link_error`) pass the same name, scope, queue and argument
+    /// checks as the task. A link runs with its parent's result prepended to its args
+    /// (an errback with the failed task's id), so a bounded task may be linked only
+    /// `immutable` (its args are then exactly the ones checked) and never as an errback.
     private func linkRefusal(_ s: TaskSubmission, routes: TaskRoutes, scopes: [String]?) -> Refusal? {
+        if let sig = s.linkError.first(where: { Self.boundedTasks.contains($0.task) }) {
+            return Refusal(
+                status: 422, code: "invalid_task",
+                detail: "'\(sig.task)' may not be a link_error task (it would run with the failed task's id)")
+        }
+        if let sig = s.link.first(where: { Self.boundedTasks.contains($0.task) && !$0.immutable }) {
+            return Refusal(
+                status: 422, code: "invalid_task",
+                detail:
+                    "a linked '\(sig.task)' must be immutable (\"immutable\": true); else it runs with the parent's result as its first argument"
+            )
+        }
         for sig in s.link + s.linkError {
             guard allows(task: sig.task) else {
                 return Refusal(
@@ -101,25 +128,28 @@ public struct TaskPolicy: Sendable {
                     return Refusal(status: 403, code: "queue_not_allowed", detail: "queue '\(queue)' is not allowed")
                 }
             }
+            if let refused = argumentRefusal(task: sig.task, args: sig.arguments(after: nil), kwargs: sig.kwargs) {
+                return Refusal(status: refused.status, code: refused.code, detail: "linked task: " + refused.detail)
+            }
         }
         return nil
     }
 
-    /// Bounds on the arguments of the tasks the frontend knows.
-    private func argumentRefusal(_ s: TaskSubmission) -> Refusal? {
+    /// Bounds on the arguments of the tasks the frontend knows (`boundedTasks`).
+    private func argumentRefusal(task: String, args: [JSON], kwargs: [(key: String, value: JSON)]) -> Refusal? {
         func invalid(_ detail: String) -> Refusal { Refusal(status: 422, code: "invalid_task", detail: detail) }
-        switch s.task {
+        switch task {
         case "create_task":
-            let named = s.kwargs.filter { $0.key == "task_length" }.map(\.value)
-            guard s.args.count + named.count == 1, s.kwargs.count == named.count,
-                let n = (s.args + named).first?.intValue, n >= 0, n <= Int64(maxTaskLength)
+            let named = kwargs.filter { $0.key == "task_length" }.map(\.value)
+            guard args.count + named.count == 1, kwargs.count == named.count,
+                let n = (args + named).first?.intValue, n >= 0, n <= Int64(maxTaskLength)
             else {
                 return invalid("create_task takes one task_length, an integer from 0 to \(maxTaskLength)")
             }
         case "add":
-            let named = s.kwargs.filter { $0.key == "x" || $0.key == "y" }.map(\.value)
-            let values = s.args + named
-            guard values.count == 2, s.kwargs.count == named.count,
+            let named = kwargs.filter { $0.key == "x" || $0.key == "y" }.map(\.value)
+            let values = args + named
+            guard values.count == 2, kwargs.count == named.count,
                 values.allSatisfy({ v in
                     switch v {
                     case .int, .double: return true

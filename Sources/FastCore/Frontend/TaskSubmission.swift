@@ -276,9 +276,49 @@ public struct TaskSubmission {
                     status: 422,
                     detail: "\(at): options.task_id must be 1 to 255 bytes with no '/' and no control characters")
             }
+            try checkLinkOptions(sig.options, at: at)
             out.append(sig)
         }
         return out
+    }
+
+    /// The options a linked signature may carry. Anything else (`headers`, `exchange`,
+    /// `reply_to`, …) is refused: Python Celery's `apply_async` lets `options.headers`
+    /// overwrite the message's `task` header, which would run any registered task.
+    public static let linkOptions: Set<String> = [
+        "queue", "routing_key", "priority", "countdown", "eta", "expires", "task_id", "ignore_result", "immutable",
+    ]
+
+    /// A link's options: only `linkOptions`, each range-checked as the task's own option is
+    /// (null leaves it unset).
+    private static func checkLinkOptions(_ options: JSON, at: String) throws(Invalid) {
+        guard let pairs = options.objectPairs else { return }
+        var scratch = TaskSubmission()
+        for (key, value) in pairs {
+            guard linkOptions.contains(key) else {
+                throw Invalid(
+                    status: 422,
+                    detail:
+                        "\(at): options.\(key) is not accepted (accepted: \(linkOptions.sorted().joined(separator: ", ")))"
+                )
+            }
+            if value == .null { continue }
+            switch key {
+            case "queue", "routing_key", "task_id":
+                continue  // checked above (shape) and by the policy (allowed queues)
+            case "immutable":
+                guard case .bool = value else {
+                    throw Invalid(status: 422, detail: "\(at): options.immutable must be true or false")
+                }
+            default:
+                do { try scratch.readOption(key, value) } catch {
+                    throw Invalid(status: 422, detail: "\(at) options: \(error.detail)")
+                }
+            }
+        }
+        if scratch.countdown != nil && scratch.eta != nil {
+            throw Invalid(status: 422, detail: "\(at): give options 'countdown' or 'eta', not both")
+        }
     }
 
     /// A signature error's text without its exception type.

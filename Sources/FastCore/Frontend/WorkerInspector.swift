@@ -26,12 +26,17 @@ final class WorkerInspector {
     static let maxNameBytes = 255
     /// The reply exchange Celery's mailbox uses.
     static let replyExchange = "reply.celery.pidbox"
-    /// Milliseconds the reply binding is kept for sweepers (kombu's binding deadline).
-    static let bindingTTLMs = 60_000
+    /// Milliseconds the reply binding is kept for sweepers (kombu's binding deadline, capture 05).
+    static let bindingTTLMs = 3_600_000
+    /// Milliseconds replies that came after their round's read are kept (the next round's
+    /// bind sets it), so a frontend that stops inspecting leaves nothing behind for long.
+    static let replyTTLMs = 10_000
 
-    /// kombu's REFRESH_BINDING: bind, and push the table's sweep deadline out.
+    /// kombu's REFRESH_BINDING: bind, and push the table's sweep deadline out; late replies
+    /// left in the reply queue (KEYS[3]) expire.
     static let bindScript = """
         redis.call('SADD', KEYS[1], ARGV[1])
+        redis.call('PEXPIRE', KEYS[3], ARGV[4])
         local now = redis.call('TIME')
         local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
         redis.call('ZADD', KEYS[2], 'GT', ms + tonumber(ARGV[3]), ARGV[2])
@@ -42,6 +47,12 @@ final class WorkerInspector {
         local r = redis.call('LRANGE', KEYS[1], 0, -1)
         redis.call('DEL', KEYS[1])
         return r
+        """
+    /// Unbind: remove the binding member and the reply queue.
+    static let unbindScript = """
+        redis.call('SREM', KEYS[1], ARGV[1])
+        redis.call('DEL', KEYS[2])
+        return 1
         """
 
     private struct Known {
@@ -95,9 +106,18 @@ final class WorkerInspector {
         return processed
     }
 
+    /// Stop reading replies and unbind (SREM the binding member, DEL the reply queue) when
+    /// a round bound it.
     func stop() {
         readTimer?.cancel()
         readTimer = nil
+        guard round > 0, redis.isConnected else { return }
+        redis.send(
+            [
+                "EVAL", Self.unbindScript, "2", QueueKeys.bindingKey(exchange: Self.replyExchange), replyQueue,
+                QueueKeys.bindingMember(routingKey: replyId, queue: replyQueue),
+            ]
+        ) { _ in }
     }
 
     /// Broadcast this round's commands; the replies are read `replyWaitMs` later.
@@ -108,9 +128,9 @@ final class WorkerInspector {
         let db = redis.endpoint.db
         redis.send(
             [
-                "EVAL", Self.bindScript, "2", QueueKeys.bindingKey(exchange: Self.replyExchange),
-                "_kombu.binding_deadlines", QueueKeys.bindingMember(routingKey: replyId, queue: replyQueue),
-                Self.replyExchange, String(Self.bindingTTLMs),
+                "EVAL", Self.bindScript, "3", QueueKeys.bindingKey(exchange: Self.replyExchange),
+                "_kombu.binding_deadlines", replyQueue, QueueKeys.bindingMember(routingKey: replyId, queue: replyQueue),
+                Self.replyExchange, String(Self.bindingTTLMs), String(Self.replyTTLMs),
             ]
         ) { _ in }  // an old Redis without ZADD GT still bound it (SADD ran first)
         var commands: [(String, [String]?)] = [("stats", nil), ("active_queues", nil)]

@@ -63,6 +63,40 @@ final class AuthTests: RedisTestCase {
         XCTAssertTrue(frontend.isRunning)
     }
 
+    /// Revoking and choosing a task id reach other clients' tasks: a token narrowed to
+    /// `tasks:NAME` may send NAME but not revoke (403) nor pick a `task_id` (403); a token
+    /// with the whole `tasks` scope may do both.
+    func testNarrowTokensMayNotRevokeOrChooseTaskIds() throws {
+        let port = freePort()
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port, extra: ["--auth-secret", secret])
+        let narrow = ["Authorization": "Bearer \(try issue("nina", scope: "tasks:create_task"))"]
+        let whole = ["Authorization": "Bearer \(try issue("walt", scope: "tasks"))"]
+
+        let sent = try HTTPClient.request("POST", port: port, path: "/tasks", headers: narrow)
+        XCTAssertEqual(sent.status, 200, "the narrow token still sends its task")
+        let victim = try XCTUnwrap(sent.json?["task_id"]?.stringValue)
+        for (method, path) in [("DELETE", "/tasks/\(victim)"), ("POST", "/tasks/\(victim)/revoke?terminate=1")] {
+            let r = try HTTPClient.request(method, port: port, path: path, headers: narrow)
+            XCTAssertEqual(r.status, 403, "\(method) \(path)")
+            XCTAssertEqual(r.json?["error"], "forbidden")
+        }
+        let chosen = try HTTPClient.request(
+            "POST", port: port, path: "/tasks", body: #"{"task": "create_task", "args": [1], "task_id": "\#(victim)"}"#,
+            headers: narrow)
+        XCTAssertEqual(chosen.status, 403)
+        XCTAssertEqual(chosen.json?["error"], "forbidden")
+        XCTAssertEqual(
+            try HTTPClient.request("POST", port: port, path: "/tasks?task_id=\(victim)", headers: narrow).status, 403)
+
+        XCTAssertEqual(
+            try HTTPClient.request("POST", port: port, path: "/tasks?task_id=walt-1", headers: whole).json?["task_id"],
+            "walt-1")
+        let revoked = try HTTPClient.request("DELETE", port: port, path: "/tasks/\(victim)", headers: whole)
+        XCTAssertEqual(revoked.status, 202)
+        XCTAssertEqual(revoked.json?["task_id"]?.stringValue, victim)
+        XCTAssertTrue(frontend.isRunning)
+    }
+
     func testTokenArithmetic() {
         let auth = BearerAuth(secret: "k")
         let t = auth.issue(subject: "a", ttl: 10, scopes: ["tasks"], now: 1000)

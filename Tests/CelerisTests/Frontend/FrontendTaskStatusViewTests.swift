@@ -111,4 +111,29 @@ final class FrontendTaskStatusViewTests: XCTestCase {
             TaskStatusView.children(record: #"{"status": "SUCCESS", "children": [\#(many)]}"#).count,
             TaskStatusView.maxChildren)
     }
+
+    /// GET /status looks up at most 100 children (one MGET of 100 keys, not 1000) and says
+    /// how many the record lists; the record is parsed once for the view and the children.
+    func testChildrenLookedUpAreCappedWithTheirTotal() {
+        XCTAssertEqual(TaskStatusView.maxChildren, 100)
+        let many = (0..<150).map { #"[["c\#($0)", null], null]"# }.joined(separator: ", ")
+        let group = #"[["g", null], [[["m1", null], null], [["m2", null], null]]]"#
+        let record = #"{"status": "SUCCESS", "result": 3, "children": [\#(many), \#(group)]}"#
+        let parsed = TaskStatusView.parse(record: record)
+        XCTAssertEqual(parsed.view, TaskStatusView.render(record: record))
+        XCTAssertEqual(parsed.total, 152)
+        XCTAssertEqual(parsed.children.count, 100)
+        XCTAssertEqual(parsed.children.last, .init(taskId: "c99"))
+        let entries = parsed.children.map { (child: $0, record: String?.none) }
+        let view = TaskStatusView.render(parsed.view, children: entries, total: parsed.total)
+        XCTAssertEqual(view["children"]?.arrayValue?.count, 100)
+        XCTAssertEqual(view["children_total"], 152)
+        let few = TaskStatusView.parse(record: #"{"status": "SUCCESS", "children": [\#(group)]}"#)
+        XCTAssertEqual(few.total, 2)
+        let small = TaskStatusView.render(
+            few.view, children: few.children.map { (child: $0, record: nil) }, total: few.total)
+        XCTAssertNil(small["children_total"], "no total when every child is listed")
+        XCTAssertEqual(TaskStatusView.parse(record: nil).view, TaskStatusView.render(record: nil))
+        XCTAssertEqual(TaskStatusView.parse(record: "{").total, 0)
+    }
 }

@@ -198,6 +198,87 @@ final class FrontendTaskSubmissionTests: XCTestCase {
                 .status, 422)
     }
 
+    /// A link runs with its parent's result prepended (an errback with the failed id), so
+    /// the argument bounds apply to what it will run with: a bounded task is linked only
+    /// immutable, with bounded args, and never as an errback.
+    func testLinksCannotRunBoundedTasksPastTheirBounds() throws {
+        let policy = TaskPolicy()
+        func refusal(_ body: String, scopes: [String]? = nil) throws -> TaskPolicy.Refusal? {
+            policy.refusal(for: try tasks(body: body), routes: TaskRoutes(), scopes: scopes)
+        }
+        let mutable = try refusal(#"{"task": "add", "args": [1000000000, 0], "link": {"task": "create_task"}}"#)
+        XCTAssertEqual(mutable?.status, 422)
+        XCTAssertEqual(
+            mutable?.detail,
+            #"a linked 'create_task' must be immutable ("immutable": true); else it runs with the parent's result as its first argument"#
+        )
+        XCTAssertEqual(
+            try refusal(
+                #"{"task": "add", "args": [1, 2], "link": {"task": "create_task", "args": [5000], "immutable": true}}"#)?
+                .detail, "linked task: create_task takes one task_length, an integer from 0 to 1000")
+        XCTAssertEqual(
+            try refusal(
+                #"{"task": "add", "args": [1, 2], "link": {"task": "add", "args": ["x", 1], "immutable": true}}"#)?
+                .detail, "linked task: add takes two numbers, x and y")
+        XCTAssertNil(
+            try refusal(
+                #"{"task": "add", "args": [1, 2], "link": {"task": "create_task", "args": [3], "immutable": true}}"#))
+        XCTAssertNil(
+            try refusal(
+                #"{"task": "add", "args": [1, 2], "link": {"task": "add", "kwargs": {"x": 1, "y": 2}, "immutable": true}}"#
+            ))
+        let errback = try refusal(
+            #"{"task": "add", "args": [1, 2], "link_error": {"task": "create_task", "args": [3], "immutable": true}}"#)
+        XCTAssertEqual(errback?.status, 422)
+        XCTAssertEqual(
+            errback?.detail, "'create_task' may not be a link_error task (it would run with the failed task's id)")
+        // A caller-chosen id (the task's or a link's) needs the whole `tasks` scope.
+        XCTAssertEqual(
+            try refusal(#"{"task": "add", "args": [1, 2], "task_id": "t"}"#, scopes: ["tasks:add"])?.status, 403)
+        XCTAssertEqual(
+            try refusal(
+                #"{"task": "add", "args": [1, 2], "link": {"task": "add", "args": [1, 2], "immutable": true, "options": {"task_id": "t"}}}"#,
+                scopes: ["tasks:add"])?.code, "forbidden")
+        XCTAssertNil(try refusal(#"{"task": "add", "args": [1, 2], "task_id": "t"}"#, scopes: ["tasks"]))
+        XCTAssertNil(try refusal(#"{"task": "add", "args": [1, 2], "task_id": "t"}"#, scopes: ["*"]))
+        XCTAssertNil(try refusal(#"{"task": "add", "args": [1, 2], "task_id": "t"}"#))
+    }
+
+    /// Link options are an allow-list: `headers` (which Python Celery lets overwrite the
+    /// `task` header), `exchange`, `reply_to`, … are refused; the accepted ones are range-checked.
+    func testLinkOptionsAreAnAllowList() throws {
+        let accepted = try tasks(
+            body: #"""
+                {"task": "add", "args": [1, 2], "link": {"task": "noop", "options": {"queue": "celery",
+                 "routing_key": "celery", "priority": 3, "countdown": 2, "expires": "2030-01-01T00:00:00Z",
+                 "task_id": "l-1", "ignore_result": true, "immutable": false}}}
+                """#)
+        XCTAssertEqual(accepted.link.first?.options["priority"], 3)
+        let list = "accepted: countdown, eta, expires, ignore_result, immutable, priority, queue, routing_key, task_id"
+        let cases: [(String, String)] = [
+            (#"{"headers": {"task": "os.system"}}"#, "link: options.headers is not accepted (\(list))"),
+            (#"{"reply_to": "x"}"#, "link: options.reply_to is not accepted (\(list))"),
+            (#"{"exchange": ""}"#, "link: options.exchange is not accepted (\(list))"),
+            (#"{"priority": 999}"#, "link options: 'priority' must be an integer from 0 to 255"),
+            (#"{"countdown": -1}"#, "link options: 'countdown' must be a number of seconds from 0 to 3155760000"),
+            (
+                #"{"eta": "tomorrow"}"#,
+                "link options: 'eta' must be an ISO 8601 time (2026-01-02T03:04:05Z) from year 1 to 9999"
+            ),
+            (
+                #"{"expires": 1e20}"#,
+                "link options: 'expires' must be seconds from now (at most 3155760000) or an ISO 8601 time"
+            ),
+            (#"{"ignore_result": "yes"}"#, "link options: 'ignore_result' must be true or false"),
+            (#"{"immutable": 1}"#, "link: options.immutable must be true or false"),
+            (#"{"countdown": 1, "eta": 1893553445}"#, "link: give options 'countdown' or 'eta', not both"),
+        ]
+        for (options, detail) in cases {
+            let body = #"{"task": "add", "args": [1, 2], "link": {"task": "noop", "options": \#(options)}}"#
+            XCTAssertEqual(rejection(body: body), TaskSubmission.Invalid(status: 422, detail: detail), options)
+        }
+    }
+
     func testQueryOptions() throws {
         let q = try tasks("/tasks?countdown=2.5&expires=30&ignore_result=1&task_id=q-id&priority=3&queue=math")
         XCTAssertEqual(q.countdown, 2.5)

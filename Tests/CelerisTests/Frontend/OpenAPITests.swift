@@ -16,7 +16,7 @@ final class OpenAPITests: FrontendTestCase {
     override var frontendFlags: [String] {
         [
             "--auth-secret", secret, "--loops", "1", "--max-body-bytes", "4096", "--max-header-bytes", "4096",
-            "--header-timeout-ms", "2000", "--max-connections", "\(maxConnections)", "--allow-task", "tsum",
+            "--header-timeout-ms", "6000", "--max-connections", "\(maxConnections)", "--allow-task", "tsum",
             "--allow-task", "noop", "--allow-queue", "py",
         ]
     }
@@ -228,7 +228,8 @@ final class OpenAPITests: FrontendTestCase {
         XCTAssertEqual(try firehose.readResponse().status, 101)
 
         // POST /tasks and the states GET /status shows.
-        let created = try call("POST", "/tasks?task_length=2")
+        // Six 0.3 s steps: PROGRESS stays visible ~1.8 s, far longer than a poll's interval.
+        let created = try call("POST", "/tasks?task_length=6")
         XCTAssertEqual(created.status, 200, created.text)
         let createdId = try XCTUnwrap(created.json?["task_id"]?.stringValue)
         _ = try pollStatus(createdId) { $0["state"] == "PROGRESS" }
@@ -243,7 +244,9 @@ final class OpenAPITests: FrontendTestCase {
         _ = try pollStatus("openapi-expired") { $0["state"] == "REVOKED" }
         let optioned = try call(
             "POST", "/tasks?countdown=0.1&ignore_result=false",
-            body: #"{"task": "add", "args": [2, 3], "priority": 3, "link": {"task": "add", "args": [1]}}"#)
+            body:
+                #"{"task": "add", "args": [2, 3], "priority": 3, "link": {"task": "add", "args": [1, 1], "immutable": true}}"#
+        )
         XCTAssertEqual(optioned.status, 200, optioned.text)
         let child = "openapi-child-\(UUID().uuidString)"
         let parent = try call(
@@ -284,7 +287,7 @@ final class OpenAPITests: FrontendTestCase {
         try call("POST", "/process", body: "{}")
         try call("POST", "/process", body: #"{"blob_path": "x"}"#, contentType: "text/plain")
         try call("POST", "/process?blob_path=x&threshold=2")
-        if let id = process.json?["task_id"]?.stringValue { try call("GET", "/status/\(id)") }
+        try call("GET", "/status/\(try XCTUnwrap(process.json?["task_id"]?.stringValue, process.text))")
 
         // The schedule.
         let entry =
@@ -353,10 +356,14 @@ final class OpenAPITests: FrontendTestCase {
         }
         for (op, s) in partial { record(op.method, op.path, try s.readResponse()) }
         partial.removeAll()
-        // 503 too_many_connections: every slot held by a connection that sent nothing yet.
+        // 503 too_many_connections: every slot held by a connection that sent nothing yet
+        // (for the 6 s header timeout: these calls take milliseconds).
         var held: [RawSocket] = []
         for _ in 0..<maxConnections { held.append(try RawSocket(port: port)) }
-        for op in ops { try call(op.method, op.path, body: op.body, headers: op.headers) }
+        for op in ops {
+            let r = try call(op.method, op.path, body: op.body, headers: op.headers)
+            XCTAssertEqual(r.status, 503, "\(op.method) \(op.path) with every connection slot held")
+        }
         held.removeAll()
 
         // Redis gone: 503 where a route needs it.

@@ -1,4 +1,4 @@
-import FastCore
+@testable import FastCore
 import Foundation
 import XCTest
 
@@ -83,8 +83,9 @@ final class StatsAPITests: RedisTestCase {
             try eventually(timeout: 30, interval: 0.3) {
                 s = try stats(port)
                 guard let c = worker(s, "cel@stats"), let p = worker(s, "py@stats") else { return false }
+                // A queue a worker consumes (and no client named) is sampled too.
                 return c["queues"] == ["celery"] && p["queues"] == ["pyq"]
-                    && p["software"]?.stringValue?.hasPrefix("celery 5.7") == true
+                    && p["software"]?.stringValue?.hasPrefix("celery 5.7") == true && s["queues"]?["pyq"] == 0
             }, "\(s)\n\(python.log)")
         let c = try XCTUnwrap(worker(s, "cel@stats"))
         let p = try XCTUnwrap(worker(s, "py@stats"))
@@ -94,7 +95,6 @@ final class StatsAPITests: RedisTestCase {
         XCTAssertEqual(p["concurrency"], 1)
         XCTAssertEqual(p["processed"], 0)
         XCTAssertLessThanOrEqual(abs((c["last_seen"]?.doubleValue ?? 0) - Date().timeIntervalSince1970), 10)
-        XCTAssertEqual(s["queues"]?["pyq"], 0, "a queue a worker consumes is sampled too")
 
         // Tasks sent and run show in the workers' totals and in the history.
         for _ in 0..<4 { try post(port, #"{"task": "add", "args": [2, 3]}"#) }
@@ -173,6 +173,63 @@ final class StatsAPITests: RedisTestCase {
         XCTAssertTrue(frontend.isRunning && celeris.isRunning)
     }
 
+    /// A sample keeps the 50 deepest queues (ties by name) and the total of every queue
+    /// read, so 300 samples never hold every known queue's depth.
+    func testSamplesKeepTheDeepestQueuesAndTheirTotal() {
+        XCTAssertEqual(StatsBoard.deepest(["a": 1, "b": 5, "c": 3, "d": 3], limit: 2), ["b": 5, "c": 3])
+        XCTAssertEqual(StatsBoard.deepest(["a": 1], limit: 2), ["a": 1])
+        let depths = Dictionary(uniqueKeysWithValues: (0..<120).map { ("q\($0)", $0) })
+        let kept = StatsBoard.deepest(depths)
+        XCTAssertEqual(kept.count, StatsBoard.maxSampledQueues)
+        XCTAssertEqual(kept.values.min(), 70)
+        let board = StatsBoard()
+        board.record(
+            StatsBoard.Sample(
+                t: 1, queues: kept, submitted: 0, processed: 0, depthTotal: depths.values.reduce(0, +),
+                queueCount: depths.count))
+        let json = StatsAPI.render(board: board, webSockets: 0, now: 2)
+        XCTAssertEqual(json["queues"]?.objectPairs?.count, 50)
+        XCTAssertEqual(json["history"]?[0]?["depth_total"], 7140)
+        XCTAssertEqual(json["history"]?[0]?["queue_count"], 120)
+    }
+
+    /// The frontend's reply binding is kept as kombu keeps it (an hour's sweep deadline),
+    /// replies left after a round expire, and a graceful stop unbinds (SREM) and deletes
+    /// the reply queue.
+    func testTheReplyQueueExpiresAndIsUnboundOnStop() throws {
+        // The bind script on its own: a leftover reply queue gets the 10 s expiry.
+        let bindingKey = QueueKeys.bindingKey(exchange: WorkerInspector.replyExchange)
+        XCTAssertEqual(try client.command("LPUSH", "left.reply.celery.pidbox", "late").errorMessage, nil)
+        _ = try client.command(
+            "EVAL", WorkerInspector.bindScript, "3", "test.binding", "test.deadlines", "left.reply.celery.pidbox",
+            "member", WorkerInspector.replyExchange, String(WorkerInspector.bindingTTLMs),
+            String(WorkerInspector.replyTTLMs))
+        let ttl = try client.command("PTTL", "left.reply.celery.pidbox").integer ?? -1
+        XCTAssertTrue((1...10_000).contains(ttl), "PTTL \(ttl)")
+
+        let port = freePort()
+        let frontend = try CelerisProcess.frontend(redis: redis, port: port)
+        var members: [String] = []
+        XCTAssertTrue(
+            try eventually(timeout: 15, interval: 0.2) {
+                _ = try stats(port)  // keeps the inspector running
+                members = (try client.command("SMEMBERS", bindingKey).elements ?? []).compactMap(\.text)
+                return !members.isEmpty
+            })
+        let member = try XCTUnwrap(members.first)
+        let queue = try XCTUnwrap(member.components(separatedBy: "\u{06}\u{16}").last)
+        XCTAssertTrue(queue.hasSuffix(".reply.celery.pidbox"), queue)
+        let nowMs = Date().timeIntervalSince1970 * 1000
+        let deadline = try XCTUnwrap(
+            try client.command("ZSCORE", "_kombu.binding_deadlines", WorkerInspector.replyExchange).text.flatMap(
+                Double.init))
+        XCTAssertGreaterThan(deadline, nowMs + 3_000_000, "kombu's binding TTL is an hour")
+        XCTAssertEqual(try client.command("LPUSH", queue, "a late reply").errorMessage, nil)
+        frontend.stop(grace: 10)
+        XCTAssertEqual(try client.command("SISMEMBER", bindingKey, member).integer, 0)
+        XCTAssertEqual(try client.command("EXISTS", queue).integer, 0)
+    }
+
     func testHistoryKeepsTenMinutesOfSamples() {
         let board = StatsBoard()
         for _ in 0..<3 { board.countSubmitted() }
@@ -191,7 +248,12 @@ final class StatsAPITests: RedisTestCase {
         XCTAssertEqual(json["time"], 2000)
         XCTAssertEqual(json["queues"], ["celery": 304])
         XCTAssertEqual(json["history"]?.arrayValue?.count, 300)
-        XCTAssertEqual(json["history"]?[0], ["t": 10, "queues": ["celery": 5], "submitted": 1, "processed": 2])
+        XCTAssertEqual(
+            json["history"]?[0],
+            [
+                "t": 10, "queues": ["celery": 5], "submitted": 1, "processed": 2, "depth_total": 5,
+                "queue_count": 1,
+            ])
         XCTAssertEqual(json["websockets"], 7)
         XCTAssertEqual(json["workers"], [])
     }

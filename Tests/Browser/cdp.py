@@ -9,7 +9,8 @@
 
 Chromium runs with a temporary profile and --remote-debugging-port=0; the port it picked is
 read from the profile's DevToolsActivePort file. The browser process group is killed when
-the `with` block ends, when the Python process exits normally (atexit), or on SIGTERM/SIGINT.
+the `with` block ends, when the Python process exits normally (atexit), or on SIGTERM/SIGINT;
+the browser gets SIGKILL from the kernel (PR_SET_PDEATHSIG) when the Python process is killed.
 """
 import atexit
 import base64
@@ -65,6 +66,26 @@ for _sig in (signal.SIGTERM, signal.SIGINT):
         pass
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent):
+    """A preexec_fn: the child gets SIGKILL when this Python process dies, however it dies
+    (a SIGKILL from a test harness runs no atexit handler; Linux sends it when the launching
+    thread ends, so launch from the thread that outlives the browser); the browser's helpers, which
+    watch their IPC channel to it, then end too."""
+    def preexec():
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl: nobody would kill us
+            os._exit(1)
+    return preexec
+
+
 class Browser:
     """One headless Chromium process and its temporary profile."""
 
@@ -87,7 +108,8 @@ class Browser:
                 f"--window-size={width},{height}", f"--user-data-dir={profile}",
                 "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", *extra_args, "about:blank"]
         log = open(os.path.join(profile, "chromium.log"), "wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent(os.getpid()))
         log.close()
         port_file = os.path.join(profile, "DevToolsActivePort")
         deadline = time.monotonic() + timeout

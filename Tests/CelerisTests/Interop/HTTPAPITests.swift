@@ -195,22 +195,48 @@ final class HTTPAPITests: FrontendTestCase {
         return (json, at)
     }
 
-    /// The answer comes when the task finishes (not at the wait's end): the delay from the
-    /// worker's `date_done` to the answer, over 50 tasks, is printed as a figure.
+    /// The frontend's watched-tasks gauge (every loop), sampled once a second.
+    private func watchedTasks() throws -> Double {
+        try Prometheus.scrape(port: port).filter { $0.key.hasPrefix("celeris_frontend_watched_tasks") }.values
+            .reduce(0, +)
+    }
+
+    /// The answer comes when the task finishes (not at the wait's end, not from a record already
+    /// there): every long-poll is watched (the gauge counts them all) before any of the tasks can
+    /// run (a 3 s countdown), each task's `date_done` comes after that moment, and its answer
+    /// follows it. The delay from `date_done` to the answer, over 50 tasks, is printed as a figure.
     func testWaitAnswersWhenTheTaskFinishes() throws {
         for kind in Kind.allCases {
             let worker = try startWorker(kind)
             defer { worker.stop() }
+            let n = kind == .celeris ? 50 : 10
+            let ids = try (0..<n).map { i in try send(#"{"task": "add", "args": [\#(i), 1], "countdown": 3}"#) }
+            let asked = CeleryTime.now()
+            // Each socket is read by one thread only.
+            nonisolated(unsafe) let sockets = try ids.map { id in
+                let socket = try RawSocket(port: port, timeout: 30)
+                try socket.send("GET /status/\(id)?wait=20 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                return socket
+            }
+            XCTAssertTrue(try eventually(timeout: 10) { try watchedTasks() == Double(n) }, "\(kind): all watched")
+            let allWatched = CeleryTime.now()
+            let answers = LockedBox<[Int: (response: HTTPResponse?, at: Double)]>([:])
+            DispatchQueue.concurrentPerform(iterations: n) { i in
+                let response = try? sockets[i].readResponse()
+                let at = CeleryTime.now()
+                answers.modify { $0[i] = (response, at) }
+            }
             var delays: [Double] = []
-            for i in 0..<(kind == .celeris ? 50 : 10) {
-                // The countdown lets the long-poll start before the task ends.
-                let id = try send(#"{"task": "add", "args": [\#(i), 1], "countdown": 0.2}"#)
-                let asked = CeleryTime.now()
-                let (json, answeredAt) = try waitStatus(id, wait: 20)
-                XCTAssertEqual(json["state"], "SUCCESS", "\(kind) \(i)")
-                XCTAssertEqual(json["result"], .int(Int64(i + 1)))
-                XCTAssertLessThan(answeredAt - asked, 10, "\(kind): answered at completion, not at the wait's end")
-                delays.append(answeredAt - (try doneAt(id)))
+            for (i, id) in ids.enumerated() {
+                let answer = try XCTUnwrap(answers.get()[i], "\(kind) \(i)")
+                let json = answer.response?.json
+                XCTAssertEqual(answer.response?.status, 200, "\(kind) \(i)")
+                XCTAssertEqual(json?["state"], "SUCCESS", "\(kind) \(i)")
+                XCTAssertEqual(json?["result"], .int(Int64(i + 1)))
+                XCTAssertLessThan(answer.at - asked, 15, "\(kind): answered at completion, not at the wait's end")
+                let done = try doneAt(id)
+                XCTAssertGreaterThan(done, allWatched, "\(kind) \(i): the task ended while its long-poll waited")
+                delays.append(answer.at - done)
             }
             delays.sort()
             let ms = { (q: Double) in
@@ -241,6 +267,11 @@ final class HTTPAPITests: FrontendTestCase {
         XCTAssertEqual(progress.json["state"], "PROGRESS")
         XCTAssertNotNil(progress.json["meta"]?["progress"]?.intValue)
         XCTAssertGreaterThanOrEqual(progress.answeredAt - asked, 0.95)
+        // Not left running into teardown: terminated (and that is seen) here.
+        let stop = try HTTPClient.request(
+            "POST", port: port, path: "/tasks/\(running)/revoke", body: #"{"terminate": true, "signal": "KILL"}"#)
+        XCTAssertEqual(stop.status, 202, stop.text)
+        XCTAssertEqual(try awaitState(running, ["REVOKED", "SUCCESS", "FAILURE"], timeout: 10)["state"], "REVOKED")
 
         // A task already finished is answered at once.
         let done = try send(#"{"task": "add", "args": [2, 2]}"#)
@@ -262,16 +293,11 @@ final class HTTPAPITests: FrontendTestCase {
 
     /// A client that closes its long-poll stops the watch (the watched-tasks gauge drops back).
     func testClosedLongPollIsUnwatched() throws {
-        func watched() throws -> Double {
-            try Prometheus.scrape(port: port).filter { $0.key.hasPrefix("celeris_frontend_watched_tasks") }.values
-                .reduce(0, +)
-        }
         let socket = try RawSocket(port: port)
         try socket.send("GET /status/never-\(UUID().uuidString)?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        XCTAssertTrue(try eventually(timeout: 10) { try watched() == 1 }, "the long-poll is watched")
-        close(socket.fd)
-        XCTAssertTrue(try eventually(timeout: 10) { try watched() == 0 }, "closed: no longer watched")
-        _ = socket
+        XCTAssertTrue(try eventually(timeout: 10) { try watchedTasks() == 1 }, "the long-poll is watched")
+        shutdown(socket.fd, Int32(SHUT_RDWR))  // the client hangs up; the descriptor is closed once, by RawSocket
+        XCTAssertTrue(try eventually(timeout: 10) { try watchedTasks() == 0 }, "closed: no longer watched")
     }
 
     /// A graceful shutdown answers a waiting request with the state it has.
@@ -279,10 +305,7 @@ final class HTTPAPITests: FrontendTestCase {
         let socket = try RawSocket(port: port, timeout: 20)
         try socket.send("GET /status/later-\(UUID().uuidString)?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         XCTAssertTrue(
-            try eventually(timeout: 10) {
-                try Prometheus.scrape(port: port).filter { $0.key.hasPrefix("celeris_frontend_watched_tasks") }
-                    .values.reduce(0, +) == 1
-            })
+            try eventually(timeout: 10) { try watchedTasks() == 1 })
         let asked = CeleryTime.now()
         frontend.process.terminate()
         let r = try socket.readResponse()

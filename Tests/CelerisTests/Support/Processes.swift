@@ -53,8 +53,7 @@ final class Spawned {
 
     init(_ executable: String, _ args: [String], env: [String: String] = [:], cwd: URL? = nil, name: String) throws {
         self.name = name
-        logURL = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "celeris-\(name)-\(UUID().uuidString).log")
+        logURL = TestLogs.shared.directory.appendingPathComponent("\(name)-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = URL(fileURLWithPath: executable)
@@ -81,6 +80,38 @@ final class Spawned {
     }
 
     deinit { stop(grace: 2) }
+}
+
+/// Where spawned processes write their logs: one directory per test run
+/// (`$TMPDIR/celeris-test-logs-<pid>`), removed when the run ends without a failure and
+/// kept (its path in the failure messages) otherwise.
+///
+///     let url = TestLogs.shared.directory.appendingPathComponent("worker.log")
+final class TestLogs: NSObject, XCTestObservation, @unchecked Sendable {
+    static let shared: TestLogs = {
+        let logs = TestLogs()
+        XCTestObservationCenter.shared.addTestObserver(logs)
+        return logs
+    }()
+
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("celeris-test-logs-\(getpid())")
+    private let failed = LockedBox(false)
+
+    override private init() {
+        super.init()
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func testCase(
+        _ testCase: XCTestCase, didFailWithDescription description: String, inFile filePath: String?,
+        atLine lineNumber: Int
+    ) {
+        failed.set(true)
+    }
+
+    func testBundleDidFinish(_ testBundle: Bundle) {
+        if !failed.get() { try? FileManager.default.removeItem(at: directory) }
+    }
 }
 
 /// Test threads block SIGTERM/SIGINT and children inherit the mask: unblock around spawn.
@@ -173,12 +204,26 @@ enum CelerisProcess {
         return p
     }
 
+    /// A celeris-worker on `redis`, returned once it consumes and its remote-control listener is
+    /// subscribed to the pidbox fanout (`/0.celery.pidbox` has one more subscriber than before the
+    /// spawn), so a revoke or inspect broadcast sent right after this returns is heard.
     static func worker(redis: RedisServer, extra: [String] = [], step: String = "0") throws -> Spawned {
+        let pidbox = KombuEnvelope.fanoutChannel(db: 0, exchange: "celery.pidbox")
+        let client = try redis.client()
+        func listeners() -> Int64 {
+            (try? client.command("PUBSUB", "NUMSUB", pidbox).elements?.last?.integer) ?? -1
+        }
+        let before = listeners()
         let p = try Spawned(
             try TestPaths.executable("celeris-worker"), ["-b", redis.url, "-c", "2", "--loglevel", "debug"] + extra,
             env: ["CELERIS_STEP_SECONDS": step], name: "worker")
         let up = eventually(timeout: 10) { p.log.contains("connected to") }
         if !up { throw TestFailure("worker did not connect: \(p.log)") }
+        // A worker that already ended (a test of its exit) is returned as it is.
+        let listening = eventually(timeout: 10) { !p.isRunning || listeners() > max(before, 0) }
+        if !listening {
+            throw TestFailure("worker's pidbox listener did not subscribe to \(pidbox): \(p.log)")
+        }
         return p
     }
 }
@@ -191,7 +236,8 @@ func runPython(_ script: String, _ args: [String], env: [String: String] = [:], 
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { usleep(20_000) }
     if p.isRunning {
-        p.stop(grace: 1)
+        // SIGTERM first: the script's own handlers (Tests/Browser/cdp.py) close what it started.
+        p.stop(grace: 10)
         throw TestFailure("\(script) timed out:\n\(p.log)")
     }
     guard p.process.terminationStatus == 0 else {

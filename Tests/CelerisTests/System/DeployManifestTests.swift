@@ -207,13 +207,15 @@ final class DeployManifestTests: XCTestCase {
                 eventually(timeout: 10) {
                     (try? HTTPClient.request("GET", port: metricsPort, path: probe).status) == 200
                 }, "\(name): \(worker.log)")
-            // A 2-step create_task (1 s here) on the worker's own queue, running when SIGTERM comes.
+            // A 4-step create_task (2 s here) on the worker's own queue, seen running (PROGRESS)
+            // right before SIGTERM, and ended (date_done) after it.
             var producer = TaskProducer()
-            let task = TaskMessage(task: "create_task", args: [2], queue: queue)
+            let task = TaskMessage(task: "create_task", args: [4], queue: queue)
             _ = try client.pipeline(producer.sendCommands(for: task))
             XCTAssertTrue(
-                try eventually(timeout: 10) { try client.command("EXISTS", ResultRecord.key(task.id)).integer == 1 },
-                "\(name): \(worker.log)")
+                try eventually(timeout: 10) { try client.result(task.id)?["status"] != nil }, "\(name): \(worker.log)")
+            XCTAssertEqual(try client.result(task.id)?["status"], "PROGRESS", "\(name): running when SIGTERM comes")
+            let terminatedAt = CeleryTime.now()
             worker.process.terminate()
             let grace = try XCTUnwrap(
                 deployment["spec"]?["template"]?["spec"]?["terminationGracePeriodSeconds"]?.intValue)
@@ -221,6 +223,8 @@ final class DeployManifestTests: XCTestCase {
             XCTAssertEqual(worker.process.terminationStatus, 0, "\(name): \(worker.log)")
             let stored = try XCTUnwrap(try client.result(task.id), name)
             XCTAssertEqual(stored["status"], "SUCCESS", "\(name): warm shutdown finishes the running task")
+            let done = try XCTUnwrap(stored["date_done"]?.stringValue.flatMap(CeleryTime.parse), "\(name): \(stored)")
+            XCTAssertGreaterThan(done, terminatedAt, "\(name): the task was still running at SIGTERM")
             XCTAssertEqual(try client.command("HLEN", "unacked").integer, 0, name)
         }
     }
@@ -253,15 +257,21 @@ struct DeployManifests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try TestPaths.python())
         process.arguments = [script, directory.path]
+        // stdout is read to its end while the script runs; stderr goes to a file (two pipes read
+        // one after the other deadlock once the unread one fills).
         let out = Pipe()
-        let err = Pipe()
+        let errURL = TestLogs.shared.directory.appendingPathComponent("validate-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
         process.standardOutput = out
-        process.standardError = err
+        let errHandle = try FileHandle(forWritingTo: errURL)
+        defer { try? errHandle.close() }
+        process.standardError = errHandle
         process.standardInput = FileHandle.nullDevice
         try withSignalsUnblocked { try process.run() }
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
+        let errors = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
         guard process.terminationStatus != 2, let report = try? JSONParser.parse([UInt8](data)) else {
             throw TestFailure(
                 "validate_manifests.py exited \(process.terminationStatus): \(String(decoding: data, as: UTF8.self)) \(errors)"

@@ -9,7 +9,8 @@ its own through #task-form (subscribed over /ws). Measured over the load window:
   - page CPU: Performance.getMetrics TaskDuration / ScriptDuration deltas per wall second,
     and the renderer processes' CPU from /proc (user + system) per wall second;
   - frame time p50/p99/max: intervals between requestAnimationFrame callbacks in the page;
-  - WebSocket messages the page received vs render flushes (window.celerisDashboard).
+  - WebSocket messages the page received vs render flushes (window.celerisDashboard);
+  - long tasks (PerformanceObserver 'longtask', over 50 ms each) and the longest one.
 One run, this machine, everything on 127.0.0.1. Prints progress each second; ends by itself.
 
   dashboard_bench.py --bin .build/release [--seconds 30] [--rate 1000] [--out perf/results/dashboard.json]
@@ -30,14 +31,14 @@ from cdp import Browser, CDPError  # noqa: E402
 FRAME_PROBE = r"""
 (() => {
   if (window.__bench) return true;
-  const b = window.__bench = {frames: [], longTasks: 0, longTaskMs: 0, recording: false};
+  const b = window.__bench = {frames: [], longTasks: 0, longTaskMs: 0, longestTaskMs: 0, recording: false};
   let last = performance.now();
   const tick = (t) => { if (b.recording) b.frames.push(t - last); last = t; requestAnimationFrame(tick); };
   requestAnimationFrame(tick);
   try {
     new PerformanceObserver((list) => {
       if (!b.recording) return;
-      for (const e of list.getEntries()) { b.longTasks++; b.longTaskMs += e.duration; }
+      for (const e of list.getEntries()) { b.longTasks++; b.longTaskMs += e.duration; b.longestTaskMs = Math.max(b.longestTaskMs, e.duration); }
     }).observe({entryTypes: ['longtask']});
   } catch (e) {}
   return true;
@@ -169,7 +170,7 @@ def main():
             r1 = sum(cpu_seconds(p) for p in renderers)
             g1 = sum(cpu_seconds(p) for p in browser.group_pids())
             probe = page.evaluate("({frames: window.__bench.frames, longTasks: window.__bench.longTasks, "
-                                  "longTaskMs: window.__bench.longTaskMs})")
+                                  "longTaskMs: window.__bench.longTaskMs, longestTaskMs: window.__bench.longestTaskMs})")
             frames = probe["frames"]
             shot = page.screenshot(os.path.join(ROOT, ".build", "bench", "dashboard-bench.png"))
             exceptions = page.exceptions
@@ -188,6 +189,10 @@ def main():
         "page_task_duration_per_second": round((m1["TaskDuration"] - m0["TaskDuration"]) / wall, 4),
         "page_script_duration_per_second": round((m1["ScriptDuration"] - m0["ScriptDuration"]) / wall, 4),
         "page_layout_duration_per_second": round((m1.get("LayoutDuration", 0) - m0.get("LayoutDuration", 0)) / wall, 4),
+        "page_recalc_style_duration_per_second": round(
+            (m1.get("RecalcStyleDuration", 0) - m0.get("RecalcStyleDuration", 0)) / wall, 4),
+        "page_other_task_duration_per_second": round(  # paint, compositing, GC, event dispatch
+            (m1.get("TaskOtherDuration", 0) - m0.get("TaskOtherDuration", 0)) / wall, 4),
         "renderer_cpu_per_second": round((r1 - r0) / wall, 4),
         "browser_cpu_per_second": round((g1 - g0) / wall, 4),
         "page_js_heap_used_mb": round(m1.get("JSHeapUsedSize", 0) / 1e6, 1),
@@ -196,6 +201,7 @@ def main():
         "frame_ms": {"p50": percentile(frames, 50), "p99": percentile(frames, 99), "max": max(frames) if frames else None},
         "long_tasks": probe["longTasks"],
         "long_task_ms": round(probe["longTaskMs"], 1),
+        "longest_task_ms": round(probe["longestTaskMs"], 1),
         "messages_received": messages,
         "messages_per_second": round(messages / wall, 1),
         "flushes": flushes,

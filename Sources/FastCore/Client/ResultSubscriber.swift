@@ -55,8 +55,9 @@ final class ResultSubscriber {
     var onMessage: (String, [UInt8]) -> Void = { _, _ in }
     /// The connection dropped (channels are subscribed again once it is back).
     var onDown: () -> Void = {}
-    /// `barrier` callbacks awaiting their confirmation, oldest first.
-    private var barriers: [(Bool) -> Void] = []
+    /// `barrier` callbacks awaiting their confirmation, oldest first from `barriersHead` (a
+    /// deque: a used slot is cleared at once, the array compacted once half of it is used).
+    private var barriers: [((Bool) -> Void)?] = []
     private var barriersHead = 0
     /// The connection's first SUBSCRIBE of its own channel is not yet confirmed (it is no barrier).
     private var ownFirstPending = false
@@ -87,8 +88,12 @@ final class ResultSubscriber {
         for r in retired { ce_pubsub_free(r) }
         retired.removeAll()
         isUp = false
+        unconfirmAll()
         failBarriers()
     }
+
+    // The C side holds this object unretained: its link must not outlive it.
+    deinit { if !closed { close() } }
 
     /// Call `done(true)` once every message published before Redis ran this call's
     /// SUBSCRIBE of the connection's own channel has been reported (`onMessage`), in
@@ -108,8 +113,37 @@ final class ResultSubscriber {
         let waiting = barriers[barriersHead...]
         barriers = []
         barriersHead = 0
-        for done in waiting { done(false) }
+        for case let done? in waiting { done(false) }
     }
+
+    /// The link is gone: no channel is confirmed until the next link confirms it again
+    /// (`subscribe` must not report a confirmation while down).
+    private func unconfirmAll() {
+        for (channel, state) in channels {
+            if case .confirmed = state { channels[channel] = .sent }
+        }
+    }
+
+    /// The next barrier's callback, its slot cleared (the array compacted when half used).
+    private func nextBarrier() -> ((Bool) -> Void)? {
+        guard barriersHead < barriers.count else { return nil }
+        let done = barriers[barriersHead]
+        barriers[barriersHead] = nil
+        barriersHead += 1
+        if barriersHead == barriers.count {
+            barriers.removeAll(keepingCapacity: true)
+            barriersHead = 0
+        } else if barriersHead >= 64, barriersHead * 2 >= barriers.count {
+            barriers.removeFirst(barriersHead)
+            barriersHead = 0
+        }
+        return done
+    }
+
+    /// Callbacks of barriers not yet answered (tests: the deque keeps no used one).
+    var barriersWaiting: Int { barriers.count - barriersHead }
+    /// Slots the barrier deque holds, used or not (tests: compacted as it goes).
+    var barrierSlots: Int { barriers.count }
 
     /// Whether `channel`'s subscription is confirmed on the current connection.
     func isConfirmed(_ channel: String) -> Bool {
@@ -217,6 +251,7 @@ final class ResultSubscriber {
             self.isUp = false
             self.handle = nil
             ce_pubsub_free(link)
+            self.unconfirmAll()
             self.failBarriers()
             self.onDown()
             self.reconnectDelayMs = min(5000, self.reconnectDelayMs * 2)
@@ -265,6 +300,7 @@ final class ResultSubscriber {
             if let h = handle { retired.append(h) }  // freed out of hiredis' callback
             handle = nil
             if wasUp { logger.warning("client lost Redis at \(server) (pub/sub): \(a); reconnecting") }
+            unconfirmAll()
             failBarriers()
             onDown()
             scheduleReconnect()
@@ -275,13 +311,7 @@ final class ResultSubscriber {
                 reconnectDelayMs = 500
                 if ownFirstPending {
                     ownFirstPending = false
-                } else if barriersHead < barriers.count {
-                    let done = barriers[barriersHead]
-                    barriersHead += 1
-                    if barriersHead == barriers.count {
-                        barriers.removeAll(keepingCapacity: true)
-                        barriersHead = 0
-                    }
+                } else if let done = nextBarrier() {
                     done(true)
                 }
                 return

@@ -140,6 +140,7 @@ public final class FrontendApp: HTTPServerDelegate {
         server?.stopListening()
         hub.closeAll(code: 1001, reason: "server shutting down")
         taskAPI.shutdown()  // long-polls answered with the state they have
+        resultWatch.close()  // its subscriber link closed: nothing more is watched
         statsSampler?.stop()
         let deadline = clock.now() + Double(settings.shutdownLimitMs) / 1000
         func check() {

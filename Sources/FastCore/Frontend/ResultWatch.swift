@@ -26,6 +26,13 @@ public protocol ResultSource: AnyObject {
 /// state; after a reconnect every channel is confirmed again and read again under the same rule,
 /// so a watcher sees only what changed while the link was down.
 ///
+/// Invariant the rule rests on: every writer of `celery-task-meta-*` stores a state and
+/// publishes it atomically (MULTI SETEX PUBLISH EXEC, as Celery's RedisBackend and
+/// `ResultRecord.storeCommands` do), so a read never sees a record whose PUBLISH is still to
+/// come after the barrier. A writer that pipelines SET and PUBLISH without MULTI could let the
+/// read see the new record while its message lands after the barrier: the watcher would get
+/// that state once (the dedupe skips the repeat), never miss it, but order rests on MULTI.
+///
 ///     let watch = ResultWatch(loop: loop, redis: redis, endpoint: ep, logger: log)
 ///     watch.start()
 ///     let token = watch.watch(id) { update in print(update.message, update.isFinal) }
@@ -44,6 +51,8 @@ public final class ResultWatch: ResultSource {
         public let state: String
         /// `{"task_id": …}` followed by `TaskStatusView.render(record:)`'s fields: the WebSocket message.
         public let message: String
+        /// The message framed once for every WebSocket client that gets it (set by the hub, on the loop).
+        @exclusivity(unchecked) var frame: SharedFrame?
 
         public init(taskId: String, record: String?) {
             self.taskId = taskId
@@ -144,12 +153,16 @@ public final class ResultWatch: ResultSource {
     /// Connect the subscriber (reconnecting by itself from then on).
     func start() { subscriber.start() }
 
-    /// Close the subscriber; watchers get nothing more.
+    /// Close the subscriber; watchers get nothing more (`FrontendApp.shutdown` calls it).
     func close() {
         subscriber.close()
         flushTimer?.cancel()
+        flushTimer = nil
         retryTimer?.cancel()
+        retryTimer = nil
     }
+
+    deinit { close() }
 
     /// Tasks watched now (by one watcher or more).
     public var watchedTasks: Int { tasks.count }
@@ -289,10 +302,28 @@ public final class ResultWatch: ResultSource {
             return nil
         }
         subscriber.barrier { [weak self] ok in
-            // Not ok: the link dropped, every watcher waits for its confirmation again.
-            guard ok, let self else { return }
+            guard let self else { return }
+            guard ok else { return self.barrierFailed(batch, session: session) }
             for (watched, snapshot) in zip(batch, snapshots) { self.settle(watched, session: session, snapshot) }
         }
+    }
+
+    /// The barrier failed (the link dropped, or was down when asked): the read proves nothing.
+    /// Its watchers wait for their channel's confirmation again and are read again then; a
+    /// channel the subscriber still reports confirmed (no new confirmation is coming) is read
+    /// again soon instead.
+    private func barrierFailed(_ batch: [Watched], session: Int) {
+        var again: [Watched] = []
+        for watched in batch where tasks[watched.channel] === watched {
+            let stillConfirmed = subscriber.isConfirmed(watched.channel)
+            if !stillConfirmed { watched.confirmed = false }
+            for w in watched.watchers {
+                guard case .reading(let s?, let held) = w.phase, s == session else { continue }
+                w.phase = stillConfirmed ? .reading(session: nil, held: held) : .awaiting
+            }
+            if stillConfirmed { again.append(watched) }
+        }
+        if !again.isEmpty { retry(again, session: -1) }
     }
 
     /// The barrier passed: deliver the snapshot and the messages held, by the rule.

@@ -78,10 +78,11 @@ public final class WebSocketHub {
     private let clock: any WallClock
     // Exclusivity: a hub is used on its loop's thread only: the run-time check is pure cost.
     @exclusivity(unchecked) private var clients: [UInt64: Client] = [:]
+    /// The clients `broadcast` serves: firehose taken, no subscriptions, not narrowed (kept as
+    /// they change, so a `task_status` message costs nothing when every client subscribes).
+    @exclusivity(unchecked) private var firehoseClients: [UInt64: Client] = [:]
     /// Every state of a subscribed task, snapshot first.
     private let results: any ResultSource
-    /// The last per-task update framed, and its frame (every client watching it shares the bytes).
-    @exclusivity(unchecked) private var framed: (update: ResultWatch.Update, frame: SharedFrame)?
     /// Called when nothing is queued for any client after a burst (at most once a second).
     private let releaseFreeMemory: () -> Void
     @exclusivity(unchecked) public private(set) var delivered = 0
@@ -110,6 +111,21 @@ public final class WebSocketHub {
     /// Open clients.
     public var count: Int { clients.count }
 
+    /// Clients that get `task_status` messages now (firehose on, no subscriptions).
+    ///
+    ///     if hub.firehoseCount == 0 { /* a task_status message is dropped unframed */ }
+    public var firehoseCount: Int { settings.firehose ? firehoseClients.count : 0 }
+
+    /// Keep `firehoseClients` in step with the client's subscriptions.
+    private func refreshFirehose(_ client: Client) {
+        let id = client.peer.id
+        if clients[id] === client, client.firehose, client.subscriptions.isEmpty, !client.narrowed {
+            firehoseClients[id] = client
+        } else if firehoseClients[id] === client {
+            firehoseClients[id] = nil
+        }
+    }
+
     /// Whether the client with `id` is still served.
     public func contains(_ id: UInt64) -> Bool { clients[id] != nil }
 
@@ -119,7 +135,9 @@ public final class WebSocketHub {
     /// Serve `peer`. Without `firehose` it gets only the tasks it subscribes to
     /// (a `ws` token without `ws:all`); at `expiresAt` (the hub's clock) it is closed with 1008.
     public func add(_ peer: any WebSocketPeer, firehose: Bool = true, expiresAt: Double? = nil) {
-        clients[peer.id] = Client(peer, now: clock.now(), firehose: firehose, expiresAt: expiresAt)
+        let client = Client(peer, now: clock.now(), firehose: firehose, expiresAt: expiresAt)
+        clients[peer.id] = client
+        refreshFirehose(client)
     }
 
     public func remove(_ id: UInt64) {
@@ -129,6 +147,7 @@ public final class WebSocketHub {
     /// Stop serving `client`: its watches end.
     private func forget(_ client: Client) {
         clients[client.peer.id] = nil
+        refreshFirehose(client)
         unwatchAll(client)
     }
 
@@ -144,23 +163,28 @@ public final class WebSocketHub {
 
     /// Frame a `task_status` message once and queue the same bytes on every client that wants
     /// it: the clients with no subscriptions that take the firehose (nobody with `settings.firehose` off).
+    /// Costs nothing (no framing, no pass over the clients) when no client takes it.
     public func broadcast(_ payload: String) {
-        guard !clients.isEmpty, settings.firehose else { return }
+        guard settings.firehose, !firehoseClients.isEmpty else { return }
         // The message is parsed only if a subscription or a slow client needs its task id or state.
         var parsed: JSON?? = nil
         func field(_ key: String) -> String? {
             if parsed == nil { parsed = .some(try? JSONParser.parse(payload)) }
             return parsed??[key]?.stringValue
         }
-        guard let frame = WebSocketFrame(text: payload) else { return }
+        var frame: SharedFrame?  // framed for the first client that takes it
         let now = clock.now()
-        for client in clients.values {
+        for client in firehoseClients.values {
             if expired(client, now: now) { continue }
-            guard client.subscriptions.isEmpty, !client.narrowed, client.firehose else { continue }
             guard
                 admits(client, now: now, isFinal: { ["SUCCESS", "FAILURE", "REVOKED"].contains(field("state") ?? "") })
             else { continue }
-            client.peer.send(frame: frame)
+            if frame == nil {
+                guard let made = SharedFrame(text: payload) else { return }
+                frame = made
+            }
+            guard let frame else { return }
+            client.peer.send(frame: frame.frame)
             delivered += 1
         }
     }
@@ -200,12 +224,10 @@ public final class WebSocketHub {
         let now = clock.now()
         if expired(client, now: now) { return }
         guard admits(client, now: now, isFinal: { update.isFinal }) else { return }
-        if framed?.update !== update {
-            guard let frame = SharedFrame(text: update.message) else { return }
-            framed = (update, frame)
-        }
-        guard let framed else { return }
-        client.peer.send(frame: framed.frame.frame)
+        // Framed once, on the update itself: every client watching the task shares the bytes.
+        if update.frame == nil { update.frame = SharedFrame(text: update.message) }
+        guard let frame = update.frame else { return }
+        client.peer.send(frame: frame.frame)
         delivered += 1
     }
 
@@ -237,6 +259,7 @@ public final class WebSocketHub {
             }
             if client.subscriptions.isEmpty { client.narrowed = false }
         }
+        refreshFirehose(client)
         return handled
     }
 
@@ -332,8 +355,8 @@ public final class WebSocketHub {
     }
 }
 
-/// A frame (noncopyable) in a box the hub can keep between clients.
-private final class SharedFrame {
+/// A frame (noncopyable) in a box the hub can keep between clients (on `ResultWatch.Update.frame`).
+final class SharedFrame {
     let frame: WebSocketFrame
     init?(text: String) {
         guard let f = WebSocketFrame(text: text) else { return nil }

@@ -173,6 +173,55 @@ final class FrontendWebSocketHubTests: XCTestCase {
         XCTAssertEqual(subscribed.tasks, ["a"])
     }
 
+    /// `broadcast` serves only the clients that take the firehose (kept as subscriptions come
+    /// and go), so with every client subscribed a `task_status` message reaches nobody and costs no pass.
+    func testTheFirehoseSetFollowsSubscriptionsAndClosedClients() {
+        let hub = hub()
+        let peers = (1...3).map { FakePeer(id: UInt64($0)) }
+        hub.add(peers[0])
+        hub.add(peers[1])
+        hub.add(peers[2], firehose: false)
+        XCTAssertEqual(hub.firehoseCount, 2, "a client without the firehose is not counted")
+        XCTAssertTrue(hub.command(#"{"subscribe": ["a"]}"#, from: 1))
+        XCTAssertTrue(hub.command(#"{"subscribe": ["b"]}"#, from: 2))
+        XCTAssertEqual(hub.firehoseCount, 0)
+        hub.broadcast(message("x", "PROGRESS"))
+        XCTAssertEqual(hub.takeCounts().delivered, 0)
+        results.push("a", "SUCCESS")
+        XCTAssertEqual(hub.firehoseCount, 0, "a finished subscription leaves the client narrowed")
+        XCTAssertTrue(hub.command(#"{"unsubscribe": "*"}"#, from: 1))
+        XCTAssertTrue(hub.command(#"{"unsubscribe": ["b"]}"#, from: 2))
+        XCTAssertEqual(hub.firehoseCount, 2, "no subscriptions left: the firehose again")
+        hub.broadcast(message("y", "PROGRESS"))
+        XCTAssertEqual(peers[0].tasks, ["a", "y"])
+        XCTAssertEqual(peers[1].tasks, ["y"])
+        XCTAssertEqual(peers[2].tasks, [])
+        hub.remove(1)
+        XCTAssertEqual(hub.firehoseCount, 1, "a removed client leaves the set")
+        peers[1].queuedBytes = 20_000
+        hub.broadcast(message("z", "PROGRESS"))  // over the hard limit: closed with 1013
+        XCTAssertEqual(peers[1].closedWith?.code, 1013)
+        XCTAssertEqual(hub.firehoseCount, 0, "a client closed as slow leaves the set")
+    }
+
+    /// A task's update is framed once, on the update, for every client that gets it, even when
+    /// updates of several tasks interleave.
+    func testAnUpdateIsFramedOnceOnItself() {
+        let hub = hub()
+        let peers = (1...2).map { FakePeer(id: UInt64($0)) }
+        for p in peers { hub.add(p) }
+        XCTAssertTrue(hub.command(#"{"subscribe": ["a", "b"]}"#, from: 1))
+        XCTAssertTrue(hub.command(#"{"subscribe": ["a", "b"]}"#, from: 2))
+        let a = results.push("a", "PROGRESS")
+        let frameA = a.frame
+        let b = results.push("b", "PROGRESS")
+        XCTAssertNotNil(frameA)
+        XCTAssertTrue(a.frame === frameA, "kept on the update")
+        XCTAssertFalse(a.frame === b.frame, "each update its own frame")
+        XCTAssertEqual(peers[0].received, [a.message, b.message])
+        XCTAssertEqual(peers[1].received, [a.message, b.message])
+    }
+
     func testASubscriptionTheWatchRefusesIsAnsweredWithAnError() throws {
         let hub = hub()
         let peer = FakePeer(id: 1)

@@ -88,7 +88,8 @@ public struct ClaimBudget: Sendable, Equatable {
         guard expected > 0 else { return maxPerSlot }
         let queued = queuedSecondsPerSlot / expected
         guard queued < Double(maxPerSlot) else { return maxPerSlot }
-        return min(maxPerSlot, 1 + Int(queued))
+        // (a hair over: 4 ms / 1 ms is 4, not 3.999…)
+        return min(maxPerSlot, 1 + Int(queued * (1 + 1e-9)))
     }
 
     /// Deliveries the worker holds ahead of and in execution at most, with `slots` executor slots.
@@ -96,6 +97,8 @@ public struct ClaimBudget: Sendable, Equatable {
         let slots = max(1, slots)
         let (w, overflow) = slots.multipliedReportingOverflow(by: perSlot)
         let most = overflow ? Int.max / 2 : max(1, w)
-        return multiplier == nil ? min(most, slots + allowance) : most
+        guard multiplier == nil else { return most }
+        let (grown, over) = slots.addingReportingOverflow(allowance)
+        return over ? most : min(most, grown)
     }
 }

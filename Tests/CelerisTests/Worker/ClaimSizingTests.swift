@@ -101,7 +101,7 @@ final class ClaimSizingTests: XCTestCase {
         XCTAssertTrue(fetcher.runningDue(now: 1000))
         fetcher.running(longestStartedAt: 999.99, now: 1000)
         XCTAssertFalse(fetcher.runningDue(now: 1000.0005))
-        XCTAssertTrue(fetcher.runningDue(now: 1000.001))
+        XCTAssertTrue(fetcher.runningDue(now: 1000.0011))
         XCTAssertEqual(fetcher.window(slots: 2), 2)
         XCTAssertFalse(Fetcher(queues: ["celery"], maxIdle: 0.02, multiplier: 4).runningDue(now: 0))
     }

@@ -266,7 +266,8 @@ final class WorkerEngineTests: RedisTestCase {
 
     /// A second SIGTERM is a cold shutdown: every held message, the running one included, goes back.
     func testColdShutdownReturnsEveryHeldMessage() throws {
-        let a = try CelerisProcess.worker(redis: redis, extra: ["-c", "1"], step: "1")
+        // Celery's window set (4 per slot): by default a worker holds no more long tasks than it runs.
+        let a = try CelerisProcess.worker(redis: redis, extra: ["-c", "1", "--prefetch-multiplier", "4"], step: "1")
         let messages = (0..<3).map { _ in TaskMessage(task: "create_task", args: [30]) }
         try enqueue(messages)
         XCTAssertTrue(try eventually(timeout: 10) { try self.result(messages[0].id)?["status"] == "PROGRESS" })

@@ -76,64 +76,102 @@ final class DeployManifestTests: XCTestCase {
     func testConsistencyChecksCatchDrift() throws {
         let original = try DeployManifests.validate(directory: Self.manifestDir).manifests
         let (frontend, worker) = (try CommandHelp.of("celeris-frontend"), try CommandHelp.of("celeris-worker"))
-        func problems(_ file: String, _ change: (String) -> String) throws -> String {
-            let copy = try DeployManifests.copy(Self.manifestDir)
-            defer { try? FileManager.default.removeItem(at: copy) }
-            try DeployManifests.edit(copy.appendingPathComponent(file), change)
-            let report = try DeployManifests.validate(directory: copy)
-            return try report.manifests.problems(frontend: frontend, worker: worker).joined(separator: "\n")
-        }
         XCTAssertEqual(try original.problems(frontend: frontend, worker: worker), [])
-        var p = try problems("worker-compare.yaml") {
-            $0.replacingOccurrences(of: "\"compare_queue\"\n", with: "\"compare\"\n")
+        // Each drift: a file of a fresh copy changed; every copy read in one run of the validator
+        // (--parse-only: the schemas are testEveryManifestIsValid's and testValidatorRejects's part).
+        let drifts: [(file: String, change: (String) -> String)] = [
+            ("worker-compare.yaml", { $0.replacingOccurrences(of: "\"compare_queue\"\n", with: "\"compare\"\n") }),
+            (
+                "worker-fetch.yaml",
+                {
+                    $0.replacingOccurrences(
+                        of: "  scaleTargetRef:\n    name: celeris-worker-fetch",
+                        with: "  scaleTargetRef:\n    name: celeris-worker-fetcher")
+                }
+            ),
+            (
+                "worker-compare.yaml",
+                {
+                    $0.replacingOccurrences(
+                        of: "terminationGracePeriodSeconds: 690", with: "terminationGracePeriodSeconds: 300")
+                }
+            ),
+            // create_task's bound comes from the frontend's --max-task-length.
+            (
+                "frontend.yaml",
+                {
+                    $0.replacingOccurrences(
+                        of: "\"--loglevel\", \"info\"]",
+                        with: "\"--loglevel\", \"info\", \"--max-task-length\", \"2000\"]")
+                }
+            ),
+            (
+                "frontend.yaml",
+                {
+                    $0.replacingOccurrences(of: "prometheus.io/port: \"8000\"", with: "prometheus.io/port: \"9000\"")
+                        .replacingOccurrences(of: "\"--loops\", \"2\"", with: "\"--loop\", \"2\"")
+                }
+            ),
+            (
+                "frontend.yaml",
+                {
+                    $0.replacingOccurrences(
+                        of: "\"--loglevel\", \"info\"]",
+                        with: "\"--loglevel\", \"info\", \"--allowed-host\", \"api.example.com\"]")
+                }
+            ),
+            (
+                "config.yaml",
+                {
+                    $0.replacingOccurrences(of: "REDIS_ADDRESS: \"redis:6379\"", with: "REDIS_ADDRESS: \"redis:6380\"")
+                }
+            ),
+            (
+                "worker-extract.yaml",
+                {
+                    $0.replacingOccurrences(of: "databaseIndex: \"0\"", with: "databaseIndex: \"1\"")
+                        .replacingOccurrences(of: "runAsNonRoot: true", with: "runAsNonRoot: false")
+                        .replacingOccurrences(of: "claimName: celeris-documents", with: "claimName: documents")
+                }
+            ),
+            ("frontend.yaml", { $0.replacingOccurrences(of: "port: http\n", with: "port: web\n") }),
+        ]
+        var copies: [URL] = []
+        defer { for copy in copies { try? FileManager.default.removeItem(at: copy) } }
+        for drift in drifts {
+            let copy = try DeployManifests.copy(Self.manifestDir)
+            copies.append(copy)
+            try DeployManifests.edit(copy.appendingPathComponent(drift.file), drift.change)
         }
+        let found = try DeployManifests.validate(directories: copies, parseOnly: true).map {
+            try $0.manifests.problems(frontend: frontend, worker: worker).joined(separator: "\n")
+        }
+        XCTAssertEqual(found.count, drifts.count)
+        guard found.count == drifts.count else { return }
+        var p = found[0]
         XCTAssertTrue(p.contains("ScaledObject celeris-worker-compare: lists [compare"), p)
-        p = try problems("worker-fetch.yaml") {
-            $0.replacingOccurrences(
-                of: "  scaleTargetRef:\n    name: celeris-worker-fetch",
-                with: "  scaleTargetRef:\n    name: celeris-worker-fetcher")
-        }
+        p = found[1]
         XCTAssertTrue(
             p.contains("ScaledObject celeris-worker-fetch targets celeris-worker-fetcher, which is no Deployment"), p)
         XCTAssertTrue(p.contains("worker Deployment celeris-worker-fetch has no ScaledObject"), p)
-        p = try problems("worker-compare.yaml") {
-            $0.replacingOccurrences(
-                of: "terminationGracePeriodSeconds: 690", with: "terminationGracePeriodSeconds: 300")
-        }
+        p = found[2]
         XCTAssertTrue(p.contains("celeris-worker-compare: terminationGracePeriodSeconds 300 < 690"), p)
-        // create_task's bound comes from the frontend's --max-task-length.
-        p = try problems("frontend.yaml") {
-            $0.replacingOccurrences(
-                of: "\"--loglevel\", \"info\"]", with: "\"--loglevel\", \"info\", \"--max-task-length\", \"2000\"]")
-        }
+        p = found[3]
         XCTAssertTrue(p.contains("celeris-worker-celery: terminationGracePeriodSeconds 1030 < 2030"), p)
-        p = try problems("frontend.yaml") {
-            $0.replacingOccurrences(of: "prometheus.io/port: \"8000\"", with: "prometheus.io/port: \"9000\"")
-                .replacingOccurrences(of: "\"--loops\", \"2\"", with: "\"--loop\", \"2\"")
-        }
+        p = found[4]
         XCTAssertTrue(p.contains("celeris-frontend: prometheus.io/port 9000, but it serves /metrics on 8000"), p)
         XCTAssertTrue(p.contains("celeris-frontend: celeris-frontend has no option --loop"), p)
-        p = try problems("frontend.yaml") {
-            $0.replacingOccurrences(
-                of: "\"--loglevel\", \"info\"]",
-                with: "\"--loglevel\", \"info\", \"--allowed-host\", \"api.example.com\"]")
-        }
+        p = found[5]
         XCTAssertTrue(p.contains("celeris-frontend: --allowed-host refuses the liveness probe's Host"), p)
-        p = try problems("config.yaml") {
-            $0.replacingOccurrences(of: "REDIS_ADDRESS: \"redis:6379\"", with: "REDIS_ADDRESS: \"redis:6380\"")
-        }
+        p = found[6]
         XCTAssertTrue(p.contains("address redis:6380 (REDIS_ADDRESS) is not the broker's redis:6379"), p)
-        p = try problems("worker-extract.yaml") {
-            $0.replacingOccurrences(of: "databaseIndex: \"0\"", with: "databaseIndex: \"1\"")
-                .replacingOccurrences(of: "runAsNonRoot: true", with: "runAsNonRoot: false")
-                .replacingOccurrences(of: "claimName: celeris-documents", with: "claimName: documents")
-        }
+        p = found[7]
         XCTAssertTrue(p.contains("databaseIndex 1 is not the broker's db 0"), p)
         XCTAssertTrue(p.contains("celeris-worker-extract: pod securityContext.runAsNonRoot is not true"), p)
         XCTAssertTrue(
             p.contains("celeris-worker-extract: volume documents claims documents, which is no PersistentVolumeClaim"),
             p)
-        p = try problems("frontend.yaml") { $0.replacingOccurrences(of: "port: http\n", with: "port: web\n") }
+        p = found[8]
         XCTAssertTrue(p.contains("celeris-frontend: readinessProbe port web is no container port"), p)
     }
 
@@ -253,40 +291,53 @@ struct DeployManifests {
 
     /// Run the validator on `directory` (a copy of deploy/kubernetes, or the real one).
     static func validate(directory: URL) throws -> Report {
+        let reports = try validate(directories: [directory])
+        guard reports.count == 1 else { throw TestFailure("validate_manifests.py: \(reports.count) reports for one") }
+        return reports[0]
+    }
+
+    /// Run the validator once on several directories (one start-up); a report for each, in order.
+    /// `parseOnly`: the resources read, no schema checked (for consistency checks on edited copies).
+    static func validate(directories: [URL], parseOnly: Bool = false) throws -> [Report] {
         let script = TestPaths.repoRoot.appendingPathComponent("deploy/validate_manifests.py").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try TestPaths.python())
-        process.arguments = [script, directory.path]
+        process.arguments = [script] + (parseOnly ? ["--parse-only"] : []) + directories.map(\.path)
         // stdout is read to its end while the script runs; stderr goes to a file (two pipes read
         // one after the other deadlock once the unread one fills).
         let out = Pipe()
         let errURL = TestLogs.shared.directory.appendingPathComponent("validate-\(UUID().uuidString).err")
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errURL) }
-        process.standardOutput = out
         let errHandle = try FileHandle(forWritingTo: errURL)
         defer { try? errHandle.close() }
+        process.standardOutput = out
         process.standardError = errHandle
         process.standardInput = FileHandle.nullDevice
         try withSignalsUnblocked { try process.run() }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let errors = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-        guard process.terminationStatus != 2, let report = try? JSONParser.parse([UInt8](data)) else {
+        let lines = data.split(separator: UInt8(ascii: "\n"))
+        let parsed = lines.compactMap { try? JSONParser.parse([UInt8]($0)) }
+        guard process.terminationStatus != 2, parsed.count == lines.count, parsed.count == directories.count else {
             throw TestFailure(
                 "validate_manifests.py exited \(process.terminationStatus): \(String(decoding: data, as: UTF8.self)) \(errors)"
             )
         }
-        let resources = (report["resources"]?.arrayValue ?? []).map {
-            Resource(
-                file: $0["file"]?.stringValue ?? "", kind: $0["kind"]?.stringValue ?? "",
-                name: $0["name"]?.stringValue ?? "",
-                document: $0["document"] ?? .null)
+        return parsed.map { report in
+            let resources = (report["resources"]?.arrayValue ?? []).map {
+                Resource(
+                    file: $0["file"]?.stringValue ?? "", kind: $0["kind"]?.stringValue ?? "",
+                    name: $0["name"]?.stringValue ?? "",
+                    document: $0["document"] ?? .null)
+            }
+            return Report(
+                status: report["ok"] == true ? 0 : 1,
+                errors: (report["errors"]?.arrayValue ?? []).compactMap(\.stringValue),
+                versions: (report["versions"]?.arrayValue ?? []).compactMap(\.stringValue),
+                manifests: DeployManifests(resources: resources))
         }
-        return Report(
-            status: process.terminationStatus, errors: (report["errors"]?.arrayValue ?? []).compactMap(\.stringValue),
-            versions: (report["versions"]?.arrayValue ?? []).compactMap(\.stringValue),
-            manifests: DeployManifests(resources: resources))
     }
 
     static func copy(_ directory: URL) throws -> URL {

@@ -77,14 +77,14 @@ final class LiveUpdateTests: FrontendTestCase {
         XCTAssertEqual(ws.messages(of: expired.id).last?["meta"]?["exc_type"], "TaskRevokedError")
     }
 
-    /// 1,000 tasks finish (MULTI SETEX PUBLISH EXEC, as Celery's backend stores) while their
-    /// subscriptions are being set up: each is reported SUCCESS exactly once, nothing after it,
-    /// and at most a PENDING before it.
-    func testTasksCompletingWhileTheSubscriptionIsSetUpAreReportedOnce() throws {
+    /// 1,000 tasks finish (MULTI SETEX PUBLISH EXEC, as Celery's backend stores) right after
+    /// their chunk's subscribe is sent: each is reported SUCCESS exactly once, nothing after it,
+    /// and at most a PENDING before it. Where each write lands against its subscription's set-up
+    /// is not controlled from here (ResultWatchTests drives that window through `beforeRead`).
+    func testTasksFinishingRightAfterTheirSubscribeAreReportedOnce() throws {
         let ids = (0..<1000).map { _ in TaskMessage.newId() }
         let ws = try LiveSocket(port: port)
-        // Each chunk's subscribe goes out, and at once its tasks finish: the writes land before
-        // the SUBSCRIBE, between its confirmation and the read, or after the read.
+        // Each chunk's subscribe goes out, and at once its tasks finish.
         for chunk in stride(from: 0, to: ids.count, by: 100) {
             let mine = Array(ids[chunk..<chunk + 100])
             try ws.subscribe(mine)
@@ -107,7 +107,8 @@ final class LiveUpdateTests: FrontendTestCase {
             if states.first == "PENDING" { sawPending += 1 }
             XCTAssertEqual(ws.messages(of: id).last?["result"]?.stringValue, id)
         }
-        print("LiveUpdate race: \(sawPending) of \(ids.count) subscribed before their task finished")
+        XCTAssertNil(ws.readError)
+        print("LiveUpdate: \(sawPending) of \(ids.count) subscribed before their task finished")
     }
 
     /// 10 clients × 1,000 subscriptions; then all 10,000 tasks finish in one pipelined burst:
@@ -145,8 +146,17 @@ final class LiveUpdateTests: FrontendTestCase {
             try eventually(timeout: 10, interval: 0.2) { try self.watchedTasks() == 0 }, "final states end the watches")
     }
 
-    /// With --no-firehose a client with no subscriptions gets nothing from task_status.
+    /// A frontend with the firehose subscribes task_status and hands its messages to a client
+    /// with no subscriptions; with --no-firehose nobody receives a PUBLISH on task_status and a
+    /// client with no subscriptions gets nothing.
     func testNoFirehose() throws {
+        let listening = try LiveSocket(port: port)
+        let event = #"{"task_id": "fh-1", "state": "PROGRESS"}"#
+        XCTAssertTrue(
+            try eventually(timeout: 10, interval: 0.1) {
+                try client.command("PUBLISH", "task_status", event).integer ?? 0 >= 1
+            }, "the default frontend receives task_status")
+        XCTAssertTrue(eventually { listening.states(of: "fh-1").first == "PROGRESS" }, "\(listening.all())")
         frontend.stop()
         port = freePort()
         frontend = try CelerisProcess.frontend(redis: redis, port: port, extra: ["--no-firehose"])
@@ -162,24 +172,44 @@ final class LiveUpdateTests: FrontendTestCase {
             ["SETEX", ResultRecord.key("t1"), "600", rec], ["PUBLISH", ResultRecord.key("t1"), rec],
         ])
         XCTAssertTrue(eventually { subscribed.states(of: "t1") == ["PENDING", "SUCCESS"] })
+        XCTAssertEqual(
+            try client.command("PUBLISH", "task_status", event).integer, 0, "no receiver of task_status")
         try quiet.subscribe(["sync"])  // its snapshot comes after anything queued before it
         XCTAssertTrue(eventually { quiet.states(of: "sync") == ["PENDING"] })
         XCTAssertEqual(quiet.all().count, 1, "nothing but its own subscription")
     }
 }
 
-/// A `/ws` client whose messages a thread of its own reads (answering pings).
+/// A `/ws` client whose messages a thread of its own reads (answering pings). Its socket
+/// waits up to `readTimeout` s for a frame (the hub pings every 20 s), and the error that
+/// ended the reader is kept (`readError`).
 final class LiveSocket: @unchecked Sendable {
     let socket: RawSocket
     private let received = LockedBox<[JSON]>([])
+    private let failure = LockedBox<String?>(nil)
 
-    init(port: Int) throws {
-        socket = try WSFrame.open(port: port)
-        let (socket, received) = (Unchecked(socket), received)
+    init(port: Int, readTimeout: Double = 120) throws {
+        socket = try RawSocket(port: port, timeout: readTimeout)
+        try socket.send(
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let r = try socket.readResponse()
+        guard r.status == 101 else { throw TestFailure("handshake failed: \(r.statusLine)") }
+        let (socket, received, failure) = (Unchecked(socket), received, failure)
         Thread {
-            while let m = try? WebSocketFanOutTests.nextText(socket.value) { received.modify { $0.append(m) } }
+            do {
+                while true {
+                    let m = try WebSocketFanOutTests.nextText(socket.value)
+                    received.modify { $0.append(m) }
+                }
+            } catch {
+                failure.set("\(error)")
+            }
         }.start()
     }
+
+    /// Why the reader stopped (nil: still reading).
+    var readError: String? { failure.get() }
 
     /// Subscribe to `ids`, 100 a message.
     func subscribe(_ ids: [String]) throws {

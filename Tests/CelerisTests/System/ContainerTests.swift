@@ -125,7 +125,14 @@ final class ContainerTests: XCTestCase {
         ]
         let file = TestPaths.repoRoot.appendingPathComponent("compose.yaml").path
         let base = ["--podman-args=--runtime \(podman.runtime)", "-p", project, "-f", file]
-        defer { _ = try? podman.exec(compose, base + ["down", "-t", "2"], env: composeEnv, timeout: 120) }
+        defer {
+            _ = try? podman.exec(compose, base + ["down", "-t", "2"], env: composeEnv, timeout: 120)
+            // `down` leaves the replicas --scale added (and what they depend on): remove by label.
+            let label = "label=io.podman.compose.project=\(project)"
+            let left = (try? podman.output(["ps", "-aq", "--filter", label]))?.split(separator: "\n").map(String.init)
+            if let left, !left.isEmpty { _ = try? podman.run(["rm", "-f", "-t", "2"] + left, timeout: 60) }
+            _ = try? podman.run(["network", "rm", "-f", "\(project)_default"], timeout: 60)
+        }
         let up = try podman.exec(
             compose, base + ["up", "-d", "--no-build", "--scale", "worker=2", "redis", "frontend", "worker"],
             env: composeEnv, timeout: 180)

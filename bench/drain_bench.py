@@ -35,7 +35,6 @@ import time
 import uuid
 
 import redis
-from hdrh.histogram import HdrHistogram
 
 
 
@@ -223,6 +222,7 @@ def main():
     a = ap.parse_args()
     if a.defaults_only:
         return defaults_only(a)
+    from hdrh.histogram import HdrHistogram  # the latency runs only
     tasklat = native_client("tasklat")
     wakeprobe = native_client("wakeprobe")
     port = free_port()

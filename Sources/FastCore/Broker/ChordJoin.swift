@@ -193,9 +193,7 @@ enum ChordJoin {
                     taskId: p.callback.id ?? TaskMessage.newId(), state: .failure,
                     result: TaskFailure(type: "ChordError", message: message, module: "celery.exceptions").resultJSON,
                     dateDone: now, groupId: g, expires: expires)
-                for reply in try redis.pipeline(record.storeCommands() + [["DEL", key(g, ".s")]]) {
-                    if let e = reply.errorMessage { throw .reply(e) }
-                }
+                try atomically(record.storeCommands() + [["DEL", key(g, ".s")]], on: redis)
                 return (ready, size)
             }
             results.append(row[3])
@@ -255,7 +253,14 @@ enum ChordJoin {
                 ["DEL", key(g, ".j"), key(g, ".t"), key(g, ".s"), key(g, ".d")],
                 ["SET", key(g, ".c"), "done", "EX", String(doneSeconds)],
             ]
-        for reply in try redis.pipeline(commands) {
+        try atomically(commands, on: redis)
+    }
+
+    /// `commands` in one MULTI/EXEC, so a result record and its PUBLISH are seen together (the
+    /// frontend's `ResultWatch` relies on every writer of `celery-task-meta-*` doing so).
+    private static func atomically(_ commands: [[String]], on redis: RedisConnection) throws(RedisError) {
+        let replies = try redis.pipeline([["MULTI"]] + commands + [["EXEC"]])
+        for reply in replies + (replies.last?.elements ?? []) {
             if let e = reply.errorMessage { throw .reply(e) }
         }
     }

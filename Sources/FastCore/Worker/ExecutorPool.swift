@@ -192,7 +192,9 @@ public final class ExecutorPool: @unchecked Sendable {
     /// Start a thread (lock held).
     private func spawn() {
         alive += 1
-        let t = Thread { [unowned self] in self.work() }
+        // Strong: a thread may first run after its pool was shut down and released by its owner
+        // (it then finds the pool closed and ends); `unowned` trapped there.
+        let t = Thread { self.work() }
         t.name = "\(name)-\(alive)"
         t.stackSize = 1 << 20
         t.start()

@@ -96,7 +96,9 @@ final class RemoteControlTests: RedisTestCase {
 
     /// inspect active / reserved / scheduled, control rate_limit, then control shutdown (warm).
     func testInspectQueuesRateLimitAndRemoteShutdown() throws {
-        let worker = try CelerisProcess.worker(redis: redis, extra: ["-n", "w1@test", "-c", "1"], step: "0.2")
+        // Celery's fixed window (4 per slot): the worker reserves the waiting task while one runs.
+        let worker = try CelerisProcess.worker(
+            redis: redis, extra: ["-n", "w1@test", "-c", "1", "--prefetch-multiplier", "4"], step: "0.2")
         let running = TaskMessage(task: "create_task", args: [20])
         let waiting = TaskMessage(task: "add", args: [1, 1])
         var later = TaskMessage(task: "add", args: [2, 2])

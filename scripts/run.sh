@@ -54,11 +54,12 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1
 cat <<MSG
 
 Celeris is up: frontend http://localhost:$PORT, broker $BROKER, documents root $DOCS
-Try, in another terminal:
+Open http://localhost:$PORT/ in a browser (the dashboard), or try, in another terminal:
   curl -X POST http://localhost:$PORT/tasks
   curl -X POST 'http://localhost:$PORT/tasks?task_length=3'
   curl -X POST http://localhost:$PORT/tasks -H 'Content-Type: application/json' -d '{"task": "add", "args": [2, 3]}'
   curl http://localhost:$PORT/status/<task_id>
+  curl 'http://localhost:$PORT/status/<task_id>?wait=30'    # answers when the task is done
   python3 scripts/make_corpus.py $DOCS 50 --pairs 3 --broken
   curl -X POST 'http://localhost:$PORT/process?blob_path=$DOCS'
   wscat -c ws://localhost:$PORT/ws                     # npm install -g wscat

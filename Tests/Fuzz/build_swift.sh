@@ -20,7 +20,7 @@ SOURCES=(
   $S/Celery/{TaskMessage,TaskMessage+Decode,TaskMessage+Encode,TaskRoutes}.swift
   $S/Celery/{Canvas,Signature,TaskFailure,TaskFailureText,RateLimit,TaskProducer,ResultRecord,TaskState}.swift
   $S/Broker/QueueKeys.swift $S/Redis/{RESP,RedisReply,RedisValue,RedisError}.swift
-  $S/Frontend/TaskSubmission.swift $S/HTTP/HTTPRequest.swift
+  $S/Frontend/TaskSubmission.swift $S/HTTP/HTTPRequest.swift $S/Client/{SendOptions,CelerisClientError}.swift
 )
 # The CEventShim functions those call (hiredis' reply reader), with ASan and coverage.
 C_SOURCES=(Sources/CEventShim/{resp,redis_reply}.c)

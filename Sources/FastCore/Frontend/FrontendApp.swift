@@ -102,7 +102,8 @@ public final class FrontendApp: HTTPServerDelegate {
             self?.hub.keepalive()
         }
         if settings.webSockets.firehose {
-            subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.hub.broadcast(payload) }
+            subscriber.subscribe(channel: settings.statusChannel) { [weak self] payload in self?.hub.broadcast(payload)
+            }
         }
     }
 
@@ -215,7 +216,8 @@ public final class FrontendApp: HTTPServerDelegate {
         case .route(.stats):
             shared.stats.markRead(now: clock.now())
             connection.respond(
-                status: 200, json: StatsAPI.render(board: shared.stats, webSockets: shared.webSockets, now: clock.now()),
+                status: 200,
+                json: StatsAPI.render(board: shared.stats, webSockets: shared.webSockets, now: clock.now()),
                 headers: ["Cache-Control": "no-store"])
         case .route(.schedule):
             scheduleAPI.list(connection)
@@ -236,29 +238,19 @@ public final class FrontendApp: HTTPServerDelegate {
         return request.query["token"]
     }
 
-    private func answer(_ c: Connection, _ e: FrontendError) {
-        c.respond(status: e.status, json: e.body, headers: e.headers, close: e.close)
-    }
+    private func answer(_ c: Connection, _ e: FrontendError) { c.respond(e) }
 
     /// Back-pressure: Redis is slower than the clients; refuse instead of queueing without bound.
     private func overloaded(_ c: Connection) {
-        answer(
-            c,
-            FrontendError(
-                503, "overloaded", "\(redis.pending) Redis commands pending; retry shortly",
-                headers: ["Retry-After": "1"]))
+        c.respond(.overloaded(pending: redis.pending))
     }
 
     private func brokerUnavailable(_ c: Connection) {
-        answer(
-            c,
-            FrontendError(
-                503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
-                headers: ["Retry-After": "1"]))
+        c.respond(.brokerUnavailable(redis.endpoint))
     }
 
     private func brokerError(_ c: Connection, _ message: String) {
-        answer(c, FrontendError(503, "broker_error", message, headers: ["Retry-After": "1"]))
+        c.respond(.brokerError(message))
     }
 
     // MARK: - tasks

@@ -47,6 +47,24 @@ public struct FrontendError: Equatable, Sendable {
         }
     }
 
+    /// 503 with `Retry-After`: Redis is slower than the clients (`pending` commands wait on the loop's connection).
+    public static func overloaded(pending: Int) -> FrontendError {
+        FrontendError(
+            503, "overloaded", "\(pending) Redis commands pending; retry shortly", headers: ["Retry-After": "1"])
+    }
+
+    /// 503 with `Retry-After`: the Redis at `endpoint` is unreachable.
+    public static func brokerUnavailable(_ endpoint: RedisEndpoint) -> FrontendError {
+        FrontendError(
+            503, "broker_unavailable", "Redis at \(endpoint) is unreachable; retry shortly",
+            headers: ["Retry-After": "1"])
+    }
+
+    /// 503 with `Retry-After`: Redis answered a command with an error.
+    public static func brokerError(_ message: String) -> FrontendError {
+        FrontendError(503, "broker_error", message, headers: ["Retry-After": "1"])
+    }
+
     /// The answer to a request the server could not read, naming the limit it broke.
     public static func request(_ error: HTTPRequestError, limits: HTTPServer.Limits) -> FrontendError {
         switch error {
@@ -66,5 +84,14 @@ public struct FrontendError: Equatable, Sendable {
         case .malformed:
             return FrontendError(400, "bad_request", "malformed HTTP request", close: true)
         }
+    }
+}
+
+extension Connection {
+    /// Answer with an error: its status, JSON body, headers and whether the connection closes.
+    ///
+    ///     connection.respond(.notFound("no such task id"))
+    func respond(_ e: FrontendError) {
+        respond(status: e.status, json: e.body, headers: e.headers, close: e.close)
     }
 }

@@ -261,23 +261,13 @@ final class TaskAPI {
 
     // MARK: - answers
 
-    private func answer(_ c: Connection, _ e: FrontendError) {
-        c.respond(status: e.status, json: e.body, headers: e.headers, close: e.close)
-    }
+    private func answer(_ c: Connection, _ e: FrontendError) { c.respond(e) }
 
     private func overloaded(_ c: Connection) {
-        answer(
-            c,
-            FrontendError(
-                503, "overloaded", "\(redis.pending) Redis commands pending; retry shortly",
-                headers: ["Retry-After": "1"]))
+        c.respond(.overloaded(pending: redis.pending))
     }
 
     private func brokerUnavailable(_ c: Connection) {
-        answer(
-            c,
-            FrontendError(
-                503, "broker_unavailable", "Redis at \(redis.endpoint) is unreachable; retry shortly",
-                headers: ["Retry-After": "1"]))
+        c.respond(.brokerUnavailable(redis.endpoint))
     }
 }

@@ -93,7 +93,8 @@ final class ResultSubscriber {
     }
 
     // The C side holds this object unretained: its link must not outlive it.
-    deinit { if !closed { close() } }
+    // No `close()` in deinit: the C handle and its libevent events belong to the loop thread, and the last
+    // reference may go on another (a free there races the running loop). Owners call `close()` on the loop.
 
     /// Call `done(true)` once every message published before Redis ran this call's
     /// SUBSCRIBE of the connection's own channel has been reported (`onMessage`), in

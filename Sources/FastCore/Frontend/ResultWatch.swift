@@ -162,7 +162,8 @@ public final class ResultWatch: ResultSource {
         retryTimer = nil
     }
 
-    deinit { close() }
+    // No `close()` in deinit: the C handle and its libevent events belong to the loop thread, and the last
+    // reference may go on another (a free there races the running loop). Owners call `close()` on the loop.
 
     /// Tasks watched now (by one watcher or more).
     public var watchedTasks: Int { tasks.count }

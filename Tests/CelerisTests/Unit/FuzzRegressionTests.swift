@@ -24,6 +24,20 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(CeleryTime.isoformat(253_402_300_800), "10000-01-01T00:00:00.000000+00:00", "in range: kept")
     }
 
+    /// `corpus/resp/crash-oom-be6d0fd9a45c18d3`: an array header naming 388,888,888 elements made
+    /// hiredis 0.14's reader allocate them (3 GB) before reading any. An array naming more
+    /// elements than the bytes left could hold is not a complete reply: refused, nothing allocated.
+    func testRESPArrayLongerThanItsBytesIsRefusedWithoutAllocating() {
+        let input = Array("*388888888\r\n*1\r\n*0\r\n$0\r\n\r\n+QUMUED\r\n".utf8)
+        XCTAssertNil(RESP.parse(input))
+        XCTAssertNil(RESP.parse(Array("*4\r\n:1\r\n:2\r\n".utf8)), "4 named, 2 present")
+        XCTAssertEqual(
+            RESP.parse(Array("*2\r\n$1\r\na\r\n:1\r\n".utf8)), .array([.string(Array("a".utf8)), .integer(1)]))
+        XCTAssertEqual(RESP.parse(Array("*3\r\n+\r\n+\r\n+\r\n".utf8))?.elements?.count, 3, "3 bytes an element fit")
+        XCTAssertEqual(RESP.parse(Array("*-1\r\n".utf8)), .null)
+        XCTAssertEqual(RESP.parse(Array("$-1\r\n".utf8)), .null)
+    }
+
     /// A message's arguments nested as deep as the JSON reader allows (`maxDepth`), and a
     /// chain of signatures as deep, are read, written back, repr'd and decoded as a canvas
     /// on a thread with an executor's stack (`ExecutorPool`: 1 MiB), where a task's result

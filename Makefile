@@ -4,6 +4,8 @@ SHELL := /bin/bash
 APT_PKGS := libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev redis-server python3 python3-venv poppler-utils
 # `make test` also installs these: System/DashboardBrowserTests drives the dashboard in headless Chromium.
 TEST_APT_PKGS := chromium
+# System/ManyHostsTests: network namespaces (iproute2), a load balancer (haproxy) and Redis Sentinel.
+TEST_APT_PKGS += haproxy redis-sentinel iproute2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PY := .venv/bin/python
 export PATH := $(if $(wildcard /opt/swift/usr/bin),/opt/swift/usr/bin:,)$(PATH)

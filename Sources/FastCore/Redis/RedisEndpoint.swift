@@ -1,10 +1,14 @@
+import Foundation
 import Glibc
 
 /// Where Redis is, as a Celery broker URL names it (kombu's forms):
 /// `redis://[user[:password]@]host[:port][/db]` (an ACL user: `AUTH user password`; a password
 /// alone, `redis://:password@host`: `AUTH password`; both percent-decoded),
-/// `unix:///path/to/redis.sock[?db=N]` (also `redis+socket://`), and a `;`-separated failover list
-/// (`redis://a:6379;redis://b:6379`: the first server that answers, the next when a link drops).
+/// `unix:///path/to/redis.sock[?db=N]` (also `redis+socket://`), a `;`-separated failover list
+/// (`redis://a:6379;redis://b:6379`: the first server that answers, the next when a link drops),
+/// TLS (`rediss://host:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem`, redis-py's option
+/// names) and Redis Sentinel (`sentinel://s1:26379;sentinel://s2:26379?master_name=mymaster`: the
+/// master the sentinels name, followed through a failover).
 ///
 ///     let ep = try RedisEndpoint(url: "redis://celeris:s3cret@10.0.0.5:6379/0")
 public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
@@ -18,10 +22,15 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var socketPath: String?
     /// Servers to try after this one (the rest of a `;` failover list), each without a list of its own.
     public var failover: [RedisEndpoint]
+    /// TLS for the link (`rediss://`); nil: plain TCP.
+    public var tls: RedisTLS?
+    /// Set for a `sentinel://` URL: the master is the one these sentinels name (then `host` and `port`
+    /// are the first sentinel's, and `username`, `password`, `db` and `tls` are the master's).
+    public var sentinel: RedisSentinel?
 
     public init(
         host: String = "127.0.0.1", port: Int = 6379, db: Int = 0, password: String? = nil, username: String? = nil,
-        socketPath: String? = nil, failover: [RedisEndpoint] = []
+        socketPath: String? = nil, failover: [RedisEndpoint] = [], tls: RedisTLS? = nil, sentinel: RedisSentinel? = nil
     ) {
         self.host = host
         self.port = port
@@ -30,6 +39,8 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         self.username = username
         self.socketPath = socketPath
         self.failover = failover
+        self.tls = tls
+        self.sentinel = sentinel
     }
 
     /// A broker URL Celeris cannot use; `description` says why (a password in it is masked).
@@ -60,6 +71,10 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             servers.append(try Self.server(String(part)))
         }
         guard var first = servers.first else { throw InvalidURL(url: url, reason: "empty URL") }
+        if servers.contains(where: { $0.sentinel != nil }) {
+            self = try Self.sentinelList(servers, url)
+            return
+        }
         if let other = servers.first(where: { $0.db != first.db }) {
             throw InvalidURL(
                 url: url,
@@ -69,26 +84,62 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         self = first
     }
 
+    /// The parts of a `sentinel://` list as one endpoint: the sentinels, and the master's auth and db.
+    private static func sentinelList(_ parts: [RedisEndpoint], _ url: String) throws(InvalidURL) -> RedisEndpoint {
+        guard parts.allSatisfy({ $0.sentinel != nil }) else {
+            throw InvalidURL(url: url, reason: "a list mixes sentinel:// with other schemes")
+        }
+        let names = Set(parts.compactMap { $0.sentinel?.masterName }.filter { !$0.isEmpty })
+        guard names.count <= 1 else { throw InvalidURL(url: url, reason: "more than one master_name in the list") }
+        // The db may be written on one sentinel's part only (the others then read 0).
+        let dbs = Set(parts.map(\.db).filter { $0 != 0 })
+        guard dbs.count <= 1 else {
+            throw InvalidURL(url: url, reason: "the sentinels' parts name different dbs (\(dbs.sorted()))")
+        }
+        var master = parts[0]
+        master.db = dbs.first ?? 0
+        master.username = parts.lazy.compactMap(\.username).first
+        master.password = parts.lazy.compactMap(\.password).first
+        master.tls = parts.lazy.compactMap(\.tls).first
+        let auth = parts.lazy.compactMap(\.sentinel).first { $0.password != nil }
+        // kombu's transport option master_name; Celeris also takes it from the environment.
+        let environment = ProcessInfo.processInfo.environment["CELERIS_BROKER_MASTER_NAME"] ?? ""
+        guard let name = names.first ?? (environment.isEmpty ? nil : environment) else {
+            throw InvalidURL(
+                url: url,
+                reason:
+                    "a sentinel:// URL needs the master's name: ?master_name=mymaster (or $CELERIS_BROKER_MASTER_NAME)")
+        }
+        master.sentinel = RedisSentinel(
+            masterName: name,
+            sentinels: parts.map { RedisEndpoint(host: $0.host, port: $0.port) },
+            username: auth?.username, password: auth?.password)
+        return master
+    }
+
     /// One server's URL.
     private static func server(_ url: String) throws(InvalidURL) -> RedisEndpoint {
         guard let schemeEnd = url.range(of: "://") else { throw InvalidURL(url: url) }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
         switch scheme {
-        case "redis", "unix", "redis+socket", "socket": break
-        case "rediss":
-            throw InvalidURL(
-                url: url, reason: "TLS (rediss://) is not supported yet: use redis:// over a trusted network")
-        case "sentinel", "redis+sentinel":
-            throw InvalidURL(url: url, reason: "Redis Sentinel (sentinel://) is not supported yet")
+        case "redis", "rediss", "sentinel", "unix", "redis+socket", "socket": break
         default:
             throw InvalidURL(
-                url: url, reason: "unknown scheme \(scheme)://: expected redis://, unix:// or redis+socket://")
+                url: url,
+                reason:
+                    "unknown scheme \(scheme)://: expected redis://, rediss://, sentinel://, unix:// or redis+socket://"
+            )
         }
         guard !url.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw InvalidURL(url: url, reason: "control characters in the URL")
         }
         var ep = RedisEndpoint()
+        if scheme == "sentinel" {
+            ep.port = 26379
+            ep.sentinel = RedisSentinel(masterName: "", sentinels: [])
+        }
+        if scheme == "rediss" { ep.tls = RedisTLS() }
         // The query: db / virtual_host, password, username.
         var query: [(String, String)] = []
         if let q = rest.firstIndex(of: "?") {
@@ -103,7 +154,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         }
         if rest.contains("#") { throw InvalidURL(url: url, reason: "a fragment (#) has no meaning here") }
         // User information: everything before the last '@' (a password may hold '@' percent-encoded or not).
-        let local = scheme != "redis"
+        let local = !["redis", "rediss", "sentinel"].contains(scheme)
         let userEnd: Substring.Index?
         if local {
             // unix://[user[:password]@]/path: the '@' comes before the path's first '/'.
@@ -187,10 +238,31 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
                 ep.db = d
             case "password": ep.password = value.isEmpty ? nil : value
             case "username": ep.username = value.isEmpty ? nil : value
+            case "master_name" where ep.sentinel != nil: ep.sentinel?.masterName = value
+            case "sentinel_password" where ep.sentinel != nil: ep.sentinel?.password = value.isEmpty ? nil : value
+            case "sentinel_username" where ep.sentinel != nil: ep.sentinel?.username = value.isEmpty ? nil : value
+            case "ssl" where ep.sentinel != nil:
+                // sentinel://…?ssl=true: the master speaks TLS (the sentinels themselves plain TCP).
+                guard let on = RedisTLS.flag(value) else {
+                    throw InvalidURL(url: url, reason: "\(key) must be true or false, not \(value)")
+                }
+                if on && ep.tls == nil { ep.tls = RedisTLS() }
+                if !on { ep.tls = nil }
+            case _ where key.hasPrefix("ssl_"):
+                if ep.tls == nil, ep.sentinel != nil { ep.tls = RedisTLS() }
+                guard ep.tls != nil else {
+                    throw InvalidURL(url: url, reason: "\(key) is a TLS option: use rediss:// for TLS")
+                }
+                try ep.tls?.set(key, value, url: url)
             default:
                 throw InvalidURL(
-                    url: url, reason: "unknown option \(key) (Celeris reads db, virtual_host, password, username)")
+                    url: url,
+                    reason: "unknown option \(key) (Celeris reads db, virtual_host, password, username, ssl_* with "
+                        + "rediss://, master_name, sentinel_password and sentinel_username with sentinel://)")
             }
+        }
+        if let s = ep.sentinel, s.username != nil, s.password == nil {
+            throw InvalidURL(url: url, reason: "sentinel_username needs a sentinel_password")
         }
         if ep.username != nil && ep.password == nil {
             throw InvalidURL(url: url, reason: "user \(ep.username ?? "") has no password (redis://user:password@host)")
@@ -270,11 +342,18 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL without its password: `redis://user@host:port/db`, `unix:///path?db=N`, `;` between servers.
     public var description: String {
-        servers.map { s in
+        if let sentinel {
+            let user = username.map { "\($0)@" } ?? ""
+            let list = sentinel.sentinels.map { s in
+                "sentinel://\(user)\(s.host.contains(":") ? "[\(s.host)]" : s.host):\(s.port)/\(db)"
+            }
+            return list.joined(separator: ";") + "?master_name=\(sentinel.masterName)" + (tls == nil ? "" : "&ssl=true")
+        }
+        return servers.map { s in
             if let path = s.socketPath { return "unix://\(path)?db=\(s.db)" }
             let user = s.username.map { "\($0)@" } ?? ""
             let host = s.host.contains(":") ? "[\(s.host)]" : s.host
-            return "redis://\(user)\(host):\(s.port)/\(s.db)"
+            return "\(s.tls == nil ? "redis" : "rediss")://\(user)\(host):\(s.port)/\(s.db)"
         }.joined(separator: ";")
     }
 

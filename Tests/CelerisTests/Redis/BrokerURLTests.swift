@@ -53,8 +53,13 @@ final class BrokerURLTests: XCTestCase {
         XCTAssertEqual(list.description, "redis://a:6379/0;redis://u@b:6380/0")
 
         for (url, words) in [
-            ("rediss://h:6380/0", "TLS (rediss://) is not supported yet"),
-            ("sentinel://h:26379;sentinel://h2:26379", "Sentinel (sentinel://) is not supported yet"),
+            ("rediss://h:6380/0?ssl_cert_reqs=maybe", "ssl_cert_reqs must be required, optional or none"),
+            ("redis://h:6379/0?ssl_ca_certs=/ca.pem", "ssl_ca_certs is a TLS option: use rediss://"),
+            ("rediss://h/0?ssl_check_hostname=perhaps", "ssl_check_hostname must be true or false"),
+            ("rediss://h/0?ssl_version=3", "unknown TLS option ssl_version"),
+            ("sentinel://h:26379;redis://h2:6379", "mixes sentinel:// with other schemes"),
+            ("sentinel://h:26379?master_name=a;sentinel://h2?master_name=b", "more than one master_name"),
+            ("redis://h/0?master_name=m", "unknown option master_name"),
             ("http://x", "unknown scheme"),
             ("redis://h:99999/0", "port must be 1-65535"),
             ("redis://h/x", "db must be a number"),
@@ -69,9 +74,45 @@ final class BrokerURLTests: XCTestCase {
                 XCTAssertTrue(text.contains(words), "\(url): \(text)")
             }
         }
-        XCTAssertThrowsError(try RedisEndpoint(url: "rediss://user:hunter2@h")) { error in
+        XCTAssertThrowsError(try RedisEndpoint(url: "rediss://user:hunter2@h/0?ssl_cert_reqs=no")) { error in
             XCTAssertFalse("\(error)".contains("hunter2"), "a password never reaches a message: \(error)")
             XCTAssertTrue("\(error)".contains("rediss://user:**@h"), "\(error)")
+        }
+    }
+
+    func testTLSAndSentinelURLForms() throws {
+        let tls = try RedisEndpoint(
+            url: "rediss://:tok%40en@cache.example.com:6380/1?ssl_cert_reqs=CERT_REQUIRED&ssl_ca_certs=/etc/ca.pem"
+                + "&ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_check_hostname=false")
+        XCTAssertEqual(
+            tls.tls,
+            RedisTLS(
+                certificateRequirement: .required, caFile: "/etc/ca.pem", certFile: "/c.pem", keyFile: "/k.pem",
+                checkHostname: false))
+        XCTAssertEqual(tls.handshake, [["AUTH", "tok@en"], ["SELECT", "1"]])
+        XCTAssertEqual(tls.description, "rediss://cache.example.com:6380/1")
+        XCTAssertEqual(try RedisEndpoint(url: "rediss://h").tls, RedisTLS(), "verified against the system store")
+        XCTAssertEqual(try RedisEndpoint(url: "rediss://h?ssl_cert_reqs=none").tls?.verifies, false)
+        XCTAssertEqual(try RedisEndpoint(url: "rediss://a;rediss://b").servers.map { $0.tls != nil }, [true, true])
+
+        let s = try RedisEndpoint(
+            url: "sentinel://:pw@10.0.0.7:26379/2;sentinel://10.0.0.8?master_name=mymaster&sentinel_password=sp")
+        XCTAssertEqual(
+            s.sentinel,
+            RedisSentinel(
+                masterName: "mymaster",
+                sentinels: [
+                    RedisEndpoint(host: "10.0.0.7", port: 26379), RedisEndpoint(host: "10.0.0.8", port: 26379),
+                ],
+                password: "sp"))
+        XCTAssertEqual(s.password, "pw", "the URL's password is the master's, as in kombu")
+        XCTAssertEqual(s.db, 2)
+        XCTAssertNil(s.tls)
+        XCTAssertEqual(s.description, "sentinel://10.0.0.7:26379/2;sentinel://10.0.0.8:26379/2?master_name=mymaster")
+        XCTAssertEqual(try RedisEndpoint(url: s.description).sentinel?.sentinels, s.sentinel?.sentinels)
+        XCTAssertNotNil(try RedisEndpoint(url: "sentinel://h?master_name=m&ssl=true").tls)
+        XCTAssertThrowsError(try RedisEndpoint(url: "sentinel://h:26379")) { error in
+            XCTAssertTrue("\(error)".contains("needs the master's name"), "\(error)")
         }
     }
 

@@ -189,6 +189,9 @@ struct WorkerCommand: ParsableCommand {
         let ioMode = IOMode(rawValue: io ?? env["CELERIS_IO"] ?? "auto") ?? .auto
         let reader = FileReader(mode: ioMode)
         do { try reader.validate() } catch { throw ValidationError("\(error)") }
+        // Said once, at start-up: under a container's default seccomp profile the kernel
+        // refuses io_uring, and the broker connection and file reads use plain syscalls.
+        if let refused = reader.probe() { logger.info("io_uring refused (\(refused)): using sockets and read(2)") }
         FileReader.shared.set(reader)
         do {
             try DocumentPolicy.configure(
@@ -207,11 +210,21 @@ struct WorkerCommand: ParsableCommand {
         config.maxMessageBytes = maxMessageBytes
         config.maxClaimBytes = maxClaimBytes
         config.resultExpires = ResultRecord.expiry(seconds: resultExpires) ?? ResultRecord.expirySeconds
+        let running = LockedBox<Consumer?>(nil)
         if let metricsPort {
             let prometheus = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
-            let bound = try MetricsServer.start(host: metricsHost, port: metricsPort) { prometheus.emitToString() }
-            logger.info("metrics on http://\(metricsHost):\(bound)/metrics")
+            // /health: 503 "starting" until the consumer exists, then its readiness.
+            let health: MetricsServer.Health = {
+                guard let h = running.get()?.health else {
+                    return (503, ["status": "unavailable", "reason": "starting"])
+                }
+                return (h.status, h.json)
+            }
+            let bound = try MetricsServer.start(host: metricsHost, port: metricsPort, health: health) {
+                prometheus.emitToString()
+            }
+            logger.info("metrics on http://\(metricsHost):\(bound)/metrics, readiness /health, liveness /livez")
         }
         do {
             config.routes = try TaskRoutes.fromCommandLine(flags: route, file: routes, base: baseRoutes)
@@ -219,6 +232,7 @@ struct WorkerCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         let consumer = Consumer(configuration: config, registry: registry, logger: logger)
+        running.set(consumer)
         RemoteControlListener(endpoint: endpoint, logger: logger, clock: config.clock) { consumer.control($0) }.start()
 
         let signals = ShutdownSignals(signals: [SIGINT, SIGTERM, SIGQUIT]) { signo, count in
@@ -231,7 +245,7 @@ struct WorkerCommand: ParsableCommand {
             }
         }
         logger.info(
-            "\(node) ready: broker \(endpoint), queues \(queueList.joined(separator: ",")), \(autoscaleRange.map { "autoscale \($0.max),\($0.min)" } ?? "concurrency \(concurrency)"), events \(taskEvents ? "on" : "off"), file io \(reader.usesUring ? "io_uring" : "read(2)"), tasks \(registry.names.joined(separator: ", "))"
+            "\(node) ready: broker \(endpoint), queues \(queueList.joined(separator: ",")), \(autoscaleRange.map { "autoscale \($0.max),\($0.min)" } ?? "concurrency \(concurrency)"), events \(taskEvents ? "on" : "off"), io \(reader.usesUring ? "io_uring" : "sockets, read(2)"), tasks \(registry.names.joined(separator: ", "))"
         )
         consumer.run()
         withExtendedLifetime(signals) {}

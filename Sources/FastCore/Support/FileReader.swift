@@ -53,6 +53,31 @@ public final class FileReader: @unchecked Sendable {
         giveBack(ring: ring)
     }
 
+    /// In `auto` mode, try io_uring once now (the ring is kept for the first large read) and
+    /// say why the kernel refused it, e.g. "EPERM" under a container's default seccomp profile;
+    /// nil when it is allowed or not wanted. After this, `usesUring` tells what is really used.
+    public func probe() -> String? {
+        guard mode == .auto else { return nil }
+        do throws(Unavailable) {
+            giveBack(ring: try takeRing())
+            return nil
+        } catch {
+            return Self.errnoName(error.errno)
+        }
+    }
+
+    static func errnoName(_ e: Int32) -> String {
+        switch e {
+        case EPERM: "EPERM"
+        case EACCES: "EACCES"
+        case ENOSYS: "ENOSYS"
+        case ENOMEM: "ENOMEM"
+        case EINVAL: "EINVAL"
+        case EMFILE: "EMFILE"
+        default: "errno \(e)"
+        }
+    }
+
     /// Whether io_uring is in use (false once refused, or in `socket` mode).
     public var usesUring: Bool { mode != .socket && lock.withLock { refusal == nil } }
 

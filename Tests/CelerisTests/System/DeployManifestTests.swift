@@ -135,6 +135,7 @@ final class DeployManifestTests: XCTestCase {
                 }
             ),
             ("frontend.yaml", { $0.replacingOccurrences(of: "port: http\n", with: "port: web\n") }),
+            ("worker-celery.yaml", { $0.replacingOccurrences(of: "path: /livez\n", with: "path: /health\n") }),
         ]
         var copies: [URL] = []
         defer { for copy in copies { try? FileManager.default.removeItem(at: copy) } }
@@ -173,6 +174,8 @@ final class DeployManifestTests: XCTestCase {
             p)
         p = found[8]
         XCTAssertTrue(p.contains("celeris-frontend: readinessProbe port web is no container port"), p)
+        p = found[9]
+        XCTAssertTrue(p.contains("celeris-worker-celery: livenessProbe is not GET /livez"), p)
     }
 
     // MARK: - the binaries as deployed
@@ -232,6 +235,7 @@ final class DeployManifestTests: XCTestCase {
             let container = try XCTUnwrap(DeployManifests.container(of: deployment))
             let queue = try XCTUnwrap(manifests.queue(of: deployment))
             let probe = try XCTUnwrap(container["livenessProbe"]?["httpGet"]?["path"]?.stringValue)
+            let readiness = try XCTUnwrap(container["readinessProbe"]?["httpGet"]?["path"]?.stringValue)
             let metricsPort = freePort()
             let args = DeployManifests.replacing(
                 DeployManifests.strings(container["args"]),
@@ -244,6 +248,7 @@ final class DeployManifestTests: XCTestCase {
             XCTAssertTrue(
                 eventually(timeout: 10) {
                     (try? HTTPClient.request("GET", port: metricsPort, path: probe).status) == 200
+                        && (try? HTTPClient.request("GET", port: metricsPort, path: readiness).status) == 200
                 }, "\(name): \(worker.log)")
             // A 4-step create_task (2 s here) on the worker's own queue, seen running (PROGRESS)
             // right before SIGTERM, and ended (date_done) after it.
@@ -255,6 +260,12 @@ final class DeployManifestTests: XCTestCase {
             XCTAssertEqual(try client.result(task.id)?["status"], "PROGRESS", "\(name): running when SIGTERM comes")
             let terminatedAt = CeleryTime.now()
             worker.process.terminate()
+            // Not ready from the warm shutdown on, while the task finishes; still alive.
+            XCTAssertTrue(
+                eventually(timeout: 5) {
+                    (try? HTTPClient.request("GET", port: metricsPort, path: readiness).status) == 503
+                }, "\(name): \(worker.log)")
+            XCTAssertEqual(try HTTPClient.request("GET", port: metricsPort, path: probe).status, 200, name)
             let grace = try XCTUnwrap(
                 deployment["spec"]?["template"]?["spec"]?["terminationGracePeriodSeconds"]?.intValue)
             XCTAssertTrue(eventually(timeout: min(Double(grace), 30)) { !worker.isRunning }, "\(name): \(worker.log)")
@@ -516,8 +527,12 @@ struct DeployManifests {
                 if ports["metrics"] != served {
                     problems.append("\(name): container port metrics is not --metrics-port")
                 }
-                if container["livenessProbe"]?["httpGet"]?["path"] != "/metrics" {
-                    problems.append("\(name): livenessProbe is not GET /metrics (the worker serves nothing else)")
+                if container["readinessProbe"]?["httpGet"]?["path"] != "/health" {
+                    problems.append("\(name): readinessProbe is not GET /health")
+                }
+                // /health follows Redis: as liveness it would restart every worker during an outage.
+                if container["livenessProbe"]?["httpGet"]?["path"] != "/livez" {
+                    problems.append("\(name): livenessProbe is not GET /livez (the one that does not follow Redis)")
                 }
             }
             for probe in ["readinessProbe", "livenessProbe"] {

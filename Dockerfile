@@ -12,7 +12,9 @@
 #   docker run --entrypoint celeris-worker -e CELERIS_BROKER_URL=redis://redis:6379/0 celeris:0.2.0 -Q celery -c 4
 #
 # BASE is the runtime's Debian 12 image; BUILDER a Swift 6 toolchain on the same Debian (the binaries
-# link the system's libhiredis 0.14, libevent 2.1, liburing 2 and http-parser 2.9).
+# link the system's libhiredis 0.14, libevent 2.1 (+ its OpenSSL bufferevents), OpenSSL 3, liburing 2
+# and http-parser 2.9). ca-certificates is the system CA store rediss:// verifies against by default
+# (ElastiCache's and other public CAs' roots; ?ssl_ca_certs=/path for a private CA).
 ARG BASE=debian:bookworm-slim
 ARG BUILDER=swift:6.1-bookworm
 
@@ -20,7 +22,7 @@ ARG BUILDER=swift:6.1-bookworm
 FROM ${BUILDER} AS builder
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev binutils \
+      libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev libssl-dev binutils \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift Package.resolved* ./
@@ -36,7 +38,7 @@ RUN mkdir -p Tests/CelerisTests && swift build -c release --product celeris-fron
 FROM ${BASE} AS runtime-base
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libhiredis0.14 libevent-2.1-7 liburing2 libhttp-parser2.9 ca-certificates \
+      libhiredis0.14 libevent-2.1-7 libevent-openssl-2.1-7 libssl3 liburing2 libhttp-parser2.9 ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && echo 'celeris:x:10001:10001:Celeris:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
  && echo 'celeris:x:10001:' >> /etc/group \
@@ -44,13 +46,16 @@ RUN apt-get update \
 ENV PATH=/opt/celeris/bin:$PATH \
     CELERIS_BROKER_URL=redis://redis:6379/0
 # /health: 200 when the frontend reaches Redis. A worker container checks its metrics server
-# instead: `celeris-healthcheck 9808 /metrics` with --metrics-port 9808 (compose.yaml does).
+# instead (--metrics-port 9808): `celeris-healthcheck 9808 /health` (200 while it consumes with
+# its broker link up, 503 while Redis is unreachable or it is shutting down) or
+# `celeris-healthcheck 9808 /livez` (200 while the process serves, whatever Redis does).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 CMD ["celeris-healthcheck"]
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8000
 # Under the default seccomp profile (Docker's and podman's refuse io_uring_setup) the worker's
-# `--io auto` uses plain sockets and read(2), and says so in its log once: "connected to … (socket)".
+# `--io auto` uses plain sockets and read(2), and says so in its log once at start-up:
+# "io_uring refused (EPERM): using sockets and read(2)"; then "connected to … (socket)".
 ENTRYPOINT ["celeris-frontend"]
 CMD ["--host", "0.0.0.0", "--port", "8000"]
 

@@ -1,7 +1,7 @@
 # Celeris: `make run` starts the system, `make test` runs the tests.
 # Both install what they need on Debian 12 (as root, or with sudo).
 SHELL := /bin/bash
-APT_PKGS := libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev redis-server python3 python3-venv poppler-utils
+APT_PKGS := libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev redis-server python3 python3-venv poppler-utils libssl-dev
 # `make test` also installs these: System/DashboardBrowserTests drives the dashboard in headless Chromium.
 TEST_APT_PKGS := chromium
 # System/ManyHostsTests: network namespaces (iproute2), a load balancer (haproxy) and Redis Sentinel.

@@ -44,4 +44,14 @@ void ce_sha1(const uint8_t *data, size_t len, uint8_t out[20]);
 /* Standard base64 of len bytes into out (needs 4*ceil(len/3)+1); returns length. */
 size_t ce_base64_encode(const uint8_t *in, size_t len, char *out);
 
+/* TLS sessions (tls.c): a client SSL for one link, sending server_name as SNI (not an IP)
+   and, when the config verifies and check_hostname, requiring the certificate to name it
+   (an IP literal: its IP SAN). NULL on failure. */
+struct ce_tls_config;
+struct ssl_st;
+struct ssl_st *ce_tls_session_new(struct ce_tls_config *c, const char *server_name, int check_hostname);
+/* Why an SSL call that returned rc failed, in words ("certificate verify failed: unable to
+   get local issuer certificate"); clears OpenSSL's error queue; returns buf. */
+const char *ce_tls_error_text(struct ssl_st *ssl, int rc, char *buf, size_t len);
+
 #endif

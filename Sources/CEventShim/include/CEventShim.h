@@ -257,6 +257,17 @@ int ce_redis_keepalive(ce_redis *r, int idle_s);
 /* Close (if open) and free the handle; pending callbacks get NULL first. */
 void ce_redis_free(ce_redis *r);
 
+/* ---- TLS (tls.c, OpenSSL) -------------------------------------------- */
+
+/* A client SSL_CTX: CA store, client certificate, verify mode; shared by many links. */
+typedef struct ce_tls_config ce_tls_config;
+/* verify: 0 none, 1 optional (a client verifies as with required), 2 required.
+   ca_file and ca_path NULL: the system store. cert_file/key_file: a client certificate
+   (key_file NULL: the key is in cert_file). NULL with a message in err on failure. */
+ce_tls_config *ce_tls_config_new(int verify, const char *ca_file, const char *ca_path, const char *cert_file,
+                                 const char *key_file, char *err, size_t err_len);
+void ce_tls_config_free(ce_tls_config *c);
+
 /* ---- blocking Redis (one thread, pipelined) -------------------------- */
 
 typedef struct ce_redis_sync ce_redis_sync;

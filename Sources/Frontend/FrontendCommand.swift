@@ -145,6 +145,24 @@ struct FrontendCommand: ParsableCommand {
     @Option(name: .long, help: "Most tasks one loop follows at once for WebSocket subscriptions (beyond: refused).")
     var maxWatchedTasks: Int = 100_000
 
+    @Option(
+        name: .long,
+        help:
+            "Answer POST /tasks and /process only once this many replicas hold the task (Redis WAIT; fewer: 503 not_replicated). Default: $CELERIS_DURABLE_ENQUEUE or 0 (off)."
+    )
+    var durableEnqueue: Int?
+
+    @Option(
+        name: .long, help: "Milliseconds the durable enqueue's WAIT waits for the replicas (below --redis-timeout-ms).")
+    var durableTimeoutMs: Int = 1000
+
+    /// `--durable-enqueue`, else `$CELERIS_DURABLE_ENQUEUE`, else 0; nil when the variable is not a count.
+    var durableReplicas: Int? {
+        if let durableEnqueue { return durableEnqueue }
+        guard let text = ProcessInfo.processInfo.environment["CELERIS_DURABLE_ENQUEUE"], !text.isEmpty else { return 0 }
+        return Int(text.trimmingCharacters(in: .whitespaces))
+    }
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         if let problem = CommandSetup.checkLogLevel(loglevel) { throw ValidationError(problem) }
@@ -159,6 +177,15 @@ struct FrontendCommand: ParsableCommand {
         }
         guard wsMaxIdsPerMessage >= 1, wsMaxSubscriptions >= 1 else {
             throw ValidationError("--ws-max-ids-per-message and --ws-max-subscriptions must be >= 1")
+        }
+        guard let replicas = durableReplicas, (0...1000).contains(replicas) else {
+            throw ValidationError("--durable-enqueue (or $CELERIS_DURABLE_ENQUEUE) must be a replica count 0...1000")
+        }
+        guard durableTimeoutMs >= 1 else { throw ValidationError("--durable-timeout-ms must be >= 1") }
+        if replicas > 0, redisTimeoutMs > 0, durableTimeoutMs >= redisTimeoutMs {
+            throw ValidationError(
+                "--durable-timeout-ms (\(durableTimeoutMs)) must be below --redis-timeout-ms (\(redisTimeoutMs)): "
+                    + "a WAIT that long would count as a stalled link")
         }
     }
 
@@ -197,6 +224,8 @@ struct FrontendCommand: ParsableCommand {
         settings.webSockets.maxSubscriptions = wsMaxSubscriptions
         settings.webSockets.firehose = !noFirehose
         settings.maxWatchedTasks = max(1, maxWatchedTasks)
+        settings.durableReplicas = durableReplicas ?? 0
+        settings.durableTimeoutMs = durableTimeoutMs
         settings.tasks.allowedTasks += allowTask
         if let allowTasksFile {
             guard let text = try? String(contentsOfFile: allowTasksFile, encoding: .utf8) else {

@@ -33,6 +33,11 @@ public final class FrontendApp: HTTPServerDelegate {
         public var allowedOrigins: [String] = []
         /// Most tasks one loop follows at once for `/ws` subscriptions (and waits) (beyond: refused).
         public var maxWatchedTasks = 100_000
+        /// Durable enqueue: replicas a task must reach (Redis `WAIT`) before `POST /tasks` or
+        /// `/process` answers 200; fewer within `durableTimeoutMs` answer 503 `not_replicated` (0: off).
+        public var durableReplicas = 0
+        /// Milliseconds the durable enqueue's `WAIT` blocks at most.
+        public var durableTimeoutMs = 1000
 
         public init() {}
     }
@@ -59,6 +64,8 @@ public final class FrontendApp: HTTPServerDelegate {
     private let scheduleAPI: ScheduleAPI
     /// Revoke, and `GET /status/{id}` with children.
     private let taskAPI: TaskAPI
+    /// One `WAIT` per loop turn after that turn's pushes (nil: durable enqueue off).
+    private let durable: DurableEnqueue?
     @exclusivity(unchecked) private var sampler: LoopTimer?
     /// Loop 0's `/stats` sampler (queue depths every 2 s; workers while /stats is read).
     @exclusivity(unchecked) private var statsSampler: StatsSampler?
@@ -91,6 +98,12 @@ public final class FrontendApp: HTTPServerDelegate {
         taskAPI = TaskAPI(
             loop: loop, redis: redis, watch: resultWatch, maxPendingRedis: settings.maxPendingRedis, logger: logger)
         hub = WebSocketHub(settings: settings.webSockets, logger: logger, clock: clock, results: resultWatch)
+        durable =
+            settings.durableReplicas > 0
+            ? DurableEnqueue(
+                loop: loop, redis: redis,
+                settings: .init(replicas: settings.durableReplicas, timeoutMs: settings.durableTimeoutMs),
+                logger: logger) : nil
         redis.onStateChange = { [weak self, weak subscriber] up in
             if up { self?.producer.reset() }
             shared.setBrokerUp(loop: loopIndex, up && subscriber?.isConnected == true)
@@ -286,7 +299,8 @@ public final class FrontendApp: HTTPServerDelegate {
         enqueue(workflow.message(routes: settings.routes), connection)
     }
 
-    /// LPUSH a message (declaring its queue once) and answer `{"task_id": …}` once Redis has it.
+    /// LPUSH a message (declaring its queue once) and answer `{"task_id": …}` once Redis has it
+    /// (with durable enqueue: once the turn's `WAIT` says enough replicas have it, else 503).
     /// `expiration`: the property kombu adds when the task expires (milliseconds left, as text).
     private func enqueue(_ message: TaskMessage, _ connection: Connection, expiration: String? = nil) {
         if knownQueues.insert(message.queue).inserted { shared.addQueue(message.queue) }
@@ -298,6 +312,7 @@ public final class FrontendApp: HTTPServerDelegate {
         for cmd in producer.declareCommands(queue: message.queue) { redis.send(cmd) { _ in } }
         var push = TaskProducer.pushCommand(for: message)
         if let expiration { push[2] = message.envelopeBytes(expiration: expiration) }
+        let batch = durable?.join()
         let sent = redis.send(bytes: push) { [weak self, logger] reply in
             guard let reply else {
                 self?.brokerUnavailable(connection)
@@ -309,7 +324,16 @@ public final class FrontendApp: HTTPServerDelegate {
                 return
             }
             self?.shared.stats.countSubmitted()
-            connection.respond(status: 200, json: ["task_id": .string(message.id)])
+            guard let batch, let durable = self?.durable else {
+                return connection.respond(status: 200, json: ["task_id": .string(message.id)])
+            }
+            batch.await { outcome in
+                if let refused = durable.refusal(outcome, taskId: message.id) {
+                    connection.respond(status: refused.error.status, json: refused.body, headers: refused.error.headers)
+                } else {
+                    connection.respond(status: 200, json: ["task_id": .string(message.id)])
+                }
+            }
         }
         if !sent {
             producer.reset()

@@ -78,7 +78,7 @@ public enum OpenAPIDocument {
                   "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
                   "422": {"$ref": "#/components/responses/Unprocessable"},
                   "431": {"$ref": "#/components/responses/HeadersTooLarge"},
-                  "503": {"$ref": "#/components/responses/Unavailable"}
+                  "503": {"$ref": "#/components/responses/EnqueueUnavailable"}
                 }
               }
             },
@@ -209,7 +209,7 @@ public enum OpenAPIDocument {
                   "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
                   "422": {"$ref": "#/components/responses/Unprocessable"},
                   "431": {"$ref": "#/components/responses/HeadersTooLarge"},
-                  "503": {"$ref": "#/components/responses/Unavailable"}
+                  "503": {"$ref": "#/components/responses/EnqueueUnavailable"}
                 }
               }
             },
@@ -566,6 +566,11 @@ public enum OpenAPIDocument {
                 "description": "Redis unreachable (`broker_unavailable`), erring (`broker_error`) or too busy (`overloaded`), or too many open connections (`too_many_connections`).",
                 "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+              },
+              "EnqueueUnavailable": {
+                "description": "Redis unreachable (`broker_unavailable`), erring (`broker_error`) or too busy (`overloaded`), or too many open connections (`too_many_connections`). With durable enqueue (`--durable-enqueue N`, Redis `WAIT N T` after the push): `not_replicated` when fewer than N replicas acknowledged the task within `--durable-timeout-ms` (or the link dropped before `WAIT` answered); the body names the `task_id`, which is in the primary's queue and may be lost on a failover: retry with the same `task_id` to be sure it is queued.",
+                "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
               }
             },
             "schemas": {
@@ -577,7 +582,11 @@ public enum OpenAPIDocument {
                     "type": "string",
                     "description": "A stable code such as `not_found`, `invalid_task`, `broker_unavailable`."
                   },
-                  "detail": {"type": "string", "description": "What was wrong, for people."}
+                  "detail": {"type": "string", "description": "What was wrong, for people."},
+                  "task_id": {
+                    "$ref": "#/components/schemas/TaskIdString",
+                    "description": "With `not_replicated`: the task that was pushed but not confirmed on enough replicas."
+                  }
                 }
               },
               "TaskIdString": {

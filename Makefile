@@ -2,8 +2,9 @@
 # Both install what they need on Debian 12 (as root, or with sudo).
 SHELL := /bin/bash
 APT_PKGS := libhiredis-dev libevent-dev liburing-dev libhttp-parser-dev redis-server python3 python3-venv poppler-utils libssl-dev
-# `make test` also installs these: System/DashboardBrowserTests drives the dashboard in headless Chromium.
-TEST_APT_PKGS := chromium
+# `make test` also installs these: System/DashboardBrowserTests drives the dashboard in headless Chromium;
+# System/ContainerTests builds and runs the image with podman (runc; a debootstrap base).
+TEST_APT_PKGS := chromium podman runc debootstrap
 # System/ManyHostsTests: network namespaces (iproute2), a load balancer (haproxy) and Redis Sentinel.
 TEST_APT_PKGS += haproxy redis-sentinel iproute2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -24,7 +24,8 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [
                 .linkedLibrary("event"), .linkedLibrary("hiredis"), .linkedLibrary("http_parser"),
-                .linkedLibrary("uring"), .linkedLibrary("ssl"), .linkedLibrary("crypto"),
+                .linkedLibrary("uring"), .linkedLibrary("event_openssl"), .linkedLibrary("ssl"),
+                .linkedLibrary("crypto"),
             ]
         ),
         .target(

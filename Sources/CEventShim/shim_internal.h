@@ -44,6 +44,24 @@ void ce_sha1(const uint8_t *data, size_t len, uint8_t out[20]);
 /* Standard base64 of len bytes into out (needs 4*ceil(len/3)+1); returns length. */
 size_t ce_base64_encode(const uint8_t *in, size_t len, char *out);
 
+/* One Redis link on a loop: plain or TLS bytes over a bufferevent, replies parsed by
+   hiredis' reader (redis_link.c). up: connected (TLS: handshake done); reply: one reply,
+   freed after; down: the link failed or closed (was_up: after up), no callback after it. */
+struct ce_tls_config;
+typedef struct ce_link ce_link;
+typedef struct ce_link_ops {
+    void (*up)(void *owner);
+    void (*reply)(void *owner, void *reply);
+    void (*down)(void *owner, int was_up, const char *err);
+} ce_link_ops;
+ce_link *ce_link_open_tcp(struct event_base *base, const char *host, int port, struct ce_tls_config *tls,
+                          const char *server_name, int check_hostname, const ce_link_ops *ops, void *owner);
+ce_link *ce_link_open_unix(struct event_base *base, const char *path, const ce_link_ops *ops, void *owner);
+int ce_link_write(ce_link *l, const char *data, size_t len);
+int ce_link_fd(const ce_link *l);
+int ce_link_is_up(const ce_link *l);
+void ce_link_free(ce_link *l);
+
 /* TLS sessions (tls.c): a client SSL for one link, sending server_name as SNI (not an IP)
    and, when the config verifies and check_hostname, requiring the certificate to name it
    (an IP literal: its IP SAN). NULL on failure. */

@@ -227,7 +227,7 @@ void ce_reply_free(ce_reply *r);
 /* Parse one complete reply from buf (no I/O); NULL when incomplete or not RESP. Free with ce_reply_free. */
 ce_reply *ce_resp_parse(const char *buf, size_t len);
 
-/* ---- async Redis on the loop (hiredis async + libevent adapter) ------ */
+/* ---- async Redis on the loop (libevent bufferevent, plain or TLS) ---- */
 
 typedef struct ce_redis ce_redis;
 
@@ -242,6 +242,12 @@ typedef void (*ce_redis_reply_cb)(ce_redis *r, const ce_reply *reply, void *priv
 ce_redis *ce_redis_connect(ce_loop *loop, const char *host, int port, ce_redis_state_cb cb, void *ctx);
 /* Start connecting to a unix socket on the loop. NULL when it cannot even start. */
 ce_redis *ce_redis_connect_unix(ce_loop *loop, const char *path, ce_redis_state_cb cb, void *ctx);
+/* ce_redis_connect over TLS when tls is set (a tls.c config; NULL: plain TCP): CONNECTED once the
+   handshake is done (SNI and, when check_hostname, the name checked: server_name); a failed
+   handshake is FAILED with its reason ("TLS handshake with host:port failed: certificate verify failed (...)"). */
+struct ce_tls_config;
+ce_redis *ce_redis_connect_tls(ce_loop *loop, const char *host, int port, struct ce_tls_config *tls,
+                               const char *server_name, int check_hostname, ce_redis_state_cb cb, void *ctx);
 /* Send one command already encoded as RESP (len bytes, then a NUL not sent); cb runs once,
    or per reply while persistent (SUBSCRIBE). -1 when down. */
 int ce_redis_send(ce_redis *r, const char *resp, size_t len, int persistent, ce_redis_reply_cb cb, void *privdata);
@@ -334,6 +340,9 @@ typedef void (*ce_pubsub_cb)(ce_pubsub *p, int event, const char *a, size_t alen
 ce_pubsub *ce_pubsub_connect(ce_loop *loop, const char *host, int port, ce_pubsub_cb cb, void *ctx);
 /* Start connecting to a unix socket; NULL when it cannot even start. */
 ce_pubsub *ce_pubsub_connect_unix(ce_loop *loop, const char *path, ce_pubsub_cb cb, void *ctx);
+/* ce_pubsub_connect over TLS when tls is set (as ce_redis_connect_tls); a failed handshake is DOWN with its reason. */
+ce_pubsub *ce_pubsub_connect_tls(ce_loop *loop, const char *host, int port, struct ce_tls_config *tls,
+                                 const char *server_name, int check_hostname, ce_pubsub_cb cb, void *ctx);
 /* AUTH user password, or AUTH password when user is NULL (before subscribing). -1 when down. */
 int ce_pubsub_auth(ce_pubsub *p, const char *user, size_t user_len, const char *password, size_t len);
 /* SUBSCRIBE / UNSUBSCRIBE one channel. -1 when down. */

@@ -32,6 +32,9 @@ final class ResultSubscriber {
     private let ownChannel = "celeris-client-" + TaskMessage.newId()
     private var reconnectTimer: LoopTimer?
     private var hostLookup: HostLookup?
+    private var serverLookup: ServerLookup?
+    /// The link whose refusal is being handled (its later error replies add nothing).
+    private var refusedLink: OpaquePointer?
     private var connectTimer: LoopTimer?
     private var dropTimer: LoopTimer?
     /// The delay before the next reconnect: doubled after each refusal (an error reply), to 5 s.
@@ -80,6 +83,7 @@ final class ResultSubscriber {
         closed = true
         reconnectTimer?.cancel()
         hostLookup?.cancel()
+        serverLookup?.cancel()
         connectTimer?.cancel()
         dropTimer?.cancel()
         sweepTimer?.cancel()
@@ -192,17 +196,34 @@ final class ResultSubscriber {
         _ = channel.withCString { ce_pubsub_subscribe(h, $0, strlen($0)) }
     }
 
-    /// Pick the server (each attempt takes the next of a failover list, from the one that
+    /// Take the servers to try (a Sentinel endpoint's master is asked of the sentinels off the
+    /// loop), pick one (each attempt takes the next of a failover list, from the one that
     /// answered last), resolve its host off the loop (as `AsyncRedis` does; a numeric address
     /// or a unix socket needs no lookup), then open a link to the address.
     private func connect() {
         guard !closed else { return }
         for r in retired { ce_pubsub_free(r) }
         retired.removeAll()
-        let servers = endpoint.serversToTry
+        guard endpoint.sentinel != nil else { return connect(among: endpoint.serversToTry) }
+        serverLookup?.cancel()
+        serverLookup = ServerLookup(endpoint: endpoint, timeoutMs: 2000, loop: loop) { [weak self] servers, error in
+            guard let self, !self.closed else { return }
+            guard !servers.isEmpty else {
+                self.lastError = error ?? "no Redis server named"
+                self.logger.warning("client subscriber: \(self.lastError ?? ""); retrying")
+                return self.scheduleReconnect()
+            }
+            self.connect(among: servers)
+        }
+    }
+
+    private func connect(among servers: [RedisEndpoint]) {
+        guard !closed else { return }
         if servers.count > 1 {
             failedAttempts += 1
             server = servers[failedAttempts % servers.count]
+        } else if let only = servers.first {
+            server = only  // a Sentinel endpoint's master now
         }
         if server.socketPath != nil || RedisEndpoint.isNumericAddress(server.host) { return open(address: server.host) }
         let round = max(0, failedAttempts) / servers.count
@@ -222,13 +243,29 @@ final class ResultSubscriber {
     private func open(address: String) {
         guard !closed else { return }
         let context = Unmanaged.passUnretained(self).toOpaque()
+        var tlsContext: OpaquePointer?
+        if server.socketPath == nil, let tls = server.tls {
+            do {
+                tlsContext = try TLSContext.shared(for: tls).handle
+            } catch {
+                // A TLS setting that cannot be used: a failed attempt, never plaintext.
+                lastError = "\(error)"
+                logger.error("client subscriber at \(server): \(error)")
+                return scheduleReconnect()
+            }
+        }
         handle =
             if let path = server.socketPath {
                 ce_pubsub_connect_unix(loop.handle, path, pubsubTrampoline, context)
+            } else if let tls = server.tls, let tlsContext {
+                ce_pubsub_connect_tls(
+                    loop.handle, address, Int32(server.port), tlsContext, tls.serverName ?? server.host,
+                    tls.checkHostname ? 1 : 0, pubsubTrampoline, context)
             } else {
                 ce_pubsub_connect(loop.handle, address, Int32(server.port), pubsubTrampoline, context)
             }
         guard let h = handle else { return scheduleReconnect() }
+        refusedLink = nil
         connectTimer?.cancel()
         connectTimer = loop.timer(after: connectTimeoutMs) { [weak self] in
             guard let self, !self.isUp, let current = self.handle, current == h else { return }
@@ -242,13 +279,15 @@ final class ResultSubscriber {
     /// Redis refused the link (an error reply: NOAUTH, WRONGPASS): drop it once out of
     /// hiredis' callback, and try again later and later.
     private func refused(_ message: String) {
+        // One refusal per link: a refused AUTH also fails the PING and SUBSCRIBEs behind it.
+        guard let link = handle, link != refusedLink else { return }
+        refusedLink = link
         let lower = message.lowercased()
         let auth = lower.contains("auth") || lower.contains("wrongpass") || lower.contains("password")
         lastError = auth ? "authentication failed: \(message)" : "refused: \(message)"
         logger.error("client subscriber at \(server): \(message)")
-        let link = handle
         dropTimer = loop.timer(after: 0) { [weak self] in
-            guard let self, let link, self.handle == link else { return }
+            guard let self, self.handle == link else { return }
             self.isUp = false
             self.handle = nil
             ce_pubsub_free(link)
@@ -300,7 +339,12 @@ final class ResultSubscriber {
             connectTimer?.cancel()
             if let h = handle { retired.append(h) }  // freed out of hiredis' callback
             handle = nil
-            if wasUp { logger.warning("client lost Redis at \(server) (pub/sub): \(a); reconnecting") }
+            if wasUp {
+                logger.warning("client lost Redis at \(server) (pub/sub): \(a); reconnecting")
+            } else if a.hasPrefix("TLS") {
+                lastError = a
+                logger.error("client subscriber at \(server): \(a); retrying")
+            }
             unconfirmAll()
             failBarriers()
             onDown()

@@ -2,12 +2,13 @@ import CEventShim
 import Foundation
 import Logging
 
-/// A Redis connection on an `EventLoop` (hiredis async), reconnecting by
+/// A Redis connection on an `EventLoop` (a libevent bufferevent, plain or TLS), reconnecting by
 /// itself: while it is down, `send` returns false and callers answer 503.
 /// It counts as connected once Redis answers a PING on the new link; a reply owed
 /// for longer than `Options.commandTimeoutMs` (a silent partition, a stalled Redis)
 /// drops the link, fails every pending command (their callbacks get nil) and reconnects.
-/// Host names are resolved on a thread of their own, never on the loop.
+/// Host names (and a Sentinel endpoint's master) are resolved on a thread of their own, never on
+/// the loop. A `rediss://` server is reached over TLS only: a failed handshake is a failed link.
 ///
 ///     let redis = AsyncRedis(loop: loop, endpoint: ep, logger: log)
 ///     redis.send(["LPUSH", "celery", envelope]) { reply in ... }
@@ -51,6 +52,7 @@ public final class AsyncRedis {
     @exclusivity(unchecked) private var watchTimer: LoopTimer?
     @exclusivity(unchecked) private var connectTimer: LoopTimer?
     @exclusivity(unchecked) private var hostLookup: HostLookup?
+    @exclusivity(unchecked) private var serverLookup: ServerLookup?
     @exclusivity(unchecked) private var dropTimer: LoopTimer?
     @exclusivity(unchecked) private var sinceHeartbeatMs: UInt64 = 0
     /// The TCP link is up (the PING that makes it usable may still be owed).
@@ -100,6 +102,7 @@ public final class AsyncRedis {
         closed = true
         for t in [reconnectTimer, watchTimer, connectTimer, dropTimer] { t?.cancel() }
         hostLookup?.cancel()
+        serverLookup?.cancel()
         isConnected = false
         linkUp = false
         let h = handle
@@ -189,14 +192,29 @@ public final class AsyncRedis {
         }
     }
 
-    /// Pick the server (each attempt after a failure, or after a dropped link, takes the next
+    /// Take the servers to try (a Sentinel endpoint's master is asked of the sentinels off the
+    /// loop), pick one (each attempt after a failure, or after a dropped link, takes the next
     /// of a failover list), resolve its host off the loop (a numeric address or a unix socket
     /// needs no lookup), then open a link to the address.
     private func connect() {
         guard !closed else { return }
         for r in retired { ce_redis_free(r) }
         retired.removeAll()
-        let servers = endpoint.serversToTry
+        guard endpoint.sentinel != nil else { return connect(among: endpoint.serversToTry) }
+        serverLookup?.cancel()
+        serverLookup = ServerLookup(endpoint: endpoint, timeoutMs: 2000, loop: loop) { [weak self] servers, error in
+            guard let self, !self.closed else { return }
+            guard !servers.isEmpty else {
+                self.lastError = error ?? "no Redis server named"
+                self.logger.warning("Redis (\(self.role)): \(self.lastError ?? ""); retrying")
+                return self.scheduleReconnect()
+            }
+            self.connect(among: servers)
+        }
+    }
+
+    private func connect(among servers: [RedisEndpoint]) {
+        guard !closed else { return }
         server = servers[failedAttempts % servers.count]
         if server.socketPath != nil || RedisEndpoint.isNumericAddress(server.host) { return open(address: server.host) }
         let host = server.host
@@ -218,9 +236,24 @@ public final class AsyncRedis {
         guard !closed else { return }
         handshakeError = nil
         let context = Unmanaged.passUnretained(self).toOpaque()
+        var tlsContext: OpaquePointer?
+        if server.socketPath == nil, let tls = server.tls {
+            do {
+                tlsContext = try TLSContext.shared(for: tls).handle
+            } catch {
+                // A TLS setting that cannot be used (a missing CA file): a failed attempt, never plaintext.
+                lastError = "\(error)"
+                logger.error("Redis at \(server) (\(role)): \(error)")
+                return scheduleReconnect()
+            }
+        }
         handle =
             if let path = server.socketPath {
                 ce_redis_connect_unix(loop.handle, path, stateTrampoline, context)
+            } else if let tls = server.tls, let tlsContext {
+                ce_redis_connect_tls(
+                    loop.handle, address, Int32(server.port), tlsContext, tls.serverName ?? server.host,
+                    tls.checkHostname ? 1 : 0, stateTrampoline, context)
             } else {
                 ce_redis_connect(loop.handle, address, Int32(server.port), stateTrampoline, context)
             }
@@ -355,6 +388,8 @@ public final class AsyncRedis {
             if wasConnected {
                 logger.warning("lost Redis at \(server) (\(role)): \(error ?? "closed"); reconnecting")
                 onStateChange?(false)
+            } else if let error, error.hasPrefix("TLS") {
+                logger.error("Redis at \(server) (\(role)): \(error); retrying")
             } else {
                 logger.debug("Redis at \(server) unreachable: \(error ?? "?"); retrying")
             }

@@ -1,0 +1,211 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// The frontend's event-loop links (commands: AsyncRedis; result subscriptions: ResultSubscriber)
+/// to a TLS-only redis-server (`--port 0`: no plaintext port at all), from a `rediss://` broker
+/// URL: a task is queued, a WebSocket gets a firehose PUBLISH and a subscribed task's record,
+/// all made over TLS; a wrong CA fails the handshake ("certificate verify failed" logged,
+/// /health 503) and the first bytes a rediss:// link sends are a TLS ClientHello, never RESP.
+final class AsyncTLSTests: XCTestCase {
+    private var dir: URL!
+    private var redisPort = 0
+    private var redis: Spawned!
+    private var frontend: Spawned?
+    private var port = 0
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("celeris-async-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try makeCertificates()
+        redisPort = freePort()
+        redis = try Spawned(
+            "/usr/bin/redis-server",
+            [
+                "--port", "0", "--tls-port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--protected-mode", "no", "--tls-cert-file", path("server.pem"), "--tls-key-file", path("server.key"),
+                "--tls-ca-cert-file", path("ca.pem"), "--tls-auth-clients", "no",
+            ], name: "redis-tls-\(redisPort)")
+        let up = eventually(timeout: 10) { (try? self.cli(["PING"])) == "PONG" }
+        if !up { throw TestFailure("TLS redis-server did not start on \(redisPort): \(redis.log)") }
+    }
+
+    override func tearDown() {
+        frontend?.stop()
+        redis?.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    private func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// A CA, a server certificate it signs (SAN IP:127.0.0.1, DNS:localhost), and a second,
+    /// unrelated CA (the wrong one).
+    private func makeCertificates() throws {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        try openssl(
+            ["req", "-x509"] + ec + [
+                "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2", "-subj", "/CN=Celeris Test CA",
+            ])
+        try openssl(
+            ["req", "-x509"] + ec + [
+                "-keyout", path("other.key"), "-out", path("other.pem"), "-days", "2", "-subj", "/CN=Other CA",
+            ])
+        try openssl(
+            ["req"] + ec + ["-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=localhost"])
+        try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(
+            toFile: path("ext.cnf"), atomically: true, encoding: .utf8)
+        try openssl([
+            "x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+            "-CAcreateserial", "-out", path("server.pem"), "-days", "2", "-extfile", path("ext.cnf"),
+        ])
+    }
+
+    private func openssl(_ args: [String]) throws {
+        let (status, out) = try run("/usr/bin/openssl", args)
+        if status != 0 { throw TestFailure("openssl \(args.joined(separator: " ")): \(out)") }
+    }
+
+    /// redis-cli over TLS (verifying the server with the right CA); its output, trimmed.
+    private func cli(_ args: [String]) throws -> String {
+        let (status, out) = try run(
+            "/usr/bin/redis-cli", ["--tls", "--cacert", path("ca.pem"), "-h", "127.0.0.1", "-p", "\(redisPort)"] + args)
+        if status != 0 { throw TestFailure("redis-cli \(args): \(out)") }
+        return out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func run(_ executable: String, _ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        try withSignalsUnblocked { try p.run() }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    private func startFrontend(broker: String, waitHealthy: Bool = true) throws {
+        port = freePort()
+        let p = try Spawned(
+            try TestPaths.executable("celeris-frontend"),
+            ["-b", broker, "--host", "127.0.0.1", "--port", "\(port)", "--loops", "1", "--loglevel", "debug"],
+            name: "frontend-tls")
+        frontend = p
+        guard waitHealthy else { return }
+        let port = port
+        let up = eventually(timeout: 10) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 200 }
+        if !up { throw TestFailure("frontend did not come up over TLS: \(p.log)") }
+    }
+
+    private var tlsBroker: String { "rediss://127.0.0.1:\(redisPort)/0?ssl_ca_certs=\(path("ca.pem"))" }
+
+    /// POST /tasks over a TLS command link: the message is in the `celery` list, read back over TLS.
+    func testTaskIsQueuedOverTLS() throws {
+        try startFrontend(broker: tlsBroker)
+        let r = try HTTPClient.request("POST", port: port, path: "/tasks")
+        XCTAssertEqual(r.status, 200)
+        let id = try XCTUnwrap(r.json?["task_id"]?.stringValue)
+        XCTAssertEqual(try cli(["LLEN", "celery"]), "1")
+        XCTAssertTrue(try cli(["LINDEX", "celery", "0"]).contains(id), "the queued message is the task's")
+        XCTAssertTrue(try cli(["INFO", "commandstats"]).contains("cmdstat_subscribe"), "the pub/sub link over TLS too")
+    }
+
+    /// A WebSocket with no subscriptions gets a task_status PUBLISH made over TLS; one that
+    /// subscribes to a task (the result subscriber's own TLS link) gets its PENDING state, then
+    /// the record stored and published over TLS.
+    func testWebSocketsReceivePublishesOverTLS() throws {
+        try startFrontend(broker: tlsBroker)
+        let all = try WSFrame.open(port: port)
+        XCTAssertTrue(
+            eventually(timeout: 10) { (try? self.cli(["PUBSUB", "NUMSUB", "task_status"]))?.hasSuffix("1") == true })
+        XCTAssertEqual(try cli(["PUBLISH", "task_status", #"{"task_id": "t1", "state": "PROGRESS"}"#]), "1")
+        let update = try WebSocketFanOutTests.nextText(all)
+        XCTAssertEqual(update["task_id"], "t1")
+        XCTAssertEqual(update["state"], "PROGRESS")
+
+        let one = try WSFrame.open(port: port)  // opened after the firehose message: it gets only its task's
+        try one.send(WSFrame.make(opcode: 0x1, payload: Array(#"{"subscribe": ["tls-task"]}"#.utf8)))
+        let first = try WebSocketFanOutTests.nextText(one)
+        XCTAssertEqual(first["task_id"], "tls-task")
+        XCTAssertEqual(first["state"], "PENDING")
+        let done = ResultRecord(taskId: "tls-task", state: .success, result: 7, dateDone: 1).serialized()
+        XCTAssertEqual(try cli(["SET", ResultRecord.key("tls-task"), done]), "OK")
+        XCTAssertEqual(try cli(["PUBLISH", ResultRecord.key("tls-task"), done]), "1", "the subscriber's TLS link")
+        let final = try WebSocketFanOutTests.nextText(one)
+        XCTAssertEqual(final["task_id"], "tls-task")
+        XCTAssertEqual(final["state"], "SUCCESS")
+    }
+
+    /// A CA that did not sign the server's certificate: every handshake fails, the log says
+    /// "certificate verify failed", /health stays 503 and no session reaches the server.
+    func testWrongCAFailsTheHandshake() throws {
+        try startFrontend(
+            broker: "rediss://127.0.0.1:\(redisPort)/0?ssl_ca_certs=\(path("other.pem"))", waitHealthy: false)
+        let p = try XCTUnwrap(frontend)
+        XCTAssertTrue(eventually(timeout: 10) { p.log.contains("certificate verify failed") }, p.log)
+        XCTAssertTrue(p.log.contains("TLS handshake with 127.0.0.1:\(redisPort) failed"), p.log)
+        let port = port
+        XCTAssertTrue(
+            eventually(timeout: 10) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 503 })
+        let stats = try cli(["INFO", "commandstats"])
+        XCTAssertFalse(stats.contains("cmdstat_subscribe"), "no frontend link ever ran a command: \(stats)")
+        XCTAssertFalse(stats.contains("cmdstat_rpush") || stats.contains("cmdstat_lpush"), stats)
+    }
+
+    /// The first bytes a rediss:// frontend sends to a listener of ours are a TLS handshake
+    /// record (0x16 0x03 …: a ClientHello), not a RESP command.
+    func testFirstBytesAreAClientHello() throws {
+        let listener = try Listener()
+        try startFrontend(
+            broker: "rediss://127.0.0.1:\(listener.port)/0?ssl_ca_certs=\(path("ca.pem"))", waitHealthy: false)
+        let first = try listener.acceptAndRead(timeout: 10)
+        XCTAssertGreaterThanOrEqual(first.count, 3, "bytes received")
+        XCTAssertEqual(Array(first.prefix(2)), [0x16, 0x03], "a TLS handshake record, not plaintext RESP")
+        XCTAssertNotEqual(first.first, UInt8(ascii: "*"))
+    }
+}
+
+/// A plain TCP listener on a loopback port: accepts one connection and reads what it sends first.
+private final class Listener {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw TestFailure("cannot listen: errno \(errno)")
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    deinit { close(fd) }
+
+    func acceptAndRead(timeout: Double) throws -> [UInt8] {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, Int32(timeout * 1000)) == 1 else { throw TestFailure("no connection within \(timeout) s") }
+        let conn = accept(fd, nil, nil)
+        guard conn >= 0 else { throw TestFailure("accept: errno \(errno)") }
+        defer { close(conn) }
+        var cpfd = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
+        guard poll(&cpfd, 1, Int32(timeout * 1000)) == 1 else { throw TestFailure("nothing sent within \(timeout) s") }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = recv(conn, &buf, buf.count, 0)
+        guard n > 0 else { throw TestFailure("recv: \(n), errno \(errno)") }
+        return Array(buf[0..<n])
+    }
+}

@@ -64,6 +64,12 @@ public final class QueueWaker {
         do {
             // Looked at where it was parsed: the moved message itself is not copied out.
             let (error, isNull) = try r.read { ($0.isError ? $0.text : nil, $0.isNil) }
+            if let error, QueueWaker.meansFailover(error), endpoint.sentinel != nil || !endpoint.failover.isEmpty {
+                // A master demoted under us (UNBLOCKED, READONLY): connect again (to the master now).
+                logger.warning("queue waker for \(listKey): \(error); connecting again")
+                lost(now)
+                return true
+            }
             if let error {
                 logger.warning("queue waker for \(listKey) off (\(error)); the consumer polls")
                 off = true
@@ -81,6 +87,12 @@ public final class QueueWaker {
     public func stop() {
         redis = nil
         outstanding = false
+    }
+
+    /// An error reply that says the server stopped being the master (a failover), not that the
+    /// command is refused: the link is dropped and made again, to the master the endpoint names then.
+    static func meansFailover(_ error: String) -> Bool {
+        error.hasPrefix("UNBLOCKED") || error.hasPrefix("READONLY")
     }
 
     private func lost(_ now: Double) {

@@ -25,30 +25,67 @@ public final class RedisConnection {
     public init(
         endpoint: RedisEndpoint, timeoutMs: Int = 2000, readTimeoutMs: Int? = nil, io: IOMode = .socket
     ) throws(RedisError) {
-        let servers = endpoint.serversToTry
+        // Behind sentinels: the master they name now, which must say it is the master (an answer
+        // given mid-failover may name one just demoted); asked again once when it is not.
+        let viaSentinel = endpoint.sentinel != nil
         var failures: [String] = []
-        for server in servers {
-            let opened: (OpaquePointer, Bool)
-            do throws(RedisError) {
-                opened = try Self.open(server, timeoutMs: timeoutMs, readTimeoutMs: readTimeoutMs, io: io)
-                do throws(RedisError) { try Self.handshake(opened.0, server) } catch {
-                    ce_redis_sync_free(opened.0)
-                    throw error
+        for _ in 0..<(viaSentinel ? 2 : 1) {
+            let (servers, lookupError) = endpoint.connectionCandidates(timeoutMs: timeoutMs)
+            if servers.isEmpty { throw .connection(lookupError ?? "no server to connect to for \(endpoint)") }
+            for server in servers {
+                let opened: (OpaquePointer, Bool)
+                do throws(RedisError) {
+                    opened = try Self.open(server, timeoutMs: timeoutMs, readTimeoutMs: readTimeoutMs, io: io)
+                    do throws(RedisError) {
+                        try Self.handshake(opened.0, server)
+                        if viaSentinel { try Self.requireMaster(opened.0, server, endpoint) }
+                    } catch {
+                        ce_redis_sync_free(opened.0)
+                        throw error
+                    }
+                } catch {
+                    if case .connection(let m) = error, m.hasPrefix("io_uring unavailable") { throw error }
+                    if servers.count == 1 && !viaSentinel { throw error }
+                    failures.append("\(server): \(error)")
+                    continue
                 }
-            } catch {
-                if case .connection(let m) = error, m.hasPrefix("io_uring unavailable") { throw error }
-                if servers.count == 1 { throw error }
-                failures.append("\(server): \(error)")
-                continue
+                handle = opened.0
+                usesUring = opened.1
+                self.endpoint = endpoint
+                self.server = server
+                RedisEndpoint.answered(server, of: endpoint)
+                return
             }
-            handle = opened.0
-            usesUring = opened.1
-            self.endpoint = endpoint
-            self.server = server
-            RedisEndpoint.answered(server, of: endpoint)
-            return
+        }
+        if viaSentinel {
+            throw .connection(
+                "no master found through the sentinels of \(endpoint): " + failures.joined(separator: "; "))
         }
         throw .connection("no server of the failover list answered: " + failures.joined(separator: "; "))
+    }
+
+    /// `ROLE` on a new handle to a server the sentinels named: anything but `master` throws.
+    private static func requireMaster(_ h: OpaquePointer, _ server: RedisEndpoint, _ endpoint: RedisEndpoint)
+        throws(RedisError)
+    {
+        let wire = RESP.format(["ROLE"])
+        let rc = wire.withUnsafeBufferPointer { b in
+            ce_redis_sync_append_formatted(
+                h, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)
+        }
+        if rc != 0 { throw .connection(String(cString: ce_redis_sync_error(h))) }
+        var reply: OpaquePointer?
+        guard ce_redis_sync_read(h, &reply) == 0, let r = reply else {
+            throw .connection(String(cString: ce_redis_sync_error(h)))
+        }
+        let role = RedisValue(reply: r)
+        ce_redis_sync_release(h, r)
+        if let error = role.errorMessage { throw .reply(handshakeError(error, server)) }
+        let name = role.elements?.first?.text ?? "unknown"
+        guard name == "master" else {
+            throw .connection(
+                "\(server), named by the sentinels as master \(endpoint.sentinel?.masterName ?? ""), says ROLE \(name)")
+        }
     }
 
     /// Run `server`'s AUTH/SELECT on a new handle; a refusal throws `.reply`.

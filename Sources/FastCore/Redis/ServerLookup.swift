@@ -8,8 +8,16 @@ extension RedisEndpoint {
     ///
     ///     let (servers, error) = endpoint.connectionCandidates(timeoutMs: 2000)
     public func connectionCandidates(timeoutMs: Int) -> (servers: [RedisEndpoint], error: String?) {
-        guard sentinel != nil else { return (serversToTry, nil) }
-        return ([], "Redis Sentinel lookup is not built yet")  // filled in by the Sentinel work
+        guard let sentinel else { return (serversToTry, nil) }
+        switch SentinelClient.master(of: sentinel, timeoutMs: timeoutMs) {
+        case .success(let address):
+            // (TLS then checks the address the sentinels gave, or the URL's ssl_server_name.)
+            let master = RedisEndpoint(
+                host: address.host, port: address.port, db: db, password: password, username: username, tls: tls)
+            return ([master], nil)
+        case .failure(let error):
+            return ([], error.description)
+        }
     }
 }
 

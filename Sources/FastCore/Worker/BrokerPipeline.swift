@@ -25,10 +25,15 @@ final class BrokerPipeline {
 
     // Exclusivity: the pipeline is used on the consumer's thread only: the run-time check is pure cost.
     @exclusivity(unchecked) private(set) var connection: RedisConnection? {
-        didSet { isConnected.set(connection != nil) }
+        didSet {
+            isConnected.set(connection != nil)
+            server.set(connection?.server)
+        }
     }
     /// Whether there is a connection now, readable from any thread (tests wait on it).
     let isConnected = LockedBox(false)
+    /// The server connected to now (the master the sentinels named, say), readable from any thread.
+    let server = LockedBox<RedisEndpoint?>(nil)
     let claim: any ClaimStrategy
     /// Commands the worker's roles add to the next write: results of tasks that did not
     /// run with their acks, lease renewals, events, remote-control replies.
@@ -191,6 +196,7 @@ final class BrokerPipeline {
         var ownKept: [[String]] = []
         var next = 0  // the next entry of `written` to read the replies of
         var errors: [String] = []
+        var demoted: String?  // a claim refused as on a replica
         for (i, op) in ops.enumerated() {
             do {
                 switch op {
@@ -244,7 +250,9 @@ final class BrokerPipeline {
                     next += count
                     ownKept += try settleOwn(commands, on: r, reason: &refusedReason)
                 case .claim(let part):
-                    claimed(try claim.read(part, on: r, reusing: &spare))
+                    let reply = try claim.read(part, on: r, reusing: &spare)
+                    if case .refused(let m) = reply, QueueWaker.meansFailover(m) { demoted = m }
+                    claimed(reply)
                 }
             } catch {
                 logger.warning("lost Redis: \(error); reconnecting")
@@ -287,8 +295,16 @@ final class BrokerPipeline {
             own = ownKept + own
             backoff = min(max(Self.minBackoff, backoff * 2), Self.maxBackoff)
             retryAt = clock.now() + backoff
+            if reason == "readonly" { demoted = demoted ?? "READONLY" }
         } else if ops.contains(where: { if case .write = $0 { true } else { false } }), connection != nil {
             backoff = 0
+        }
+        if let demoted, let r = connection, r.endpoint.sentinel != nil {
+            // The server is a replica now (a failover demoted it while this link stayed up): the
+            // link is lost as far as the worker goes. The refused writes wait in `retrying` for the
+            // next connection, which asks the endpoint (the sentinels) for the master again.
+            logger.warning("Redis is read-only now (\(demoted)): a failover? connecting to the master again")
+            connection = nil
         }
         return done.count
     }

@@ -28,6 +28,9 @@ public final class Consumer: @unchecked Sendable {
     /// Writes of results and acks Redis refused (out of memory, read-only, loading) or
     /// lost with the connection, by reason; each is sent again.
     public var writeFailures: [String: Int] { pipeline.failures.get() }
+    /// The Redis server the worker is connected to now (nil while it is not), from any thread:
+    /// behind sentinels, the master they named.
+    public var server: RedisEndpoint? { pipeline.server.get() }
     /// The worker stopped itself warm because too many threads were stuck past their hard
     /// time limit (`WorkerConfiguration.maxAbandonedThreads`): its process should exit with
     /// `abandonedThreadsExitStatus` (the threads cannot be stopped) and be started again.

@@ -36,8 +36,14 @@ final class SentinelCluster {
         self.masterName = masterName
         self.sentinelPassword = sentinelPassword
         self.dataPassword = dataPassword
-        dataPorts = (0...replicas).map { _ in freePort() }
-        sentinelPorts = (0..<3).map { _ in freePort() }
+        // Distinct ports (two calls of freePort may name the same one).
+        var ports: [Int] = []
+        while ports.count < replicas + 4 {
+            let p = freePort()
+            if !ports.contains(p) { ports.append(p) }
+        }
+        dataPorts = Array(ports[...replicas])
+        sentinelPorts = Array(ports[(replicas + 1)...])
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "celeris-sentinel-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -187,29 +193,39 @@ final class SentinelCluster {
     /// Every sentinel knows the others and every replica, and every replica's link is up.
     private func waitReady(master: Int, timeout: Double) throws {
         let replicas = dataPorts.count - 1
+        var seen = ""
         let ready = eventually(timeout: timeout, interval: 0.1) {
             for i in sentinelPorts.indices {
                 guard let r = try? sentinelClient(i, timeoutMs: 500),
                     let info = try? r.command("SENTINEL", "MASTER", masterName), let fields = info.elements
-                else { return false }
+                else {
+                    seen = "sentinel \(sentinelPorts[i]) does not answer SENTINEL MASTER"
+                    return false
+                }
                 var map: [String: String] = [:]
                 for k in stride(from: 0, to: fields.count - 1, by: 2) {
                     if let key = fields[k].text { map[key] = fields[k + 1].text }
                 }
                 guard map["num-other-sentinels"] == "\(sentinelPorts.count - 1)",
                     map["num-slaves"] == "\(replicas)", map["flags"] == "master"
-                else { return false }
+                else {
+                    seen = "sentinel \(sentinelPorts[i]): \(map)"
+                    return false
+                }
             }
             for port in dataPorts.dropFirst() {
                 guard let info = try? client(port: port, timeoutMs: 500).command("INFO", "replication").text,
                     info.contains("master_link_status:up")
-                else { return false }
+                else {
+                    seen = "replica \(port) link not up"
+                    return false
+                }
             }
             return true
         }
         if !ready {
             throw TestFailure(
-                "the sentinels did not see each other and the replicas within \(timeout) s: \(sentinels.values.map(\.log).joined(separator: "\n"))"
+                "the sentinels did not see each other and the replicas within \(timeout) s (last seen: \(seen)); logs in \(TestLogs.shared.directory.path)"
             )
         }
     }

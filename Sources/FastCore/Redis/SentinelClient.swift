@@ -1,0 +1,97 @@
+import Foundation
+
+/// Asks Redis Sentinel where a master is: `SENTINEL GET-MASTER-ADDR-BY-NAME` to each sentinel
+/// in turn (plain TCP, with `AUTH [sentinel_username] sentinel_password` when set); the first
+/// that names the master is asked first next time (as kombu and redis-py do).
+///
+///     let address = try SentinelClient.master(of: endpoint.sentinel!, timeoutMs: 2000).get()
+enum SentinelClient {
+    /// Where the sentinels say the master is.
+    struct Address: Equatable, Sendable {
+        var host: String
+        var port: Int
+    }
+
+    /// Why no master was found: what each sentinel said.
+    struct LookupFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The index of the sentinel that answered last, by the list it belongs to.
+    private static let lastAnswered = LockedBox<[String: Int]>([:])
+
+    /// The sentinels of `sentinel` in the order they are asked: from the one that answered last.
+    static func order(_ sentinel: RedisSentinel) -> [RedisEndpoint] {
+        let all = sentinel.sentinels
+        guard all.count > 1 else { return all }
+        let start = (lastAnswered.get()[key(sentinel)] ?? 0) % all.count
+        return Array(all[start...] + all[..<start])
+    }
+
+    private static func key(_ sentinel: RedisSentinel) -> String {
+        sentinel.masterName + "@" + sentinel.sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ",")
+    }
+
+    /// The sentinel endpoint to connect to: its host and port, with the sentinel auth.
+    static func endpoint(_ s: RedisEndpoint, of sentinel: RedisSentinel) -> RedisEndpoint {
+        RedisEndpoint(host: s.host, port: s.port, password: sentinel.password, username: sentinel.username)
+    }
+
+    /// Blocking: ask each sentinel in turn, each within `timeoutMs`.
+    static func master(of sentinel: RedisSentinel, timeoutMs: Int) -> Result<Address, LookupFailure> {
+        var said: [String] = []
+        for s in order(sentinel) {
+            let where_ = "\(s.host.contains(":") ? "[\(s.host)]" : s.host):\(s.port)"
+            do throws(RedisError) {
+                let r = try RedisConnection(endpoint: endpoint(s, of: sentinel), timeoutMs: timeoutMs)
+                let reply = try r.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", sentinel.masterName)
+                guard let parts = reply.elements, parts.count == 2, let host = parts[0].text, !host.isEmpty,
+                    let portText = parts[1].text, let port = Int(portText), port > 0, port < 65536
+                else {
+                    said.append("\(where_): no such master")
+                    continue
+                }
+                if let i = sentinel.sentinels.firstIndex(of: s) {
+                    lastAnswered.modify { $0[key(sentinel)] = i }
+                }
+                return .success(Address(host: host, port: port))
+            } catch {
+                said.append("\(where_): \(sentinelError(error, sentinel))")
+            }
+        }
+        let list = sentinel.sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ", ")
+        return .failure(
+            LookupFailure(
+                description: "no sentinel of [\(list)] knows master \(sentinel.masterName): "
+                    + said.joined(separator: "; ")))
+    }
+
+    /// A sentinel's refusal in words a user acts on (the sentinel auth is its own).
+    private static func sentinelError(_ error: RedisError, _ sentinel: RedisSentinel) -> String {
+        switch error {
+        case .connection(let m): return m
+        case .reply(let m):
+            let lower = m.lowercased()
+            if lower.hasPrefix("noauth") {
+                return "the sentinel needs a password (sentinel_password=…): \(m)"
+            }
+            if lower.contains("wrongpass") || lower.contains("invalid password")
+                || lower.contains("authentication failed")
+            {
+                return "sentinel authentication failed (sentinel_password): \(m)"
+            }
+            return m
+        }
+    }
+
+    /// True when `ROLE` on `r` says master (a sentinel's answer may be stale mid-failover).
+    static func isMaster(_ r: RedisConnection) throws(RedisError) -> Bool {
+        let reply = try r.command("ROLE")
+        return reply.elements?.first?.text == "master"
+    }
+}
+
+extension RedisSentinel {
+    /// The sentinels in the order the next lookup asks them: from the one that answered last.
+    public var askingOrder: [RedisEndpoint] { SentinelClient.order(self) }
+}

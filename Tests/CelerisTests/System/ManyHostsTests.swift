@@ -1,0 +1,93 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// Celeris on many hosts (network namespaces on one bridge) behind HAProxy, with a worker
+/// host killed, a frontend partitioned and the Redis master failed over:
+/// Tests/System/many_hosts.py builds and drives it; this test asserts on its report.
+final class ManyHostsTests: XCTestCase {
+    static func which(_ name: String) -> String? {
+        for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"] {
+            let path = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// Skips unless this machine can run the scenario: root, `ip netns add` permitted, haproxy
+    /// and redis-sentinel installed (`make test` installs them: TEST_APT_PKGS).
+    static func requireMachine() throws {
+        guard getuid() == 0 else { throw XCTSkip("many-hosts test needs root (network namespaces)") }
+        for tool in ["ip", "haproxy", "redis-sentinel", "redis-server"] where which(tool) == nil {
+            throw XCTSkip("many-hosts test needs \(tool) (apt-get install iproute2 haproxy redis-sentinel)")
+        }
+        let name = "celprobe\(getpid())"
+        let add = try run(["ip", "netns", "add", name])
+        guard add.status == 0 else {
+            throw XCTSkip("many-hosts test: `ip netns add` is not permitted here: \(add.output)")
+        }
+        _ = try run(["ip", "netns", "del", name])
+    }
+
+    static func run(_ argv: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: which(argv[0]) ?? argv[0])
+        p.arguments = Array(argv.dropFirst())
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try withSignalsUnblocked { try p.run() }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testLoadFailuresAndFailoverAcrossHostsBehindHAProxy() throws {
+        try Self.requireMachine()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("many-hosts-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let log = try runPython(
+            "../../System/many_hosts.py",
+            ["--bin-dir", TestPaths.binDir.path, "--out", out.path, "--deadline", "200"], timeout: 240)
+        print(log)
+        let r = try JSONParser.parse(Array(try Data(contentsOf: out)))
+        let report = "\(log)"
+        XCTAssertEqual(r["ok"], true, report)
+        XCTAssertEqual(r["namespaces_left"]?.arrayValue?.count, 0, "every namespace removed")
+
+        // (1) the tutorial's load through the balancer, and a document workflow
+        XCTAssertEqual(r["load"]?["acknowledged"], 3000, report)
+        XCTAssertGreaterThan(r["load"]?["posts_per_s_through_lb"]?.doubleValue ?? 0, 0)
+        XCTAssertEqual(r["workflow"]?["status"], "Completed", report)
+        XCTAssertEqual(r["workflow"]?["documents"], 30, report)
+        XCTAssertEqual(r["workflow"]?["pairs"], 3, report)
+
+        // (2) a killed worker host's tasks completed by the other celery host
+        XCTAssertGreaterThan(r["worker_host_kill"]?["in_flight_at_kill"]?.intValue ?? 0, 0, report)
+        XCTAssertNotNil(r["worker_host_kill"]?["recovered_s"]?.doubleValue, report)
+
+        // (3) fe1 partitioned: marked down, POSTs keep succeeding through fe2; at most the one
+        // request each of the 4 background clients had on fe1 at the cut fails
+        XCTAssertNotNil(r["partition"]?["marked_down_s"]?.doubleValue, report)
+        XCTAssertNotNil(r["partition"]?["back_up_after_heal_s"]?.doubleValue, report)
+        XCTAssertGreaterThan(r["partition"]?["acknowledged_during"]?.intValue ?? 0, 0, report)
+        XCTAssertLessThanOrEqual(r["partition"]?["failed_during"]?.intValue ?? .max, 4, report)
+
+        // (4) Redis failover: a replica promoted, POSTs succeed again
+        XCTAssertNotEqual(r["redis_failover"]?["new_master"], r["redis_failover"]?["old_master"], report)
+        XCTAssertNotNil(r["redis_failover"]?["posts_ok_again_s"]?.doubleValue, report)
+
+        // Invariants: every acknowledged task has a result, nothing left unacknowledged,
+        // no duplicate run other than the killed host's recovered ones and the failover's.
+        let counts = try XCTUnwrap(r["counts"], report)
+        XCTAssertEqual(counts["lost"], 0, report)
+        XCTAssertEqual(counts["completed"], counts["acknowledged"], report)
+        XCTAssertEqual(counts["states"]?["SUCCESS"], counts["acknowledged"], report)
+        XCTAssertEqual(counts["duplicated_unexplained"], 0, report)
+        XCTAssertEqual(r["unacked"], 0, report)
+        XCTAssertEqual(r["leftovers"]?["dead_letter"], 0, report)
+        for q in ["celery", "fetch_queue", "extract_queue", "compare_queue"] {
+            XCTAssertEqual(r["leftovers"]?["queued"]?[q], 0, "\(q)\n\(report)")
+        }
+    }
+}

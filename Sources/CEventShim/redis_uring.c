@@ -1,8 +1,7 @@
 /* redis_uring.c: a blocking hiredis connection's socket I/O through io_uring.
  * Each round is one submission: the pending output (SEND, MSG_WAITALL so the
  * kernel finishes a short send itself), linked to a RECV, linked to a timeout;
- * what arrives is fed to hiredis' reader (in pieces: redis_feed.c), which knows
- * nothing of I/O. */
+ * redis_sync.c feeds what arrives to hiredis' reader (after TLS, when encrypted). */
 #include "CEventShim.h"
 #include "shim_internal.h"
 
@@ -17,7 +16,6 @@ enum { TAG_SEND = 1, TAG_RECV = 2, TAG_TIMEOUT = 3 };
 
 struct ce_redis_uring {
     struct io_uring ring;
-    ce_feed received;
 };
 
 /* A ring for one connection; NULL with *err = errno when io_uring is refused. */
@@ -40,20 +38,22 @@ void ce_redis_uring_free(ce_redis_uring *u) {
     free(u);
 }
 
-/* One round: send what is pending (if any) and receive once, within timeout_ms. */
-static int round_trip(ce_redis_uring *u, redisContext *c, int timeout_ms) {
-    size_t pending = sdslen(c->obuf);
+/* One round: send out (if any) and receive once into in[0..room), within timeout_ms; what
+ * was sent leaves out, *got is how much arrived. The bytes are opaque here: RESP, or TLS
+ * records when the link is encrypted (redis_sync.c seals and unseals them). */
+int ce_redis_uring_round(ce_redis_uring *u, redisContext *c, sds *out, char *in, size_t room, int timeout_ms,
+                         size_t *got) {
+    size_t pending = sdslen(*out);
     struct io_uring_sqe *sqe;
+    *got = 0;
     if (pending) {
         sqe = io_uring_get_sqe(&u->ring);
-        io_uring_prep_send(sqe, c->fd, c->obuf, pending, MSG_WAITALL | MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, c->fd, *out, pending, MSG_WAITALL | MSG_NOSIGNAL);
         sqe->flags |= IOSQE_IO_LINK;
         sqe->user_data = TAG_SEND;
     }
-    size_t room;
-    char *space = ce_feed_space(&u->received, &room);
     sqe = io_uring_get_sqe(&u->ring);
-    io_uring_prep_recv(sqe, c->fd, space, room, 0);
+    io_uring_prep_recv(sqe, c->fd, in, room, 0);
     sqe->user_data = TAG_RECV;
     struct __kernel_timespec ts = { timeout_ms / 1000, (long long)(timeout_ms % 1000) * 1000000 };
     if (timeout_ms > 0) {
@@ -77,23 +77,23 @@ static int round_trip(ce_redis_uring *u, redisContext *c, int timeout_ms) {
         if (status != REDIS_OK) continue;
         if (tag == TAG_SEND) {
             if (res < 0) status = ce_redis_fail(c, REDIS_ERR_IO, strerror(-res));
-            else sdsrange(c->obuf, res, -1);
+            else sdsrange(*out, res, -1);
         } else if (tag == TAG_RECV) {
             if (res == 0) status = ce_redis_fail(c, REDIS_ERR_EOF, "Server closed the connection");
             else if (res == -ECANCELED) status = ce_redis_fail(c, REDIS_ERR_IO, "Resource temporarily unavailable");
             else if (res < 0) status = ce_redis_fail(c, REDIS_ERR_IO, strerror(-res));
-            else ce_feed_received(&u->received, (size_t)res);
+            else *got = (size_t)res;
         }
     }
     return status;
 }
 
-/* Send what is pending, waiting for the send only (the replies are read later). */
-int ce_redis_uring_flush(ce_redis_uring *u, redisContext *c) {
-    size_t pending = sdslen(c->obuf);
+/* Send all of out, waiting for the send only (the replies are read later). */
+int ce_redis_uring_send(ce_redis_uring *u, redisContext *c, sds *out) {
+    size_t pending = sdslen(*out);
     if (!pending) return REDIS_OK;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-    io_uring_prep_send(sqe, c->fd, c->obuf, pending, MSG_WAITALL | MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, c->fd, *out, pending, MSG_WAITALL | MSG_NOSIGNAL);
     sqe->user_data = TAG_SEND;
     int rc = io_uring_submit_and_wait(&u->ring, 1);
     if (rc < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(-rc));
@@ -103,16 +103,6 @@ int ce_redis_uring_flush(ce_redis_uring *u, redisContext *c) {
     int res = cqe->res;
     io_uring_cqe_seen(&u->ring, cqe);
     if (res < 0) return ce_redis_fail(c, REDIS_ERR_IO, strerror(-res));
-    sdsrange(c->obuf, res, -1);
-    return sdslen(c->obuf) ? ce_redis_fail(c, REDIS_ERR_IO, "short send") : REDIS_OK;
-}
-
-/* The next reply: from what was received, else after rounds of send/recv. */
-int ce_redis_uring_get_reply(ce_redis_uring *u, redisContext *c, int timeout_ms, void **reply) {
-    if (ce_feed_reply(&u->received, c, reply) != REDIS_OK) return REDIS_ERR;
-    while (*reply == NULL) {
-        if (round_trip(u, c, timeout_ms) != REDIS_OK) return REDIS_ERR;
-        if (ce_feed_reply(&u->received, c, reply) != REDIS_OK) return REDIS_ERR;
-    }
-    return REDIS_OK;
+    sdsrange(*out, res, -1);
+    return sdslen(*out) ? ce_redis_fail(c, REDIS_ERR_IO, "short send") : REDIS_OK;
 }

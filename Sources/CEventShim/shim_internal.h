@@ -28,8 +28,10 @@ typedef struct ce_redis_uring ce_redis_uring;
 struct redisContext;
 ce_redis_uring *ce_redis_uring_new(int *err);
 void ce_redis_uring_free(ce_redis_uring *u);
-int ce_redis_uring_get_reply(ce_redis_uring *u, struct redisContext *c, int timeout_ms, void **reply);
-int ce_redis_uring_flush(ce_redis_uring *u, struct redisContext *c);
+/* out is an sds (hiredis' obuf, or TLS records); what is sent leaves it. */
+int ce_redis_uring_round(ce_redis_uring *u, struct redisContext *c, char **out, char *in, size_t room,
+                         int timeout_ms, size_t *got);
+int ce_redis_uring_send(ce_redis_uring *u, struct redisContext *c, char **out);
 
 /* Reply objects from one reusable block per connection (reply_arena.c). */
 typedef struct ce_reply_arena ce_reply_arena;

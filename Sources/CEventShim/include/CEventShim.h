@@ -293,6 +293,14 @@ void ce_redis_sync_release(ce_redis_sync *r, ce_reply *reply);
 int ce_redis_sync_flush(ce_redis_sync *r);
 /* Set the read timeout for blocking commands. */
 int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms);
+/* Encrypt the link (a TLS handshake over the socket, within the connect timeout) right after
+ * connecting, before any command or ce_redis_sync_use_uring; server_name: SNI and, with
+ * check_hostname, the name the certificate must carry. 0, or -1 with why in err. */
+int ce_redis_sync_start_tls(ce_redis_sync *r, ce_tls_config *config, const char *server_name, int check_hostname,
+                            char *err, size_t err_len);
+/* 1 when bytes already received wait to be parsed (plaintext, or TLS records): a reply may be
+ * ready without the socket becoming readable; check before waiting with ce_wait_readable. */
+int ce_redis_sync_buffered(const ce_redis_sync *r);
 /* Move this connection's I/O to io_uring; 0, or the errno that refused it (EPERM, ENOSYS). */
 int ce_redis_sync_use_uring(ce_redis_sync *r);
 /* The last error message. */

@@ -114,6 +114,9 @@ public final class RedisConnection {
     private static func open(_ server: RedisEndpoint, timeoutMs: Int, readTimeoutMs: Int?, io: IOMode)
         throws(RedisError) -> (OpaquePointer, usesUring: Bool)
     {
+        if server.tls != nil, let path = server.socketPath {
+            throw .connection("TLS over a unix socket (\(path)) is not supported: use redis:// for a unix socket")
+        }
         var err = [CChar](repeating: 0, count: 256)
         let connected =
             if let path = server.socketPath {
@@ -121,9 +124,12 @@ public final class RedisConnection {
             } else {
                 ce_redis_sync_connect(server.host, Int32(server.port), Int32(timeoutMs), &err, err.count)
             }
-        guard let h = connected else {
-            throw .connection(
-                String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        guard let h = connected else { throw .connection(cText(err)) }
+        if let tls = server.tls {
+            do throws(RedisError) { try startTLS(h, tls, server, timeoutMs: timeoutMs) } catch {
+                ce_redis_sync_free(h)
+                throw error
+            }
         }
         _ = ce_redis_sync_set_timeout(h, Int32(readTimeoutMs ?? timeoutMs))
         let refused = io == .socket ? 0 : ce_redis_sync_use_uring(h)
@@ -132,6 +138,43 @@ public final class RedisConnection {
             throw .connection("io_uring unavailable: \(String(cString: strerror(refused))) (use --io auto or socket)")
         }
         return (h, io != .socket && refused == 0)
+    }
+
+    /// Encrypt a fresh handle: the TLS handshake, then one PING (any reply will do) so that a
+    /// server refusing the client's certificate after a TLS 1.3 handshake is caught here too.
+    /// Never falls back to plaintext.
+    private static func startTLS(_ h: OpaquePointer, _ tls: RedisTLS, _ server: RedisEndpoint, timeoutMs: Int)
+        throws(RedisError)
+    {
+        let context = try TLSContext.shared(for: tls)
+        let name = tls.serverName ?? server.host
+        let check: Int32 = tls.verifies && tls.checkHostname ? 1 : 0
+        var err = [CChar](repeating: 0, count: 512)
+        let failed: String?
+        if ce_redis_sync_start_tls(h, context.handle, name, check, &err, err.count) != 0 {
+            failed = cText(err)
+        } else {
+            let ping = RESP.format(["PING"])
+            var reply: OpaquePointer?
+            let ok = ping.withUnsafeBufferPointer { b in
+                ce_redis_sync_append_formatted(
+                    h, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count) == 0
+                    && ce_redis_sync_read(h, &reply) == 0
+            }
+            if ok, let r = reply { ce_redis_sync_release(h, r) }
+            failed = ok && reply != nil ? nil : String(cString: ce_redis_sync_error(h))
+        }
+        guard var why = failed else { return }
+        if why.contains("Resource temporarily unavailable") {
+            why = "no TLS answer within \(timeoutMs) ms (is the server speaking TLS on port \(server.port)?)"
+        } else if why.contains("wrong version number") || why.contains("packet length too long") {
+            why += " (the server answered in plaintext: is it a TLS port?)"
+        }
+        throw .connection("TLS handshake with \(server.host):\(server.port) failed: \(why)")
+    }
+
+    private static func cText(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// A refused handshake in words a user acts on (a wrong password, a user without a right).
@@ -152,6 +195,10 @@ public final class RedisConnection {
     /// The socket, to wait for a reply with `Outbox.take(waitingUpTo:watching:readable:)`
     /// (meaningful with one command outstanding: earlier replies may sit in the read buffer).
     public var socket: Int32 { ce_redis_sync_fd(handle) }
+
+    /// Bytes already received wait to be parsed (plaintext, or TLS records not yet decrypted):
+    /// a reply may be ready without `socket` becoming readable; look before waiting on it.
+    public var hasBufferedInput: Bool { ce_redis_sync_buffered(handle) != 0 }
 
     /// Queue a command without waiting.
     public func append(_ args: [String]) throws(RedisError) { try append([args]) }

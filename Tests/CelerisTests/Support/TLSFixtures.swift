@@ -1,0 +1,127 @@
+import FastCore
+import Foundation
+import XCTest
+
+/// Certificates made with the `openssl` CLI in a temp directory: a CA, a server certificate it
+/// signs for `IP:127.0.0.1, DNS:localhost`, one for `DNS:localhost` only, a client certificate
+/// (`clientAuth`) it signs, and an unrelated CA (the wrong one to trust).
+///
+///     let certs = try TLSFixtures()
+///     let redis = try TLSRedisServer(certs)
+///     let ep = try RedisEndpoint(url: redis.url("ssl_ca_certs=\(certs.caFile)"))
+final class TLSFixtures {
+    let dir: URL
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("celeris-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        try openssl(
+            ["req", "-x509"] + ec + [
+                "-keyout", path("ca.key"), "-out", caFile, "-days", "2", "-subj", "/CN=Celeris Test CA",
+            ])
+        try openssl(
+            ["req", "-x509"] + ec + [
+                "-keyout", path("other.key"), "-out", otherCAFile, "-days", "2", "-subj", "/CN=Other CA",
+            ])
+        try sign("server", subject: "/CN=127.0.0.1", extensions: "subjectAltName=IP:127.0.0.1,DNS:localhost")
+        try sign("localhost", subject: "/CN=localhost", extensions: "subjectAltName=DNS:localhost")
+        try sign("client", subject: "/CN=celeris-client", extensions: "extendedKeyUsage=clientAuth")
+    }
+
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+    var caFile: String { path("ca.pem") }
+    var otherCAFile: String { path("other.pem") }
+    /// `<name>.pem` and `<name>.key` for server, localhost, client.
+    func cert(_ name: String) -> String { path("\(name).pem") }
+    func key(_ name: String) -> String { path("\(name).key") }
+
+    private func sign(_ name: String, subject: String, extensions: String) throws {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        try openssl(["req"] + ec + ["-keyout", key(name), "-out", path("\(name).csr"), "-subj", subject])
+        try (extensions + "\n").write(toFile: path("\(name).cnf"), atomically: true, encoding: .utf8)
+        try openssl([
+            "x509", "-req", "-in", path("\(name).csr"), "-CA", caFile, "-CAkey", path("ca.key"), "-CAcreateserial",
+            "-out", cert(name), "-days", "2", "-extfile", path("\(name).cnf"),
+        ])
+    }
+
+    private func openssl(_ args: [String]) throws {
+        let (status, out) = try runTool("/usr/bin/openssl", args)
+        if status != 0 { throw TestFailure("openssl \(args.joined(separator: " ")): \(out)") }
+    }
+}
+
+/// Run a tool to completion; its exit status and combined output.
+func runTool(_ executable: String, _ args: [String]) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    p.standardInput = FileHandle.nullDevice
+    try withSignalsUnblocked { try p.run() }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// A redis-server speaking TLS only (`--port 0`: no plaintext port) on a loopback port, with the
+/// fixtures' `server` certificate (or `localhost`, naming only DNS:localhost); `authClients`:
+/// clients must present a certificate the CA signed.
+final class TLSRedisServer {
+    let port: Int
+    let certs: TLSFixtures
+    private var process: Spawned?
+
+    init(_ certs: TLSFixtures, certificate: String = "server", authClients: Bool = false) throws {
+        self.certs = certs
+        port = freePort()
+        process = try Spawned(
+            "/usr/bin/redis-server",
+            [
+                "--port", "0", "--tls-port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--protected-mode", "no", "--tls-cert-file", certs.cert(certificate), "--tls-key-file",
+                certs.key(certificate), "--tls-ca-cert-file", certs.caFile, "--tls-auth-clients",
+                authClients ? "yes" : "no",
+            ], name: "redis-tls-\(port)")
+        // Up when redis-cli (OpenSSL, not Celeris) gets PONG over TLS.
+        let up = eventually(timeout: 10) { (try? self.cli(["PING"])) == "PONG" }
+        if !up { throw TestFailure("TLS redis-server did not start on \(port): \(process?.log ?? "")") }
+    }
+
+    /// `rediss://127.0.0.1:<port>/0?<query>`.
+    func url(_ query: String = "", host: String = "127.0.0.1") -> String {
+        "rediss://\(host):\(port)/0" + (query.isEmpty ? "" : "?\(query)")
+    }
+
+    /// The URL trusting the fixtures' CA (and presenting the client certificate when the server asks for one).
+    var trustingURL: String {
+        url("ssl_ca_certs=\(certs.caFile)&ssl_certfile=\(certs.cert("client"))&ssl_keyfile=\(certs.key("client"))")
+    }
+
+    /// A Celeris client over TLS, trusting the fixtures' CA.
+    func client() throws -> RedisConnection { try RedisConnection(endpoint: RedisEndpoint(url: trustingURL)) }
+
+    /// redis-cli over TLS (with the CA and the client certificate); its output, trimmed.
+    func cli(_ args: [String]) throws -> String {
+        let (status, out) = try runTool(
+            "/usr/bin/redis-cli",
+            [
+                "--tls", "--cacert", certs.caFile, "--cert", certs.cert("client"), "--key", certs.key("client"), "-h",
+                "127.0.0.1", "-p", "\(port)",
+            ] + args)
+        if status != 0 { throw TestFailure("redis-cli \(args): \(out)") }
+        return out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func stop() {
+        process?.stop()
+        process = nil
+    }
+
+    deinit { stop() }
+}

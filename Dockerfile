@@ -55,7 +55,8 @@ WORKDIR /tmp
 EXPOSE 8000
 # Under the default seccomp profile (Docker's and podman's refuse io_uring_setup) the worker's
 # `--io auto` uses plain sockets and read(2), and says so in its log once at start-up:
-# "io_uring refused (EPERM): using sockets and read(2)"; then "connected to … (socket)".
+# "io_uring refused (EPERM): using sockets and read(2)" (ENOSYS under podman's profile); then
+# "connected to … (socket)".
 ENTRYPOINT ["celeris-frontend"]
 CMD ["--host", "0.0.0.0", "--port", "8000"]
 

@@ -44,7 +44,21 @@ struct ce_redis {
     size_t nchannels, capchannels;
     ce_redis_state_cb state_cb;
     void *ctx;
+    int depth;        /* callbacks into Swift running */
+    int free_pending; /* ce_redis_free ran inside one: freed once they return */
 };
+
+static void redis_destroy(ce_redis *r);
+
+/* A callback into Swift, counted so a ce_redis_free inside it waits until it returns. */
+#define CALL(r, expr) do { (r)->depth++; expr; (r)->depth--; } while (0)
+
+/* After the callbacks of one event: 1 when the handle was freed in them (now gone). */
+static int redis_released(ce_redis *r) {
+    if (!r->free_pending) return 0;
+    if (r->depth == 0) redis_destroy(r);
+    return 1;
+}
 
 /* Monotonic milliseconds. */
 static uint64_t now_ms(void) {
@@ -122,14 +136,14 @@ static void fail_all(ce_redis *r) {
         if (c->persistent) continue; /* in subs too: called below */
         r->pending--;
         r->waiting--;
-        c->cb(r, NULL, c->privdata);
+        CALL(r, c->cb(r, NULL, c->privdata));
         free(c);
     }
     while (r->nchannels) channel_remove(r, &r->channels[0]);
     while ((c = r->subs) != NULL) {
         r->subs = c->snext;
         r->pending--;
-        c->cb(r, NULL, c->privdata);
+        CALL(r, c->cb(r, NULL, c->privdata));
         free(c);
     }
     r->waiting = 0;
@@ -165,7 +179,8 @@ static void on_reply(void *owner, void *reply) {
             if (!target) target = head;
         }
         if (kind == PUSH_UNSUBSCRIBE && ch) channel_remove(r, ch);
-        if (target) target->cb(r, out, target->privdata);
+        if (target) CALL(r, target->cb(r, out, target->privdata));
+        redis_released(r);
         return;
     }
     command *c = queue_pop(r);
@@ -174,27 +189,32 @@ static void on_reply(void *owner, void *reply) {
         channels_drop_cmd(r, c);
         subs_unlink(r, c);
         r->pending--;
-        c->cb(r, out, c->privdata);
-        c->cb(r, NULL, c->privdata);
+        CALL(r, c->cb(r, out, c->privdata); c->cb(r, NULL, c->privdata));
         free(c);
+        redis_released(r);
         return;
     }
     r->pending--;
     r->waiting--;
-    c->cb(r, out, c->privdata);
+    CALL(r, c->cb(r, out, c->privdata));
     free(c);
+    redis_released(r);
 }
 
 static void on_up(void *owner) {
     ce_redis *r = owner;
     r->connected = 1;
-    r->state_cb(r, CE_REDIS_CONNECTED, NULL, r->ctx);
+    CALL(r, r->state_cb(r, CE_REDIS_CONNECTED, NULL, r->ctx));
+    redis_released(r);
 }
 
 static void on_down(void *owner, int was_up, const char *err) {
     ce_redis *r = owner;
+    r->depth++;
     fail_all(r);
-    r->state_cb(r, was_up ? CE_REDIS_DISCONNECTED : CE_REDIS_FAILED, err, r->ctx);
+    if (!r->free_pending) r->state_cb(r, was_up ? CE_REDIS_DISCONNECTED : CE_REDIS_FAILED, err, r->ctx);
+    r->depth--;
+    redis_released(r);
 }
 
 static const ce_link_ops redis_ops = {on_up, on_reply, on_down};
@@ -316,13 +336,21 @@ int ce_redis_pending(const ce_redis *r) { return r->pending; }
 /* 1 while connected. */
 int ce_redis_is_connected(const ce_redis *r) { return r->connected; }
 
-/* Close (if open) and free the handle; pending callbacks get NULL first. */
+/* Close (if open) and free the handle; pending callbacks get NULL first. Inside one of
+   its callbacks, the rest of them get NULL now and the handle goes once they return. */
 void ce_redis_free(ce_redis *r) {
-    if (!r) return;
+    if (!r || r->free_pending) return;
+    r->free_pending = 1;
     ce_link *link = r->link;
     r->link = NULL;
-    fail_all(r);
     ce_link_free(link);
+    r->depth++;
+    fail_all(r);
+    r->depth--;
+    redis_released(r);
+}
+
+static void redis_destroy(ce_redis *r) {
     free(r->channels);
     free(r);
 }

@@ -35,12 +35,23 @@ struct ce_link {
     int check_hostname;
     int up;   /* connected (TLS: handshake done) */
     int dead; /* failed or closed: no callback any more */
+    int depth;  /* owner callbacks running */
+    int freed;  /* ce_link_free ran inside one: freed once it returns */
     const ce_link_ops *ops;
     void *owner;
     char err[512];
 };
 
-/* Close everything and tell the owner (once). */
+static void link_destroy(ce_link *l);
+
+/* After an owner callback: 1 when the owner freed the link in it (now gone: touch nothing). */
+static int link_released(ce_link *l) {
+    if (!l->freed) return 0;
+    if (l->depth == 0) link_destroy(l);
+    return 1;
+}
+
+/* Close everything and tell the owner (once). The caller touches l no more. */
 static void link_fail(ce_link *l, const char *why) {
     if (l->dead) return;
     l->dead = 1;
@@ -53,7 +64,10 @@ static void link_fail(ce_link *l, const char *why) {
     l->fd = -1;
     int was_up = l->up;
     l->up = 0;
+    l->depth++;
     l->ops->down(l->owner, was_up, l->err);
+    l->depth--;
+    link_released(l);
 }
 
 /* Why a TLS link failed: the certificate check, OpenSSL's error queue, or the socket. */
@@ -105,9 +119,11 @@ static void link_read(struct bufferevent *bev, void *arg) {
             return;
         }
         if (!reply) return;
+        l->depth++;
         l->ops->reply(l->owner, reply);
+        l->depth--;
         freeReplyObject(reply);
-        if (l->dead) return;
+        if (link_released(l) || l->dead) return;
     }
 }
 
@@ -118,7 +134,10 @@ static void link_event(struct bufferevent *bev, short what, void *arg) {
     int sock_err = EVUTIL_SOCKET_ERROR();
     if (what & BEV_EVENT_CONNECTED) {
         l->up = 1;
+        l->depth++;
         l->ops->up(l->owner);
+        l->depth--;
+        link_released(l);
         return;
     }
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) return;
@@ -150,7 +169,10 @@ static void link_stream(ce_link *l) {
     bufferevent_enable(l->bev, EV_READ | EV_WRITE);
     if (!l->tls) {
         l->up = 1;
+        l->depth++;
         l->ops->up(l->owner);
+        l->depth--;
+        link_released(l);
     }
 }
 
@@ -246,10 +268,16 @@ int ce_link_fd(const ce_link *l) { return l->fd; }
 /* 1 while up. */
 int ce_link_is_up(const ce_link *l) { return l->up && !l->dead; }
 
-/* Close (if open) and free; no callback runs. */
+/* Close (if open) and free; no callback runs. Inside an owner callback, freed once it returns. */
 void ce_link_free(ce_link *l) {
     if (!l) return;
     l->dead = 1;
+    l->up = 0;
+    l->freed = 1;
+    if (l->depth == 0) link_destroy(l);
+}
+
+static void link_destroy(ce_link *l) {
     if (l->connecting) event_free(l->connecting);
     if (l->bev) bufferevent_free(l->bev);
     else if (l->fd >= 0) close(l->fd);

@@ -1,4 +1,6 @@
 import Foundation
+import Glibc
+import Logging
 
 /// Asks Redis Sentinel where a master is: `SENTINEL GET-MASTER-ADDR-BY-NAME` to each sentinel
 /// in turn (plain TCP, with `AUTH [sentinel_username] sentinel_password` when set); the first
@@ -94,4 +96,84 @@ enum SentinelClient {
 extension RedisSentinel {
     /// The sentinels in the order the next lookup asks them: from the one that answered last.
     public var askingOrder: [RedisEndpoint] { SentinelClient.order(self) }
+}
+
+/// Follows the sentinels' `+switch-master` announcements for one master: one subscribed link at
+/// a time (to the first sentinel that answers, in `askingOrder`), pinged every second so a dead
+/// sentinel is noticed and the next one taken. `moved` runs on the watch's thread with the
+/// master's address: once after each (re)subscription (a switch missed meanwhile), then for each
+/// switch. A link to the old master stays writable until the sentinels demote it (seconds after
+/// a `SENTINEL FAILOVER`); a client that moves on the announcement writes nothing there meanwhile.
+///
+///     let watch = SentinelWatch(sentinel: s, logger: log) { address in flag.set(address); outbox.wake() }
+///     watch.stop()
+final class SentinelWatch: Sendable {
+    private let stopped = LockedBox(false)
+
+    init(sentinel: RedisSentinel, logger: Logger, moved: @escaping @Sendable (SentinelClient.Address) -> Void) {
+        let stopped = self.stopped
+        let thread = Thread {
+            while !stopped.get() {
+                SentinelWatch.follow(sentinel, stopped: stopped, logger: logger, moved: moved)
+                if !stopped.get() { Thread.sleep(forTimeInterval: 0.5) }  // a pause before trying the sentinels again
+            }
+        }
+        thread.name = "celeris-sentinel-watch"
+        thread.start()
+    }
+
+    /// End the watch (within a second).
+    func stop() { stopped.set(true) }
+
+    /// Subscribe on the first sentinel that takes it and pass on its announcements until the link
+    /// fails or the watch stops.
+    private static func follow(
+        _ sentinel: RedisSentinel, stopped: LockedBox<Bool>, logger: Logger,
+        moved: @Sendable (SentinelClient.Address) -> Void
+    ) {
+        for s in SentinelClient.order(sentinel) {
+            if stopped.get() { return }
+            let r: RedisConnection
+            do throws(RedisError) {
+                r = try RedisConnection(endpoint: SentinelClient.endpoint(s, of: sentinel), timeoutMs: 2000)
+                try r.append(["SUBSCRIBE", "+switch-master"])
+                _ = try r.read()
+            } catch {
+                logger.debug("sentinel watch: \(s.host):\(s.port): \(error)")
+                continue
+            }
+            if case .success(let address) = SentinelClient.master(of: sentinel, timeoutMs: 2000) { moved(address) }
+            do throws(RedisError) {
+                while !stopped.get() {
+                    var fd = pollfd(fd: r.socket, events: Int16(POLLIN), revents: 0)
+                    // Anything that arrived is read behind a PING's answer: no message waits in a buffer.
+                    if poll(&fd, 1, 1000) == 0 { try r.append(["PING"]) }
+                    while true {
+                        let message = try r.read()
+                        guard let parts = message.elements, let kind = parts.first?.text else { continue }
+                        if kind == "pong" { break }
+                        if kind == "message", parts.count == 3, let text = parts[2].text,
+                            let address = switchedMaster(text, name: sentinel.masterName)
+                        {
+                            logger.warning(
+                                "the sentinels moved master \(sentinel.masterName) to \(address.host):\(address.port)")
+                            moved(address)
+                        }
+                        if kind == "message" { break }
+                    }
+                }
+            } catch {
+                logger.debug("sentinel watch: \(s.host):\(s.port): \(error)")
+                continue
+            }
+            return
+        }
+    }
+
+    /// The new address in a `+switch-master` message (`<name> <old ip> <old port> <new ip> <new port>`) for `name`.
+    static func switchedMaster(_ text: String, name: String) -> SentinelClient.Address? {
+        let parts = text.split(separator: " ")
+        guard parts.count == 5, parts[0] == name, let port = Int(parts[4]), port > 0, port < 65536 else { return nil }
+        return SentinelClient.Address(host: String(parts[3]), port: port)
+    }
 }

@@ -31,6 +31,8 @@ public final class Consumer: @unchecked Sendable {
     /// The Redis server the worker is connected to now (nil while it is not), from any thread:
     /// behind sentinels, the master they named.
     public var server: RedisEndpoint? { pipeline.server.get() }
+    /// Behind sentinels: the master they named last (`SentinelWatch`), set on the watch's thread.
+    private let namedMaster = LockedBox<SentinelClient.Address?>(nil)
     /// The worker stopped itself warm because too many threads were stuck past their hard
     /// time limit (`WorkerConfiguration.maxAbandonedThreads`): its process should exit with
     /// `abandonedThreadsExitStatus` (the threads cannot be stopped) and be started again.
@@ -150,6 +152,15 @@ public final class Consumer: @unchecked Sendable {
     /// Consume until stopped.
     public func run() {
         var claimed = 0
+        // Behind sentinels, a failover is followed the moment they announce it: a `SENTINEL FAILOVER`
+        // leaves the old master writable (and this worker's links to it up) until they demote it.
+        let watch = configuration.endpoint.sentinel.map { sentinel in
+            SentinelWatch(sentinel: sentinel, logger: logger) { [namedMaster, outbox] address in
+                namedMaster.set(address)
+                outbox.wake()
+            }
+        }
+        defer { watch?.stop() }
         while true {
             turns.modify { $0 += 1 }
             let phase = self.phase.get()
@@ -194,6 +205,7 @@ public final class Consumer: @unchecked Sendable {
             submitStarted()
             enforceHardLimits(now)
             enforceSoftLimits(now)
+            followNamedMaster()
             if ensureConnected() {
                 answerControlRequests()
                 sendEvents(now)
@@ -307,6 +319,19 @@ public final class Consumer: @unchecked Sendable {
     func settledConnection() -> RedisConnection? {
         settle()
         return pipeline.connection
+    }
+
+    /// The sentinels named a master other than the one connected to: drop the links to the old
+    /// one (what was in flight is sent again to the new one) and connect at once.
+    private func followNamedMaster() {
+        guard let named = namedMaster.exchange(nil), let server = pipeline.server.get(),
+            server.host != named.host || server.port != named.port
+        else { return }
+        pipeline.drop(
+            .connection(
+                "the sentinels named \(named.host):\(named.port) master instead of \(server.host):\(server.port)"))
+        wakers.stop()
+        reconnectAt = 0
     }
 
     /// Let the next `ensureConnected` try at once (a cold stop's last chance to give back).

@@ -254,9 +254,10 @@ final class SentinelTests: XCTestCase {
     func testGracefulFailoverWhileTheWorkerDrains() throws {
         cluster = try SentinelCluster()
         let n = 3000
-        let drain = try DrainUnderFailover(cluster: cluster, tasks: n)
+        // Slower tasks (10 ms, 4 at a time: ~7 s of drain) so the drain goes on well past the failover.
+        let drain = try DrainUnderFailover(cluster: cluster, tasks: n, taskMs: 10)
         defer { drain.stop() }
-        XCTAssertTrue(try drain.waitForResults(atLeast: n / 4, timeout: 30), "the drain did not start")
+        XCTAssertTrue(try drain.waitForResults(atLeast: n / 10, timeout: 30), "the drain did not start")
         let old = try cluster.failover()
         let started = Date()
         let new = try cluster.waitForNewMaster(otherThan: old, timeout: 30)
@@ -265,6 +266,9 @@ final class SentinelTests: XCTestCase {
             eventually(timeout: 30, interval: 0.02) { drain.connectedPort() == new },
             "the worker did not move to the new master")
         let moved = Date().timeIntervalSince(started)
+        // It followed the sentinels' announcement, not the demotion of the old master (seconds later,
+        // when the sentinels reconfigure it and close its clients).
+        XCTAssertEqual(cluster.role(old), "master", "the worker moved before the old master was demoted")
         XCTAssertTrue(eventually(timeout: 30) { self.cluster.role(old) == "slave" }, "the old master became a replica")
         let master = try cluster.client(port: new)
         let complete = try eventually(timeout: 90, interval: 0.2) { try master.resultCount() == Int64(n) }
@@ -297,7 +301,7 @@ final class DrainUnderFailover {
     private let stopped = DispatchSemaphore(value: 0)
     private let cluster: SentinelCluster
 
-    init(cluster: SentinelCluster, tasks n: Int) throws {
+    init(cluster: SentinelCluster, tasks n: Int, taskMs: UInt32 = 2) throws {
         self.cluster = cluster
         let master = try cluster.client(port: cluster.dataPorts[0])
         var producer = TaskProducer()
@@ -317,7 +321,7 @@ final class DrainUnderFailover {
         registry.register("count") { ctx in
             let i = ctx.argument(0, "i")?.intValue ?? -1
             counts.modify { $0[Int(i), default: 0] += 1 }
-            usleep(2000)
+            usleep(taskMs * 1000)
             return ctx.argument(0, "i") ?? .null
         }
         var logger = Logger(label: "sentinel-drain")

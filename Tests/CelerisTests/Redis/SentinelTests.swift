@@ -281,6 +281,49 @@ final class SentinelTests: XCTestCase {
         XCTAssertTrue(complete, "results: \(results) of \(n)")
         XCTAssertEqual(ran, n, "every task ran")
     }
+
+    /// The master is made a replica behind the sentinels' back (REPLICAOF, as a failover done by
+    /// hand would): the worker's next claim or write is refused READONLY, which it takes as a lost
+    /// link, not a task failure; its reconnects find a replica (ROLE) until the sentinels fail
+    /// over to the one master left, and every task gets its result there.
+    func testReadOnlyMasterIsALostLink() throws {
+        cluster = try SentinelCluster()
+        let n = 3000
+        let drain = try DrainUnderFailover(cluster: cluster, tasks: n, taskMs: 5)
+        defer { drain.stop() }
+        XCTAssertTrue(try drain.waitForResults(atLeast: n / 10, timeout: 30), "the drain did not start")
+        let (old, replica) = (cluster.dataPorts[0], cluster.dataPorts[1])
+        XCTAssertEqual(try cluster.client(port: replica).command("REPLICAOF", "NO", "ONE").text, "OK")
+        XCTAssertEqual(
+            try cluster.client(port: old).command("REPLICAOF", "127.0.0.1", "\(replica)").text, "OK")
+        let demoted = Date()
+        XCTAssertTrue(
+            eventually(timeout: 20) { drain.lines.get().contains { $0.hasPrefix("Redis is read-only now (READONLY") } },
+            "\(drain.lines.get().suffix(20))")
+        let new = try cluster.waitForNewMaster(otherThan: old, timeout: 60)
+        XCTAssertEqual(new, replica)
+        XCTAssertTrue(
+            eventually(timeout: 30, interval: 0.02) { drain.connectedPort() == new },
+            "the worker did not reconnect to the master: \(drain.lines.get().suffix(20))")
+        let moved = Date().timeIntervalSince(demoted)
+        let master = try cluster.client(port: new)
+        let complete = try eventually(timeout: 90, interval: 0.2) { try master.resultCount() == Int64(n) }
+        let results = Int(try master.resultCount())
+        let (ran, twice) = drain.runs(tasks: n)
+        // Refused (READONLY), not failed: no task's result says FAILURE.
+        let failures = try master.command(
+            "EVAL",
+            "local n = 0 for _, k in ipairs(redis.call('KEYS', 'celery-task-meta-*')) do "
+                + "if string.find(redis.call('GET', k), 'FAILURE') then n = n + 1 end end return n", "0"
+        ).integer
+        print(
+            "SENTINEL-FIGURE READONLY: worker on the promoted master \(moved) s after REPLICAOF; "
+                + "\(n) tasks: \(n - results) lost, \(twice) ran more than once; reconnects refused by ROLE: "
+                + "\(drain.lines.get().count { $0.contains("says ROLE slave") })")
+        XCTAssertTrue(complete, "results: \(results) of \(n)")
+        XCTAssertEqual(ran, n, "every task ran")
+        XCTAssertEqual(failures, 0)
+    }
 }
 
 /// The `RedisError` `body` threw; a failure when it threw nothing or something else.
@@ -300,6 +343,8 @@ final class DrainUnderFailover {
     private let counts: LockedBox<[Int: Int]>
     private let stopped = DispatchSemaphore(value: 0)
     private let cluster: SentinelCluster
+    /// The worker's warnings and errors.
+    let lines: LockedBox<[String]>
 
     init(cluster: SentinelCluster, tasks n: Int, taskMs: UInt32 = 2) throws {
         self.cluster = cluster
@@ -324,7 +369,9 @@ final class DrainUnderFailover {
             usleep(taskMs * 1000)
             return ctx.argument(0, "i") ?? .null
         }
-        var logger = Logger(label: "sentinel-drain")
+        let lines = LockedBox<[String]>([])
+        self.lines = lines
+        var logger = Logger(label: "sentinel-drain") { _ in WarningRecorder(lines: lines) }
         logger.logLevel = .warning
         consumer = Consumer(
             configuration: WorkerConfiguration(
@@ -368,4 +415,17 @@ final class DrainUnderFailover {
         consumer.stop()
         _ = stopped.wait(timeout: .now() + 15)
     }
+}
+
+/// Keeps a logger's messages.
+private struct WarningRecorder: LogHandler {
+    let lines: LockedBox<[String]>
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+    var logLevel: Logger.Level = .warning
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { lines.modify { $0.append(event.message.description) } }
 }

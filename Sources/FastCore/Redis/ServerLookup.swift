@@ -3,13 +3,14 @@ import Foundation
 extension RedisEndpoint {
     /// Blocking. The servers a new connection tries, in order: `serversToTry` for a plain endpoint;
     /// for a Sentinel endpoint, the master the sentinels name now (each asked in turn within
-    /// `timeoutMs`), as a plain endpoint with this endpoint's auth, db and TLS. Empty, with the
+    /// `timeoutMs`, at most 1 s), as a plain endpoint with this endpoint's auth, db and TLS. Empty, with the
     /// reason, when no sentinel names one.
     ///
     ///     let (servers, error) = endpoint.connectionCandidates(timeoutMs: 2000)
     public func connectionCandidates(timeoutMs: Int) -> (servers: [RedisEndpoint], error: String?) {
         guard let sentinel else { return (serversToTry, nil) }
-        switch SentinelClient.master(of: sentinel, timeoutMs: timeoutMs) {
+        // Each sentinel within a second at most: a dead one must not hold up the next for a link's long timeout.
+        switch SentinelClient.master(of: sentinel, timeoutMs: min(timeoutMs, 1000)) {
         case .success(let address):
             // (TLS then checks the address the sentinels gave, or the URL's ssl_server_name.)
             let master = RedisEndpoint(

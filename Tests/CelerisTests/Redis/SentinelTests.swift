@@ -209,6 +209,20 @@ final class SentinelTests: XCTestCase {
         let handle = try await client.send("add", args: [2, 3])
         let sum = try await handle.get(timeout: .seconds(20))
         XCTAssertEqual(sum, 5)
+
+        // After a kill -9 of the master, the client's next send waits for the new one (within its
+        // connectTimeout) and its result comes back from there.
+        let old = try cluster.killMaster()
+        let killed = Date()
+        let again = try await client.send("add", args: [40, 2])
+        let sent = Date().timeIntervalSince(killed)
+        let answer = try await again.get(timeout: .seconds(30))
+        XCTAssertEqual(answer, 42)
+        let new = try cluster.waitForNewMaster(otherThan: old, timeout: 10)
+        XCTAssertEqual(try cluster.client(port: new).result(again.id)?["result"], 42)
+        print(
+            "SENTINEL-FIGURE Swift client: master killed -> send returned after \(sent) s, "
+                + "result after \(Date().timeIntervalSince(killed)) s")
         await client.close()
     }
 

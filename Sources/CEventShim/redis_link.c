@@ -74,16 +74,17 @@ static void link_fail(ce_link *l, const char *why) {
 static void tls_error_text(ce_link *l, int sock_err, char *buf, size_t len) {
     SSL *ssl = l->bev ? bufferevent_openssl_get_ssl(l->bev) : NULL;
     long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-    unsigned long e, last = 0;
-    while (l->bev && (e = bufferevent_get_openssl_error(l->bev)) != 0) last = e;
+    unsigned long e;
+    const char *reason = NULL; /* the first queued error OpenSSL names ("tlsv13 alert certificate required") */
+    while (l->bev && (e = bufferevent_get_openssl_error(l->bev)) != 0)
+        if (!reason) reason = ERR_reason_error_string(e);
     char stage[400];
     if (l->up) snprintf(stage, sizeof(stage), "TLS with %s", l->peer);
     else snprintf(stage, sizeof(stage), "TLS handshake with %s failed", l->peer);
     if (!l->up && verify != X509_V_OK) {
         snprintf(buf, len, "%s: certificate verify failed (%s)", stage, X509_verify_cert_error_string(verify));
-    } else if (last) {
-        const char *reason = ERR_reason_error_string(last);
-        snprintf(buf, len, "%s: %s", stage, reason ? reason : "error");
+    } else if (reason) {
+        snprintf(buf, len, "%s: %s", stage, reason);
     } else if (sock_err) {
         snprintf(buf, len, "%s: %s", stage, strerror(sock_err));
     } else {

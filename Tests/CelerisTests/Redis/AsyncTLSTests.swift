@@ -58,6 +58,11 @@ final class AsyncTLSTests: XCTestCase {
             "x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
             "-CAcreateserial", "-out", path("server.pem"), "-days", "2", "-extfile", path("ext.cnf"),
         ])
+        try openssl(["req"] + ec + ["-keyout", path("client.key"), "-out", path("client.csr"), "-subj", "/CN=celeris"])
+        try openssl([
+            "x509", "-req", "-in", path("client.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+            "-CAcreateserial", "-out", path("client.pem"), "-days", "2",
+        ])
     }
 
     private func openssl(_ args: [String]) throws {
@@ -85,6 +90,29 @@ final class AsyncTLSTests: XCTestCase {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Restart redis-server requiring client certificates (`--tls-auth-clients yes`).
+    private func requireClientCertificates() throws {
+        redis.stop()
+        redis = try Spawned(
+            "/usr/bin/redis-server",
+            [
+                "--port", "0", "--tls-port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--protected-mode", "no", "--tls-cert-file", path("server.pem"), "--tls-key-file", path("server.key"),
+                "--tls-ca-cert-file", path("ca.pem"), "--tls-auth-clients", "yes",
+            ], name: "redis-mtls-\(redisPort)")
+        let up = eventually(timeout: 10) {
+            (try? self.cli(["--cert", self.path("client.pem"), "--key", self.path("client.key"), "PING"])) == "PONG"
+        }
+        if !up { throw TestFailure("mTLS redis-server did not start on \(redisPort): \(redis.log)") }
+    }
+
+    private func healthIs(_ status: Int) -> Bool {
+        let port = port
+        return eventually(timeout: 10) {
+            (try? HTTPClient.request("GET", port: port, path: "/health").status) == status
+        }
     }
 
     private func startFrontend(broker: String, waitHealthy: Bool = true) throws {
@@ -153,6 +181,42 @@ final class AsyncTLSTests: XCTestCase {
         let stats = try cli(["INFO", "commandstats"])
         XCTAssertFalse(stats.contains("cmdstat_subscribe"), "no frontend link ever ran a command: \(stats)")
         XCTAssertFalse(stats.contains("cmdstat_rpush") || stats.contains("cmdstat_lpush"), stats)
+    }
+
+    /// The certificate must name the host asked for: `ssl_server_name` naming another host fails
+    /// ("hostname mismatch"); `localhost` (in the certificate's SANs) connects.
+    func testHostNameIsChecked() throws {
+        try startFrontend(broker: tlsBroker + "&ssl_server_name=redis.example.com", waitHealthy: false)
+        let p = try XCTUnwrap(frontend)
+        XCTAssertTrue(eventually(timeout: 10) { p.log.contains("hostname mismatch") }, p.log)
+        XCTAssertTrue(healthIs(503))
+        p.stop()
+        try startFrontend(broker: tlsBroker + "&ssl_server_name=localhost")
+        XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/tasks").status, 200)
+        XCTAssertEqual(try cli(["LLEN", "celery"]), "1")
+    }
+
+    /// `ssl_cert_reqs=none`: encrypted without checking the certificate, so the wrong CA connects.
+    func testCertReqsNoneDoesNotVerify() throws {
+        try startFrontend(
+            broker: "rediss://127.0.0.1:\(redisPort)/0?ssl_cert_reqs=none&ssl_ca_certs=\(path("other.pem"))")
+        XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/tasks").status, 200)
+        XCTAssertEqual(try cli(["LLEN", "celery"]), "1")
+    }
+
+    /// A server that requires client certificates: refused without one, served with
+    /// `ssl_certfile` / `ssl_keyfile`.
+    func testClientCertificate() throws {
+        try requireClientCertificates()
+        try startFrontend(broker: tlsBroker, waitHealthy: false)
+        let p = try XCTUnwrap(frontend)
+        XCTAssertTrue(
+            eventually(timeout: 10) { p.log.contains("certificate required") }, p.log)
+        XCTAssertTrue(healthIs(503))
+        p.stop()
+        try startFrontend(
+            broker: tlsBroker + "&ssl_certfile=\(path("client.pem"))&ssl_keyfile=\(path("client.key"))")
+        XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/tasks").status, 200)
     }
 
     /// The first bytes a rediss:// frontend sends to a listener of ours are a TLS handshake

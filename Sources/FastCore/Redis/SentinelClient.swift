@@ -30,7 +30,7 @@ enum SentinelClient {
         return Array(all[start...] + all[..<start])
     }
 
-    private static func key(_ sentinel: RedisSentinel) -> String {
+    static func key(_ sentinel: RedisSentinel) -> String {
         sentinel.masterName + "@" + sentinel.sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ",")
     }
 
@@ -175,5 +175,43 @@ final class SentinelWatch: Sendable {
         let parts = text.split(separator: " ")
         guard parts.count == 5, parts[0] == name, let port = Int(parts[4]), port > 0, port < 65536 else { return nil }
         return SentinelClient.Address(host: String(parts[3]), port: port)
+    }
+}
+
+/// The sentinels' announcements for links that poll (an event loop's timer): one `SentinelWatch`
+/// per sentinel set in the process, started on first use and kept for the process's life.
+///
+///     // on a timer, while connected to `server`:
+///     if let moved = SentinelAnnouncements.moved(sentinel, from: server, seen: &generation, logger: log) { drop(…) }
+public enum SentinelAnnouncements {
+    private struct Entry: Sendable {
+        var watch: SentinelWatch?
+        var generation = 0
+        var address: SentinelClient.Address?
+    }
+    private static let entries = LockedBox<[String: Entry]>([:])
+
+    /// The master the sentinels named since `seen` (the generation this link saw last, updated
+    /// here), as `host:port`, when it is not `server`; nil otherwise. Starts the watch on first use.
+    public static func moved(_ sentinel: RedisSentinel, from server: RedisEndpoint, seen: inout Int, logger: Logger)
+        -> String?
+    {
+        let key = SentinelClient.key(sentinel)
+        let entry = entries.modify { all -> Entry in
+            if all[key] == nil {
+                all[key] = Entry()
+                all[key]?.watch = SentinelWatch(sentinel: sentinel, logger: logger) { address in
+                    entries.modify {
+                        $0[key]?.generation += 1
+                        $0[key]?.address = address
+                    }
+                }
+            }
+            return all[key] ?? Entry()
+        }
+        guard entry.generation > seen, let address = entry.address else { return nil }
+        seen = entry.generation
+        guard address.host != server.host || address.port != server.port else { return nil }
+        return "\(address.host):\(address.port)"
     }
 }

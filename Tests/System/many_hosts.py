@@ -2,7 +2,7 @@
 """Celeris on many hosts: network namespaces behind HAProxy, with failures injected.
 
   many_hosts.py --bin-dir .build/debug --out result.json [--tasks 3000] [--clients 32] [--deadline 230]
-                [--durable auto|on|off] [--keep-logs]
+                [--durable auto|on|off] [--failover-clients N] [--keep-logs]
 
 Runs as root. Every host is a network namespace (`cel<pid>-<host>`) on a bridge (`cel-br<pid>`,
 itself in the namespace `cel<pid>-br`), 10.88.0.x addresses on veth pairs: nothing leaves the
@@ -791,9 +791,14 @@ backend frontends
         log(f"(3) fe1 partitioned: down in haproxy after {marked_down:.2f} s, up {back_up:.2f} s after healing; "
             f"{len(load.acked) - a0} POSTs acknowledged, {len(load.failures) - f0} failed meanwhile")
 
-        # ---- (4) Redis failover
+        # ---- (4) Redis failover (with --failover-clients, that many more clients POST unpaced
+        # around the kill: acknowledged writes the dying master had not streamed yet show as lost)
         f0 = len(load.failures)
         old_master = master_addr(net)
+        rush = Load(net, addr("lb"), a.failover_clients, a.task_length)
+        if a.failover_clients:
+            rush.background(a.failover_clients, 1e-9)
+            wait_for("the failover clients' first acknowledgements", lambda: len(rush.acked) >= 200, 20, 0.02)
         t_fail = time.monotonic()
         for name, host, p in net.procs:
             if name == "redis-master":
@@ -825,9 +830,13 @@ backend frontends
             a1 = len(load.acked)
             wait_for("load on the new master", lambda: len(load.acked) >= a1 + 100, 30, 0.05)
         load.stop_background()
+        rush.stop_background()
+        report["redis_failover"]["failover_clients"] = a.failover_clients
+        report["redis_failover"]["failover_clients_acknowledged"] = len(rush.acked)
+        report["redis_failover"]["failover_clients_failed"] = len(rush.failures)
 
         # ---- invariants
-        acked = list(dict.fromkeys(load.acked))
+        acked = list(dict.fromkeys(load.acked + rush.acked))
         ids = acked + [workflow_id]
         results = {}
 
@@ -847,8 +856,19 @@ backend frontends
                             results[t] = (s, v)
             return len(results) == len(ids)
 
+        # Until every result is in, or none came for 30 s (then the rest count as lost), within the deadline.
+        progress = {"n": -1, "at": time.monotonic()}
+
+        def all_final_or_stalled():
+            if all_final():
+                return True
+            if len(results) != progress["n"]:
+                progress["n"], progress["at"] = len(results), time.monotonic()
+            return time.monotonic() - progress["at"] > 30
+
         try:
-            wait_for("every acknowledged task's result", all_final, max(10, deadline - time.monotonic() - 10), 0.2)
+            wait_for("every acknowledged task's result", all_final_or_stalled,
+                     max(10, deadline - time.monotonic() - 10), 0.2)
         except TimeoutError:
             pass
         states = {}
@@ -927,6 +947,8 @@ def main():
     ap.add_argument("--slow-length", type=int, default=150, help="steps of the tasks the killed host runs")
     ap.add_argument("--visibility", type=float, default=4, help="workers' --visibility-timeout")
     ap.add_argument("--deadline", type=float, default=230)
+    ap.add_argument("--failover-clients", type=int, default=0,
+                    help="clients POSTing unpaced around the Redis master's kill (default none)")
     ap.add_argument("--durable", choices=["auto", "on", "off"], default="auto",
                     help="frontends' --durable-enqueue 1 (auto: when celeris-frontend has it)")
     ap.add_argument("--keep-logs", action="store_true")

@@ -7,8 +7,8 @@ import Logging
 /// update falls between the read and the subscription), re-subscribed after a reconnect
 /// (each confirmation is reported again, so awaited keys are read again). A channel no
 /// one awaits any more is unsubscribed after `idleSeconds` (one awaited again by then is
-/// reused). A channel of its own stays subscribed for the connection's life (hiredis 0.14
-/// must never see its subscription count reach zero while a SUBSCRIBE is in flight).
+/// reused). A channel of its own stays subscribed for the connection's life (its SUBSCRIBEs
+/// are the barriers: see `barrier`).
 ///
 ///     let sub = ResultSubscriber(loop: loop, endpoint: ep, logger: log)
 ///     sub.onConfirmed = { channel in /* GET the key */ }
@@ -270,14 +270,14 @@ final class ResultSubscriber {
         connectTimer = loop.timer(after: connectTimeoutMs) { [weak self] in
             guard let self, !self.isUp, let current = self.handle, current == h else { return }
             self.handle = nil
-            ce_pubsub_free(current)  // a timer, not a hiredis callback: freed at once
+            ce_pubsub_free(current)  // a timer, not a link callback: freed at once
             self.logger.debug("client subscriber: no connection to \(self.server) within \(self.connectTimeoutMs) ms")
             self.scheduleReconnect()
         }
     }
 
     /// Redis refused the link (an error reply: NOAUTH, WRONGPASS): drop it once out of
-    /// hiredis' callback, and try again later and later.
+    /// the link's callback, and try again later and later.
     private func refused(_ message: String) {
         // One refusal per link: a refused AUTH also fails the PING and SUBSCRIBEs behind it.
         guard let link = handle, link != refusedLink else { return }
@@ -337,7 +337,7 @@ final class ResultSubscriber {
             let wasUp = isUp
             isUp = false
             connectTimer?.cancel()
-            if let h = handle { retired.append(h) }  // freed out of hiredis' callback
+            if let h = handle { retired.append(h) }  // freed out of the link's callback
             handle = nil
             if wasUp {
                 logger.warning("client lost Redis at \(server) (pub/sub): \(a); reconnecting")

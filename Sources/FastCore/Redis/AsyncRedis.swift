@@ -147,8 +147,7 @@ public final class AsyncRedis {
     }
 
     /// `send` of a command encoded as RESP (`RESP.append`); the one encoder every client shares.
-    /// hiredis reads a formatted command as a C string (it scans SUBSCRIBE's arguments up to
-    /// a NUL), so `wire` ends with a NUL, which is not sent.
+    /// `wire` ends with a NUL, which is not sent (the C API's convention for a formatted command).
     private func send(resp wire: [UInt8], persistent: Bool = false, _ callback: @escaping (RedisValue?) -> Void)
         -> Bool
     {
@@ -299,7 +298,7 @@ public final class AsyncRedis {
     }
 
     /// Close the link ourselves (a timeout, or a link that will not answer its PING): every
-    /// pending command's callback gets nil now, then reconnect. Never called from a hiredis callback.
+    /// pending command's callback gets nil now, then reconnect. Never called from a link callback.
     private func drop(reason: String) {
         guard let h = handle else { return }
         let wasConnected = isConnected
@@ -318,7 +317,7 @@ public final class AsyncRedis {
         scheduleReconnect()
     }
 
-    /// `drop` once out of hiredis' callback, if the link is still the same one.
+    /// `drop` once out of the link's callback, if the link is still the same one.
     private func dropLater(reason: String) {
         let link = handle
         dropTimer = loop.timer(after: 0) { [weak self] in

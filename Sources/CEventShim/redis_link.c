@@ -29,6 +29,10 @@ struct ce_link {
     struct event *connecting; /* the TCP/unix connect in progress */
     struct bufferevent *bev;  /* once connected (TLS: handshake in progress until up) */
     redisReader *reader;
+    /* TLS: commands written during a loop turn, handed to the SSL bufferevent together at its
+       end (it encrypts and sends on every write otherwise: a record and a syscall per command). */
+    struct evbuffer *staged;
+    struct event *flush;
     struct ce_tls_config *tls;
     char server_name[256];
     char peer[300]; /* host:port, for messages */
@@ -43,6 +47,27 @@ struct ce_link {
 };
 
 static void link_destroy(ce_link *l);
+static int link_released(ce_link *l);
+
+/* Drop the TLS write staging. */
+static void link_unstage(ce_link *l) {
+    if (l->flush) event_free(l->flush);
+    if (l->staged) evbuffer_free(l->staged);
+    l->flush = NULL;
+    l->staged = NULL;
+}
+
+/* End of a loop turn's writes: the staged commands go to the SSL bufferevent at once. */
+static void link_flush(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ce_link *l = arg;
+    if (!l->bev || l->dead || evbuffer_get_length(l->staged) == 0) return;
+    l->depth++; /* a failure inside reaches the owner: the staging stays until this returns */
+    bufferevent_write_buffer(l->bev, l->staged);
+    l->depth--;
+    link_released(l);
+}
 
 /* After an owner callback: 1 when the owner freed the link in it (now gone: touch nothing). */
 static int link_released(ce_link *l) {
@@ -162,6 +187,9 @@ static void link_stream(ce_link *l) {
                                                 BEV_OPT_CLOSE_ON_FREE);
         if (!l->bev) return link_fail(l, "TLS: out of memory");
         bufferevent_openssl_set_allow_dirty_shutdown(l->bev, 1);
+        l->staged = evbuffer_new();
+        l->flush = event_new(l->base, -1, 0, link_flush, l);
+        if (!l->staged || !l->flush) return link_fail(l, "TLS: out of memory");
     } else {
         l->bev = bufferevent_socket_new(l->base, l->fd, BEV_OPT_CLOSE_ON_FREE);
         if (!l->bev) return link_fail(l, "Out of memory");
@@ -260,7 +288,10 @@ ce_link *ce_link_open_unix(struct event_base *base, const char *path, const ce_l
 /* Queue bytes for the server; -1 unless up. */
 int ce_link_write(ce_link *l, const char *data, size_t len) {
     if (!l->up || l->dead || !l->bev) return -1;
-    return bufferevent_write(l->bev, data, len) == 0 ? 0 : -1;
+    if (!l->staged) return bufferevent_write(l->bev, data, len) == 0 ? 0 : -1;
+    if (evbuffer_add(l->staged, data, len) != 0) return -1;
+    if (!event_pending(l->flush, EV_TIMEOUT, NULL)) event_active(l->flush, EV_TIMEOUT, 0);
+    return 0;
 }
 
 /* The socket (-1 once closed). */
@@ -279,6 +310,7 @@ void ce_link_free(ce_link *l) {
 }
 
 static void link_destroy(ce_link *l) {
+    link_unstage(l);
     if (l->connecting) event_free(l->connecting);
     if (l->bev) bufferevent_free(l->bev);
     else if (l->fd >= 0) close(l->fd);

@@ -46,12 +46,23 @@ final class ManyHostsTests: XCTestCase {
         try Self.requireMachine()
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("many-hosts-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: out) }
-        let log = try runPython(
-            "../../System/many_hosts.py",
-            ["--bin-dir", TestPaths.binDir.path, "--out", out.path, "--deadline", "200"], timeout: 240)
+        let log: String
+        do {
+            log = try runPython(
+                "../../System/many_hosts.py",
+                ["--bin-dir", TestPaths.binDir.path, "--out", out.path, "--deadline", "200"], timeout: 240)
+        } catch {
+            // Exit status 2: the machine cannot build the hosts (no bridge, veth…); the report says why.
+            if let data = try? Data(contentsOf: out),
+                let skip = (try? JSONParser.parse(Array(data)))?["skip"]?.stringValue
+            {
+                throw XCTSkip("many-hosts test: \(skip)")
+            }
+            throw error
+        }
         print(log)
         let r = try JSONParser.parse(Array(try Data(contentsOf: out)))
-        let report = "\(log)"
+        let report = log
         XCTAssertEqual(r["ok"], true, report)
         XCTAssertEqual(r["namespaces_left"]?.arrayValue?.count, 0, "every namespace removed")
 

@@ -101,6 +101,28 @@ final class TLSTests: XCTestCase {
         }
     }
 
+    /// `ssl_cert_reqs=optional` verifies as `required` does (a client has nothing to make optional,
+    /// as with Python's ssl); TLS over a unix socket is refused before anything is sent.
+    func testOptionalVerifiesAndUnixSocketTLSIsRefused() throws {
+        let redis = try TLSRedisServer(certs)
+        let optional = thrownText {
+            _ = try RedisConnection(
+                endpoint: RedisEndpoint(url: redis.url("ssl_cert_reqs=optional&ssl_ca_certs=\(certs.otherCAFile)")))
+        }
+        XCTAssertEqual(
+            optional,
+            "Redis connection: TLS handshake with 127.0.0.1:\(redis.port) failed: certificate verify failed: "
+                + "self-signed certificate in certificate chain")
+        let unix = thrownText {
+            _ = try RedisConnection(
+                endpoint: RedisEndpoint(host: "", port: 0, socketPath: "/tmp/none.sock", tls: RedisTLS()))
+        }
+        XCTAssertEqual(
+            unix,
+            "Redis connection: TLS over a unix socket (/tmp/none.sock) is not supported: use redis:// for a unix socket"
+        )
+    }
+
     /// A `rediss://` URL never speaks plaintext: the first byte a plain TCP listener gets is a TLS
     /// handshake record (0x16), and the connection fails when the listener hangs up.
     func testRedissSendsATLSHandshakeFirst() throws {

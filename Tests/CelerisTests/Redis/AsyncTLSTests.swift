@@ -141,6 +141,28 @@ final class AsyncTLSTests: XCTestCase {
         XCTAssertTrue(try cli(["INFO", "commandstats"]).contains("cmdstat_subscribe"), "the pub/sub link over TLS too")
     }
 
+    /// 400 POST /tasks from 16 threads at once (many commands written per loop turn, sent
+    /// together over TLS): every one answered 200 and queued; after Redis kills the frontend's
+    /// links, they reconnect over TLS and serve again.
+    func testConcurrentTasksAndReconnectOverTLS() throws {
+        try startFrontend(broker: tlsBroker)
+        let port = port
+        let ok = LockedCounter()
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in
+            for _ in 0..<25 {
+                if (try? HTTPClient.request("POST", port: port, path: "/tasks").status) == 200 { ok.increment() }
+            }
+        }
+        XCTAssertEqual(ok.value, 400)
+        XCTAssertEqual(try cli(["LLEN", "celery"]), "400")
+        XCTAssertNotEqual(try cli(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]), "0")
+        XCTAssertNotEqual(try cli(["CLIENT", "KILL", "TYPE", "pubsub"]), "0")
+        XCTAssertTrue(
+            eventually(timeout: 10) { (try? HTTPClient.request("POST", port: port, path: "/tasks").status) == 200 })
+        XCTAssertTrue(
+            eventually(timeout: 10) { (try? self.cli(["PUBSUB", "NUMSUB", "task_status"]))?.hasSuffix("1") == true })
+    }
+
     /// A WebSocket with no subscriptions gets a task_status PUBLISH made over TLS; one that
     /// subscribes to a task (the result subscriber's own TLS link) gets its PENDING state, then
     /// the record stored and published over TLS.

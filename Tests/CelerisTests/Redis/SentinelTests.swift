@@ -226,6 +226,26 @@ final class SentinelTests: XCTestCase {
         await client.close()
     }
 
+    /// Python Celery configured for Sentinel as its users do (sentinel:// broker and backend,
+    /// master_name and the sentinel password in the transport options) sends a task that
+    /// celeris-worker, on the same sentinels, runs; Celery reads the result through its
+    /// Sentinel backend.
+    func testPythonCeleryOnTheSameSentinels() throws {
+        cluster = try SentinelCluster(sentinelPassword: "s3ntinel")
+        let worker = try Spawned(
+            try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
+            env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
+        defer { worker.stop() }
+        XCTAssertTrue(eventually(timeout: 20) { worker.log.contains("connected to") }, worker.log)
+        let urls = cluster.sentinelPorts.map { "sentinel://127.0.0.1:\($0)" }.joined(separator: ";")
+        let out = try runPython("sentinel_probe.py", [urls, cluster.masterName, "s3ntinel"], timeout: 60)
+        let line = try XCTUnwrap(out.split(separator: "\n").last { $0.hasPrefix("{") }, out)
+        let json = try JSONParser.parse(Array(line.utf8))
+        XCTAssertEqual(json["result"], 5, out)
+        let id = try XCTUnwrap(json["id"]?.stringValue)
+        XCTAssertEqual(try cluster.client(port: cluster.dataPorts[0]).result(id)?["result"], 5)
+    }
+
     /// The master is killed (SIGKILL) while an in-process worker drains tasks that were all
     /// replicated (WAIT) before: after the failover every task has its result on the new master;
     /// none is lost. Runs are counted per task: a task whose ack died with the old master runs

@@ -63,6 +63,34 @@ final class TLSTests: XCTestCase {
         }
     }
 
+    /// The TLS redis-server restarts under a worker (its data gone): the worker's links connect and
+    /// handshake again, and it runs what is queued on the new server.
+    func testWorkerReconnectsOverTLSAfterARestart() throws {
+        let redis = try TLSRedisServer(certs)
+        func queue(_ n: Int) throws -> [TaskMessage] {
+            let messages = (0..<n).map { TaskMessage(task: "add", args: [.int(Int64($0)), 1]) }
+            var producer = TaskProducer()
+            for reply in try redis.client().pipeline(messages.flatMap { producer.sendCommands(for: $0) }) {
+                XCTAssertNil(reply.errorMessage)
+            }
+            return messages
+        }
+        let first = try queue(50)
+        let p = try worker(redis.trustingURL, io: "uring")
+        XCTAssertTrue(eventually(timeout: 30) { (try? redis.client().resultCount()) == 50 }, p.log)
+        redis.stop()
+        try redis.start()
+        XCTAssertEqual(try redis.client().keys(), [])
+        let second = try queue(50)
+        let done = eventually(timeout: 60, interval: 0.1) { (try? redis.client().resultCount()) == 50 }
+        XCTAssertTrue(done, p.log)
+        let client = try redis.client()
+        for (i, m) in second.enumerated() { XCTAssertEqual(try client.result(m.id)?["result"], .int(Int64(i + 1))) }
+        XCTAssertNil(try client.result(first[0].id))
+        XCTAssertTrue(p.isRunning)
+        p.stop()
+    }
+
     /// Replies larger than one receive buffer (1 MB values: many TLS records, more plaintext than
     /// the reader's feed holds at once) and a pipeline of 2,000 commands, through both paths.
     func testLargeRepliesAndLongPipelinesOverTLS() throws {

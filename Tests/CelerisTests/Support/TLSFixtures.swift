@@ -77,9 +77,19 @@ final class TLSRedisServer {
     let certs: TLSFixtures
     private var process: Spawned?
 
+    private let certificate: String
+    private let authClients: Bool
+
     init(_ certs: TLSFixtures, certificate: String = "server", authClients: Bool = false) throws {
         self.certs = certs
+        self.certificate = certificate
+        self.authClients = authClients
         port = freePort()
+        try start()
+    }
+
+    /// Start (again, after `stop`) on the same port; returns once redis-cli gets PONG over TLS.
+    func start() throws {
         process = try Spawned(
             "/usr/bin/redis-server",
             [

@@ -246,6 +246,54 @@ final class SentinelTests: XCTestCase {
         XCTAssertEqual(try cluster.client(port: cluster.dataPorts[0]).result(id)?["result"], 5)
     }
 
+    /// Data nodes on TLS only behind plain-TCP sentinels (`sentinel://…?ssl_ca_certs=`): the master
+    /// they name is reached over TLS (its certificate checked against the address they gave), by a
+    /// connection, by the worker and the frontend, and again after a kill -9.
+    func testTLSMasterBehindTheSentinels() throws {
+        let certs = try TLSFixtures()
+        cluster = try SentinelCluster(tls: certs)
+        let endpoint = try cluster.endpoint()
+        XCTAssertNotNil(endpoint.tls)
+        let direct = try RedisConnection(endpoint: endpoint)
+        XCTAssertEqual(direct.server.port, cluster.dataPorts[0])
+        XCTAssertNotNil(direct.server.tls, "the master is reached over TLS")
+        try direct.command("SET", "over-tls", "1")
+
+        let worker = try Spawned(
+            try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
+            env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
+        defer { worker.stop() }
+        XCTAssertTrue(eventually(timeout: 20) { worker.log.contains("connected to") }, worker.log)
+        let port = freePort()
+        let frontend = try Spawned(
+            try TestPaths.executable("celeris-frontend"),
+            ["-b", cluster.url, "--host", "127.0.0.1", "--port", "\(port)", "--loglevel", "debug"],
+            name: "sentinel-frontend")
+        defer { frontend.stop() }
+        XCTAssertTrue(
+            eventually(timeout: 20) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 200 },
+            frontend.log)
+        func runs() -> Bool {
+            guard
+                let id = try? HTTPClient.request(
+                    "POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [2, 3]}"#
+                ).json?["task_id"]?.stringValue
+            else { return false }
+            return eventually(timeout: 20, interval: 0.05) {
+                (try? HTTPClient.request("GET", port: port, path: "/status/\(id)").json?["state"]?.stringValue)
+                    == "SUCCESS"
+            }
+        }
+        XCTAssertTrue(runs(), worker.log + frontend.log)
+
+        let old = try cluster.killMaster()
+        let new = try cluster.waitForNewMaster(otherThan: old, timeout: 30)
+        let after = try RedisConnection(endpoint: endpoint)
+        XCTAssertEqual(after.server.port, new)
+        XCTAssertEqual(try after.command("GET", "over-tls").text, "1")
+        XCTAssertTrue(eventually(timeout: 30, interval: 0.1) { runs() }, worker.log + frontend.log)
+    }
+
     /// The master is killed (SIGKILL) while an in-process worker drains tasks that were all
     /// replicated (WAIT) before: after the failover every task has its result on the new master;
     /// none is lost. Runs are counted per task: a task whose ack died with the old master runs

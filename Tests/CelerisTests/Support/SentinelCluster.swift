@@ -18,17 +18,22 @@ final class SentinelCluster {
     /// The data nodes' ports: the first master, then the replicas.
     let dataPorts: [Int]
     let sentinelPorts: [Int]
+    /// With `tls`: the port each sentinel takes TLS on, for the other sentinels (clients use `sentinelPorts`).
+    let sentinelTLSPorts: [Int]
     /// `requirepass` on the sentinels (and `sentinel sentinel-pass` between them).
     let sentinelPassword: String?
     /// `requirepass`/`masterauth` on the data nodes (`sentinel auth-pass` for the sentinels).
     let dataPassword: String?
+    /// The data nodes speak TLS only (their certificates from these fixtures; the sentinels reach
+    /// them over TLS too, and answer clients in plain TCP).
+    let tls: TLSFixtures?
     let directory: URL
     private var data: [Int: Spawned] = [:]
     private var sentinels: [Int: Spawned] = [:]
 
     init(
         masterName: String = "mymaster", replicas: Int = 1, sentinelPassword: String? = nil,
-        dataPassword: String? = nil
+        dataPassword: String? = nil, tls: TLSFixtures? = nil
     ) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-server") else {
             throw XCTSkip("redis-server is not installed (make test installs it)")
@@ -36,14 +41,16 @@ final class SentinelCluster {
         self.masterName = masterName
         self.sentinelPassword = sentinelPassword
         self.dataPassword = dataPassword
+        self.tls = tls
         // Distinct ports (two calls of freePort may name the same one).
         var ports: [Int] = []
-        while ports.count < replicas + 4 {
+        while ports.count < replicas + 4 + (tls == nil ? 0 : 3) {
             let p = freePort()
             if !ports.contains(p) { ports.append(p) }
         }
         dataPorts = Array(ports[...replicas])
-        sentinelPorts = Array(ports[(replicas + 1)...])
+        sentinelPorts = Array(ports[(replicas + 1)..<(replicas + 4)])
+        sentinelTLSPorts = Array(ports[(replicas + 4)...])
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "celeris-sentinel-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -66,6 +73,7 @@ final class SentinelCluster {
         let auth = dataPassword.map { ":\($0)@" } ?? ""
         var items = ["master_name=\(masterName)"]
         if let sentinelPassword { items.append("sentinel_password=\(sentinelPassword)") }
+        if let tls { items.append("ssl_ca_certs=\(tls.caFile)") }
         items += query
         return sentinelPorts.map { "sentinel://\(auth)127.0.0.1:\($0)/\(db)" }.joined(separator: ";") + "?"
             + items.joined(separator: "&")
@@ -78,7 +86,9 @@ final class SentinelCluster {
     /// A plain client to a data node (the master's password when set).
     func client(port: Int, timeoutMs: Int = 2000) throws -> RedisConnection {
         try RedisConnection(
-            endpoint: RedisEndpoint(host: "127.0.0.1", port: port, password: dataPassword), timeoutMs: timeoutMs)
+            endpoint: RedisEndpoint(
+                host: "127.0.0.1", port: port, password: dataPassword, tls: tls.map { RedisTLS(caFile: $0.caFile) }),
+            timeoutMs: timeoutMs)
     }
 
     /// A client to a sentinel (its password when set).
@@ -156,8 +166,16 @@ final class SentinelCluster {
     // MARK: - processes
 
     private func startData(_ port: Int, replicaOf master: Int?) throws {
-        var args = [
-            "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no",
+        var args =
+            tls.map { certs in
+                [
+                    "--port", "0", "--tls-port", "\(port)", "--tls-cert-file", certs.cert("server"), "--tls-key-file",
+                    certs.key("server"), "--tls-ca-cert-file", certs.caFile, "--tls-auth-clients", "no",
+                    "--tls-replication", "yes",
+                ]
+            } ?? ["--port", "\(port)"]
+        args += [
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no",
             "--dir", directory.path, "--dbfilename", "dump-\(port).rdb", "--repl-diskless-sync", "yes",
             "--repl-diskless-sync-delay", "0",
         ]
@@ -178,6 +196,14 @@ final class SentinelCluster {
             "sentinel parallel-syncs \(masterName) 1",
         ]
         if let dataPassword { lines.append("sentinel auth-pass \(masterName) \(dataPassword)") }
+        if let tls, let i = sentinelPorts.firstIndex(of: port) {
+            // Sentinels reach each other, as the data nodes, over TLS (on their tls-port, which they announce).
+            lines += [
+                "tls-port \(sentinelTLSPorts[i])", "tls-replication yes", "tls-cert-file \(tls.cert("server"))",
+                "tls-key-file \(tls.key("server"))",
+                "tls-ca-cert-file \(tls.caFile)", "tls-auth-clients no",
+            ]
+        }
         if let sentinelPassword {
             lines += ["requirepass \(sentinelPassword)", "sentinel sentinel-pass \(sentinelPassword)"]
         }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@ static sds *outgoing(ce_redis_sync *r) {
     redisContext *c = r->ctx;
     if (!r->ssl) return &c->obuf;
     size_t len = sdslen(c->obuf);
+    if (len) ERR_clear_error();
     for (size_t done = 0; done < len;) {
         int chunk = len - done > (1u << 30) ? 1 << 30 : (int)(len - done);
         int n = SSL_write(r->ssl, c->obuf + done, chunk); /* a memory BIO takes all of it */
@@ -141,6 +143,7 @@ static int socket_receive(redisContext *c, char *in, size_t room, size_t *got) {
 static int unseal(ce_redis_sync *r) {
     size_t room;
     char *space = ce_feed_space(&r->received, &room);
+    ERR_clear_error(); /* SSL_get_error reads the thread's queue: nothing stale may be in it */
     int n = SSL_read(r->ssl, space, (int)room);
     if (n > 0) {
         ce_feed_received(&r->received, (size_t)n);
@@ -237,6 +240,7 @@ int ce_redis_sync_start_tls(ce_redis_sync *r, ce_tls_config *config, const char 
     SSL_set_bio(r->ssl, r->rbio, r->wbio);
     struct timeval tv = { r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000 };
     redisSetTimeout(c, tv);
+    ERR_clear_error();
     for (;;) {
         int rc = SSL_do_handshake(r->ssl);
         int kind = SSL_get_error(r->ssl, rc);

@@ -37,7 +37,21 @@ public final class RemoteControlListener: @unchecked Sendable {
             do {
                 let redis = try RedisConnection(endpoint: endpoint, readTimeoutMs: 0)  // waits for broadcasts
                 try redis.command("SUBSCRIBE", channel)
+                var seen = 0  // behind sentinels: their last announcement looked at
                 while true {
+                    // Behind sentinels, a master they replaced is left at once (broadcasts go to the new
+                    // one), not when they demote it seconds later: looked at each second of quiet.
+                    if let sentinel = endpoint.sentinel, !redis.hasBufferedInput {
+                        var fd = pollfd(fd: redis.socket, events: Int16(POLLIN), revents: 0)
+                        if poll(&fd, 1, 1000) == 0 {
+                            if let moved = SentinelAnnouncements.moved(
+                                sentinel, from: redis.server, seen: &seen, logger: logger)
+                            {
+                                throw RedisError.connection("the sentinels named \(moved) master")
+                            }
+                            continue
+                        }
+                    }
                     let msg = try redis.read()
                     guard let parts = msg.elements, parts.count == 3, parts[0].text == "message",
                         let payload = parts[2].bytes

@@ -294,6 +294,32 @@ final class SentinelTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 30, interval: 0.1) { runs() }, worker.log + frontend.log)
     }
 
+    /// `SENTINEL FAILOVER` with celeris-worker running: its remote-control listener subscribes on
+    /// the new master (so a revoke sent there is heard) while the old one still says master, and
+    /// its consumer moves there too: it follows the sentinels' announcement, not the demotion.
+    func testWorkerLinksFollowTheAnnouncementNotTheDemotion() throws {
+        cluster = try SentinelCluster()
+        let worker = try Spawned(
+            try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
+            env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
+        defer { worker.stop() }
+        let pidbox = KombuEnvelope.fanoutChannel(db: 0, exchange: "celery.pidbox")
+        func listeners(_ port: Int) -> Int64 {
+            (try? cluster.client(port: port, timeoutMs: 500).command("PUBSUB", "NUMSUB", pidbox).elements?.last?
+                .integer) ?? -1
+        }
+        let first = cluster.dataPorts[0]
+        XCTAssertTrue(eventually(timeout: 20) { listeners(first) == 1 }, worker.log)
+        let old = try cluster.failover()
+        let new = try cluster.waitForNewMaster(otherThan: old, timeout: 30)
+        XCTAssertTrue(eventually(timeout: 10, interval: 0.02) { listeners(new) == 1 }, worker.log)
+        XCTAssertEqual(cluster.role(old), "master", "the listener moved before the old master was demoted")
+        XCTAssertTrue(
+            worker.log.contains("the sentinels named 127.0.0.1:\(new) master instead of 127.0.0.1:\(old)"),
+            "the consumer left the old master on the announcement: \(worker.log)")
+        XCTAssertTrue(eventually(timeout: 30) { self.cluster.role(old) == "slave" })
+    }
+
     /// The master is killed (SIGKILL) while an in-process worker drains tasks that were all
     /// replicated (WAIT) before: after the failover every task has its result on the new master;
     /// none is lost. Runs are counted per task: a task whose ack died with the old master runs

@@ -1,11 +1,13 @@
 /* redis_link.c: one Redis link on a loop, shared by redis_async.c and redis_pubsub.c.
- * A non-blocking connect (TCP or unix socket) watched by an event, then a libevent
- * bufferevent carries the bytes: a socket bufferevent for plain links, an OpenSSL one
- * (handshake first) for TLS. Replies are parsed with hiredis' RESP reader only. */
+ * A non-blocking connect (TCP or unix socket) watched by an event, then a libevent socket
+ * bufferevent carries the bytes. TLS runs over memory BIOs on top of it (handshake first):
+ * what the socket reads goes into the SSL's read BIO, what SSL writes leaves its write BIO
+ * for the bufferevent's output, so many records move per read(2)/write(2) (libevent's
+ * OpenSSL bufferevent reads each record with two reads and writes on every call). Replies
+ * are parsed with hiredis' RESP reader only. */
 #include "CEventShim.h"
 #include "shim_internal.h"
 
-#include <event2/bufferevent_ssl.h>
 #include <hiredis/hiredis.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -29,8 +31,10 @@ struct ce_link {
     struct event *connecting; /* the TCP/unix connect in progress */
     struct bufferevent *bev;  /* once connected (TLS: handshake in progress until up) */
     redisReader *reader;
-    /* TLS: commands written during a loop turn, handed to the SSL bufferevent together at its
-       end (it encrypts and sends on every write otherwise: a record and a syscall per command). */
+    /* TLS: the session over memory BIOs; commands written during a loop turn are encrypted
+       together at its end (a record per turn, not per command). */
+    SSL *ssl;
+    BIO *rbio, *wbio;
     struct evbuffer *staged;
     struct event *flush;
     struct ce_tls_config *tls;
@@ -49,24 +53,49 @@ struct ce_link {
 static void link_destroy(ce_link *l);
 static int link_released(ce_link *l);
 
-/* Drop the TLS write staging. */
+static void link_fail(ce_link *l, const char *why);
+static void tls_error_text(ce_link *l, char *buf, size_t len);
+
+/* Drop the TLS session and write staging. */
 static void link_unstage(ce_link *l) {
     if (l->flush) event_free(l->flush);
     if (l->staged) evbuffer_free(l->staged);
+    if (l->ssl) SSL_free(l->ssl); /* frees both BIOs */
     l->flush = NULL;
     l->staged = NULL;
+    l->ssl = NULL;
 }
 
-/* End of a loop turn's writes: the staged commands go to the SSL bufferevent at once. */
+/* Ciphertext SSL produced goes to the socket. */
+static int tls_pump_out(ce_link *l) {
+    char *data = NULL;
+    long n = BIO_get_mem_data(l->wbio, &data);
+    if (n <= 0) return 0;
+    int rc = bufferevent_write(l->bev, data, (size_t)n);
+    (void)BIO_reset(l->wbio);
+    return rc;
+}
+
+/* An SSL call failed (not for want of bytes): fail the link with the reason. */
+static void tls_fail(ce_link *l) {
+    char why[512];
+    tls_error_text(l, why, sizeof(why));
+    link_fail(l, why);
+}
+
+/* End of a loop turn's writes: the staged commands are encrypted together and sent. */
 static void link_flush(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     ce_link *l = arg;
-    if (!l->bev || l->dead || evbuffer_get_length(l->staged) == 0) return;
-    l->depth++; /* a failure inside reaches the owner: the staging stays until this returns */
-    bufferevent_write_buffer(l->bev, l->staged);
-    l->depth--;
-    link_released(l);
+    size_t n = l->staged ? evbuffer_get_length(l->staged) : 0;
+    if (!l->bev || l->dead || n == 0) return;
+    unsigned char *data = evbuffer_pullup(l->staged, -1);
+    ERR_clear_error();
+    int rc = data ? SSL_write(l->ssl, data, (int)n) : -1;
+    if (rc <= 0) return tls_fail(l);
+    evbuffer_drain(l->staged, n);
+    if (tls_pump_out(l) != 0) link_fail(l, "Out of memory");
 }
 
 /* After an owner callback: 1 when the owner freed the link in it (now gone: touch nothing). */
@@ -95,40 +124,67 @@ static void link_fail(ce_link *l, const char *why) {
     link_released(l);
 }
 
-/* Why a TLS link failed: the certificate check, OpenSSL's error queue, or the socket. */
-static void tls_error_text(ce_link *l, int sock_err, char *buf, size_t len) {
-    SSL *ssl = l->bev ? bufferevent_openssl_get_ssl(l->bev) : NULL;
-    long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+/* Why a TLS link failed: the certificate check, or OpenSSL's error queue. */
+static void tls_error_text(ce_link *l, char *buf, size_t len) {
+    long verify = l->ssl ? SSL_get_verify_result(l->ssl) : X509_V_OK;
     unsigned long e;
     const char *reason = NULL; /* the first queued error OpenSSL names ("tlsv13 alert certificate required") */
-    while (l->bev && (e = bufferevent_get_openssl_error(l->bev)) != 0)
+    while ((e = ERR_get_error()) != 0)
         if (!reason) reason = ERR_reason_error_string(e);
     char stage[400];
     if (l->up) snprintf(stage, sizeof(stage), "TLS with %s", l->peer);
     else snprintf(stage, sizeof(stage), "TLS handshake with %s failed", l->peer);
-    if (!l->up && verify != X509_V_OK) {
+    if (!l->up && verify != X509_V_OK)
         snprintf(buf, len, "%s: certificate verify failed (%s)", stage, X509_verify_cert_error_string(verify));
-    } else if (reason) {
-        snprintf(buf, len, "%s: %s", stage, reason);
-    } else if (sock_err) {
-        snprintf(buf, len, "%s: %s", stage, strerror(sock_err));
-    } else {
-        snprintf(buf, len, "%s: %s", stage, l->up ? "Server closed the connection" : "connection closed by server");
-    }
+    else snprintf(buf, len, "%s: %s", stage, reason ? reason : "protocol error");
 }
 
-/* Hand every complete reply to the owner. */
+static void link_deliver(ce_link *l);
+static void tls_handshake(ce_link *l);
+
+/* Decrypt what the read BIO holds into the reader; 0, or -1 once the link failed. */
+static int tls_read(ce_link *l) {
+    char buf[16384];
+    for (;;) {
+        ERR_clear_error();
+        int n = SSL_read(l->ssl, buf, sizeof(buf));
+        if (n > 0) {
+            if (redisReaderFeed(l->reader, buf, (size_t)n) != REDIS_OK) {
+                link_fail(l, "Out of memory");
+                return -1;
+            }
+            continue;
+        }
+        int e = SSL_get_error(l->ssl, n);
+        if (e == SSL_ERROR_WANT_READ) break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            link_fail(l, "Server closed the connection");
+            return -1;
+        }
+        tls_fail(l);
+        return -1;
+    }
+    if (tls_pump_out(l) != 0) { /* a key update or ticket answer */
+        link_fail(l, "Out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Bytes from the socket: into the reader (TLS: through the session first); every complete
+   reply to the owner. */
 static void link_read(struct bufferevent *bev, void *arg) {
     ce_link *l = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer_iovec v[16];
-    size_t total;
-    while ((total = evbuffer_get_length(in)) > 0) {
+    while (evbuffer_get_length(in) > 0) {
         int n = evbuffer_peek(in, -1, NULL, v, 16);
         if (n > 16) n = 16;
         size_t fed = 0;
         for (int i = 0; i < n; i++) {
-            if (redisReaderFeed(l->reader, v[i].iov_base, v[i].iov_len) != REDIS_OK) {
+            int ok = l->ssl ? BIO_write(l->rbio, v[i].iov_base, (int)v[i].iov_len) == (int)v[i].iov_len
+                            : redisReaderFeed(l->reader, v[i].iov_base, v[i].iov_len) == REDIS_OK;
+            if (!ok) {
                 link_fail(l, "Out of memory");
                 return;
             }
@@ -136,6 +192,13 @@ static void link_read(struct bufferevent *bev, void *arg) {
         }
         evbuffer_drain(in, fed);
     }
+    if (l->ssl && !l->up) return tls_handshake(l);
+    if (l->ssl && tls_read(l) != 0) return;
+    link_deliver(l);
+}
+
+/* Every complete reply the reader holds, to the owner. */
+static void link_deliver(ce_link *l) {
     for (;;) {
         void *reply = NULL;
         if (redisReaderGetReply(l->reader, &reply) != REDIS_OK) {
@@ -158,51 +221,66 @@ static void link_event(struct bufferevent *bev, short what, void *arg) {
     (void)bev;
     ce_link *l = arg;
     int sock_err = EVUTIL_SOCKET_ERROR();
-    if (what & BEV_EVENT_CONNECTED) {
-        l->up = 1;
-        l->depth++;
-        l->ops->up(l->owner);
-        l->depth--;
-        link_released(l);
-        return;
-    }
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) return;
     char why[512];
-    if (l->tls) tls_error_text(l, (what & BEV_EVENT_ERROR) ? sock_err : 0, why, sizeof(why));
-    else if (what & BEV_EVENT_EOF) snprintf(why, sizeof(why), "Server closed the connection");
-    else snprintf(why, sizeof(why), "%s", strerror(sock_err ? sock_err : EIO));
+    const char *text = (what & BEV_EVENT_EOF) ? "Server closed the connection" : strerror(sock_err ? sock_err : EIO);
+    if (l->ssl && !l->up) snprintf(why, sizeof(why), "TLS handshake with %s failed: %s", l->peer, text);
+    else snprintf(why, sizeof(why), "%s", text);
     link_fail(l, why);
+}
+
+/* The link is up: tell the owner. */
+static void link_up(ce_link *l) {
+    l->up = 1;
+    l->depth++;
+    l->ops->up(l->owner);
+    l->depth--;
+}
+
+/* One handshake step (after each read); up once done. */
+static void tls_handshake(ce_link *l) {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(l->ssl);
+    int e = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(l->ssl, rc);
+    if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return tls_fail(l);
+    if (tls_pump_out(l) != 0) return link_fail(l, "Out of memory");
+    if (rc != 1) return;
+    link_up(l);
+    if (link_released(l) || l->dead) return;
+    /* Replies (or a refusal) may have come with the handshake's last bytes. */
+    if (tls_read(l) == 0) link_deliver(l);
 }
 
 /* The socket is connected: carry bytes over a bufferevent (TLS: handshake first). */
 static void link_stream(ce_link *l) {
-    if (l->tls) {
-        SSL *ssl = ce_tls_session_new(l->tls, l->server_name, l->check_hostname);
-        if (!ssl) {
-            char why[400];
-            snprintf(why, sizeof(why), "TLS handshake with %s failed: cannot create a TLS session", l->peer);
-            return link_fail(l, why);
-        }
-        l->bev = bufferevent_openssl_socket_new(l->base, l->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        if (!l->bev) return link_fail(l, "TLS: out of memory");
-        bufferevent_openssl_set_allow_dirty_shutdown(l->bev, 1);
-        l->staged = evbuffer_new();
-        l->flush = event_new(l->base, -1, 0, link_flush, l);
-        if (!l->staged || !l->flush) return link_fail(l, "TLS: out of memory");
-    } else {
-        l->bev = bufferevent_socket_new(l->base, l->fd, BEV_OPT_CLOSE_ON_FREE);
-        if (!l->bev) return link_fail(l, "Out of memory");
-    }
+    l->bev = bufferevent_socket_new(l->base, l->fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!l->bev) return link_fail(l, "Out of memory");
     bufferevent_setcb(l->bev, link_read, NULL, link_event, l);
     bufferevent_enable(l->bev, EV_READ | EV_WRITE);
     if (!l->tls) {
-        l->up = 1;
-        l->depth++;
-        l->ops->up(l->owner);
-        l->depth--;
+        link_up(l);
         link_released(l);
+        return;
     }
+    l->ssl = ce_tls_session_new(l->tls, l->server_name, l->check_hostname);
+    l->rbio = BIO_new(BIO_s_mem());
+    l->wbio = BIO_new(BIO_s_mem());
+    l->staged = evbuffer_new();
+    l->flush = event_new(l->base, -1, 0, link_flush, l);
+    if (!l->ssl || !l->rbio || !l->wbio || !l->staged || !l->flush) {
+        if (l->ssl && l->rbio && l->wbio) SSL_set_bio(l->ssl, l->rbio, l->wbio);
+        else {
+            if (l->rbio) BIO_free(l->rbio);
+            if (l->wbio) BIO_free(l->wbio);
+        }
+        char why[400];
+        snprintf(why, sizeof(why), "TLS handshake with %s failed: cannot create a TLS session", l->peer);
+        return link_fail(l, why);
+    }
+    BIO_set_mem_eof_return(l->rbio, -1); /* empty: "want read", not end of stream */
+    SSL_set_bio(l->ssl, l->rbio, l->wbio);
+    SSL_set_connect_state(l->ssl);
+    tls_handshake(l); /* the ClientHello */
 }
 
 /* The non-blocking connect finished (or failed). */

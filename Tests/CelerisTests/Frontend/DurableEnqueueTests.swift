@@ -15,7 +15,7 @@ final class ReplicaServer {
             "/usr/bin/redis-server",
             [
                 "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode",
-                "no", "--replicaof", "127.0.0.1", "\(master.port)",
+                "no", "--replicaof", "127.0.0.1", "\(master.port)", "--dir", NSTemporaryDirectory(),
             ],
             name: "replica-\(port)")
         let masterClient = try master.client()

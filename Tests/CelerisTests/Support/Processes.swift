@@ -173,6 +173,8 @@ final class RedisServer {
                 "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode",
                 "no",
                 "--enable-debug-command", "yes",
+                // A replica's full sync streams the snapshot instead of writing dump.rdb into the working directory.
+                "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0", "--dir", NSTemporaryDirectory(),
             ],
             name: "redis-\(port)")
         let up = eventually(timeout: 10) { (try? RedisConnection(endpoint: endpoint).command("PING")) != nil }

@@ -38,7 +38,7 @@ RUN mkdir -p Tests/CelerisTests && swift build -c release --product celeris-fron
 FROM ${BASE} AS runtime-base
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libhiredis0.14 libevent-2.1-7 libevent-openssl-2.1-7 libevent-core-2.1-7 libssl3 liburing2 libhttp-parser2.9 ca-certificates \
+      libhiredis0.14 libevent-2.1-7 libssl3 liburing2 libhttp-parser2.9 ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && echo 'celeris:x:10001:10001:Celeris:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
  && echo 'celeris:x:10001:' >> /etc/group \

@@ -24,7 +24,7 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [
                 .linkedLibrary("event"), .linkedLibrary("hiredis"), .linkedLibrary("http_parser"),
-                .linkedLibrary("uring"), .linkedLibrary("event_openssl"), .linkedLibrary("ssl"),
+                .linkedLibrary("uring"), .linkedLibrary("ssl"),
                 .linkedLibrary("crypto"),
             ]
         ),

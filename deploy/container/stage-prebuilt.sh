@@ -22,9 +22,9 @@ for b in celeris-frontend celeris-worker celeris-beat; do
 done
 install -m 0755 "$here/celeris-healthcheck" "$out/bin/celeris-healthcheck"
 # Libraries the runtime stage installs from Debian (libhiredis0.14 libevent-2.1-7
-# libevent-openssl-2.1-7 libevent-core-2.1-7 libssl3 liburing2 libhttp-parser2.9) or that every Debian base has
+# libssl3 liburing2 libhttp-parser2.9) or that every Debian base has
 # (libc, libstdc++, libgcc, zlib).
-debian='^(libhiredis\.so\.0\.14|libevent-2\.1\.so\.7|libevent_openssl-2\.1\.so\.7|libevent_core-2\.1\.so\.7|libssl\.so\.3|libcrypto\.so\.3|liburing\.so\.2|libhttp_parser\.so\.2\.9|libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libutil\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1|libz\.so\.1|ld-linux-x86-64\.so\.2|ld-linux-aarch64\.so\.1|linux-vdso\.so\.1|linux-gate\.so\.1)$'
+debian='^(libhiredis\.so\.0\.14|libevent-2\.1\.so\.7|libssl\.so\.3|libcrypto\.so\.3|liburing\.so\.2|libhttp_parser\.so\.2\.9|libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libutil\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1|libz\.so\.1|ld-linux-x86-64\.so\.2|ld-linux-aarch64\.so\.1|linux-vdso\.so\.1|linux-gate\.so\.1)$'
 for b in celeris-frontend celeris-worker celeris-beat; do
   ldd "$bin/$b" | while read -r name arrow path _; do
     if [[ $arrow != "=>" ]]; then continue; fi

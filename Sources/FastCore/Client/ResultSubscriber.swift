@@ -42,6 +42,8 @@ final class ResultSubscriber {
     /// Links tried (each attempt after a failure takes the next resolved address).
     private var failedAttempts = -1
     private var sweepTimer: LoopTimer?
+    /// Behind sentinels: the last of their announcements this link has looked at (`SentinelAnnouncements`).
+    private var sentinelSeen = 0
     private var closed = false
     /// Seconds an unused channel stays subscribed.
     var idleSeconds = 1.0
@@ -176,6 +178,19 @@ final class ResultSubscriber {
     }
 
     private func sweep() {
+        // Behind sentinels: follow the master they announce now, not the one they demote seconds later.
+        if isUp, let link = handle, let sentinel = endpoint.sentinel,
+            let moved = SentinelAnnouncements.moved(sentinel, from: server, seen: &sentinelSeen, logger: logger)
+        {
+            logger.warning("client subscriber: the sentinels named \(moved) master; reconnecting")
+            isUp = false
+            handle = nil
+            ce_pubsub_free(link)
+            unconfirmAll()
+            failBarriers()
+            onDown()
+            scheduleReconnect()
+        }
         guard !idle.isEmpty else { return }
         let now = CeleryTime.now()
         for (channel, since) in idle where now - since >= idleSeconds {

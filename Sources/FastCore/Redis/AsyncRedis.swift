@@ -76,6 +76,8 @@ public final class AsyncRedis {
     @exclusivity(unchecked) public private(set) var server: RedisEndpoint
     /// Why the handshake (AUTH, SELECT) on the current link was refused, if it was.
     @exclusivity(unchecked) private var handshakeError: String?
+    /// Behind sentinels: the last of their announcements this link has looked at (`SentinelAnnouncements`).
+    @exclusivity(unchecked) private var sentinelSeen = 0
 
     public init(
         loop: EventLoop, endpoint: RedisEndpoint, role: String = "commands", options: Options = Options(),
@@ -276,13 +278,20 @@ public final class AsyncRedis {
 
     /// Check owed replies (and send heartbeats) while a link exists.
     private func startWatching() {
-        guard watchTimer == nil, options.commandTimeoutMs > 0 || options.heartbeatMs > 0 else { return }
+        guard watchTimer == nil, options.commandTimeoutMs > 0 || options.heartbeatMs > 0 || endpoint.sentinel != nil
+        else { return }
         let tick = max(10, min(250, (options.commandTimeoutMs > 0 ? options.commandTimeoutMs : 1000) / 4))
         watchTimer = loop.timer(after: tick, repeating: true) { [weak self] in self?.watch(tickMs: tick) }
     }
 
     private func watch(tickMs: UInt64) {
         guard let h = handle, linkUp else { return }
+        // Behind sentinels: the master they announce now, not the one they demote seconds later.
+        if isConnected, let sentinel = endpoint.sentinel,
+            let moved = SentinelAnnouncements.moved(sentinel, from: server, seen: &sentinelSeen, logger: logger)
+        {
+            return drop(reason: "the sentinels named \(moved) master")
+        }
         let stalled = ce_redis_stalled_ms(h)
         if options.commandTimeoutMs > 0, stalled > options.commandTimeoutMs {
             timeouts += 1
@@ -324,6 +333,23 @@ public final class AsyncRedis {
             guard let self, link != nil, self.handle == link else { return }
             self.drop(reason: reason)
         }
+    }
+
+    /// Behind sentinels: the server they named must say `ROLE` master (their answer may be stale
+    /// mid-failover) before the link is used.
+    private func requireMaster() {
+        var wire = RESP.format(["ROLE"])
+        wire.append(0)
+        let sent = sendNow(resp: wire) { [weak self] reply in
+            guard let self, let reply else { return }
+            let role = reply.elements?.first?.text ?? reply.errorMessage ?? "unknown"
+            if role == "master" {
+                self.becomeReady()
+            } else {
+                self.dropLater(reason: "\(self.server), named by the sentinels, says ROLE \(role)")
+            }
+        }
+        if !sent { dropLater(reason: "ROLE not sent") }
     }
 
     /// The link answered its PING: usable from now on.
@@ -371,6 +397,8 @@ public final class AsyncRedis {
                 } else if let refused = self.handshakeError {
                     // A refused AUTH or SELECT: never run as the default user or in db 0 instead.
                     self.dropLater(reason: refused)
+                } else if self.endpoint.sentinel != nil {
+                    self.requireMaster()
                 } else {
                     self.becomeReady()
                 }

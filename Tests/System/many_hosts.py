@@ -53,6 +53,10 @@ HOSTS = {
 MASTER_NAME = "celeris"
 SENTINELS = (("redis", 26379), ("redis2", 26379), ("redis3", 26379))
 T0 = time.monotonic()
+# When every wait must have ended (T0 + --deadline - TEARDOWN_S): wait_for never waits past it,
+# so the run and its teardown (net.down: <= 5 s of SIGTERM grace, then SIGKILL) fit --deadline.
+TEARDOWN_S = 15
+DEADLINE = [float("inf")]
 
 
 def log(msg):
@@ -423,7 +427,10 @@ def durable_flag(bin_dir):
 
 
 def wait_for(what, cond, timeout, interval=0.05):
-    end = time.monotonic() + timeout
+    """Poll cond() until truthy, for `timeout` s but never past the run's deadline."""
+    end = min(time.monotonic() + timeout, DEADLINE[0])
+    if end < time.monotonic() + timeout:
+        timeout = f"{max(0.0, end - time.monotonic()):.1f} (the rest of --deadline)"
     last = None
     while time.monotonic() < end:
         try:
@@ -523,7 +530,8 @@ def scrape(net, host):
 
 
 def run(a, report):
-    deadline = T0 + a.deadline
+    deadline = T0 + a.deadline - TEARDOWN_S
+    DEADLINE[0] = deadline
     run_dir = tempfile.mkdtemp(prefix="celeris-many-hosts-")
     report["logs"] = run_dir
     net = Net(run_dir)
@@ -534,17 +542,17 @@ def run(a, report):
         net.down()
         report["skip"] = f"cannot build network namespaces here: {e}"
         return 2
-    # The binaries copied first: a build relinking them mid-run does not pull them away.
     bin_dir = os.path.join(run_dir, "bin")
-    os.makedirs(bin_dir)
-    for n in ("celeris-frontend", "celeris-worker"):
-        src = os.path.join(os.path.abspath(a.bin_dir), n)
-        if not os.access(src, os.X_OK):
-            net.down()
-            raise RuntimeError(f"{src} not built")
-        shutil.copy2(src, bin_dir)
     exe = lambda n: os.path.join(bin_dir, n)  # noqa: E731
     try:
+        # The binaries copied first: a build relinking them mid-run does not pull them away
+        # (removed at the end whatever happens: only the logs are kept).
+        os.makedirs(bin_dir)
+        for n in ("celeris-frontend", "celeris-worker"):
+            src = os.path.join(os.path.abspath(a.bin_dir), n)
+            if not os.access(src, os.X_OK):
+                raise RuntimeError(f"{src} not built")
+            shutil.copy2(src, bin_dir)
         # ---- Redis: master, replica, 3 sentinels over the two redis hosts
         rdir = os.path.join(run_dir, "redis")
         for d in ("m", "r", "r3", "s1", "s2", "s3"):
@@ -691,7 +699,8 @@ backend frontends
             if p.poll() is not None:
                 raise RuntimeError(f"{name} exited {p.returncode}:\n{net.log_tail(name)}")
         ev = Events(net)
-        ev.ready.wait(5)
+        if not ev.ready.wait(5):
+            raise RuntimeError("event reader: not subscribed to the task events within 5 s")
         if ev.error:
             raise RuntimeError(f"event reader: {ev.error}")
         log(f"{len(HOSTS)} hosts up; broker {report['broker']}; durable enqueue {bool(durable)}")
@@ -715,7 +724,7 @@ backend frontends
             return sum(1 for v in vals if v == 1) == len(first)
 
         t_burst = time.monotonic()
-        wait_for("the burst's results", burst_done, max(5, deadline - time.monotonic() - 150), 0.1)
+        wait_for("the burst's results", burst_done, max(5, deadline - time.monotonic() - 100), 0.1)
         done_s = time.monotonic() - T0
         report["load"]["completed_within_s"] = round(time.monotonic() - t_burst + elapsed, 3)
         report["load"]["tasks_per_s_end_to_end"] = round(n1 / (time.monotonic() - t_burst + elapsed), 1)
@@ -924,6 +933,7 @@ backend frontends
     finally:
         left = net.down()
         report["namespaces_left"] = left
+        shutil.rmtree(bin_dir, ignore_errors=True)
         if not a.keep_logs and not left and report.get("counts", {}).get("lost", 1) == 0:
             shutil.rmtree(run_dir, ignore_errors=True)
             report["logs"] = None

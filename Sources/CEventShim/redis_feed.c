@@ -33,7 +33,10 @@ void ce_feed_received(ce_feed *f, size_t n) {
 int ce_feed_reply(ce_feed *f, struct redisContext *c, void **reply) {
     *reply = NULL;
     for (;;) {
-        if (redisGetReplyFromReader(c, reply) != REDIS_OK) return REDIS_ERR;
+        if (redisGetReplyFromReader(c, reply) != REDIS_OK) {
+            const char *refused = ce_reply_arena_refusal(c->reader); /* else hiredis says "Out of memory" */
+            return refused ? ce_redis_fail(c, REDIS_ERR_PROTOCOL, refused) : REDIS_ERR;
+        }
         if (*reply || f->fed == f->got) return REDIS_OK;
         size_t n = f->got - f->fed < FEED_PIECE ? f->got - f->fed : FEED_PIECE;
         if (redisReaderFeed(c->reader, f->buf + f->fed, n) != REDIS_OK)

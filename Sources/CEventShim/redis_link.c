@@ -66,14 +66,22 @@ static void link_unstage(ce_link *l) {
     l->ssl = NULL;
 }
 
-/* Ciphertext SSL produced goes to the socket. */
+/* Ciphertext SSL produced goes to the socket: read out of the write BIO straight into the
+   bufferevent's output. (Never BIO_reset: on OpenSSL 3.0 it zeroes the BIO's whole buffer,
+   which never shrinks, so after one large command every flush would clear that much.) */
 static int tls_pump_out(ce_link *l) {
-    char *data = NULL;
-    long n = BIO_get_mem_data(l->wbio, &data);
-    if (n <= 0) return 0;
-    int rc = bufferevent_write(l->bev, data, (size_t)n);
-    (void)BIO_reset(l->wbio);
-    return rc;
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+    size_t pending;
+    while ((pending = BIO_ctrl_pending(l->wbio)) > 0) {
+        if (pending > (1u << 30)) pending = 1u << 30;
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(out, (ev_ssize_t)pending, &v, 1) < 1) return -1;
+        int n = BIO_read(l->wbio, v.iov_base, (int)(v.iov_len < pending ? v.iov_len : pending));
+        if (n <= 0) return -1;
+        v.iov_len = (size_t)n;
+        if (evbuffer_commit_space(out, &v, 1) != 0) return -1;
+    }
+    return 0;
 }
 
 /* An SSL call failed (not for want of bytes): fail the link with the reason. */
@@ -126,7 +134,8 @@ static void link_fail(ce_link *l, const char *why) {
 
 /* Why a TLS link failed: the certificate check, or OpenSSL's error queue. */
 static void tls_error_text(ce_link *l, char *buf, size_t len) {
-    long verify = l->ssl ? SSL_get_verify_result(l->ssl) : X509_V_OK;
+    /* The verify result only means something when the peer was verified (not ssl_cert_reqs=none). */
+    long verify = l->ssl && (SSL_get_verify_mode(l->ssl) & SSL_VERIFY_PEER) ? SSL_get_verify_result(l->ssl) : X509_V_OK;
     unsigned long e;
     const char *reason = NULL; /* the first queued error OpenSSL names ("tlsv13 alert certificate required") */
     while ((e = ERR_get_error()) != 0)

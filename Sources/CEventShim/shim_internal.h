@@ -40,6 +40,7 @@ ce_reply_arena *ce_reply_arena_new(void);
 void ce_reply_arena_attach(ce_reply_arena *a, struct redisReader *reader);
 void ce_reply_arena_reset(ce_reply_arena *a);
 void ce_reply_arena_free(ce_reply_arena *a);
+const char *ce_reply_arena_refusal(const struct redisReader *reader);
 
 /* SHA-1 of data into out[20]. */
 void ce_sha1(const uint8_t *data, size_t len, uint8_t out[20]);

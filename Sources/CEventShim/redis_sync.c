@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 struct ce_redis_sync {
     redisContext *ctx;
@@ -27,6 +28,10 @@ struct ce_redis_sync {
     BIO *rbio, *wbio; /* owned by ssl: records received, records to send */
     sds sealed;       /* TLS records waiting to be sent */
     char *records;    /* TLS: where the socket's receives land before the read BIO */
+    int reply_within_ms;  /* > 0: each read's reply must arrive whole within this (socket path) */
+    long long deadline;   /* CLOCK_MONOTONIC ms the current read must end by; 0: none */
+    size_t reply_limit;   /* > 0: the most bytes received while waiting for one reply */
+    size_t reply_bytes;   /* received since the last reply was handed out */
 };
 
 enum { RECORDS_ROOM = 64 * 1024, VERDICT_WAIT_MS = 200 };
@@ -155,13 +160,54 @@ static int unseal(ce_redis_sync *r) {
     return tls_fail(r, n);
 }
 
+/* Milliseconds on CLOCK_MONOTONIC. */
+static long long monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long the next receive may wait: the read timeout, shortened to the reply's deadline. */
+static int wait_ms(const ce_redis_sync *r) {
+    if (!r->deadline) return r->timeout_ms;
+    long long left = r->deadline - monotonic_ms();
+    if (left < 1) left = 1;
+    return r->timeout_ms > 0 && r->timeout_ms < left ? r->timeout_ms : (int)left;
+}
+
+/* With a reply deadline: wait until the socket is readable before it passes (the read
+ * timeout still bounds each receive). REDIS_ERR "no reply within N ms" when it passes. */
+static int await_bytes(ce_redis_sync *r) {
+    if (!r->deadline) return REDIS_OK;
+    for (;;) {
+        long long left = r->deadline - monotonic_ms();
+        struct pollfd p = { r->ctx->fd, POLLIN, 0 };
+        int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n > 0) return REDIS_OK;
+        if (n < 0) return ce_redis_fail(r->ctx, REDIS_ERR_IO, strerror(errno));
+        char why[64];
+        snprintf(why, sizeof(why), "no reply within %d ms", r->reply_within_ms);
+        return ce_redis_fail(r->ctx, REDIS_ERR_IO, why);
+    }
+}
+
+/* Send what is queued, then receive once from the socket (before the reply's deadline). */
+static int socket_round(ce_redis_sync *r, sds *out, char *in, size_t room, size_t *got) {
+    if (socket_send(r->ctx, out) != REDIS_OK || await_bytes(r) != REDIS_OK) return REDIS_ERR;
+    return socket_receive(r->ctx, in, room, got);
+}
+
 /* The next reply: from what was received, else after sending what is queued and
  * receiving once more (through io_uring or the socket), as often as it takes. */
 static int get_reply(ce_redis_sync *r, void **reply) {
     redisContext *c = r->ctx;
     for (;;) {
         if (ce_feed_reply(&r->received, c, reply) != REDIS_OK) return REDIS_ERR;
-        if (*reply) return REDIS_OK;
+        if (*reply) {
+            r->reply_bytes = 0;
+            return REDIS_OK;
+        }
         if (r->ssl) {
             int unsealed = unseal(r);
             if (unsealed == REDIS_ERR) return REDIS_ERR;
@@ -171,9 +217,14 @@ static int get_reply(ce_redis_sync *r, void **reply) {
         if (!out) return REDIS_ERR;
         size_t room, got;
         char *in = r->ssl ? (room = RECORDS_ROOM, r->records) : ce_feed_space(&r->received, &room);
-        int rc = r->uring ? ce_redis_uring_round(r->uring, c, out, in, room, r->timeout_ms, &got)
-                          : socket_send(c, out) != REDIS_OK ? REDIS_ERR : socket_receive(c, in, room, &got);
+        int rc = r->uring ? ce_redis_uring_round(r->uring, c, out, in, room, wait_ms(r), &got)
+                          : socket_round(r, out, in, room, &got);
         if (rc != REDIS_OK) return REDIS_ERR;
+        if (r->reply_limit && (r->reply_bytes += got) > r->reply_limit) {
+            char why[128];
+            snprintf(why, sizeof(why), "reply larger than %zu bytes", r->reply_limit);
+            return ce_redis_fail(c, REDIS_ERR_PROTOCOL, why);
+        }
         if (!r->ssl) ce_feed_received(&r->received, got);
         else if (BIO_write(r->rbio, in, (int)got) != (int)got) return ce_redis_fail(c, REDIS_ERR_OOM, "Out of memory");
     }
@@ -182,7 +233,10 @@ static int get_reply(ce_redis_sync *r, void **reply) {
 /* Flush and read the next reply (blocks). 0 ok, -1 on I/O or protocol error. */
 int ce_redis_sync_read(ce_redis_sync *r, ce_reply **out) {
     void *reply = NULL;
-    if (get_reply(r, &reply) != REDIS_OK) return -1;
+    r->deadline = r->reply_within_ms > 0 ? monotonic_ms() + r->reply_within_ms : 0;
+    int rc = get_reply(r, &reply);
+    r->deadline = 0;
+    if (rc != REDIS_OK) return -1;
     *out = reply;
     return 0;
 }
@@ -274,6 +328,19 @@ int ce_redis_sync_set_timeout(ce_redis_sync *r, int timeout_ms) {
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
     r->timeout_ms = timeout_ms;
     return redisSetTimeout(r->ctx, tv) == REDIS_OK ? 0 : -1;
+}
+
+/* Bound each ce_redis_sync_read: its reply must arrive whole within within_ms of the call
+ * (a server trickling a reply fails it with "no reply within N ms"); 0: no bound. */
+void ce_redis_sync_set_reply_deadline(ce_redis_sync *r, int within_ms) {
+    r->reply_within_ms = within_ms > 0 ? within_ms : 0;
+}
+
+/* Fail the link when more than bytes arrive while one reply is awaited ("reply larger than
+ * N bytes"): for links whose answers are short; 0: no limit. */
+void ce_redis_sync_set_reply_limit(ce_redis_sync *r, size_t bytes) {
+    r->reply_limit = bytes;
+    r->reply_bytes = 0;
 }
 
 /* Move this connection's I/O to io_uring; 0, or the errno that refused it (EPERM, ENOSYS). */

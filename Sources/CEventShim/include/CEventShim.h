@@ -303,6 +303,12 @@ int ce_redis_sync_start_tls(ce_redis_sync *r, ce_tls_config *config, const char 
 int ce_redis_sync_buffered(const ce_redis_sync *r);
 /* Move this connection's I/O to io_uring; 0, or the errno that refused it (EPERM, ENOSYS). */
 int ce_redis_sync_use_uring(ce_redis_sync *r);
+/* Bound each ce_redis_sync_read: its reply must arrive whole within within_ms of the call, or
+ * the read fails with "no reply within N ms"; 0: no bound (only the per-receive timeout). */
+void ce_redis_sync_set_reply_deadline(ce_redis_sync *r, int within_ms);
+/* Fail the link ("reply larger than N bytes") when more than bytes arrive while one reply is
+ * awaited: for links whose answers are short (sentinels); 0: no limit. */
+void ce_redis_sync_set_reply_limit(ce_redis_sync *r, size_t bytes);
 /* The last error message. */
 const char *ce_redis_sync_error(const ce_redis_sync *r);
 /* The connection's socket (to wait for a reply's arrival with ce_wait_readable). */

@@ -22,8 +22,12 @@ public final class RedisConnection {
     /// throws where the kernel refuses it; `.auto` takes io_uring when it is allowed.
     /// With a failover list, the servers are tried in turn from the one that answered last;
     /// the first that connects and accepts the handshake is used (`endpoint` is that server).
+    /// For links whose answers are short (sentinels): `replyWithinMs` bounds each whole reply,
+    /// the handshake's included ("no reply within N ms", where `timeoutMs` bounds each receive
+    /// only), and `replyLimitBytes` fails the link when a reply grows past it.
     public init(
-        endpoint: RedisEndpoint, timeoutMs: Int = 2000, readTimeoutMs: Int? = nil, io: IOMode = .socket
+        endpoint: RedisEndpoint, timeoutMs: Int = 2000, readTimeoutMs: Int? = nil, io: IOMode = .socket,
+        replyWithinMs: Int? = nil, replyLimitBytes: Int? = nil
     ) throws(RedisError) {
         // Behind sentinels: the master they name now, which must say it is the master (an answer
         // given mid-failover may name one just demoted); asked again once when it is not.
@@ -36,6 +40,8 @@ public final class RedisConnection {
                 let opened: (OpaquePointer, Bool)
                 do throws(RedisError) {
                     opened = try Self.open(server, timeoutMs: timeoutMs, readTimeoutMs: readTimeoutMs, io: io)
+                    if let within = replyWithinMs { ce_redis_sync_set_reply_deadline(opened.0, Int32(clamping: within)) }
+                    if let limit = replyLimitBytes { ce_redis_sync_set_reply_limit(opened.0, max(0, limit)) }
                     do throws(RedisError) {
                         try Self.handshake(opened.0, server)
                         if viaSentinel { try Self.requireMaster(opened.0, server, endpoint) }

@@ -39,13 +39,28 @@ enum SentinelClient {
         RedisEndpoint(host: s.host, port: s.port, password: sentinel.password, username: sentinel.username)
     }
 
-    /// Blocking: ask each sentinel in turn, each within `timeoutMs`.
+    /// The most a sentinel's reply may weigh: its answers are two short strings or a short
+    /// pub/sub message; a sentinel streaming more is broken or hostile.
+    static let replyLimitBytes = 64 * 1024
+
+    /// A link to one sentinel (plain socket I/O): each reply must arrive whole within `timeoutMs`
+    /// and weigh at most `replyLimitBytes`, so a sentinel trickling or flooding an answer fails
+    /// like a silent one and the next is asked.
+    static func link(_ s: RedisEndpoint, of sentinel: RedisSentinel, timeoutMs: Int) throws(RedisError)
+        -> RedisConnection
+    {
+        try RedisConnection(
+            endpoint: endpoint(s, of: sentinel), timeoutMs: timeoutMs, io: .socket, replyWithinMs: timeoutMs,
+            replyLimitBytes: replyLimitBytes)
+    }
+
+    /// Blocking: ask each sentinel in turn, each reply whole within `timeoutMs`.
     static func master(of sentinel: RedisSentinel, timeoutMs: Int) -> Result<Address, LookupFailure> {
         var said: [String] = []
         for s in order(sentinel) {
             let where_ = "\(s.host.contains(":") ? "[\(s.host)]" : s.host):\(s.port)"
             do throws(RedisError) {
-                let r = try RedisConnection(endpoint: endpoint(s, of: sentinel), timeoutMs: timeoutMs)
+                let r = try link(s, of: sentinel, timeoutMs: timeoutMs)
                 let reply = try r.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", sentinel.masterName)
                 guard let parts = reply.elements, parts.count == 2, let host = parts[0].text, !host.isEmpty,
                     let portText = parts[1].text, let port = Int(portText), port > 0, port < 65536
@@ -135,7 +150,7 @@ final class SentinelWatch: Sendable {
             if stopped.get() { return }
             let r: RedisConnection
             do throws(RedisError) {
-                r = try RedisConnection(endpoint: SentinelClient.endpoint(s, of: sentinel), timeoutMs: 2000)
+                r = try SentinelClient.link(s, of: sentinel, timeoutMs: 2000)
                 try r.append(["SUBSCRIBE", "+switch-master"])
                 _ = try r.read()
             } catch {

@@ -107,9 +107,34 @@ final class SentinelCluster {
         return Int(text)
     }
 
-    /// A data node's `ROLE` (`master`, `slave`), nil when it does not answer.
-    func role(_ port: Int) -> String? {
-        (try? client(port: port, timeoutMs: 500).command("ROLE"))?.elements?.first?.text
+    /// A data node's `ROLE` (`master`, `slave`), nil when it does not answer within `patience`
+    /// seconds (a slow answer on a loaded machine is asked again, not taken for none).
+    func role(_ port: Int, patience: Double = 5) -> String? {
+        let deadline = Date().addingTimeInterval(patience)
+        repeat {
+            if let role = (try? client(port: port, timeoutMs: 500).command("ROLE"))?.elements?.first?.text {
+                return role
+            }
+        } while Date() < deadline && isRunning(port)
+        return nil
+    }
+
+    /// When a link moved to the new master and when the old one was demoted, as poll rounds:
+    /// each round checks `moved()` first, then the old master's `ROLE`, until both were seen
+    /// or `timeout` passed. `moved < demoted` proves the link moved while the old master still
+    /// said master (equal rounds cannot tell the order). nil: not seen in time.
+    func movedBeforeDemotion(old: Int, timeout: Double, moved: () -> Bool) -> (moved: Int?, demoted: Int?) {
+        var movedRound: Int?
+        var demotedRound: Int?
+        let deadline = Date().addingTimeInterval(timeout)
+        var round = 0
+        while (movedRound == nil || demotedRound == nil) && Date() < deadline {
+            if movedRound == nil && moved() { movedRound = round }
+            if demotedRound == nil && role(old, patience: 1) == "slave" { demotedRound = round }
+            round += 1
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return (movedRound, demotedRound)
     }
 
     /// Whether the data node on `port` runs.

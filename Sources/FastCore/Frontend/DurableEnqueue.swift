@@ -6,10 +6,14 @@ import Logging
 /// Without it a 200 means the primary has the message; a failover before the primary
 /// streams it to a replica loses the task.
 ///
-/// `WAIT` covers every write the connection made before it, so one `WAIT` per loop turn
-/// covers every push of that turn: pushes are sent as requests arrive, and the first push
-/// of a turn arms a zero-delay timer that sends the turn's `WAIT` after them (one
-/// replication round trip per batch, not per request). Replies come in order: each push's
+/// `WAIT` covers every write the connection made before it, so one `WAIT` covers every push
+/// of a batch: pushes are sent as requests arrive, and the first push of a batch arms a
+/// zero-delay timer that sends the batch's `WAIT` after them (one replication round trip per
+/// batch, not per request). At most one `WAIT` is in flight on the link: Redis blocks the
+/// connection while `WAIT` waits, so a second one would only start when the first answered
+/// and every later command (pushes, status reads) would queue behind a chain of them. Pushes
+/// sent while a `WAIT` is owed join one open batch whose `WAIT` goes out when the owed one
+/// answers: every push is answered within two timeouts. Replies come in order: each push's
 /// reply arrives before its batch's `WAIT` reply, which answers the batch.
 ///
 ///     let durable = DurableEnqueue(loop: loop, redis: redis, settings: .init(replicas: 1, timeoutMs: 1000))
@@ -32,6 +36,15 @@ final class DurableEnqueue {
         case failed(String)
         /// The link dropped (or could not send `WAIT`) before the answer.
         case linkLost
+
+        /// The `reason` label of `celeris_frontend_enqueue_not_replicated_total` for a refusal.
+        var reason: String {
+            switch self {
+            case .reached: return "too_few_replicas"
+            case .failed: return "wait_error"
+            case .linkLost: return "link_lost"
+            }
+        }
     }
 
     /// The pushes of one loop turn, answered together by one `WAIT`.
@@ -62,8 +75,12 @@ final class DurableEnqueue {
     // Exclusivity: used on one loop's thread only.
     @exclusivity(unchecked) private var open: Batch?
     @exclusivity(unchecked) private var flushTimer: LoopTimer?
-    /// `WAIT`s sent whose replies are owed.
+    /// `WAIT`s sent whose replies are owed (0 or 1: one at a time per link).
     @exclusivity(unchecked) private(set) var waitsInFlight = 0
+
+    /// No push is waiting for a `WAIT`: no open batch and no `WAIT` owed (a graceful
+    /// shutdown waits for this as well as for the link's pending replies).
+    var idle: Bool { open == nil && waitsInFlight == 0 }
 
     init(loop: EventLoop, redis: AsyncRedis, settings: Settings, logger: Logger) {
         self.loop = loop
@@ -72,36 +89,50 @@ final class DurableEnqueue {
         self.logger = logger
     }
 
-    /// The batch a push sent now belongs to (call it before sending the push): the
-    /// turn's open one, or a new one whose `WAIT` goes out once this turn's callbacks ran.
+    /// The batch a push sent now belongs to (call it before sending the push): the open
+    /// one, or a new one whose `WAIT` goes out once this turn's callbacks ran (or, while a
+    /// `WAIT` is owed, when that one answers).
     func join() -> Batch {
         if let open { return open }
         let batch = Batch()
         open = batch
-        if let flushTimer {
-            flushTimer.start(ms: 0)
-        } else {
-            flushTimer = loop.timer(after: 0) { [weak self] in self?.flush() }
+        if waitsInFlight == 0 {
+            if let flushTimer {
+                flushTimer.start(ms: 0)
+            } else {
+                flushTimer = loop.timer(after: 0) { [weak self] in self?.flush() }
+            }
         }
         return batch
     }
 
-    /// Send the open batch's `WAIT` after its pushes.
+    /// Send the open batch's `WAIT` after its pushes, unless one is owed (its reply flushes).
     private func flush() {
-        guard let batch = open else { return }
+        guard waitsInFlight == 0, let batch = open else { return }
         open = nil
         let started = DispatchTime.now().uptimeNanoseconds
+        let metrics = handles
         let sent = redis.send(["WAIT", String(settings.replicas), String(settings.timeoutMs)]) {
-            [weak self] reply in
-            self?.waitsInFlight -= 1
-            guard let reply else { return batch.finish(.linkLost) }
-            self?.handles.timer("celeris_frontend_wait_seconds").recordNanoseconds(
+            [weak self, logger] reply in
+            // Timed whatever the end: a dropped link's WAIT kept its clients waiting as long.
+            metrics.timer("celeris_frontend_wait_seconds").recordNanoseconds(
                 Int64(clamping: DispatchTime.now().uptimeNanoseconds &- started))
-            if let e = reply.errorMessage {
-                self?.logger.error("WAIT failed: \(e)")
-                return batch.finish(.failed(e))
+            let outcome: Outcome
+            if let reply {
+                if let e = reply.errorMessage {
+                    logger.error("WAIT failed: \(e)")
+                    outcome = .failed(e)
+                } else {
+                    outcome = .reached(Int(clamping: reply.integer ?? 0))
+                }
+            } else {
+                outcome = .linkLost
             }
-            batch.finish(.reached(Int(clamping: reply.integer ?? 0)))
+            if let self {
+                self.waitsInFlight -= 1
+                self.flush()  // the pushes sent meanwhile: their WAIT goes out now
+            }
+            batch.finish(outcome)
         }
         if sent {
             waitsInFlight += 1
@@ -116,15 +147,17 @@ final class DurableEnqueue {
         switch outcome {
         case .reached(let n) where n >= settings.replicas:
             return nil
+        default:
+            handles.counter("celeris_frontend_enqueue_not_replicated_total", [("reason", outcome.reason)])
+                .increment()
+        }
+        switch outcome {
         case .reached(let n):
-            handles.counter("celeris_frontend_enqueue_not_replicated_total").increment()
             return .notReplicated(taskId: taskId, reached: n, wanted: settings.replicas, timeoutMs: settings.timeoutMs)
         case .failed(let e):
-            handles.counter("celeris_frontend_enqueue_not_replicated_total").increment()
             return DurableRefusal(
                 error: .brokerError("WAIT failed: \(e); task \(taskId) is in the primary's queue"), taskId: taskId)
         case .linkLost:
-            handles.counter("celeris_frontend_enqueue_not_replicated_total").increment()
             return DurableRefusal(
                 error: FrontendError(
                     503, "not_replicated",

@@ -64,7 +64,7 @@ public final class FrontendApp: HTTPServerDelegate {
     private let scheduleAPI: ScheduleAPI
     /// Revoke, and `GET /status/{id}` with children.
     private let taskAPI: TaskAPI
-    /// One `WAIT` per loop turn after that turn's pushes (nil: durable enqueue off).
+    /// Batched `WAIT`s after the pushes, at most one in flight (nil: durable enqueue off).
     private let durable: DurableEnqueue?
     @exclusivity(unchecked) private var sampler: LoopTimer?
     /// Loop 0's `/stats` sampler (queue depths every 2 s; workers while /stats is read).
@@ -158,7 +158,10 @@ public final class FrontendApp: HTTPServerDelegate {
         statsSampler?.stop()
         let deadline = clock.now() + Double(settings.shutdownLimitMs) / 1000
         func check() {
-            if redis.pending == 0 || clock.now() >= deadline {
+            // Durable enqueue: between a push's reply and its WAIT nothing may be pending,
+            // yet the push's client is owed an answer.
+            let settled = redis.pending == 0 && (durable?.idle ?? true)
+            if settled || clock.now() >= deadline {
                 // Let the last responses and close frames reach the wire.
                 drainTimer = loop.timer(after: 100) { done() }
             } else {
@@ -300,7 +303,7 @@ public final class FrontendApp: HTTPServerDelegate {
     }
 
     /// LPUSH a message (declaring its queue once) and answer `{"task_id": …}` once Redis has it
-    /// (with durable enqueue: once the turn's `WAIT` says enough replicas have it, else 503).
+    /// (with durable enqueue: once its batch's `WAIT` says enough replicas have it, else 503).
     /// `expiration`: the property kombu adds when the task expires (milliseconds left, as text).
     private func enqueue(_ message: TaskMessage, _ connection: Connection, expiration: String? = nil) {
         if knownQueues.insert(message.queue).inserted { shared.addQueue(message.queue) }
@@ -313,18 +316,20 @@ public final class FrontendApp: HTTPServerDelegate {
         var push = TaskProducer.pushCommand(for: message)
         if let expiration { push[2] = message.envelopeBytes(expiration: expiration) }
         let batch = durable?.join()
-        let sent = redis.send(bytes: push) { [weak self, logger] reply in
+        // Held strongly: with durable enqueue a 200 is never sent without its WAIT's answer,
+        // even if the app is gone before the reply.
+        let sent = redis.send(bytes: push) { [redis, shared, durable, logger] reply in
             guard let reply else {
-                self?.brokerUnavailable(connection)
+                connection.respond(.brokerUnavailable(redis.endpoint))
                 return
             }
             if let e = reply.errorMessage {
                 logger.error("LPUSH failed: \(e)")
-                self?.brokerError(connection, e)
+                connection.respond(.brokerError(e))
                 return
             }
-            self?.shared.stats.countSubmitted()
-            guard let batch, let durable = self?.durable else {
+            shared.stats.countSubmitted()
+            guard let batch, let durable else {
                 return connection.respond(status: 200, json: ["task_id": .string(message.id)])
             }
             batch.await { outcome in

@@ -16,6 +16,8 @@ final class ReplicaServer {
             [
                 "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode",
                 "no", "--replicaof", "127.0.0.1", "\(master.port)", "--dir", NSTemporaryDirectory(),
+                // Its own file: the full sync writes one even with --save "" (not a /tmp/dump.rdb other runs share).
+                "--dbfilename", "replica-\(port).rdb",
             ],
             name: "replica-\(port)")
         let masterClient = try master.client()
@@ -39,11 +41,13 @@ final class ReplicaServer {
     func stop() {
         resume()
         process.stop()
+        try? FileManager.default.removeItem(
+            atPath: (NSTemporaryDirectory() as NSString).appendingPathComponent("replica-\(port).rdb"))
     }
 }
 
 /// `--durable-enqueue N`: POST /tasks and /process answer 200 only once N replicas hold the
-/// task (one Redis WAIT per loop turn after that turn's pushes), 503 `not_replicated` otherwise;
+/// task (one Redis WAIT per batch of pushes, at most one in flight), 503 `not_replicated` otherwise;
 /// off by default (no WAIT sent).
 final class DurableEnqueueTests: XCTestCase {
     var master: RedisServer!
@@ -118,7 +122,7 @@ final class DurableEnqueueTests: XCTestCase {
         XCTAssertEqual(try calls(masterClient, "wait"), 21, "one WAIT per request sent one at a time")
         XCTAssertEqual(try calls(masterClient, "lpush"), 21)
         let metrics = try Prometheus.scrape(port: port)
-        XCTAssertNil(metrics["celeris_frontend_enqueue_not_replicated_total"])
+        XCTAssertFalse(metrics.keys.contains { $0.hasPrefix("celeris_frontend_enqueue_not_replicated_total") })
         XCTAssertEqual(metrics["celeris_frontend_wait_seconds_count"], 21)
     }
 
@@ -166,7 +170,10 @@ final class DurableEnqueueTests: XCTestCase {
         // The task is in the primary's queue; only its replication is unconfirmed.
         XCTAssertEqual(try queuedIds(masterClient), [id])
         XCTAssertEqual(try masterClient.keys(), ["celery", "_kombu.binding.celery", "_kombu.binding_permanent.celery"])
-        XCTAssertEqual(try Prometheus.scrape(port: port)["celeris_frontend_enqueue_not_replicated_total"], 1)
+        let metrics = try Prometheus.scrape(port: port)
+        XCTAssertEqual(metrics[Self.notReplicated("too_few_replicas")], 1)
+        XCTAssertNil(metrics[Self.notReplicated("link_lost")])
+        XCTAssertEqual(metrics["celeris_frontend_wait_seconds_count"], 1)
 
         // Back: the retry with the same id answers 200 and the replica holds both messages.
         replica.resume()
@@ -178,7 +185,116 @@ final class DurableEnqueueTests: XCTestCase {
         XCTAssertEqual(try taskId(retry), id)
         XCTAssertEqual(try queuedIds(replicaClient), [id, id])
         XCTAssertEqual(try replicaClient.keyspace(), try masterClient.keyspace())
-        XCTAssertEqual(try Prometheus.scrape(port: port)["celeris_frontend_enqueue_not_replicated_total"], 1)
+        XCTAssertEqual(try Prometheus.scrape(port: port)[Self.notReplicated("too_few_replicas")], 1)
+    }
+
+    /// The refusal counter's sample for one `reason`.
+    static func notReplicated(_ reason: String) -> String {
+        "celeris_frontend_enqueue_not_replicated_total{reason=\"\(reason)\"}"
+    }
+
+    /// Redis blocks a connection while its `WAIT` waits: WAITs sent one per batch would queue
+    /// behind each other on the frontend's one commands link, each request answered only after
+    /// every earlier `WAIT` timed out. At most one is in flight; the requests arriving meanwhile
+    /// share the next, so each is answered within two timeouts, and few WAITs are sent.
+    func testStalledReplicaAnswersEveryRequestWithinTwoTimeouts() throws {
+        let timeoutMs = 300
+        try startFrontend(["--durable-enqueue", "1", "--durable-timeout-ms", "\(timeoutMs)", "--loops", "1"])
+        let masterClient = try master.client()
+        let port = port
+        replica.pause()
+        defer { replica.resume() }
+        // One POST every 50 ms for 1.5 s, each on its own connection: (sent, answered, status, error).
+        let count = 30
+        let results = LockedBox<[(sent: Double, answered: Double, status: Int, error: String?)]>([])
+        let group = DispatchGroup()
+        let start = Date()
+        for i in 0..<count {
+            group.enter()
+            // A thread each (GCD's pool would run the blocking requests a few at a time, not on schedule).
+            Thread.detachNewThread {
+                defer { group.leave() }
+                Thread.sleep(until: start.addingTimeInterval(0.05 * Double(i)))
+                let sent = Date().timeIntervalSince1970
+                let request =
+                    "POST /tasks?task_length=0 HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 0\r\n\r\n"
+                let r = try? { () throws -> HTTPResponse in
+                    let s = try RawSocket(port: port, timeout: 30)
+                    try s.send(request)
+                    return try s.readResponse()
+                }()
+                let answered = Date().timeIntervalSince1970
+                results.modify {
+                    $0.append((sent, answered, r?.status ?? 0, r?.json?["error"]?.stringValue ?? r?.text))
+                }
+            }
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        let all = results.get()
+        XCTAssertEqual(all.count, count)
+        let limit = 2 * Double(timeoutMs) / 1000 + 0.5
+        let slowest = all.map { $0.answered - $0.sent }.max() ?? 0
+        print("\(count) POSTs, replica stopped, T=\(timeoutMs) ms: slowest answer \(slowest) s")
+        for a in all {
+            XCTAssertEqual(a.status, 503, a.error ?? "")
+            XCTAssertEqual(a.error, "not_replicated")
+            XCTAssertLessThanOrEqual(a.answered - a.sent, limit, "answered \(a.answered - a.sent) s after it was sent")
+        }
+        let waits = try calls(masterClient, "wait")
+        print("\(count) POSTs: \(waits) WAIT(s)")
+        XCTAssertGreaterThanOrEqual(waits, 1)
+        XCTAssertLessThanOrEqual(waits, count / 3, "requests arriving while a WAIT is owed must share the next one")
+        XCTAssertEqual(try calls(masterClient, "lpush"), count)
+        XCTAssertEqual(try Prometheus.scrape(port: port)[Self.notReplicated("too_few_replicas")], Double(count))
+    }
+
+    /// The link dropped while `WAIT` was owed: 503 `not_replicated` (the task may or may not be
+    /// queued), counted with `reason="link_lost"`, and the `WAIT` still timed.
+    func testLinkLostWhileWaitIsOwedIsRefusedAndCounted() throws {
+        try startFrontend(["--durable-enqueue", "1", "--durable-timeout-ms", "1000", "--loops", "1"])
+        let masterClient = try master.client()
+        replica.pause()
+        defer { replica.resume() }
+        let s = try RawSocket(port: port, timeout: 10)
+        try s.send("POST /tasks?task_length=0 HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertTrue(
+            eventually(timeout: 5, interval: 0.005) {
+                (try? masterClient.command("INFO", "clients").text)?.contains("blocked_clients:1") ?? false
+            })
+        // The frontend's links (and not this one): the WAIT's link drops before WAIT answers.
+        XCTAssertGreaterThanOrEqual(
+            try XCTUnwrap(try masterClient.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").integer), 1)
+        let r = try s.readResponse()
+        XCTAssertEqual(r.status, 503, r.text)
+        XCTAssertEqual(r.json?["error"]?.stringValue, "not_replicated")
+        XCTAssertTrue(r.text.contains("dropped before WAIT answered"), r.text)
+        let metrics = try Prometheus.scrape(port: port)
+        XCTAssertEqual(metrics[Self.notReplicated("link_lost")], 1)
+        XCTAssertNil(metrics[Self.notReplicated("too_few_replicas")])
+        XCTAssertEqual(metrics["celeris_frontend_wait_seconds_count"], 1)
+    }
+
+    /// SIGTERM while pushes wait on their WAIT: the graceful shutdown answers them before it exits.
+    func testShutdownAnswersRequestsWaitingOnTheirWait() throws {
+        try startFrontend(["--durable-enqueue", "1", "--durable-timeout-ms", "1000", "--loops", "1"])
+        let masterClient = try master.client()
+        replica.pause()
+        defer { replica.resume() }
+        let request = "POST /tasks?task_length=0 HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 0\r\n\r\n"
+        let sockets = try (0..<5).map { _ in try RawSocket(port: port, timeout: 10) }
+        for s in sockets { try s.send(request) }
+        // Every push is in the master's queue; their WAIT is owed for up to a second.
+        XCTAssertTrue(
+            eventually(timeout: 5, interval: 0.005) { (try? masterClient.command("LLEN", "celery").integer) == 5 })
+        let frontend = try XCTUnwrap(frontend)
+        frontend.process.terminate()
+        for s in sockets {
+            let r = try s.readResponse()
+            XCTAssertEqual(r.status, 503, r.text)
+            XCTAssertEqual(r.json?["error"]?.stringValue, "not_replicated")
+        }
+        XCTAssertTrue(eventually(timeout: 10) { !frontend.isRunning }, frontend.log)
+        XCTAssertEqual(frontend.process.terminationStatus, 0, frontend.log)
     }
 
     func testOffByDefaultSendsNoWait() throws {

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import ROOT, Children, free_port, wait_http
+from benchlib import ROOT, Children, build_running, free_port, wait_http
 
 
 def wrk(url, seconds, conns, script):
@@ -43,11 +43,6 @@ def wrk(url, seconds, conns, script):
 
 def cli(port, *args):
     return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True).stdout
-
-
-def build_running():
-    """Whether a Swift build runs on the box now (its CPU use skews the figures)."""
-    return subprocess.run(["pgrep", "-f", "swift-build"], capture_output=True).returncode == 0
 
 
 def calls(port, command):

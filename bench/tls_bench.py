@@ -13,33 +13,14 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, Children, cpu_seconds, free_port  # noqa: E402
+from benchlib import ROOT, Children, build_running, certificates, cpu_seconds, free_port  # noqa: E402
 from drain_bench import drain, fill  # noqa: E402
 
 import redis  # noqa: E402
-
-
-def certificates(tmp):
-    """A CA and a server certificate it signs for 127.0.0.1 / localhost (EC P-256), with the openssl CLI."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    p = lambda n: os.path.join(tmp, n)  # noqa: E731
-    run = lambda args: subprocess.run(["openssl"] + args, check=True, capture_output=True)  # noqa: E731
-    run(["req", "-x509"] + ec + ["-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "2", "-subj", "/CN=bench CA"])
-    run(["req"] + ec + ["-keyout", p("server.key"), "-out", p("server.csr"), "-subj", "/CN=localhost"])
-    open(p("ext.cnf"), "w").write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run(["x509", "-req", "-in", p("server.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial",
-         "-out", p("server.pem"), "-days", "2", "-extfile", p("ext.cnf")])
-
-
-def build_running():
-    """A swift build is running on the machine (its CPU use skews a run)."""
-    return subprocess.run(["pgrep", "-f", "swift-build"], capture_output=True).returncode == 0
 
 
 def main():
@@ -59,20 +40,8 @@ def main():
     configs = [(link, io) for io in ("socket", "uring") for link in ("plain", "tls")]
     rounds = {f"{link}-{io}": [] for link, io in configs}
     with Children() as kids:
-        rs = kids.start(["redis-server", "--port", str(port), "--tls-port", str(tls_port), "--bind", "127.0.0.1",
-                         "--save", "", "--appendonly", "no", "--tls-cert-file", f"{tmp}/server.pem",
-                         "--tls-key-file", f"{tmp}/server.key", "--tls-ca-cert-file", f"{tmp}/ca.pem",
-                         "--tls-auth-clients", "no"])
+        rs = kids.tls_redis(port, tls_port, tmp)
         r = redis.Redis(port=port)
-        deadline = time.time() + 10
-        while True:
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                if time.time() > deadline:
-                    raise SystemExit("redis-server did not start")
-                time.sleep(0.05)
         for k in range(a.rounds):
             # alternate the order each round: neither link always runs first
             for link, io in (configs if k % 2 == 0 else list(reversed(configs))):

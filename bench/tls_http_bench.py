@@ -13,23 +13,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, Children, cpu_seconds, free_port, wait_http  # noqa: E402
+from benchlib import ROOT, Children, certificates, cpu_seconds, free_port, wait_http  # noqa: E402
 from http_bench import wrk  # noqa: E402
-
-
-def certificates(tmp):
-    """A CA and a server certificate for 127.0.0.1 / localhost (EC P-256)."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    p = lambda n: os.path.join(tmp, n)  # noqa: E731
-    run = lambda args: subprocess.run(["openssl"] + args, check=True, capture_output=True)  # noqa: E731
-    run(["req", "-x509"] + ec + ["-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "2", "-subj", "/CN=bench CA"])
-    run(["req"] + ec + ["-keyout", p("server.key"), "-out", p("server.csr"), "-subj", "/CN=localhost"])
-    open(p("ext.cnf"), "w").write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run(["x509", "-req", "-in", p("server.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial",
-         "-out", p("server.pem"), "-days", "2", "-extfile", p("ext.cnf")])
 
 
 def main():
@@ -52,11 +39,7 @@ def main():
     runs = {"plain": [], "tls": []}
     kids = Children()
     try:
-        rs = kids.start(["redis-server", "--port", str(port), "--tls-port", str(tls_port), "--bind", "127.0.0.1",
-                    "--save", "", "--appendonly", "no", "--tls-cert-file", f"{tmp}/server.pem",
-                    "--tls-key-file", f"{tmp}/server.key", "--tls-ca-cert-file", f"{tmp}/ca.pem",
-                    "--tls-auth-clients", "no"])
-        time.sleep(0.5)
+        rs = kids.tls_redis(port, tls_port, tmp)
         for r in range(a.rounds):
             for name in (("plain", "tls") if r % 2 == 0 else ("tls", "plain")):
                 cport = free_port()

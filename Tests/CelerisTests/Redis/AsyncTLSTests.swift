@@ -8,104 +8,29 @@ import XCTest
 /// all made over TLS; a wrong CA fails the handshake ("certificate verify failed" logged,
 /// /health 503) and the first bytes a rediss:// link sends are a TLS ClientHello, never RESP.
 final class AsyncTLSTests: XCTestCase {
-    private var dir: URL!
-    private var redisPort = 0
-    private var redis: Spawned!
+    private var certs: TLSFixtures!
+    private var redis: TLSRedisServer!
     private var frontend: Spawned?
     private var port = 0
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("celeris-async-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try makeCertificates()
-        redisPort = freePort()
-        redis = try Spawned(
-            "/usr/bin/redis-server",
-            [
-                "--port", "0", "--tls-port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--protected-mode", "no", "--tls-cert-file", path("server.pem"), "--tls-key-file", path("server.key"),
-                "--tls-ca-cert-file", path("ca.pem"), "--tls-auth-clients", "no",
-            ], name: "redis-tls-\(redisPort)")
-        let up = eventually(timeout: 10) { (try? self.cli(["PING"])) == "PONG" }
-        if !up { throw TestFailure("TLS redis-server did not start on \(redisPort): \(redis.log)") }
+        certs = try TLSFixtures()
+        redis = try TLSRedisServer(certs)
     }
 
     override func tearDown() {
         frontend?.stop()
         redis?.stop()
-        try? FileManager.default.removeItem(at: dir)
+        redis = nil
+        certs = nil
     }
 
-    private func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-
-    /// A CA, a server certificate it signs (SAN IP:127.0.0.1, DNS:localhost), and a second,
-    /// unrelated CA (the wrong one).
-    private func makeCertificates() throws {
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        try openssl(
-            ["req", "-x509"] + ec + [
-                "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2", "-subj", "/CN=Celeris Test CA",
-            ])
-        try openssl(
-            ["req", "-x509"] + ec + [
-                "-keyout", path("other.key"), "-out", path("other.pem"), "-days", "2", "-subj", "/CN=Other CA",
-            ])
-        try openssl(
-            ["req"] + ec + ["-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=localhost"])
-        try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(
-            toFile: path("ext.cnf"), atomically: true, encoding: .utf8)
-        try openssl([
-            "x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
-            "-CAcreateserial", "-out", path("server.pem"), "-days", "2", "-extfile", path("ext.cnf"),
-        ])
-        try openssl(["req"] + ec + ["-keyout", path("client.key"), "-out", path("client.csr"), "-subj", "/CN=celeris"])
-        try openssl([
-            "x509", "-req", "-in", path("client.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
-            "-CAcreateserial", "-out", path("client.pem"), "-days", "2",
-        ])
-    }
-
-    private func openssl(_ args: [String]) throws {
-        let (status, out) = try run("/usr/bin/openssl", args)
-        if status != 0 { throw TestFailure("openssl \(args.joined(separator: " ")): \(out)") }
-    }
-
-    /// redis-cli over TLS (verifying the server with the right CA); its output, trimmed.
-    private func cli(_ args: [String]) throws -> String {
-        let (status, out) = try run(
-            "/usr/bin/redis-cli", ["--tls", "--cacert", path("ca.pem"), "-h", "127.0.0.1", "-p", "\(redisPort)"] + args)
-        if status != 0 { throw TestFailure("redis-cli \(args): \(out)") }
-        return out.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    private func run(_ executable: String, _ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        try withSignalsUnblocked { try p.run() }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    private func cli(_ args: [String]) throws -> String { try redis.cli(args) }
 
     /// Restart redis-server requiring client certificates (`--tls-auth-clients yes`).
     private func requireClientCertificates() throws {
         redis.stop()
-        redis = try Spawned(
-            "/usr/bin/redis-server",
-            [
-                "--port", "0", "--tls-port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--protected-mode", "no", "--tls-cert-file", path("server.pem"), "--tls-key-file", path("server.key"),
-                "--tls-ca-cert-file", path("ca.pem"), "--tls-auth-clients", "yes",
-            ], name: "redis-mtls-\(redisPort)")
-        let up = eventually(timeout: 10) {
-            (try? self.cli(["--cert", self.path("client.pem"), "--key", self.path("client.key"), "PING"])) == "PONG"
-        }
-        if !up { throw TestFailure("mTLS redis-server did not start on \(redisPort): \(redis.log)") }
+        redis = try TLSRedisServer(certs, authClients: true)
     }
 
     private func healthIs(_ status: Int) -> Bool {
@@ -128,7 +53,7 @@ final class AsyncTLSTests: XCTestCase {
         if !up { throw TestFailure("frontend did not come up over TLS: \(p.log)") }
     }
 
-    private var tlsBroker: String { "rediss://127.0.0.1:\(redisPort)/0?ssl_ca_certs=\(path("ca.pem"))" }
+    private var tlsBroker: String { redis.url("ssl_ca_certs=\(certs.caFile)") }
 
     /// POST /tasks over a TLS command link: the message is in the `celery` list, read back over TLS.
     func testTaskIsQueuedOverTLS() throws {
@@ -193,10 +118,10 @@ final class AsyncTLSTests: XCTestCase {
     /// "certificate verify failed", /health stays 503 and no session reaches the server.
     func testWrongCAFailsTheHandshake() throws {
         try startFrontend(
-            broker: "rediss://127.0.0.1:\(redisPort)/0?ssl_ca_certs=\(path("other.pem"))", waitHealthy: false)
+            broker: redis.url("ssl_ca_certs=\(certs.otherCAFile)"), waitHealthy: false)
         let p = try XCTUnwrap(frontend)
         XCTAssertTrue(eventually(timeout: 10) { p.log.contains("certificate verify failed") }, p.log)
-        XCTAssertTrue(p.log.contains("TLS handshake with 127.0.0.1:\(redisPort) failed"), p.log)
+        XCTAssertTrue(p.log.contains("TLS handshake with 127.0.0.1:\(redis.port) failed"), p.log)
         let port = port
         XCTAssertTrue(
             eventually(timeout: 10) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 503 })
@@ -221,7 +146,7 @@ final class AsyncTLSTests: XCTestCase {
     /// `ssl_cert_reqs=none`: encrypted without checking the certificate, so the wrong CA connects.
     func testCertReqsNoneDoesNotVerify() throws {
         try startFrontend(
-            broker: "rediss://127.0.0.1:\(redisPort)/0?ssl_cert_reqs=none&ssl_ca_certs=\(path("other.pem"))")
+            broker: redis.url("ssl_cert_reqs=none&ssl_ca_certs=\(certs.otherCAFile)"))
         XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/tasks").status, 200)
         XCTAssertEqual(try cli(["LLEN", "celery"]), "1")
     }
@@ -237,7 +162,7 @@ final class AsyncTLSTests: XCTestCase {
         XCTAssertTrue(healthIs(503))
         p.stop()
         try startFrontend(
-            broker: tlsBroker + "&ssl_certfile=\(path("client.pem"))&ssl_keyfile=\(path("client.key"))")
+            broker: tlsBroker + "&ssl_certfile=\(certs.cert("client"))&ssl_keyfile=\(certs.key("client"))")
         XCTAssertEqual(try HTTPClient.request("POST", port: port, path: "/tasks").status, 200)
     }
 
@@ -246,7 +171,7 @@ final class AsyncTLSTests: XCTestCase {
     func testFirstBytesAreAClientHello() throws {
         let listener = try Listener()
         try startFrontend(
-            broker: "rediss://127.0.0.1:\(listener.port)/0?ssl_ca_certs=\(path("ca.pem"))", waitHealthy: false)
+            broker: "rediss://127.0.0.1:\(listener.port)/0?ssl_ca_certs=\(certs.caFile)", waitHealthy: false)
         let first = try listener.acceptAndRead(timeout: 10)
         XCTAssertGreaterThanOrEqual(first.count, 3, "bytes received")
         XCTAssertEqual(Array(first.prefix(2)), [0x16, 0x03], "a TLS handshake record, not plaintext RESP")

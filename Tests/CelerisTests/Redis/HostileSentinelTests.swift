@@ -68,12 +68,7 @@ final class HostileSentinelTests: XCTestCase {
                 (try? cluster.client(port: master, timeoutMs: 500).command("PUBSUB", "NUMSUB", pidbox).elements?
                     .last?.integer) == 1
             }, "the worker never came up past the trickling sentinel: \(worker.log)")
-        let stopping = Date()
-        worker.process.terminate()
-        XCTAssertTrue(eventually(timeout: 15) { !worker.isRunning }, "the worker ignored SIGTERM: \(worker.log)")
-        let stopped = Date().timeIntervalSince(stopping)
-        XCTAssertLessThan(stopped, 10, worker.log)
-        print("HOSTILE-SENTINEL-FIGURE trickle: worker exited \(stopped) s after SIGTERM")
+        assertExitsOnSIGTERM(worker, figure: "trickle")
     }
 
     /// A worker whose only sentinel trickles keeps looking for its master and still exits on SIGTERM.
@@ -86,12 +81,21 @@ final class HostileSentinelTests: XCTestCase {
         defer { worker.stop() }
         XCTAssertTrue(
             eventually(timeout: 20) { trickle.trickled >= 2 }, "the worker never asked twice: \(worker.log)")
+        assertExitsOnSIGTERM(worker, figure: "trickle-only")
+    }
+
+    /// SIGTERM to the worker: it exits within 10 s (printed as a HOSTILE-SENTINEL-FIGURE).
+    private func assertExitsOnSIGTERM(
+        _ worker: Spawned, figure: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         let stopping = Date()
         worker.process.terminate()
-        XCTAssertTrue(eventually(timeout: 15) { !worker.isRunning }, "the worker ignored SIGTERM: \(worker.log)")
+        XCTAssertTrue(
+            eventually(timeout: 15) { !worker.isRunning }, "the worker ignored SIGTERM: \(worker.log)", file: file,
+            line: line)
         let stopped = Date().timeIntervalSince(stopping)
-        XCTAssertLessThan(stopped, 10, worker.log)
-        print("HOSTILE-SENTINEL-FIGURE trickle-only: worker exited \(stopped) s after SIGTERM")
+        XCTAssertLessThan(stopped, 10, worker.log, file: file, line: line)
+        print("HOSTILE-SENTINEL-FIGURE \(figure): worker exited \(stopped) s after SIGTERM")
     }
 
     /// A sentinel streaming a declared 4 GB answer: the link fails past 64 KiB with a clear error,

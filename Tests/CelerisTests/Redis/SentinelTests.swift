@@ -119,23 +119,42 @@ final class SentinelTests: XCTestCase {
 
     // MARK: - the worker
 
-    /// celeris-worker and celeris-frontend started on a sentinel:// URL find the master and run tasks.
-    func testWorkerAndFrontendRunTasksThroughTheSentinels() throws {
-        cluster = try SentinelCluster()
+    /// celeris-worker (2 slots, no step delay) on the cluster's sentinel:// URL; `waitConnected`:
+    /// asserts it logs "connected to" within 20 s.
+    private func startWorker(waitConnected: Bool, file: StaticString = #filePath, line: UInt = #line) throws
+        -> Spawned
+    {
         let worker = try Spawned(
             try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
             env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
-        defer { worker.stop() }
-        XCTAssertTrue(eventually(timeout: 20) { worker.log.contains("connected to") }, worker.log)
+        if waitConnected {
+            XCTAssertTrue(
+                eventually(timeout: 20) { worker.log.contains("connected to") }, worker.log, file: file, line: line)
+        }
+        return worker
+    }
+
+    /// celeris-frontend on the cluster's sentinel:// URL and a free loopback port, asserted healthy
+    /// (/health 200) within 20 s; the process and its port.
+    private func startFrontend(file: StaticString = #filePath, line: UInt = #line) throws -> (Spawned, Int) {
         let port = freePort()
         let frontend = try Spawned(
             try TestPaths.executable("celeris-frontend"),
             ["-b", cluster.url, "--host", "127.0.0.1", "--port", "\(port)", "--loglevel", "debug"],
             name: "sentinel-frontend")
-        defer { frontend.stop() }
         XCTAssertTrue(
             eventually(timeout: 20) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 200 },
-            frontend.log)
+            frontend.log, file: file, line: line)
+        return (frontend, port)
+    }
+
+    /// celeris-worker and celeris-frontend started on a sentinel:// URL find the master and run tasks.
+    func testWorkerAndFrontendRunTasksThroughTheSentinels() throws {
+        cluster = try SentinelCluster()
+        let worker = try startWorker(waitConnected: true)
+        defer { worker.stop() }
+        let (frontend, port) = try startFrontend()
+        defer { frontend.stop() }
         let id = try XCTUnwrap(
             try HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [2, 3]}"#)
                 .json?["task_id"]?.stringValue, frontend.log)
@@ -152,20 +171,10 @@ final class SentinelTests: XCTestCase {
     /// with no operator action: tasks posted after the failover run on the new master.
     func testFrontendAndWorkerFollowAKilledMaster() throws {
         cluster = try SentinelCluster()
-        let worker = try Spawned(
-            try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
-            env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
+        let worker = try startWorker(waitConnected: true)
         defer { worker.stop() }
-        XCTAssertTrue(eventually(timeout: 20) { worker.log.contains("connected to") }, worker.log)
-        let port = freePort()
-        let frontend = try Spawned(
-            try TestPaths.executable("celeris-frontend"),
-            ["-b", cluster.url, "--host", "127.0.0.1", "--port", "\(port)", "--loglevel", "debug"],
-            name: "sentinel-frontend")
+        let (frontend, port) = try startFrontend()
         defer { frontend.stop() }
-        XCTAssertTrue(
-            eventually(timeout: 20) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 200 },
-            frontend.log)
         func post() -> String? {
             try? HTTPClient.request("POST", port: port, path: "/tasks", body: #"{"task": "add", "args": [20, 22]}"#)
                 .json?["task_id"]?.stringValue
@@ -201,9 +210,7 @@ final class SentinelTests: XCTestCase {
     /// The Swift client (CelerisClient) on a sentinel:// URL sends a task and awaits its result.
     func testSwiftClientThroughTheSentinels() async throws {
         cluster = try SentinelCluster()
-        let worker = try Spawned(
-            try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
-            env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
+        let worker = try startWorker(waitConnected: false)
         defer { worker.stop() }
         let client = try CelerisClient(broker: cluster.url)
         let handle = try await client.send("add", args: [2, 3])
@@ -232,11 +239,8 @@ final class SentinelTests: XCTestCase {
     /// Sentinel backend.
     func testPythonCeleryOnTheSameSentinels() throws {
         cluster = try SentinelCluster(sentinelPassword: "s3ntinel")
-        let worker = try Spawned(
-            try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
-            env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
+        let worker = try startWorker(waitConnected: true)
         defer { worker.stop() }
-        XCTAssertTrue(eventually(timeout: 20) { worker.log.contains("connected to") }, worker.log)
         let urls = cluster.sentinelPorts.map { "sentinel://127.0.0.1:\($0)" }.joined(separator: ";")
         let out = try runPython("sentinel_probe.py", [urls, cluster.masterName, "s3ntinel"], timeout: 60)
         let line = try XCTUnwrap(out.split(separator: "\n").last { $0.hasPrefix("{") }, out)
@@ -259,20 +263,10 @@ final class SentinelTests: XCTestCase {
         XCTAssertNotNil(direct.server.tls, "the master is reached over TLS")
         try direct.command("SET", "over-tls", "1")
 
-        let worker = try Spawned(
-            try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
-            env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
+        let worker = try startWorker(waitConnected: true)
         defer { worker.stop() }
-        XCTAssertTrue(eventually(timeout: 20) { worker.log.contains("connected to") }, worker.log)
-        let port = freePort()
-        let frontend = try Spawned(
-            try TestPaths.executable("celeris-frontend"),
-            ["-b", cluster.url, "--host", "127.0.0.1", "--port", "\(port)", "--loglevel", "debug"],
-            name: "sentinel-frontend")
+        let (frontend, port) = try startFrontend()
         defer { frontend.stop() }
-        XCTAssertTrue(
-            eventually(timeout: 20) { (try? HTTPClient.request("GET", port: port, path: "/health").status) == 200 },
-            frontend.log)
         func runs() -> Bool {
             guard
                 let id = try? HTTPClient.request(
@@ -299,9 +293,7 @@ final class SentinelTests: XCTestCase {
     /// its consumer moves there too: it follows the sentinels' announcement, not the demotion.
     func testWorkerLinksFollowTheAnnouncementNotTheDemotion() throws {
         cluster = try SentinelCluster()
-        let worker = try Spawned(
-            try TestPaths.executable("celeris-worker"), ["-b", cluster.url, "-c", "2", "--loglevel", "debug"],
-            env: ["CELERIS_STEP_SECONDS": "0"], name: "sentinel-worker")
+        let worker = try startWorker(waitConnected: false)
         defer { worker.stop() }
         let pidbox = KombuEnvelope.fanoutChannel(db: 0, exchange: "celery.pidbox")
         func listeners(_ port: Int) -> Int64 {

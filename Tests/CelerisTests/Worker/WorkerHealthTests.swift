@@ -10,17 +10,27 @@ final class WorkerHealthTests: XCTestCase {
         return (r.status, r.json?["status"]?.stringValue, r.json?["reason"]?.stringValue)
     }
 
+    /// Polls /health until it answers `status`, asserted within `timeout`; its last answer.
+    private func health(
+        _ port: Int, becomes status: Int, timeout: Double = 10, interval: Double = 0.02, _ worker: Spawned,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (status: Int, state: String?, reason: String?) {
+        var last = try health(port)
+        XCTAssertTrue(
+            try eventually(timeout: timeout, interval: interval) {
+                last = try health(port)
+                return last.status == status
+            }, "\(last)\n\(worker.log)", file: file, line: line)
+        return last
+    }
+
     func testHealthFollowsTheBrokerLinkAndLivezDoesNot() throws {
         let redis = try RedisServer()
         let port = freePort()
         let worker = try CelerisProcess.worker(
             redis: redis, extra: ["--metrics-port", "\(port)", "--metrics-host", "127.0.0.1", "-Q", "celery,other"])
 
-        var last = try health(port)
-        XCTAssertTrue(
-            try eventually {
-                last = try health(port); return last.status == 200
-            }, "\(last)\n\(worker.log)")
+        var last = try health(port, becomes: 200, worker)
         let ok = try HTTPClient.request("GET", port: port, path: "/health")
         XCTAssertEqual(ok.json?["status"]?.stringValue, "ok")
         XCTAssertNil(ok.json?["reason"])
@@ -30,11 +40,7 @@ final class WorkerHealthTests: XCTestCase {
 
         // Redis goes away: readiness fails with the reason, liveness stays 200.
         redis.stop()
-        XCTAssertTrue(
-            try eventually(timeout: 15, interval: 0.1) {
-                last = try health(port); return last.status == 503
-            },
-            "\(last)\n\(worker.log)")
+        last = try health(port, becomes: 503, timeout: 15, interval: 0.1, worker)
         XCTAssertEqual(last.state, "unavailable")
         XCTAssertTrue(last.reason?.hasPrefix("broker unreachable") ?? false, "\(last)")
         XCTAssertEqual(try HTTPClient.request("GET", port: port, path: "/livez").status, 200)
@@ -42,11 +48,7 @@ final class WorkerHealthTests: XCTestCase {
 
         // Redis back on the same port: ready again once the worker has reconnected.
         try redis.start()
-        XCTAssertTrue(
-            try eventually(timeout: 15, interval: 0.1) {
-                last = try health(port); return last.status == 200
-            },
-            "\(last)\n\(worker.log)")
+        last = try health(port, becomes: 200, timeout: 15, interval: 0.1, worker)
         XCTAssertEqual(last.state, "ok")
         XCTAssertEqual(try HTTPClient.request("DELETE", port: port, path: "/health").status, 405)
         XCTAssertEqual(try HTTPClient.request("GET", port: port, path: "/other").status, 404)
@@ -71,12 +73,7 @@ final class WorkerHealthTests: XCTestCase {
             worker.log)
 
         kill(worker.process.processIdentifier, SIGTERM)
-        var last = try health(port)
-        XCTAssertTrue(
-            try eventually(timeout: 10, interval: 0.05) {
-                last = try health(port); return last.status == 503
-            },
-            "\(last)\n\(worker.log)")
+        let last = try health(port, becomes: 503, timeout: 10, interval: 0.05, worker)
         XCTAssertEqual(last.reason, "shutting down")
         XCTAssertEqual(try HTTPClient.request("GET", port: port, path: "/livez").status, 200)
         XCTAssertTrue(worker.isRunning, "the running task keeps the warm shutdown going")

@@ -40,7 +40,9 @@ public final class RedisConnection {
                 let opened: (OpaquePointer, Bool)
                 do throws(RedisError) {
                     opened = try Self.open(server, timeoutMs: timeoutMs, readTimeoutMs: readTimeoutMs, io: io)
-                    if let within = replyWithinMs { ce_redis_sync_set_reply_deadline(opened.0, Int32(clamping: within)) }
+                    if let within = replyWithinMs {
+                        ce_redis_sync_set_reply_deadline(opened.0, Int32(clamping: within))
+                    }
                     if let limit = replyLimitBytes { ce_redis_sync_set_reply_limit(opened.0, max(0, limit)) }
                     do throws(RedisError) {
                         try Self.handshake(opened.0, server)
@@ -74,18 +76,7 @@ public final class RedisConnection {
     private static func requireMaster(_ h: OpaquePointer, _ server: RedisEndpoint, _ endpoint: RedisEndpoint)
         throws(RedisError)
     {
-        let wire = RESP.format(["ROLE"])
-        let rc = wire.withUnsafeBufferPointer { b in
-            ce_redis_sync_append_formatted(
-                h, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)
-        }
-        if rc != 0 { throw .connection(String(cString: ce_redis_sync_error(h))) }
-        var reply: OpaquePointer?
-        guard ce_redis_sync_read(h, &reply) == 0, let r = reply else {
-            throw .connection(String(cString: ce_redis_sync_error(h)))
-        }
-        let role = RedisValue(reply: r)
-        ce_redis_sync_release(h, r)
+        let role = try exchange(h, [["ROLE"]])[0]
         if let error = role.errorMessage { throw .reply(handshakeError(error, server)) }
         let name = role.elements?.first?.text ?? "unknown"
         guard name == "master" else {
@@ -98,6 +89,14 @@ public final class RedisConnection {
     private static func handshake(_ h: OpaquePointer, _ server: RedisEndpoint) throws(RedisError) {
         let commands = server.handshake
         guard !commands.isEmpty else { return }
+        for reply in try exchange(h, commands) {
+            if let error = reply.errorMessage { throw .reply(handshakeError(error, server)) }
+        }
+    }
+
+    /// Send `commands` on a new handle (before it is wrapped) and read their replies in order;
+    /// a failed write or read throws `.connection` with the link's error text.
+    private static func exchange(_ h: OpaquePointer, _ commands: [[String]]) throws(RedisError) -> [RedisValue] {
         var wire: [UInt8] = []
         for c in commands { RESP.append(c, to: &wire) }
         let rc = wire.withUnsafeBufferPointer { b in
@@ -105,14 +104,13 @@ public final class RedisConnection {
                 h, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)
         }
         if rc != 0 { throw .connection(String(cString: ce_redis_sync_error(h))) }
-        for _ in commands {
+        return try commands.map { _ throws(RedisError) in
             var reply: OpaquePointer?
             guard ce_redis_sync_read(h, &reply) == 0, let r = reply else {
                 throw .connection(String(cString: ce_redis_sync_error(h)))
             }
-            let error = RedisValue(reply: r).errorMessage
-            ce_redis_sync_release(h, r)
-            if let error { throw .reply(handshakeError(error, server)) }
+            defer { ce_redis_sync_release(h, r) }
+            return RedisValue(reply: r)
         }
     }
 
@@ -160,15 +158,12 @@ public final class RedisConnection {
         if ce_redis_sync_start_tls(h, context.handle, name, check, &err, err.count) != 0 {
             failed = cText(err)
         } else {
-            let ping = RESP.format(["PING"])
-            var reply: OpaquePointer?
-            let ok = ping.withUnsafeBufferPointer { b in
-                ce_redis_sync_append_formatted(
-                    h, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count) == 0
-                    && ce_redis_sync_read(h, &reply) == 0
+            do throws(RedisError) {
+                _ = try exchange(h, [["PING"]])
+                failed = nil
+            } catch {
+                failed = String(cString: ce_redis_sync_error(h))
             }
-            if ok, let r = reply { ce_redis_sync_release(h, r) }
-            failed = ok && reply != nil ? nil : String(cString: ce_redis_sync_error(h))
         }
         guard var why = failed else { return }
         if why.contains("Resource temporarily unavailable") {

@@ -169,54 +169,12 @@ final class AsyncTLSTests: XCTestCase {
     /// The first bytes a rediss:// frontend sends to a listener of ours are a TLS handshake
     /// record (0x16 0x03 …: a ClientHello), not a RESP command.
     func testFirstBytesAreAClientHello() throws {
-        let listener = try Listener()
+        let listener = try LoopbackListener()
         try startFrontend(
             broker: "rediss://127.0.0.1:\(listener.port)/0?ssl_ca_certs=\(certs.caFile)", waitHealthy: false)
         let first = try listener.acceptAndRead(timeout: 10)
         XCTAssertGreaterThanOrEqual(first.count, 3, "bytes received")
         XCTAssertEqual(Array(first.prefix(2)), [0x16, 0x03], "a TLS handshake record, not plaintext RESP")
         XCTAssertNotEqual(first.first, UInt8(ascii: "*"))
-    }
-}
-
-/// A plain TCP listener on a loopback port: accepts one connection and reads what it sends first.
-private final class Listener {
-    let fd: Int32
-    let port: Int
-
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &len) == 0
-            }
-        }
-        guard bound else {
-            close(fd)
-            throw TestFailure("cannot listen: errno \(errno)")
-        }
-        self.fd = fd
-        port = Int(UInt16(bigEndian: addr.sin_port))
-    }
-
-    deinit { close(fd) }
-
-    func acceptAndRead(timeout: Double) throws -> [UInt8] {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, Int32(timeout * 1000)) == 1 else { throw TestFailure("no connection within \(timeout) s") }
-        let conn = accept(fd, nil, nil)
-        guard conn >= 0 else { throw TestFailure("accept: errno \(errno)") }
-        defer { close(conn) }
-        var cpfd = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
-        guard poll(&cpfd, 1, Int32(timeout * 1000)) == 1 else { throw TestFailure("nothing sent within \(timeout) s") }
-        var buf = [UInt8](repeating: 0, count: 4096)
-        let n = recv(conn, &buf, buf.count, 0)
-        guard n > 0 else { throw TestFailure("recv: \(n), errno \(errno)") }
-        return Array(buf[0..<n])
     }
 }

@@ -154,21 +154,9 @@ final class TLSTests: XCTestCase {
     /// A `rediss://` URL never speaks plaintext: the first byte a plain TCP listener gets is a TLS
     /// handshake record (0x16), and the connection fails when the listener hangs up.
     func testRedissSendsATLSHandshakeFirst() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
-                bind(fd, p, len) == 0 && listen(fd, 4) == 0 && getsockname(fd, p, &len) == 0
-            }
-        }
-        XCTAssertTrue(bound)
-        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let server = try LoopbackListener()
+        defer { withExtendedLifetime(server) {} }  // its socket closes when it goes
+        let (fd, port) = (server.fd, server.port)
         let firstByte = LockedBox<Int?>(nil)
         let listener = Thread {
             let conn = accept(fd, nil, nil)

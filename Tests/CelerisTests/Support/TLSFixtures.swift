@@ -135,3 +135,46 @@ final class TLSRedisServer {
 
     deinit { stop() }
 }
+
+/// A plain TCP listener on a loopback port of its own (what a `rediss://` link sends to a server
+/// that is not one): `acceptAndRead` takes one connection and what it sends first.
+final class LoopbackListener {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw TestFailure("cannot listen: errno \(errno)")
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    deinit { close(fd) }
+
+    func acceptAndRead(timeout: Double) throws -> [UInt8] {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, Int32(timeout * 1000)) == 1 else { throw TestFailure("no connection within \(timeout) s") }
+        let conn = accept(fd, nil, nil)
+        guard conn >= 0 else { throw TestFailure("accept: errno \(errno)") }
+        defer { close(conn) }
+        var cpfd = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
+        guard poll(&cpfd, 1, Int32(timeout * 1000)) == 1 else { throw TestFailure("nothing sent within \(timeout) s") }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = recv(conn, &buf, buf.count, 0)
+        guard n > 0 else { throw TestFailure("recv: \(n), errno \(errno)") }
+        return Array(buf[0..<n])
+    }
+}

@@ -6,7 +6,7 @@ import Logging
 /// in turn (plain TCP, with `AUTH [sentinel_username] sentinel_password` when set); the first
 /// that names the master is asked first next time (as kombu and redis-py do).
 ///
-///     let address = try SentinelClient.master(of: endpoint.sentinel!, timeoutMs: 2000).get()
+///     if let s = endpoint.sentinel { let address = try SentinelClient.master(of: s, timeoutMs: 2000).get() }
 enum SentinelClient {
     /// Where the sentinels say the master is.
     struct Address: Equatable, Sendable {

@@ -194,11 +194,12 @@ public final class Scheduler: @unchecked Sendable {
     /// Stop `run()` warm: a turn in progress finishes, then the lease is handed over. Callable
     /// from any thread (a signal handler's); a standby waiting in BLPOP is woken at once.
     public func shutdown() {
-        let socket = control.modify { state -> Int32? in
+        control.modify { state in
             state.stopping = true
-            return state.blockingSocket
+            // Under the lock: the run thread unregisters the socket (under it) before it can
+            // close it, so this never shuts a closed, possibly reused, descriptor.
+            if let socket = state.blockingSocket { _ = Foundation.shutdown(socket, Int32(SHUT_RDWR)) }
         }
-        if let socket { _ = Foundation.shutdown(socket, Int32(SHUT_RDWR)) }
         wake.signal()
     }
 

@@ -154,7 +154,7 @@ final class HostileServerTests: XCTestCase {
 private final class HostileListener: @unchecked Sendable {
     let port: Int
     private let listener: Int32
-    private let sockets = LockedBox<[Int32]>([])
+    private let sockets = LockedBox<(open: [Int32], stopped: Bool)>(([], false))
     private let answer: [UInt8]
 
     init(answer: [UInt8]) throws {
@@ -181,21 +181,42 @@ private final class HostileListener: @unchecked Sendable {
         Thread { [self] in serve() }.start()
     }
 
+    /// Accepts until `stop()`; this thread alone closes the sockets, so it never uses a
+    /// number after it was closed (and possibly reused by another test's socket).
     private func serve() {
+        defer {
+            close(listener)
+            for s in sockets.modify({ state -> [Int32] in
+                state.stopped = true
+                defer { state.open.removeAll() }
+                return state.open
+            }) { close(s) }
+        }
         while true {
             let c = accept(listener, nil, nil)
             if c < 0 { return }
-            sockets.modify { $0.append(c) }
+            let kept = sockets.modify { state -> Bool in
+                if !state.stopped { state.open.append(c) }
+                return !state.stopped
+            }
+            guard kept else {
+                close(c)
+                return
+            }
             var buf = [UInt8](repeating: 0, count: 4096)
             guard recv(c, &buf, buf.count, 0) > 0 else { continue }
             _ = answer.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
     }
 
+    /// Hang up on every connection and stop accepting (the serve thread closes them).
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        for s in sockets.exchange([]) { close(s) }
+        sockets.modify { state in
+            guard !state.stopped else { return }
+            state.stopped = true
+            for s in state.open { shutdown(s, Int32(SHUT_RDWR)) }
+            shutdown(listener, Int32(SHUT_RDWR))  // wakes accept (EINVAL)
+        }
     }
 }
 

@@ -5,8 +5,12 @@ import Foundation
 final class RawSocket {
     let fd: Int32
 
+    /// The socket is the object's (closed by deinit) only once connected: a failed connect
+    /// closes it here and throws before `fd` is set, so no deinit closes the number again
+    /// (by then possibly another thread's socket).
     init(port: Int, timeout: Double = 5, receiveBuffer: Int32? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
         if var size = receiveBuffer {  // before connect, so the TCP window stays small
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -20,9 +24,11 @@ final class RawSocket {
             }
         }
         if rc != 0 {
+            let why = errno
             close(fd)
-            throw TestFailure("connect to \(port) failed: errno \(errno)")
+            throw TestFailure("connect to \(port) failed: errno \(why)")
         }
+        self.fd = fd
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
@@ -33,6 +39,7 @@ final class RawSocket {
         var off = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }  // a signal (a child exiting) while blocked
             if n <= 0 { throw TestFailure("send failed: errno \(errno)") }
             off += n
         }
@@ -42,18 +49,31 @@ final class RawSocket {
 
     private var buffer: [UInt8] = []
 
-    /// Read at least one more chunk; false on EOF/timeout.
+    /// Why the last `fill()` got nothing: "EOF" or the errno's text.
+    private(set) var lastEnd = ""
+
+    /// Read at least one more chunk; false on EOF/timeout. A socket with SO_RCVTIMEO is
+    /// never restarted after a signal (signal(7)), so EINTR (a child process of another
+    /// test exiting) reads again.
     private func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { return false }
-        buffer += chunk[0..<n]
-        return true
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                lastEnd = n == 0 ? "EOF" : String(cString: strerror(errno))
+                return false
+            }
+            buffer += chunk[0..<n]
+            return true
+        }
     }
 
     /// Exactly `count` bytes, or throws on EOF/timeout.
     func read(_ count: Int) throws -> [UInt8] {
-        while buffer.count < count { if !fill() { throw TestFailure("connection ended after \(buffer.count) bytes") } }
+        while buffer.count < count {
+            if !fill() { throw TestFailure("connection ended (\(lastEnd)) after \(buffer.count) bytes") }
+        }
         let out = Array(buffer[0..<count])
         buffer.removeFirst(count)
         return out
@@ -68,7 +88,8 @@ final class RawSocket {
                 return out
             }
             if !fill() {
-                throw TestFailure("connection ended before delimiter; got \(String(decoding: buffer, as: UTF8.self))")
+                throw TestFailure(
+                    "connection ended (\(lastEnd)) before delimiter; got \(String(decoding: buffer, as: UTF8.self))")
             }
         }
     }

@@ -56,16 +56,17 @@ final class TCPProxy: @unchecked Sendable {
         }
     }
 
-    /// Close the listener and every connection.
+    /// Close the listener and every connection (again: nothing). The listener is only shut
+    /// down here; its accept thread closes it, so no thread ever uses the number once closed.
     func stop() {
         gate.withLock {
+            guard !closed else { return }
             closed = true
             paused = false
             gate.broadcast()
             for s in sockets { shutdown(s, Int32(SHUT_RDWR)) }
+            shutdown(listener, Int32(SHUT_RDWR))  // wakes accept (EINVAL)
         }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
     }
 
     deinit { stop() }
@@ -87,6 +88,7 @@ final class TCPProxy: @unchecked Sendable {
     }
 
     private func acceptLoop() {
+        defer { close(listener) }
         while true {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { return }

@@ -165,16 +165,28 @@ final class LoopbackListener {
     deinit { close(fd) }
 
     func acceptAndRead(timeout: Double) throws -> [UInt8] {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, Int32(timeout * 1000)) == 1 else { throw TestFailure("no connection within \(timeout) s") }
+        guard readable(fd, timeout: timeout) else { throw TestFailure("no connection within \(timeout) s") }
         let conn = accept(fd, nil, nil)
         guard conn >= 0 else { throw TestFailure("accept: errno \(errno)") }
         defer { close(conn) }
-        var cpfd = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
-        guard poll(&cpfd, 1, Int32(timeout * 1000)) == 1 else { throw TestFailure("nothing sent within \(timeout) s") }
+        guard readable(conn, timeout: timeout) else { throw TestFailure("nothing sent within \(timeout) s") }
         var buf = [UInt8](repeating: 0, count: 4096)
-        let n = recv(conn, &buf, buf.count, 0)
+        var n = 0
+        repeat { n = recv(conn, &buf, buf.count, 0) } while n < 0 && errno == EINTR
         guard n > 0 else { throw TestFailure("recv: \(n), errno \(errno)") }
         return Array(buf[0..<n])
+    }
+
+    /// True once `fd` is readable within `timeout`; poll(2) is never restarted after a
+    /// signal, so an EINTR polls again for the time left.
+    private func readable(_ fd: Int32, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let left = Int32(max(0, deadline.timeIntervalSinceNow) * 1000)
+            let ready = poll(&pfd, 1, left)
+            if ready < 0 && errno == EINTR { continue }
+            return ready == 1
+        }
     }
 }

@@ -39,7 +39,7 @@ final class RawSocket {
         var off = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }  // a signal (a child exiting) while blocked
+            if n < 0 && errno == EINTR { continue }  // a signal caught while blocked
             if n <= 0 { throw TestFailure("send failed: errno \(errno)") }
             off += n
         }
@@ -53,8 +53,7 @@ final class RawSocket {
     private(set) var lastEnd = ""
 
     /// Read at least one more chunk; false on EOF/timeout. A socket with SO_RCVTIMEO is
-    /// never restarted after a signal (signal(7)), so EINTR (a child process of another
-    /// test exiting) reads again.
+    /// never restarted after a signal handler runs (signal(7)), so an EINTR reads again.
     private func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -3,7 +3,8 @@
 # From source (a Swift toolchain image builds release binaries, the runtime stage keeps only them):
 #   docker build -t celeris:0.2.0 .
 # (Where swift:6.3-bookworm cannot be pulled, deploy/container/verify-source-build.sh builds this
-# target with a local stand-in for it: about 4 minutes on 2 cores, a 202 MB image.)
+# target with podman and a local stand-in for it, made on the bookworm base image ContainerTests
+# builds with debootstrap: about 4 minutes on 2 cores, a 202 MB image.)
 # From binaries built on the host (no Swift image needed; see deploy/container/stage-prebuilt.sh):
 #   swift build -c release
 #   deploy/container/stage-prebuilt.sh "$(swift build -c release --show-bin-path)" /tmp/celeris-context

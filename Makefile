@@ -86,12 +86,15 @@ space := $(empty) $(empty)
 SOCKET_SKIP_RE = ^CelerisTests\.($(subst $(space),|,$(strip $(SOCKET_SKIP))))(/|$$)
 
 # Both passes run under Tests/System/close_watch.c: a close(2) of a descriptor that is not open,
-# in the test process or a celeris-* process, is reported and fails the run (a double close can
-# take a reused number from another thread).
+# in the test process or a celeris-* process started with its environment, is reported (also
+# when a pass fails) and fails the run (a double close can take a reused number from another thread).
 CLOSE_WATCH_SO := .build/close_watch.so
 CLOSE_WATCH_LOG := .build/close_watch.log
 WATCH_CLOSES := CELERIS_CLOSE_WATCH=$(abspath $(CLOSE_WATCH_LOG)) LD_PRELOAD=$(abspath $(CLOSE_WATCH_SO))
-CLANG := $(if $(wildcard /opt/swift/usr/bin/clang),/opt/swift/usr/bin/clang,clang)
+SHOW_CLOSES = if [ -s $(CLOSE_WATCH_LOG) ]; then \
+  echo "== close(2) of descriptors not open (Tests/System/close_watch.c; addr2line -f -e OBJECT +OFFSET) =="; \
+  cat $(CLOSE_WATCH_LOG); fi
+CLANG := $(or $(wildcard /opt/swift/usr/bin/clang),$(shell command -v clang || command -v cc),clang)
 
 test: deps venv
 	@$(MAKE) --no-print-directory deps APT_PKGS="$(TEST_APT_PKGS)"
@@ -103,15 +106,13 @@ test: deps venv
 	@$(WATCH_CLOSES) .build/celeris-close-watch-check && grep -q "not open, in celeris-close-watch-check" $(CLOSE_WATCH_LOG) \
 	  || { echo "close watch: a descriptor closed twice went unreported (is LD_PRELOAD honoured?)"; exit 1; }
 	@rm -f $(CLOSE_WATCH_LOG)
-	$(WATCH_CLOSES) CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing
+	$(WATCH_CLOSES) CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing \
+		|| { $(SHOW_CLOSES); exit 1; }
 	@echo "== the worker's tests again over the plain-socket broker transport, claiming by move (the run above used io_uring where allowed, and the claim script) =="
 	$(WATCH_CLOSES) CELERIS_IO=socket CELERIS_CLAIM=move CELERIS_PYTHON=$(abspath $(PY)) swift test --skip-build --disable-swift-testing \
-		--filter '^CelerisTests\.($(SOCKET_SUITES))/' --skip '$(SOCKET_SKIP_RE)'
-	@if [ -s $(CLOSE_WATCH_LOG) ]; then \
-	  echo "== descriptors closed when not open (Tests/System/close_watch.c; addr2line -f -e <binary> <+offset>) =="; \
-	  cat $(CLOSE_WATCH_LOG); exit 1; \
-	fi
-	@echo "== close watch: no descriptor was closed twice =="
+		--filter '^CelerisTests\.($(SOCKET_SUITES))/' --skip '$(SOCKET_SKIP_RE)' || { $(SHOW_CLOSES); exit 1; }
+	@$(SHOW_CLOSES); [ ! -s $(CLOSE_WATCH_LOG) ]
+	@echo "== close watch: no close(2) of a descriptor that was not open =="
 
 # libFuzzer + ASan/UBSan on CEventShim's HTTP and WebSocket readers (CI runs 60 s each), and
 # libFuzzer + ASan on the Swift readers of JSON, base64, times, envelopes, control requests

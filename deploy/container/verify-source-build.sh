@@ -15,7 +15,8 @@ cd "$(dirname "$0")/../.."
 TOOLCHAIN=${TOOLCHAIN:-/opt/swift}
 BASE=${BASE:-localhost/bookworm-base:latest}
 TAG=${TAG:-localhost/celeris:source}
-RUNTIME=${RUNTIME:-$(command -v runc || command -v crun)}
+RUNTIME=${RUNTIME:-$(command -v runc || command -v crun || true)}
+[ -n "$RUNTIME" ] || { echo "no OCI runtime: apt-get install podman runc"; exit 1; }
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/deploy/container/containers.conf}
 podman() { command podman --runtime "$RUNTIME" "$@"; }
 

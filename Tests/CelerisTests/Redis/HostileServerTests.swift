@@ -185,15 +185,17 @@ private final class HostileListener: @unchecked Sendable {
     /// number after it was closed (and possibly reused by another test's socket).
     private func serve() {
         defer {
-            close(listener)
-            for s in sockets.modify({ state -> [Int32] in
+            // Under the lock that `stop()` shuts them under: never a closed number.
+            sockets.modify { state in
                 state.stopped = true
-                defer { state.open.removeAll() }
-                return state.open
-            }) { close(s) }
+                close(listener)
+                for s in state.open { close(s) }
+                state.open.removeAll()
+            }
         }
         while true {
             let c = accept(listener, nil, nil)
+            if c < 0 && (errno == EINTR || errno == ECONNABORTED) { continue }
             if c < 0 { return }
             let kept = sockets.modify { state -> Bool in
                 if !state.stopped { state.open.append(c) }

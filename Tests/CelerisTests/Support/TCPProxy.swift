@@ -18,6 +18,8 @@ final class TCPProxy: @unchecked Sendable {
     private let gate = NSCondition()
     private var paused = false
     private var closed = false
+    /// The accept thread has closed the listener (under `gate`): `stop()` leaves it alone.
+    private var listenerClosed = false
     private var sockets: [Int32] = []
     private let upstream: Int
 
@@ -65,7 +67,7 @@ final class TCPProxy: @unchecked Sendable {
             paused = false
             gate.broadcast()
             for s in sockets { shutdown(s, Int32(SHUT_RDWR)) }
-            shutdown(listener, Int32(SHUT_RDWR))  // wakes accept (EINVAL)
+            if !listenerClosed { shutdown(listener, Int32(SHUT_RDWR)) }  // wakes accept (EINVAL)
         }
     }
 
@@ -88,9 +90,15 @@ final class TCPProxy: @unchecked Sendable {
     }
 
     private func acceptLoop() {
-        defer { close(listener) }
+        defer {
+            gate.withLock {
+                listenerClosed = true
+                close(listener)
+            }
+        }
         while true {
             let client = accept(listener, nil, nil)
+            if client < 0 && (errno == EINTR || errno == ECONNABORTED) { continue }
             guard client >= 0 else { return }
             guard mayForward() else {
                 close(client)

@@ -49,10 +49,10 @@ final class ClientLifecycleTests: XCTestCase {
         defer { _ = try? db.command("CLIENT", "UNPAUSE") }
         let sent = Task { try await client.send("add", args: [3, 4]) }
         // The LPUSH reached Redis, which holds it (its reply is owed).
-        XCTAssertTrue(
-            try eventually(timeout: 10) {
-                (try db.command("CLIENT", "LIST").text ?? "").contains("cmd=lpush")
-            })
+        let lpushHeld = try await eventuallySuspending(timeout: 10) {
+            (try db.command("CLIENT", "LIST").text ?? "").contains("cmd=lpush")
+        }
+        XCTAssertTrue(lpushHeld)
         let start = ContinuousClock.now
         await client.close()
         let ended = expectation(description: "send ends")
@@ -80,11 +80,11 @@ final class ClientLifecycleTests: XCTestCase {
         for _ in 0..<20 { try await cycle() }
         // Each client's loop thread ends, and frees what it held, after close returned.
         var after = Self.openDescriptors()
-        XCTAssertTrue(
-            eventually(timeout: 10) {
-                after = Self.openDescriptors()
-                return after <= before + 2
-            }, "descriptors: \(before) before 20 create/close cycles, \(after) after")
+        let descriptorsBack = await eventuallySuspending(timeout: 10) {
+            after = Self.openDescriptors()
+            return after <= before + 2
+        }
+        XCTAssertTrue(descriptorsBack, "descriptors: \(before) before 20 create/close cycles, \(after) after")
     }
 
     /// (2) Every public call after `close()` fails (or ends) at once.

@@ -193,10 +193,10 @@ final class ClientTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(took, .milliseconds(300))
         XCTAssertLessThan(took, .seconds(5))
         let db = try redis.client()
-        XCTAssertTrue(
-            try eventually(timeout: 10) {
-                try db.command("PUBSUB", "NUMSUB", ResultRecord.key(handle.id)).elements?.last?.integer == 0
-            }, "the result channel is unsubscribed after the timeout")
+        let unsubscribed = try await eventuallySuspending(timeout: 10) {
+            try db.command("PUBSUB", "NUMSUB", ResultRecord.key(handle.id)).elements?.last?.integer == 0
+        }
+        XCTAssertTrue(unsubscribed, "the result channel is unsubscribed after the timeout")
         // The client still works afterwards.
         let worker = InProcessWorker(redis: redis, queues: ["nobody"])
         defer { worker.stop() }
@@ -211,10 +211,10 @@ final class ClientTests: XCTestCase {
         let client = self.client!
         let awaited = Task { try await client.handle(for: id).get(timeout: .seconds(60)) }
         let db = try redis.client()
-        XCTAssertTrue(
-            try eventually(timeout: 10) {
-                try db.command("PUBSUB", "NUMSUB", ResultRecord.key(id)).elements?.last?.integer == 1
-            })
+        let subscribed = try await eventuallySuspending(timeout: 10) {
+            try db.command("PUBSUB", "NUMSUB", ResultRecord.key(id)).elements?.last?.integer == 1
+        }
+        XCTAssertTrue(subscribed)
         redis.stop()
         while await client.isConnected() { try await Task.sleep(for: .milliseconds(5)) }
         let sent = Task { try await client.send("add", args: [2, 3], options: SendOptions(taskId: id)).id }

@@ -195,16 +195,16 @@ final class BrokerURLTests: XCTestCase {
         }
         XCTAssertTrue(seen.contains(id), seen)
         XCTAssertEqual(try HTTPClient.request("GET", port: stack.port, path: "/stats").status, 200)
-        XCTAssertTrue(
-            eventually(timeout: 10) {
-                (try? HTTPClient.request("GET", port: stack.port, path: "/stats").text.contains("\"hostname\"")) == true
-            }, "the worker answers inspect under the ACL user")
+        let inspected = await eventuallySuspending(timeout: 10) {
+            (try? HTTPClient.request("GET", port: stack.port, path: "/stats").text.contains("\"hostname\"")) == true
+        }
+        XCTAssertTrue(inspected, "the worker answers inspect under the ACL user")
         XCTAssertEqual(try HTTPClient.request("DELETE", port: stack.port, path: "/tasks/\(UUID())").status, 202)
         // Beat's ticks are drained by the worker.
-        XCTAssertTrue(
-            eventually(timeout: 15) {
-                ((try? root.command("KEYS", "celery-task-meta-*").elements?.count) ?? 0) > 25
-            }, "beat's ticks ran")
+        let beatRan = await eventuallySuspending(timeout: 15) {
+            ((try? root.command("KEYS", "celery-task-meta-*").elements?.count) ?? 0) > 25
+        }
+        XCTAssertTrue(beatRan, "beat's ticks ran")
         // The in-process client: its command and pub/sub connections.
         let client = try CelerisClient(broker: url)
         let sum = try await client.send("add", args: [.int(2), .int(40)]).get(timeout: .seconds(10))

@@ -153,6 +153,21 @@ func eventually(timeout: Double = 10, interval: Double = 0.02, _ condition: () t
     return try condition()
 }
 
+/// `eventually` for async tests: waits with `Task.sleep`, holding no thread of the
+/// cooperative pool (two threads on two cores) that the tasks it waits on may need; a
+/// blocking wait there can starve the very task whose effect it polls for.
+@discardableResult
+func eventuallySuspending(
+    timeout: Double = 10, interval: Double = 0.02, _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+    }
+    return try await condition()
+}
+
 /// A real redis-server on a random loopback port, with nothing persisted.
 final class RedisServer {
     let port: Int
